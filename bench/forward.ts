@@ -1,0 +1,166 @@
+// Forward-pass speed on a real small model's shape with random weights (vLLM's
+// `--load-format dummy`): prefill tokens/s for a 512-token prompt and decode tokens/s at batch 1,
+// 8, 32 and 64. Efficiency is reported against baselines measured in the same run: the largest
+// matmul throughput the backend reaches on this machine (a compute-bound square-ish shape) and
+// the device's copy bandwidth (a large device-to-device memcpy, bytes read + written).
+//   bun bench/forward.ts [--model bench/models/qwen2.5-0.5b] [--output-json FILE] [--threads N]
+import { parseArgs } from "node:util";
+import { Backend } from "../src/backend/backend.ts";
+import { loadModelConfig, type ModelConfig } from "../src/model/config.ts";
+import { ModelForward, type ForwardBatch } from "../src/model/forward.ts";
+import { KvCacheTensors } from "../src/model/kv-cache-tensors.ts";
+import { activationDtype } from "../src/model/load-model.ts";
+import { dummyWeights } from "../src/model/weights.ts";
+
+const { values: options } = parseArgs({
+  options: {
+    model: { type: "string", default: "bench/models/qwen2.5-0.5b" },
+    "output-json": { type: "string" },
+    threads: { type: "string", default: "0" },
+    "prompt-len": { type: "string", default: "512" },
+    "decode-context": { type: "string", default: "256" },
+    "decode-steps": { type: "string", default: "8" },
+  },
+});
+
+const BLOCK_SIZE = 16;
+const promptLength = Number(options["prompt-len"]);
+const decodeContext = Number(options["decode-context"]);
+const decodeSteps = Number(options["decode-steps"]);
+const batchSizes = [1, 8, 32, 64];
+
+function seconds(run: () => void, repeats: number): number {
+  run(); // warm-up: first-touch of the workspace, thread pool start
+  const start = performance.now();
+  for (let i = 0; i < repeats; i++) run();
+  return (performance.now() - start) / 1000 / repeats;
+}
+
+/** Multiply-accumulate count of one token through every linear layer except the LM head. */
+function linearMacsPerToken(c: ModelConfig): number {
+  const qkv = c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+  const o = c.numHeads * c.headDim * c.hiddenSize;
+  const mlp = 3 * c.hiddenSize * c.intermediateSize;
+  return c.numLayers * (qkv + o + mlp);
+}
+
+/** A batch of `lengths.length` sequences, each computing `newTokens` tokens on top of
+ * `cached` ones, with contiguous block tables (the layout doesn't change the work). */
+function batchOf(numSeqs: number, newTokens: number, cached: number): ForwardBatch {
+  const seqLen = cached + newTokens;
+  const blocksPerSeq = Math.ceil(seqLen / BLOCK_SIZE);
+  const tokenIds = new Int32Array(numSeqs * newTokens);
+  const positions = new Int32Array(numSeqs * newTokens);
+  const slotMapping = new Int32Array(numSeqs * newTokens);
+  const blockTables = new Int32Array(numSeqs * blocksPerSeq);
+  for (let s = 0; s < numSeqs; s++) {
+    for (let b = 0; b < blocksPerSeq; b++) blockTables[s * blocksPerSeq + b] = s * blocksPerSeq + b;
+    for (let i = 0; i < newTokens; i++) {
+      const row = s * newTokens + i;
+      tokenIds[row] = (row * 7919) % 1000;
+      positions[row] = cached + i;
+      slotMapping[row] = s * blocksPerSeq * BLOCK_SIZE + cached + i;
+    }
+  }
+  return {
+    tokenIds,
+    positions,
+    slotMapping,
+    queryStartLoc: Int32Array.from({ length: numSeqs + 1 }, (_, s) => s * newTokens),
+    seqLens: new Int32Array(numSeqs).fill(seqLen),
+    blockTables,
+    maxBlocksPerSeq: blocksPerSeq,
+    logitsIndices: Int32Array.from({ length: numSeqs }, (_, s) => (s + 1) * newTokens - 1),
+  };
+}
+
+const backend = await Backend.open({ numThreads: Number(options.threads) });
+const config = await loadModelConfig(options.model!);
+const weightDtype = "bf16";
+const actDtype = activationDtype(backend, weightDtype);
+const weights = dummyWeights(backend, config, weightDtype, 1);
+const maxBatch = Math.max(...batchSizes);
+const blocksNeeded = Math.max(Math.ceil(promptLength / BLOCK_SIZE), maxBatch * Math.ceil((decodeContext + 1) / BLOCK_SIZE));
+const kvCache = KvCacheTensors.allocate(backend, config, blocksNeeded, BLOCK_SIZE, weightDtype);
+backend.memset(kvCache.base, 0, blocksNeeded * KvCacheTensors.bytesPerBlock(config, BLOCK_SIZE, weightDtype));
+const forward = new ModelForward(backend, config, weights, kvCache, actDtype);
+
+// Baselines in the same run.
+const matmulPeak = (() => {
+  const m = 512, n = 4096, k = 4096;
+  const x = backend.malloc(m * k * 4);
+  const w = backend.malloc(n * k * 2);
+  const out = backend.malloc(m * n * 4);
+  backend.fillUniform(x, "f32", m * k, 1, 1);
+  backend.fillUniform(w, "bf16", n * k, 2, 0.01);
+  const t = seconds(() => backend.matmul({ x, w, out, m, n, k, actDtype: "f32", weightDtype: "bf16" }), 3);
+  [x, w, out].forEach((a) => backend.free(a));
+  return (2 * m * n * k) / t / 1e9;
+})();
+const copyBandwidth = (() => {
+  const bytes = 512 * 2 ** 20;
+  const src = backend.malloc(bytes);
+  const dst = backend.malloc(bytes);
+  backend.memset(src, 1, bytes);
+  const t = seconds(() => backend.memcpy(dst, src, bytes, "deviceToDevice"), 5);
+  backend.free(src);
+  backend.free(dst);
+  return (2 * bytes) / t / 1e9;
+})();
+
+const macs = linearMacsPerToken(config);
+const weightBytes = weights.totalBytes;
+const lmHeadMacs = config.vocabSize * config.hiddenSize;
+
+const prefillBatch = batchOf(1, promptLength, 0);
+const prefillSeconds = seconds(() => forward.greedy(prefillBatch), 2);
+const prefillGflops = (2 * (macs * promptLength + lmHeadMacs)) / prefillSeconds / 1e9;
+
+const decode = batchSizes.map((batchSize) => {
+  const batch = batchOf(batchSize, 1, decodeContext);
+  const stepSeconds = seconds(() => forward.greedy(batch), decodeSteps);
+  const gflops = (2 * batchSize * (macs + lmHeadMacs)) / stepSeconds / 1e9;
+  return {
+    batchSize,
+    contextLength: decodeContext,
+    stepMs: stepSeconds * 1000,
+    tokensPerSecond: batchSize / stepSeconds,
+    gflops,
+    // Every weight byte is read once per step, whatever the batch.
+    weightGBps: weightBytes / stepSeconds / 1e9,
+  };
+});
+
+const result = {
+  model: options.model,
+  architecture: config.architecture,
+  device: `${backend.name} (${backend.deviceName})`,
+  weightDtype,
+  weightMiB: weightBytes / 2 ** 20,
+  baselines: { matmulPeakGflops: matmulPeak, copyBandwidthGBps: copyBandwidth },
+  prefill: {
+    promptLength,
+    seconds: prefillSeconds,
+    tokensPerSecond: promptLength / prefillSeconds,
+    gflops: prefillGflops,
+    fractionOfMatmulPeak: prefillGflops / matmulPeak,
+  },
+  decode: decode.map((d) => ({ ...d, fractionOfCopyBandwidth: d.weightGBps / copyBandwidth })),
+};
+
+const f = (n: number, digits = 1) => n.toFixed(digits);
+console.log(`${result.model} (${config.architecture}, ${f(result.weightMiB)} MiB bf16 weights) on ${result.device}`);
+console.log(`baselines: matmul ${f(matmulPeak)} GFLOP/s (512x4096x4096, bf16 weights), copy ${f(copyBandwidth)} GB/s`);
+console.log(`prefill ${promptLength} tokens: ${f(result.prefill.tokensPerSecond)} tokens/s, ${f(prefillGflops)} GFLOP/s (${f(100 * result.prefill.fractionOfMatmulPeak, 0)}% of matmul peak)`);
+console.log("decode (context %d):  batch  step ms  tokens/s  GFLOP/s  weights GB/s  of copy bw", decodeContext);
+for (const d of result.decode) {
+  console.log(
+    `                     ${String(d.batchSize).padStart(5)}  ${f(d.stepMs).padStart(7)}  ${f(d.tokensPerSecond).padStart(8)}  ${f(d.gflops).padStart(7)}  ${f(d.weightGBps, 2).padStart(12)}  ${f(100 * d.fractionOfCopyBandwidth, 0).padStart(9)}%`,
+  );
+}
+if (options["output-json"]) await Bun.write(options["output-json"], JSON.stringify(result, null, 2) + "\n");
+
+forward.free();
+kvCache.free();
+weights.free();
+backend.close();

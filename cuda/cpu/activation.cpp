@@ -1,0 +1,40 @@
+// SiLU-and-mul: the gated activation of a Llama MLP over a fused gate_up projection.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "common.h"
+#include "op.h"
+
+namespace {
+// Columns per loop iteration: a decode step has a single row, so rows alone leave threads idle.
+constexpr int32_t kColumns = 1024;
+}  // namespace
+
+extern "C" {
+
+// Memory-bound; a thread owns (row, column range) pieces.
+vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num_tokens, int32_t d,
+                          vt_dtype act_dtype) {
+  const char* op = "vt_silu_and_mul";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_act_dtype(op, act_dtype));
+  VT_REQUIRE(num_tokens >= 0 && d >= 0, op,
+             "negative size (num_tokens " + std::to_string(num_tokens) + ", d " + std::to_string(d) + ")");
+  VT_REQUIRE(x && out, op, "x or out is NULL");
+  auto* in = static_cast<const float*>(x);
+  auto* y = static_cast<float*>(out);
+  int32_t pieces = (d + kColumns - 1) / kColumns;
+#pragma omp parallel for collapse(2) num_threads(vt::threads_for(ctx, size_t(num_tokens) * d)) schedule(static)
+  for (int32_t t = 0; t < num_tokens; t++)
+    for (int32_t p = 0; p < pieces; p++) {
+      const float* gate = in + size_t(t) * 2 * d;
+      const float* up = gate + d;
+      float* row = y + size_t(t) * d;
+      int32_t end = std::min(d, (p + 1) * kColumns);
+      for (int32_t i = p * kColumns; i < end; i++) row[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    }
+  return vt::ok();
+}
+
+}  // extern "C"

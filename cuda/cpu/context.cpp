@@ -1,0 +1,140 @@
+// The library, its error reporting and the CPU "device": a context is only a thread count, the
+// device is the host, and its memory figures come from the kernel (bounded by a cgroup limit).
+#include <omp.h>
+
+#include <cstdio>
+#include <fstream>
+#include <new>
+#include <string>
+
+#include "common.h"
+
+namespace {
+// One message per calling thread, so concurrent callers never read each other's errors.
+thread_local std::string last_error;
+}  // namespace
+
+namespace vt {
+
+vt_status fail(vt_status status, const std::string& message) {
+  last_error = message;
+  return status;
+}
+
+vt_status ok() {
+  last_error.clear();
+  return VT_OK;
+}
+
+}  // namespace vt
+
+namespace {
+
+// The value of a "Key:  <number> kB" line of /proc/meminfo in bytes, or 0 when absent.
+size_t meminfo_bytes(const std::string& key) {
+  std::ifstream file("/proc/meminfo");
+  std::string name;
+  size_t kilobytes = 0;
+  std::string unit;
+  while (file >> name >> kilobytes) {
+    std::getline(file, unit);
+    if (name == key + ":") return kilobytes * 1024;
+  }
+  return 0;
+}
+
+// The memory limit of this process's cgroup minus what the group already uses (v2, else v1): in
+// a container the host's figures overstate what may be allocated before the OOM killer steps in.
+bool cgroup_room(size_t* limit_bytes, size_t* free_bytes) {
+  const char* files[][2] = {
+      {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+      {"/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"},
+  };
+  for (const auto& [limit_file, usage_file] : files) {
+    std::ifstream limit_stream(limit_file), usage_stream(usage_file);
+    size_t limit = 0, usage = 0;
+    if (!(limit_stream >> limit) || !(usage_stream >> usage)) continue;  // absent, or "max" (no limit)
+    *limit_bytes = limit;
+    *free_bytes = limit > usage ? limit - usage : 0;
+    return true;
+  }
+  return false;
+}
+
+std::string cpu_model_name() {
+  std::ifstream file("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(file, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) break;
+    size_t start = line.find_first_not_of(" \t", colon + 1);
+    return start == std::string::npos ? "CPU" : line.substr(start);
+  }
+  return "CPU";
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* vt_last_error(void) { return last_error.c_str(); }
+
+int32_t vt_abi_version(void) { return VT_ABI_VERSION; }
+
+const char* vt_backend_name(void) { return "cpu"; }
+
+vt_status vt_device_count(int32_t* out_count) {
+  VT_REQUIRE(out_count, "vt_device_count", "out_count is NULL");
+  *out_count = 1;
+  return vt::ok();
+}
+
+vt_status vt_context_create(int32_t device_index, int32_t num_threads, vt_context** out) {
+  (void)device_index;  // one CPU "device"
+  VT_REQUIRE(out, "vt_context_create", "out is NULL");
+  *out = nullptr;
+  VT_REQUIRE(num_threads >= 0, "vt_context_create",
+             "num_threads must be >= 0 (0 = all cores), got " + std::to_string(num_threads));
+  vt_context* ctx = new (std::nothrow) vt_context;
+  if (!ctx) return vt::fail(VT_ERR_OUT_OF_MEMORY, "vt_context_create: out of host memory");
+  ctx->num_threads = num_threads > 0 ? num_threads : omp_get_num_procs();
+  *out = ctx;
+  return vt::ok();
+}
+
+vt_status vt_context_destroy(vt_context* ctx) {
+  VT_REQUIRE(ctx, "vt_context_destroy", "ctx is NULL");
+  delete ctx;
+  return vt::ok();
+}
+
+// Every CPU op runs to completion before it returns.
+vt_status vt_synchronize(vt_context* ctx) {
+  VT_REQUIRE(ctx, "vt_synchronize", "ctx is NULL");
+  return vt::ok();
+}
+
+vt_status vt_memory_info(vt_context* ctx, size_t* free_bytes, size_t* total_bytes) {
+  VT_REQUIRE(ctx, "vt_memory_info", "ctx is NULL");
+  size_t total = meminfo_bytes("MemTotal");
+  size_t available = meminfo_bytes("MemAvailable");
+  if (total == 0) return vt::fail(VT_ERR_DEVICE, "vt_memory_info: cannot read /proc/meminfo");
+  size_t limit, room;
+  if (cgroup_room(&limit, &room)) {
+    if (limit < total) total = limit;
+    if (room < available) available = room;
+  }
+  if (free_bytes) *free_bytes = available;
+  if (total_bytes) *total_bytes = total;
+  return vt::ok();
+}
+
+vt_status vt_device_name(vt_context* ctx, char* buffer, size_t buffer_bytes) {
+  VT_REQUIRE(ctx, "vt_device_name", "ctx is NULL");
+  VT_REQUIRE(buffer && buffer_bytes > 0, "vt_device_name", "buffer is NULL or empty");
+  std::snprintf(buffer, buffer_bytes, "%s (%d threads)", cpu_model_name().c_str(), ctx->num_threads);
+  return vt::ok();
+}
+
+}  // extern "C"

@@ -1,0 +1,38 @@
+// Token embedding lookup: a gather of table rows, converted from the weight dtype to f32.
+#include <string>
+
+#include "common.h"
+#include "op.h"
+
+extern "C" {
+
+// Memory-bound; a thread owns whole output rows (tokens).
+vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_tokens, const void* table,
+                       int32_t vocab_size, int32_t hidden_size, void* out, vt_dtype weight_dtype,
+                       vt_dtype act_dtype) {
+  const char* op = "vt_embedding";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_act_dtype(op, act_dtype));
+  VT_TRY(vt::check_storage_dtype(op, "weight_dtype", weight_dtype));
+  VT_REQUIRE(num_tokens >= 0 && vocab_size >= 0 && hidden_size >= 0, op,
+             "negative size (num_tokens " + std::to_string(num_tokens) + ", vocab_size " +
+                 std::to_string(vocab_size) + ", hidden_size " + std::to_string(hidden_size) + ")");
+  VT_REQUIRE(token_ids && table && out, op, "token_ids, table or out is NULL");
+  auto* y = static_cast<float*>(out);
+  vt::with_dtype(weight_dtype, [&](auto W) {
+#pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_tokens) * hidden_size)) schedule(static)
+    for (int32_t t = 0; t < num_tokens; t++) {
+      float* row = y + size_t(t) * hidden_size;
+      int32_t id = token_ids[t];
+      if (id < 0 || id >= vocab_size) {
+        for (int32_t d = 0; d < hidden_size; d++) row[d] = 0.0f;
+        continue;
+      }
+      size_t base = size_t(id) * hidden_size;
+      for (int32_t d = 0; d < hidden_size; d++) row[d] = vt::load(table, W, base + d);
+    }
+  });
+  return vt::ok();
+}
+
+}  // extern "C"

@@ -1,0 +1,57 @@
+// What the op files share beyond common.h: argument checks on dtypes, a dispatch that turns a
+// runtime storage dtype into a template argument, and the thread count of a memory-bound loop.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
+#include "common.h"
+
+// Returns from the calling op when `expr` yields an error status.
+#define VT_TRY(expr)                          \
+  do {                                        \
+    vt_status status_ = (expr);               \
+    if (status_ != VT_OK) return status_;     \
+  } while (0)
+
+namespace vt {
+
+inline const char* dtype_name(vt_dtype d) {
+  return d == VT_F32 ? "f32" : d == VT_F16 ? "f16" : d == VT_BF16 ? "bf16" : "unknown";
+}
+
+// A storage dtype (weights, KV cache): any of the three.
+inline vt_status check_storage_dtype(const char* op, const char* what, vt_dtype d) {
+  if (valid_dtype(d)) return VT_OK;
+  return fail(VT_ERR_INVALID_ARGUMENT, std::string(op) + ": unknown " + what + " " + std::to_string(int(d)));
+}
+
+// The CPU backend computes activations in f32 only.
+inline vt_status check_act_dtype(const char* op, vt_dtype d) {
+  VT_TRY(check_storage_dtype(op, "act_dtype", d));
+  if (d == VT_F32) return VT_OK;
+  return fail(VT_ERR_UNSUPPORTED,
+              std::string(op) + ": the CPU backend computes activations in f32 only, got act_dtype " + dtype_name(d));
+}
+
+// Calls f(std::integral_constant<vt_dtype, D>{}) for the runtime dtype d: kernels are
+// instantiated per storage dtype, so vt::load/store fold to one conversion in the inner loops.
+template <class F>
+void with_dtype(vt_dtype d, F&& f) {
+  switch (d) {
+    case VT_F32: f(std::integral_constant<vt_dtype, VT_F32>{}); break;
+    case VT_F16: f(std::integral_constant<vt_dtype, VT_F16>{}); break;
+    default: f(std::integral_constant<vt_dtype, VT_BF16>{}); break;
+  }
+}
+
+// Below this many elements (or cache lines, for copies) of memory-bound work, one thread is
+// faster than waking the others: a decode step's ops touch only a few thousand elements.
+constexpr size_t kMinParallelWork = size_t(1) << 15;
+
+inline int threads_for(const vt_context* ctx, size_t work) {
+  return work < kMinParallelWork ? 1 : ctx->num_threads;
+}
+
+}  // namespace vt

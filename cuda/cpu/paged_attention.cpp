@@ -1,0 +1,374 @@
+// Attention over the paged KV cache for a batch mixing decodes and prefill chunks.
+//
+// Parallelisation: a task is (sequence, KV head, tile of query tokens). It owns the output rows of
+// every query head of the KV head's group for every token of its tile, so each K and V row it
+// reads is loaded (and converted to f32) once for up to kTileRows rows. Tasks go to threads
+// dynamically, costliest first, since a long prefill tile may cost a thousand decodes.
+// Bound: a decode task (one token, a group of rows) streams its K/V once and is memory-bound; a
+// prefill tile reuses each K/V row for many rows and is compute-bound in the q.k dot products and
+// the V accumulation, both vectorised over head_dim.
+// Softmax is online (flash-attention style): one pass over the context in chunks of kChunkKeys
+// keys (read through the block table key by key, so chunks may span blocks), carrying per row the
+// running maximum, the running sum of exponentials and the unnormalised output, all in f32.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "common.h"
+#include "op.h"
+#include "simd.h"
+
+namespace {
+
+using namespace vt::simd;
+
+constexpr int kTileRows = 32;   // query rows (tokens x heads of a group) a task aims for
+constexpr int kChunkKeys = 32;  // keys per step: their K, V and scores stay in L1
+constexpr int kScoreStride = round_up(kChunkKeys);
+
+struct Problem {
+  float* out;
+  const float* q;
+  const void* k_cache;
+  const void* v_cache;
+  const int32_t* block_tables;
+  const int32_t* seq_lens;
+  const int32_t* query_start_loc;
+  int32_t max_blocks_per_seq, num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size, sliding_window;
+  float scale;
+  vt_dtype cache_dtype;
+  int32_t group;       // query heads per KV head
+  int32_t padded_dim;  // head_dim rounded up to whole vectors
+
+  int32_t query_len(int32_t seq) const { return query_start_loc[seq + 1] - query_start_loc[seq]; }
+  // Position of the sequence's first query token: the context before it is already cached.
+  int32_t first_position(int32_t seq) const { return seq_lens[seq] - query_len(seq); }
+  // The first key a query token at `position` attends to.
+  int32_t window_start(int32_t position) const {
+    return sliding_window > 0 ? std::max(0, position - sliding_window + 1) : 0;
+  }
+};
+
+struct Task {
+  int32_t seq, kv_head, first_token, end_token;  // tokens relative to the sequence's first query
+  int64_t cost;                                  // rows x keys, to hand out the longest first
+};
+
+// A thread's working set for one task, reused across its tasks.
+struct Scratch {
+  std::vector<float> q, acc, scores, keys, values, row_max, row_sum, corrections;
+  std::vector<const float*> key_rows, value_rows;
+  Scratch(int rows, int padded_dim)
+      : q(size_t(rows) * padded_dim), acc(size_t(rows) * padded_dim), scores(size_t(rows) * kScoreStride),
+        keys(size_t(kChunkKeys) * padded_dim), values(size_t(kChunkKeys) * padded_dim), row_max(rows),
+        row_sum(rows), corrections(rows), key_rows(kChunkKeys), value_rows(kChunkKeys) {}
+};
+
+// A cache slot's element offset for one KV head, through the sequence's block table.
+inline size_t cache_offset(const Problem& p, const int32_t* block_table, int32_t key, int kv_head) {
+  size_t slot = size_t(block_table[key / p.block_size]) * p.block_size + key % p.block_size;
+  return (slot * p.num_kv_heads + kv_head) * size_t(p.head_dim);
+}
+
+// Pointers to the cache rows of keys [first_key, first_key + count) of one KV head, as f32 rows
+// of padded_dim: straight into an f32 cache whose head_dim is whole vectors, else converted and
+// zero-padded into scratch.
+void load_cache_rows(const Problem& p, const void* cache, const int32_t* block_table, int32_t first_key, int count,
+                     int kv_head, float* scratch, const float** rows) {
+  const int D = p.head_dim, Dp = p.padded_dim;
+  for (int j = 0; j < count; j++) {
+    size_t element = cache_offset(p, block_table, first_key + j, kv_head);
+    if (p.cache_dtype == VT_F32 && D == Dp) {
+      rows[j] = static_cast<const float*>(cache) + element;
+      continue;
+    }
+    float* dst = scratch + size_t(j) * Dp;
+    int d = 0;
+    if (p.cache_dtype == VT_F32) {
+      for (; d + W <= D; d += W) store(dst + d, load(static_cast<const float*>(cache) + element + d));
+    } else {
+      const uint16_t* src = static_cast<const uint16_t*>(cache) + element;
+      if (p.cache_dtype == VT_BF16)
+        for (; d + W <= D; d += W) store(dst + d, load_bf16(src + d));
+      else
+        for (; d + W <= D; d += W) store(dst + d, load_f16(src + d));
+    }
+    for (; d < D; d++) dst[d] = vt::load(cache, p.cache_dtype, element + d);
+    for (; d < Dp; d++) dst[d] = 0.0f;
+    rows[j] = dst;
+  }
+}
+
+// Asks for the cache lines of the same rows ahead of use: a head's rows are num_kv_heads *
+// head_dim apart and its blocks scattered, a pattern the hardware prefetchers follow poorly.
+void prefetch_cache_rows(const Problem& p, const void* cache, const int32_t* block_table, int32_t first_key,
+                         int count, int kv_head) {
+  const size_t element_bytes = vt::dtype_bytes(p.cache_dtype), row_bytes = p.head_dim * element_bytes;
+  for (int j = 0; j < count; j++) {
+    const char* row =
+        static_cast<const char*>(cache) + cache_offset(p, block_table, first_key + j, kv_head) * element_bytes;
+    for (size_t offset = 0; offset < row_bytes; offset += 64) __builtin_prefetch(row + offset);
+  }
+}
+
+// The two products below are blocked over up to 4 rows x 4 keys (scores) or 4 rows x 4 vectors
+// of head_dim (output), so that each load feeds several FMAs: x86 cores issue fewer 512-bit
+// loads than FMAs per cycle, and these loops would otherwise wait on loads.
+
+// scores[r][j] = q[r] . k[j] for R rows (q and scores already offset to the first) and keys
+// [0, count). The four sums of a row share one reduction.
+template <int R>
+void score_rows(const float* q, int Dp, const float* const* key_rows, int count, float* scores) {
+  int j = 0;
+  for (; j + 4 <= count; j += 4) {
+    vec a[R][4];
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < 4; c++) a[r][c] = zero();
+    for (int d = 0; d < Dp; d += W) {
+      vec k[4];
+      for (int c = 0; c < 4; c++) k[c] = load(key_rows[j + c] + d);
+      for (int r = 0; r < R; r++) {
+        vec qv = load(q + size_t(r) * Dp + d);
+        for (int c = 0; c < 4; c++) a[r][c] = fma(qv, k[c], a[r][c]);
+      }
+    }
+    for (int r = 0; r < R; r++) reduce_add4(a[r][0], a[r][1], a[r][2], a[r][3], scores + r * kScoreStride + j);
+  }
+  for (; j < count; j++)
+    for (int r = 0; r < R; r++) {
+      vec a = zero();
+      for (int d = 0; d < Dp; d += W) a = fma(load(q + size_t(r) * Dp + d), load(key_rows[j] + d), a);
+      scores[r * kScoreStride + j] = reduce_add(a);
+    }
+}
+
+void compute_scores(const float* q, int Dp, const float* const* key_rows, int count, int row_begin, int row_end,
+                    float* scores) {
+  int r = row_begin;
+  for (; r + 4 <= row_end; r += 4) score_rows<4>(q + size_t(r) * Dp, Dp, key_rows, count, scores + r * kScoreStride);
+  const float* qr = q + size_t(r) * Dp;
+  float* sr = scores + r * kScoreStride;
+  switch (row_end - r) {
+    case 3: score_rows<3>(qr, Dp, key_rows, count, sr); break;
+    case 2: score_rows<2>(qr, Dp, key_rows, count, sr); break;
+    case 1: score_rows<1>(qr, Dp, key_rows, count, sr); break;
+    default: break;
+  }
+}
+
+// Turns one row's scores into exp(score - new max) in place, keys outside [valid_begin, valid_end)
+// weighing 0, and folds them into the row's running max and sum. Returns the factor that rescales
+// what the row accumulated so far to the new max.
+float softmax_step(float* s, int count, int valid_begin, int valid_end, float& row_max, float& row_sum) {
+  for (int j = 0; j < valid_begin; j++) s[j] = -INFINITY;
+  for (int j = valid_end; j < round_up(count); j++) s[j] = -INFINITY;
+  vec m = set1(-INFINITY);
+  for (int j = 0; j < count; j += W) m = max(m, load(s + j));
+  float new_max = std::max(row_max, reduce_max(m));
+  // 0 on the first chunk (row_max = -inf); usually 1 once the context's largest scores are seen.
+  float correction = new_max == row_max ? 1.0f : std::exp(row_max - new_max);
+  vec shift = set1(new_max), sum = zero();
+  for (int j = 0; j < count; j += W) {
+    vec e = exp_nonpositive(sub(load(s + j), shift));
+    store(s + j, e);
+    sum = add(sum, e);
+  }
+  row_sum = row_sum * correction + reduce_add(sum);
+  row_max = new_max;
+  return correction;
+}
+
+// acc[r][d0 .. d0 + NB*W) = acc[r] * corrections[r] + sum_j weights[r][j] * v[j] for R rows
+// (acc, weights and corrections already offset to the first), all R x NB sums in registers.
+template <int R, int NB>
+void accumulate_block(float* acc, int Dp, const float* weights, const float* corrections,
+                      const float* const* value_rows, int count, int d0) {
+  vec a[R][NB];
+  for (int r = 0; r < R; r++) {
+    vec c = set1(corrections[r]);
+    for (int b = 0; b < NB; b++) a[r][b] = mul(load(acc + size_t(r) * Dp + d0 + b * W), c);
+  }
+  for (int j = 0; j < count; j++) {
+    vec v[NB];
+    for (int b = 0; b < NB; b++) v[b] = load(value_rows[j] + d0 + b * W);
+    for (int r = 0; r < R; r++) {
+      vec w = set1(weights[r * kScoreStride + j]);
+      for (int b = 0; b < NB; b++) a[r][b] = fma(w, v[b], a[r][b]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int b = 0; b < NB; b++) store(acc + size_t(r) * Dp + d0 + b * W, a[r][b]);
+}
+
+template <int R>
+void accumulate_rows(float* acc, int Dp, const float* weights, const float* corrections,
+                     const float* const* value_rows, int count) {
+  int d0 = 0;
+  for (; d0 + 4 * W <= Dp; d0 += 4 * W) accumulate_block<R, 4>(acc, Dp, weights, corrections, value_rows, count, d0);
+  switch ((Dp - d0) / W) {
+    case 3: accumulate_block<R, 3>(acc, Dp, weights, corrections, value_rows, count, d0); break;
+    case 2: accumulate_block<R, 2>(acc, Dp, weights, corrections, value_rows, count, d0); break;
+    case 1: accumulate_block<R, 1>(acc, Dp, weights, corrections, value_rows, count, d0); break;
+    default: break;
+  }
+}
+
+void accumulate(float* acc, int Dp, const float* weights, const float* corrections, const float* const* value_rows,
+                int count, int row_begin, int row_end) {
+  int r = row_begin;
+  auto rows = [&](auto block_rows) {
+    constexpr int R = decltype(block_rows)::value;
+    accumulate_rows<R>(acc + size_t(r) * Dp, Dp, weights + r * kScoreStride, corrections + r, value_rows, count);
+  };
+  for (; r + 4 <= row_end; r += 4) rows(std::integral_constant<int, 4>{});
+  switch (row_end - r) {
+    case 3: rows(std::integral_constant<int, 3>{}); break;
+    case 2: rows(std::integral_constant<int, 2>{}); break;
+    case 1: rows(std::integral_constant<int, 1>{}); break;
+    default: break;
+  }
+}
+
+void run_task(const Problem& p, const Task& task, Scratch& s) {
+  const int G = p.group, D = p.head_dim, Dp = p.padded_dim;
+  const int tokens = task.end_token - task.first_token, rows = tokens * G;
+  const int32_t first_row = p.query_start_loc[task.seq] + task.first_token;  // in q and out
+  const int32_t first_position = p.first_position(task.seq) + task.first_token;
+  const int32_t last_position = first_position + tokens - 1;
+
+  // Row r = token * G + head within the group; q is pre-scaled so scores need no multiply.
+  for (int i = 0; i < tokens; i++)
+    for (int g = 0; g < G; g++) {
+      const float* src = p.q + size_t(first_row + i) * p.q_row_stride + size_t(task.kv_head * G + g) * D;
+      float* dst = s.q.data() + size_t(i * G + g) * Dp;
+      for (int d = 0; d < D; d++) dst[d] = src[d] * p.scale;
+      for (int d = D; d < Dp; d++) dst[d] = 0.0f;
+    }
+  std::fill(s.acc.begin(), s.acc.begin() + size_t(rows) * Dp, 0.0f);
+  std::fill(s.row_max.begin(), s.row_max.begin() + rows, -INFINITY);
+  std::fill(s.row_sum.begin(), s.row_sum.begin() + rows, 0.0f);
+
+  const int32_t* block_table = p.block_tables + size_t(task.seq) * p.max_blocks_per_seq;
+  for (int32_t key = p.window_start(first_position); key <= last_position; key += kChunkKeys) {
+    const int32_t end = std::min(last_position + 1, key + kChunkKeys);
+    const int count = end - key;
+    if (end <= last_position) {
+      const int next_count = std::min(last_position + 1, end + kChunkKeys) - end;
+      prefetch_cache_rows(p, p.k_cache, block_table, end, next_count, task.kv_head);
+      prefetch_cache_rows(p, p.v_cache, block_table, end, next_count, task.kv_head);
+    }
+    // Tokens before `key` see none of this chunk (causal); tokens whose window starts after it
+    // see none either. The rest form one run of tokens.
+    int token_begin = std::max(0, key - first_position), token_end = tokens;
+    while (token_end > token_begin && p.window_start(first_position + token_end - 1) >= end) token_end--;
+    if (token_begin < token_end) {
+      load_cache_rows(p, p.k_cache, block_table, key, count, task.kv_head, s.keys.data(), s.key_rows.data());
+      load_cache_rows(p, p.v_cache, block_table, key, count, task.kv_head, s.values.data(), s.value_rows.data());
+      compute_scores(s.q.data(), Dp, s.key_rows.data(), count, token_begin * G, token_end * G, s.scores.data());
+      for (int i = token_begin; i < token_end; i++) {
+        const int32_t position = first_position + i;
+        const int valid_begin = std::max(p.window_start(position), key) - key;
+        const int valid_end = std::min(position + 1, end) - key;
+        for (int r = i * G; r < (i + 1) * G; r++)
+          s.corrections[r] = softmax_step(s.scores.data() + size_t(r) * kScoreStride, count, valid_begin, valid_end,
+                                          s.row_max[r], s.row_sum[r]);
+      }
+      accumulate(s.acc.data(), Dp, s.scores.data(), s.corrections.data(), s.value_rows.data(), count,
+                 token_begin * G, token_end * G);
+    }
+  }
+
+  for (int i = 0; i < tokens; i++)
+    for (int g = 0; g < G; g++) {
+      const int r = i * G + g;
+      const float inv_sum = 1.0f / s.row_sum[r];
+      const float* src = s.acc.data() + size_t(r) * Dp;
+      float* dst = p.out + size_t(first_row + i) * p.num_q_heads * D + size_t(task.kv_head * G + g) * D;
+      for (int d = 0; d < D; d++) dst[d] = src[d] * inv_sum;
+    }
+}
+
+// The index arrays are read on the host here, so every inconsistency a GPU kernel would turn into
+// garbage or a fault is reported instead. Only block ids beyond the cache go unchecked (its size is
+// not passed).
+vt_status check_batch(const char* op, const Problem& p, int32_t num_seqs, int32_t num_tokens, int32_t max_query_len,
+                      int32_t max_seq_len) {
+  auto at = [](const char* name, int32_t i) { return std::string(name) + "[" + std::to_string(i) + "]"; };
+  VT_REQUIRE(p.query_start_loc[0] == 0, op, "query_start_loc[0] must be 0");
+  VT_REQUIRE(p.query_start_loc[num_seqs] == num_tokens, op,
+             at("query_start_loc", num_seqs) + " must equal num_tokens (" + std::to_string(num_tokens) + ")");
+  for (int32_t s = 0; s < num_seqs; s++) {
+    int32_t q_len = p.query_len(s), seq_len = p.seq_lens[s];
+    VT_REQUIRE(q_len >= 0, op, "query_start_loc decreases at sequence " + std::to_string(s));
+    VT_REQUIRE(q_len <= max_query_len, op,
+               "sequence " + std::to_string(s) + " has more query tokens than max_query_len");
+    VT_REQUIRE(seq_len >= q_len, op, at("seq_lens", s) + " is shorter than its query");
+    VT_REQUIRE(seq_len <= max_seq_len, op, at("seq_lens", s) + " exceeds max_seq_len");
+    VT_REQUIRE(int64_t(seq_len) <= int64_t(p.max_blocks_per_seq) * p.block_size, op,
+               at("seq_lens", s) + " needs more than max_blocks_per_seq blocks");
+    if (q_len == 0) continue;
+    const int32_t* table = p.block_tables + size_t(s) * p.max_blocks_per_seq;
+    for (int32_t b = p.window_start(p.first_position(s)) / p.block_size; b <= (seq_len - 1) / p.block_size; b++)
+      VT_REQUIRE(table[b] >= 0, op, "block table of sequence " + std::to_string(s) + " has a negative block id");
+  }
+  return VT_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const void* k_cache, const void* v_cache,
+                             const int32_t* block_tables, const int32_t* seq_lens, const int32_t* query_start_loc,
+                             int32_t num_seqs, int32_t num_tokens, int32_t max_query_len, int32_t max_seq_len,
+                             int32_t max_blocks_per_seq, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
+                             int32_t q_row_stride, int32_t block_size, float scale, int32_t sliding_window,
+                             vt_dtype act_dtype, vt_dtype cache_dtype) {
+  const char* op = "vt_paged_attention";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_act_dtype(op, act_dtype));
+  VT_TRY(vt::check_storage_dtype(op, "cache_dtype", cache_dtype));
+  VT_REQUIRE(num_seqs >= 0 && num_tokens >= 0 && max_blocks_per_seq >= 0, op,
+             "num_seqs, num_tokens and max_blocks_per_seq must be >= 0");
+  VT_REQUIRE(num_q_heads > 0 && num_kv_heads > 0 && head_dim > 0 && block_size > 0, op,
+             "num_q_heads, num_kv_heads, head_dim and block_size must be positive");
+  VT_REQUIRE(num_q_heads % num_kv_heads == 0, op,
+             "num_q_heads (" + std::to_string(num_q_heads) + ") is not a multiple of num_kv_heads (" +
+                 std::to_string(num_kv_heads) + ")");
+  VT_REQUIRE(int64_t(q_row_stride) >= int64_t(num_q_heads) * head_dim, op,
+             "q_row_stride " + std::to_string(q_row_stride) + " is shorter than num_q_heads * head_dim");
+  VT_REQUIRE(out && q && k_cache && v_cache && block_tables && seq_lens && query_start_loc, op,
+             "out, q, k_cache, v_cache, block_tables, seq_lens or query_start_loc is NULL");
+  VT_REQUIRE(out != q, op, "out must not alias q");
+
+  Problem p{static_cast<float*>(out), static_cast<const float*>(q), k_cache, v_cache, block_tables, seq_lens,
+            query_start_loc, max_blocks_per_seq, num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size,
+            sliding_window, scale, cache_dtype, num_q_heads / num_kv_heads, round_up(head_dim)};
+  VT_TRY(check_batch(op, p, num_seqs, num_tokens, max_query_len, max_seq_len));
+
+  const int tile_tokens = std::max(1, kTileRows / p.group);
+  std::vector<Task> tasks;
+  for (int32_t seq = 0; seq < num_seqs; seq++)
+    for (int32_t first = 0; first < p.query_len(seq); first += tile_tokens) {
+      int32_t end = std::min(p.query_len(seq), first + tile_tokens);
+      int32_t last_position = p.first_position(seq) + end - 1;
+      int64_t keys = last_position + 1 - p.window_start(p.first_position(seq) + first);
+      for (int32_t kv_head = 0; kv_head < num_kv_heads; kv_head++)
+        tasks.push_back({seq, kv_head, first, end, int64_t(end - first) * p.group * keys});
+    }
+  if (tasks.empty()) return vt::ok();
+  std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.cost > b.cost; });
+
+  const int threads = int(std::min<size_t>(ctx->num_threads, tasks.size()));
+#pragma omp parallel num_threads(threads)
+  {
+    Scratch scratch(tile_tokens * p.group, p.padded_dim);
+#pragma omp for schedule(dynamic, 1)
+    for (size_t i = 0; i < tasks.size(); i++) run_task(p, tasks[i], scratch);
+  }
+  return vt::ok();
+}
+
+}  // extern "C"

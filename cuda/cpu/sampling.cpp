@@ -1,0 +1,73 @@
+// Sampling helpers over logits rows: greedy argmax and (temperature-scaled) log-softmax.
+#include <cmath>
+#include <string>
+
+#include "common.h"
+#include "op.h"
+
+extern "C" {
+
+// Memory-bound; a thread owns whole rows. Two passes (a vectorised max, then the first index
+// holding it) give the lowest index among ties without a branchy single pass. NaNs never win.
+vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t num_rows, int32_t vocab_size,
+                    vt_dtype act_dtype) {
+  const char* op = "vt_argmax";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_act_dtype(op, act_dtype));
+  VT_REQUIRE(num_rows >= 0 && vocab_size > 0, op,
+             "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " +
+                 std::to_string(vocab_size));
+  VT_REQUIRE(logits && out, op, "logits or out is NULL");
+  auto* x = static_cast<const float*>(logits);
+#pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_rows) * vocab_size)) schedule(static)
+  for (int32_t r = 0; r < num_rows; r++) {
+    const float* row = x + size_t(r) * vocab_size;
+    float best = -INFINITY;
+#pragma omp simd reduction(max : best)
+    for (int32_t i = 0; i < vocab_size; i++) best = row[i] > best ? row[i] : best;
+    int32_t index = 0;
+    for (int32_t i = 0; i < vocab_size; i++)
+      if (row[i] == best) {
+        index = i;
+        break;
+      }
+    out[r] = index;
+  }
+  return vt::ok();
+}
+
+// Memory-bound (and exp-bound); a thread owns whole rows. The sum of exponentials accumulates in
+// f64 so a 150k-entry vocabulary loses nothing to rounding.
+vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* temperatures, float* out,
+                         int32_t num_rows, int32_t vocab_size, vt_dtype act_dtype) {
+  const char* op = "vt_log_softmax";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_act_dtype(op, act_dtype));
+  VT_REQUIRE(num_rows >= 0 && vocab_size > 0, op,
+             "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " +
+                 std::to_string(vocab_size));
+  VT_REQUIRE(logits && out, op, "logits or out is NULL");
+  auto* x = static_cast<const float*>(logits);
+#pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_rows) * vocab_size)) schedule(static)
+  for (int32_t r = 0; r < num_rows; r++) {
+    const float* row = x + size_t(r) * vocab_size;
+    float* y = out + size_t(r) * vocab_size;
+    float temperature = temperatures && temperatures[r] > 0.0f ? temperatures[r] : 1.0f;
+    float row_max = -INFINITY;
+#pragma omp simd reduction(max : row_max)
+    for (int32_t i = 0; i < vocab_size; i++) row_max = row[i] > row_max ? row[i] : row_max;
+    row_max /= temperature;  // dividing by a positive number keeps the maximum where it was
+    double sum = 0.0;
+    for (int32_t i = 0; i < vocab_size; i++) {
+      float shifted = row[i] / temperature - row_max;
+      y[i] = shifted;
+      sum += std::exp(shifted);
+    }
+    float log_sum = float(std::log(sum));
+#pragma omp simd
+    for (int32_t i = 0; i < vocab_size; i++) y[i] -= log_sum;
+  }
+  return vt::ok();
+}
+
+}  // extern "C"

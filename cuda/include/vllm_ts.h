@@ -1,0 +1,313 @@
+/*
+ * vllm_ts.h — the whole C ABI of vllm-ts.
+ *
+ * Two libraries export exactly these symbols: libvllm_ts_cuda.so (nvcc, the .cu files of cuda/) and
+ * libvllm_ts_cpu.so (g++, cuda/cpu/). The TypeScript side loads one of them through bun:ffi from
+ * a single symbol table, so anything added here must be added to both and to
+ * src/backend/symbols.ts.
+ *
+ * Conventions (they hold for every function below):
+ *  - Every function returns a vt_status; on failure vt_last_error() returns a message for the
+ *    calling thread. Nothing here prints or exits.
+ *  - "Device pointer" means memory returned by vt_malloc on the same context. On the CPU backend
+ *    device memory is host memory, but callers must not rely on that: they move data with
+ *    vt_memcpy so the same code drives the GPU.
+ *  - Ops are enqueued on the context's stream and may run asynchronously; results are visible to
+ *    the host after vt_memcpy(..., VT_COPY_DEVICE_TO_HOST) (which synchronizes) or
+ *    vt_synchronize. Index arrays (token ids, positions, slot mapping, block tables, ...) are
+ *    device pointers too, so a step can be captured as a CUDA graph.
+ *  - Matrices are row-major. "act" tensors (activations) use the op's act_dtype; "weight" tensors
+ *    use its weight_dtype. A backend returns VT_ERR_UNSUPPORTED for a dtype combination it does
+ *    not implement (the CPU backend computes activations in f32 only and accepts f32/f16/bf16
+ *    weights and KV cache; the CUDA backend uses act_dtype == weight_dtype).
+ *  - Sizes are int32 element counts unless a name ends in _bytes (size_t).
+ *
+ * KV-cache layout: one K and one V tensor per layer, each
+ *     [num_blocks, block_size, num_kv_heads, head_dim]   (cache_dtype)
+ * A token's physical slot is block_id * block_size + offset_in_block.
+ */
+#ifndef VLLM_TS_H
+#define VLLM_TS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VT_ABI_VERSION 1
+
+typedef enum vt_status {
+  VT_OK = 0,
+  VT_ERR_INVALID_ARGUMENT = 1, /* a null pointer, a negative size, an unknown enum value */
+  VT_ERR_OUT_OF_MEMORY = 2,    /* allocation failed */
+  VT_ERR_UNSUPPORTED = 3,      /* valid, but not implemented by this backend (dtype, head_dim) */
+  VT_ERR_DEVICE = 4            /* the device or its runtime reported an error */
+} vt_status;
+
+typedef enum vt_dtype {
+  VT_F32 = 0,
+  VT_F16 = 1,
+  VT_BF16 = 2
+} vt_dtype;
+
+typedef enum vt_copy_kind {
+  VT_COPY_HOST_TO_DEVICE = 0,
+  VT_COPY_DEVICE_TO_HOST = 1,
+  VT_COPY_DEVICE_TO_DEVICE = 2
+} vt_copy_kind;
+
+/* Opaque: a device, its stream and the backend's scratch state. */
+typedef struct vt_context vt_context;
+
+/* RoPE frequency scaling, as in a Hugging Face config's "rope_scaling". */
+typedef enum vt_rope_scaling_type {
+  VT_ROPE_SCALING_NONE = 0,
+  VT_ROPE_SCALING_LLAMA3 = 1 /* Llama 3.1: factor, low/high_freq_factor, original_max_position */
+} vt_rope_scaling_type;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Library, context, memory                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The last error message of the calling thread ("" when none). Valid until the next call. */
+const char* vt_last_error(void);
+
+/* VT_ABI_VERSION of the library, so a stale library is detected at load. */
+int32_t vt_abi_version(void);
+
+/* "cpu" or "cuda". */
+const char* vt_backend_name(void);
+
+/* Number of devices this backend can use (0 when the CUDA driver finds no GPU; 1 for CPU). */
+vt_status vt_device_count(int32_t* out_count);
+
+/*
+ * Create a context on device `device_index` (ignored by the CPU backend).
+ *   num_threads: CPU backend worker threads; 0 = all cores. Ignored by CUDA.
+ *   out: receives the context.
+ */
+vt_status vt_context_create(int32_t device_index, int32_t num_threads, vt_context** out);
+vt_status vt_context_destroy(vt_context* ctx);
+
+/* Block until every op enqueued on ctx has finished. */
+vt_status vt_synchronize(vt_context* ctx);
+
+/*
+ * Device memory figures in bytes: free_bytes is what an allocation may still take (CPU: the
+ * host's available memory), total_bytes the device's size. Either pointer may be NULL.
+ */
+vt_status vt_memory_info(vt_context* ctx, size_t* free_bytes, size_t* total_bytes);
+
+/* A short human-readable name of the device ("NVIDIA H100 80GB HBM3", "AMD EPYC (2 threads)"). */
+vt_status vt_device_name(vt_context* ctx, char* buffer, size_t buffer_bytes);
+
+/* Allocate `bytes` of device memory, 64-byte aligned (256 on CUDA). *out is NULL on failure. */
+vt_status vt_malloc(vt_context* ctx, size_t bytes, void** out);
+vt_status vt_free(vt_context* ctx, void* ptr);
+
+/* Page-locked host memory for fast swaps (plain aligned host memory on the CPU backend). */
+vt_status vt_malloc_host(vt_context* ctx, size_t bytes, void** out);
+vt_status vt_free_host(vt_context* ctx, void* ptr);
+
+/* Copy `bytes`. DEVICE_TO_HOST waits for the stream so the host sees finished results. */
+vt_status vt_memcpy(vt_context* ctx, void* dst, const void* src, size_t bytes, vt_copy_kind kind);
+
+/* Set `bytes` bytes of device memory to `value`. */
+vt_status vt_memset(vt_context* ctx, void* ptr, int32_t value, size_t bytes);
+
+/*
+ * Convert `count` elements between dtypes on the device (f32 <-> f16 <-> bf16; same dtype is a
+ * copy). Rounds to nearest even.
+ */
+vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void* src,
+                     vt_dtype src_dtype, size_t count);
+
+/*
+ * Fill `count` elements with deterministic uniform values in [-scale, scale): element i gets
+ *   h = fmix32(fmix32(i_lo ^ seed) + i_hi * 0x9E3779B9 + 0x85EBCA6B)   (murmur3 finalizer;
+ *       i_lo/i_hi are the low/high 32 bits of i)
+ *   value = ((h >> 8) * 2^-24 * 2 - 1) * scale
+ * rounded to dtype. Used for random-weight models (--load-format dummy), so the same seed gives
+ * the same weights on every backend and in the TypeScript reference.
+ */
+vt_status vt_fill_uniform(vt_context* ctx, void* dst, vt_dtype dtype, size_t count,
+                          uint32_t seed, float scale);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Model layers                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * out[t, :] = table[token_ids[t], :]
+ *   token_ids: device int32 [num_tokens]; an id outside [0, vocab_size) gives a zero row.
+ *   table: weight [vocab_size, hidden_size]; out: act [num_tokens, hidden_size].
+ */
+vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_tokens,
+                       const void* table, int32_t vocab_size, int32_t hidden_size,
+                       void* out, vt_dtype weight_dtype, vt_dtype act_dtype);
+
+/*
+ * Fused residual add and RMSNorm over rows of `hidden_size`:
+ *   if residual != NULL: residual = input + residual; out = rmsnorm(residual) * weight
+ *   else:                out = rmsnorm(input) * weight
+ *   rmsnorm(x) = x / sqrt(mean(x^2) + eps)   (accumulated in f32)
+ *   input, residual, out: act [num_tokens, hidden_size]; out may alias input.
+ *   weight: weight [hidden_size].
+ */
+vt_status vt_rms_norm(vt_context* ctx, const void* input, void* residual, const void* weight,
+                      void* out, int32_t num_tokens, int32_t hidden_size, float eps,
+                      vt_dtype act_dtype, vt_dtype weight_dtype);
+
+/*
+ * Per-head RMSNorm in place (Qwen3's q_norm / k_norm): for each token t and head h,
+ *   x[t * row_stride + h * head_dim + (0..head_dim)] = rmsnorm(that slice) * weight
+ *   x: act, row_stride >= num_heads * head_dim elements; weight: weight [head_dim].
+ */
+vt_status vt_head_rms_norm(vt_context* ctx, void* x, const void* weight, int32_t num_tokens,
+                           int32_t num_heads, int32_t head_dim, int32_t row_stride, float eps,
+                           vt_dtype act_dtype, vt_dtype weight_dtype);
+
+/*
+ * Precompute the rotary table: cos_sin[p, i] = cos(p * inv_freq[i]) and
+ * cos_sin[p, rotary_dim/2 + i] = sin(p * inv_freq[i]) for p < max_position, i < rotary_dim/2,
+ * with inv_freq[i] = theta^(-2i / rotary_dim), adjusted by `scaling_type`:
+ *   VT_ROPE_SCALING_LLAMA3: wavelen = 2*pi/inv_freq; with low_wavelen = original_max / low_freq
+ *   and high_wavelen = original_max / high_freq: wavelen < high_wavelen keeps inv_freq,
+ *   wavelen > low_wavelen divides it by factor, between them it blends linearly with
+ *   smooth = (original_max / wavelen - low_freq) / (high_freq - low_freq):
+ *   inv_freq = (1 - smooth) * inv_freq / factor + smooth * inv_freq.
+ *   The scaling arguments are ignored for VT_ROPE_SCALING_NONE.
+ *   cos_sin: device f32 [max_position, rotary_dim].
+ */
+vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_position,
+                                int32_t rotary_dim, float theta, vt_rope_scaling_type scaling_type,
+                                float factor, float low_freq_factor, float high_freq_factor,
+                                int32_t original_max_position);
+
+/*
+ * Rotary embedding in place, Hugging Face "rotate half" form, on the first rotary_dim dims of
+ * every head: for i < rotary_dim/2, with (c, s) = cos_sin[positions[t]] at i:
+ *   x1 = x[i], x2 = x[i + rotary_dim/2]
+ *   x[i] = x1*c - x2*s;  x[i + rotary_dim/2] = x2*c + x1*s
+ *   positions: device int32 [num_tokens]; q: act, num_q_heads heads of head_dim from the start
+ *   of each row; k: act, num_kv_heads heads likewise; both rows are row_stride elements apart
+ *   (q and k may live in one fused QKV row). cos_sin: from vt_rope_cos_sin_cache.
+ */
+vt_status vt_rotary_embedding(vt_context* ctx, const int32_t* positions, void* q, void* k,
+                              const float* cos_sin, int32_t num_tokens, int32_t num_q_heads,
+                              int32_t num_kv_heads, int32_t head_dim, int32_t rotary_dim,
+                              int32_t row_stride, vt_dtype act_dtype);
+
+/*
+ * out[t, i] = silu(x[t, i]) * x[t, d + i] for i < d   (gate first, then up, as a fused
+ * gate_up projection lays them out). x: act [num_tokens, 2d]; out: act [num_tokens, d].
+ */
+vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num_tokens,
+                          int32_t d, vt_dtype act_dtype);
+
+/*
+ * out[m, n] = sum_k x[m, k] * w[n, k] + bias[n]     (w in nn.Linear's [out, in] layout)
+ *   x: act [m, k]; w: weight [n, k]; bias: weight [n] or NULL; out: act [m, n]. Accumulates in
+ *   f32. out must not alias x.
+ */
+vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out,
+                    int32_t m, int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype);
+
+/*
+ * dst[i, :] = src[indices[i], :] for rows of row_bytes bytes (e.g. the last token of each
+ * sequence before the LM head). indices: device int32 [num_rows].
+ */
+vt_status vt_gather_rows(vt_context* ctx, void* dst, const void* src, const int32_t* indices,
+                         int32_t num_rows, size_t row_bytes);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Paged KV cache                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Write the K and V of new tokens into the paged cache:
+ *   k_cache[slot_mapping[t]] = k[t], v_cache[slot_mapping[t]] = v[t]   (num_kv_heads*head_dim)
+ *   slot_mapping: device int32 [num_tokens]; a negative slot skips the token (padding).
+ *   k, v: act, num_kv_heads * head_dim values at the start of each row, rows row_stride apart.
+ *   k_cache, v_cache: cache_dtype [num_blocks, block_size, num_kv_heads, head_dim].
+ */
+vt_status vt_write_kv_cache(vt_context* ctx, const void* k, const void* v, void* k_cache,
+                            void* v_cache, const int32_t* slot_mapping, int32_t num_tokens,
+                            int32_t num_kv_heads, int32_t head_dim, int32_t row_stride,
+                            int32_t block_size, vt_dtype act_dtype, vt_dtype cache_dtype);
+
+/*
+ * Attention over the paged cache for a batch of sequences with variable query lengths (decode
+ * = 1 query token, a prefill chunk = many) in one call.
+ *   Sequence s owns query rows query_start_loc[s] .. query_start_loc[s+1]-1 (num_tokens rows in
+ *   all) and has seq_lens[s] tokens in the cache *including* its new tokens, which must already
+ *   be written there (vt_write_kv_cache). Its query token j sits at position
+ *   seq_lens[s] - q_len + j and attends causally to cached positions 0..that position (and,
+ *   when sliding_window > 0, only to the last sliding_window of them).
+ *   Its logical block b lives in physical block block_tables[s * max_blocks_per_seq + b].
+ *   GQA: query head h reads KV head h / (num_q_heads / num_kv_heads).
+ *   out[t, h, :] = softmax(scale * q[t, h] . K^T) V
+ *   q: act, num_q_heads * head_dim values at the start of each row, rows q_row_stride apart.
+ *   out: act [num_tokens, num_q_heads * head_dim] (contiguous; must not alias q).
+ *   block_tables: device int32 [num_seqs, max_blocks_per_seq]; seq_lens: device int32
+ *   [num_seqs]; query_start_loc: device int32 [num_seqs + 1], starting at 0.
+ *   max_query_len / max_seq_len: upper bounds over the batch (used to size GPU launches).
+ */
+vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const void* k_cache,
+                             const void* v_cache, const int32_t* block_tables,
+                             const int32_t* seq_lens, const int32_t* query_start_loc,
+                             int32_t num_seqs, int32_t num_tokens, int32_t max_query_len,
+                             int32_t max_seq_len, int32_t max_blocks_per_seq,
+                             int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
+                             int32_t q_row_stride, int32_t block_size, float scale,
+                             int32_t sliding_window, vt_dtype act_dtype, vt_dtype cache_dtype);
+
+/*
+ * Copy whole blocks inside one cache (copy-on-write of a shared block). The cache is seen as
+ * num_planes planes (e.g. layers x {K, V}), each of num_blocks blocks of block_bytes, planes
+ * plane_stride_bytes apart. For every pair i and every plane:
+ *   block block_pairs[2i+1] = block block_pairs[2i]
+ *   block_pairs: device int32 [num_pairs, 2] as (src, dst).
+ */
+vt_status vt_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes,
+                         size_t plane_stride_bytes, size_t block_bytes,
+                         const int32_t* block_pairs, int32_t num_pairs);
+
+/*
+ * Move whole blocks between a device cache and a host cache (preemption by swapping). Both are
+ * seen as num_planes planes of blocks as in vt_copy_blocks, with their own plane strides.
+ *   kind: VT_COPY_DEVICE_TO_HOST (src is the device cache) or VT_COPY_HOST_TO_DEVICE.
+ *   block_pairs: *host* int32 [num_pairs, 2] as (src block, dst block).
+ */
+vt_status vt_swap_blocks(vt_context* ctx, void* dst, size_t dst_plane_stride_bytes,
+                         const void* src, size_t src_plane_stride_bytes, int32_t num_planes,
+                         size_t block_bytes, const int32_t* block_pairs, int32_t num_pairs,
+                         vt_copy_kind kind);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sampling helpers                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * out[r] = argmax over logits[r, :vocab_size] (the lowest index among equal maxima).
+ *   logits: act [num_rows, vocab_size]; out: device int32 [num_rows].
+ */
+vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t num_rows,
+                    int32_t vocab_size, vt_dtype act_dtype);
+
+/*
+ * out[r, :] = log_softmax(logits[r, :] / temperatures[r]) in f32 (temperatures may be NULL:
+ * all 1). A temperature <= 0 is treated as 1.
+ *   logits: act [num_rows, vocab_size]; temperatures: device f32 [num_rows] or NULL;
+ *   out: device f32 [num_rows, vocab_size].
+ */
+vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* temperatures,
+                         float* out, int32_t num_rows, int32_t vocab_size, vt_dtype act_dtype);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VLLM_TS_H */

@@ -1,0 +1,17 @@
+#!/usr/bin/env bun
+// The vllm-ts command line: one executable, subcommands loaded lazily.
+import { defineCommand, runMain } from "citty";
+import packageJson from "../../package.json";
+
+const main = defineCommand({
+  meta: {
+    name: "vllm-ts",
+    version: packageJson.version,
+    description: "LLM inference and serving engine: PagedAttention, continuous batching, CUDA and CPU kernels",
+  },
+  subCommands: {
+    generate: () => import("./generate.ts").then((m) => m.default),
+  },
+});
+
+runMain(main);

@@ -1,0 +1,192 @@
+// The model's tokenizer: tokenizer.json through @huggingface/tokenizers, the special tokens and chat
+// template of tokenizer_config.json, and vLLM's incremental detokenizer for streamed output.
+
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { ModelLoadError, readJsonFile } from "./errors.ts";
+
+/** A special token as tokenizer_config.json writes it: a plain string or an AddedToken record. */
+type TokenSpec = string | { content: string } | null | undefined;
+
+interface TokenizerConfig {
+  bos_token?: TokenSpec;
+  eos_token?: TokenSpec;
+  unk_token?: TokenSpec;
+  pad_token?: TokenSpec;
+  additional_special_tokens?: TokenSpec[];
+  chat_template?: string | { name: string; template: string }[];
+}
+
+function tokenContent(spec: TokenSpec): string | null {
+  if (typeof spec === "string") return spec;
+  return spec?.content ?? null;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** transformers stores several named templates as a list; the unnamed request uses "default". */
+function defaultChatTemplate(template: TokenizerConfig["chat_template"]): string | null {
+  if (typeof template === "string") return template;
+  if (Array.isArray(template)) return template.find((entry) => entry.name === "default")?.template ?? null;
+  return null;
+}
+
+export class ModelTokenizer {
+  /** Number of token ids the tokenizer knows, added tokens included. */
+  readonly vocabSize: number;
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
+  readonly bosTokenId: number | null;
+  readonly eosTokenId: number | null;
+  readonly chatTemplate: string | null;
+  private readonly specialIds: Set<number>;
+
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    config: TokenizerConfig,
+  ) {
+    if (!tokenizer.model) throw new Error("tokenizer.json has no model");
+    this.vocabSize = tokenizer.model.vocab.length;
+    this.bosToken = tokenContent(config.bos_token);
+    this.eosToken = tokenContent(config.eos_token);
+    this.bosTokenId = this.bosToken === null ? null : (this.tokenToId(this.bosToken) ?? null);
+    this.eosTokenId = this.eosToken === null ? null : (this.tokenToId(this.eosToken) ?? null);
+    this.chatTemplate = defaultChatTemplate(config.chat_template);
+
+    // As transformers' all_special_ids: added tokens flagged special plus every token the config
+    // names as special, since a config may promote tokens that tokenizer.json leaves unflagged.
+    this.specialIds = new Set();
+    for (const [id, token] of tokenizer.get_added_tokens_decoder()) if (token.special) this.specialIds.add(id);
+    const named = [config.bos_token, config.eos_token, config.unk_token, config.pad_token];
+    for (const spec of [...named, ...(config.additional_special_tokens ?? [])]) {
+      const content = tokenContent(spec);
+      const id = content === null ? undefined : this.tokenToId(content);
+      if (id !== undefined) this.specialIds.add(id);
+    }
+  }
+
+  /** From the parsed contents of tokenizer.json and tokenizer_config.json. */
+  static fromJSON(tokenizerJson: unknown, tokenizerConfig: unknown = {}): ModelTokenizer {
+    if (!isRecord(tokenizerJson)) throw new Error("tokenizer.json must hold a JSON object");
+    if (!isRecord(tokenizerConfig)) throw new Error("tokenizer_config.json must hold a JSON object");
+    return new ModelTokenizer(new Tokenizer(tokenizerJson, tokenizerConfig), tokenizerConfig as TokenizerConfig);
+  }
+
+  /** Special tokens are added as the tokenizer.json post-processor says (e.g. a BOS), as HF does. */
+  encode(text: string, { addSpecialTokens = true }: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+  }
+
+  /**
+   * Ids outside the vocabulary decode to nothing, as in HF's Rust tokenizers: a model's embedding
+   * table is often padded past the tokenizer's vocabulary. No clean-up of spaces before
+   * punctuation: it is a heuristic that corrupts code, and streamed text could not reproduce it.
+   */
+  decode(ids: readonly number[], { skipSpecialTokens = false }: { skipSpecialTokens?: boolean } = {}): string {
+    const kept = ids.filter(
+      (id) => this.idToToken(id) !== undefined && !(skipSpecialTokens && this.specialIds.has(id)),
+    );
+    // The library rejects an empty list.
+    if (kept.length === 0) return "";
+    return this.tokenizer.decode(kept, { clean_up_tokenization_spaces: false });
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.tokenizer.id_to_token(id);
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.tokenizer.token_to_id(token);
+  }
+}
+
+/** Newer transformers save the chat template beside tokenizer_config.json rather than inside it. */
+function readSeparateChatTemplate(modelDir: string): string | undefined {
+  const jinjaFile = join(modelDir, "chat_template.jinja");
+  if (existsSync(jinjaFile)) return readFileSync(jinjaFile, "utf8");
+  const jsonFile = join(modelDir, "chat_template.json");
+  if (!existsSync(jsonFile)) return undefined;
+  const parsed = readJsonFile(jsonFile);
+  if (isRecord(parsed) && typeof parsed.chat_template === "string") return parsed.chat_template;
+  throw new ModelLoadError(jsonFile, 'expected an object with a string "chat_template"');
+}
+
+/** The tokenizer of a Hugging Face model directory; tokenizer_config.json is optional. */
+export async function loadTokenizer(modelDir: string): Promise<ModelTokenizer> {
+  const tokenizerFile = join(modelDir, "tokenizer.json");
+  const configFile = join(modelDir, "tokenizer_config.json");
+  const tokenizerJson = readJsonFile(tokenizerFile);
+  let config = existsSync(configFile) ? readJsonFile(configFile) : {};
+  if (!isRecord(config)) throw new ModelLoadError(configFile, "expected a JSON object");
+  if (config.chat_template === undefined) {
+    const template = readSeparateChatTemplate(modelDir);
+    if (template !== undefined) config = { ...config, chat_template: template };
+  }
+  try {
+    return ModelTokenizer.fromJSON(tokenizerJson, config);
+  } catch (error) {
+    throw new ModelLoadError(tokenizerFile, `not a usable tokenizer (${(error as Error).message})`);
+  }
+}
+
+/** Context kept from the prompt: enough for a split multi-byte character or a leading space. */
+const PROMPT_CONTEXT_TOKENS = 5;
+
+/**
+ * Turns generated token ids into text deltas as vLLM does: decode a small window twice, from
+ * prefixOffset to readOffset (text already emitted) and to the end, and emit the difference. A
+ * trailing U+FFFD means a character's bytes are still incomplete, so nothing is emitted until more
+ * tokens arrive. Concatenated deltas equal decode() of the same ids. Only the window is kept.
+ */
+export class IncrementalDetokenizer {
+  private ids: number[];
+  private prefixOffset = 0;
+  private readOffset: number;
+  private readonly skipSpecialTokens: boolean;
+
+  constructor(
+    private readonly tokenizer: ModelTokenizer,
+    options: { skipSpecialTokens?: boolean; promptIds?: readonly number[] } = {},
+  ) {
+    this.skipSpecialTokens = options.skipSpecialTokens ?? false;
+    // The prompt's tail gives the first generated token its context (a SentencePiece leading
+    // space survives, a character split across the boundary completes) without being emitted.
+    this.ids = (options.promptIds ?? []).slice(-PROMPT_CONTEXT_TOKENS);
+    this.readOffset = this.ids.length;
+  }
+
+  /** Adds generated ids and returns the newly completed text, possibly "". */
+  push(newIds: number | readonly number[]): string {
+    let delta = "";
+    // One step per id, so completed text is emitted even if a later id in the batch is partial.
+    for (const id of typeof newIds === "number" ? [newIds] : newIds) {
+      this.ids.push(id);
+      delta += this.step(false);
+    }
+    return delta;
+  }
+
+  /** At the end of a sequence: the text still held back, incomplete characters included. */
+  flush(): string {
+    return this.step(true);
+  }
+
+  private step(force: boolean): string {
+    const decodeOptions = { skipSpecialTokens: this.skipSpecialTokens };
+    const emitted = this.tokenizer.decode(this.ids.slice(this.prefixOffset, this.readOffset), decodeOptions);
+    const full = this.tokenizer.decode(this.ids.slice(this.prefixOffset), decodeOptions);
+    if (full.length <= emitted.length || (!force && full.endsWith("\uFFFD"))) return "";
+    // The new window starts where the old one was read to; earlier ids are never decoded again.
+    this.ids = this.ids.slice(this.readOffset);
+    this.prefixOffset = 0;
+    this.readOffset = this.ids.length;
+    return full.slice(emitted.length);
+  }
+}

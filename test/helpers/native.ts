@@ -1,0 +1,105 @@
+// Helpers for the native-op tests: one CPU backend per test file, device buffers uploaded from
+// and downloaded to f32 arrays in any storage dtype, freed after each test, and seeded inputs.
+import { afterAll, afterEach, expect } from "bun:test";
+import { Backend, type Address } from "../../src/backend/backend.ts";
+import type { DType } from "../../src/backend/dtype.ts";
+import { decodeToF32, encodeFromF32, roundToDtype, type TensorDtype } from "../../src/model/dtype.ts";
+import { uniformValue } from "../../src/model/uniform-hash.ts";
+
+const TENSOR_DTYPE: Record<DType, TensorDtype> = { f32: "F32", f16: "F16", bf16: "BF16" };
+
+/** A backend plus the device buffers a test allocated, freed together. */
+export class Device {
+  private readonly buffers: Address[] = [];
+
+  constructor(readonly backend: Backend) {}
+
+  /** `bytes` of uninitialised device memory. */
+  alloc(bytes: number): Address {
+    const address = this.backend.malloc(bytes);
+    this.buffers.push(address);
+    return address;
+  }
+
+  /** A device copy of `values` stored as `dtype` (rounded to nearest even). */
+  upload(values: Float32Array, dtype: DType = "f32"): Address {
+    const bytes = encodeFromF32(values, TENSOR_DTYPE[dtype]);
+    const address = this.alloc(bytes.byteLength);
+    this.backend.upload(address, bytes);
+    return address;
+  }
+
+  uploadInt32(values: Int32Array | readonly number[]): Address {
+    const array = values instanceof Int32Array ? values : Int32Array.from(values);
+    const address = this.alloc(array.byteLength);
+    this.backend.upload(address, array);
+    return address;
+  }
+
+  /** `count` elements of `dtype` at `address`, as f32. */
+  download(address: Address, count: number, dtype: DType = "f32"): Float32Array {
+    const bytes = new Uint8Array(count * (dtype === "f32" ? 4 : 2));
+    this.backend.download(bytes, address);
+    return decodeToF32(bytes, TENSOR_DTYPE[dtype]);
+  }
+
+  downloadInt32(address: Address, count: number): Int32Array {
+    return this.backend.download(new Int32Array(count), address);
+  }
+
+  freeAll(): void {
+    for (const address of this.buffers.splice(0)) this.backend.free(address);
+  }
+}
+
+/**
+ * Opens the CPU backend for the calling test file and frees its buffers after every test.
+ * VT_CPU_LIBRARY points it at another build of the library (a sanitizer or non-AVX-512 build).
+ */
+export async function useCpuDevice(): Promise<Device> {
+  const backend = await Backend.open({ device: "cpu", libraryPath: process.env.VT_CPU_LIBRARY });
+  const device = new Device(backend);
+  afterEach(() => device.freeAll());
+  afterAll(() => backend.close());
+  return device;
+}
+
+/** `count` deterministic values in [-scale, scale), distinct for each seed. */
+export function randomValues(count: number, seed: number, scale = 1): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = uniformValue(seed, i, scale);
+  return out;
+}
+
+/** `values` as they read back after being stored as `dtype`. */
+export function rounded(values: Float32Array, dtype: DType): Float32Array {
+  return values.map((x) => roundToDtype(x, TENSOR_DTYPE[dtype]));
+}
+
+/**
+ * Expects |actual - expected| <= atol + rtol * |expected| elementwise, reporting the worst
+ * element so a failure says where and by how much.
+ */
+export function expectClose(
+  actual: Float32Array,
+  expected: Float32Array,
+  tolerance: { rtol?: number; atol?: number } = {},
+): void {
+  const rtol = tolerance.rtol ?? 1e-5;
+  const atol = tolerance.atol ?? 1e-6;
+  expect(actual.length).toBe(expected.length);
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const excess = Math.abs(actual[i]! - expected[i]!) - (atol + rtol * Math.abs(expected[i]!));
+    if (!(excess <= worstExcess)) {
+      worst = i;
+      worstExcess = Number.isNaN(excess) ? Infinity : excess;
+    }
+  }
+  if (worst >= 0)
+    throw new Error(
+      `element ${worst} of ${actual.length}: got ${actual[worst]}, expected ${expected[worst]} ` +
+        `(rtol ${rtol}, atol ${atol})`,
+    );
+}

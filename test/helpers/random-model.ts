@@ -1,0 +1,225 @@
+// Writes a small random-weight model in the real Hugging Face layout (config.json, safetensors,
+// tokenizer, generation_config.json) so loaders and forwards are tested on the formats they meet
+// in the wild. Weights come from the vt_fill_uniform hash, scaled so that logits have clear
+// margins and greedy choices are not near-ties.
+
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Architecture, loadModelConfig, type ModelConfig, type RopeScaling, type WeightDtype } from "../../src/model/config.ts";
+import { roundToDtype, TENSOR_DTYPE_OF, type TensorDtype } from "../../src/model/dtype.ts";
+import { type TensorToWrite, writeSafetensors } from "../../src/model/safetensors-writer.ts";
+import { fillUniform } from "../../src/model/uniform-hash.ts";
+import { type SpecialToken, tinyTokenizerFiles } from "./tiny-tokenizer.ts";
+
+export interface RandomModelOptions {
+  architecture?: Architecture;
+  dtype?: WeightDtype;
+  hiddenSize?: number;
+  intermediateSize?: number;
+  numLayers?: number;
+  numHeads?: number;
+  numKvHeads?: number;
+  /** Written as head_dim when given; otherwise config.json leaves it to hidden / heads. */
+  headDim?: number;
+  vocabSize?: number;
+  tieWordEmbeddings?: boolean;
+  /** q/k/v biases for Llama, Mistral and Qwen3 (Qwen2 always has them). */
+  attentionBias?: boolean;
+  ropeScaling?: RopeScaling;
+  /** Mistral: sliding_window; Qwen2/3: use_sliding_window on every layer. */
+  slidingWindow?: number;
+  maxPositionEmbeddings?: number;
+  seed?: number;
+  /** Split the weights over two files named by model.safetensors.index.json. */
+  sharded?: boolean;
+  /** Extra keys for generation_config.json (sampling defaults, say). */
+  generationConfig?: Record<string, unknown>;
+}
+
+export interface RandomModel {
+  dir: string;
+  config: ModelConfig;
+  /** Every tensor as stored: already rounded to the dtype, widened back to f32. */
+  weights: Map<string, Float32Array>;
+}
+
+const MODEL_TYPE: Record<Architecture, string> = {
+  LlamaForCausalLM: "llama",
+  MistralForCausalLM: "mistral",
+  Qwen2ForCausalLM: "qwen2",
+  Qwen3ForCausalLM: "qwen3",
+};
+
+type Resolved = RandomModelOptions &
+  Required<Omit<RandomModelOptions, "headDim" | "ropeScaling" | "slidingWindow" | "generationConfig">>;
+
+function configJson(options: Resolved, specialIds: Record<SpecialToken, number>): Record<string, unknown> {
+  const { architecture, slidingWindow, ropeScaling } = options;
+  const isQwen = architecture === "Qwen2ForCausalLM" || architecture === "Qwen3ForCausalLM";
+  const json: Record<string, unknown> = {
+    architectures: [architecture],
+    model_type: MODEL_TYPE[architecture],
+    hidden_act: "silu",
+    hidden_size: options.hiddenSize,
+    intermediate_size: options.intermediateSize,
+    num_hidden_layers: options.numLayers,
+    num_attention_heads: options.numHeads,
+    num_key_value_heads: options.numKvHeads,
+    rms_norm_eps: isQwen ? 1e-6 : 1e-5,
+    rope_theta: isQwen ? 1000000 : 10000,
+    rope_scaling: ropeScaling
+      ? {
+          rope_type: "llama3",
+          factor: ropeScaling.factor,
+          low_freq_factor: ropeScaling.lowFreqFactor,
+          high_freq_factor: ropeScaling.highFreqFactor,
+          original_max_position_embeddings: ropeScaling.originalMaxPositionEmbeddings,
+        }
+      : null,
+    max_position_embeddings: options.maxPositionEmbeddings,
+    tie_word_embeddings: options.tieWordEmbeddings,
+    vocab_size: options.vocabSize,
+    torch_dtype: options.dtype,
+    bos_token_id: specialIds["<|endoftext|>"],
+    eos_token_id: specialIds["<|im_end|>"],
+    use_cache: true,
+  };
+  if (options.headDim !== undefined) json.head_dim = options.headDim;
+  if (architecture !== "Qwen2ForCausalLM") json.attention_bias = options.attentionBias;
+  if (architecture === "MistralForCausalLM") json.sliding_window = slidingWindow ?? null;
+  if (isQwen) {
+    // As shipped: a window value that stays off unless use_sliding_window says otherwise.
+    json.use_sliding_window = slidingWindow !== undefined;
+    json.sliding_window = slidingWindow ?? 4096;
+    json.max_window_layers = slidingWindow !== undefined ? 0 : options.numLayers;
+  }
+  return json;
+}
+
+interface TensorSpec {
+  name: string;
+  shape: number[];
+  scale: number;
+  /** Norm weights sit around 1 rather than around 0. */
+  offset: number;
+}
+
+function tensorSpecs(options: Resolved, headDim: number): TensorSpec[] {
+  const { hiddenSize, intermediateSize, numHeads, numKvHeads, vocabSize } = options;
+  const linear = (name: string, outFeatures: number, inFeatures: number): TensorSpec =>
+    // sqrt(3 / fan_in) gives outputs the variance of their inputs.
+    ({ name, shape: [outFeatures, inFeatures], scale: Math.sqrt(3 / inFeatures), offset: 0 });
+  const norm = (name: string, size: number): TensorSpec => ({ name, shape: [size], scale: 0.1, offset: 1 });
+  const bias = (name: string, size: number): TensorSpec => ({ name, shape: [size], scale: 0.1, offset: 0 });
+  const hasBias = options.architecture === "Qwen2ForCausalLM" || options.attentionBias;
+  const qSize = numHeads * headDim;
+  const kvSize = numKvHeads * headDim;
+  // Unit-scale embeddings (and an LM head like them, tied or not) make logits spread by several
+  // units, so the top choice stands clear of the next.
+  const specs: TensorSpec[] = [{ name: "model.embed_tokens.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 }];
+  for (let layer = 0; layer < options.numLayers; layer++) {
+    const prefix = `model.layers.${layer}`;
+    specs.push(
+      norm(`${prefix}.input_layernorm.weight`, hiddenSize),
+      linear(`${prefix}.self_attn.q_proj.weight`, qSize, hiddenSize),
+      linear(`${prefix}.self_attn.k_proj.weight`, kvSize, hiddenSize),
+      linear(`${prefix}.self_attn.v_proj.weight`, kvSize, hiddenSize),
+    );
+    if (hasBias) {
+      specs.push(
+        bias(`${prefix}.self_attn.q_proj.bias`, qSize),
+        bias(`${prefix}.self_attn.k_proj.bias`, kvSize),
+        bias(`${prefix}.self_attn.v_proj.bias`, kvSize),
+      );
+    }
+    if (options.architecture === "Qwen3ForCausalLM") {
+      specs.push(norm(`${prefix}.self_attn.q_norm.weight`, headDim), norm(`${prefix}.self_attn.k_norm.weight`, headDim));
+    }
+    specs.push(
+      linear(`${prefix}.self_attn.o_proj.weight`, hiddenSize, qSize),
+      norm(`${prefix}.post_attention_layernorm.weight`, hiddenSize),
+      linear(`${prefix}.mlp.gate_proj.weight`, intermediateSize, hiddenSize),
+      linear(`${prefix}.mlp.up_proj.weight`, intermediateSize, hiddenSize),
+      linear(`${prefix}.mlp.down_proj.weight`, hiddenSize, intermediateSize),
+    );
+  }
+  specs.push(norm("model.norm.weight", hiddenSize));
+  if (!options.tieWordEmbeddings) specs.push({ name: "lm_head.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 });
+  return specs;
+}
+
+/** Tensor k takes hash indices from k * 2^32 on, so no two tensors share values. */
+function storedValues(spec: TensorSpec, tensorIndex: number, seed: number, dtype: TensorDtype): Float32Array {
+  const values = new Float32Array(spec.shape.reduce((product, dim) => product * dim, 1));
+  fillUniform(values, seed, spec.scale, tensorIndex * 2 ** 32);
+  for (let i = 0; i < values.length; i++) values[i] = roundToDtype(values[i]! + spec.offset, dtype);
+  return values;
+}
+
+async function writeWeights(dir: string, tensors: [string, TensorToWrite][], sharded: boolean): Promise<void> {
+  if (!sharded) {
+    await writeSafetensors(join(dir, "model.safetensors"), Object.fromEntries(tensors));
+    return;
+  }
+  const half = Math.ceil(tensors.length / 2);
+  const shards = [tensors.slice(0, half), tensors.slice(half)];
+  const weightMap: Record<string, string> = {};
+  let totalSize = 0;
+  for (const [i, shard] of shards.entries()) {
+    const fileName = `model-0000${i + 1}-of-0000${shards.length}.safetensors`;
+    await writeSafetensors(join(dir, fileName), Object.fromEntries(shard));
+    for (const [name, tensor] of shard) {
+      weightMap[name] = fileName;
+      totalSize += tensor.data.byteLength;
+    }
+  }
+  const index = { metadata: { total_size: totalSize }, weight_map: weightMap };
+  await Bun.write(join(dir, "model.safetensors.index.json"), JSON.stringify(index, null, 2));
+}
+
+export async function writeRandomModel(options: RandomModelOptions = {}): Promise<RandomModel> {
+  const tokenizer = tinyTokenizerFiles();
+  const numHeads = options.numHeads ?? 4;
+  const hiddenSize = options.hiddenSize ?? 64;
+  const resolved: Resolved = {
+    ...options,
+    architecture: options.architecture ?? "LlamaForCausalLM",
+    dtype: options.dtype ?? "float32",
+    hiddenSize,
+    intermediateSize: options.intermediateSize ?? 2 * hiddenSize,
+    numLayers: options.numLayers ?? 2,
+    numHeads,
+    numKvHeads: options.numKvHeads ?? numHeads,
+    vocabSize: options.vocabSize ?? tokenizer.vocabSize,
+    tieWordEmbeddings: options.tieWordEmbeddings ?? false,
+    attentionBias: options.attentionBias ?? false,
+    maxPositionEmbeddings: options.maxPositionEmbeddings ?? 512,
+    seed: options.seed ?? 0,
+    sharded: options.sharded ?? false,
+  };
+  const headDim = options.headDim ?? hiddenSize / numHeads;
+  const specialIds = tokenizer.specialTokenIds;
+
+  const dir = await mkdtemp(join(tmpdir(), "vllm-ts-model-"));
+  const tensorDtype = TENSOR_DTYPE_OF[resolved.dtype];
+  const weights = new Map<string, Float32Array>();
+  const tensors = tensorSpecs(resolved, headDim).map((spec, index): [string, TensorToWrite] => {
+    const data = storedValues(spec, index, resolved.seed, tensorDtype);
+    weights.set(spec.name, data);
+    return [spec.name, { dtype: tensorDtype, shape: spec.shape, data }];
+  });
+  const generationConfig = {
+    bos_token_id: specialIds["<|endoftext|>"],
+    eos_token_id: [specialIds["<|im_end|>"], specialIds["<|endoftext|>"]],
+    ...resolved.generationConfig,
+  };
+  await Promise.all([
+    Bun.write(join(dir, "config.json"), JSON.stringify(configJson(resolved, specialIds), null, 2)),
+    Bun.write(join(dir, "generation_config.json"), JSON.stringify(generationConfig, null, 2)),
+    Bun.write(join(dir, "tokenizer.json"), JSON.stringify(tokenizer.tokenizerJson)),
+    Bun.write(join(dir, "tokenizer_config.json"), JSON.stringify(tokenizer.tokenizerConfig, null, 2)),
+    writeWeights(dir, tensors, resolved.sharded),
+  ]);
+  return { dir, config: await loadModelConfig(dir), weights };
+}
