@@ -2,6 +2,7 @@
 # (CPU with g++ always, CUDA with nvcc when present) and compiles the single executable.
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
+MAKEFLAGS += --jobs=$(shell nproc) --output-sync=target
 
 BUN_VERSION := 1.4.5
 BUN := $(or $(shell command -v bun 2>/dev/null),$(CURDIR)/build/tools/node_modules/.bin/bun)
@@ -37,9 +38,14 @@ node_modules/.installed: package.json bun.lock | $(BUN)
 
 deps: node_modules/.installed
 
-$(CPU_LIB): $(CPU_SOURCES) $(CPU_HEADERS)
-	mkdir -p build
-	$(CXX) $(CPU_CXXFLAGS) -shared -o $@ $(CPU_SOURCES)
+CPU_OBJECTS := $(patsubst cuda/cpu/%.cpp,build/cpu/%.o,$(CPU_SOURCES))
+
+build/cpu/%.o: cuda/cpu/%.cpp $(CPU_HEADERS)
+	mkdir -p build/cpu
+	$(CXX) $(CPU_CXXFLAGS) -c -o $@ $<
+
+$(CPU_LIB): $(CPU_OBJECTS)
+	$(CXX) $(CPU_CXXFLAGS) -shared -o $@ $(CPU_OBJECTS)
 
 build/libvllm_ts_cuda.so: $(CUDA_SOURCES) $(CPU_HEADERS)
 	mkdir -p build

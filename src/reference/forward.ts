@@ -3,6 +3,7 @@
 // transformers modeling code step by step so the native forward can be checked against it.
 import type { ModelConfig } from "../model/config.ts";
 import { tensorNames } from "../model/weight-names.ts";
+import { ropeInverseFrequencies } from "./ops.ts";
 
 type Weights = Map<string, Float32Array>;
 
@@ -33,25 +34,14 @@ function rmsNorm(x: Float64Array, weight: Float32Array, eps: number): Float64Arr
 }
 
 /** Inverse RoPE frequencies, with Llama 3's piecewise rescaling when configured. */
-function inverseFrequencies(config: ModelConfig): Float64Array {
-  const dim = config.headDim;
-  const inv = new Float64Array(dim / 2);
-  for (let i = 0; i < dim / 2; i++) inv[i] = Math.pow(config.ropeTheta, (-2 * i) / dim);
+function inverseFrequencies(config: ModelConfig): number[] {
   const s = config.ropeScaling;
-  if (!s) return inv;
-  const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
-  const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
-  return inv.map((f) => {
-    const wavelen = (2 * Math.PI) / f;
-    if (wavelen < highWavelen) return f;
-    if (wavelen > lowWavelen) return f / s.factor;
-    const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-    return (1 - smooth) * (f / s.factor) + smooth * f;
-  });
+  const llama3 = s && { factor: s.factor, lowFreqFactor: s.lowFreqFactor, highFreqFactor: s.highFreqFactor, originalMaxPosition: s.originalMaxPositionEmbeddings };
+  return ropeInverseFrequencies(config.headDim, config.ropeTheta, llama3);
 }
 
 /** Rotate-half RoPE on one head in place. */
-function rope(head: Float64Array, position: number, invFreq: Float64Array): void {
+function rope(head: Float64Array, position: number, invFreq: number[]): void {
   const half = invFreq.length;
   for (let i = 0; i < half; i++) {
     const angle = position * invFreq[i]!;

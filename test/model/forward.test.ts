@@ -3,12 +3,13 @@
 // sequences' decodes, their KV blocks scattered over the cache, for every architecture.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
+import type { DType } from "../../src/backend/dtype.ts";
 import type { Architecture, ModelConfig } from "../../src/model/config.ts";
 import { ModelForward, type ForwardBatch } from "../../src/model/forward.ts";
 import { KvCacheTensors } from "../../src/model/kv-cache-tensors.ts";
 import { loadModel } from "../../src/model/load-model.ts";
 import { referenceForward } from "../../src/reference/forward.ts";
-import { writeRandomModel, type RandomModelOptions } from "../helpers/random-model.ts";
+import { writeRandomModel, type RandomModel, type RandomModelOptions } from "../helpers/random-model.ts";
 
 let backend: Backend;
 beforeAll(async () => {
@@ -107,6 +108,24 @@ const architectures: { architecture: Architecture; options: RandomModelOptions }
   { architecture: "Qwen3ForCausalLM", options: { numHeads: 4, numKvHeads: 2, headDim: 32, tieWordEmbeddings: true } },
 ];
 
+/** Loads the written model, runs the schedule with the given cache, and returns the worst error. */
+async function compareWithReference(model: RandomModel, blockSize: number, cacheDtype: DType): Promise<Comparison & { weightDtype: DType }> {
+  const loaded = await loadModel(backend, model.dir, {});
+  const config = loaded.config;
+  const sequences = sequenceLengths().map((length, s) => tokens(length, config.vocabSize, s));
+  const reference = sequences.map((s) => referenceForward(config, model.weights, s));
+  const numBlocks = sequences.reduce((sum, s) => sum + Math.ceil(s.length / blockSize), 0);
+  const kvCache = KvCacheTensors.allocate(backend, config, numBlocks, blockSize, cacheDtype);
+  const forward = new ModelForward(backend, config, loaded.weights, kvCache, loaded.actDtype);
+  try {
+    return { ...runSchedule(config, forward, blockSize, numBlocks, reference, sequences), weightDtype: loaded.weights.dtype };
+  } finally {
+    forward.free();
+    kvCache.free();
+    loaded.weights.free();
+  }
+}
+
 describe("paged batched forward equals the reference forward", () => {
   for (const { architecture, options } of architectures) {
     for (const blockSize of [16, 32]) {
@@ -115,22 +134,9 @@ describe("paged batched forward equals the reference forward", () => {
         const model = await writeRandomModel({
           architecture, dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 2, seed: 11, ...options,
         });
-        const loaded = await loadModel(backend, model.dir, {});
-        const config = loaded.config;
-        const sequences = sequenceLengths().map((length, s) => tokens(length, config.vocabSize, s));
-        const reference = sequences.map((s) => referenceForward(config, model.weights, s));
-        const numBlocks = sequences.reduce((sum, s) => sum + Math.ceil(s.length / blockSize), 0);
-        const kvCache = KvCacheTensors.allocate(backend, config, numBlocks, blockSize, "f32");
-        const forward = new ModelForward(backend, config, loaded.weights, kvCache, loaded.actDtype);
-        try {
-          const { maxError, logitScale } = runSchedule(config, forward, blockSize, numBlocks, reference, sequences);
-          expect(logitScale).toBeGreaterThan(0.5);
-          expect(maxError).toBeLessThanOrEqual(1e-4 * logitScale);
-        } finally {
-          forward.free();
-          kvCache.free();
-          loaded.weights.free();
-        }
+        const { maxError, logitScale } = await compareWithReference(model, blockSize, "f32");
+        expect(logitScale).toBeGreaterThan(0.5);
+        expect(maxError).toBeLessThanOrEqual(1e-4 * logitScale);
       });
     }
   }
@@ -140,23 +146,9 @@ describe("paged batched forward equals the reference forward", () => {
       architecture: "Qwen3ForCausalLM", dtype: "bfloat16", hiddenSize: 64, intermediateSize: 96, numLayers: 2,
       numHeads: 4, numKvHeads: 2, headDim: 32, seed: 5,
     });
-    const loaded = await loadModel(backend, model.dir, {});
-    expect(loaded.weights.dtype).toBe("bf16");
-    const config = loaded.config;
-    const blockSize = 16;
-    const sequences = sequenceLengths().map((length, s) => tokens(length, config.vocabSize, s));
-    const reference = sequences.map((s) => referenceForward(config, model.weights, s));
-    const numBlocks = sequences.reduce((sum, s) => sum + Math.ceil(s.length / blockSize), 0);
-    const kvCache = KvCacheTensors.allocate(backend, config, numBlocks, blockSize, "bf16");
-    const forward = new ModelForward(backend, config, loaded.weights, kvCache, loaded.actDtype);
-    try {
-      const { maxError, logitScale } = runSchedule(config, forward, blockSize, numBlocks, reference, sequences);
-      // Only the cache's bf16 rounding separates the two; it costs a few parts in a thousand.
-      expect(maxError).toBeLessThanOrEqual(2e-2 * logitScale);
-    } finally {
-      forward.free();
-      kvCache.free();
-      loaded.weights.free();
-    }
+    const { maxError, logitScale, weightDtype } = await compareWithReference(model, 16, "bf16");
+    expect(weightDtype).toBe("bf16");
+    // Only the cache's bf16 rounding separates the two; it costs a few parts in a thousand.
+    expect(maxError).toBeLessThanOrEqual(2e-2 * logitScale);
   });
 });

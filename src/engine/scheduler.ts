@@ -1,0 +1,301 @@
+// The continuous-batching scheduler of vLLM's V1 engine: every step decides how many new tokens each
+// request computes, running requests first, then waiting ones in arrival order, within a token
+// budget and a sequence cap; requests join and leave the batch at any step.
+
+import type { KVCacheBlock } from "./kv-cache-block.ts";
+import type { KVCacheManager } from "./kv-cache-manager.ts";
+import { promptAdmissionError, type Request } from "./request.ts";
+import {
+  cachedRequestData,
+  engineCoreOutput,
+  newRequestData,
+  validateSchedulerLimits,
+  type CachedRequestData,
+  type EngineCoreOutput,
+  type EngineScheduler,
+  type NewRequestData,
+  type SchedulerLimits,
+  type SchedulerOutput,
+  type SchedulerStats,
+} from "./scheduler-interface.ts";
+
+export interface SchedulerOptions extends SchedulerLimits {
+  kvCacheManager: KVCacheManager;
+  /**
+   * Split prompts into chunks that fit the step's remaining budget. Without it a prompt runs
+   * whole or waits, so maxNumBatchedTokens must be at least maxModelLen (as vLLM requires).
+   */
+  enableChunkedPrefill: boolean;
+  /**
+   * With chunked prefill, the most tokens a request prefills in one step (0: no cap), so that
+   * one long prompt cannot take a whole step's budget from the others.
+   */
+  longPrefillTokenThreshold?: number;
+}
+
+export class Scheduler implements EngineScheduler {
+  private readonly kvCacheManager: KVCacheManager;
+  private readonly maxNumBatchedTokens: number;
+  private readonly maxNumSeqs: number;
+  private readonly maxModelLen: number;
+  private readonly enableChunkedPrefill: boolean;
+  private readonly longPrefillTokenThreshold: number;
+  /** Every waiting or running request, by id. */
+  private readonly requests = new Map<string, Request>();
+  /** Arrival order, except that preempted requests go back to the head. */
+  private readonly waiting: Request[] = [];
+  /** Admission order: the last one is the newest, the first to be preempted. */
+  private readonly running: Request[] = [];
+  /** Rejected at admission, reported by the next updateFromOutput. */
+  private readonly rejected: Request[] = [];
+  private readonly finishedRequestIds = new Set<string>();
+  /** The output of the step in flight: schedule() and updateFromOutput() must alternate. */
+  private pendingOutput: SchedulerOutput | null = null;
+  private numPreemptions = 0;
+  private numAdmittedTokens = 0;
+  private numPrefixHitTokens = 0;
+
+  constructor(options: SchedulerOptions) {
+    const { kvCacheManager, maxNumBatchedTokens, maxModelLen, enableChunkedPrefill } = options;
+    validateSchedulerLimits(options, kvCacheManager.numBlocks * kvCacheManager.blockSize);
+    if (!enableChunkedPrefill && maxNumBatchedTokens < maxModelLen) {
+      throw new RangeError(
+        `without chunked prefill a whole prompt must fit in one step, but maxNumBatchedTokens ` +
+          `(${maxNumBatchedTokens}) < maxModelLen (${maxModelLen}): raise ` +
+          `--max-num-batched-tokens, lower --max-model-len or enable chunked prefill`,
+      );
+    }
+    const threshold = options.longPrefillTokenThreshold ?? 0;
+    if (!Number.isSafeInteger(threshold) || threshold < 0) {
+      throw new RangeError(`longPrefillTokenThreshold must be an integer >= 0, got ${threshold}`);
+    }
+    this.kvCacheManager = kvCacheManager;
+    this.maxNumBatchedTokens = maxNumBatchedTokens;
+    this.maxNumSeqs = options.maxNumSeqs;
+    this.maxModelLen = maxModelLen;
+    this.enableChunkedPrefill = enableChunkedPrefill;
+    this.longPrefillTokenThreshold = threshold;
+  }
+
+  get numRunning(): number {
+    return this.running.length;
+  }
+
+  get numWaiting(): number {
+    return this.waiting.length;
+  }
+
+  addRequest(request: Request): void {
+    if (this.requests.has(request.requestId)) {
+      throw new Error(`request ${request.requestId} is already in the scheduler`);
+    }
+    const error = promptAdmissionError(request, this.maxModelLen);
+    if (error !== null) {
+      request.reject(error);
+      this.rejected.push(request);
+      return;
+    }
+    this.requests.set(request.requestId, request);
+    this.waiting.push(request);
+  }
+
+  schedule(): SchedulerOutput {
+    if (this.pendingOutput !== null) {
+      throw new Error("schedule() called again before updateFromOutput() of the previous step");
+    }
+    let tokenBudget = this.maxNumBatchedTokens;
+    const scheduledNewRequests: NewRequestData[] = [];
+    const scheduledCachedRequests: CachedRequestData[] = [];
+    const numScheduledTokens = new Map<string, number>();
+    const preemptedRequestIds: string[] = [];
+
+    // Running requests first: they hold blocks, and finishing them frees memory soonest.
+    for (let i = 0; i < this.running.length && tokenBudget > 0; i++) {
+      const request = this.running[i]!;
+      const numUncomputed = request.numTokens - request.numComputedTokens;
+      const numNewTokens = Math.min(this.chunk(numUncomputed), tokenBudget);
+      const newBlocks = this.allocateOrPreempt(request, numNewTokens, preemptedRequestIds);
+      if (newBlocks === null) break;
+      const newBlockIds = newBlocks.map((block) => block.blockId);
+      scheduledCachedRequests.push(cachedRequestData(request, numNewTokens, newBlockIds));
+      numScheduledTokens.set(request.requestId, numNewTokens);
+      tokenBudget -= numNewTokens;
+    }
+
+    // Then waiting requests, strictly first come first served. As in vLLM, none is admitted in a
+    // step that had to preempt: memory is short, and a newcomer would only be preempted next.
+    while (
+      preemptedRequestIds.length === 0 &&
+      this.waiting.length > 0 &&
+      tokenBudget > 0 &&
+      this.running.length < this.maxNumSeqs
+    ) {
+      const request = this.waiting[0]!;
+      const computed = this.kvCacheManager.getComputedBlocks(request);
+      let numNewTokens = request.numTokens - computed.numComputedTokens;
+      if (this.enableChunkedPrefill) {
+        numNewTokens = Math.min(this.chunk(numNewTokens), tokenBudget);
+      } else if (numNewTokens > tokenBudget) {
+        break;
+      }
+      if (this.kvCacheManager.allocateSlots(request, numNewTokens, computed.blocks) === null) break;
+      this.waiting.shift();
+      this.running.push(request);
+      request.status = "RUNNING";
+      request.numComputedTokens = computed.numComputedTokens;
+      this.numAdmittedTokens += request.numTokens;
+      this.numPrefixHitTokens += computed.numComputedTokens;
+      const blockIds = this.kvCacheManager.blockIds(request.requestId);
+      scheduledNewRequests.push(newRequestData(request, blockIds, numNewTokens));
+      numScheduledTokens.set(request.requestId, numNewTokens);
+      tokenBudget -= numNewTokens;
+    }
+
+    const output: SchedulerOutput = {
+      scheduledNewRequests,
+      scheduledCachedRequests,
+      numScheduledTokens,
+      totalNumScheduledTokens: this.maxNumBatchedTokens - tokenBudget,
+      preemptedRequestIds,
+      finishedRequestIds: [...this.finishedRequestIds],
+      stats: {
+        numRunning: this.running.length,
+        numWaiting: this.waiting.length,
+        kvCacheUsage: this.kvCacheManager.usage,
+      },
+    };
+    this.finishedRequestIds.clear();
+    this.pendingOutput = output;
+    return output;
+  }
+
+  updateFromOutput(
+    output: SchedulerOutput,
+    sampledTokenIds: ReadonlyMap<string, readonly number[]>,
+  ): EngineCoreOutput[] {
+    if (output !== this.pendingOutput) {
+      throw new Error("updateFromOutput() must be given the output of the last schedule()");
+    }
+    this.pendingOutput = null;
+    const outputs = this.rejected.map((request) => engineCoreOutput(request, []));
+    this.rejected.length = 0;
+    for (const [requestId, numTokens] of output.numScheduledTokens) {
+      const request = this.requests.get(requestId);
+      // Aborted since the step was scheduled: its blocks are already free.
+      if (request === undefined || request.status !== "RUNNING") continue;
+      request.numComputedTokens += numTokens;
+      // A partial prefill: the logits of its last position predict a token already known.
+      if (request.numComputedTokens < request.numTokens) continue;
+      const sampled = sampledTokenIds.get(requestId) ?? [];
+      const newTokenIds = request.appendSampledTokens(sampled, this.maxModelLen);
+      // Leaving now frees the blocks for the next step's admissions.
+      if (request.isFinished) this.remove(request);
+      outputs.push(engineCoreOutput(request, newTokenIds));
+    }
+    return outputs;
+  }
+
+  abort(requestIds: Iterable<string>): void {
+    for (const requestId of requestIds) {
+      const request = this.requests.get(requestId);
+      if (request === undefined) continue;
+      request.status = "FINISHED_ABORTED";
+      this.remove(request);
+    }
+  }
+
+  hasUnfinishedRequests(): boolean {
+    return this.requests.size > 0 || this.rejected.length > 0;
+  }
+
+  stats(): SchedulerStats {
+    const kv = this.kvCacheManager.stats();
+    return {
+      numRunning: this.running.length,
+      numWaiting: this.waiting.length,
+      kvCacheUsage: this.kvCacheManager.usage,
+      prefixCacheHitRate:
+        this.numAdmittedTokens === 0 ? 0 : this.numPrefixHitTokens / this.numAdmittedTokens,
+      numPreemptions: this.numPreemptions,
+      tokensStored: kv.tokensStored,
+      allocatedSlots: kv.allocatedSlots,
+      wasteRatio: kv.wasteRatio,
+    };
+  }
+
+  checkInvariants(): void {
+    this.kvCacheManager.checkInvariants(this.requests.values());
+    const fail = (message: string): never => {
+      throw new Error(`Scheduler invariant violated: ${message}`);
+    };
+    if (this.running.length > this.maxNumSeqs) {
+      fail(`${this.running.length} requests running, more than maxNumSeqs ${this.maxNumSeqs}`);
+    }
+    if (this.running.length + this.waiting.length !== this.requests.size) {
+      const { length: numRunning } = this.running;
+      fail(`${numRunning} running + ${this.waiting.length} waiting != ${this.requests.size} known`);
+    }
+    for (const request of this.waiting) {
+      if (request.status !== "WAITING" && request.status !== "PREEMPTED") {
+        fail(`waiting request ${request.requestId} has status ${request.status}`);
+      }
+      if (request.numComputedTokens !== 0 || this.kvCacheManager.numBlocksOf(request.requestId) > 0) {
+        fail(`waiting request ${request.requestId} holds computed tokens or blocks`);
+      }
+    }
+    for (const request of this.running) {
+      if (request.status !== "RUNNING") {
+        fail(`running request ${request.requestId} has status ${request.status}`);
+      }
+      if (request.numComputedTokens >= request.numTokens) {
+        fail(`running request ${request.requestId} has no token left to compute`);
+      }
+    }
+  }
+
+  /** A prefill's length this step, before the budget: capped by the long-prefill threshold. */
+  private chunk(numTokens: number): number {
+    const threshold = this.longPrefillTokenThreshold;
+    return this.enableChunkedPrefill && threshold > 0 ? Math.min(numTokens, threshold) : numTokens;
+  }
+
+  /**
+   * Allocates the slots of a running request's new tokens, preempting the newest running requests
+   * until they fit. Returns null when the request itself was the newest and had to go.
+   */
+  private allocateOrPreempt(
+    request: Request,
+    numNewTokens: number,
+    preemptedRequestIds: string[],
+  ): KVCacheBlock[] | null {
+    for (;;) {
+      const newBlocks = this.kvCacheManager.allocateSlots(request, numNewTokens);
+      if (newBlocks !== null) return newBlocks;
+      const victim = this.running.pop()!;
+      this.preempt(victim);
+      preemptedRequestIds.push(victim.requestId);
+      if (victim === request) return null;
+    }
+  }
+
+  /** Recompute-style preemption: the KV is dropped and recomputed from the tokens on return. */
+  private preempt(request: Request): void {
+    this.kvCacheManager.free(request);
+    request.status = "PREEMPTED";
+    request.numComputedTokens = 0;
+    request.numPreemptions++;
+    this.numPreemptions++;
+    this.waiting.unshift(request);
+  }
+
+  /** Drops a finished or aborted request from the queues and frees its blocks at once. */
+  private remove(request: Request): void {
+    this.requests.delete(request.requestId);
+    for (const queue of [this.running, this.waiting]) {
+      const index = queue.indexOf(request);
+      if (index >= 0) queue.splice(index, 1);
+    }
+    this.kvCacheManager.free(request);
+    this.finishedRequestIds.add(request.requestId);
+  }
+}
