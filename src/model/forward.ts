@@ -158,6 +158,7 @@ export class ModelForward {
       input: ws.hidden, residual: ws.residual, weight: this.weights.finalNorm, out: ws.normed, numTokens,
       hiddenSize: h, eps, actDtype: act, weightDtype: wd,
     });
+    if (numLogits === 0) return ws.logits;
     // Only the rows that are sampled go through the LM head, the largest matmul of a decode step.
     b.gatherRows({ dst: ws.selected, src: ws.normed, indices: meta.logitsIndices, numRows: numLogits, rowBytes: h * actBytes });
     b.matmul({ x: ws.selected, w: this.weights.lmHead, out: ws.logits, m: numLogits, n: c.vocabSize, k: h, actDtype: act, weightDtype: wd });

@@ -1,0 +1,147 @@
+// The engine core: one step = schedule → run the model → update requests, as vLLM's
+// EngineCore. It owns the KV cache (sized from a memory budget), the scheduler and the model
+// runner; it never sees text.
+import type { Backend } from "../backend/backend.ts";
+import { dtypeBytes } from "../backend/dtype.ts";
+import { KvCacheTensors } from "../model/kv-cache-tensors.ts";
+import type { LoadedModel } from "../model/load-model.ts";
+import { KVCacheManager } from "./kv-cache-manager.ts";
+import { ModelRunner } from "./model-runner.ts";
+import type { Request } from "./request.ts";
+import type { TokenLogprobs } from "./sampler.ts";
+import type { EngineCoreOutput, EngineScheduler, SchedulerStats } from "./scheduler-interface.ts";
+import { Scheduler } from "./scheduler.ts";
+import { StaticScheduler } from "./static-scheduler.ts";
+
+export interface EngineConfig {
+  blockSize: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  /** Longest prompt + output; defaults to the model's max_position_embeddings. */
+  maxModelLen?: number;
+  enablePrefixCaching: boolean;
+  enableChunkedPrefill: boolean;
+  /** "static" is the traditional baseline (whole batches, max-length pre-allocation), for benchmarks. */
+  scheduling: "continuous" | "static";
+  /** KV-cache budget in bytes; when absent, gpuMemoryUtilization decides. */
+  kvCacheMemory?: number;
+  /** Fraction of the device's memory the engine may use in all (weights, activations, KV). */
+  gpuMemoryUtilization: number;
+}
+
+export const defaultEngineConfig: EngineConfig = {
+  blockSize: 16,
+  maxNumSeqs: 64,
+  maxNumBatchedTokens: 2048,
+  enablePrefixCaching: true,
+  enableChunkedPrefill: true,
+  scheduling: "continuous",
+  gpuMemoryUtilization: 0.9,
+};
+
+/** On the CPU the "device" is the host: without an explicit budget, take this much at most. */
+const CPU_DEFAULT_KV_BYTES = 4 * 2 ** 30;
+
+export interface StepOutput extends EngineCoreOutput {
+  /** One entry per new token when the request asked for logprobs. */
+  logprobs: TokenLogprobs[] | null;
+}
+
+export interface KvCacheSize {
+  numBlocks: number;
+  blockSize: number;
+  bytes: number;
+  maxTokens: number;
+}
+
+export class EngineCore {
+  private constructor(
+    readonly config: Required<EngineConfig>,
+    readonly kvCacheSize: KvCacheSize,
+    private readonly kvCache: KvCacheTensors,
+    private readonly scheduler: EngineScheduler,
+    private readonly runner: ModelRunner,
+  ) {}
+
+  static create(backend: Backend, model: LoadedModel, options: Partial<EngineConfig> = {}): EngineCore {
+    const merged = { ...defaultEngineConfig, ...options };
+    const maxModelLen = merged.maxModelLen ?? model.config.maxPositionEmbeddings;
+    if (maxModelLen > model.config.maxPositionEmbeddings) {
+      throw new RangeError(`--max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${model.config.maxPositionEmbeddings}`);
+    }
+    const config: Required<EngineConfig> = {
+      ...merged,
+      maxModelLen,
+      // Without chunked prefill a whole prompt must fit one step.
+      maxNumBatchedTokens: merged.enableChunkedPrefill ? merged.maxNumBatchedTokens : Math.max(merged.maxNumBatchedTokens, maxModelLen),
+      kvCacheMemory: merged.kvCacheMemory ?? kvCacheBudget(backend, model, merged),
+    };
+    const cacheDtype = model.weights.dtype;
+    const bytesPerBlock = KvCacheTensors.bytesPerBlock(model.config, config.blockSize, cacheDtype);
+    const numBlocks = Math.floor(config.kvCacheMemory / bytesPerBlock);
+    if (numBlocks * config.blockSize < maxModelLen) {
+      throw new RangeError(
+        `a KV cache of ${(config.kvCacheMemory / 2 ** 20).toFixed(1)} MiB holds ${numBlocks * config.blockSize} tokens, ` +
+          `fewer than one sequence of --max-model-len ${maxModelLen}: raise --kv-cache-memory or lower --max-model-len`,
+      );
+    }
+    const kvCache = KvCacheTensors.allocate(backend, model.config, numBlocks, config.blockSize, cacheDtype);
+    const kvCacheManager = new KVCacheManager({ numBlocks, blockSize: config.blockSize, enablePrefixCaching: config.enablePrefixCaching });
+    const limits = { maxNumBatchedTokens: config.maxNumBatchedTokens, maxNumSeqs: config.maxNumSeqs, maxModelLen };
+    const scheduler: EngineScheduler =
+      config.scheduling === "static"
+        ? new StaticScheduler({ kvCacheManager, ...limits })
+        : new Scheduler({ kvCacheManager, ...limits, enableChunkedPrefill: config.enableChunkedPrefill });
+    const runner = new ModelRunner(backend, model, kvCache);
+    const size = { numBlocks, blockSize: config.blockSize, bytes: numBlocks * bytesPerBlock, maxTokens: numBlocks * config.blockSize };
+    return new EngineCore(config, size, kvCache, scheduler, runner);
+  }
+
+  addRequest(request: Request): void {
+    this.scheduler.addRequest(request);
+  }
+
+  abort(requestIds: Iterable<string>): void {
+    this.scheduler.abort(requestIds);
+  }
+
+  hasUnfinishedRequests(): boolean {
+    return this.scheduler.hasUnfinishedRequests();
+  }
+
+  stats(): SchedulerStats {
+    return this.scheduler.stats();
+  }
+
+  /** One iteration of continuous batching. */
+  step(): StepOutput[] {
+    const scheduled = this.scheduler.schedule();
+    const sampled = this.runner.execute(scheduled);
+    const tokenIds = new Map([...sampled].map(([id, token]) => [id, [token.tokenId]]));
+    return this.scheduler.updateFromOutput(scheduled, tokenIds).map((output) => {
+      const logprobs = sampled.get(output.requestId)?.logprobs;
+      return { ...output, logprobs: logprobs && output.newTokenIds.length > 0 ? [logprobs] : null };
+    });
+  }
+
+  close(): void {
+    this.runner.free();
+    this.kvCache.free();
+  }
+}
+
+/**
+ * vLLM's rule: the engine may use gpuMemoryUtilization of the device's memory in all; what the
+ * weights already took and the activations of the largest step will take are not for KV. On the
+ * CPU the budget is also capped, since the host's memory serves everything else too.
+ */
+function kvCacheBudget(backend: Backend, model: LoadedModel, config: EngineConfig): number {
+  const { freeBytes, totalBytes } = backend.memoryInfo();
+  const c = model.config;
+  const activationsPerToken =
+    (3 * c.hiddenSize + (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim + 3 * c.intermediateSize) *
+    dtypeBytes[model.actDtype];
+  const activations = config.maxNumBatchedTokens * activationsPerToken + config.maxNumSeqs * c.vocabSize * dtypeBytes[model.actDtype];
+  const budget = config.gpuMemoryUtilization * totalBytes - (totalBytes - freeBytes) - activations;
+  return Math.max(0, backend.name === "cpu" ? Math.min(budget, CPU_DEFAULT_KV_BYTES) : budget);
+}

@@ -1,0 +1,151 @@
+// The offline batch API, as vLLM's LLM class:
+//   const llm = new LLM({ model });
+//   const outputs = await llm.generate(prompts, new SamplingParams({ temperature: 0 }));
+// All prompts go into one engine at once and continuous batching runs them; results come back in
+// prompt order. A progress bar shows on a terminal.
+import { Backend, type BackendOptions } from "../backend/backend.ts";
+import { loadModel, type LoadedModel, type LoadModelOptions } from "../model/load-model.ts";
+import { EngineCore, type EngineConfig } from "./engine-core.ts";
+import { OutputProcessor, type CompletionOutput } from "./output-processor.ts";
+import { Request } from "./request.ts";
+import { SamplingParams, withDefaults } from "./sampling-params.ts";
+
+export interface LLMOptions extends LoadModelOptions, Partial<EngineConfig> {
+  /** Local Hugging Face model directory; absent: the embedded demo model. */
+  model?: string;
+  device?: BackendOptions["device"];
+  numThreads?: number;
+}
+
+export type PromptInput = string | { promptTokenIds: readonly number[] };
+
+export interface RequestOutput {
+  requestId: string;
+  prompt: string | null;
+  promptTokenIds: number[];
+  /** n completions, by index. */
+  outputs: CompletionOutput[];
+  finished: boolean;
+  /** Set when the engine refused the request (e.g. a prompt longer than max model length). */
+  error: string | null;
+}
+
+interface Engine {
+  backend: Backend;
+  model: LoadedModel;
+  core: EngineCore;
+}
+
+export class LLM {
+  private readonly engine: Promise<Engine>;
+  private nextRequestId = 0;
+
+  constructor(options: LLMOptions = {}) {
+    this.engine = (async () => {
+      const backend = await Backend.open({ device: options.device, numThreads: options.numThreads });
+      try {
+        const model = await loadModel(backend, options.model, options);
+        return { backend, model, core: EngineCore.create(backend, model, options) };
+      } catch (error) {
+        backend.close();
+        throw error;
+      }
+    })();
+  }
+
+  /** The loaded model (config, tokenizer), once ready. */
+  async model(): Promise<LoadedModel> {
+    return (await this.engine).model;
+  }
+
+  async generate(
+    prompts: PromptInput | PromptInput[],
+    params: SamplingParams | SamplingParams[] = new SamplingParams(),
+    options: { progress?: boolean } = {},
+  ): Promise<RequestOutput[]> {
+    const { model, core } = await this.engine;
+    const list = Array.isArray(prompts) ? prompts : [prompts];
+    const paramsList = Array.isArray(params) ? params : list.map(() => params);
+    if (paramsList.length !== list.length) throw new RangeError(`got ${paramsList.length} sampling params for ${list.length} prompts`);
+    const processor = new OutputProcessor(model.tokenizer);
+    const results: RequestOutput[] = [];
+    const owner = new Map<string, { result: RequestOutput; index: number }>();
+    let remaining = 0;
+
+    list.forEach((prompt, i) => {
+      const sampling = withDefaults(paramsList[i]!, model.generationConfig);
+      sampling.validateForVocab(model.config.vocabSize);
+      const promptTokenIds = typeof prompt === "string" ? model.tokenizer.encode(prompt) : [...prompt.promptTokenIds];
+      const requestId = String(this.nextRequestId++);
+      const result: RequestOutput = {
+        requestId, prompt: typeof prompt === "string" ? prompt : null, promptTokenIds, outputs: [], finished: false, error: null,
+      };
+      results.push(result);
+      // n > 1: one request per sample; the prefix cache shares their prompt's blocks, and each
+      // gets its own seed (seed + index) so the samples differ but stay reproducible.
+      for (let index = 0; index < sampling.n; index++) {
+        const childId = sampling.n === 1 ? requestId : `${requestId}-${index}`;
+        const childParams =
+          sampling.n === 1 ? sampling : new SamplingParams({ ...paramsOf(sampling), n: 1, seed: sampling.seed === null ? null : sampling.seed + index });
+        processor.add(childId, index, promptTokenIds, childParams);
+        owner.set(childId, { result, index });
+        core.addRequest(new Request({ requestId: childId, promptTokenIds, samplingParams: childParams, eosTokenIds: model.generationConfig.eosTokenIds ?? model.config.eosTokenIds }));
+        remaining++;
+      }
+    });
+
+    const progress = options.progress ?? process.stderr.isTTY === true;
+    const started = performance.now();
+    let done = 0;
+    while (core.hasUnfinishedRequests()) {
+      const stopped: string[] = [];
+      for (const step of core.step()) {
+        const delta = processor.process(step);
+        const entry = owner.get(step.requestId);
+        if (!delta || !entry) continue;
+        entry.result.outputs[entry.index] = delta.output;
+        if (delta.error) entry.result.error = delta.error;
+        if (delta.stoppedByString) stopped.push(step.requestId);
+        if (delta.finished) {
+          done++;
+          remaining--;
+        }
+      }
+      if (stopped.length > 0) core.abort(stopped);
+      if (progress) drawProgress(done, done + remaining, started);
+    }
+    if (progress) process.stderr.write("\n");
+    for (const result of results) result.finished = result.outputs.every((o) => o?.finishReason !== null);
+    return results;
+  }
+
+  /** The scheduler's figures: KV usage, waste, prefix-cache hit rate, preemptions. */
+  async stats() {
+    return (await this.engine).core.stats();
+  }
+
+  async close(): Promise<void> {
+    const { backend, model, core } = await this.engine;
+    core.close();
+    model.weights.free();
+    backend.close();
+  }
+}
+
+/** Every resolved field of a SamplingParams, as constructor input (so defaults carry over). */
+function paramsOf(p: SamplingParams) {
+  return {
+    temperature: p.temperature, topP: p.topP, topK: p.topK, minP: p.minP, repetitionPenalty: p.repetitionPenalty,
+    presencePenalty: p.presencePenalty, frequencyPenalty: p.frequencyPenalty, logitBias: Object.fromEntries(p.logitBias),
+    maxTokens: p.maxTokens, minTokens: p.minTokens, stopTokenIds: p.stopTokenIds, stop: p.stop, ignoreEos: p.ignoreEos,
+    logprobs: p.logprobs, skipSpecialTokens: p.skipSpecialTokens, includeStopStrInOutput: p.includeStopStrInOutput,
+  };
+}
+
+function drawProgress(done: number, total: number, started: number): void {
+  const width = 30;
+  const filled = total === 0 ? width : Math.round((done / total) * width);
+  const seconds = (performance.now() - started) / 1000;
+  const rate = seconds > 0 ? done / seconds : 0;
+  process.stderr.write(`\rProcessed prompts: ${done}/${total} [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${rate.toFixed(2)} it/s`);
+}

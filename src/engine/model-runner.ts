@@ -1,0 +1,150 @@
+// The model runner: turns a scheduler output into one flattened forward batch (input ids,
+// positions, slot mapping, block tables, sequence lengths, query offsets), runs the model, and
+// samples the next token of every request whose prompt is complete. It keeps, per request, what
+// the scheduler sends only once: token history, block table, sampling state.
+import type { Backend } from "../backend/backend.ts";
+import { ModelForward, type ForwardBatch } from "../model/forward.ts";
+import type { KvCacheTensors } from "../model/kv-cache-tensors.ts";
+import type { LoadedModel } from "../model/load-model.ts";
+import { RequestGenerator } from "./random.ts";
+import { sample, type SampledToken, type SamplingRow } from "./sampler.ts";
+import type { SamplingParams } from "./sampling-params.ts";
+import type { SchedulerOutput } from "./scheduler-interface.ts";
+
+interface RunnerRequestState {
+  tokenIds: number[];
+  numPromptTokens: number;
+  blockIds: number[];
+  params: SamplingParams;
+  eosTokenIds: readonly number[];
+  generator: RequestGenerator;
+}
+
+/** A request whose next token is plain argmax can be sampled on the device, so only its token id
+ * (not a vocabulary of logits) comes back to the host. */
+function isPlainGreedy(state: RunnerRequestState): boolean {
+  const p = state.params;
+  const outputs = state.tokenIds.length - state.numPromptTokens;
+  return (
+    p.isGreedy && p.logprobs === null && p.repetitionPenalty === 1 && p.presencePenalty === 0 &&
+    p.frequencyPenalty === 0 && p.logitBias.size === 0 && outputs >= p.minTokens
+  );
+}
+
+export class ModelRunner {
+  private readonly requests = new Map<string, RunnerRequestState>();
+  /** Kept across preemption (until the request finishes) so a seeded stream never restarts. */
+  private readonly generators = new Map<string, RequestGenerator>();
+  private readonly forward: ModelForward;
+  readonly blockSize: number;
+
+  constructor(
+    backend: Backend,
+    private readonly model: LoadedModel,
+    kvCache: KvCacheTensors,
+  ) {
+    this.forward = new ModelForward(backend, model.config, model.weights, kvCache, model.actDtype);
+    this.blockSize = kvCache.blockSize;
+  }
+
+  free(): void {
+    this.forward.free();
+  }
+
+  /** Runs one step; returns the sampled token of each request whose output asked for one. */
+  execute(output: SchedulerOutput): Map<string, SampledToken> {
+    for (const id of output.finishedRequestIds) {
+      this.requests.delete(id);
+      this.generators.delete(id);
+    }
+    for (const id of output.preemptedRequestIds) this.requests.delete(id);
+    for (const r of output.scheduledNewRequests) {
+      let generator = this.generators.get(r.requestId);
+      if (!generator) {
+        generator = new RequestGenerator(r.samplingParams.seed);
+        this.generators.set(r.requestId, generator);
+      }
+      this.requests.set(r.requestId, {
+        tokenIds: [...r.tokenIds],
+        numPromptTokens: r.numPromptTokens,
+        blockIds: [...r.blockIds],
+        params: r.samplingParams,
+        eosTokenIds: r.eosTokenIds,
+        generator,
+      });
+    }
+    const scheduled: { id: string; start: number; samples: boolean }[] = [];
+    for (const r of output.scheduledNewRequests) {
+      scheduled.push({ id: r.requestId, start: r.numComputedTokens, samples: r.samplesNextToken });
+    }
+    for (const r of output.scheduledCachedRequests) {
+      const state = this.state(r.requestId);
+      state.blockIds.push(...r.newBlockIds);
+      r.newTokenIds.forEach((token, i) => (state.tokenIds[r.numComputedTokens + i] = token));
+      scheduled.push({ id: r.requestId, start: r.numComputedTokens, samples: r.samplesNextToken });
+    }
+    if (scheduled.length === 0) return new Map();
+
+    const batch = this.buildBatch(output, scheduled);
+    const sampling = scheduled.filter((s) => s.samples);
+    const states = sampling.map((s) => this.state(s.id));
+    const sampled = new Map<string, SampledToken>();
+    if (sampling.length === 0) {
+      // Only prefill chunks this step: their K/V is all that is needed.
+      this.forward.forward(batch);
+    } else if (states.every(isPlainGreedy)) {
+      const ids = this.forward.greedy(batch);
+      sampling.forEach((s, i) => sampled.set(s.id, { tokenId: ids[i]!, logprobs: null }));
+    } else {
+      const logits = this.forward.logits(batch);
+      const rows: SamplingRow[] = states.map((state) => ({
+        params: state.params,
+        promptTokenIds: state.tokenIds.slice(0, state.numPromptTokens),
+        outputTokenIds: state.tokenIds.slice(state.numPromptTokens),
+        generator: state.generator,
+        eosTokenIds: state.eosTokenIds,
+      }));
+      sample(logits, this.model.config.vocabSize, rows).forEach((token, i) => sampled.set(sampling[i]!.id, token));
+    }
+    for (const [id, token] of sampled) this.state(id).tokenIds.push(token.tokenId);
+    return sampled;
+  }
+
+  private state(requestId: string): RunnerRequestState {
+    const state = this.requests.get(requestId);
+    if (!state) throw new Error(`model runner: no state for request ${requestId}`);
+    return state;
+  }
+
+  private buildBatch(output: SchedulerOutput, scheduled: { id: string; start: number; samples: boolean }[]): ForwardBatch {
+    const numTokens = output.totalNumScheduledTokens;
+    const tokenIds = new Int32Array(numTokens);
+    const positions = new Int32Array(numTokens);
+    const slotMapping = new Int32Array(numTokens);
+    const queryStartLoc = new Int32Array(scheduled.length + 1);
+    const seqLens = new Int32Array(scheduled.length);
+    const maxBlocksPerSeq = Math.max(...scheduled.map((s) => this.state(s.id).blockIds.length));
+    const blockTables = new Int32Array(scheduled.length * maxBlocksPerSeq);
+    const logitsIndices: number[] = [];
+    const bs = this.blockSize;
+    let row = 0;
+    scheduled.forEach((s, i) => {
+      const state = this.state(s.id);
+      const n = output.numScheduledTokens.get(s.id)!;
+      for (let j = 0; j < n; j++, row++) {
+        const position = s.start + j;
+        tokenIds[row] = state.tokenIds[position]!;
+        positions[row] = position;
+        slotMapping[row] = state.blockIds[Math.floor(position / bs)]! * bs + (position % bs);
+      }
+      queryStartLoc[i + 1] = row;
+      seqLens[i] = s.start + n;
+      blockTables.set(state.blockIds, i * maxBlocksPerSeq);
+      if (s.samples) logitsIndices.push(row - 1);
+    });
+    return {
+      tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, maxBlocksPerSeq,
+      logitsIndices: Int32Array.from(logitsIndices),
+    };
+  }
+}
