@@ -4,7 +4,7 @@
 import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes } from "../backend/dtype.ts";
 import { KvCacheTensors } from "../model/kv-cache-tensors.ts";
-import type { LoadedModel } from "../model/load-model.ts";
+import type { EngineModel } from "../model/load-model.ts";
 import { KVCacheManager } from "./kv-cache-manager.ts";
 import { ModelRunner } from "./model-runner.ts";
 import type { Request } from "./request.ts";
@@ -63,7 +63,7 @@ export class EngineCore {
     private readonly runner: ModelRunner,
   ) {}
 
-  static create(backend: Backend, model: LoadedModel, options: Partial<EngineConfig> = {}): EngineCore {
+  static create(backend: Backend, model: EngineModel, options: Partial<EngineConfig> = {}): EngineCore {
     const merged = { ...defaultEngineConfig, ...options };
     const maxModelLen = merged.maxModelLen ?? model.config.maxPositionEmbeddings;
     if (maxModelLen > model.config.maxPositionEmbeddings) {
@@ -135,7 +135,7 @@ export class EngineCore {
  * weights already took and the activations of the largest step will take are not for KV. On the
  * CPU the budget is also capped, since the host's memory serves everything else too.
  */
-function kvCacheBudget(backend: Backend, model: LoadedModel, config: EngineConfig): number {
+function kvCacheBudget(backend: Backend, model: EngineModel, config: EngineConfig): number {
   const { freeBytes, totalBytes } = backend.memoryInfo();
   const c = model.config;
   const activationsPerToken =

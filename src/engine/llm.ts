@@ -7,6 +7,7 @@ import { Backend, type BackendOptions } from "../backend/backend.ts";
 import { loadModel, type LoadedModel, type LoadModelOptions } from "../model/load-model.ts";
 import { EngineCore, type EngineConfig } from "./engine-core.ts";
 import { OutputProcessor, type CompletionOutput } from "./output-processor.ts";
+import { childRequests } from "./parallel-sampling.ts";
 import { Request } from "./request.ts";
 import { SamplingParams, withDefaults } from "./sampling-params.ts";
 
@@ -81,15 +82,10 @@ export class LLM {
         requestId, prompt: typeof prompt === "string" ? prompt : null, promptTokenIds, outputs: [], finished: false, error: null,
       };
       results.push(result);
-      // n > 1: one request per sample; the prefix cache shares their prompt's blocks, and each
-      // gets its own seed (seed + index) so the samples differ but stay reproducible.
-      for (let index = 0; index < sampling.n; index++) {
-        const childId = sampling.n === 1 ? requestId : `${requestId}-${index}`;
-        const childParams =
-          sampling.n === 1 ? sampling : new SamplingParams({ ...paramsOf(sampling), n: 1, seed: sampling.seed === null ? null : sampling.seed + index });
-        processor.add(childId, index, promptTokenIds, childParams);
-        owner.set(childId, { result, index });
-        core.addRequest(new Request({ requestId: childId, promptTokenIds, samplingParams: childParams, eosTokenIds: model.generationConfig.eosTokenIds ?? model.config.eosTokenIds }));
+      for (const child of childRequests(requestId, sampling)) {
+        processor.add(child.requestId, child.index, promptTokenIds, child.params);
+        owner.set(child.requestId, { result, index: child.index });
+        core.addRequest(new Request({ requestId: child.requestId, promptTokenIds, samplingParams: child.params, eosTokenIds: model.generationConfig.eosTokenIds ?? model.config.eosTokenIds }));
         remaining++;
       }
     });
@@ -130,16 +126,6 @@ export class LLM {
     model.weights.free();
     backend.close();
   }
-}
-
-/** Every resolved field of a SamplingParams, as constructor input (so defaults carry over). */
-function paramsOf(p: SamplingParams) {
-  return {
-    temperature: p.temperature, topP: p.topP, topK: p.topK, minP: p.minP, repetitionPenalty: p.repetitionPenalty,
-    presencePenalty: p.presencePenalty, frequencyPenalty: p.frequencyPenalty, logitBias: Object.fromEntries(p.logitBias),
-    maxTokens: p.maxTokens, minTokens: p.minTokens, stopTokenIds: p.stopTokenIds, stop: p.stop, ignoreEos: p.ignoreEos,
-    logprobs: p.logprobs, skipSpecialTokens: p.skipSpecialTokens, includeStopStrInOutput: p.includeStopStrInOutput,
-  };
 }
 
 function drawProgress(done: number, total: number, started: number): void {

@@ -5,7 +5,7 @@
 import type { Backend } from "../backend/backend.ts";
 import { ModelForward, type ForwardBatch } from "../model/forward.ts";
 import type { KvCacheTensors } from "../model/kv-cache-tensors.ts";
-import type { LoadedModel } from "../model/load-model.ts";
+import type { EngineModel } from "../model/load-model.ts";
 import { RequestGenerator } from "./random.ts";
 import { sample, type SampledToken, type SamplingRow } from "./sampler.ts";
 import type { SamplingParams } from "./sampling-params.ts";
@@ -40,7 +40,7 @@ export class ModelRunner {
 
   constructor(
     backend: Backend,
-    private readonly model: LoadedModel,
+    private readonly model: EngineModel,
     kvCache: KvCacheTensors,
   ) {
     this.forward = new ModelForward(backend, model.config, model.weights, kvCache, model.actDtype);

@@ -113,6 +113,18 @@ export class SamplingParams {
     return this.temperature < GREEDY_TEMPERATURE;
   }
 
+  /** Every resolved field as plain data: to derive a variant, or to cross a thread boundary. */
+  toInit(): SamplingParamsInit {
+    return {
+      n: this.n, temperature: this.temperature, topP: this.topP, topK: this.topK, minP: this.minP,
+      repetitionPenalty: this.repetitionPenalty, presencePenalty: this.presencePenalty,
+      frequencyPenalty: this.frequencyPenalty, logitBias: Object.fromEntries(this.logitBias), seed: this.seed,
+      maxTokens: this.maxTokens, minTokens: this.minTokens, stopTokenIds: this.stopTokenIds, stop: this.stop,
+      ignoreEos: this.ignoreEos, logprobs: this.logprobs, skipSpecialTokens: this.skipSpecialTokens,
+      includeStopStrInOutput: this.includeStopStrInOutput,
+    };
+  }
+
   /** Token ids the request names must exist in the model's vocabulary; checked on admission. */
   validateForVocab(vocabSize: number): void {
     const check = (field: string, ids: Iterable<number>) => {

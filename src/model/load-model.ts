@@ -1,5 +1,7 @@
 // Turns a model reference (a local Hugging Face directory, or nothing for the embedded demo) into
-// a loaded model: config, tokenizer, generation defaults and weights in device memory.
+// a loaded model: config, tokenizer, generation defaults and weights in device memory. The parts
+// load separately because the engine core (weights) and the API side (tokenizer) live on
+// different threads.
 import { existsSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
@@ -24,14 +26,24 @@ export interface LoadModelOptions {
   seed?: number;
 }
 
-export interface LoadedModel {
+/** What describes a model, without its weights. */
+export interface ModelSource {
   name: string;
+  /** null for the embedded demo model. */
+  dir: string | null;
   config: ModelConfig;
-  tokenizer: ModelTokenizer;
   generationConfig: GenerationConfig;
+}
+
+/** What the engine core needs: the model on the device. */
+export interface EngineModel extends ModelSource {
   weights: ModelWeights;
   /** The dtype activations are computed in on this backend. */
   actDtype: DType;
+}
+
+export interface LoadedModel extends EngineModel {
+  tokenizer: ModelTokenizer;
 }
 
 const dtypeOfWeight: Record<WeightDtype, DType> = { float32: "f32", float16: "f16", bfloat16: "bf16" };
@@ -41,35 +53,38 @@ export function activationDtype(backend: Backend, weightDtype: DType): DType {
   return backend.name === "cpu" ? "f32" : weightDtype;
 }
 
-export async function loadModel(backend: Backend, model: string | undefined, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  if (model === undefined || model === DEMO_MODEL_NAME) return loadDemoModel(backend, options);
+export async function resolveModel(model: string | undefined): Promise<ModelSource> {
+  if (model === undefined || model === DEMO_MODEL_NAME) {
+    const config = demoConfig();
+    return { name: DEMO_MODEL_NAME, dir: null, config, generationConfig: { eosTokenIds: config.eosTokenIds } };
+  }
   const dir = resolve(model);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new ModelLoadError(dir, "not a model directory (expected a local Hugging Face model folder with config.json)");
   }
-  const config = await loadModelConfig(dir);
-  const tokenizer = await loadTokenizer(dir);
-  const generationConfig = await loadGenerationConfig(dir);
-  const dtype = dtypeOfWeight[options.dtype && options.dtype !== "auto" ? options.dtype : config.dtype];
-  const weights =
-    options.loadFormat === "dummy"
-      ? dummyWeights(backend, config, dtype, options.seed ?? 0)
-      : loadWeightsFromSafetensors(backend, config, openSafetensors(dir), dir, dtype);
-  return { name: basename(dir), config, tokenizer, generationConfig, weights, actDtype: activationDtype(backend, dtype) };
+  return { name: basename(dir), dir, config: await loadModelConfig(dir), generationConfig: await loadGenerationConfig(dir) };
 }
 
-function loadDemoModel(backend: Backend, options: LoadModelOptions): LoadedModel {
-  const config = demoConfig();
+export async function loadModelTokenizer(source: ModelSource): Promise<ModelTokenizer> {
+  if (source.dir !== null) return loadTokenizer(source.dir);
   const { tokenizerJson, tokenizerConfig } = demoTokenizerFiles();
-  const tokenizer = ModelTokenizer.fromJSON(tokenizerJson, tokenizerConfig);
+  return ModelTokenizer.fromJSON(tokenizerJson, tokenizerConfig);
+}
+
+export function loadModelWeights(backend: Backend, source: ModelSource, options: LoadModelOptions = {}): EngineModel {
+  const { config, dir } = source;
   const dtype = dtypeOfWeight[options.dtype && options.dtype !== "auto" ? options.dtype : config.dtype];
-  const weights = dummyWeights(backend, config, dtype, options.seed ?? DEMO_SEED);
-  return {
-    name: DEMO_MODEL_NAME,
-    config,
-    tokenizer,
-    generationConfig: { eosTokenIds: config.eosTokenIds },
-    weights,
-    actDtype: activationDtype(backend, dtype),
-  };
+  const weights =
+    dir === null
+      ? dummyWeights(backend, config, dtype, DEMO_SEED)
+      : options.loadFormat === "dummy"
+        ? dummyWeights(backend, config, dtype, options.seed ?? 0)
+        : loadWeightsFromSafetensors(backend, config, openSafetensors(dir), dir, dtype);
+  return { ...source, weights, actDtype: activationDtype(backend, dtype) };
+}
+
+export async function loadModel(backend: Backend, model: string | undefined, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const source = await resolveModel(model);
+  const tokenizer = await loadModelTokenizer(source);
+  return { ...loadModelWeights(backend, source, options), tokenizer };
 }

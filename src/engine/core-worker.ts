@@ -1,0 +1,78 @@
+// The engine core's thread: loads the weights, then steps while there is work and sleeps on
+// its message port when there is none, so the HTTP thread never waits for a forward pass.
+import { Backend } from "../backend/backend.ts";
+import { loadModelWeights, resolveModel } from "../model/load-model.ts";
+import type { CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
+import { EngineCore } from "./engine-core.ts";
+import { Request } from "./request.ts";
+import { SamplingParams } from "./sampling-params.ts";
+
+declare const self: Worker;
+
+const inbox: ToCore[] = [];
+let wake: (() => void) | null = null;
+self.onmessage = (event: MessageEvent<ToCore>) => {
+  inbox.push(event.data);
+  wake?.();
+};
+const post = (message: FromCore) => self.postMessage(message);
+
+function nextMessage(): Promise<void> {
+  return inbox.length > 0 ? Promise.resolve() : new Promise((resolve) => (wake = resolve));
+}
+
+/** Lets queued messages (new requests, aborts) arrive between steps. */
+function yieldToMessages(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+async function start(options: CoreOptions): Promise<{ backend: Backend; core: EngineCore }> {
+  const backend = await Backend.open({ device: options.device, numThreads: options.numThreads });
+  const model = loadModelWeights(backend, await resolveModel(options.model), options);
+  const core = EngineCore.create(backend, model, options);
+  post({
+    type: "ready",
+    info: { device: backend.name, deviceName: backend.deviceName, kvCacheSize: core.kvCacheSize, config: core.config, weightBytes: model.weights.totalBytes },
+  });
+  return { backend, core };
+}
+
+async function run(): Promise<void> {
+  await nextMessage();
+  const init = inbox.shift()!;
+  if (init.type !== "init") throw new Error(`engine core: expected init, got ${init.type}`);
+  const { backend, core } = await start(init.options);
+  for (;;) {
+    while (inbox.length > 0) {
+      const message = inbox.shift()!;
+      switch (message.type) {
+        case "add": {
+          const { requestId, promptTokenIds, params, eosTokenIds } = message.request;
+          core.addRequest(new Request({ requestId, promptTokenIds, samplingParams: new SamplingParams(params), eosTokenIds }));
+          break;
+        }
+        case "abort":
+          core.abort(message.requestIds);
+          break;
+        case "stats":
+          post({ type: "stats", id: message.id, stats: core.stats() });
+          break;
+        case "shutdown":
+          core.close();
+          backend.close();
+          post({ type: "closed" });
+          return;
+        case "init":
+          break;
+      }
+    }
+    if (core.hasUnfinishedRequests()) {
+      post({ type: "outputs", outputs: core.step(), stats: core.stats() });
+      await yieldToMessages();
+    } else {
+      await nextMessage();
+    }
+  }
+}
+
+run().catch((error: unknown) => post({ type: "failed", message: error instanceof Error ? error.message : String(error) }));
