@@ -62,7 +62,7 @@ native: build/embedded-libraries.ts
 
 $(EXECUTABLE): node_modules/.installed build/embedded-libraries.ts $(TS_SOURCES)
 	mkdir -p dist
-	$(BUN) build --compile --minify-syntax src/cli/main.ts --outfile $@
+	$(BUN) build --compile --minify-syntax src/cli/main.ts src/engine/core-worker.ts --outfile $@
 
 test: all
 	$(BUN) x tsc --noEmit -p .

@@ -1,13 +1,23 @@
 // The engine client of the server (vLLM's AsyncLLM): the engine core runs in a Worker; this side
 // tokenizes, detokenizes, applies stop strings and hands each caller an async stream of its
 // request's deltas. Leaving the stream early aborts the request, so its KV blocks are freed.
-import { loadModelTokenizer, resolveModel, type ModelSource } from "../model/load-model.ts";
+import { resolveModel, type ModelSource } from "../model/load-model.ts";
+import { loadModelTokenizer } from "../model/load-tokenizer.ts";
 import type { ModelTokenizer } from "../model/tokenizer.ts";
 import type { CoreInfo, CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
 import { OutputProcessor, type CompletionDelta } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";
 import { withDefaults, type SamplingParams } from "./sampling-params.ts";
 import type { SchedulerStats } from "./scheduler-interface.ts";
+
+/**
+ * Where the Worker's entry is. From source it sits beside this file; inside the compiled
+ * executable (built with it as a second entrypoint) entries are named relative to the entries'
+ * common root, src/, and import.meta.url names the executable instead.
+ */
+function coreWorkerPath(): string {
+  return import.meta.url.includes("/$bunfs/") ? "./engine/core-worker.ts" : new URL("./core-worker.ts", import.meta.url).href;
+}
 
 /** One request's deltas, in order; `end` or `fail` closes it. */
 class DeltaStream implements AsyncIterable<CompletionDelta> {
@@ -84,9 +94,9 @@ export class AsyncEngine {
 
   static async start(options: CoreOptions = {}): Promise<AsyncEngine> {
     const source = await resolveModel(options.model);
-    const tokenizer = await loadModelTokenizer(source);
-    const worker = new Worker(new URL("./core-worker.ts", import.meta.url).href);
-    const info = await new Promise<CoreInfo>((resolve, reject) => {
+    const worker = new Worker(coreWorkerPath());
+    // The core loads weights on its thread while this one loads the tokenizer.
+    const ready = new Promise<CoreInfo>((resolve, reject) => {
       worker.onmessage = (event: MessageEvent<FromCore>) => {
         const message = event.data;
         if (message.type === "ready") resolve(message.info);
@@ -94,11 +104,14 @@ export class AsyncEngine {
       };
       worker.onerror = (event) => reject(new Error(`engine core failed to start: ${event.message}`));
       worker.postMessage({ type: "init", options } satisfies ToCore);
-    }).catch((error: Error) => {
+    });
+    try {
+      const tokenizer = await loadModelTokenizer(source);
+      return new AsyncEngine(worker, source, tokenizer, await ready);
+    } catch (error) {
       worker.terminate();
       throw error;
-    });
-    return new AsyncEngine(worker, source, tokenizer, info);
+    }
   }
 
   /** Streams the deltas of one request (all n samples; each delta names its sample index). */

@@ -4,7 +4,8 @@
 // All prompts go into one engine at once and continuous batching runs them; results come back in
 // prompt order. A progress bar shows on a terminal.
 import { Backend, type BackendOptions } from "../backend/backend.ts";
-import { loadModel, type LoadedModel, type LoadModelOptions } from "../model/load-model.ts";
+import type { LoadedModel, LoadModelOptions } from "../model/load-model.ts";
+import { loadModel } from "../model/load-tokenizer.ts";
 import { EngineCore, type EngineConfig } from "./engine-core.ts";
 import { OutputProcessor, type CompletionOutput } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";

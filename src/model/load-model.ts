@@ -1,17 +1,17 @@
 // Turns a model reference (a local Hugging Face directory, or nothing for the embedded demo) into
-// a loaded model: config, tokenizer, generation defaults and weights in device memory. The parts
-// load separately because the engine core (weights) and the API side (tokenizer) live on
-// different threads.
+// its parts: config and generation defaults (ModelSource), weights in device memory
+// (EngineModel). The tokenizer loads apart (load-tokenizer.ts) because the engine core and the
+// API side live on different threads and only the API side needs it.
 import { existsSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
 import type { DType } from "../backend/dtype.ts";
 import { loadModelConfig, type ModelConfig, type WeightDtype } from "./config.ts";
-import { DEMO_MODEL_NAME, DEMO_SEED, demoConfig, demoTokenizerFiles } from "./demo.ts";
+import { DEMO_MODEL_NAME, DEMO_SEED, demoConfig } from "./demo.ts";
 import { ModelLoadError } from "./errors.ts";
 import { loadGenerationConfig, type GenerationConfig } from "./generation-config.ts";
 import { openSafetensors } from "./safetensors.ts";
-import { loadTokenizer, ModelTokenizer } from "./tokenizer.ts";
+import type { ModelTokenizer } from "./tokenizer.ts";
 import { dummyWeights, loadWeightsFromSafetensors, type ModelWeights } from "./weights.ts";
 
 export type DtypeOption = "auto" | WeightDtype;
@@ -65,12 +65,6 @@ export async function resolveModel(model: string | undefined): Promise<ModelSour
   return { name: basename(dir), dir, config: await loadModelConfig(dir), generationConfig: await loadGenerationConfig(dir) };
 }
 
-export async function loadModelTokenizer(source: ModelSource): Promise<ModelTokenizer> {
-  if (source.dir !== null) return loadTokenizer(source.dir);
-  const { tokenizerJson, tokenizerConfig } = demoTokenizerFiles();
-  return ModelTokenizer.fromJSON(tokenizerJson, tokenizerConfig);
-}
-
 export function loadModelWeights(backend: Backend, source: ModelSource, options: LoadModelOptions = {}): EngineModel {
   const { config, dir } = source;
   const dtype = dtypeOfWeight[options.dtype && options.dtype !== "auto" ? options.dtype : config.dtype];
@@ -83,8 +77,3 @@ export function loadModelWeights(backend: Backend, source: ModelSource, options:
   return { ...source, weights, actDtype: activationDtype(backend, dtype) };
 }
 
-export async function loadModel(backend: Backend, model: string | undefined, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  const source = await resolveModel(model);
-  const tokenizer = await loadModelTokenizer(source);
-  return { ...loadModelWeights(backend, source, options), tokenizer };
-}

@@ -7,7 +7,7 @@ import type { DType } from "../../src/backend/dtype.ts";
 import type { Architecture, ModelConfig } from "../../src/model/config.ts";
 import { ModelForward, type ForwardBatch } from "../../src/model/forward.ts";
 import { KvCacheTensors } from "../../src/model/kv-cache-tensors.ts";
-import { loadModel } from "../../src/model/load-model.ts";
+import { loadModel } from "../../src/model/load-tokenizer.ts";
 import { referenceForward } from "../../src/reference/forward.ts";
 import { writeRandomModel, type RandomModel, type RandomModelOptions } from "../helpers/random-model.ts";
 
