@@ -54,7 +54,19 @@ export interface KvCacheSize {
   maxTokens: number;
 }
 
+/** Where the time of the latest step went: the scheduler's bookkeeping vs the model. */
+export interface StepTiming {
+  /** schedule() plus updateFromOutput(). */
+  scheduleMs: number;
+  /** Building the batch, the forward pass and sampling. */
+  executeMs: number;
+  numScheduledTokens: number;
+  numRequests: number;
+}
+
 export class EngineCore {
+  lastStepTiming: StepTiming | null = null;
+
   private constructor(
     readonly config: Required<EngineConfig>,
     readonly kvCacheSize: KvCacheSize,
@@ -115,10 +127,20 @@ export class EngineCore {
 
   /** One iteration of continuous batching. */
   step(): StepOutput[] {
+    const started = performance.now();
     const scheduled = this.scheduler.schedule();
+    const scheduledAt = performance.now();
     const sampled = this.runner.execute(scheduled);
+    const executedAt = performance.now();
     const tokenIds = new Map([...sampled].map(([id, token]) => [id, [token.tokenId]]));
-    return this.scheduler.updateFromOutput(scheduled, tokenIds).map((output) => {
+    const outputs = this.scheduler.updateFromOutput(scheduled, tokenIds);
+    this.lastStepTiming = {
+      scheduleMs: scheduledAt - started + (performance.now() - executedAt),
+      executeMs: executedAt - scheduledAt,
+      numScheduledTokens: scheduled.totalNumScheduledTokens,
+      numRequests: scheduled.numScheduledTokens.size,
+    };
+    return outputs.map((output) => {
       const logprobs = sampled.get(output.requestId)?.logprobs;
       return { ...output, logprobs: logprobs && output.newTokenIds.length > 0 ? [logprobs] : null };
     });
