@@ -68,9 +68,9 @@ test: all
 	$(BUN) x tsc --noEmit -p .
 	$(BUN) test
 
-# The main job: until the server lands, a greedy generation on the embedded demo model.
+# The main job: the OpenAI-compatible server, on the embedded demo model.
 serve: all
-	$(EXECUTABLE) generate --prompt "The capital of France is" --max-tokens 32 --temperature 0
+	$(EXECUTABLE) serve
 
 bench: all
 	$(BUN) bench/forward.ts

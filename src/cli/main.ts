@@ -11,6 +11,7 @@ const main = defineCommand({
   },
   subCommands: {
     generate: () => import("./generate.ts").then((m) => m.default),
+    serve: () => import("./serve.ts").then((m) => m.default),
   },
 });
 

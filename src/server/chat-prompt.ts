@@ -1,0 +1,50 @@
+// A conversation as prompt token ids: OpenAI messages → the model's chat template → tokens. The
+// template writes the special tokens itself, so the text is encoded without adding any more.
+import type { ChatMessage } from "../model/chat-template.ts";
+import { renderChatTemplate } from "../model/chat-template.ts";
+import type { ServerContext } from "./context.ts";
+import { ApiError } from "./errors.ts";
+import type { ChatMessageInput } from "./schemas.ts";
+
+export interface ChatPromptFields {
+  messages: ChatMessageInput[];
+  add_generation_prompt?: boolean | null;
+  chat_template_kwargs?: Record<string, unknown> | null;
+  tools?: unknown[] | null;
+}
+
+/** Content parts become plain text: this engine runs text-only models. */
+function messageText(message: ChatMessageInput, index: number): string {
+  if (typeof message.content === "string") return message.content;
+  if (!message.content) return "";
+  return message.content
+    .map((part, p) => {
+      if (part.type !== "text" || part.text === undefined) {
+        throw new ApiError(400, `content part of type "${part.type}" is not supported by this text-only model`, `messages.${index}.content.${p}`);
+      }
+      return part.text;
+    })
+    .join("");
+}
+
+export function renderChat(context: ServerContext, fields: ChatPromptFields): string {
+  const { tokenizer } = context.engine;
+  const messages: ChatMessage[] = fields.messages.map((message, i) => ({
+    ...message,
+    // Templates written before OpenAI's "developer" role know it as "system".
+    role: message.role === "developer" ? "system" : message.role,
+    content: messageText(message, i),
+  }));
+  return renderChatTemplate(context.chatTemplate ?? tokenizer.chatTemplate, {
+    messages,
+    addGenerationPrompt: fields.add_generation_prompt ?? true,
+    bosToken: tokenizer.bosToken,
+    eosToken: tokenizer.eosToken,
+    tools: fields.tools,
+    extra: fields.chat_template_kwargs ?? undefined,
+  });
+}
+
+export function chatPromptTokenIds(context: ServerContext, fields: ChatPromptFields): number[] {
+  return context.engine.tokenizer.encode(renderChat(context, fields), { addSpecialTokens: false });
+}

@@ -1,0 +1,98 @@
+// POST /v1/completions: OpenAI's legacy text completion, with prompts as text or token ids, one
+// or many, and vLLM's sampling extras.
+import { checkModel, type ServerContext } from "./context.ts";
+import { ApiError } from "./errors.ts";
+import { Generation, type ChoiceDelta } from "./generation.ts";
+import { CompletionLogprobsWriter } from "./logprobs.ts";
+import { checkStreamOptions, samplingParams } from "./sampling.ts";
+import { completionRequestSchema, type CompletionRequest } from "./schemas.ts";
+import { sseResponse } from "./sse.ts";
+import { newRequestId, unixSeconds, Usage } from "./usage.ts";
+
+/** Each prompt of the request as token ids; text gets the tokenizer's special tokens (a BOS). */
+function promptTokenIds(context: ServerContext, prompt: CompletionRequest["prompt"]): number[][] {
+  const { tokenizer, source } = context.engine;
+  if (prompt.length === 0) throw new ApiError(400, "prompt must not be empty", "prompt");
+  const isSingle = typeof prompt === "string" || typeof prompt[0] === "number";
+  const prompts = (isSingle ? [prompt] : prompt) as (string | number[])[];
+  return prompts.map((entry, i) => {
+    if (typeof entry === "string") return tokenizer.encode(entry);
+    const outside = entry.find((id) => id >= source.config.vocabSize);
+    if (outside !== undefined) {
+      throw new ApiError(400, `token id ${outside} is outside the vocabulary (size ${source.config.vocabSize})`, isSingle ? "prompt" : `prompt.${i}`);
+    }
+    return entry;
+  });
+}
+
+export async function createCompletion(context: ServerContext, body: unknown, signal: AbortSignal): Promise<Response> {
+  const request = completionRequestSchema.parse(body);
+  checkModel(context, request.model);
+  checkStreamOptions(request);
+  if (request.suffix) throw new ApiError(400, "suffix is not supported: this server does not do fill-in-the-middle", "suffix");
+  if (request.echo && request.logprobs !== null && request.logprobs !== undefined) {
+    throw new ApiError(400, "echo with logprobs would need the prompt's logprobs, which this server does not compute; drop one of them", "echo");
+  }
+  const prompts = promptTokenIds(context, request.prompt).map((tokenIds) => ({
+    tokenIds,
+    params: samplingParams(context, request, { promptLength: tokenIds.length, promptField: "prompt", maxTokens: request.max_tokens, logprobs: request.logprobs ?? null }),
+  }));
+  const { tokenizer } = context.engine;
+  const echoTexts = request.echo ? prompts.map((prompt) => tokenizer.decode(prompt.tokenIds)) : null;
+  const id = newRequestId("cmpl");
+  const head = { id, object: "text_completion", created: unixSeconds(), model: context.servedModelName };
+  const usage = new Usage(prompts.reduce((sum, prompt) => sum + prompt.tokenIds.length, 0));
+  const generation = Generation.start(context, id, prompts);
+  const logprobWriters = new Map<number, CompletionLogprobsWriter>();
+  const choiceLogprobs = ({ index, delta }: ChoiceDelta) => {
+    if (!delta.logprobs) return null;
+    if (!logprobWriters.has(index)) logprobWriters.set(index, new CompletionLogprobsWriter(tokenizer));
+    return logprobWriters.get(index)!.write(delta.tokenIds, delta.logprobs);
+  };
+
+  if (request.stream) {
+    const includeUsage = request.stream_options?.include_usage ?? false;
+    const echoed = new Set<number>();
+    async function* chunks() {
+      for await (const choice of generation) {
+        usage.add(choice);
+        const { index, promptIndex, delta } = choice;
+        let text = delta.text;
+        if (echoTexts && !echoed.has(index)) {
+          echoed.add(index);
+          text = echoTexts[promptIndex] + text;
+        }
+        const logprobs = choiceLogprobs(choice);
+        if (text === "" && !delta.finished && !logprobs) continue;
+        const finishReason = delta.finished ? delta.output.finishReason : null;
+        yield {
+          ...head,
+          choices: [{ index, text, logprobs, finish_reason: finishReason, stop_reason: delta.finished ? delta.output.stopReason : null }],
+          ...(includeUsage ? { usage: null } : {}),
+        };
+      }
+      generation.checkComplete();
+      if (includeUsage) yield { ...head, choices: [], usage };
+    }
+    return sseResponse(chunks(), () => generation.abort());
+  }
+
+  signal.addEventListener("abort", () => generation.abort());
+  const choices: object[] = [];
+  for await (const choice of generation) {
+    usage.add(choice);
+    // The output accumulates the whole sequence; its last delta has it all.
+    const { index, promptIndex, delta } = choice;
+    if (!delta.finished) continue;
+    const { output } = delta;
+    choices[index] = {
+      index,
+      text: (echoTexts?.[promptIndex] ?? "") + output.text,
+      logprobs: output.logprobs && new CompletionLogprobsWriter(tokenizer).write(output.tokenIds, output.logprobs),
+      finish_reason: output.finishReason,
+      stop_reason: output.stopReason,
+    };
+  }
+  generation.checkComplete();
+  return Response.json({ ...head, choices, usage });
+}

@@ -1,0 +1,105 @@
+// One HTTP request's engine work: one engine request per prompt (n samples each), their deltas
+// merged into a single stream of choices in arrival order. Admission control, abort on client
+// disconnect and the latency metrics live here, so both endpoints share them.
+import type { CompletionDelta } from "../engine/output-processor.ts";
+import type { SamplingParams } from "../engine/sampling-params.ts";
+import type { ServerContext } from "./context.ts";
+import { ApiError } from "./errors.ts";
+
+export interface PromptInput {
+  tokenIds: number[];
+  params: SamplingParams;
+}
+
+export interface ChoiceDelta {
+  /** OpenAI's choice index: promptIndex * n + sample index. */
+  index: number;
+  promptIndex: number;
+  delta: CompletionDelta;
+}
+
+interface SequenceTiming {
+  lastAt: number;
+  isFirst: boolean;
+}
+
+export class Generation implements AsyncIterable<ChoiceDelta> {
+  private readonly arrivedAt = performance.now();
+  private readonly timings = new Map<number, SequenceTiming>();
+  private numUnfinished: number;
+
+  private constructor(
+    private readonly context: ServerContext,
+    private readonly requestIds: string[],
+    private readonly streams: AsyncIterable<CompletionDelta>[],
+    readonly n: number,
+  ) {
+    this.numUnfinished = streams.length * n;
+  }
+
+  /** Submits every prompt, or none: a prompt the engine refuses withdraws those before it. */
+  static start(context: ServerContext, requestId: string, prompts: readonly PromptInput[]): Generation {
+    const { engine } = context;
+    if (engine.numUnfinishedRequests + prompts.length > context.maxPendingRequests) {
+      throw new ApiError(503, `the server is at capacity (${context.maxPendingRequests} pending requests); retry later`);
+    }
+    const requestIds = prompts.length === 1 ? [requestId] : prompts.map((_, i) => `${requestId}-${i}`);
+    const streams: AsyncIterable<CompletionDelta>[] = [];
+    try {
+      for (const [i, prompt] of prompts.entries()) streams.push(engine.generate(requestIds[i]!, prompt.tokenIds, prompt.params));
+    } catch (error) {
+      for (const id of requestIds.slice(0, streams.length)) engine.abort(id);
+      throw error;
+    }
+    for (const prompt of prompts) context.metrics.recordPrompt(prompt.tokenIds.length);
+    return new Generation(context, requestIds, streams, prompts[0]!.params.n);
+  }
+
+  /** Frees the engine's work at once (the client is gone); the stream then ends. */
+  abort(): void {
+    for (const id of this.requestIds) this.context.engine.abort(id);
+  }
+
+  /** After the stream ends: throws if it ended early, aborted by shutdown (or a client gone). */
+  checkComplete(): void {
+    if (this.numUnfinished > 0) throw new ApiError(503, "the request was aborted before it finished: the server is shutting down");
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<ChoiceDelta> {
+    const iterators = this.streams.map((stream) => stream[Symbol.asyncIterator]());
+    const next = (promptIndex: number) => iterators[promptIndex]!.next().then((result) => ({ promptIndex, result }));
+    const pending = new Map(iterators.map((_, i) => [i, next(i)]));
+    try {
+      while (pending.size > 0) {
+        const { promptIndex, result } = await Promise.race(pending.values());
+        if (result.done) {
+          pending.delete(promptIndex);
+          continue;
+        }
+        pending.set(promptIndex, next(promptIndex));
+        const delta = result.value;
+        if (delta.error) throw new ApiError(400, delta.error);
+        const index = promptIndex * this.n + delta.output.index;
+        this.record(index, delta);
+        yield { index, promptIndex, delta };
+      }
+    } finally {
+      if (pending.size > 0) this.abort();
+    }
+  }
+
+  private record(index: number, delta: CompletionDelta): void {
+    const now = performance.now();
+    const timing = this.timings.get(index) ?? { lastAt: this.arrivedAt, isFirst: true };
+    if (delta.tokenIds.length > 0) {
+      this.context.metrics.recordTokens(delta.tokenIds.length, (now - timing.lastAt) / 1000, timing.isFirst);
+      timing.lastAt = now;
+      timing.isFirst = false;
+    }
+    this.timings.set(index, timing);
+    if (delta.finished) {
+      this.numUnfinished--;
+      this.context.metrics.recordFinished(delta.output.finishReason ?? "stop", (now - this.arrivedAt) / 1000);
+    }
+  }
+}

@@ -1,0 +1,74 @@
+// Request bodies of the OpenAI-compatible endpoints, as zod schemas. They check types only;
+// value ranges are SamplingParams' to check, so each rule lives in one place. Unknown fields are
+// dropped, as vLLM ignores them, and null reads as "not set", as OpenAI's clients send it.
+import { z } from "zod";
+
+const tokenId = z.number().int().min(0);
+
+/** Fields shared by /v1/completions and /v1/chat/completions: OpenAI's and vLLM's extras. */
+const generationFields = {
+  model: z.string().nullish(),
+  n: z.number().int().nullish(),
+  max_tokens: z.number().int().nullish(),
+  temperature: z.number().nullish(),
+  top_p: z.number().nullish(),
+  seed: z.number().int().nullish(),
+  presence_penalty: z.number().nullish(),
+  frequency_penalty: z.number().nullish(),
+  logit_bias: z.record(z.string(), z.number()).nullish(),
+  stop: z.union([z.string(), z.array(z.string())]).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  user: z.string().nullish(),
+  top_k: z.number().int().nullish(),
+  min_p: z.number().nullish(),
+  repetition_penalty: z.number().nullish(),
+  min_tokens: z.number().int().nullish(),
+  ignore_eos: z.boolean().nullish(),
+  stop_token_ids: z.array(tokenId).nullish(),
+  skip_special_tokens: z.boolean().nullish(),
+  include_stop_str_in_output: z.boolean().nullish(),
+};
+
+export const completionRequestSchema = z.object({
+  ...generationFields,
+  prompt: z.union([z.string(), z.array(z.string()), z.array(tokenId), z.array(z.array(tokenId))]),
+  echo: z.boolean().nullish(),
+  logprobs: z.number().int().nullish(),
+  suffix: z.string().nullish(),
+});
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+
+/** Text parts are joined; other parts (images, audio) need a model this engine does not run. */
+const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
+
+const chatMessage = z.looseObject({
+  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+  content: z.union([z.string(), z.array(contentPart)]).nullish(),
+});
+export type ChatMessageInput = z.infer<typeof chatMessage>;
+
+/** The conversation and how to render it: shared by chat completions and /tokenize. */
+const chatPromptFields = {
+  messages: z.array(chatMessage).min(1),
+  add_generation_prompt: z.boolean().nullish(),
+  chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
+  tools: z.array(z.unknown()).nullish(),
+};
+
+export const chatCompletionRequestSchema = z.object({
+  ...generationFields,
+  ...chatPromptFields,
+  max_completion_tokens: z.number().int().nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().nullish(),
+});
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+
+export const tokenizeRequestSchema = z.union([
+  z.object({ model: z.string().nullish(), prompt: z.string(), add_special_tokens: z.boolean().nullish() }),
+  z.object({ model: z.string().nullish(), ...chatPromptFields, add_special_tokens: z.boolean().nullish() }),
+]);
+export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
+
+export const detokenizeRequestSchema = z.object({ model: z.string().nullish(), tokens: z.array(tokenId) });
