@@ -75,9 +75,9 @@ export class AsyncEngine {
   private readonly processor: OutputProcessor;
   private readonly parents = new Map<string, Parent>();
   private readonly parentOf = new Map<string, string>();
-  private readonly pendingStats = new Map<number, (stats: SchedulerStats) => void>();
+  private readonly pendingStats = new Map<number, { resolve: (stats: SchedulerStats) => void; reject: (error: Error) => void }>();
   private nextStatsId = 0;
-  private failure: Error | null = null;
+  private stopped: Error | null = null;
   private closed: (() => void) | null = null;
   /** The scheduler's figures after the latest step. */
   latestStats: SchedulerStats | null = null;
@@ -90,6 +90,7 @@ export class AsyncEngine {
   ) {
     this.processor = new OutputProcessor(tokenizer);
     worker.onmessage = (event: MessageEvent<FromCore>) => this.receive(event.data);
+    worker.onerror = (event) => this.receive({ type: "failed", message: event.message });
   }
 
   static async start(options: CoreOptions = {}): Promise<AsyncEngine> {
@@ -116,7 +117,7 @@ export class AsyncEngine {
 
   /** Streams the deltas of one request (all n samples; each delta names its sample index). */
   generate(requestId: string, promptTokenIds: readonly number[], params: SamplingParams): AsyncIterable<CompletionDelta> {
-    if (this.failure) throw this.failure;
+    if (this.stopped) throw this.stopped;
     if (this.parents.has(requestId)) throw new Error(`request id ${requestId} is already running`);
     const sampling = withDefaults(params, this.source.generationConfig);
     sampling.validateForVocab(this.source.config.vocabSize);
@@ -145,25 +146,36 @@ export class AsyncEngine {
     return this.parents.size;
   }
 
+  /** Why the engine core stopped working (the Worker failed or was shut down), or null. */
+  get failure(): Error | null {
+    return this.stopped;
+  }
+
   stats(): Promise<SchedulerStats> {
+    if (this.stopped) return Promise.reject(this.stopped);
     const id = this.nextStatsId++;
-    return new Promise((resolve) => {
-      this.pendingStats.set(id, resolve);
+    return new Promise((resolve, reject) => {
+      this.pendingStats.set(id, { resolve, reject });
       this.send({ type: "stats", id });
     });
   }
 
   async shutdown(): Promise<void> {
     for (const id of [...this.parents.keys()]) this.abort(id);
-    if (this.failure) {
-      this.worker.terminate();
-      return;
+    if (!this.stopped) {
+      this.stopped = new Error("the engine is shut down");
+      await new Promise<void>((resolve) => {
+        this.closed = resolve;
+        this.send({ type: "shutdown" });
+      });
     }
-    await new Promise<void>((resolve) => {
-      this.closed = resolve;
-      this.send({ type: "shutdown" });
-    });
+    this.failPendingStats();
     this.worker.terminate();
+  }
+
+  private failPendingStats(): void {
+    for (const pending of this.pendingStats.values()) pending.reject(this.stopped!);
+    this.pendingStats.clear();
   }
 
   private send(message: ToCore): void {
@@ -199,15 +211,16 @@ export class AsyncEngine {
         break;
       }
       case "stats":
-        this.pendingStats.get(message.id)?.(message.stats);
+        this.pendingStats.get(message.id)?.resolve(message.stats);
         this.pendingStats.delete(message.id);
         break;
       case "failed":
-        this.failure = new Error(`engine core failed: ${message.message}`);
+        this.stopped = new Error(`engine core failed: ${message.message}`);
         for (const [id, parent] of [...this.parents]) {
           this.forget(id, parent);
-          parent.stream.fail(this.failure);
+          parent.stream.fail(this.stopped);
         }
+        this.failPendingStats();
         break;
       case "closed":
         this.closed?.();

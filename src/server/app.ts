@@ -17,7 +17,14 @@ export function createApp(context: ServerContext, onInternalError: (error: unkno
   const startedAt = unixSeconds();
   const json = (request: Request) => readJsonBody(request, context.maxBodyBytes);
   const routes: Record<string, Record<string, Handler>> = {
-    "/health": { GET: () => new Response(null, { status: 200 }) },
+    // Unhealthy once the engine core has failed, so an orchestrator restarts the server.
+    "/health": {
+      GET: () => {
+        const failure = context.engine.failure;
+        if (failure) throw new ApiError(503, failure.message);
+        return new Response(null, { status: 200 });
+      },
+    },
     "/version": { GET: () => Response.json({ version: packageJson.version }) },
     "/metrics": {
       GET: async () =>

@@ -93,4 +93,13 @@ describe("AsyncEngine", () => {
     expect(deltas[0]!.output.finishReason).toBe("rejected");
     expect(deltas[0]!.error).toContain("max model length is 512");
   });
+
+  test("after shutdown, new requests and stats fail with a clear error instead of hanging", async () => {
+    const other = await AsyncEngine.start({ model: model.dir, device: "cpu", maxModelLen: 512 });
+    expect(other.failure).toBeNull();
+    await other.shutdown();
+    expect(other.failure?.message).toContain("shut down");
+    expect(() => other.generate("late", [1, 2, 3], greedy(2))).toThrow("shut down");
+    await expect(other.stats()).rejects.toThrow("shut down");
+  });
 });
