@@ -8,7 +8,7 @@ export const modelArgs = {
   model: {
     type: "positional",
     required: false,
-    description: "Local Hugging Face model directory (default: the embedded random-weight demo model, vllm-ts-demo)",
+    description: "Local Hugging Face model directory or hub repo id Org/Name[@revision] (default: the embedded random-weight demo model, vllm-ts-demo)",
   },
   device: { type: "string", default: "auto", description: "auto | cpu | cuda" },
   dtype: { type: "string", default: "auto", description: "Weight dtype: auto | float32 | float16 | bfloat16" },

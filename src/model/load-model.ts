@@ -1,7 +1,8 @@
-// Turns a model reference (a local Hugging Face directory, or nothing for the embedded demo) into
-// its parts: config and generation defaults (ModelSource), weights in device memory
-// (EngineModel). The tokenizer loads apart (load-tokenizer.ts) because the engine core and the
-// API side live on different threads and only the API side needs it.
+// Turns a model reference (a local Hugging Face directory, a Hub repo id fetched through the
+// Hugging Face cache by hub.ts, or nothing for the embedded demo) into its parts: config and
+// generation defaults (ModelSource), weights in device memory (EngineModel). The tokenizer loads
+// apart (load-tokenizer.ts) because the engine core and the API side live on different threads
+// and only the API side needs it.
 import { existsSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
@@ -10,6 +11,7 @@ import { loadModelConfig, type ModelConfig, type WeightDtype } from "./config.ts
 import { DEMO_MODEL_NAME, DEMO_SEED, demoConfig } from "./demo.ts";
 import { ModelLoadError } from "./errors.ts";
 import { loadGenerationConfig, type GenerationConfig } from "./generation-config.ts";
+import { parseHubReference, resolveHubModel } from "./hub.ts";
 import { openSafetensors } from "./safetensors.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
 import { dummyWeights, loadWeightsFromSafetensors, type ModelWeights } from "./weights.ts";
@@ -59,6 +61,12 @@ export async function resolveModel(model: string | undefined): Promise<ModelSour
     return { name: DEMO_MODEL_NAME, dir: null, config, generationConfig: { eosTokenIds: config.eosTokenIds } };
   }
   const dir = resolve(model);
+  // An existing path wins, so a local copy is never shadowed by a Hub repo of the same name.
+  const hubReference = existsSync(dir) ? null : parseHubReference(model);
+  if (hubReference !== null) {
+    const snapshot = await resolveHubModel(hubReference);
+    return { name: hubReference.repo, dir: snapshot, config: await loadModelConfig(snapshot), generationConfig: await loadGenerationConfig(snapshot) };
+  }
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new ModelLoadError(dir, "not a model directory (expected a local Hugging Face model folder with config.json)");
   }

@@ -1,0 +1,100 @@
+// Fetches the files a model needs from the Hub into the cache. Built on the library's
+// modelInfo / listFiles / downloadFile rather than its downloadFileToCacheDir, which writes the
+// same layout but prints each file on stdout (console.debug, polluting piped output), reports no
+// progress, and asks the Hub for paths-info once per file.
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { downloadFile, type ListFileEntry, listFiles, modelInfo } from "@huggingface/hub";
+import { ModelLoadError } from "./errors.ts";
+import { blobPath, INDEX_FILE, indexedShards, linkSnapshotFile, snapshotDir, writeRef } from "./hub-cache.ts";
+import { markingUnreachable } from "./hub-errors.ts";
+import { filesToDownload, findEntry } from "./hub-files.ts";
+import { type DownloadProgress, stderrProgress } from "./hub-progress.ts";
+import type { HubSettings } from "./hub-settings.ts";
+
+interface Download {
+  repo: string;
+  commit: string;
+  repoDir: string;
+  access: { hubUrl: string; accessToken: string | undefined; fetch: typeof fetch };
+}
+
+const SILENT: DownloadProgress = { startFile() {}, advance() {}, finish() {} };
+
+/** The blob name huggingface_hub gives a file: its ETag, i.e. the LFS sha256 or the git object id. */
+function blobName(entry: ListFileEntry): string | undefined {
+  return entry.lfs?.oid ?? entry.oid;
+}
+
+function hasBlob(repoDir: string, entry: ListFileEntry): boolean {
+  const name = blobName(entry);
+  return name !== undefined && existsSync(blobPath(repoDir, name));
+}
+
+/** Streams one file into blobs/ (through .incomplete, so a broken transfer never looks whole) and links it. */
+async function fetchFile(download: Download, entry: ListFileEntry, progress: DownloadProgress): Promise<void> {
+  const { repo, commit, repoDir } = download;
+  const where = `${repo}/${entry.path}`;
+  const name = blobName(entry);
+  if (name === undefined) throw new ModelLoadError(where, "the Hub listed no object id for this file");
+  if (!hasBlob(repoDir, entry)) {
+    const blob = blobPath(repoDir, name);
+    progress.startFile(entry.path);
+    const content = await downloadFile({ ...download.access, repo: { type: "model", name: repo }, path: entry.path, revision: commit });
+    if (content === null) throw new ModelLoadError(where, `listed at commit ${commit} but not downloadable`);
+    const counted = content.stream().pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          progress.advance(chunk.byteLength);
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    const incomplete = `${blob}.incomplete`;
+    await mkdir(dirname(blob), { recursive: true });
+    try {
+      await Bun.write(incomplete, new Response(counted));
+      const written = Bun.file(incomplete).size;
+      if (written !== entry.size) throw new Error(`got ${written} of ${entry.size} bytes`);
+    } catch (error) {
+      await rm(incomplete, { force: true });
+      throw new ModelLoadError(where, `download failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    await rename(incomplete, blob);
+  }
+  await linkSnapshotFile(repoDir, commit, entry.path, name);
+}
+
+/** Downloads what the model needs at `revision` into the cache; returns the snapshot directory. */
+export async function downloadSnapshot(repo: string, revision: string, repoDir: string, settings: HubSettings): Promise<string> {
+  const access = { hubUrl: settings.endpoint, accessToken: settings.token, fetch: markingUnreachable() };
+  const { sha: commit } = await modelInfo({ ...access, name: repo, revision, additionalFields: ["sha"] });
+  const listing = await Array.fromAsync(listFiles({ ...access, repo: { type: "model", name: repo }, revision: commit }));
+  const download: Download = { repo, commit, repoDir, access };
+  const dir = snapshotDir(repoDir, commit);
+
+  if (!findEntry(listing, "config.json")) {
+    throw new ModelLoadError(repo, `no config.json at commit ${commit}: not a Hugging Face transformers model repository`);
+  }
+  const index = findEntry(listing, INDEX_FILE);
+  if (index) await fetchFile(download, index, SILENT);
+  const files = filesToDownload(listing, index ? indexedShards(join(dir, INDEX_FILE)) : null);
+  if (!files.some((entry) => entry.path.endsWith(".safetensors"))) {
+    throw new ModelLoadError(repo, `no safetensors weights at commit ${commit} (vllm-ts does not load .bin, .pth or .gguf)`);
+  }
+
+  // Files of an interrupted download, or blobs shared with another revision, are not fetched again.
+  const unlinked = files.filter((entry) => !existsSync(join(dir, entry.path)));
+  const unfetched = unlinked.filter((entry) => !hasBlob(repoDir, entry));
+  const totalBytes = unfetched.reduce((sum, entry) => sum + entry.size, 0);
+  const progress = unfetched.length > 0 ? stderrProgress(`${repo}@${commit.slice(0, 8)}`, unfetched.length, totalBytes) : SILENT;
+  try {
+    for (const entry of unlinked) await fetchFile(download, entry, progress);
+  } finally {
+    // Ends the progress line, so an error prints on a line of its own.
+    progress.finish();
+  }
+  await writeRef(repoDir, revision, commit);
+  return dir;
+}
