@@ -1,55 +1,147 @@
-// `vllm-ts serve`: the OpenAI-compatible HTTP server over one engine. SIGINT and SIGTERM stop it
-// gracefully: no new connections, in-flight requests aborted (their blocks freed), the engine
+// `vllm-ts serve`: the OpenAI-compatible HTTP server over one engine per served model (the
+// positional MODEL, --model repeated, or a --models-config file). SIGINT and SIGTERM stop it
+// gracefully: no new connections, in-flight requests aborted (their blocks freed), every engine
 // shut down, exit 0.
 import { existsSync, readFileSync } from "node:fs";
-import { defineCommand } from "citty";
-import { AsyncEngine } from "../engine/async-engine.ts";
+import { defineCommand, parseArgs, type ArgsDef } from "citty";
+import type { CoreOptions } from "../engine/core-protocol.ts";
 import { createApp } from "../server/app.ts";
-import { Metrics } from "../server/metrics.ts";
+import type { ServedModel, ServerContext } from "../server/context.ts";
+import { parseModelsConfig, type ModelEntry } from "../server/models-config.ts";
+import { shutdownServedModels, startServedModels, type ModelSpec } from "../server/served-models.ts";
 import { bytes, coreOptions, engineArgs, integer, modelArgs, UsageError, type EngineArgs, type ModelArgs } from "./engine-args.ts";
 import { logger } from "./logger.ts";
 
 const mib = (size: number) => `${(size / 2 ** 20).toFixed(1)} MiB`;
 
-function readChatTemplate(path: string | undefined): string | null {
+const serveArgs = {
+  ...modelArgs,
+  model: { ...modelArgs.model, description: `${modelArgs.model.description}; --model DIR, repeated, serves several` },
+  ...engineArgs,
+  "gpu-memory-utilization": {
+    ...engineArgs["gpu-memory-utilization"],
+    description: `${engineArgs["gpu-memory-utilization"].description}; several models share it, equally unless --models-config says otherwise`,
+  },
+  host: { type: "string", default: "127.0.0.1", description: "Address to listen on (0.0.0.0 for every interface)" },
+  port: { type: "string", default: "8000", description: "Port to listen on (0 picks a free one)" },
+  "served-model-name": { type: "string", description: "The name clients use in `model` (default: the model directory's name); once per model, in order" },
+  "models-config": {
+    type: "string",
+    description: 'A JSON file of the models to serve: [{ "model": DIR, "servedModelName", "chatTemplate", "maxModelLen", "kvCacheMemory", "gpuMemoryUtilization", ...engine options in camelCase }]; the command line gives the defaults',
+  },
+  "api-key": { type: "string", description: "Require `Authorization: Bearer <key>` on /v1 routes (default: $VLLM_API_KEY)" },
+  "max-pending-requests": { type: "string", default: "1024", description: "Queued + running requests of one model past which new ones get 503" },
+  "max-request-body": { type: "string", default: "8MiB", description: "Largest request body accepted (413 past it)" },
+  "chat-template": { type: "string", description: "A Jinja chat template file, instead of the tokenizer's (every model's)" },
+} as const satisfies ArgsDef;
+
+type ServeArgs = ModelArgs & EngineArgs & { "models-config"?: string; "chat-template"?: string };
+
+const REPEATABLE = ["model", "served-model-name"] as const;
+type Repeated = Record<(typeof REPEATABLE)[number], string[]>;
+
+/**
+ * citty keeps only the last value of a repeated option, and reads `--model DIR` as a flag beside
+ * a positional DIR; so the repeatable options are taken out of the raw arguments here, in order,
+ * and citty parses the rest as usual (the positional MODEL included).
+ */
+function takeRepeatedOptions(rawArgs: readonly string[]): { repeated: Repeated; rest: string[] } {
+  const repeated: Repeated = { model: [], "served-model-name": [] };
+  const rest: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    const name = REPEATABLE.find((option) => arg === `--${option}` || arg.startsWith(`--${option}=`));
+    if (!name) {
+      rest.push(arg);
+      continue;
+    }
+    const value = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : rawArgs[++i];
+    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    repeated[name].push(value);
+  }
+  return { repeated, rest };
+}
+
+function readChatTemplate(option: string, path: string | undefined): string | null {
   if (path === undefined) return null;
-  if (!existsSync(path)) throw new UsageError(`--chat-template: no file ${path}`);
+  if (!existsSync(path)) throw new UsageError(`${option}: no file ${path}`);
   return readFileSync(path, "utf8");
 }
 
+/** A config entry over the command line's options; its utilization share defaults to an equal one. */
+function specOfEntry(entry: ModelEntry, index: number, base: CoreOptions, equalShare: number, chatTemplate: string | null): ModelSpec {
+  const { servedModelName, chatTemplate: templatePath, kvCacheMemory, gpuMemoryUtilization, ...engineOptions } = entry;
+  const where = `--models-config: model ${index}`;
+  return {
+    options: {
+      ...base,
+      ...engineOptions,
+      kvCacheMemory: typeof kvCacheMemory === "string" ? bytes(`${where} kvCacheMemory`, kvCacheMemory) : (kvCacheMemory ?? base.kvCacheMemory),
+      gpuMemoryUtilization: gpuMemoryUtilization ?? equalShare,
+    },
+    servedModelName,
+    chatTemplate: templatePath === undefined ? chatTemplate : readChatTemplate(`${where} chatTemplate`, templatePath),
+  };
+}
+
+function modelSpecs(args: ServeArgs, repeated: Repeated): ModelSpec[] {
+  const base = coreOptions(args);
+  // coreOptions always sets it, from --gpu-memory-utilization or its default.
+  const utilization = base.gpuMemoryUtilization!;
+  const chatTemplate = readChatTemplate("--chat-template", args["chat-template"]);
+  const configPath = args["models-config"];
+  if (configPath !== undefined) {
+    if (args.model !== undefined || repeated.model.length > 0 || repeated["served-model-name"].length > 0) {
+      throw new UsageError("--models-config names the models and their served names itself: drop MODEL, --model and --served-model-name");
+    }
+    if (!existsSync(configPath)) throw new UsageError(`--models-config: no file ${configPath}`);
+    const entries = parseModelsConfig(configPath, readFileSync(configPath, "utf8"));
+    return entries.map((entry, i) => specOfEntry(entry, i, base, utilization / entries.length, chatTemplate));
+  }
+  const models = [...(args.model === undefined ? [] : [args.model]), ...repeated.model];
+  // No model at all serves the demo model.
+  const dirs = models.length > 0 ? models : [undefined];
+  const names = repeated["served-model-name"];
+  if (names.length > 0 && names.length !== dirs.length) {
+    throw new UsageError(`--served-model-name is given ${names.length} times for ${dirs.length} models: give one per model, in the order of the models`);
+  }
+  return dirs.map((model, i) => ({
+    options: { ...base, model, gpuMemoryUtilization: utilization / dirs.length },
+    servedModelName: names[i],
+    chatTemplate,
+  }));
+}
+
+function logStarted({ servedModelName, engine }: ServedModel, seconds: number): void {
+  const { info, source } = engine;
+  const { kvCacheSize } = info;
+  logger.info(
+    `${servedModelName}: ${source.dir ?? source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ` +
+      `loaded on ${info.device} (${info.deviceName}) in ${seconds.toFixed(2)} s`,
+  );
+  logger.info(
+    `${servedModelName}: KV cache: ${kvCacheSize.numBlocks} blocks of ${kvCacheSize.blockSize} tokens ` +
+      `(${kvCacheSize.maxTokens} tokens, ${mib(kvCacheSize.bytes)}); max model len ${info.config.maxModelLen}`,
+  );
+}
+
 export default defineCommand({
-  meta: { name: "serve", description: "Serve a model over an OpenAI-compatible HTTP API" },
-  args: {
-    ...modelArgs,
-    ...engineArgs,
-    host: { type: "string", default: "127.0.0.1", description: "Address to listen on (0.0.0.0 for every interface)" },
-    port: { type: "string", default: "8000", description: "Port to listen on (0 picks a free one)" },
-    "served-model-name": { type: "string", description: "The name clients use in `model` (default: the model directory's name)" },
-    "api-key": { type: "string", description: "Require `Authorization: Bearer <key>` on /v1 routes (default: $VLLM_API_KEY)" },
-    "max-pending-requests": { type: "string", default: "1024", description: "Queued + running requests past which new ones get 503" },
-    "max-request-body": { type: "string", default: "8MiB", description: "Largest request body accepted (413 past it)" },
-    "chat-template": { type: "string", description: "A Jinja chat template file, instead of the tokenizer's" },
-  },
-  async run({ args }) {
-    let engine: AsyncEngine | null = null;
+  meta: { name: "serve", description: "Serve one or more models over an OpenAI-compatible HTTP API" },
+  args: serveArgs,
+  async run({ rawArgs }) {
+    let models: ServedModel[] = [];
     try {
-      const options = coreOptions(args as ModelArgs & EngineArgs);
+      const { repeated, rest } = takeRepeatedOptions(rawArgs);
+      const args = parseArgs<typeof serveArgs>(rest, serveArgs);
+      const specs = modelSpecs(args as ServeArgs, repeated);
       const port = integer("port", args.port, 0);
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
       const maxPendingRequests = integer("max-pending-requests", args["max-pending-requests"], 1);
       const maxBodyBytes = bytes("max-request-body", args["max-request-body"]);
-      const chatTemplate = readChatTemplate(args["chat-template"]);
 
-      const started = performance.now();
-      engine = await AsyncEngine.start(options);
-      const { info, source } = engine;
-      const servedModelName = args["served-model-name"] ?? source.name;
-      logger.info(`device: ${info.device} (${info.deviceName})`);
-      logger.info(`model ${source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) loaded in ${((performance.now() - started) / 1000).toFixed(2)} s`);
-      logger.info(`KV cache: ${info.kvCacheSize.numBlocks} blocks of ${info.kvCacheSize.blockSize} tokens (${info.kvCacheSize.maxTokens} tokens, ${mib(info.kvCacheSize.bytes)}); max model len ${info.config.maxModelLen}`);
-
+      models = await startServedModels(specs, logStarted);
       const apiKey = args["api-key"] ?? process.env.VLLM_API_KEY ?? null;
-      const context = { engine, metrics: new Metrics(servedModelName), servedModelName, apiKey, maxPendingRequests, maxBodyBytes, chatTemplate };
+      const context: ServerContext = { models, apiKey, maxPendingRequests, maxBodyBytes };
       const server = Bun.serve({
         hostname: args.host,
         port,
@@ -60,16 +152,17 @@ export default defineCommand({
         // itself, reading bodies as streams, so that the client gets OpenAI's error shape.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       });
-      logger.success(`serving ${servedModelName} at http://${server.hostname}:${server.port}/v1${apiKey ? " (API key required)" : ""}`);
+      const names = models.map((model) => model.servedModelName).join(", ");
+      logger.success(`serving ${names} at http://${server.hostname}:${server.port}/v1${apiKey ? " (API key required)" : ""}`);
 
-      const running = engine;
+      const running = models;
       let stopping = false;
       const stop = async (signal: string) => {
         if (stopping) return;
         stopping = true;
         logger.info(`${signal}: shutting down`);
         void server.stop();
-        await running.shutdown();
+        await shutdownServedModels(running);
         await server.stop(true);
         process.exit(0);
       };
@@ -77,7 +170,7 @@ export default defineCommand({
       process.on("SIGTERM", () => void stop("SIGTERM"));
     } catch (error) {
       logger.error(error instanceof Error ? error.message : String(error));
-      await engine?.shutdown();
+      await shutdownServedModels(models);
       process.exit(1);
     }
   },

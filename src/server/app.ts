@@ -7,6 +7,7 @@ import { createChatCompletion } from "./chat-completions.ts";
 import { createCompletion } from "./completions.ts";
 import type { ServerContext } from "./context.ts";
 import { ApiError, errorResponse, toApiError } from "./errors.ts";
+import { renderMetrics } from "./metrics.ts";
 import { listModels } from "./models.ts";
 import { detokenize, tokenize } from "./tokenize.ts";
 import { unixSeconds } from "./usage.ts";
@@ -17,20 +18,22 @@ export function createApp(context: ServerContext, onInternalError: (error: unkno
   const startedAt = unixSeconds();
   const json = (request: Request) => readJsonBody(request, context.maxBodyBytes);
   const routes: Record<string, Record<string, Handler>> = {
-    // Unhealthy once the engine core has failed, so an orchestrator restarts the server.
+    // Unhealthy once any model's engine core has failed, so an orchestrator restarts the server.
     "/health": {
       GET: () => {
-        const failure = context.engine.failure;
-        if (failure) throw new ApiError(503, failure.message);
+        const failed = context.models.find((model) => model.engine.failure);
+        if (failed) throw new ApiError(503, `${failed.servedModelName}: ${failed.engine.failure!.message}`);
         return new Response(null, { status: 200 });
       },
     },
     "/version": { GET: () => Response.json({ version: packageJson.version }) },
     "/metrics": {
-      GET: async () =>
-        new Response(context.metrics.render(await context.engine.stats()), {
+      GET: async () => {
+        const reports = await Promise.all(context.models.map(async ({ metrics, engine }) => ({ metrics, stats: await engine.stats() })));
+        return new Response(renderMetrics(reports), {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
-        }),
+        });
+      },
     },
     "/tokenize": { POST: async (request) => tokenize(context, await json(request)) },
     "/detokenize": { POST: async (request) => detokenize(context, await json(request)) },

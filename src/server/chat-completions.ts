@@ -1,7 +1,7 @@
 // POST /v1/chat/completions: the conversation rendered by the model's chat template, then the
 // same generation as completions, answered in the chat shapes.
 import { chatPromptTokenIds } from "./chat-prompt.ts";
-import { checkModel, type ServerContext } from "./context.ts";
+import { routeModel, type ServerContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
 import { Generation, type ChoiceDelta } from "./generation.ts";
 import { chatLogprobs } from "./logprobs.ts";
@@ -17,9 +17,9 @@ function requestedLogprobs(request: ChatCompletionRequest): number | null {
   return null;
 }
 
-export async function createChatCompletion(context: ServerContext, body: unknown, signal: AbortSignal): Promise<Response> {
+export async function createChatCompletion(server: ServerContext, body: unknown, signal: AbortSignal): Promise<Response> {
   const request = chatCompletionRequestSchema.parse(body);
-  checkModel(context, request.model);
+  const context = routeModel(server, request.model);
   checkStreamOptions(request);
   const tokenIds = chatPromptTokenIds(context, request);
   const params = samplingParams(context, request, {

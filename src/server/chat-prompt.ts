@@ -2,7 +2,7 @@
 // template writes the special tokens itself, so the text is encoded without adding any more.
 import type { ChatMessage } from "../model/chat-template.ts";
 import { renderChatTemplate } from "../model/chat-template.ts";
-import type { ServerContext } from "./context.ts";
+import type { ModelContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
 import type { ChatMessageInput } from "./schemas.ts";
 
@@ -27,7 +27,7 @@ function messageText(message: ChatMessageInput, index: number): string {
     .join("");
 }
 
-export function renderChat(context: ServerContext, fields: ChatPromptFields): string {
+export function renderChat(context: ModelContext, fields: ChatPromptFields): string {
   const { tokenizer } = context.engine;
   const messages: ChatMessage[] = fields.messages.map((message, i) => ({
     ...message,
@@ -45,6 +45,6 @@ export function renderChat(context: ServerContext, fields: ChatPromptFields): st
   });
 }
 
-export function chatPromptTokenIds(context: ServerContext, fields: ChatPromptFields): number[] {
+export function chatPromptTokenIds(context: ModelContext, fields: ChatPromptFields): number[] {
   return context.engine.tokenizer.encode(renderChat(context, fields), { addSpecialTokens: false });
 }

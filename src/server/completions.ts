@@ -1,6 +1,6 @@
 // POST /v1/completions: OpenAI's legacy text completion, with prompts as text or token ids, one
 // or many, and vLLM's sampling extras.
-import { checkModel, type ServerContext } from "./context.ts";
+import { routeModel, type ModelContext, type ServerContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
 import { Generation, type ChoiceDelta } from "./generation.ts";
 import { CompletionLogprobsWriter } from "./logprobs.ts";
@@ -10,7 +10,7 @@ import { sseResponse } from "./sse.ts";
 import { newRequestId, unixSeconds, Usage } from "./usage.ts";
 
 /** Each prompt of the request as token ids; text gets the tokenizer's special tokens (a BOS). */
-function promptTokenIds(context: ServerContext, prompt: CompletionRequest["prompt"]): number[][] {
+function promptTokenIds(context: ModelContext, prompt: CompletionRequest["prompt"]): number[][] {
   const { tokenizer, source } = context.engine;
   if (prompt.length === 0) throw new ApiError(400, "prompt must not be empty", "prompt");
   const isSingle = typeof prompt === "string" || typeof prompt[0] === "number";
@@ -25,9 +25,9 @@ function promptTokenIds(context: ServerContext, prompt: CompletionRequest["promp
   });
 }
 
-export async function createCompletion(context: ServerContext, body: unknown, signal: AbortSignal): Promise<Response> {
+export async function createCompletion(server: ServerContext, body: unknown, signal: AbortSignal): Promise<Response> {
   const request = completionRequestSchema.parse(body);
-  checkModel(context, request.model);
+  const context = routeModel(server, request.model);
   checkStreamOptions(request);
   if (request.suffix) throw new ApiError(400, "suffix is not supported: this server does not do fill-in-the-middle", "suffix");
   if (request.echo && request.logprobs !== null && request.logprobs !== undefined) {

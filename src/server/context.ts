@@ -1,33 +1,54 @@
-// What every handler needs: the engine, the served model's name and the server's limits.
+// What every handler needs: the served models and the server's limits. A request's `model` field
+// picks one model; from there on the handler sees that model's engine as if it were the only one.
 import type { AsyncEngine } from "../engine/async-engine.ts";
 import { ApiError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface ServerOptions {
-  /** The name clients put in `model`; the model directory's name by default. */
-  servedModelName: string;
   /** When set, /v1 routes want `Authorization: Bearer <apiKey>`. */
   apiKey: string | null;
-  /** Queued plus running engine requests past which new ones get 503. */
+  /** Queued plus running requests of one model's engine past which new ones get 503. */
   maxPendingRequests: number;
   /** Request bodies past this many bytes get 413. */
   maxBodyBytes: number;
-  /** Overrides the tokenizer's chat template (--chat-template). */
+}
+
+/** One model the server serves: its own engine (Worker, KV cache), tokenizer and metrics. */
+export interface ServedModel {
+  /** The name clients put in `model`; the model directory's name by default. */
+  servedModelName: string;
+  engine: AsyncEngine;
+  metrics: Metrics;
+  /** Overrides the tokenizer's chat template (--chat-template, or the config's chatTemplate). */
   chatTemplate: string | null;
 }
 
 export interface ServerContext extends ServerOptions {
-  engine: AsyncEngine;
-  metrics: Metrics;
+  models: readonly ServedModel[];
 }
 
-/** A missing `model` means the served one (lenient where vLLM requires it); any other is a 404. */
-export function checkModel(context: ServerContext, model: string | null | undefined): void {
-  if (model !== null && model !== undefined && model !== context.servedModelName) {
-    throw new ApiError(404, `The model \`${model}\` does not exist; this server serves \`${context.servedModelName}\`.`, "model");
+/** One request's view: the server's limits and the model the request names. */
+export interface ModelContext extends ServerOptions, ServedModel {}
+
+function servedNames(context: ServerContext): string {
+  return context.models.map((model) => `\`${model.servedModelName}\``).join(", ");
+}
+
+/**
+ * The model a request's `model` field names; any other name is a 404. A missing `model` means
+ * the only served model (lenient where vLLM requires it), and is a 400 when there are several.
+ */
+export function routeModel(context: ServerContext, requested: string | null | undefined): ModelContext {
+  const { apiKey, maxPendingRequests, maxBodyBytes } = context;
+  if (requested === null || requested === undefined) {
+    if (context.models.length > 1) throw new ApiError(400, `model is required: this server serves ${servedNames(context)}`, "model");
+    return { apiKey, maxPendingRequests, maxBodyBytes, ...context.models[0]! };
   }
+  const model = context.models.find((served) => served.servedModelName === requested);
+  if (!model) throw new ApiError(404, `The model \`${requested}\` does not exist; this server serves ${servedNames(context)}.`, "model");
+  return { apiKey, maxPendingRequests, maxBodyBytes, ...model };
 }
 
-export function maxModelLen(context: ServerContext): number {
-  return context.engine.info.config.maxModelLen;
+export function maxModelLen(model: ServedModel): number {
+  return model.engine.info.config.maxModelLen;
 }

@@ -3,7 +3,7 @@
 // disconnect and the latency metrics live here, so both endpoints share them.
 import type { CompletionDelta } from "../engine/output-processor.ts";
 import type { SamplingParams } from "../engine/sampling-params.ts";
-import type { ServerContext } from "./context.ts";
+import type { ModelContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
 
 export interface PromptInput {
@@ -29,7 +29,7 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
   private numUnfinished: number;
 
   private constructor(
-    private readonly context: ServerContext,
+    private readonly context: ModelContext,
     private readonly requestIds: string[],
     private readonly streams: AsyncIterable<CompletionDelta>[],
     readonly n: number,
@@ -38,10 +38,10 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
   }
 
   /** Submits every prompt, or none: a prompt the engine refuses withdraws those before it. */
-  static start(context: ServerContext, requestId: string, prompts: readonly PromptInput[]): Generation {
+  static start(context: ModelContext, requestId: string, prompts: readonly PromptInput[]): Generation {
     const { engine } = context;
     if (engine.numUnfinishedRequests + prompts.length > context.maxPendingRequests) {
-      throw new ApiError(503, `the server is at capacity (${context.maxPendingRequests} pending requests); retry later`);
+      throw new ApiError(503, `\`${context.servedModelName}\` is at capacity (${context.maxPendingRequests} pending requests); retry later`);
     }
     const requestIds = prompts.length === 1 ? [requestId] : prompts.map((_, i) => `${requestId}-${i}`);
     const streams: AsyncIterable<CompletionDelta>[] = [];

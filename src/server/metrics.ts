@@ -1,12 +1,22 @@
 // Prometheus metrics under vLLM's names, so vLLM's dashboards read this server. Gauges come from
-// a fresh read of the scheduler's stats; token counters and latency histograms are measured here,
-// where requests arrive and their tokens leave.
+// a fresh read of each engine's scheduler stats; token counters and latency histograms are
+// measured here, where requests arrive and their tokens leave. Every series carries its model's
+// model_name label, and each metric's series from all models sit under one HELP/TYPE header, as
+// the exposition format wants.
 import type { SchedulerStats } from "../engine/scheduler-interface.ts";
 
 /** vLLM's bucket boundaries, in seconds. */
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];
 const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
 const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
+
+/** One metric: its header and its sample lines. */
+interface Family {
+  name: string;
+  type: "gauge" | "counter" | "histogram";
+  help: string;
+  samples: string[];
+}
 
 class Histogram {
   private readonly counts: number[];
@@ -27,12 +37,10 @@ class Histogram {
     for (let i = 0; i < this.buckets.length; i++) if (seconds <= this.buckets[i]!) this.counts[i]!++;
   }
 
-  render(labels: string): string[] {
-    const inner = labels.slice(1, -1);
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    this.buckets.forEach((bound, i) => lines.push(`${this.name}_bucket{${inner},le="${bound}"} ${this.counts[i]}`));
-    lines.push(`${this.name}_bucket{${inner},le="+Inf"} ${this.count}`, `${this.name}_sum${labels} ${this.sum}`, `${this.name}_count${labels} ${this.count}`);
-    return lines;
+  family(labels: string): Family {
+    const samples = this.buckets.map((bound, i) => `${this.name}_bucket{${labels},le="${bound}"} ${this.counts[i]}`);
+    samples.push(`${this.name}_bucket{${labels},le="+Inf"} ${this.count}`, `${this.name}_sum{${labels}} ${this.sum}`, `${this.name}_count{${labels}} ${this.count}`);
+    return { name: this.name, type: "histogram", help: this.help, samples };
   }
 }
 
@@ -44,7 +52,12 @@ export class Metrics {
   private readonly interTokenLatency = new Histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", ITL_BUCKETS);
   private readonly e2eLatency = new Histogram("vllm:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds.", E2E_BUCKETS);
 
-  constructor(private readonly modelName: string) {}
+  /** The label pair of every series, `model_name="..."`. */
+  private readonly labels: string;
+
+  constructor(modelName: string) {
+    this.labels = `model_name="${modelName.replace(/["\\\n]/g, "_")}"`;
+  }
 
   recordPrompt(numTokens: number): void {
     this.promptTokens += numTokens;
@@ -61,28 +74,42 @@ export class Metrics {
     this.e2eLatency.observe(e2eSeconds);
   }
 
-  render(stats: SchedulerStats): string {
-    const labels = `{model_name="${this.modelName.replace(/["\\\n]/g, "_")}"}`;
-    const metric = (name: string, type: "gauge" | "counter", help: string, value: number) => [
-      `# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`,
-    ];
-    const finishedLines = [...this.finished].map(
-      ([reason, count]) => `vllm:request_success_total{${labels.slice(1, -1)},finished_reason="${reason}"} ${count}`,
-    );
+  families(stats: SchedulerStats): Family[] {
+    const labels = this.labels;
+    const metric = (name: string, type: "gauge" | "counter", help: string, value: number): Family => ({
+      name, type, help, samples: [`${name}{${labels}} ${value}`],
+    });
     return [
-      ...metric("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.", stats.numRunning),
-      ...metric("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", stats.numWaiting),
-      ...metric("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", stats.kvCacheUsage),
-      ...metric("vllm:prefix_cache_hit_rate", "gauge", "Prefix-cache hit rate: cached tokens / tokens of admitted requests.", stats.prefixCacheHitRate),
-      ...metric("vllm:num_preemptions_total", "counter", "Cumulative number of preemptions from the engine.", stats.numPreemptions),
-      ...metric("vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.", this.promptTokens),
-      ...metric("vllm:generation_tokens_total", "counter", "Number of generation tokens processed.", this.generationTokens),
-      "# HELP vllm:request_success_total Count of successfully processed requests.",
-      "# TYPE vllm:request_success_total counter",
-      ...finishedLines,
-      ...this.timeToFirstToken.render(labels),
-      ...this.interTokenLatency.render(labels),
-      ...this.e2eLatency.render(labels),
-    ].join("\n") + "\n";
+      metric("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.", stats.numRunning),
+      metric("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", stats.numWaiting),
+      metric("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", stats.kvCacheUsage),
+      metric("vllm:prefix_cache_hit_rate", "gauge", "Prefix-cache hit rate: cached tokens / tokens of admitted requests.", stats.prefixCacheHitRate),
+      metric("vllm:num_preemptions_total", "counter", "Cumulative number of preemptions from the engine.", stats.numPreemptions),
+      metric("vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.", this.promptTokens),
+      metric("vllm:generation_tokens_total", "counter", "Number of generation tokens processed.", this.generationTokens),
+      {
+        name: "vllm:request_success_total",
+        type: "counter",
+        help: "Count of successfully processed requests.",
+        samples: [...this.finished].map(([reason, count]) => `vllm:request_success_total{${labels},finished_reason="${reason}"} ${count}`),
+      },
+      this.timeToFirstToken.family(labels),
+      this.interTokenLatency.family(labels),
+      this.e2eLatency.family(labels),
+    ];
   }
+}
+
+/** The Prometheus text of every model's metrics, each metric's series grouped under one header. */
+export function renderMetrics(reports: readonly { metrics: Metrics; stats: SchedulerStats }[]): string {
+  const merged = new Map<string, Family>();
+  for (const { metrics, stats } of reports) {
+    for (const family of metrics.families(stats)) {
+      const known = merged.get(family.name);
+      if (known) known.samples.push(...family.samples);
+      else merged.set(family.name, family);
+    }
+  }
+  const lines = [...merged.values()].flatMap((family) => [`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`, ...family.samples]);
+  return lines.join("\n") + "\n";
 }

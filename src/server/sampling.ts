@@ -2,7 +2,7 @@
 // a prompt that fills the context, or a max_tokens that overflows it, is the client's 400 before
 // anything reaches the engine.
 import { SamplingParams, type SamplingParamsInit } from "../engine/sampling-params.ts";
-import { maxModelLen, type ServerContext } from "./context.ts";
+import { maxModelLen, type ModelContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
 import type { CompletionRequest } from "./schemas.ts";
 
@@ -17,7 +17,7 @@ export interface PromptBudget {
   logprobs: number | null;
 }
 
-export function samplingParams(context: ServerContext, body: GenerationFields, budget: PromptBudget): SamplingParams {
+export function samplingParams(context: ModelContext, body: GenerationFields, budget: PromptBudget): SamplingParams {
   const contextLength = maxModelLen(context);
   const { promptLength, promptField } = budget;
   if (promptLength === 0) throw new ApiError(400, `${promptField} must not be empty`, promptField);
@@ -62,7 +62,7 @@ export function samplingParams(context: ServerContext, body: GenerationFields, b
 }
 
 /** As vLLM: the rest of the context, capped by generation_config's max_new_tokens if it has one. */
-function defaultMaxTokens(context: ServerContext, promptLength: number): number {
+function defaultMaxTokens(context: ModelContext, promptLength: number): number {
   const remaining = maxModelLen(context) - promptLength;
   return Math.min(remaining, context.engine.source.generationConfig.maxNewTokens ?? remaining);
 }

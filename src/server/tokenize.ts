@@ -1,12 +1,12 @@
 // POST /tokenize and /detokenize, as vLLM: text or a conversation (rendered like a chat request)
-// to token ids, and back.
+// to token ids, and back, with the tokenizer of the model the request names.
 import { chatPromptTokenIds } from "./chat-prompt.ts";
-import { checkModel, maxModelLen, type ServerContext } from "./context.ts";
+import { maxModelLen, routeModel, type ServerContext } from "./context.ts";
 import { detokenizeRequestSchema, tokenizeRequestSchema } from "./schemas.ts";
 
-export function tokenize(context: ServerContext, body: unknown): Response {
+export function tokenize(server: ServerContext, body: unknown): Response {
   const request = tokenizeRequestSchema.parse(body);
-  checkModel(context, request.model);
+  const context = routeModel(server, request.model);
   const { tokenizer } = context.engine;
   const tokens =
     "prompt" in request
@@ -15,8 +15,7 @@ export function tokenize(context: ServerContext, body: unknown): Response {
   return Response.json({ count: tokens.length, max_model_len: maxModelLen(context), tokens });
 }
 
-export function detokenize(context: ServerContext, body: unknown): Response {
+export function detokenize(server: ServerContext, body: unknown): Response {
   const request = detokenizeRequestSchema.parse(body);
-  checkModel(context, request.model);
-  return Response.json({ prompt: context.engine.tokenizer.decode(request.tokens) });
+  return Response.json({ prompt: routeModel(server, request.model).engine.tokenizer.decode(request.tokens) });
 }

@@ -31,10 +31,11 @@ async function collect(stream: ReadableStream<Uint8Array>, sink: { text: string 
   for await (const chunk of stream) sink.text += decoder.decode(chunk, { stream: true });
 }
 
-export async function startServer(modelDir: string, args: string[] = [], env: Record<string, string> = {}): Promise<ServerProcess> {
+/** `modelDir` is the positional MODEL; null leaves the models to `args` (--model, --models-config). */
+export async function startServer(modelDir: string | null, args: string[] = [], env: Record<string, string> = {}): Promise<ServerProcess> {
   if (!existsSync(EXECUTABLE)) throw new Error(`${EXECUTABLE} is missing: run make first`);
   const child: Subprocess<"ignore", "ignore", "pipe"> = Bun.spawn(
-    [EXECUTABLE, "serve", modelDir, "--host", "127.0.0.1", "--port", "0", "--device", "cpu", "--kv-cache-memory", "16MiB", ...args],
+    [EXECUTABLE, "serve", ...(modelDir === null ? [] : [modelDir]), "--host", "127.0.0.1", "--port", "0", "--device", "cpu", "--kv-cache-memory", "16MiB", ...args],
     { stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { ...Bun.env, ...env } },
   );
   const log = { text: "" };
@@ -54,10 +55,11 @@ export async function startServer(modelDir: string, args: string[] = [], env: Re
   throw new Error(`the server did not become healthy within ${START_TIMEOUT_MS} ms:\n${log.text}`);
 }
 
-/** The value of one unlabelled-but-for-model metric in /metrics' Prometheus text. */
-export async function metricValue(url: string, name: string): Promise<number> {
+/** The value of one unlabelled-but-for-model metric in /metrics' Prometheus text (of the given model, or the first). */
+export async function metricValue(url: string, name: string, modelName?: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`));
+  const prefix = modelName === undefined ? `${name}{` : `${name}{model_name="${modelName}"`;
+  const line = text.split("\n").find((l) => l.startsWith(prefix));
   if (!line) throw new Error(`/metrics has no ${name}`);
   return Number(line.slice(line.lastIndexOf(" ") + 1));
 }

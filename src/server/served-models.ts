@@ -1,0 +1,54 @@
+// Starts the engine of every served model, one after another. Each engine's KV budget is what
+// its gpuMemoryUtilization leaves of the device after the memory already in use, which includes
+// the engines started before it; so each model's utilization is its share of the device, and the
+// k-th engine may fill the device up to the sum of the first k shares.
+import { AsyncEngine } from "../engine/async-engine.ts";
+import type { CoreOptions } from "../engine/core-protocol.ts";
+import type { ServedModel } from "./context.ts";
+import { Metrics } from "./metrics.ts";
+
+export interface ModelSpec {
+  /** The engine's options; gpuMemoryUtilization is this model's share of the device. */
+  options: CoreOptions & { gpuMemoryUtilization: number };
+  /** The name clients use in `model`; the model directory's name when absent. */
+  servedModelName?: string;
+  chatTemplate: string | null;
+}
+
+/** The per-engine limits that give each model its share: running sums of the shares. */
+export function memoryCeilings(shares: readonly number[]): number[] {
+  let sum = 0;
+  const ceilings = shares.map((share) => (sum += share));
+  // A little slack for shares such as 0.3 + 0.7 that sum past 1 in floating point only.
+  if (sum > 1 + 1e-9) throw new Error(`the models' GPU memory shares add up to ${sum.toFixed(3)}, more than the whole device`);
+  return ceilings.map((ceiling) => Math.min(ceiling, 1));
+}
+
+/** Starts every model in order; a failure shuts down those already started. */
+export async function startServedModels(
+  specs: readonly ModelSpec[],
+  onStarted: (model: ServedModel, startSeconds: number) => void,
+): Promise<ServedModel[]> {
+  const ceilings = memoryCeilings(specs.map((spec) => spec.options.gpuMemoryUtilization));
+  const models: ServedModel[] = [];
+  try {
+    for (const [i, spec] of specs.entries()) {
+      const started = performance.now();
+      const engine = await AsyncEngine.start({ ...spec.options, gpuMemoryUtilization: ceilings[i]! });
+      const servedModelName = spec.servedModelName ?? engine.source.name;
+      models.push({ servedModelName, engine, metrics: new Metrics(servedModelName), chatTemplate: spec.chatTemplate });
+      if (models.some((model, j) => j < i && model.servedModelName === servedModelName)) {
+        throw new Error(`two models are served as "${servedModelName}": give each its own served model name`);
+      }
+      onStarted(models[i]!, (performance.now() - started) / 1000);
+    }
+    return models;
+  } catch (error) {
+    await shutdownServedModels(models);
+    throw error;
+  }
+}
+
+export async function shutdownServedModels(models: readonly ServedModel[]): Promise<void> {
+  await Promise.all(models.map((model) => model.engine.shutdown()));
+}
