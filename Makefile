@@ -66,7 +66,7 @@ $(EXECUTABLE): node_modules/.installed build/embedded-libraries.ts $(TS_SOURCES)
 
 test: all
 	$(BUN) x tsc --noEmit -p .
-	$(BUN) test
+	$(BUN) test --timeout 120000
 
 # The main job: the OpenAI-compatible server, on the embedded demo model.
 serve: all
