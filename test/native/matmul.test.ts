@@ -1,7 +1,7 @@
 // vt_matmul against the TypeScript reference for every weight dtype, with and without bias, on
 // shapes that leave remainders in every tile and block of both kernel paths (the dot path below
 // 32 rows, the packed path from 32), plus its argument errors.
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import { referenceMatmul } from "../../src/reference/matmul.ts";
@@ -55,12 +55,12 @@ describe("vt_matmul", () => {
 
   test("splits columns unevenly across an odd number of threads", async () => {
     const threeThreads = new Device(await Backend.open({ device: "cpu", numThreads: 3, libraryPath: process.env.VT_CPU_LIBRARY }));
-    afterAll(() => threeThreads.backend.close());
     try {
       checkMatmul(threeThreads, 5, 1000, 300, "bf16", true, 7);
       checkMatmul(threeThreads, 70, 1000, 300, "f16", true, 8);
     } finally {
       threeThreads.freeAll();
+      threeThreads.backend.close();
     }
   });
 
