@@ -15,6 +15,11 @@ export const modelArgs = {
   "load-format": { type: "string", default: "auto", description: "auto | dummy (random weights of the model's shapes)" },
   seed: { type: "string", default: "0", description: "Random seed" },
   threads: { type: "string", default: "0", description: "CPU threads (0 = all cores)" },
+  "generation-config": {
+    type: "string",
+    default: "auto",
+    description: "Sampling defaults: auto (the model's generation_config.json) | vllm (ignore it) | a folder holding one",
+  },
 } as const satisfies ArgsDef;
 
 /** The engine's scheduling and memory options (serve, bench, chat, generate). */
@@ -49,6 +54,7 @@ export interface ModelArgs {
   "load-format": string;
   seed: string;
   threads: string;
+  "generation-config": string;
 }
 
 export class UsageError extends Error {}
@@ -96,6 +102,7 @@ export function coreOptions(args: ModelArgs & EngineArgs): CoreOptions {
   return {
     ...loadOptions(args),
     model: args.model,
+    generationConfig: args["generation-config"],
     device: choice("device", args.device, ["auto", "cpu", "cuda"] as const),
     numThreads: integer("threads", args.threads, 0),
     blockSize: integer("block-size", args["block-size"], 1),

@@ -1,7 +1,7 @@
 // The engine client of the server (vLLM's AsyncLLM): the engine core runs in a Worker; this side
 // tokenizes, detokenizes, applies stop strings and hands each caller an async stream of its
 // request's deltas. Leaving the stream early aborts the request, so its KV blocks are freed.
-import { resolveModel, type ModelSource } from "../model/load-model.ts";
+import { resolveModel, withGenerationConfig, type ModelSource } from "../model/load-model.ts";
 import { loadModelTokenizer } from "../model/load-tokenizer.ts";
 import type { ModelTokenizer } from "../model/tokenizer.ts";
 import type { CoreInfo, CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
@@ -94,7 +94,7 @@ export class AsyncEngine {
   }
 
   static async start(options: CoreOptions = {}): Promise<AsyncEngine> {
-    const source = await resolveModel(options.model);
+    const source = await withGenerationConfig(await resolveModel(options.model), options.generationConfig);
     const worker = new Worker(coreWorkerPath());
     // The core loads weights on its thread while this one loads the tokenizer.
     const ready = new Promise<CoreInfo>((resolve, reject) => {

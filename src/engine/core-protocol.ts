@@ -8,6 +8,8 @@ import type { SchedulerStats } from "./scheduler-interface.ts";
 
 export interface CoreOptions extends LoadModelOptions, Partial<EngineConfig> {
   model?: string;
+  /** "auto" (the model's generation_config.json), "vllm" (ignore it) or a folder holding one. */
+  generationConfig?: string;
   device?: BackendOptions["device"];
   numThreads?: number;
 }

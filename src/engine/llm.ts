@@ -4,7 +4,7 @@
 // All prompts go into one engine at once and continuous batching runs them; results come back in
 // prompt order. A progress bar shows on a terminal.
 import { Backend, type BackendOptions } from "../backend/backend.ts";
-import type { LoadedModel, LoadModelOptions } from "../model/load-model.ts";
+import { withGenerationConfig, type LoadedModel, type LoadModelOptions } from "../model/load-model.ts";
 import { loadModel } from "../model/load-tokenizer.ts";
 import { EngineCore, type EngineConfig } from "./engine-core.ts";
 import { OutputProcessor, type CompletionOutput } from "./output-processor.ts";
@@ -15,6 +15,8 @@ import { SamplingParams, withDefaults } from "./sampling-params.ts";
 export interface LLMOptions extends LoadModelOptions, Partial<EngineConfig> {
   /** Local Hugging Face model directory; absent: the embedded demo model. */
   model?: string;
+  /** "auto" (the model's generation_config.json), "vllm" (ignore it) or a folder holding one. */
+  generationConfig?: string;
   device?: BackendOptions["device"];
   numThreads?: number;
 }
@@ -46,7 +48,8 @@ export class LLM {
     this.engine = (async () => {
       const backend = await Backend.open({ device: options.device, numThreads: options.numThreads });
       try {
-        const model = await loadModel(backend, options.model, options);
+        const loaded = await loadModel(backend, options.model, options);
+        const model = { ...loaded, ...(await withGenerationConfig(loaded, options.generationConfig)) };
         return { backend, model, core: EngineCore.create(backend, model, options) };
       } catch (error) {
         backend.close();

@@ -4,7 +4,7 @@
 // apart (load-tokenizer.ts) because the engine core and the API side live on different threads
 // and only the API side needs it.
 import { existsSync, statSync } from "node:fs";
-import { basename, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
 import type { DType } from "../backend/dtype.ts";
 import { loadModelConfig, type ModelConfig, type WeightDtype } from "./config.ts";
@@ -53,6 +53,20 @@ const dtypeOfWeight: Record<WeightDtype, DType> = { float32: "f32", float16: "f1
 /** The CPU backend computes in f32 whatever the weights; the CUDA backend in the weights' dtype. */
 export function activationDtype(backend: Backend, weightDtype: DType): DType {
   return backend.name === "cpu" ? "f32" : weightDtype;
+}
+
+/**
+ * vLLM's --generation-config: "auto" takes the model's generation_config.json, "vllm" ignores
+ * it (engine defaults; EOS from config.json), a folder takes that folder's file instead.
+ */
+export async function withGenerationConfig(source: ModelSource, option: string | undefined): Promise<ModelSource> {
+  if (option === undefined || option === "auto") return source;
+  if (option === "vllm") return { ...source, generationConfig: { eosTokenIds: source.config.eosTokenIds } };
+  const dir = resolve(option);
+  if (!existsSync(join(dir, "generation_config.json"))) {
+    throw new ModelLoadError(join(dir, "generation_config.json"), 'file not found (--generation-config takes "auto", "vllm" or a folder holding generation_config.json)');
+  }
+  return { ...source, generationConfig: await loadGenerationConfig(dir) };
 }
 
 export async function resolveModel(model: string | undefined): Promise<ModelSource> {

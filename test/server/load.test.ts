@@ -26,8 +26,8 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5000): Pro
 }
 
 describe("load", () => {
-  test("24 concurrent streams all complete and equal their sequential results at temperature 0", async () => {
-    const prompts = Array.from({ length: 24 }, (_, i) => `hello ${"the world ".repeat(i % 5)}${i}`);
+  test("64 concurrent streams all complete and equal their sequential results at temperature 0", async () => {
+    const prompts = Array.from({ length: 64 }, (_, i) => `hello ${"the world ".repeat(i % 5)}${i}`);
     const params = (prompt: string) => ({ prompt, max_tokens: 24, temperature: 0, model, ignore_eos: true });
     const sequential: string[] = [];
     for (const prompt of prompts) {
@@ -43,6 +43,24 @@ describe("load", () => {
     );
     expect(concurrent).toEqual(sequential);
     expect(await metricValue(server.url, "vllm:num_requests_running")).toBe(0);
+  });
+
+  test("the HTTP thread answers /health while the engine decodes a long stream", async () => {
+    const response = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ prompt: "keep going", max_tokens: 400, ignore_eos: true, stream: true, model }),
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    let streamDone = false;
+    const drained = (async () => {
+      while (!(await reader.read()).done);
+      streamDone = true;
+    })();
+    // Ordering, not timing: twenty health checks complete while the decode is still running.
+    for (let i = 0; i < 20; i++) expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    expect(streamDone).toBe(false);
+    await drained;
   });
 
   test("a client that disconnects mid-stream has its request aborted and its KV blocks freed", async () => {
