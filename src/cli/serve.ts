@@ -153,7 +153,9 @@ export default defineCommand({
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       });
       const names = models.map((model) => model.servedModelName).join(", ");
-      logger.success(`serving ${names} at http://${server.hostname}:${server.port}/v1${apiKey ? " (API key required)" : ""}`);
+      // performance.now() counts from the process's start: the figure a user waits for.
+      const readyAfter = (performance.now() / 1000).toFixed(2);
+      logger.success(`serving ${names} at http://${server.hostname}:${server.port}/v1${apiKey ? " (API key required)" : ""}, ready ${readyAfter} s after start`);
 
       const running = models;
       let stopping = false;
