@@ -9,8 +9,9 @@
 // --bandwidth-gbs: DRAM read bandwidth; without it, a device-to-device copy of 512 MiB measures
 // read + write bandwidth in the same run.
 import { parseArgs } from "node:util";
-import { Backend, type Address } from "../src/backend/backend.ts";
-import { dtypeBytes, type DType } from "../src/backend/dtype.ts";
+import { Backend } from "../src/backend/backend.ts";
+import type { DType } from "../src/backend/dtype.ts";
+import { copyBandwidthGBs, timeMatmul, type MatmulResult } from "../src/cli/bench/kernel-timing.ts";
 import { loadModelConfig } from "../src/model/config.ts";
 
 const { values: options } = parseArgs({
@@ -26,7 +27,7 @@ const rowCounts = [1, 8, 32, 64, 512];
 const weightDtypes: DType[] = ["bf16", "f32"];
 // Rotating through this many bytes of weight copies defeats any last-level cache.
 const coldBytes = 256 * 2 ** 20;
-const minSeconds = 0.15;
+const timing = { minSeconds: 0.15, minRepeats: 3 };
 
 interface Layer {
   model: string;
@@ -50,72 +51,16 @@ async function layersOf(modelDir: string): Promise<Layer[]> {
   ];
 }
 
-/**
- * Fastest seconds of one call, after a warm-up call, over at least minSeconds: on a machine
- * shared with other work (CI, a laptop) slower calls measure the neighbours, not the kernel.
- */
-function bestSeconds(run: (repeat: number) => void): number {
-  run(0);
-  let best = Infinity;
-  const start = performance.now();
-  for (let repeat = 1; repeat <= 3 || performance.now() - start < minSeconds * 1000; repeat++) {
-    const t0 = performance.now();
-    run(repeat);
-    best = Math.min(best, (performance.now() - t0) / 1000);
-  }
-  return best;
-}
-
 const backend = await Backend.open({ device: "cpu", numThreads: Number(options.threads) });
 
-const copyBandwidth = options["bandwidth-gbs"]
-  ? Number(options["bandwidth-gbs"])
-  : (() => {
-      const bytes = 512 * 2 ** 20;
-      const src = backend.malloc(bytes);
-      const dst = backend.malloc(bytes);
-      backend.memset(src, 1, bytes);
-      const t = bestSeconds(() => backend.memcpy(dst, src, bytes, "deviceToDevice"));
-      backend.free(src);
-      backend.free(dst);
-      return (2 * bytes) / t / 1e9;
-    })();
+const copyBandwidth = options["bandwidth-gbs"] ? Number(options["bandwidth-gbs"]) : copyBandwidthGBs(backend, timing, 512 * 2 ** 20);
 
-interface Row {
-  layer: Layer;
-  dtype: DType;
-  m: number;
-  microseconds: number;
-  gflops: number;
-  weightGBps: number;
-}
-
-const rows: Row[] = [];
+const rows: (MatmulResult & { layer: Layer })[] = [];
 for (const layer of (await Promise.all(models.map(layersOf))).flat()) {
-  const maxM = Math.max(...rowCounts.filter((m) => m <= layer.maxRows));
-  const x = backend.malloc(maxM * layer.k * 4);
-  const out = backend.malloc(maxM * layer.n * 4);
-  backend.fillUniform(x, "f32", maxM * layer.k, 1, 1);
   for (const dtype of weightDtypes) {
-    const weightBytes = layer.n * layer.k * dtypeBytes[dtype];
-    const copies: Address[] = [];
-    for (let c = 0; c < Math.max(1, Math.ceil(coldBytes / weightBytes)); c++) {
-      const w = backend.malloc(weightBytes);
-      backend.fillUniform(w, dtype, layer.n * layer.k, 2 + c, 0.05);
-      copies.push(w);
-    }
-    for (const m of rowCounts.filter((m) => m <= layer.maxRows)) {
-      const { n, k } = layer;
-      const t = bestSeconds((repeat) => {
-        backend.matmul({ x, w: copies[repeat % copies.length]!, out, m, n, k, actDtype: "f32", weightDtype: dtype });
-        backend.synchronize();
-      });
-      rows.push({ layer, dtype, m, microseconds: t * 1e6, gflops: (2 * m * n * k) / t / 1e9, weightGBps: weightBytes / t / 1e9 });
-    }
-    copies.forEach((w) => backend.free(w));
+    const shape = { n: layer.n, k: layer.k, rowCounts: rowCounts.filter((m) => m <= layer.maxRows) };
+    for (const result of timeMatmul(backend, timing, shape, dtype, coldBytes)) rows.push({ ...result, layer });
   }
-  backend.free(x);
-  backend.free(out);
 }
 
 const peak = options["peak-gflops"] ? Number(options["peak-gflops"]) : Math.max(...rows.map((r) => r.gflops));
@@ -132,7 +77,7 @@ for (const r of rows) {
       r.layer.model.padEnd(13),
       r.layer.name.padEnd(10),
       `${r.layer.n} x ${r.layer.k}`.padEnd(14),
-      r.dtype.padEnd(5),
+      r.weightDtype.padEnd(5),
       String(r.m).padStart(5),
       r.microseconds.toFixed(0).padStart(10),
       r.gflops.toFixed(1).padStart(9),

@@ -10,6 +10,7 @@ const main = defineCommand({
     description: "LLM inference and serving engine: PagedAttention, continuous batching, CUDA and CPU kernels",
   },
   subCommands: {
+    bench: () => import("./bench.ts").then((m) => m.default),
     chat: () => import("./chat.ts").then((m) => m.default),
     generate: () => import("./generate.ts").then((m) => m.default),
     serve: () => import("./serve.ts").then((m) => m.default),

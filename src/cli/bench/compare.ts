@@ -1,0 +1,155 @@
+// `vllm-ts bench compare`: the seed document's experiment, in one process on the same requests
+// and the same KV memory: continuous batching with paged KV against static batching (whole
+// batches, KV reserved for max-model-len per sequence). Then the scheduler's time per step alone
+// with many running requests, and a shared-prefix workload with prefix caching on and off.
+import { defineCommand } from "citty";
+import { EngineCore } from "../../engine/engine-core.ts";
+import { KVCacheManager } from "../../engine/kv-cache-manager.ts";
+import { RequestGenerator } from "../../engine/random.ts";
+import { Request } from "../../engine/request.ts";
+import { SamplingParams } from "../../engine/sampling-params.ts";
+import { Scheduler } from "../../engine/scheduler.ts";
+import { KvCacheTensors } from "../../model/kv-cache-tensors.ts";
+import { coreOptions, engineArgs, integer, modelArgs, UsageError, type EngineArgs, type ModelArgs } from "../engine-args.ts";
+import { lengthRange, randomRequests, randomTokens, rangeRatio, type BenchRequest } from "./dataset.ts";
+import { engineConfig, loadBenchModel, runBench, runRequests, type RunResult } from "./offline.ts";
+import { deviceOf, fixed, formatTable, percent, reportArgs, writeReport } from "./report.ts";
+
+/** Without --max-model-len the static baseline would reserve the model's whole context per sequence. */
+const DEFAULT_MAX_MODEL_LEN = 512;
+
+/** Scheduler bookkeeping alone (no model): decode steps with `runningRequests` running. */
+function schedulerOverhead(runningRequests: number, stepsToTime: number) {
+  const manager = new KVCacheManager({ numBlocks: runningRequests * 64, blockSize: 16, enablePrefixCaching: true });
+  const scheduler = new Scheduler({ kvCacheManager: manager, maxNumBatchedTokens: 8192, maxNumSeqs: runningRequests, maxModelLen: 1024, enableChunkedPrefill: true });
+  for (let i = 0; i < runningRequests; i++) {
+    scheduler.addRequest(new Request({
+      requestId: `s${i}`,
+      promptTokenIds: Array.from({ length: 128 }, (_, j) => (i * 131 + j) % 30000),
+      samplingParams: new SamplingParams({ temperature: 0, maxTokens: 900, ignoreEos: true }),
+    }));
+  }
+  const stepOnce = () => {
+    const output = scheduler.schedule();
+    scheduler.updateFromOutput(output, new Map([...output.numScheduledTokens.keys()].map((id) => [id, [7]])));
+  };
+  // Admit and prefill everyone (each prompt fits one step's budget), then time decode steps.
+  while (scheduler.numWaiting > 0) stepOnce();
+  const started = performance.now();
+  for (let i = 0; i < stepsToTime; i++) stepOnce();
+  return { runningRequests, msPerStep: (performance.now() - started) / stepsToTime };
+}
+
+export default defineCommand({
+  meta: { name: "compare", description: "Static batching (max-length KV) vs continuous batching (paged KV) on the same requests and memory; prefix caching on vs off" },
+  args: {
+    ...modelArgs,
+    ...engineArgs,
+    "max-num-seqs": { type: "string", default: "64", description: "Most sequences of the static baseline (also sizes the default KV budget)" },
+    "continuous-max-num-seqs": { type: "string", default: "256", description: "Most running sequences of continuous batching" },
+    "num-prompts": { type: "string", default: "200", description: "Requests of each workload" },
+    "input-len": { type: "string", default: "32:256", description: "Prompt tokens: N, or LOW:HIGH" },
+    "output-len": { type: "string", default: "16:256", description: "Tokens to generate (ignoring EOS): N, or LOW:HIGH" },
+    "range-ratio": { type: "string", default: "0", description: "Lengths given as N are drawn from [N*(1-r), N*(1+r)]" },
+    "prefix-len": { type: "string", default: "192", description: "Shared-prefix workload: tokens every prompt starts with" },
+    "suffix-len": { type: "string", default: "32", description: "Shared-prefix workload: most tokens of each prompt after the prefix" },
+    "scheduler-requests": { type: "string", default: "256", description: "Running requests when timing the scheduler alone" },
+    ...reportArgs,
+  },
+  run: ({ args }) =>
+    runBench(async () => {
+      const options = coreOptions({ ...(args as ModelArgs & EngineArgs), "max-model-len": args["max-model-len"] ?? String(DEFAULT_MAX_MODEL_LEN) });
+      const maxNumSeqs = options.maxNumSeqs!;
+      const maxModelLen = options.maxModelLen!;
+      const continuousMaxNumSeqs = integer("continuous-max-num-seqs", args["continuous-max-num-seqs"], 1);
+      const numPrompts = integer("num-prompts", args["num-prompts"], 1);
+      const ratio = rangeRatio(args["range-ratio"]);
+      const input = lengthRange("input-len", args["input-len"], ratio);
+      const output = lengthRange("output-len", args["output-len"], ratio);
+      const prefixLen = integer("prefix-len", args["prefix-len"], 1);
+      const suffixLen = integer("suffix-len", args["suffix-len"], 1);
+      const schedulerRequests = integer("scheduler-requests", args["scheduler-requests"], 1);
+      if (input.high + output.high > maxModelLen) throw new UsageError(`--input-len + --output-len reach ${input.high + output.high} tokens, more than --max-model-len ${maxModelLen}`);
+      if (prefixLen + suffixLen + output.high > maxModelLen) throw new UsageError(`--prefix-len + --suffix-len + --output-len reach ${prefixLen + suffixLen + output.high} tokens, more than --max-model-len ${maxModelLen}`);
+
+      const bench = await loadBenchModel(options);
+      try {
+        const { model, backend } = bench;
+        // One KV budget for every run: what a static batch of max-num-seqs max-length sequences needs.
+        const kvCacheMemory = options.kvCacheMemory ?? maxNumSeqs * maxModelLen * KvCacheTensors.bytesPerBlock(model.config, 1, model.weights.dtype);
+        const random = new RequestGenerator(options.seed);
+        const requests = randomRequests(random, numPrompts, input, output, model.config.vocabSize);
+        const prefix = randomTokens(random, prefixLen, model.config.vocabSize);
+        const prefixRequests: BenchRequest[] = requests.map((request) => ({
+          promptTokenIds: [...prefix, ...request.promptTokenIds.slice(0, suffixLen)],
+          outputLen: request.outputLen,
+        }));
+
+        const run = (label: string, workload: BenchRequest[], overrides: { scheduling: "static" | "continuous"; maxNumSeqs: number; enablePrefixCaching?: boolean }) => {
+          const core = EngineCore.create(backend, model, { ...engineConfig(options), kvCacheMemory, ...overrides });
+          try {
+            const result = runRequests(core, workload, label);
+            const blockSize = core.kvCacheSize.blockSize;
+            const meanBlocks = workload.reduce((sum, r) => sum + Math.ceil((r.promptTokenIds.length + r.outputLen) / blockSize), 0) / workload.length;
+            // Static batching reserves max-model-len per sequence; paged KV only the blocks a sequence fills.
+            const sequencesThatFit = overrides.scheduling === "static" ? Math.floor(core.kvCacheSize.maxTokens / maxModelLen) : Math.floor(core.kvCacheSize.numBlocks / meanBlocks);
+            return { ...result, maxNumSeqs: overrides.maxNumSeqs, sequencesThatFit, kvCacheSize: core.kvCacheSize };
+          } finally {
+            core.close();
+          }
+        };
+        const staticRun = run("static", requests, { scheduling: "static", maxNumSeqs });
+        const continuousRun = run("continuous", requests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs });
+        const overhead = schedulerOverhead(schedulerRequests, 200);
+        const prefixOn = run("prefix-caching-on", prefixRequests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs, enablePrefixCaching: true });
+        const prefixOff = run("prefix-caching-off", prefixRequests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs, enablePrefixCaching: false });
+        const throughputRatio = continuousRun.outputTokensPerSecond / staticRun.outputTokensPerSecond;
+
+        console.log(`${model.name} on ${backend.name} (${backend.deviceName}), ${model.weights.dtype} weights`);
+        console.log(
+          `${numPrompts} requests, input ${input.low}-${input.high}, output ${output.low}-${output.high} tokens, max-num-seqs ${maxNumSeqs} static / ` +
+            `${continuousMaxNumSeqs} continuous, max-model-len ${maxModelLen}, KV cache ${(staticRun.kvCacheSize.bytes / 2 ** 20).toFixed(1)} MiB`,
+        );
+        const row = (name: string, r: RunResult & { sequencesThatFit: number }) => [
+          name, fixed(r.outputTokensPerSecond, 1), fixed(r.requestsPerSecond), fixed(r.latency.mean, 3), fixed(r.latency.p99, 3),
+          fixed(r.timeToFirstToken.mean, 3), percent(r.kvWasteRatio), String(r.maxConcurrentRequests), String(r.sequencesThatFit),
+          `${fixed(r.schedulerMsPerStep, 3)} (${percent(r.schedulerShareOfStep)})`,
+        ];
+        console.log(
+          formatTable([
+            ["policy", "out tok/s", "req/s", "mean lat s", "p99 lat s", "mean TTFT s", "KV waste", "most running", "fit in KV", "sched ms/step"],
+            row("static", staticRun),
+            row("continuous", continuousRun),
+          ]),
+        );
+        console.log(`continuous / static output throughput: ${fixed(throughputRatio)}x`);
+        console.log(`scheduler alone, ${overhead.runningRequests} running requests: ${fixed(overhead.msPerStep, 3)} ms per step`);
+        console.log(`shared prefix of ${prefixLen} tokens + up to ${suffixLen} own:`);
+        console.log(
+          formatTable([
+            ["prefix caching", "hit rate", "out tok/s", "total tok/s", "mean TTFT s"],
+            ...([["on", prefixOn], ["off", prefixOff]] as const).map(([name, r]) => [name, percent(r.prefixCacheHitRate), fixed(r.outputTokensPerSecond, 1), fixed(r.totalTokensPerSecond, 1), fixed(r.timeToFirstToken.mean, 3)]),
+          ]),
+        );
+
+        await writeReport(args["output-json"], {
+          command: "bench compare",
+          model: model.name,
+          device: deviceOf(backend),
+          configuration: {
+            numPrompts, inputLen: [input.low, input.high], outputLen: [output.low, output.high], maxNumSeqs, continuousMaxNumSeqs, maxModelLen,
+            kvCacheMemory, prefixLen, suffixLen, seed: options.seed, dtype: model.weights.dtype, engine: engineConfig(options),
+          },
+          results: {
+            static: staticRun,
+            continuous: continuousRun,
+            throughputRatio,
+            schedulerOverhead: overhead,
+            prefixCaching: { on: prefixOn, off: prefixOff, throughputRatio: prefixOn.totalTokensPerSecond / prefixOff.totalTokensPerSecond },
+          },
+        });
+      } finally {
+        bench.close();
+      }
+    }),
+});

@@ -1,0 +1,154 @@
+// The in-process engine the offline benchmarks drive: the model loaded once, an EngineCore per
+// run, and the step loop that times every request (end to end, first token) and samples the
+// scheduler's statistics after each step.
+import { Backend } from "../../backend/backend.ts";
+import { EngineCore, type EngineConfig } from "../../engine/engine-core.ts";
+import { Request } from "../../engine/request.ts";
+import { SamplingParams } from "../../engine/sampling-params.ts";
+import { loadModelWeights, resolveModel, type EngineModel } from "../../model/load-model.ts";
+import type { CoreOptions } from "../../engine/core-protocol.ts";
+import { logger } from "../logger.ts";
+import type { BenchRequest } from "./dataset.ts";
+import { Progress, summarize, type Summary } from "./report.ts";
+
+export interface BenchModel {
+  backend: Backend;
+  model: EngineModel;
+  close(): void;
+}
+
+export async function loadBenchModel(options: CoreOptions): Promise<BenchModel> {
+  const backend = await Backend.open({ device: options.device, numThreads: options.numThreads });
+  try {
+    const model = loadModelWeights(backend, await resolveModel(options.model), options);
+    return {
+      backend,
+      model,
+      close() {
+        model.weights.free();
+        backend.close();
+      },
+    };
+  } catch (error) {
+    backend.close();
+    throw error;
+  }
+}
+
+/** The engine fields of the command-line options, without the model's. */
+export function engineConfig(options: CoreOptions): Partial<EngineConfig> {
+  const { blockSize, maxNumSeqs, maxNumBatchedTokens, maxModelLen, enablePrefixCaching, enableChunkedPrefill, scheduling, kvCacheMemory, gpuMemoryUtilization } = options;
+  return { blockSize, maxNumSeqs, maxNumBatchedTokens, maxModelLen, enablePrefixCaching, enableChunkedPrefill, scheduling, kvCacheMemory, gpuMemoryUtilization };
+}
+
+export interface RunResult {
+  numRequests: number;
+  /** Requests the engine rejected (prompt longer than the context, say); not counted in the tokens, latencies or rates. */
+  rejectedRequests: number;
+  promptTokens: number;
+  outputTokens: number;
+  elapsedSeconds: number;
+  steps: number;
+  requestsPerSecond: number;
+  totalTokensPerSecond: number;
+  outputTokensPerSecond: number;
+  /** Seconds from the start of the run, every request arriving at once. */
+  latency: Summary;
+  timeToFirstToken: Summary;
+  /** Over the run, weighted by the slots allocated at each step. */
+  kvWasteRatio: number;
+  maxConcurrentRequests: number;
+  prefixCacheHitRate: number;
+  numPreemptions: number;
+  schedulerMsPerStep: number;
+  /** The scheduler's share of the step time (the rest is the model). */
+  schedulerShareOfStep: number;
+}
+
+export interface RunOptions {
+  /** Stagger the requests (this many added before each step) instead of adding all at once. */
+  arrivalsPerStep?: number;
+  /** Show the progress line (when stderr is a terminal). */
+  progress?: boolean;
+}
+
+/** Adds the requests and steps the engine until all are done. */
+export function runRequests(core: EngineCore, requests: readonly BenchRequest[], label: string, options: RunOptions = {}): RunResult {
+  const arrivalsPerStep = options.arrivalsPerStep ?? Infinity;
+  const progress = new Progress(label, requests.length, options.progress ?? true);
+  const started = performance.now();
+  const firstToken = new Map<string, number>();
+  const finished = new Map<string, number>();
+  const rejected = new Set<number>();
+  let added = 0;
+  const addUpTo = (count: number) => {
+    for (; added < Math.min(count, requests.length); added++) {
+      const request = requests[added]!;
+      core.addRequest(new Request({
+        requestId: `${label}-${added}`,
+        promptTokenIds: request.promptTokenIds,
+        samplingParams: new SamplingParams({ temperature: 0, maxTokens: request.outputLen, ignoreEos: true }),
+      }));
+    }
+  };
+  let steps = 0;
+  let outputTokens = 0;
+  let wasteWeighted = 0;
+  let slotsWeighted = 0;
+  let maxRunning = 0;
+  let scheduleMs = 0;
+  let executeMs = 0;
+  addUpTo(arrivalsPerStep);
+  while (added < requests.length || core.hasUnfinishedRequests()) {
+    const outputs = core.step();
+    steps++;
+    const now = (performance.now() - started) / 1000;
+    const stats = core.stats();
+    wasteWeighted += stats.wasteRatio * stats.allocatedSlots;
+    slotsWeighted += stats.allocatedSlots;
+    maxRunning = Math.max(maxRunning, stats.numRunning);
+    scheduleMs += core.lastStepTiming!.scheduleMs;
+    executeMs += core.lastStepTiming!.executeMs;
+    for (const output of outputs) {
+      outputTokens += output.newTokenIds.length;
+      if (output.newTokenIds.length > 0 && !firstToken.has(output.requestId)) firstToken.set(output.requestId, now);
+      if (output.finishReason === "rejected") rejected.add(Number(output.requestId.slice(label.length + 1)));
+      else if (output.finished) finished.set(output.requestId, now);
+    }
+    progress.update(finished.size + rejected.size);
+    addUpTo(added + arrivalsPerStep);
+  }
+  progress.done();
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  const stats = core.stats();
+  const promptTokens = requests.reduce((sum, request, index) => sum + (rejected.has(index) ? 0 : request.promptTokenIds.length), 0);
+  return {
+    numRequests: requests.length,
+    rejectedRequests: rejected.size,
+    promptTokens,
+    outputTokens,
+    elapsedSeconds,
+    steps,
+    requestsPerSecond: finished.size / elapsedSeconds,
+    totalTokensPerSecond: (promptTokens + outputTokens) / elapsedSeconds,
+    outputTokensPerSecond: outputTokens / elapsedSeconds,
+    latency: summarize([...finished.values()]),
+    timeToFirstToken: summarize([...firstToken.values()]),
+    kvWasteRatio: slotsWeighted > 0 ? wasteWeighted / slotsWeighted : 0,
+    maxConcurrentRequests: maxRunning,
+    prefixCacheHitRate: stats.prefixCacheHitRate,
+    numPreemptions: stats.numPreemptions,
+    schedulerMsPerStep: steps > 0 ? scheduleMs / steps : 0,
+    schedulerShareOfStep: scheduleMs + executeMs > 0 ? scheduleMs / (scheduleMs + executeMs) : 0,
+  };
+}
+
+/** A benchmark command's body: a failure is one line on stderr and exit status 1. */
+export async function runBench(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    logger.error(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  }
+}
