@@ -15,6 +15,10 @@ export const modelArgs = {
   "load-format": { type: "string", default: "auto", description: "auto | dummy (random weights of the model's shapes)" },
   seed: { type: "string", default: "0", description: "Random seed" },
   threads: { type: "string", default: "0", description: "CPU threads (0 = all cores)" },
+  tokenizer: {
+    type: "string",
+    description: "Use this tokenizer instead of the model's: a folder with tokenizer.json, or vllm-ts-demo (the embedded Qwen3 one)",
+  },
   "generation-config": {
     type: "string",
     default: "auto",
@@ -55,6 +59,7 @@ export interface ModelArgs {
   seed: string;
   threads: string;
   "generation-config": string;
+  tokenizer?: string;
 }
 
 export class UsageError extends Error {}
@@ -103,6 +108,7 @@ export function coreOptions(args: ModelArgs & EngineArgs): CoreOptions {
     ...loadOptions(args),
     model: args.model,
     generationConfig: args["generation-config"],
+    tokenizer: args.tokenizer,
     device: choice("device", args.device, ["auto", "cpu", "cuda"] as const),
     numThreads: integer("threads", args.threads, 0),
     blockSize: integer("block-size", args["block-size"], 1),

@@ -107,7 +107,7 @@ export class AsyncEngine {
       worker.postMessage({ type: "init", options } satisfies ToCore);
     });
     try {
-      const tokenizer = await loadModelTokenizer(source);
+      const tokenizer = await loadModelTokenizer(source, options.tokenizer);
       return new AsyncEngine(worker, source, tokenizer, await ready);
     } catch (error) {
       worker.terminate();

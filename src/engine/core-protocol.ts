@@ -10,6 +10,8 @@ export interface CoreOptions extends LoadModelOptions, Partial<EngineConfig> {
   model?: string;
   /** "auto" (the model's generation_config.json), "vllm" (ignore it) or a folder holding one. */
   generationConfig?: string;
+  /** A folder with tokenizer.json (or "vllm-ts-demo") instead of the model's own tokenizer. */
+  tokenizer?: string;
   device?: BackendOptions["device"];
   numThreads?: number;
 }
