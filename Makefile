@@ -23,7 +23,7 @@ NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -shared -Icuda/include \
 TS_SOURCES := $(shell find src -name '*.ts')
 EXECUTABLE := dist/vllm-ts
 
-.PHONY: all deps native test serve bench clean
+.PHONY: all deps native chromium test serve bench clean
 
 all: $(EXECUTABLE)
 
@@ -64,7 +64,11 @@ $(EXECUTABLE): node_modules/.installed build/embedded-libraries.ts $(TS_SOURCES)
 	mkdir -p dist
 	$(BUN) build --compile --minify-syntax src/cli/main.ts src/engine/core-worker.ts --outfile $@
 
-test: all
+# The benchmark charts' test renders SVG in headless Chromium, from Debian's package.
+chromium:
+	@[ -x /usr/bin/chromium ] || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+
+test: all chromium
 	$(BUN) x tsc --noEmit -p .
 	$(BUN) test --timeout 120000
 

@@ -12,7 +12,9 @@ import { Scheduler } from "../../engine/scheduler.ts";
 import { KvCacheTensors } from "../../model/kv-cache-tensors.ts";
 import { coreOptions, engineArgs, integer, modelArgs, UsageError, type EngineArgs, type ModelArgs } from "../engine-args.ts";
 import { lengthRange, randomRequests, randomTokens, rangeRatio, type BenchRequest } from "./dataset.ts";
-import { engineConfig, loadBenchModel, runBench, runRequests, type RunResult } from "./offline.ts";
+import { emptyTimeline, engineConfig, loadBenchModel, runBench, runRequests, type RunResult, type RunTimeline } from "./offline.ts";
+import { compareChart, kvSparklines } from "./plot-compare.ts";
+import { plotArgs, plotPath, writePlot } from "./plot-svg.ts";
 import { deviceOf, fixed, formatTable, percent, reportArgs, writeReport } from "./report.ts";
 
 /** Without --max-model-len the static baseline would reserve the model's whole context per sequence. */
@@ -55,6 +57,7 @@ export default defineCommand({
     "suffix-len": { type: "string", default: "32", description: "Shared-prefix workload: most tokens of each prompt after the prefix" },
     "scheduler-requests": { type: "string", default: "256", description: "Running requests when timing the scheduler alone" },
     ...reportArgs,
+    ...plotArgs,
   },
   run: ({ args }) =>
     runBench(async () => {
@@ -69,6 +72,7 @@ export default defineCommand({
       const prefixLen = integer("prefix-len", args["prefix-len"], 1);
       const suffixLen = integer("suffix-len", args["suffix-len"], 1);
       const schedulerRequests = integer("scheduler-requests", args["scheduler-requests"], 1);
+      const plot = plotPath(args.plot);
       if (input.high + output.high > maxModelLen) throw new UsageError(`--input-len + --output-len reach ${input.high + output.high} tokens, more than --max-model-len ${maxModelLen}`);
       if (prefixLen + suffixLen + output.high > maxModelLen) throw new UsageError(`--prefix-len + --suffix-len + --output-len reach ${prefixLen + suffixLen + output.high} tokens, more than --max-model-len ${maxModelLen}`);
 
@@ -85,10 +89,10 @@ export default defineCommand({
           outputLen: request.outputLen,
         }));
 
-        const run = (label: string, workload: BenchRequest[], overrides: { scheduling: "static" | "continuous"; maxNumSeqs: number; enablePrefixCaching?: boolean }) => {
+        const run = (label: string, workload: BenchRequest[], overrides: { scheduling: "static" | "continuous"; maxNumSeqs: number; enablePrefixCaching?: boolean }, timeline?: RunTimeline) => {
           const core = EngineCore.create(backend, model, { ...engineConfig(options), kvCacheMemory, ...overrides });
           try {
-            const result = runRequests(core, workload, label);
+            const result = runRequests(core, workload, label, { timeline });
             const blockSize = core.kvCacheSize.blockSize;
             const meanBlocks = workload.reduce((sum, r) => sum + Math.ceil((r.promptTokenIds.length + r.outputLen) / blockSize), 0) / workload.length;
             // Static batching reserves max-model-len per sequence; paged KV only the blocks a sequence fills.
@@ -98,8 +102,9 @@ export default defineCommand({
             core.close();
           }
         };
-        const staticRun = run("static", requests, { scheduling: "static", maxNumSeqs });
-        const continuousRun = run("continuous", requests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs });
+        const timelines = [{ name: "static", timeline: emptyTimeline() }, { name: "continuous", timeline: emptyTimeline() }];
+        const staticRun = run("static", requests, { scheduling: "static", maxNumSeqs }, timelines[0]!.timeline);
+        const continuousRun = run("continuous", requests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs }, timelines[1]!.timeline);
         const overhead = schedulerOverhead(schedulerRequests, 200);
         const prefixOn = run("prefix-caching-on", prefixRequests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs, enablePrefixCaching: true });
         const prefixOff = run("prefix-caching-off", prefixRequests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs, enablePrefixCaching: false });
@@ -123,6 +128,8 @@ export default defineCommand({
           ]),
         );
         console.log(`continuous / static output throughput: ${fixed(throughputRatio)}x`);
+        console.log("KV slots allocated over time (same time scale, full height = the whole cache):");
+        for (const line of kvSparklines(timelines)) console.log(line);
         console.log(`scheduler alone, ${overhead.runningRequests} running requests: ${fixed(overhead.msPerStep, 3)} ms per step`);
         console.log(`shared prefix of ${prefixLen} tokens + up to ${suffixLen} own:`);
         console.log(
@@ -132,6 +139,7 @@ export default defineCommand({
           ]),
         );
 
+        if (plot !== undefined) writePlot(plot, "bench compare", compareChart(timelines));
         await writeReport(args["output-json"], {
           command: "bench compare",
           model: model.name,

@@ -70,7 +70,33 @@ export interface RunOptions {
   arrivalsPerStep?: number;
   /** Show the progress line (when stderr is a terminal). */
   progress?: boolean;
+  /** Filled with each request's times and the KV use after each step, for `--plot`. */
+  timeline?: RunTimeline;
 }
+
+/** Seconds from the start of the run; null while the event has not happened. */
+export interface RequestTimes {
+  arrival: number;
+  /** Start of the first step that scheduled it. */
+  admitted: number | null;
+  firstToken: number | null;
+  finished: number | null;
+}
+
+export interface KvSample {
+  seconds: number;
+  allocatedSlots: number;
+  tokensStored: number;
+}
+
+export interface RunTimeline {
+  requests: RequestTimes[];
+  kv: KvSample[];
+  /** KV cache capacity in token slots. */
+  maxSlots: number;
+}
+
+export const emptyTimeline = (): RunTimeline => ({ requests: [], kv: [], maxSlots: 0 });
 
 /** Adds the requests and steps the engine until all are done. */
 export function runRequests(core: EngineCore, requests: readonly BenchRequest[], label: string, options: RunOptions = {}): RunResult {
@@ -80,15 +106,26 @@ export function runRequests(core: EngineCore, requests: readonly BenchRequest[],
   const firstToken = new Map<string, number>();
   const finished = new Map<string, number>();
   const rejected = new Set<number>();
+  const timeline = options.timeline;
+  if (timeline) timeline.maxSlots = core.kvCacheSize.maxTokens;
+  // Requests added but not yet scheduled, watched only when a timeline is asked for.
+  const waiting = new Map<Request, RequestTimes>();
+  const secondsNow = () => (performance.now() - started) / 1000;
   let added = 0;
   const addUpTo = (count: number) => {
     for (; added < Math.min(count, requests.length); added++) {
       const request = requests[added]!;
-      core.addRequest(new Request({
+      const engineRequest = new Request({
         requestId: `${label}-${added}`,
         promptTokenIds: request.promptTokenIds,
         samplingParams: new SamplingParams({ temperature: 0, maxTokens: request.outputLen, ignoreEos: true }),
-      }));
+      });
+      core.addRequest(engineRequest);
+      if (timeline) {
+        const times: RequestTimes = { arrival: secondsNow(), admitted: null, firstToken: null, finished: null };
+        timeline.requests.push(times);
+        waiting.set(engineRequest, times);
+      }
     }
   };
   let steps = 0;
@@ -100,10 +137,19 @@ export function runRequests(core: EngineCore, requests: readonly BenchRequest[],
   let executeMs = 0;
   addUpTo(arrivalsPerStep);
   while (added < requests.length || core.hasUnfinishedRequests()) {
+    const stepStarted = secondsNow();
     const outputs = core.step();
     steps++;
-    const now = (performance.now() - started) / 1000;
+    const now = secondsNow();
     const stats = core.stats();
+    if (timeline) {
+      timeline.kv.push({ seconds: now, allocatedSlots: stats.allocatedSlots, tokensStored: stats.tokensStored });
+      for (const [request, times] of waiting) {
+        if (request.status === "WAITING") continue;
+        times.admitted = stepStarted;
+        waiting.delete(request);
+      }
+    }
     wasteWeighted += stats.wasteRatio * stats.allocatedSlots;
     slotsWeighted += stats.allocatedSlots;
     maxRunning = Math.max(maxRunning, stats.numRunning);
@@ -111,9 +157,16 @@ export function runRequests(core: EngineCore, requests: readonly BenchRequest[],
     executeMs += core.lastStepTiming!.executeMs;
     for (const output of outputs) {
       outputTokens += output.newTokenIds.length;
-      if (output.newTokenIds.length > 0 && !firstToken.has(output.requestId)) firstToken.set(output.requestId, now);
-      if (output.finishReason === "rejected") rejected.add(Number(output.requestId.slice(label.length + 1)));
-      else if (output.finished) finished.set(output.requestId, now);
+      const index = Number(output.requestId.slice(label.length + 1));
+      if (output.newTokenIds.length > 0 && !firstToken.has(output.requestId)) {
+        firstToken.set(output.requestId, now);
+        if (timeline) timeline.requests[index]!.firstToken = now;
+      }
+      if (output.finishReason === "rejected") rejected.add(index);
+      else if (output.finished) {
+        finished.set(output.requestId, now);
+        if (timeline) timeline.requests[index]!.finished = now;
+      }
     }
     progress.update(finished.size + rejected.size);
     addUpTo(added + arrivalsPerStep);

@@ -81,3 +81,22 @@ export async function writeReport(path: string | undefined, report: { command: s
   const document = { version: packageJson.version, ...report, date: new Date().toISOString() };
   await Bun.write(path, JSON.stringify(document, null, 2) + "\n");
 }
+
+const SPARK_LEVELS = "▁▂▃▄▅▆▇█";
+
+/**
+ * `values` in one line of block characters, at most `width` of them (each the mean of its share
+ * of the values), scaled to `max` (default: the largest value).
+ */
+export function sparkline(values: readonly number[], width = 60, max = Math.max(0, ...values)): string {
+  const columns = Math.min(width, values.length);
+  let line = "";
+  for (let column = 0; column < columns; column++) {
+    const from = Math.floor((column * values.length) / columns);
+    const to = Math.max(from + 1, Math.floor(((column + 1) * values.length) / columns));
+    const mean = values.slice(from, to).reduce((sum, value) => sum + value, 0) / (to - from);
+    const level = max > 0 ? Math.round((mean / max) * (SPARK_LEVELS.length - 1)) : 0;
+    line += SPARK_LEVELS[Math.min(SPARK_LEVELS.length - 1, Math.max(0, level))];
+  }
+  return line;
+}

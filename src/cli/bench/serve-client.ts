@@ -51,12 +51,14 @@ export interface RequestOutcome {
   /** Gaps between the chunks after the first that carried text. */
   itlMs: number[];
   e2elMs: number;
+  /** performance.now() when the request was sent. */
+  startedMs: number;
 }
 
 /** One streamed completion with ignore_eos, so that it generates exactly `maxTokens` tokens. */
 export async function streamCompletion(url: string, model: string, prompt: number[], maxTokens: number): Promise<RequestOutcome> {
-  const outcome: RequestOutcome = { success: false, error: "", promptLen: prompt.length, outputLen: 0, ttftMs: 0, itlMs: [], e2elMs: 0 };
   const start = performance.now();
+  const outcome: RequestOutcome = { success: false, error: "", promptLen: prompt.length, outputLen: 0, ttftMs: 0, itlMs: [], e2elMs: 0, startedMs: start };
   let last = start;
   try {
     const response = await fetch(`${url}/v1/completions`, {

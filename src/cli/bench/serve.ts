@@ -6,6 +6,8 @@ import packageJson from "../../../package.json";
 import { engineArgs, integer, modelArgs, number, UsageError } from "../engine-args.ts";
 import { logger } from "../logger.ts";
 import { latencySummary } from "./percentiles.ts";
+import { serveChart, throughputSparkline } from "./plot-serve.ts";
+import { plotArgs, plotPath, writePlot } from "./plot-svg.ts";
 import { startChildServer, type ChildServer } from "./serve-child.ts";
 import { arrivalGap, fetchTokenPool, randomPrompt, seededRandom, streamCompletion, type RequestOutcome } from "./serve-client.ts";
 
@@ -23,6 +25,7 @@ const benchServeArgs = {
   "max-concurrency": { type: "string", description: "Most requests in flight at once (default: no limit)" },
   goodput: { type: "string", description: "Service-level objectives of a good request, e.g. --goodput ttft:500 tpot:50 e2el:5000 (ms)" },
   "output-json": { type: "string", description: "Write every figure, the configuration, the device and the version to this JSON file" },
+  ...plotArgs,
 } as const satisfies ArgsDef;
 
 type Objectives = Partial<Record<"ttft" | "tpot" | "e2el", number>>;
@@ -142,6 +145,7 @@ export default defineCommand({
       if (requestRate <= 0) throw new UsageError("--request-rate must be positive or inf");
       const maxConcurrency = args["max-concurrency"] === undefined ? Infinity : integer("max-concurrency", args["max-concurrency"], 1);
       const seed = integer("seed", args.seed, 0);
+      const plot = plotPath(args.plot);
 
       let url: string;
       let device = "remote";
@@ -197,6 +201,8 @@ export default defineCommand({
         ...Object.assign({}, ...LATENCIES.map((name) => latencySummary(name, samples[name]))),
       };
       printSummary(result, durationS, objectives !== null);
+      console.log(`Output tok/s over time: ${throughputSparkline(outcomes, start, durationS)}`);
+      if (plot !== undefined) writePlot(plot, "bench serve", serveChart(samples, outcomes, start, durationS));
       const errors = outcomes.filter((o) => !o.success).map((o) => o.error);
       if (errors.length > 0) logger.warn(`${errors.length} requests failed; the first: ${errors[0]}`);
 
