@@ -66,7 +66,7 @@ $(EXECUTABLE): node_modules/.installed build/embedded-libraries.ts $(TS_SOURCES)
 
 # The benchmark charts' test renders SVG in headless Chromium, from Debian's package.
 chromium:
-	@[ -x /usr/bin/chromium ] || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+	@[ -x /usr/bin/chromium ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 test: all chromium
 	$(BUN) x tsc --noEmit -p .

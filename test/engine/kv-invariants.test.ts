@@ -7,6 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import type { BlockHash } from "../../src/engine/block-hash.ts";
 import { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
+import { makeRng } from "../helpers/fake-engine.ts";
 
 interface SimRequest {
   requestId: string;
@@ -35,17 +36,6 @@ const MAX_OUTPUT_TOKENS = 48;
 const VOCAB_SIZE = 5000;
 const MAX_WAITING = 12;
 
-/** mulberry32: a small seeded PRNG, so that a failing workload can be replayed. */
-function makeRng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 class Simulation {
   readonly manager: KVCacheManager;

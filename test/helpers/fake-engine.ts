@@ -5,6 +5,7 @@
 // tokens. The fake model is greedy: the next token is a fixed function of the last three.
 
 import { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
+import { RequestGenerator } from "../../src/engine/random.ts";
 import { Request } from "../../src/engine/request.ts";
 import { SamplingParams, type SamplingParamsInit } from "../../src/engine/sampling-params.ts";
 import type {
@@ -22,16 +23,10 @@ export function fakeNextToken(lastTokens: readonly number[]): number {
   return (sum * 31 + 7) % VOCAB_SIZE;
 }
 
-/** mulberry32: a small seeded PRNG, so that a failing workload can be replayed. */
+/** A seeded generator (the engine's own), so that a failing workload can be replayed. */
 export function makeRng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const generator = new RequestGenerator(seed);
+  return () => generator.nextFloat();
 }
 
 export function randomTokens(random: () => number, length: number): number[] {

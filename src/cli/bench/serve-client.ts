@@ -1,16 +1,11 @@
 // The client side of `bench serve`: seeded random prompts, Poisson arrivals, and one streaming
 // /v1/completions request timed token by token.
+import { RequestGenerator } from "../../engine/random.ts";
 
-/** mulberry32: a small seeded generator, so that two runs send the same prompts at the same gaps. */
+/** A seeded generator (the engine's own), so that two runs send the same prompts at the same gaps. */
 export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const generator = new RequestGenerator(seed);
+  return () => generator.nextFloat();
 }
 
 /** Seconds to the next arrival of a Poisson process of `rate` requests/s; 0 for an infinite rate. */
