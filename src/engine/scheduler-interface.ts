@@ -184,3 +184,31 @@ export function engineCoreOutput(request: Request, newTokenIds: number[]): Engin
     error: request.error,
   };
 }
+
+/**
+ * The part of updateFromOutput both schedulers share: every scheduled request still live
+ * advances by the tokens it computed; one whose prompt (or resumed history) is now complete takes
+ * its sampled token and may finish. What a finished request does next is the policy's:
+ * `onFinished` (leave at once, or keep a static batch's reservation).
+ */
+export function applyStepResults(
+  output: SchedulerOutput,
+  sampledTokenIds: ReadonlyMap<string, readonly number[]>,
+  liveRequest: (requestId: string) => Request | undefined,
+  maxModelLen: number,
+  onFinished: (request: Request) => void,
+): EngineCoreOutput[] {
+  const outputs: EngineCoreOutput[] = [];
+  for (const [requestId, numTokens] of output.numScheduledTokens) {
+    // Undefined when aborted since the step was scheduled: its blocks are already handled.
+    const request = liveRequest(requestId);
+    if (request === undefined) continue;
+    request.numComputedTokens += numTokens;
+    // A partial prefill: the logits of its last position predict a token already known.
+    if (request.numComputedTokens < request.numTokens) continue;
+    const newTokenIds = request.appendSampledTokens(sampledTokenIds.get(requestId) ?? [], maxModelLen);
+    if (request.isFinished) onFinished(request);
+    outputs.push(engineCoreOutput(request, newTokenIds));
+  }
+  return outputs;
+}

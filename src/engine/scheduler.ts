@@ -6,6 +6,7 @@ import type { KVCacheBlock } from "./kv-cache-block.ts";
 import type { KVCacheManager } from "./kv-cache-manager.ts";
 import { promptAdmissionError, type Request } from "./request.ts";
 import {
+  applyStepResults,
   cachedRequestData,
   engineCoreOutput,
   newRequestData,
@@ -179,19 +180,12 @@ export class Scheduler implements EngineScheduler {
     this.pendingOutput = null;
     const outputs = this.rejected.map((request) => engineCoreOutput(request, []));
     this.rejected.length = 0;
-    for (const [requestId, numTokens] of output.numScheduledTokens) {
+    const live = (requestId: string) => {
       const request = this.requests.get(requestId);
-      // Aborted since the step was scheduled: its blocks are already free.
-      if (request === undefined || request.status !== "RUNNING") continue;
-      request.numComputedTokens += numTokens;
-      // A partial prefill: the logits of its last position predict a token already known.
-      if (request.numComputedTokens < request.numTokens) continue;
-      const sampled = sampledTokenIds.get(requestId) ?? [];
-      const newTokenIds = request.appendSampledTokens(sampled, this.maxModelLen);
-      // Leaving now frees the blocks for the next step's admissions.
-      if (request.isFinished) this.remove(request);
-      outputs.push(engineCoreOutput(request, newTokenIds));
-    }
+      return request?.status === "RUNNING" ? request : undefined;
+    };
+    // Leaving at once frees the blocks for the next step's admissions.
+    outputs.push(...applyStepResults(output, sampledTokenIds, live, this.maxModelLen, (request) => this.remove(request)));
     return outputs;
   }
 

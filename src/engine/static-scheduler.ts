@@ -7,6 +7,7 @@ import type { KVCacheBlock } from "./kv-cache-block.ts";
 import type { KVCacheManager } from "./kv-cache-manager.ts";
 import { promptAdmissionError, type Request } from "./request.ts";
 import {
+  applyStepResults,
   cachedRequestData,
   engineCoreOutput,
   newRequestData,
@@ -139,17 +140,13 @@ export class StaticScheduler implements EngineScheduler {
     this.pendingOutput = null;
     const outputs = this.rejected.map((request) => engineCoreOutput(request, []));
     this.rejected.length = 0;
-    for (const [requestId, numTokens] of output.numScheduledTokens) {
+    const live = (requestId: string) => {
       const request = this.batch.get(requestId)?.request;
-      if (request === undefined || request.isFinished) continue;
-      request.numComputedTokens += numTokens;
-      if (request.numComputedTokens < request.numTokens) continue;
-      const sampled = sampledTokenIds.get(requestId) ?? [];
-      const newTokenIds = request.appendSampledTokens(sampled, this.maxModelLen);
-      // A finished member stops computing but keeps its reservation until the batch ends.
-      if (request.isFinished) this.finishedRequestIds.add(requestId);
-      outputs.push(engineCoreOutput(request, newTokenIds));
-    }
+      return request && !request.isFinished ? request : undefined;
+    };
+    // A finished member stops computing but keeps its reservation until the batch ends.
+    const finished = (request: Request) => this.finishedRequestIds.add(request.requestId);
+    outputs.push(...applyStepResults(output, sampledTokenIds, live, this.maxModelLen, finished));
     this.releaseBatchIfDone();
     return outputs;
   }
