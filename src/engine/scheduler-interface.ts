@@ -212,3 +212,40 @@ export function applyStepResults(
   }
   return outputs;
 }
+
+/**
+ * The bookkeeping both schedulers share around a step: schedule() and updateFromOutput() must
+ * alternate, requests rejected at admission and requests finished between steps are reported with
+ * the next step.
+ */
+export class StepProtocol {
+  /** Rejected at admission, reported by the next updateFromOutput. */
+  readonly rejected: Request[] = [];
+  /** Finished or aborted since the last schedule(): the runner drops their state. */
+  readonly finishedRequestIds = new Set<string>();
+  private pending: SchedulerOutput | null = null;
+
+  /** At the start of schedule(). */
+  beginSchedule(): void {
+    if (this.pending !== null) {
+      throw new Error("schedule() called again before updateFromOutput() of the previous step");
+    }
+  }
+
+  /** The step's output, with the finished ids collected since the last one. */
+  issue(parts: Omit<SchedulerOutput, "finishedRequestIds">): SchedulerOutput {
+    const output: SchedulerOutput = { ...parts, finishedRequestIds: [...this.finishedRequestIds] };
+    this.finishedRequestIds.clear();
+    this.pending = output;
+    return output;
+  }
+
+  /** At the start of updateFromOutput(): checks the alternation; returns the rejections owed. */
+  accept(output: SchedulerOutput): EngineCoreOutput[] {
+    if (output !== this.pending) {
+      throw new Error("updateFromOutput() must be given the output of the last schedule()");
+    }
+    this.pending = null;
+    return this.rejected.splice(0).map((request) => engineCoreOutput(request, []));
+  }
+}

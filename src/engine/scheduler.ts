@@ -8,7 +8,7 @@ import { promptAdmissionError, type Request } from "./request.ts";
 import {
   applyStepResults,
   cachedRequestData,
-  engineCoreOutput,
+  StepProtocol,
   newRequestData,
   validateSchedulerLimits,
   type CachedRequestData,
@@ -47,11 +47,7 @@ export class Scheduler implements EngineScheduler {
   private readonly waiting: Request[] = [];
   /** Admission order: the last one is the newest, the first to be preempted. */
   private readonly running: Request[] = [];
-  /** Rejected at admission, reported by the next updateFromOutput. */
-  private readonly rejected: Request[] = [];
-  private readonly finishedRequestIds = new Set<string>();
-  /** The output of the step in flight: schedule() and updateFromOutput() must alternate. */
-  private pendingOutput: SchedulerOutput | null = null;
+  private readonly step = new StepProtocol();
   private numPreemptions = 0;
   private numAdmittedTokens = 0;
   private numPrefixHitTokens = 0;
@@ -93,7 +89,7 @@ export class Scheduler implements EngineScheduler {
     const error = promptAdmissionError(request, this.maxModelLen);
     if (error !== null) {
       request.reject(error);
-      this.rejected.push(request);
+      this.step.rejected.push(request);
       return;
     }
     this.requests.set(request.requestId, request);
@@ -101,9 +97,7 @@ export class Scheduler implements EngineScheduler {
   }
 
   schedule(): SchedulerOutput {
-    if (this.pendingOutput !== null) {
-      throw new Error("schedule() called again before updateFromOutput() of the previous step");
-    }
+    this.step.beginSchedule();
     let tokenBudget = this.maxNumBatchedTokens;
     const scheduledNewRequests: NewRequestData[] = [];
     const scheduledCachedRequests: CachedRequestData[] = [];
@@ -152,34 +146,25 @@ export class Scheduler implements EngineScheduler {
       tokenBudget -= numNewTokens;
     }
 
-    const output: SchedulerOutput = {
+    return this.step.issue({
       scheduledNewRequests,
       scheduledCachedRequests,
       numScheduledTokens,
       totalNumScheduledTokens: this.maxNumBatchedTokens - tokenBudget,
       preemptedRequestIds,
-      finishedRequestIds: [...this.finishedRequestIds],
       stats: {
         numRunning: this.running.length,
         numWaiting: this.waiting.length,
         kvCacheUsage: this.kvCacheManager.usage,
       },
-    };
-    this.finishedRequestIds.clear();
-    this.pendingOutput = output;
-    return output;
+    });
   }
 
   updateFromOutput(
     output: SchedulerOutput,
     sampledTokenIds: ReadonlyMap<string, readonly number[]>,
   ): EngineCoreOutput[] {
-    if (output !== this.pendingOutput) {
-      throw new Error("updateFromOutput() must be given the output of the last schedule()");
-    }
-    this.pendingOutput = null;
-    const outputs = this.rejected.map((request) => engineCoreOutput(request, []));
-    this.rejected.length = 0;
+    const outputs = this.step.accept(output);
     const live = (requestId: string) => {
       const request = this.requests.get(requestId);
       return request?.status === "RUNNING" ? request : undefined;
@@ -199,7 +184,7 @@ export class Scheduler implements EngineScheduler {
   }
 
   hasUnfinishedRequests(): boolean {
-    return this.requests.size > 0 || this.rejected.length > 0;
+    return this.requests.size > 0 || this.step.rejected.length > 0;
   }
 
   stats(): SchedulerStats {
@@ -290,6 +275,6 @@ export class Scheduler implements EngineScheduler {
       if (index >= 0) queue.splice(index, 1);
     }
     this.kvCacheManager.free(request);
-    this.finishedRequestIds.add(request.requestId);
+    this.step.finishedRequestIds.add(request.requestId);
   }
 }

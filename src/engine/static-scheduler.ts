@@ -9,7 +9,7 @@ import { promptAdmissionError, type Request } from "./request.ts";
 import {
   applyStepResults,
   cachedRequestData,
-  engineCoreOutput,
+  StepProtocol,
   newRequestData,
   validateSchedulerLimits,
   type CachedRequestData,
@@ -47,9 +47,7 @@ export class StaticScheduler implements EngineScheduler {
   private readonly blocksPerRequest: number;
   private readonly waiting: Request[] = [];
   private readonly batch = new Map<string, BatchMember>();
-  private readonly rejected: Request[] = [];
-  private readonly finishedRequestIds = new Set<string>();
-  private pendingOutput: SchedulerOutput | null = null;
+  private readonly step = new StepProtocol();
 
   constructor(options: StaticSchedulerOptions) {
     const { kvCacheManager, maxNumBatchedTokens, maxNumSeqs, maxModelLen } = options;
@@ -78,16 +76,14 @@ export class StaticScheduler implements EngineScheduler {
     const error = promptAdmissionError(request, this.maxModelLen);
     if (error !== null) {
       request.reject(error);
-      this.rejected.push(request);
+      this.step.rejected.push(request);
       return;
     }
     this.waiting.push(request);
   }
 
   schedule(): SchedulerOutput {
-    if (this.pendingOutput !== null) {
-      throw new Error("schedule() called again before updateFromOutput() of the previous step");
-    }
+    this.step.beginSchedule();
     if (this.batch.size === 0) this.formBatch();
     const unfinished = this.unfinishedMembers();
     // Every prompt is computed before anyone decodes, and then all decode in lockstep.
@@ -112,40 +108,31 @@ export class StaticScheduler implements EngineScheduler {
       numScheduledTokens.set(request.requestId, numNewTokens);
       tokenBudget -= numNewTokens;
     }
-    const output: SchedulerOutput = {
+    return this.step.issue({
       scheduledNewRequests,
       scheduledCachedRequests,
       numScheduledTokens,
       totalNumScheduledTokens: this.maxNumBatchedTokens - tokenBudget,
       preemptedRequestIds: [],
-      finishedRequestIds: [...this.finishedRequestIds],
       stats: {
         numRunning: unfinished.length,
         numWaiting: this.waiting.length,
         kvCacheUsage: this.blockPool.usage,
       },
-    };
-    this.finishedRequestIds.clear();
-    this.pendingOutput = output;
-    return output;
+    });
   }
 
   updateFromOutput(
     output: SchedulerOutput,
     sampledTokenIds: ReadonlyMap<string, readonly number[]>,
   ): EngineCoreOutput[] {
-    if (output !== this.pendingOutput) {
-      throw new Error("updateFromOutput() must be given the output of the last schedule()");
-    }
-    this.pendingOutput = null;
-    const outputs = this.rejected.map((request) => engineCoreOutput(request, []));
-    this.rejected.length = 0;
+    const outputs = this.step.accept(output);
     const live = (requestId: string) => {
       const request = this.batch.get(requestId)?.request;
       return request && !request.isFinished ? request : undefined;
     };
     // A finished member stops computing but keeps its reservation until the batch ends.
-    const finished = (request: Request) => this.finishedRequestIds.add(request.requestId);
+    const finished = (request: Request) => this.step.finishedRequestIds.add(request.requestId);
     outputs.push(...applyStepResults(output, sampledTokenIds, live, this.maxModelLen, finished));
     this.releaseBatchIfDone();
     return outputs;
@@ -159,13 +146,13 @@ export class StaticScheduler implements EngineScheduler {
         index >= 0 ? this.waiting.splice(index, 1)[0]! : this.batch.get(requestId)?.request;
       if (request === undefined || request.isFinished) continue;
       request.status = "FINISHED_ABORTED";
-      this.finishedRequestIds.add(requestId);
+      this.step.finishedRequestIds.add(requestId);
     }
     this.releaseBatchIfDone();
   }
 
   hasUnfinishedRequests(): boolean {
-    return this.waiting.length > 0 || this.unfinishedMembers().length > 0 || this.rejected.length > 0;
+    return this.waiting.length > 0 || this.unfinishedMembers().length > 0 || this.step.rejected.length > 0;
   }
 
   stats(): SchedulerStats {
