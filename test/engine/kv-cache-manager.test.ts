@@ -2,17 +2,11 @@
 // memory accounting, parallel sampling and its invariant checks.
 
 import { describe, expect, test } from "bun:test";
-import type { BlockHash } from "../../src/engine/block-hash.ts";
 import type { KVCacheBlock } from "../../src/engine/kv-cache-block.ts";
 import { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
+import type { MutableKVRequest } from "../helpers/kv-request.ts";
 
-interface TestRequest {
-  requestId: string;
-  allTokenIds: number[];
-  numPromptTokens: number;
-  numComputedTokens: number;
-  blockHashes: BlockHash[];
-}
+type TestRequest = MutableKVRequest;
 
 function makeRequest(requestId: string, numTokens: number, firstToken = 0): TestRequest {
   const allTokenIds = Array.from({ length: numTokens }, (_, i) => firstToken + i);

@@ -5,17 +5,11 @@
 // which each slot holds the token id written there.
 
 import { describe, expect, test } from "bun:test";
-import type { BlockHash } from "../../src/engine/block-hash.ts";
 import { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
 import { makeRng } from "../helpers/fake-engine.ts";
+import type { MutableKVRequest } from "../helpers/kv-request.ts";
 
-interface SimRequest {
-  requestId: string;
-  allTokenIds: number[];
-  numPromptTokens: number;
-  numComputedTokens: number;
-  blockHashes: BlockHash[];
-  extraKey?: string;
+interface SimRequest extends MutableKVRequest {
   maxOutputTokens: number;
   /** The id of the request this child shares its prompt with (parallel sampling). */
   parentId?: string;

@@ -8,15 +8,9 @@ import {
   type BlockHash,
 } from "../../src/engine/block-hash.ts";
 import { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
+import type { MutableKVRequest } from "../helpers/kv-request.ts";
 
-interface TestRequest {
-  requestId: string;
-  allTokenIds: number[];
-  numPromptTokens: number;
-  numComputedTokens: number;
-  blockHashes: BlockHash[];
-  extraKey?: string;
-}
+type TestRequest = MutableKVRequest;
 
 function makeRequest(requestId: string, allTokenIds: number[], extraKey?: string): TestRequest {
   return {
