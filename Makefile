@@ -9,16 +9,24 @@ BUN := $(or $(shell command -v bun 2>/dev/null),$(CURDIR)/build/tools/node_modul
 NVCC := $(shell command -v nvcc 2>/dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; })
 
 CXX ?= g++
-CPU_CXXFLAGS := -std=c++17 -O3 -march=native -fopenmp -fPIC -fno-math-errno -Wall -Wextra -Icuda/include
+SHARED_HEADERS := $(wildcard cuda/include/*.h cuda/shared/*.h)
+CPU_CXXFLAGS := -std=c++17 -O3 -march=native -fopenmp -fPIC -fno-math-errno -Wall -Wextra -Icuda/include -Icuda/shared
 CPU_SOURCES := $(wildcard cuda/cpu/*.cpp)
-CPU_HEADERS := $(wildcard cuda/include/*.h cuda/cpu/*.h)
+CPU_HEADERS := $(SHARED_HEADERS) $(wildcard cuda/cpu/*.h)
 CPU_LIB := build/libvllm_ts_cpu.so
 
-CUDA_SOURCES := $(wildcard cuda/*.cu)
-CUDA_LIB := $(if $(and $(NVCC),$(CUDA_SOURCES)),build/libvllm_ts_cuda.so)
-NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -shared -Icuda/include \
+# The CUDA backend: cuda/gpu/*.cu, built by nvcc for the GPU when nvcc is present, and always by
+# g++ against the CPU emulation of CUDA (cuda/emu/) for the tests.
+GPU_SOURCES := $(wildcard cuda/gpu/*.cu)
+GPU_HEADERS := $(SHARED_HEADERS) $(wildcard cuda/gpu/*.cuh)
+CUDA_LIB := $(if $(and $(NVCC),$(GPU_SOURCES)),build/libvllm_ts_cuda.so)
+NVCC_FLAGS := -O3 -std=c++17 -Xcompiler -fPIC -Icuda/include -Icuda/shared -Icuda/gpu \
 	-gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 \
 	-gencode arch=compute_90,code=sm_90
+EMU_LIB := build/libvllm_ts_cuda_emu.so
+EMU_CXXFLAGS := -std=c++17 -O2 -march=native -fopenmp -fPIC -fno-math-errno -Wall -Wextra -Wno-unknown-pragmas \
+	-Icuda/include -Icuda/shared -Icuda/gpu -Icuda/emu
+EMU_HEADERS := $(GPU_HEADERS) $(wildcard cuda/emu/*.h)
 
 TS_SOURCES := $(shell find src -name '*.ts')
 EXECUTABLE := dist/vllm-ts
@@ -38,18 +46,48 @@ node_modules/.installed: package.json bun.lock | $(BUN)
 
 deps: node_modules/.installed
 
-CPU_OBJECTS := $(patsubst cuda/cpu/%.cpp,build/cpu/%.o,$(CPU_SOURCES))
+CPU_OBJECTS := $(patsubst cuda/cpu/%.cpp,build/cpu/%.o,$(CPU_SOURCES)) build/cpu/status.o
 
 build/cpu/%.o: cuda/cpu/%.cpp $(CPU_HEADERS)
 	mkdir -p build/cpu
 	$(CXX) $(CPU_CXXFLAGS) -c -o $@ $<
 
+build/cpu/status.o build/emu/status.o: cuda/shared/status.cpp $(SHARED_HEADERS)
+	mkdir -p $(@D)
+	$(CXX) $(CPU_CXXFLAGS) -c -o $@ $<
+
 $(CPU_LIB): $(CPU_OBJECTS)
 	$(CXX) $(CPU_CXXFLAGS) -shared -o $@ $(CPU_OBJECTS)
 
-build/libvllm_ts_cuda.so: $(CUDA_SOURCES) $(CPU_HEADERS)
-	mkdir -p build
-	$(NVCC) $(NVCC_FLAGS) -o $@ $(CUDA_SOURCES)
+# One object per .cu file so make compiles them in parallel; cudart is linked statically, so the
+# library needs only the driver (libcuda.so) at run time, and cuBLAS is opened with dlopen.
+GPU_OBJECTS := $(patsubst cuda/gpu/%.cu,build/cuda/%.o,$(GPU_SOURCES)) build/cuda/status.o
+
+build/cuda/%.o: cuda/gpu/%.cu $(GPU_HEADERS)
+	mkdir -p build/cuda
+	$(NVCC) $(NVCC_FLAGS) -c -o $@ $<
+
+build/cuda/status.o: cuda/shared/status.cpp $(SHARED_HEADERS)
+	mkdir -p build/cuda
+	$(NVCC) $(NVCC_FLAGS) -c -o $@ $<
+
+build/libvllm_ts_cuda.so: $(GPU_OBJECTS)
+	$(NVCC) $(NVCC_FLAGS) -shared -o $@ $(GPU_OBJECTS) -ldl
+
+# The same kernel sources compiled as C++ against the emulation: every CUDA thread a fiber.
+EMU_OBJECTS := $(patsubst cuda/gpu/%.cu,build/emu/%.o,$(GPU_SOURCES)) \
+	$(patsubst cuda/emu/%.cpp,build/emu/emu_%.o,$(wildcard cuda/emu/*.cpp)) build/emu/status.o
+
+build/emu/%.o: cuda/gpu/%.cu $(EMU_HEADERS)
+	mkdir -p build/emu
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c -o $@ $<
+
+build/emu/emu_%.o: cuda/emu/%.cpp $(EMU_HEADERS)
+	mkdir -p build/emu
+	$(CXX) $(EMU_CXXFLAGS) -c -o $@ $<
+
+$(EMU_LIB): $(EMU_OBJECTS)
+	$(CXX) $(EMU_CXXFLAGS) -shared -o $@ $(EMU_OBJECTS) -ldl
 
 # The list of libraries this build embeds; `bun build --compile` bundles each as a file.
 build/embedded-libraries.ts: $(CPU_LIB) $(CUDA_LIB)
@@ -68,9 +106,13 @@ $(EXECUTABLE): node_modules/.installed build/embedded-libraries.ts $(TS_SOURCES)
 chromium:
 	@[ -x /usr/bin/chromium ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
-test: all chromium
+# The whole suite on the CPU backend, then the native-op and model tests again on the CUDA
+# kernels running in the emulation (VLLM_TS_LIBRARY points every backend the tests open at it).
+# `all` has already compiled the real CUDA library when nvcc is present.
+test: all chromium $(EMU_LIB)
 	$(BUN) x tsc --noEmit -p .
 	$(BUN) test --timeout 120000
+	VLLM_TS_LIBRARY=$(CURDIR)/$(EMU_LIB) $(BUN) test --timeout 120000 test/native test/model/forward.test.ts
 
 # The main job: the OpenAI-compatible server, on the embedded demo model.
 serve: all

@@ -10,25 +10,6 @@
 #include "common.h"
 
 namespace {
-// One message per calling thread, so concurrent callers never read each other's errors.
-thread_local std::string last_error;
-}  // namespace
-
-namespace vt {
-
-vt_status fail(vt_status status, const std::string& message) {
-  last_error = message;
-  return status;
-}
-
-vt_status ok() {
-  last_error.clear();
-  return VT_OK;
-}
-
-}  // namespace vt
-
-namespace {
 
 // The value of a "Key:  <number> kB" line of /proc/meminfo in bytes, or 0 when absent.
 size_t meminfo_bytes(const std::string& key) {
@@ -78,7 +59,6 @@ std::string cpu_model_name() {
 
 extern "C" {
 
-const char* vt_last_error(void) { return last_error.c_str(); }
 
 int32_t vt_abi_version(void) { return VT_ABI_VERSION; }
 

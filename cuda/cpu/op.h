@@ -8,24 +8,7 @@
 
 #include "common.h"
 
-// Returns from the calling op when `expr` yields an error status.
-#define VT_TRY(expr)                          \
-  do {                                        \
-    vt_status status_ = (expr);               \
-    if (status_ != VT_OK) return status_;     \
-  } while (0)
-
 namespace vt {
-
-inline const char* dtype_name(vt_dtype d) {
-  return d == VT_F32 ? "f32" : d == VT_F16 ? "f16" : d == VT_BF16 ? "bf16" : "unknown";
-}
-
-// A storage dtype (weights, KV cache): any of the three.
-inline vt_status check_storage_dtype(const char* op, const char* what, vt_dtype d) {
-  if (valid_dtype(d)) return VT_OK;
-  return fail(VT_ERR_INVALID_ARGUMENT, std::string(op) + ": unknown " + what + " " + std::to_string(int(d)));
-}
 
 // The CPU backend computes activations in f32 only.
 inline vt_status check_act_dtype(const char* op, vt_dtype d) {

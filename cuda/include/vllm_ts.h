@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define VT_ABI_VERSION 1
+#define VT_ABI_VERSION 2
 
 typedef enum vt_status {
   VT_OK = 0,
@@ -60,6 +60,9 @@ typedef enum vt_copy_kind {
 
 /* Opaque: a device, its stream and the backend's scratch state. */
 typedef struct vt_context vt_context;
+
+/* Opaque: a recorded sequence of ops that can be replayed (a CUDA graph). */
+typedef struct vt_graph vt_graph;
 
 /* RoPE frequency scaling, as in a Hugging Face config's "rope_scaling". */
 typedef enum vt_rope_scaling_type {
@@ -305,6 +308,41 @@ vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t n
  */
 vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* temperatures,
                          float* out, int32_t num_rows, int32_t vocab_size, vt_dtype act_dtype);
+
+/*
+ * Draw one token per row on the device, so only token ids come back to the host. Row r samples
+ * from softmax(logits[r] / temperatures[r]) restricted to the tokens every filter keeps, applied
+ * in vLLM's order on the tempered probabilities p:
+ *   min_p[r] > 0:  keep p >= min_p[r] * max(p);
+ *   top_k[r] > 0:  keep p >= the top_k[r]-th largest p (tokens tied with it are kept too);
+ *   top_p[r] < 1:  renormalize over the survivors, then keep p >= t for the largest t whose kept
+ *                  mass still reaches top_p[r] (the smallest head of the sorted distribution).
+ * The draw is inverse-CDF in vocabulary order: the first kept token whose running kept mass
+ * exceeds uniforms[r] * (total kept mass); uniforms come from the request's own generator, so a
+ * seeded request draws the same whatever its batch. temperatures[r] <= 0 means greedy: the
+ * argmax, as vt_argmax.
+ *   logits: act [num_rows, vocab_size]; temperatures, top_p, min_p, uniforms: device f32
+ *   [num_rows]; top_k: device int32 [num_rows] (0 = off); out: device int32 [num_rows].
+ */
+vt_status vt_sample(vt_context* ctx, const void* logits, int32_t num_rows, int32_t vocab_size,
+                    vt_dtype act_dtype, const float* temperatures, const int32_t* top_k,
+                    const float* top_p, const float* min_p, const float* uniforms, int32_t* out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Graphs                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Record instead of run: every op enqueued on ctx between begin and end is captured into a
+ * graph (a CUDA graph on the CUDA backend), which vt_graph_launch replays with the same
+ * arguments: the same device pointers, whose contents may change between launches. Between
+ * begin and end only ops may be called (no vt_malloc/vt_free, no copies to or from the host,
+ * no vt_synchronize). Backends without graphs (the CPU) return VT_ERR_UNSUPPORTED from begin.
+ */
+vt_status vt_graph_begin_capture(vt_context* ctx);
+vt_status vt_graph_end_capture(vt_context* ctx, vt_graph** out);
+vt_status vt_graph_launch(vt_context* ctx, vt_graph* graph);
+vt_status vt_graph_destroy(vt_context* ctx, vt_graph* graph);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,7 @@ import { vtSymbols } from "./symbols.ts";
 /** A device address (or a host address for host-side arguments); 0 is NULL. */
 export type Address = number;
 
-const EXPECTED_ABI_VERSION = 1;
+const EXPECTED_ABI_VERSION = 2;
 
 const copyKind = { hostToDevice: 0, deviceToHost: 1, deviceToDevice: 2 } as const;
 export type CopyKind = keyof typeof copyKind;
@@ -34,7 +34,8 @@ export interface BackendOptions {
   device?: "auto" | "cpu" | "cuda";
   /** CPU worker threads; 0 = all cores. */
   numThreads?: number;
-  /** Load this library file instead of the embedded one (tests of alternative builds). */
+  /** Load this library file instead of the embedded one (tests of alternative builds); the
+   * environment variable VLLM_TS_LIBRARY does the same for a whole process. */
   libraryPath?: string;
 }
 
@@ -53,7 +54,8 @@ export class Backend {
   static async open(options: BackendOptions = {}): Promise<Backend> {
     const device = options.device ?? "auto";
     const candidates: string[] = [];
-    if (options.libraryPath) candidates.push(options.libraryPath);
+    const libraryPath = options.libraryPath || process.env.VLLM_TS_LIBRARY;
+    if (libraryPath) candidates.push(libraryPath);
     else {
       const kinds = availableLibraries();
       const order: LibraryKind[] = device === "cpu" ? ["cpu"] : device === "cuda" ? ["cuda" as LibraryKind] : (["cuda", "cpu"] as LibraryKind[]);
@@ -306,5 +308,69 @@ export class Backend {
     this.check("vt_log_softmax", this.s.vt_log_softmax(
       this.context, a.logits as Pointer, (a.temperatures ?? 0) as Pointer, a.out as Pointer, a.numRows,
       a.vocabSize, dtypeCode[a.actDtype]));
+  }
+
+  /** One token per row drawn on the device (see vt_sample); every array is a device address. */
+  sample(a: {
+    logits: Address; numRows: number; vocabSize: number; actDtype: DType; temperatures: Address; topK: Address;
+    topP: Address; minP: Address; uniforms: Address; out: Address;
+  }): void {
+    this.check("vt_sample", this.s.vt_sample(
+      this.context, a.logits as Pointer, a.numRows, a.vocabSize, dtypeCode[a.actDtype], a.temperatures as Pointer,
+      a.topK as Pointer, a.topP as Pointer, a.minP as Pointer, a.uniforms as Pointer, a.out as Pointer));
+  }
+
+  // ---- graphs ---------------------------------------------------------------------------------
+
+  /** Whether this backend records graphs (CUDA); the CPU runs every op as it is called. */
+  get supportsGraphs(): boolean {
+    return this.name === "cuda";
+  }
+
+  /** Runs `record` with the ops it enqueues captured into a graph instead of run. */
+  captureGraph(record: () => void): Graph {
+    this.check("vt_graph_begin_capture", this.s.vt_graph_begin_capture(this.context));
+    let failure: unknown = null;
+    try {
+      record();
+    } catch (error) {
+      failure = error;
+    }
+    // The capture ends whatever happened, or the stream would stay in capture mode.
+    const out = new BigUint64Array(1);
+    const status = this.s.vt_graph_end_capture(this.context, out);
+    const handle = Number(out[0]) as Pointer;
+    if (failure !== null) {
+      if (status === 0) this.s.vt_graph_destroy(this.context, handle);
+      throw failure;
+    }
+    this.check("vt_graph_end_capture", status);
+    return new Graph(
+      handle,
+      (g) => this.check("vt_graph_launch", this.s.vt_graph_launch(this.context, g)),
+      (g) => this.check("vt_graph_destroy", this.s.vt_graph_destroy(this.context, g)),
+    );
+  }
+}
+
+/** A recorded sequence of ops; launch() replays it on the backend's stream. */
+export class Graph {
+  private destroyed = false;
+
+  constructor(
+    private readonly handle: Pointer,
+    private readonly launchHandle: (graph: Pointer) => void,
+    private readonly destroyHandle: (graph: Pointer) => void,
+  ) {}
+
+  launch(): void {
+    if (this.destroyed) throw new Error("graph already destroyed");
+    this.launchHandle(this.handle);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.destroyHandle(this.handle);
   }
 }

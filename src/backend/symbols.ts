@@ -55,4 +55,10 @@ export const vtSymbols = {
 
   vt_argmax: { args: [ptr, ptr, ptr, i32, i32, i32], returns: status },
   vt_log_softmax: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: status },
+  vt_sample: { args: [ptr, ptr, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, ptr], returns: status },
+
+  vt_graph_begin_capture: { args: [ptr], returns: status },
+  vt_graph_end_capture: { args: [ptr, ptr], returns: status },
+  vt_graph_launch: { args: [ptr, ptr], returns: status },
+  vt_graph_destroy: { args: [ptr, ptr], returns: status },
 } as const;

@@ -37,6 +37,7 @@ export const engineArgs = {
   scheduling: { type: "string", default: "continuous", description: "continuous | static (the traditional baseline, for benchmarks)" },
   "kv-cache-memory": { type: "string", description: "KV-cache size in bytes (suffixes K, M, G, KiB, MiB, GiB)" },
   "gpu-memory-utilization": { type: "string", default: "0.9", description: "Fraction of device memory for weights, activations and KV cache" },
+  "enforce-eager": { type: "boolean", default: false, description: "CUDA: run decode steps op by op instead of replaying captured graphs" },
 } as const satisfies ArgsDef;
 
 export interface EngineArgs {
@@ -49,6 +50,7 @@ export interface EngineArgs {
   scheduling: string;
   "kv-cache-memory"?: string;
   "gpu-memory-utilization": string;
+  "enforce-eager": boolean;
 }
 
 export interface ModelArgs {
@@ -120,5 +122,6 @@ export function coreOptions(args: ModelArgs & EngineArgs): CoreOptions {
     scheduling: choice("scheduling", args.scheduling, ["continuous", "static"] as const),
     kvCacheMemory: args["kv-cache-memory"] === undefined ? undefined : bytes("kv-cache-memory", args["kv-cache-memory"]),
     gpuMemoryUtilization: utilization,
+    enforceEager: args["enforce-eager"],
   };
 }

@@ -27,6 +27,8 @@ export interface EngineConfig {
   kvCacheMemory?: number;
   /** Fraction of the device's memory the engine may use in all (weights, activations, KV). */
   gpuMemoryUtilization: number;
+  /** Run every step op by op, never as a captured graph (CUDA; vLLM's --enforce-eager). */
+  enforceEager: boolean;
 }
 
 export const defaultEngineConfig: EngineConfig = {
@@ -37,6 +39,7 @@ export const defaultEngineConfig: EngineConfig = {
   enableChunkedPrefill: true,
   scheduling: "continuous",
   gpuMemoryUtilization: 0.9,
+  enforceEager: false,
 };
 
 /** On the CPU the "device" is the host: without an explicit budget, take this much at most. */
@@ -104,7 +107,9 @@ export class EngineCore {
       config.scheduling === "static"
         ? new StaticScheduler({ kvCacheManager, ...limits })
         : new Scheduler({ kvCacheManager, ...limits, enableChunkedPrefill: config.enableChunkedPrefill });
-    const runner = new ModelRunner(backend, model, kvCache);
+    const runner = new ModelRunner(backend, model, kvCache, {
+      enforceEager: config.enforceEager, maxNumSeqs: config.maxNumSeqs, maxModelLen,
+    });
     const size = { numBlocks, blockSize: config.blockSize, bytes: numBlocks * bytesPerBlock, maxTokens: numBlocks * config.blockSize };
     return new EngineCore(config, size, kvCache, scheduler, runner);
   }

@@ -19,6 +19,8 @@ export interface LLMOptions extends LoadModelOptions, Partial<EngineConfig> {
   generationConfig?: string;
   device?: BackendOptions["device"];
   numThreads?: number;
+  /** A native library file to load instead of the embedded ones (see BackendOptions). */
+  libraryPath?: string;
 }
 
 export type PromptInput = string | { promptTokenIds: readonly number[] };
@@ -46,7 +48,7 @@ export class LLM {
 
   constructor(options: LLMOptions = {}) {
     this.engine = (async () => {
-      const backend = await Backend.open({ device: options.device, numThreads: options.numThreads });
+      const backend = await Backend.open({ device: options.device, numThreads: options.numThreads, libraryPath: options.libraryPath });
       try {
         const loaded = await loadModel(backend, options.model, options);
         const model = { ...loaded, ...(await withGenerationConfig(loaded, options.generationConfig)) };

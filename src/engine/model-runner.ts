@@ -3,7 +3,8 @@
 // samples the next token of every request whose prompt is complete. It keeps, per request, what
 // the scheduler sends only once: token history, block table, sampling state.
 import type { Backend } from "../backend/backend.ts";
-import { ModelForward, type ForwardBatch } from "../model/forward.ts";
+import { DecodeGraphs } from "../model/decode-graphs.ts";
+import { ModelForward, type DeviceSamplingParams, type ForwardBatch } from "../model/forward.ts";
 import type { KvCacheTensors } from "../model/kv-cache-tensors.ts";
 import type { EngineModel } from "../model/load-model.ts";
 import { RequestGenerator } from "./random.ts";
@@ -31,23 +32,79 @@ function isPlainGreedy(state: RunnerRequestState): boolean {
   );
 }
 
+/** A request whose next token vt_sample can draw: temperature, top-k/p and min-p only (no
+ * logprobs, penalties, logit bias or min-tokens masking, which need the logits on the host). */
+function isDeviceSamplable(state: RunnerRequestState): boolean {
+  const p = state.params;
+  const outputs = state.tokenIds.length - state.numPromptTokens;
+  return (
+    p.logprobs === null && p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0 &&
+    p.logitBias.size === 0 && outputs >= p.minTokens
+  );
+}
+
+/** The largest f32 below 1: a draw of 1 - 2^-53 must not round up to 1 on the device. */
+const MAX_UNIFORM = 1 - 2 ** -24;
+
+/** vt_sample's parameters for these requests; random rows consume one draw each, as on the host. */
+function deviceSamplingParams(states: RunnerRequestState[]): DeviceSamplingParams {
+  const n = states.length;
+  const params: DeviceSamplingParams = {
+    temperatures: new Float32Array(n), topK: new Int32Array(n), topP: new Float32Array(n), minP: new Float32Array(n),
+    uniforms: new Float32Array(n),
+  };
+  states.forEach((state, i) => {
+    const p = state.params;
+    params.topK[i] = p.topK;
+    params.topP[i] = p.topP;
+    params.minP[i] = p.minP;
+    if (p.isGreedy) return;
+    params.temperatures[i] = p.temperature;
+    params.uniforms[i] = Math.min(state.generator.nextFloat(), MAX_UNIFORM);
+  });
+  return params;
+}
+
+export interface ModelRunnerOptions {
+  /** Never replay decode steps as graphs (vLLM's --enforce-eager). */
+  enforceEager: boolean;
+  maxNumSeqs: number;
+  maxModelLen: number;
+}
+
+/** vLLM captures decode graphs up to 512 sequences; larger steps are compute-bound anyway. */
+const MAX_GRAPH_BATCH = 512;
+
 export class ModelRunner {
   private readonly requests = new Map<string, RunnerRequestState>();
   /** Kept across preemption (until the request finishes) so a seeded stream never restarts. */
   private readonly generators = new Map<string, RequestGenerator>();
   private readonly forward: ModelForward;
+  /** Sampling on the device (CUDA); the CPU backend samples on the host, where its logits are. */
+  private readonly deviceSampling: boolean;
+  readonly graphs: DecodeGraphs | null;
   readonly blockSize: number;
 
   constructor(
     backend: Backend,
     private readonly model: EngineModel,
     kvCache: KvCacheTensors,
+    options: ModelRunnerOptions,
   ) {
     this.forward = new ModelForward(backend, model.config, model.weights, kvCache, model.actDtype);
     this.blockSize = kvCache.blockSize;
+    this.deviceSampling = backend.name === "cuda";
+    this.graphs =
+      this.deviceSampling && backend.supportsGraphs && !options.enforceEager
+        ? new DecodeGraphs(backend, this.forward, {
+            maxBatch: Math.min(options.maxNumSeqs, MAX_GRAPH_BATCH), blockSize: kvCache.blockSize,
+            maxModelLen: options.maxModelLen,
+          })
+        : null;
   }
 
   free(): void {
+    this.graphs?.free();
     this.forward.free();
   }
 
@@ -92,6 +149,10 @@ export class ModelRunner {
     if (sampling.length === 0) {
       // Only prefill chunks this step: their K/V is all that is needed.
       this.forward.forward(batch);
+    } else if (this.deviceSampling && states.every(isDeviceSamplable)) {
+      const params = deviceSamplingParams(states);
+      const ids = this.graphs?.canRun(batch) ? this.graphs.run(batch, params) : this.forward.sample(batch, params);
+      sampling.forEach((s, i) => sampled.set(s.id, { tokenId: ids[i]!, logprobs: null }));
     } else if (states.every(isPlainGreedy)) {
       const ids = this.forward.greedy(batch);
       sampling.forEach((s, i) => sampled.set(s.id, { tokenId: ids[i]!, logprobs: null }));

@@ -25,6 +25,62 @@ export interface ForwardBatch {
   logitsIndices: Int32Array;
 }
 
+/** The sizes that fix a step's launches (a captured graph replays exactly these). */
+export interface BatchShape {
+  numTokens: number;
+  numSeqs: number;
+  numLogits: number;
+  maxQueryLen: number;
+  /** An upper bound of every sequence's length (graphs use their bucket's bound). */
+  maxSeqLen: number;
+  maxBlocksPerSeq: number;
+}
+
+/** Device addresses of a step's index arrays (see ForwardBatch). */
+export interface DeviceBatch {
+  tokenIds: Address;
+  positions: Address;
+  slotMapping: Address;
+  queryStartLoc: Address;
+  seqLens: Address;
+  blockTables: Address;
+  logitsIndices: Address;
+}
+
+/** Per-row sampling parameters for vt_sample; temperature 0 means greedy. */
+export interface DeviceSamplingParams {
+  temperatures: Float32Array;
+  topK: Int32Array;
+  topP: Float32Array;
+  minP: Float32Array;
+  /** One draw in [0, 1) per row from the request's own generator. */
+  uniforms: Float32Array;
+}
+
+/** Device addresses of DeviceSamplingParams' arrays and of the int32 token ids vt_sample writes. */
+export interface DeviceSamplingBuffers {
+  temperatures: Address;
+  topK: Address;
+  topP: Address;
+  minP: Address;
+  uniforms: Address;
+  out: Address;
+}
+
+export function batchShape(batch: ForwardBatch): BatchShape {
+  const numSeqs = batch.seqLens.length;
+  let maxQueryLen = 0;
+  let maxSeqLen = 0;
+  for (let s = 0; s < numSeqs; s++) {
+    maxQueryLen = Math.max(maxQueryLen, batch.queryStartLoc[s + 1]! - batch.queryStartLoc[s]!);
+    maxSeqLen = Math.max(maxSeqLen, batch.seqLens[s]!);
+  }
+  return {
+    numTokens: batch.tokenIds.length, numSeqs, numLogits: batch.logitsIndices.length, maxQueryLen, maxSeqLen,
+    maxBlocksPerSeq: batch.maxBlocksPerSeq,
+  };
+}
+
 /** Device scratch for one step's activations, grown to the largest batch seen. */
 interface Workspace {
   capacityTokens: number;
@@ -46,6 +102,9 @@ interface Workspace {
 export class ModelForward {
   private workspace: Workspace | null = null;
   private metadata: { address: Address; capacity: number } | null = null;
+  private samplingBuffer: { address: Address; capacity: number } | null = null;
+  /** Bumps whenever the workspace moves, which invalidates graphs that captured its addresses. */
+  workspaceVersion = 0;
   private readonly cosSin: Address;
   private readonly qkvDim: number;
 
@@ -76,24 +135,43 @@ export class ModelForward {
   free(): void {
     if (this.workspace) this.backend.free(this.workspace.base);
     if (this.metadata) this.backend.free(this.metadata.address);
+    if (this.samplingBuffer) this.backend.free(this.samplingBuffer.address);
     this.backend.free(this.cosSin);
     this.workspace = null;
     this.metadata = null;
+    this.samplingBuffer = null;
   }
 
   /** Runs the batch; returns the device address of logits [logitsIndices.length, vocab]
    * (actDtype), valid until the next call. */
   forward(batch: ForwardBatch): Address {
-    const numTokens = batch.tokenIds.length;
-    const numSeqs = batch.seqLens.length;
-    const numLogits = batch.logitsIndices.length;
-    if (numTokens === 0) throw new Error("forward: empty batch");
+    this.checkPositions(batch.positions);
+    const shape = batchShape(batch);
+    if (shape.numTokens === 0) throw new Error("forward: empty batch");
+    this.reserve(shape.numTokens, shape.numLogits);
+    return this.enqueue(this.uploadMetadata(batch), shape);
+  }
+
+  checkPositions(positions: Int32Array): void {
     const maxPosition = this.config.maxPositionEmbeddings;
-    for (const p of batch.positions) {
+    for (const p of positions) {
       if (p < 0 || p >= maxPosition) throw new Error(`forward: position ${p} outside [0, ${maxPosition})`);
     }
-    const ws = this.ensureWorkspace(numTokens, numLogits);
-    const meta = this.uploadMetadata(batch);
+  }
+
+  /** Grows the activation workspace to hold a step of this size (before a graph captures it). */
+  reserve(numTokens: number, numLogits: number): void {
+    this.ensureWorkspace(numTokens, numLogits);
+  }
+
+  /**
+   * Enqueues the whole forward pass over index arrays already on the device, without touching
+   * the host: this is what a graph captures. The workspace must hold the shape (reserve).
+   * Returns the logits' device address.
+   */
+  enqueue(meta: DeviceBatch, shape: BatchShape): Address {
+    const { numTokens, numSeqs, numLogits, maxQueryLen, maxSeqLen, maxBlocksPerSeq } = shape;
+    const ws = this.workspace!;
     const b = this.backend;
     const c = this.config;
     const act = this.actDtype;
@@ -103,12 +181,6 @@ export class ModelForward {
     const qDim = c.numHeads * c.headDim;
     const kvDim = c.numKvHeads * c.headDim;
     const actBytes = dtypeBytes[act];
-    let maxQueryLen = 0;
-    let maxSeqLen = 0;
-    for (let s = 0; s < numSeqs; s++) {
-      maxQueryLen = Math.max(maxQueryLen, batch.queryStartLoc[s + 1]! - batch.queryStartLoc[s]!);
-      maxSeqLen = Math.max(maxSeqLen, batch.seqLens[s]!);
-    }
 
     b.embedding({
       tokenIds: meta.tokenIds, numTokens, table: this.weights.embed, vocabSize: c.vocabSize,
@@ -141,7 +213,7 @@ export class ModelForward {
       b.pagedAttention({
         out: ws.attention, q, kCache: this.kvCache.key(index), vCache: this.kvCache.value(index),
         blockTables: meta.blockTables, seqLens: meta.seqLens, queryStartLoc: meta.queryStartLoc, numSeqs,
-        numTokens, maxQueryLen, maxSeqLen, maxBlocksPerSeq: batch.maxBlocksPerSeq, numQHeads: c.numHeads,
+        numTokens, maxQueryLen, maxSeqLen, maxBlocksPerSeq, numQHeads: c.numHeads,
         numKvHeads: c.numKvHeads, headDim: c.headDim, qRowStride: this.qkvDim, blockSize: this.kvCache.blockSize,
         scale: 1 / Math.sqrt(c.headDim), slidingWindow: c.slidingWindow ?? 0, actDtype: act, cacheDtype: this.kvCache.dtype,
       });
@@ -179,6 +251,34 @@ export class ModelForward {
     }
   }
 
+  /** Next tokens of the selected rows drawn on the device (vt_sample): only ids come back. */
+  sample(batch: ForwardBatch, params: DeviceSamplingParams): Int32Array {
+    const logits = this.forward(batch);
+    const buffers = this.uploadSamplingParams(params);
+    this.enqueueSample(logits, batch.logitsIndices.length, buffers);
+    return this.backend.download(new Int32Array(batch.logitsIndices.length), buffers.out);
+  }
+
+  enqueueSample(logits: Address, numRows: number, buffers: DeviceSamplingBuffers): void {
+    this.backend.sample({
+      logits, numRows, vocabSize: this.config.vocabSize, actDtype: this.actDtype, ...buffers,
+    });
+  }
+
+  /** Uploads the parameters into a buffer of this forward (grown as needed) in one copy. */
+  private uploadSamplingParams(params: DeviceSamplingParams): DeviceSamplingBuffers {
+    const rows = params.temperatures.length;
+    if (!this.samplingBuffer || this.samplingBuffer.capacity < rows) {
+      if (this.samplingBuffer) this.backend.free(this.samplingBuffer.address);
+      const capacity = Math.max(rows, 2 * (this.samplingBuffer?.capacity ?? 0));
+      this.samplingBuffer = { address: this.backend.malloc(capacity * 6 * 4), capacity };
+    }
+    const base = this.samplingBuffer.address;
+    const packed = packSamplingParams(params);
+    this.backend.upload(base, packed);
+    return samplingBuffersAt(base, rows);
+  }
+
   /** Greedy next tokens of the selected rows, computed on the device. */
   greedy(batch: ForwardBatch): Int32Array {
     const logits = this.forward(batch);
@@ -191,6 +291,7 @@ export class ModelForward {
     const current = this.workspace;
     if (current && current.capacityTokens >= numTokens && current.capacityLogits >= numLogits) return current;
     if (current) this.backend.free(current.base);
+    this.workspaceVersion++;
     const c = this.config;
     const capacityTokens = Math.max(numTokens, current?.capacityTokens ?? 0);
     const capacityLogits = Math.max(numLogits, current?.capacityLogits ?? 0);
@@ -236,29 +337,62 @@ export class ModelForward {
   }
 
   /** All index arrays of the step in one upload; returns each array's device address. */
-  private uploadMetadata(batch: ForwardBatch) {
-    const parts = [
-      batch.tokenIds, batch.positions, batch.slotMapping, batch.queryStartLoc, batch.seqLens,
-      batch.blockTables, batch.logitsIndices,
-    ];
-    const total = parts.reduce((sum, p) => sum + p.length, 0);
-    if (!this.metadata || this.metadata.capacity < total) {
+  private uploadMetadata(batch: ForwardBatch): DeviceBatch {
+    const { packed, at } = packForwardBatch(batch);
+    if (!this.metadata || this.metadata.capacity < packed.length) {
       if (this.metadata) this.backend.free(this.metadata.address);
-      const capacity = Math.max(total, 2 * (this.metadata?.capacity ?? 0));
+      const capacity = Math.max(packed.length, 2 * (this.metadata?.capacity ?? 0));
       this.metadata = { address: this.backend.malloc(capacity * 4), capacity };
     }
-    const packed = new Int32Array(total);
-    const addresses: Address[] = [];
-    let offset = 0;
-    for (const p of parts) {
-      packed.set(p, offset);
-      addresses.push(this.metadata.address + offset * 4);
-      offset += p.length;
-    }
     this.backend.upload(this.metadata.address, packed);
-    const [tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices] = addresses as [
-      Address, Address, Address, Address, Address, Address, Address,
-    ];
-    return { tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices };
+    return at(this.metadata.address);
   }
+}
+
+/** A batch's index arrays packed back to back for one upload, and their addresses once at `base`. */
+export function packForwardBatch(batch: ForwardBatch): { packed: Int32Array; at: (base: Address) => DeviceBatch } {
+  const parts = [
+    batch.tokenIds, batch.positions, batch.slotMapping, batch.queryStartLoc, batch.seqLens, batch.blockTables,
+    batch.logitsIndices,
+  ];
+  const packed = new Int32Array(parts.reduce((sum, p) => sum + p.length, 0));
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const p of parts) {
+    packed.set(p, offset);
+    offsets.push(offset * 4);
+    offset += p.length;
+  }
+  const [tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices] = offsets as [
+    number, number, number, number, number, number, number,
+  ];
+  return {
+    packed,
+    at: (base) => ({
+      tokenIds: base + tokenIds, positions: base + positions, slotMapping: base + slotMapping,
+      queryStartLoc: base + queryStartLoc, seqLens: base + seqLens, blockTables: base + blockTables,
+      logitsIndices: base + logitsIndices,
+    }),
+  };
+}
+
+/** The five parameter arrays packed back to back (4 bytes each), as samplingBuffersAt reads them. */
+export function packSamplingParams(params: DeviceSamplingParams): Int32Array {
+  const rows = params.temperatures.length;
+  const packed = new Int32Array(5 * rows);
+  const floats = new Float32Array(packed.buffer);
+  floats.set(params.temperatures, 0);
+  packed.set(params.topK, rows);
+  floats.set(params.topP, 2 * rows);
+  floats.set(params.minP, 3 * rows);
+  floats.set(params.uniforms, 4 * rows);
+  return packed;
+}
+
+/** Addresses of the packed parameters of `rows` rows at `base`, then `rows` int32 outputs. */
+export function samplingBuffersAt(base: Address, rows: number): DeviceSamplingBuffers {
+  return {
+    temperatures: base, topK: base + 4 * rows, topP: base + 8 * rows, minP: base + 12 * rows,
+    uniforms: base + 16 * rows, out: base + 20 * rows,
+  };
 }

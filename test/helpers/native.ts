@@ -1,5 +1,7 @@
-// Helpers for the native-op tests: one CPU backend per test file, device buffers uploaded from
-// and downloaded to f32 arrays in any storage dtype, freed after each test, and seeded inputs.
+// Helpers for the native-op tests: one backend per test file (the CPU library, or the library
+// named by VLLM_TS_LIBRARY: `make test` runs these files a second time on the CUDA kernels built
+// against the CPU emulation), device buffers uploaded from and downloaded to f32 arrays in any
+// storage dtype, freed after each test, and seeded inputs.
 import { afterAll, afterEach, expect } from "bun:test";
 import { Backend, type Address } from "../../src/backend/backend.ts";
 import type { DType } from "../../src/backend/dtype.ts";
@@ -47,17 +49,30 @@ export class Device {
     return this.backend.download(new Int32Array(count), address);
   }
 
+  /**
+   * Runs an op with 16-bit activations: the CUDA backend computes it (true); the CPU backend,
+   * which computes in f32 only, must refuse it with status 3 (asserted here; false).
+   */
+  ranWithHalfActivations(op: string, run: () => void): boolean {
+    if (this.backend.name === "cuda") {
+      run();
+      return true;
+    }
+    expect(run).toThrow(new RegExp(`status 3\\): ${op}: .*f32 only`));
+    return false;
+  }
+
   freeAll(): void {
     for (const address of this.buffers.splice(0)) this.backend.free(address);
   }
 }
 
 /**
- * Opens the CPU backend for the calling test file and frees its buffers after every test.
- * VT_CPU_LIBRARY points it at another build of the library (a sanitizer or non-AVX-512 build).
+ * Opens the test backend for the calling test file (the CPU library of this build, unless
+ * VLLM_TS_LIBRARY names another; Backend.open reads it) and frees its buffers after every test.
  */
-export async function useCpuDevice(): Promise<Device> {
-  const backend = await Backend.open({ device: "cpu", libraryPath: process.env.VT_CPU_LIBRARY });
+export async function useTestDevice(): Promise<Device> {
+  const backend = await Backend.open({ device: "cpu" });
   const device = new Device(backend);
   afterEach(() => device.freeAll());
   afterAll(() => backend.close());

@@ -1,13 +1,15 @@
 // vt_matmul against the TypeScript reference for every weight dtype, with and without bias, on
-// shapes that leave remainders in every tile and block of both kernel paths (the dot path below
-// 32 rows, the packed path from 32), plus its argument errors.
+// shapes that leave remainders in every tile and block of both CPU kernel paths (the dot path
+// below 32 rows, the packed path from 32) and of the CUDA kernels (gemv for m <= 8 with aligned
+// rows, SIMT tiles for f32 activations, tensor-core tiles for 16-bit ones), plus 16-bit
+// activations (CUDA computes them, the CPU rejects them with status 3) and argument errors.
 import { describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import { referenceMatmul } from "../../src/reference/matmul.ts";
-import { Device, expectClose, randomValues, rounded, useCpuDevice } from "../helpers/native.ts";
+import { Device, expectClose, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
-const device = await useCpuDevice();
+const device = await useTestDevice();
 const backend = device.backend;
 const weightDtypes: DType[] = ["f32", "f16", "bf16"];
 
@@ -25,6 +27,29 @@ function checkMatmul(on: Device, m: number, n: number, k: number, weightDtype: D
   // f32 accumulation of k products of size <= 1 drifts like sqrt(k) roundings of a sum of size
   // ~sqrt(k); any indexing mistake is off by far more.
   expectClose(on.download(out, m * n), referenceMatmul(x, w, bias, m, n, k), { rtol: 0, atol: 1e-5 * Math.sqrt(k) });
+}
+
+const halfDtypes = ["bf16", "f16"] as const;
+type HalfDtype = (typeof halfDtypes)[number];
+/** Half an ulp relative to the value: the rounding of an output stored in the 16-bit dtype. */
+const halfUlp: Record<HalfDtype, number> = { bf16: 2 ** -8, f16: 2 ** -11 };
+
+/** vt_matmul with x, w, bias and out all in `dtype` (the CUDA backend's model path). */
+function checkHalfMatmul(m: number, n: number, k: number, dtype: HalfDtype, withBias: boolean, seed: number) {
+  const x = rounded(randomValues(m * k, seed), dtype);
+  const w = rounded(randomValues(n * k, seed + 1), dtype);
+  const bias = withBias ? rounded(randomValues(n, seed + 2), dtype) : null;
+  const out = device.alloc(m * n * 2);
+  backend.matmul({
+    x: device.upload(x, dtype), w: device.upload(w, dtype), bias: bias ? device.upload(bias, dtype) : null, out, m, n,
+    k, actDtype: dtype, weightDtype: dtype,
+  });
+  // The f32 sum drifts as in checkMatmul (~sqrt(k) roundings); storing it rounds once more, by at
+  // most half an ulp of the result. An indexing or tiling mistake is off by far more.
+  expectClose(device.download(out, m * n, dtype), referenceMatmul(x, w, bias, m, n, k), {
+    rtol: halfUlp[dtype],
+    atol: 1e-5 * Math.sqrt(k),
+  });
 }
 
 describe("vt_matmul", () => {
@@ -53,8 +78,43 @@ describe("vt_matmul", () => {
       });
     }
 
+  // 16-bit activations and weights of the same dtype. On CUDA: [m, n, k] covering gemv (m <= 8,
+  // k a multiple of 8), its fallback to the tiled kernel (k not a multiple of 8), the 64 x 64
+  // tensor-core tiles (m <= 64) and the 128 x 128 ones, each with 16-byte and element-wise
+  // loads (k % 8), k below, at and off multiples of 16 and of the 32-deep slices, n off the
+  // tile widths and off multiples of 8 (element-wise stores). Shapes stay small: the emulation
+  // runs every lane of every wmma fragment. On the CPU: the documented status 3.
+  const halfShapes: [number, number, number][] = [
+    [1, 300, 264],
+    [3, 37, 40],
+    [8, 129, 200],
+    [1, 1, 1],
+    [3, 70, 37],
+    [8, 20, 12],
+    [17, 65, 40],
+    [17, 130, 33],
+    [64, 64, 64],
+    [64, 200, 100],
+    [130, 136, 48],
+    [130, 150, 72],
+    [130, 257, 19],
+  ];
+  for (const dtype of halfDtypes)
+    for (const [m, n, k] of halfShapes) {
+      const shapeSeed = (seed += 3);
+      const what = backend.name === "cuda" ? "match the reference" : "are unsupported on the CPU backend";
+      test(`${dtype} activations and weights ${what} at m=${m} n=${n} k=${k} (with and without bias)`, () => {
+        const run = () => {
+          checkHalfMatmul(m, n, k, dtype, true, shapeSeed);
+          checkHalfMatmul(m, n, k, dtype, false, shapeSeed);
+        };
+        if (backend.name === "cuda") run();
+        else expect(run).toThrow(/status 3\): vt_matmul: .*f32 only/);
+      });
+    }
+
   test("splits columns unevenly across an odd number of threads", async () => {
-    const threeThreads = new Device(await Backend.open({ device: "cpu", numThreads: 3, libraryPath: process.env.VT_CPU_LIBRARY }));
+    const threeThreads = new Device(await Backend.open({ device: "cpu", numThreads: 3 }));
     try {
       checkMatmul(threeThreads, 5, 1000, 300, "bf16", true, 7);
       checkMatmul(threeThreads, 70, 1000, 300, "f16", true, 8);
@@ -70,12 +130,17 @@ describe("vt_matmul", () => {
     expect(device.download(out, 1)).toEqual(Float32Array.of(42));
   });
 
-  test("rejects bf16 activations as unsupported on the CPU backend", () => {
+  test("16-bit activations with another weight dtype are unsupported by both backends", () => {
     const x = device.upload(randomValues(4, 1), "bf16");
-    const w = device.upload(randomValues(4, 2), "bf16");
-    const out = device.alloc(8);
-    expect(() => backend.matmul({ x, w, out, m: 2, n: 2, k: 2, actDtype: "bf16", weightDtype: "bf16" })).toThrow(
-      /status 3\): vt_matmul: .*f32 only/,
+    const out = device.alloc(16);
+    for (const weightDtype of ["f16", "f32"] as const) {
+      const w = device.upload(randomValues(4, 2), weightDtype);
+      expect(() => backend.matmul({ x, w, out, m: 2, n: 2, k: 2, actDtype: "bf16", weightDtype })).toThrow(
+        /status 3\): vt_matmul: /,
+      );
+    }
+    expect(() => backend.matmul({ x, w: x, out, m: 2, n: 2, k: 2, actDtype: "f16", weightDtype: "bf16" })).toThrow(
+      /status 3\): vt_matmul: /,
     );
   });
 

@@ -2,11 +2,11 @@
 // conversion, checked bit for bit where the header promises exact results.
 import { describe, expect, test } from "bun:test";
 import { NativeError } from "../../src/backend/backend.ts";
-import { f32ToBf16Bits, f32ToF16Bits } from "../../src/model/dtype.ts";
+import { encodeFromF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/model/dtype.ts";
 import { fillUniform } from "../../src/reference/ops.ts";
-import { randomValues, rounded, useCpuDevice } from "../helpers/native.ts";
+import { randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
-const device = await useCpuDevice();
+const device = await useTestDevice();
 const backend = device.backend;
 
 function f32Bits(values: number[]): Uint32Array {
@@ -14,9 +14,11 @@ function f32Bits(values: number[]): Uint32Array {
 }
 
 describe("library and context", () => {
-  test("reports the cpu backend and a device name with its thread count", () => {
-    expect(backend.name).toBe("cpu");
-    expect(backend.deviceName).toMatch(/\(\d+ threads\)$/);
+  test("reports its backend and a device name (the CPU and the emulation give their thread count)", () => {
+    expect(["cpu", "cuda"]).toContain(backend.name);
+    if (backend.name === "cpu" || backend.deviceName.startsWith("CUDA emulation"))
+      expect(backend.deviceName).toMatch(/\(\d+ threads\)$/);
+    else expect(backend.deviceName.length).toBeGreaterThan(0);
   });
 
   test("reports free memory no larger than the total", () => {
@@ -32,9 +34,10 @@ describe("library and context", () => {
 });
 
 describe("allocation", () => {
-  test("returns 64-byte aligned memory, huge-page aligned for large buffers", () => {
-    for (const bytes of [1, 100, 4096, 3 << 20]) expect(device.alloc(bytes) % 64).toBe(0);
-    expect(device.alloc(5 << 20) % (2 << 20)).toBe(0);
+  test("returns 64-byte aligned memory (256 on CUDA), huge-page aligned for large CPU buffers", () => {
+    const alignment = backend.name === "cuda" ? 256 : 64;
+    for (const bytes of [1, 100, 4096, 3 << 20]) expect(device.alloc(bytes) % alignment).toBe(0);
+    if (backend.name === "cpu") expect(device.alloc(5 << 20) % (2 << 20)).toBe(0);
   });
 
   test("a zero-byte allocation is a distinct, freeable pointer", () => {
@@ -148,6 +151,31 @@ describe("vt_convert", () => {
       expect(device.download(dst, values.length, to)).toEqual(rounded(source, to));
     }
   });
+
+  // Offsets of one element put both buffers off their 16-byte alignment (the kernels' element
+  // path), and 8 * k + 5 elements leave a tail after whole vectors.
+  const tensorDtype = { f32: "F32", f16: "F16", bf16: "BF16" } as const;
+  for (const [offset, count] of [
+    [0, 8 * 1000 + 5],
+    [1, 4003],
+  ] as const)
+    test(`converts ${count} elements at an offset of ${offset} element(s)`, () => {
+      const values = rounded(randomValues(count, 8, 10), "f16");
+      for (const [from, to] of [
+        ["f32", "bf16"],
+        ["bf16", "f32"],
+        ["f16", "bf16"],
+        ["f32", "f16"],
+      ] as const) {
+        const fromBytes = from === "f32" ? 4 : 2;
+        const toBytes = to === "f32" ? 4 : 2;
+        const src = device.alloc((count + 1) * fromBytes);
+        backend.upload(src + offset * fromBytes, encodeFromF32(values, tensorDtype[from]));
+        const dst = device.alloc((count + 1) * toBytes);
+        backend.convert(dst + offset * toBytes, to, src + offset * fromBytes, from, count);
+        expect(device.download(dst + offset * toBytes, count, to)).toEqual(rounded(rounded(values, from), to));
+      }
+    });
 });
 
 describe("vt_fill_uniform", () => {
@@ -172,6 +200,16 @@ describe("vt_fill_uniform", () => {
       const address = device.alloc(count * 2);
       backend.fillUniform(address, dtype, count, 99, 0.5);
       expect(device.download(address, count, dtype)).toEqual(fillUniform(count, 99, 0.5, dtype));
+    }
+  });
+
+  test("an offset, odd-sized buffer gets the values of its own indices", () => {
+    const count = 8 * 123 + 7;
+    for (const dtype of ["f32", "f16", "bf16"] as const) {
+      const bytes = dtype === "f32" ? 4 : 2;
+      const address = device.alloc((count + 1) * bytes) + bytes;
+      backend.fillUniform(address, dtype, count, 7, 1.5);
+      expect(device.download(address, count, dtype)).toEqual(fillUniform(count, 7, 1.5, dtype));
     }
   });
 

@@ -1,15 +1,20 @@
 // vt_paged_attention against the reference definition (plain causal attention over K/V read
 // through the block tables): mixed decode/prefill batches, GQA, head and block sizes, cache
-// dtypes, sliding windows, and the argument checks.
+// dtypes, sliding windows, long (split-K on CUDA) contexts, 16-bit activations (CUDA only), the
+// padding a captured decode step uses, and the argument checks.
 import { describe, expect, test } from "bun:test";
 import { Backend, type Address } from "../../src/backend/backend.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import * as ref from "../../src/reference/ops.ts";
-import { Device, expectClose, randomValues, rounded, useCpuDevice } from "../helpers/native.ts";
+import { Device, expectClose, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
-const device = await useCpuDevice();
+const device = await useTestDevice();
+const backend = device.backend;
 
-/** A sequence of the batch: `cached` tokens already in the cache before this step's query. */
+/**
+ * A sequence of the batch: `cached` tokens already in the cache before this step's query.
+ * cached -1 with queryLen 1 is a padding sequence (seq_len 0) of a graph-captured decode batch.
+ */
 interface Sequence {
   cached: number;
   queryLen: number;
@@ -21,6 +26,8 @@ interface Shape {
   headDim: number;
   blockSize: number;
   cacheDtype: DType;
+  /** Activations (q and out); f32 unless set. 16-bit ones need a cache of the same dtype. */
+  actDtype?: DType;
   slidingWindow?: number;
   /** Multiplies q, so that the softmax is peaked rather than nearly flat. */
   qScale?: number;
@@ -33,10 +40,24 @@ const mixedBatch: Sequence[] = [
   { cached: 0, queryLen: 33 },
 ];
 
+type ReferenceInputs = Parameters<typeof ref.pagedAttention>[0];
+
 interface Batch {
   args: Parameters<Backend["pagedAttention"]>[0];
+  /** The host values behind args, for recomputing the reference after changing some. */
+  inputs: ReferenceInputs;
   expected: Float32Array;
   outLength: number;
+}
+
+/** The reference output, with zeros for padding sequences (seq_len 0: no key to attend to). */
+function referenceOutput(inputs: ReferenceInputs): Float32Array {
+  const expected = ref.pagedAttention(inputs);
+  const rowLength = inputs.numQHeads * inputs.headDim;
+  for (let i = 0; i < inputs.seqLens.length; i++)
+    if (inputs.seqLens[i] === 0)
+      expected.fill(0, inputs.queryStartLoc[i]! * rowLength, inputs.queryStartLoc[i + 1]! * rowLength);
+  return expected;
 }
 
 /**
@@ -44,8 +65,15 @@ interface Batch {
  * block-table entries are -1, spare blocks hold values that must never be read), and computes
  * the reference output from the very values stored in the cache's dtype.
  */
-function prepareBatch(target: Device, sequences: Sequence[], shape: Shape, seed = 1): Batch {
+function prepareBatch(
+  target: Device,
+  sequences: Sequence[],
+  shape: Shape,
+  seed = 1,
+  options: { maxSeqLen?: number } = {},
+): Batch {
   const { numQHeads, numKvHeads, headDim, blockSize, cacheDtype } = shape;
+  const actDtype = shape.actDtype ?? "f32";
   const seqLens = sequences.map((s) => s.cached + s.queryLen);
   const queryStartLoc = [0];
   for (const s of sequences) queryStartLoc.push(queryStartLoc.at(-1)! + s.queryLen);
@@ -67,36 +95,66 @@ function prepareBatch(target: Device, sequences: Sequence[], shape: Shape, seed 
   const kCache = rounded(randomValues(cacheLength, seed + 1), cacheDtype);
   const vCache = rounded(randomValues(cacheLength, seed + 2), cacheDtype);
   const qRowStride = (numQHeads + 2 * numKvHeads) * headDim;
-  const q = randomValues(numTokens * qRowStride, seed + 3, shape.qScale ?? 1);
+  const q = rounded(randomValues(numTokens * qRowStride, seed + 3, shape.qScale ?? 1), actDtype);
   const scale = 1 / Math.sqrt(headDim);
   const slidingWindow = shape.slidingWindow ?? 0;
 
-  const expected = ref.pagedAttention({
+  const inputs: ReferenceInputs = {
     q, kCache, vCache, blockTables, seqLens, queryStartLoc, maxBlocksPerSeq, numQHeads, numKvHeads, headDim,
     qRowStride, blockSize, scale, slidingWindow,
-  });
+  };
   const outLength = numTokens * numQHeads * headDim;
   return {
     args: {
-      out: target.alloc(Math.max(1, outLength) * 4), q: target.upload(q), kCache: target.upload(kCache, cacheDtype),
-      vCache: target.upload(vCache, cacheDtype), blockTables: target.uploadInt32(blockTables),
-      seqLens: target.uploadInt32(seqLens), queryStartLoc: target.uploadInt32(queryStartLoc), numSeqs: sequences.length,
-      numTokens, maxQueryLen: Math.max(0, ...sequences.map((s) => s.queryLen)), maxSeqLen: Math.max(0, ...seqLens),
-      maxBlocksPerSeq, numQHeads, numKvHeads, headDim, qRowStride, blockSize, scale, slidingWindow, actDtype: "f32",
-      cacheDtype,
+      out: target.alloc(Math.max(1, outLength) * (actDtype === "f32" ? 4 : 2)), q: target.upload(q, actDtype),
+      kCache: target.upload(kCache, cacheDtype), vCache: target.upload(vCache, cacheDtype),
+      blockTables: target.uploadInt32(blockTables), seqLens: target.uploadInt32(seqLens),
+      queryStartLoc: target.uploadInt32(queryStartLoc), numSeqs: sequences.length, numTokens,
+      maxQueryLen: Math.max(0, ...sequences.map((s) => s.queryLen)),
+      maxSeqLen: options.maxSeqLen ?? Math.max(0, ...seqLens), maxBlocksPerSeq, numQHeads, numKvHeads, headDim,
+      qRowStride, blockSize, scale, slidingWindow, actDtype, cacheDtype,
     },
-    expected,
+    inputs,
+    expected: referenceOutput(inputs),
     outLength,
   };
 }
 
 // f32 accumulation against the f64 reference. A peaked softmax (large qScale) turns the f32
 // rounding of scores of magnitude ~10 into relative output errors of that size, hence its rtol.
-function expectMatchesReference(sequences: Sequence[], shape: Shape): void {
+// 16-bit activations add the output's rounding (2^-9 relative for bf16, 2^-12 for f16) and that of
+// the softmax weights, which the tensor-core kernel feeds to P V in the activation dtype.
+function tolerance(shape: Shape): { rtol: number; atol: number } {
+  const act = shape.actDtype ?? "f32";
+  if (act === "bf16") return { rtol: 2e-2, atol: 3e-3 };
+  if (act === "f16") return { rtol: 2.5e-3, atol: 4e-4 };
+  return { rtol: (shape.qScale ?? 1) > 2 ? 1e-4 : 1e-5, atol: 1e-6 };
+}
+
+/** Runs the batch on the test device, its output rows filled with garbage first. */
+function runBatch(batch: Batch, shape: Shape): Float32Array {
+  const act = shape.actDtype ?? "f32";
+  backend.memset(batch.args.out, 0x7f, batch.outLength * (act === "f32" ? 4 : 2));
+  backend.pagedAttention(batch.args);
+  return device.download(batch.args.out, batch.outLength, act);
+}
+
+function expectMatchesReference(sequences: Sequence[], shape: Shape, options: { maxSeqLen?: number } = {}): void {
+  const batch = prepareBatch(device, sequences, shape, 1, options);
+  expectClose(runBatch(batch, shape), batch.expected, tolerance(shape));
+}
+
+/**
+ * The CUDA backend runs 16-bit activations (with a cache of the same dtype) and must match the
+ * reference; the CPU backend computes in f32 only and must refuse them with status 3.
+ */
+function expectHalfActivationsMatch(sequences: Sequence[], shape: Shape): void {
+  if (backend.name === "cuda") {
+    expectMatchesReference(sequences, shape);
+    return;
+  }
   const batch = prepareBatch(device, sequences, shape);
-  device.backend.pagedAttention(batch.args);
-  const rtol = (shape.qScale ?? 1) > 2 ? 1e-4 : 1e-5;
-  expectClose(device.download(batch.args.out, batch.outLength), batch.expected, { rtol, atol: 1e-6 });
+  expect(() => backend.pagedAttention(batch.args)).toThrow(/status 3\): vt_paged_attention: .*f32 only/);
 }
 
 function describeShape(shape: Shape): string {
@@ -106,6 +164,7 @@ function describeShape(shape: Shape): string {
     `head_dim ${shape.headDim}`,
     `block ${shape.blockSize}`,
   ];
+  if (shape.actDtype && shape.actDtype !== "f32") parts.unshift(`${shape.actDtype} act`);
   if (shape.slidingWindow) parts.push(`window ${shape.slidingWindow}`);
   return parts.join(", ");
 }
@@ -162,6 +221,97 @@ describe("long contexts and peaked softmax", () => {
     });
 });
 
+// Long decodes (1500 and 2100 tokens: 3 and 5 split-K partitions of 512 on CUDA, both with a
+// partial last block), a prefill chunk of an odd length over a long cached prefix, GQA 8.
+const longBatch: Sequence[] = [
+  { cached: 1499, queryLen: 1 },
+  { cached: 1200, queryLen: 13 },
+  { cached: 2099, queryLen: 1 },
+  { cached: 20, queryLen: 1 },
+];
+
+// Query lengths that fill no tile evenly, next to decodes.
+const oddBatch: Sequence[] = [
+  { cached: 5, queryLen: 7 },
+  { cached: 100, queryLen: 1 },
+  { cached: 0, queryLen: 13 },
+  { cached: 31, queryLen: 3 },
+  { cached: 0, queryLen: 1 },
+];
+
+describe("long contexts (split-K decode on CUDA) and odd query lengths", () => {
+  for (const cacheDtype of ["f32", "bf16"] as DType[])
+    test(`1500 and 2100 tokens, GQA 8 (${cacheDtype} cache)`, () => {
+      expectMatchesReference(longBatch, { numQHeads: 8, numKvHeads: 1, headDim: 64, blockSize: 16, cacheDtype });
+    });
+
+  test("1500 and 2100 tokens with a sliding window of 700, head_dim 128", () => {
+    expectMatchesReference(longBatch, {
+      numQHeads: 4, numKvHeads: 2, headDim: 128, blockSize: 32, cacheDtype: "f16", slidingWindow: 700,
+    });
+  });
+
+  test("a peaked softmax over a decode of three partitions", () => {
+    expectMatchesReference([{ cached: 1300, queryLen: 1 }], {
+      numQHeads: 2, numKvHeads: 1, headDim: 64, blockSize: 16, cacheDtype: "f32", qScale: 8,
+    });
+  });
+
+  for (const ratio of [1, 8])
+    test(`query lengths 7, 13, 3 among decodes, GQA ${ratio}`, () => {
+      expectMatchesReference(oddBatch, {
+        numQHeads: 8, numKvHeads: 8 / ratio, headDim: 64, blockSize: 16, cacheDtype: "bf16",
+      });
+    });
+
+  test("head_dim 256", () => {
+    expectMatchesReference(oddBatch, { numQHeads: 4, numKvHeads: 2, headDim: 256, blockSize: 16, cacheDtype: "bf16" });
+  });
+});
+
+describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on the CPU)", () => {
+  for (const act of ["bf16", "f16"] as DType[])
+    for (const ratio of [1, 2, 4, 8])
+      for (const headDim of [64, 128])
+        for (const blockSize of [16, 32]) {
+          const shape: Shape = {
+            numQHeads: 8, numKvHeads: 8 / ratio, headDim, blockSize, cacheDtype: act, actDtype: act,
+          };
+          test(describeShape(shape), () => expectHalfActivationsMatch(mixedBatch, shape));
+        }
+
+  for (const headDim of [32, 40, 72, 96, 256]) {
+    const shape: Shape = { numQHeads: 4, numKvHeads: 2, headDim, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16" };
+    test(describeShape(shape), () => expectHalfActivationsMatch(oddBatch, shape));
+  }
+
+  for (const act of ["bf16", "f16"] as DType[])
+    test(`${act}: 1500 and 2100 tokens, GQA 8, peaked softmax`, () => {
+      expectHalfActivationsMatch(longBatch, {
+        numQHeads: 8, numKvHeads: 1, headDim: 128, blockSize: 16, cacheDtype: act, actDtype: act, qScale: 4,
+      });
+    });
+
+  test("bf16: sliding window of 20 over a mixed batch", () => {
+    expectHalfActivationsMatch([...mixedBatch, { cached: 100, queryLen: 40 }], {
+      numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16", slidingWindow: 20,
+    });
+  });
+
+  test("bf16: one KV head shared by 32 query heads", () => {
+    expectHalfActivationsMatch(oddBatch, {
+      numQHeads: 32, numKvHeads: 1, headDim: 64, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16",
+    });
+  });
+
+  test("bf16: block sizes 8 and 64", () => {
+    for (const blockSize of [8, 64])
+      expectHalfActivationsMatch(mixedBatch, {
+        numQHeads: 4, numKvHeads: 1, headDim: 64, blockSize, cacheDtype: "bf16", actDtype: "bf16",
+      });
+  });
+});
+
 describe("batch edge cases", () => {
   test("a sequence with no query tokens computes nothing and leaves the others right", () => {
     expectMatchesReference(
@@ -179,9 +329,35 @@ describe("batch edge cases", () => {
     expect(Array.from(device.backend.download(new Uint8Array(4), batch.args.out))).toEqual([0x7f, 0x7f, 0x7f, 0x7f]);
   });
 
+  // What a graph-captured step relies on: launch bounds larger than the batch needs.
+  test("a max_seq_len above every seq_len changes nothing", () => {
+    expectMatchesReference(mixedBatch, { numQHeads: 4, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "f32" }, {
+      maxSeqLen: 5000,
+    });
+  });
+
+  // A decode batch padded to a captured size ends in sequences of seq_len 0 and one query token:
+  // CUDA writes zeros for them; the CPU, which checks the batch on the host, rejects it.
+  for (const act of ["f32", "bf16"] as DType[])
+    test(`padding sequences (seq_len 0, one query token) give zeros (${act} activations)`, () => {
+      const shape: Shape = { numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: act, actDtype: act };
+      const padded: Sequence[] = [{ cached: 36, queryLen: 1 }, { cached: -1, queryLen: 1 }, { cached: 9, queryLen: 1 }];
+      const batch = prepareBatch(device, padded, shape, 1, { maxSeqLen: 1200 });
+      if (backend.name === "cpu") {
+        expect(() => backend.pagedAttention(batch.args)).toThrow(
+          act === "f32"
+            ? /status 1\): vt_paged_attention: seq_lens\[1\] is shorter than its query/
+            : /status 3\): vt_paged_attention: .*f32 only/,
+        );
+        return;
+      }
+      const out = runBatch(batch, shape);
+      expectClose(out, batch.expected, tolerance(shape));
+      expect(out.subarray(8 * 64, 16 * 64).every((x) => x === 0)).toBe(true);
+    });
+
   test("the result does not depend on the number of threads", async () => {
-    const libraryPath = process.env.VT_CPU_LIBRARY;
-    const single = new Device(await Backend.open({ device: "cpu", numThreads: 1, libraryPath }));
+    const single = new Device(await Backend.open({ device: "cpu", numThreads: 1 }));
     try {
       const shape: Shape = { numQHeads: 8, numKvHeads: 2, headDim: 128, blockSize: 16, cacheDtype: "bf16" };
       const outputs = [device, single].map((target) => {
@@ -193,6 +369,66 @@ describe("batch edge cases", () => {
     } finally {
       single.freeAll();
       single.backend.close();
+    }
+  });
+});
+
+describe("graph capture", () => {
+  if (backend.name === "cpu") {
+    test("the CPU backend has no graphs to capture a step in", () => {
+      expect(() => backend.captureGraph(() => {})).toThrow(/status 3\)/);
+    });
+    return;
+  }
+
+  // A decode step captured with padded bounds (max_seq_len 4096, a padding sequence) replays on
+  // whatever the buffers hold at launch: shorter contexts, another padding row, new queries.
+  test("a captured decode step replays on new sequence lengths and queries", () => {
+    const shape: Shape = { numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "bf16" };
+    const step: Sequence[] = [{ cached: 2099, queryLen: 1 }, { cached: 600, queryLen: 1 }, { cached: -1, queryLen: 1 }];
+    const batch = prepareBatch(device, step, shape, 3, { maxSeqLen: 4096 });
+    // Run once outside the capture first, as an engine's warm-up does (the split-K scratch is
+    // allocated then, never during a capture).
+    expectClose(runBatch(batch, shape), batch.expected, tolerance(shape));
+    const graph = backend.captureGraph(() => backend.pagedAttention(batch.args));
+    try {
+      backend.memset(batch.args.out, 0x7f, batch.outLength * 4);
+      graph.launch();
+      expectClose(device.download(batch.args.out, batch.outLength), batch.expected, tolerance(shape));
+
+      const seqLens = Int32Array.of(1300, 0, 0);
+      const q = randomValues(batch.inputs.q.length, 77);
+      backend.upload(batch.args.seqLens, seqLens);
+      backend.upload(batch.args.q, q);
+      backend.memset(batch.args.out, 0x7f, batch.outLength * 4);
+      graph.launch();
+      expectClose(
+        device.download(batch.args.out, batch.outLength),
+        referenceOutput({ ...batch.inputs, seqLens, q }),
+        tolerance(shape),
+      );
+    } finally {
+      graph.destroy();
+    }
+  });
+
+  // On a fresh context whose first attention call is being captured, nothing may be allocated:
+  // the long decode runs unsplit, and the capture stays valid.
+  test("a long decode captured before any eager call is still right", async () => {
+    const fresh = new Device(await Backend.open({ device: "cpu" }));
+    try {
+      const shape: Shape = { numQHeads: 4, numKvHeads: 1, headDim: 64, blockSize: 16, cacheDtype: "bf16" };
+      const batch = prepareBatch(fresh, [{ cached: 1400, queryLen: 1 }, { cached: 3, queryLen: 1 }], shape, 5);
+      const graph = fresh.backend.captureGraph(() => fresh.backend.pagedAttention(batch.args));
+      try {
+        graph.launch();
+        expectClose(fresh.download(batch.args.out, batch.outLength), batch.expected, tolerance(shape));
+      } finally {
+        graph.destroy();
+      }
+    } finally {
+      fresh.freeAll();
+      fresh.backend.close();
     }
   });
 });
@@ -210,28 +446,57 @@ describe("argument errors", () => {
     expectFailure((args) => (args.blockTables = 0), /status 1\): vt_paged_attention: .*NULL/);
   });
 
-  test("bf16 activations are unsupported", () => {
-    expectFailure((args) => (args.actDtype = "bf16"), /status 3\): vt_paged_attention: .*f32 only/);
+  test("bf16 activations are unsupported with an f32 cache", () => {
+    expectFailure(
+      (args) => (args.actDtype = "bf16"),
+      backend.name === "cpu"
+        ? /status 3\): vt_paged_attention: .*f32 only/
+        : /status 3\): vt_paged_attention: .*bf16 activations only with cache_dtype bf16/,
+    );
+  });
+
+  test("head_dim must be a multiple of 8 on CUDA", () => {
+    const run = () => {
+      const batch = prepareBatch(device, mixedBatch, { ...shape, headDim: 36 });
+      backend.pagedAttention(batch.args);
+    };
+    if (backend.name === "cuda") expect(run).toThrow(/status 3\): vt_paged_attention: head_dim 36/);
+    else run();
   });
 
   test("query heads must be a multiple of KV heads", () => {
     expectFailure((args) => (args.numQHeads = 3), /status 1\): vt_paged_attention: num_q_heads \(3\)/);
   });
 
-  test("a sequence shorter than its query is rejected", () => {
-    expectFailure((args) => {
+  // The CPU reads the index arrays on the host and rejects what a GPU kernel would misread. The
+  // CUDA backend never reads device memory on the host (a step must be capturable): it accepts
+  // these, and a kernel masks what it cannot use (keys of a negative block id, positions < 0).
+  function expectHostCheck(change: (args: Batch["args"]) => void, pattern: RegExp): Batch | null {
+    if (backend.name === "cpu") {
+      expectFailure(change, pattern);
+      return null;
+    }
+    const batch = prepareBatch(device, mixedBatch, shape);
+    change(batch.args);
+    backend.pagedAttention(batch.args);
+    return batch;
+  }
+
+  test("a sequence shorter than its query is rejected (CPU)", () => {
+    expectHostCheck((args) => {
       args.seqLens = device.uploadInt32([37, 10, 33]);
     }, /status 1\): vt_paged_attention: seq_lens\[1\] is shorter than its query/);
   });
 
-  test("a bound below the batch's query length is rejected", () => {
-    expectFailure((args) => (args.maxQueryLen = 20), /status 1\): vt_paged_attention: sequence 2 .*max_query_len/);
+  test("a bound below the batch's query length is rejected (CPU)", () => {
+    expectHostCheck((args) => (args.maxQueryLen = 20), /status 1\): vt_paged_attention: sequence 2 .*max_query_len/);
   });
 
-  test("a negative block id in a used block-table entry is rejected", () => {
-    expectFailure((args) => {
+  test("a negative block id in a used block-table entry is rejected (CPU), masked (CUDA)", () => {
+    const batch = expectHostCheck((args) => {
       args.blockTables = device.uploadInt32(new Int32Array(3 * args.maxBlocksPerSeq).fill(-1));
     }, /status 1\): vt_paged_attention: block table of sequence 0 has a negative block id/);
+    if (batch) expect(device.download(batch.args.out, batch.outLength).every((x) => x === 0)).toBe(true);
   });
 
   test("out aliasing q is rejected", () => {

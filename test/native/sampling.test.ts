@@ -1,11 +1,15 @@
 // The sampling helpers: greedy argmax and temperature-scaled log-softmax over logits rows.
 import { describe, expect, test } from "bun:test";
 import * as ref from "../../src/reference/ops.ts";
-import { expectClose, randomValues, useCpuDevice } from "../helpers/native.ts";
+import { expectClose, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
-const device = await useCpuDevice();
+const device = await useTestDevice();
 const backend = device.backend;
 
+/**
+ * Runs an op with 16-bit logits: on the CUDA backend it must succeed (true: the caller checks its
+ * results); on the CPU backend it must fail with status 3 naming the op (false).
+ */
 describe("vt_argmax", () => {
   test("finds the largest logit of each row of a large vocabulary", () => {
     const vocabSize = 151_936;
@@ -25,6 +29,32 @@ describe("vt_argmax", () => {
     backend.argmax({ logits: device.upload(logits), out, numRows: 3, vocabSize: 4, actDtype: "f32" });
     expect(Array.from(device.downloadInt32(out, 3))).toEqual([1, 0, 0]);
   });
+
+  test("NaN never wins; a row of NaN answers 0", () => {
+    const logits = Float32Array.of(NaN, 1, NaN, 3, NaN, NaN, NaN, NaN, -Infinity, NaN, -Infinity, NaN);
+    const out = device.alloc(12);
+    backend.argmax({ logits: device.upload(logits), out, numRows: 3, vocabSize: 4, actDtype: "f32" });
+    expect(Array.from(device.downloadInt32(out, 3))).toEqual([3, 0, 0]);
+  });
+
+  // 16-bit logits (CUDA): rounding makes ties common, and the lowest index must still win. Vocab
+  // sizes that take 16-byte vectors and one that does not.
+  for (const act of ["bf16", "f16"] as const)
+    for (const vocabSize of [32_000, 50_257])
+      test(`finds the largest ${act} logit, lowest index among ties (vocab ${vocabSize})`, () => {
+        const numRows = 3;
+        const logits = rounded(randomValues(numRows * vocabSize, 33, 4), act);
+        logits[vocabSize + 7777] = 20;
+        logits[vocabSize + 30_000] = 20;
+        const out = device.alloc(numRows * 4);
+        const ran = device.ranWithHalfActivations("vt_argmax", () =>
+          backend.argmax({ logits: device.upload(logits, act), out, numRows, vocabSize, actDtype: act }),
+        );
+        if (!ran) return;
+        const indices = device.downloadInt32(out, numRows);
+        expect(indices).toEqual(ref.argmax(logits, vocabSize));
+        expect(indices[1]).toBe(7777);
+      });
 });
 
 describe("vt_log_softmax", () => {
@@ -53,10 +83,30 @@ describe("vt_log_softmax", () => {
     expect(total).toBeCloseTo(1, 5);
   });
 
-  test("bf16 logits are unsupported by the CPU backend", () => {
-    const logits = device.upload(new Float32Array(4));
-    expect(() =>
-      backend.logSoftmax({ logits, temperatures: null, out: logits, numRows: 1, vocabSize: 4, actDtype: "bf16" }),
-    ).toThrow(/status 3\): vt_log_softmax/);
+  // 16-bit logits (CUDA), the output is f32 as always. Vocab sizes with and without vectors.
+  for (const act of ["bf16", "f16"] as const)
+    for (const vocabSize of [32_000, 1001])
+      test(`${act} logits with per-row temperatures (vocab ${vocabSize})`, () => {
+        const temperatures = Float32Array.of(1, 0.5, 0, 2);
+        const numRows = temperatures.length;
+        const logits = rounded(randomValues(numRows * vocabSize, 34, 20), act);
+        const out = device.alloc(numRows * vocabSize * 4);
+        const ran = device.ranWithHalfActivations("vt_log_softmax", () =>
+          backend.logSoftmax({
+            logits: device.upload(logits, act), temperatures: device.upload(temperatures), out, numRows, vocabSize,
+            actDtype: act,
+          }),
+        );
+        if (ran)
+          expectClose(device.download(out, logits.length), ref.logSoftmax(logits, vocabSize, temperatures), { atol: 1e-5 });
+      });
+
+  test("-inf logits get -inf, the rest normalizes over the finite ones", () => {
+    const logits = Float32Array.of(-Infinity, 0, Math.log(3), -Infinity);
+    const out = device.alloc(16);
+    backend.logSoftmax({ logits: device.upload(logits), temperatures: null, out, numRows: 1, vocabSize: 4, actDtype: "f32" });
+    const actual = device.download(out, 4);
+    expect([actual[0], actual[3]]).toEqual([-Infinity, -Infinity]);
+    expectClose(actual.subarray(1, 3), Float32Array.of(-Math.log(4), Math.log(3 / 4)));
   });
 });

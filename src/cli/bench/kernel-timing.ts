@@ -1,30 +1,55 @@
 // Timing of native ops against baselines measured in the same run (the device's copy bandwidth,
-// the best matmul rate), shared by `vllm-ts bench kernels` and bench/matmul.ts.
+// the best matmul rate), shared by `vllm-ts bench kernels` and bench/matmul.ts. Paged attention
+// has its own file (paged-attention-timing.ts).
 import type { Address, Backend } from "../../backend/backend.ts";
 import { dtypeBytes, type DType } from "../../backend/dtype.ts";
 
 export interface TimingOptions {
   /** Keep repeating a measurement for at least this long. */
   minSeconds: number;
-  /** Fewest timed calls, after the warm-up call. */
+  /** Fewest timed samples, after the warm-up call. */
   minRepeats: number;
+  /**
+   * A sample is as many back-to-back calls as fill about this long (default 2 ms), then one
+   * synchronize: on a GPU a call only enqueues its kernel, and a synchronize per call would time
+   * the host round trip (tens of microseconds through the FFI) instead of a short kernel.
+   */
+  sampleSeconds?: number;
 }
 
+/** A figure for a report: `digits` decimals, and at least 4 significant digits below 1. */
+export const round = (value: number, digits = 3) =>
+  Math.abs(value) >= 1 || value === 0 ? Number(value.toFixed(digits)) : Number(value.toPrecision(4));
+
+/** A figure for a table: 3 significant digits at most, whole numbers from 100. */
+export const figure = (value: number) => (Math.abs(value) >= 100 ? value.toFixed(0) : value.toPrecision(3));
+
+const DEFAULT_SAMPLE_SECONDS = 0.002;
+const MAX_CALLS_PER_SAMPLE = 10_000;
+
 /**
- * Fastest seconds of one call, after a warm-up call: on a machine shared with other work (CI, a
- * laptop) slower calls measure the neighbours, not the kernel. `run` gets the repeat index so
- * that it can rotate through cold copies of its inputs.
+ * Seconds of one call: the fastest sample's time divided by its calls, after a warm-up call. On a
+ * machine shared with other work (CI, a laptop) slower samples measure the neighbours, not the
+ * kernel. `run` gets a running call index so that it can rotate through cold copies of its
+ * inputs. Ops slower than a sample (every CPU matmul worth timing) are timed one call at a time.
  */
-export function bestSeconds(backend: Backend, options: TimingOptions, run: (repeat: number) => void): number {
-  run(0);
+export function bestSeconds(backend: Backend, options: TimingOptions, run: (call: number) => void): number {
+  let call = 0;
+  run(call++);
   backend.synchronize();
-  let best = Infinity;
+  const t0 = performance.now();
+  run(call++);
+  backend.synchronize();
+  const single = (performance.now() - t0) / 1000;
+  const sampleSeconds = options.sampleSeconds ?? DEFAULT_SAMPLE_SECONDS;
+  const callsPerSample = Math.min(MAX_CALLS_PER_SAMPLE, Math.max(1, Math.ceil(sampleSeconds / Math.max(single, 1e-9))));
+  let best = single;
   const start = performance.now();
-  for (let repeat = 1; repeat <= options.minRepeats || performance.now() - start < options.minSeconds * 1000; repeat++) {
-    const t0 = performance.now();
-    run(repeat);
+  for (let sample = 1; sample <= options.minRepeats || performance.now() - start < options.minSeconds * 1000; sample++) {
+    const s0 = performance.now();
+    for (let i = 0; i < callsPerSample; i++) run(call++);
     backend.synchronize();
-    best = Math.min(best, (performance.now() - t0) / 1000);
+    best = Math.min(best, (performance.now() - s0) / 1000 / callsPerSample);
   }
   return best;
 }
@@ -55,6 +80,7 @@ export interface MatmulResult {
   k: number;
   m: number;
   weightDtype: DType;
+  actDtype: DType;
   microseconds: number;
   gflops: number;
   /** Weight bytes read per second: meaningful where m is small enough to be memory-bound. */
@@ -62,84 +88,41 @@ export interface MatmulResult {
 }
 
 /**
- * vt_matmul with f32 activations at each row count of the shape. Weights rotate through enough
+ * vt_matmul at each row count of the shape, activations in `actDtype` (what the model computes in
+ * on this backend: f32 on the CPU, the weights' dtype on CUDA). Weights rotate through enough
  * copies to fill `coldBytes`, as in a forward pass where every layer's weights come from DRAM.
  */
-export function timeMatmul(backend: Backend, options: TimingOptions, shape: MatmulShape, weightDtype: DType, coldBytes: number): MatmulResult[] {
+export function timeMatmul(
+  backend: Backend,
+  options: TimingOptions,
+  shape: MatmulShape,
+  weightDtype: DType,
+  coldBytes: number,
+  actDtype: DType = "f32",
+): MatmulResult[] {
   const { n, k } = shape;
   const maxM = Math.max(...shape.rowCounts);
   const weightBytes = n * k * dtypeBytes[weightDtype];
-  const x = backend.malloc(maxM * k * 4);
-  const out = backend.malloc(maxM * n * 4);
+  const x = backend.malloc(maxM * k * dtypeBytes[actDtype]);
+  const out = backend.malloc(maxM * n * dtypeBytes[actDtype]);
   const copies: Address[] = [];
   try {
-    backend.fillUniform(x, "f32", maxM * k, 1, 1);
+    backend.fillUniform(x, actDtype, maxM * k, 1, 1);
     for (let c = 0; c < Math.max(1, Math.ceil(coldBytes / weightBytes)); c++) {
       const w = backend.malloc(weightBytes);
       copies.push(w);
       backend.fillUniform(w, weightDtype, n * k, 2 + c, 0.05);
     }
     return shape.rowCounts.map((m) => {
-      const seconds = bestSeconds(backend, options, (repeat) =>
-        backend.matmul({ x, w: copies[repeat % copies.length]!, out, m, n, k, actDtype: "f32", weightDtype }),
+      const seconds = bestSeconds(backend, options, (call) =>
+        backend.matmul({ x, w: copies[call % copies.length]!, out, m, n, k, actDtype, weightDtype }),
       );
-      return { n, k, m, weightDtype, microseconds: seconds * 1e6, gflops: (2 * m * n * k) / seconds / 1e9, weightGBps: weightBytes / seconds / 1e9 };
+      return { n, k, m, weightDtype, actDtype, microseconds: seconds * 1e6, gflops: (2 * m * n * k) / seconds / 1e9, weightGBps: weightBytes / seconds / 1e9 };
     });
   } finally {
     copies.forEach((w) => backend.free(w));
     backend.free(x);
     backend.free(out);
-  }
-}
-
-export interface AttentionShape {
-  numSeqs: number;
-  seqLen: number;
-  numQHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  blockSize: number;
-}
-
-/** Decode paged attention (one query token per sequence): KV bytes read per second, in GB/s. */
-export function timePagedAttentionDecode(backend: Backend, options: TimingOptions, shape: AttentionShape, cacheDtype: DType): { microseconds: number; kvGBps: number } {
-  const { numSeqs, seqLen, numQHeads, numKvHeads, headDim, blockSize } = shape;
-  const blocksPerSeq = Math.ceil(seqLen / blockSize);
-  const numBlocks = numSeqs * blocksPerSeq;
-  const cacheBytes = numBlocks * blockSize * numKvHeads * headDim * dtypeBytes[cacheDtype];
-  const blockTables = Int32Array.from({ length: numBlocks }, (_, i) => i);
-  const seqLens = new Int32Array(numSeqs).fill(seqLen);
-  const queryStartLoc = Int32Array.from({ length: numSeqs + 1 }, (_, i) => i);
-  const addresses: Address[] = [];
-  const alloc = (bytes: number) => {
-    const address = backend.malloc(bytes);
-    addresses.push(address);
-    return address;
-  };
-  try {
-    const [kCache, vCache] = [alloc(cacheBytes), alloc(cacheBytes)];
-    const q = alloc(numSeqs * numQHeads * headDim * 4);
-    const out = alloc(numSeqs * numQHeads * headDim * 4);
-    const tables = alloc(blockTables.byteLength);
-    const lens = alloc(seqLens.byteLength);
-    const starts = alloc(queryStartLoc.byteLength);
-    backend.fillUniform(kCache, cacheDtype, cacheBytes / dtypeBytes[cacheDtype], 1, 1);
-    backend.fillUniform(vCache, cacheDtype, cacheBytes / dtypeBytes[cacheDtype], 2, 1);
-    backend.fillUniform(q, "f32", numSeqs * numQHeads * headDim, 3, 1);
-    backend.upload(tables, blockTables);
-    backend.upload(lens, seqLens);
-    backend.upload(starts, queryStartLoc);
-    const seconds = bestSeconds(backend, options, () =>
-      backend.pagedAttention({
-        out, q, kCache, vCache, blockTables: tables, seqLens: lens, queryStartLoc: starts, numSeqs, numTokens: numSeqs,
-        maxQueryLen: 1, maxSeqLen: seqLen, maxBlocksPerSeq: blocksPerSeq, numQHeads, numKvHeads, headDim,
-        qRowStride: numQHeads * headDim, blockSize, scale: 1 / Math.sqrt(headDim), slidingWindow: 0, actDtype: "f32", cacheDtype,
-      }),
-    );
-    const kvBytesRead = 2 * numSeqs * seqLen * numKvHeads * headDim * dtypeBytes[cacheDtype];
-    return { microseconds: seconds * 1e6, kvGBps: kvBytesRead / seconds / 1e9 };
-  } finally {
-    addresses.forEach((address) => backend.free(address));
   }
 }
 

@@ -1,0 +1,135 @@
+// Element-wise dtype conversion and the deterministic uniform fill of random-weight models.
+//
+// Both are memory bound (a conversion does one load and one store per element, the fill only a
+// store plus a few integer ops of hashing), so they are written for bandwidth: each thread moves
+// 8 elements per step as 16-byte vectors (two for f32), in a grid-stride loop over one wave of
+// resident blocks; the count % 8 elements of the tail are done one per thread at the end.
+// Misaligned pointers (offsets into a buffer) fall back to element accesses in the same loop.
+#include "vec.cuh"
+
+namespace vt::gpu {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kVec = 8;  // elements per thread step: 16 bytes of a 16-bit dtype
+
+// murmur3's 32-bit finalizer.
+__device__ __forceinline__ uint32_t fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
+  return h;
+}
+
+// Exactly the formula of vllm_ts.h (and of cuda/cpu/convert.cpp): h >> 8 and the scaling by
+// 2^-24 and 2 are exact in f32, and u * 2 - 1 is exact too (so contracting it into an FMA
+// changes nothing), which leaves the product with scale as the only rounding.
+__device__ __forceinline__ float uniform_value(uint64_t i, uint32_t seed, float scale) {
+  uint32_t lo = uint32_t(i), hi = uint32_t(i >> 32);
+  uint32_t h = fmix32(fmix32(lo ^ seed) + hi * 0x9E3779B9u + 0x85EBCA6Bu);
+  float u = float(h >> 8) * (1.0f / 16777216.0f);
+  return (u * 2.0f - 1.0f) * scale;
+}
+
+template <class S, class D>
+__global__ void convert_kernel(D* dst, const S* src, size_t count, bool vector) {
+  const size_t thread = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const size_t stride = size_t(gridDim.x) * blockDim.x;
+  const size_t groups = count / kVec;
+  for (size_t g = thread; g < groups; g += stride) {
+    const size_t i = g * kVec;
+    if (vector) {
+      float v[kVec];
+      load_floats<kVec>(src + i, v);
+      store_floats<kVec>(dst + i, v);
+    } else {
+#pragma unroll
+      for (int e = 0; e < kVec; e++) dst[i + e] = from_float<D>(to_float(src[i + e]));
+    }
+  }
+  const size_t tail = groups * kVec + thread;
+  if (tail < count) dst[tail] = from_float<D>(to_float(src[tail]));
+}
+
+template <class D>
+__global__ void fill_uniform_kernel(D* dst, size_t count, uint32_t seed, float scale, bool vector) {
+  const size_t thread = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const size_t stride = size_t(gridDim.x) * blockDim.x;
+  const size_t groups = count / kVec;
+  for (size_t g = thread; g < groups; g += stride) {
+    const size_t i = g * kVec;
+    float v[kVec];
+#pragma unroll
+    for (int e = 0; e < kVec; e++) v[e] = uniform_value(i + e, seed, scale);
+    if (vector) {
+      store_floats<kVec>(dst + i, v);
+    } else {
+#pragma unroll
+      for (int e = 0; e < kVec; e++) dst[i + e] = from_float<D>(v[e]);
+    }
+  }
+  const size_t tail = groups * kVec + thread;
+  if (tail < count) dst[tail] = from_float<D>(uniform_value(tail, seed, scale));
+}
+
+// Blocks for `count` elements at kVec per thread (at least enough threads for the tail).
+unsigned blocks_for(const vt_context* ctx, size_t count) {
+  return grid_blocks(ctx, ceil_div(ceil_div(count, kVec), kThreads), kThreads);
+}
+
+}  // namespace
+}  // namespace vt::gpu
+
+using namespace vt::gpu;
+
+extern "C" {
+
+vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void* src, vt_dtype src_dtype,
+                     size_t count) {
+  const char* op = "vt_convert";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_storage_dtype(op, "dst_dtype", dst_dtype));
+  VT_TRY(vt::check_storage_dtype(op, "src_dtype", src_dtype));
+  if (count == 0) return vt::ok();
+  VT_REQUIRE(dst && src, op, "dst or src is NULL");
+  VT_REQUIRE(count <= SIZE_MAX / 4, op, "count is too large");
+  if (dst_dtype == src_dtype) {
+    VT_CUDA_TRY(cudaMemcpyAsync(dst, src, count * vt::dtype_bytes(src_dtype), cudaMemcpyDeviceToDevice, ctx->stream),
+                op);
+    return vt::ok();
+  }
+  // Both sides must hold whole aligned Packs of 8: 16 bytes for 16-bit dtypes, 32 (two 16-byte
+  // vectors) for f32, so 16-byte alignment of both pointers is what the vector path needs.
+  const bool vector = is_aligned(dst, 16) && is_aligned(src, 16);
+  const unsigned blocks = blocks_for(ctx, count);
+  with_dtype(src_dtype, [&](auto s) {
+    using S = typename decltype(s)::type;
+    with_dtype(dst_dtype, [&](auto d) {
+      using D = typename decltype(d)::type;
+      auto kernel = &convert_kernel<S, D>;
+      VT_LAUNCH(kernel, blocks, kThreads, 0, ctx->stream, static_cast<D*>(dst), static_cast<const S*>(src), count,
+                vector);
+    });
+  });
+  return launch_status(op);
+}
+
+vt_status vt_fill_uniform(vt_context* ctx, void* dst, vt_dtype dtype, size_t count, uint32_t seed, float scale) {
+  const char* op = "vt_fill_uniform";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_storage_dtype(op, "dtype", dtype));
+  if (count == 0) return vt::ok();
+  VT_REQUIRE(dst, op, "dst is NULL");
+  const bool vector = is_aligned(dst, 16);
+  const unsigned blocks = blocks_for(ctx, count);
+  with_dtype(dtype, [&](auto d) {
+    using D = typename decltype(d)::type;
+    auto kernel = &fill_uniform_kernel<D>;
+    VT_LAUNCH(kernel, blocks, kThreads, 0, ctx->stream, static_cast<D*>(dst), count, seed, scale, vector);
+  });
+  return launch_status(op);
+}
+
+}  // extern "C"

@@ -1,0 +1,174 @@
+// Decode steps as captured graphs (vLLM's CUDA graphs): a decode step of a small model is
+// hundreds of tiny kernels whose launch cost (an FFI call plus a CUDA launch each) exceeds their
+// run time. A step of B sequences is padded to a captured batch size and replayed as one graph.
+//
+// A graph replays fixed device addresses and fixed launch shapes, so each one is keyed by
+// (padded batch size, block-table width) and owns a buffer laid out for exactly that key: the
+// step's index arrays and sampling parameters are uploaded into it in one copy, then the graph
+// (forward pass + vt_sample) runs, and only the token ids come back. Padding rows have no cache
+// slot (-1), length 0 and temperature 0, so they write nothing and their outputs are ignored.
+// Graphs are captured lazily, on a key's first use, and dropped when the forward's workspace
+// moves (it grows for a larger prefill), since they captured its addresses.
+import type { Address, Backend, Graph } from "../backend/backend.ts";
+import {
+  packForwardBatch, packSamplingParams, samplingBuffersAt, type DeviceSamplingParams, type ForwardBatch, type ModelForward,
+} from "./forward.ts";
+
+/** vLLM's capture sizes: 1, 2, 4, then every multiple of 8. */
+export function captureSizes(maxBatch: number): number[] {
+  const sizes = [1, 2, 4].filter((n) => n <= maxBatch);
+  for (let n = 8; n <= maxBatch; n += 8) sizes.push(n);
+  if (sizes.at(-1)! < maxBatch) sizes.push(maxBatch);
+  return sizes;
+}
+
+interface CapturedStep {
+  graph: Graph;
+  buffer: Address;
+  workspaceVersion: number;
+}
+
+export interface DecodeGraphOptions {
+  /** The largest batch replayed as a graph; larger decode steps run eagerly. */
+  maxBatch: number;
+  blockSize: number;
+  maxModelLen: number;
+}
+
+export class DecodeGraphs {
+  private readonly steps = new Map<string, CapturedStep>();
+  private readonly sizes: number[];
+  private readonly maxBlocks: number;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly forward: ModelForward,
+    private readonly options: DecodeGraphOptions,
+  ) {
+    this.sizes = captureSizes(options.maxBatch);
+    this.maxBlocks = Math.ceil(options.maxModelLen / options.blockSize);
+  }
+
+  /** Number of graphs captured so far (for tests and logs). */
+  get size(): number {
+    return this.steps.size;
+  }
+
+  /** A pure decode step (one new token per sequence, each sampled) small enough to replay. */
+  canRun(batch: ForwardBatch): boolean {
+    const numSeqs = batch.seqLens.length;
+    if (numSeqs === 0 || numSeqs > this.options.maxBatch || batch.tokenIds.length !== numSeqs) return false;
+    if (batch.logitsIndices.length !== numSeqs) return false;
+    for (let i = 0; i < numSeqs; i++) if (batch.logitsIndices[i] !== i || batch.queryStartLoc[i + 1] !== i + 1) return false;
+    return batch.maxBlocksPerSeq <= this.maxBlocks;
+  }
+
+  /** Replays (capturing first if needed) the step's graph; returns each sequence's token. */
+  run(batch: ForwardBatch, params: DeviceSamplingParams): Int32Array {
+    this.forward.checkPositions(batch.positions);
+    const numSeqs = batch.seqLens.length;
+    const padded = this.sizes.find((n) => n >= numSeqs)!;
+    // Table widths in powers of two bound both the upload and the attention launch to 2x need.
+    const blocks = Math.min(this.maxBlocks, 2 ** Math.ceil(Math.log2(Math.max(1, batch.maxBlocksPerSeq))));
+    const packed = this.pack(batch, params, padded, blocks);
+    const step = this.step(padded, blocks, packed.length);
+    this.backend.upload(step.buffer, packed);
+    step.graph.launch();
+    const out = samplingBuffersAt(step.buffer + this.indexBytes(padded, blocks), padded).out;
+    return this.backend.download(new Int32Array(numSeqs), out);
+  }
+
+  free(): void {
+    for (const step of this.steps.values()) this.release(step);
+    this.steps.clear();
+  }
+
+  private release(step: CapturedStep): void {
+    step.graph.destroy();
+    this.backend.free(step.buffer);
+  }
+
+  /** Bytes of the padded index arrays at the start of a step's buffer (sampling data follows). */
+  private indexBytes(padded: number, blocks: number): number {
+    // tokenIds, positions, slotMapping, seqLens, logitsIndices: padded each; queryStartLoc: padded + 1.
+    return 4 * (6 * padded + 1 + padded * blocks);
+  }
+
+  private step(padded: number, blocks: number, packedLength: number): CapturedStep {
+    const key = `${padded}x${blocks}`;
+    const existing = this.steps.get(key);
+    if (existing && existing.workspaceVersion === this.forward.workspaceVersion) return existing;
+    if (existing) {
+      this.release(existing);
+      this.steps.delete(key);
+    }
+    this.forward.reserve(padded, padded);
+    const buffer = this.backend.malloc(4 * (packedLength + padded));
+    const shape = {
+      numTokens: padded, numSeqs: padded, numLogits: padded, maxQueryLen: 1, maxSeqLen: blocks * this.options.blockSize,
+      maxBlocksPerSeq: blocks,
+    };
+    const meta = packForwardBatch(emptyBatch(padded, blocks)).at(buffer);
+    const sampling = samplingBuffersAt(buffer + this.indexBytes(padded, blocks), padded);
+    let graph: Graph;
+    try {
+      graph = this.backend.captureGraph(() => {
+        const logits = this.forward.enqueue(meta, shape);
+        this.forward.enqueueSample(logits, padded, sampling);
+      });
+    } catch (error) {
+      this.backend.free(buffer);
+      throw error;
+    }
+    const step = { graph, buffer, workspaceVersion: this.forward.workspaceVersion };
+    this.steps.set(key, step);
+    return step;
+  }
+
+  /** The step's index arrays padded to `padded` rows and `blocks` table columns, then its
+   * sampling parameters, in the layout of the step's buffer. */
+  private pack(batch: ForwardBatch, params: DeviceSamplingParams, padded: number, blocks: number): Int32Array {
+    const numSeqs = batch.seqLens.length;
+    const paddedBatch = emptyBatch(padded, blocks);
+    paddedBatch.tokenIds.set(batch.tokenIds);
+    paddedBatch.positions.set(batch.positions);
+    paddedBatch.slotMapping.set(batch.slotMapping);
+    paddedBatch.seqLens.set(batch.seqLens);
+    for (let s = 0; s < numSeqs; s++) {
+      const row = batch.blockTables.subarray(s * batch.maxBlocksPerSeq, (s + 1) * batch.maxBlocksPerSeq);
+      paddedBatch.blockTables.set(row, s * blocks);
+    }
+    const index = packForwardBatch(paddedBatch).packed;
+    const paddedParams: DeviceSamplingParams = {
+      temperatures: new Float32Array(padded),
+      topK: new Int32Array(padded),
+      topP: new Float32Array(padded).fill(1),
+      minP: new Float32Array(padded),
+      uniforms: new Float32Array(padded),
+    };
+    paddedParams.temperatures.set(params.temperatures);
+    paddedParams.topK.set(params.topK);
+    paddedParams.topP.set(params.topP);
+    paddedParams.minP.set(params.minP);
+    paddedParams.uniforms.set(params.uniforms);
+    const sampling = packSamplingParams(paddedParams);
+    const packed = new Int32Array(index.length + sampling.length);
+    packed.set(index);
+    packed.set(sampling, index.length);
+    return packed;
+  }
+}
+
+/** A decode batch of `rows` padding rows: one query token each, no cache slot, length 0. */
+function emptyBatch(rows: number, blocks: number): ForwardBatch {
+  return {
+    tokenIds: new Int32Array(rows),
+    positions: new Int32Array(rows),
+    slotMapping: new Int32Array(rows).fill(-1),
+    queryStartLoc: Int32Array.from({ length: rows + 1 }, (_, i) => i),
+    seqLens: new Int32Array(rows),
+    blockTables: new Int32Array(rows * blocks),
+    maxBlocksPerSeq: blocks,
+    logitsIndices: Int32Array.from({ length: rows }, (_, i) => i),
+  };
+}

@@ -1,0 +1,62 @@
+// The engine on the CUDA backend, run through the emulated CUDA library (the kernels of
+// cuda/gpu/ compiled for the CPU, see cuda/emu/): greedy generation matches the CPU backend
+// token for token with graphs and without, and device sampling keeps a seeded request's tokens
+// independent of its batch.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { resolve } from "node:path";
+import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
+import { SamplingParams } from "../../src/engine/sampling-params.ts";
+import { writeRandomModel, type RandomModel } from "../helpers/random-model.ts";
+
+const emulatedCuda = resolve(import.meta.dir, "../../build/libvllm_ts_cuda_emu.so");
+
+let model: RandomModel;
+const engines: LLM[] = [];
+
+beforeAll(async () => {
+  model = await writeRandomModel({
+    architecture: "Qwen3ForCausalLM", dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 2,
+    numHeads: 4, numKvHeads: 2, headDim: 32, maxPositionEmbeddings: 256, seed: 3,
+  });
+});
+afterAll(async () => {
+  for (const engine of engines) await engine.close();
+});
+
+function llm(options: Partial<LLMOptions>): LLM {
+  const engine = new LLM({ model: model.dir, maxNumSeqs: 8, kvCacheMemory: 4 << 20, maxModelLen: 128, ...options });
+  engines.push(engine);
+  return engine;
+}
+
+const prompts = [[1, 2, 3, 4, 5], [7, 8], [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21], [30]].map((promptTokenIds) => ({ promptTokenIds }));
+
+async function tokens(engine: LLM, params: SamplingParams | SamplingParams[], inputs = prompts): Promise<number[][]> {
+  const outputs = await engine.generate(inputs, params);
+  return outputs.map((o) => o.outputs[0]!.tokenIds);
+}
+
+describe("the engine on the emulated CUDA backend", () => {
+  const greedy = new SamplingParams({ temperature: 0, maxTokens: 10, ignoreEos: true });
+
+  test("greedy tokens equal the CPU backend's, replaying decode graphs and op by op", async () => {
+    const cpu = await tokens(llm({ device: "cpu" }), greedy);
+    const graphs = await tokens(llm({ libraryPath: emulatedCuda }), greedy);
+    const eager = await tokens(llm({ libraryPath: emulatedCuda, enforceEager: true }), greedy);
+    expect(cpu.every((t) => t.length === 10)).toBe(true);
+    expect(graphs).toEqual(cpu);
+    expect(eager).toEqual(cpu);
+  });
+
+  test("a seeded request samples the same tokens alone and in a batch, with graphs and without", async () => {
+    const seeded = new SamplingParams({ temperature: 0.9, topK: 20, topP: 0.9, seed: 77, maxTokens: 12, ignoreEos: true });
+    const others = prompts.map(() => new SamplingParams({ temperature: 1, maxTokens: 12, ignoreEos: true }));
+    const engine = llm({ libraryPath: emulatedCuda });
+    const [alone] = await tokens(engine, seeded, [prompts[0]!]);
+    const batch = await tokens(engine, [...others, seeded], [...prompts, prompts[0]!]);
+    const [eager] = await tokens(llm({ libraryPath: emulatedCuda, enforceEager: true }), seeded, [prompts[0]!]);
+    expect(alone!.length).toBe(12);
+    expect(batch.at(-1)).toEqual(alone!);
+    expect(eager).toEqual(alone!);
+  });
+});
