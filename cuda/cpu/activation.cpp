@@ -1,8 +1,8 @@
 // SiLU-and-mul: the gated activation of a Llama MLP over a fused gate_up projection.
 #include <algorithm>
 #include <cmath>
-#include <string>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 
@@ -19,9 +19,7 @@ vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num
   const char* op = "vt_silu_and_mul";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
-  VT_REQUIRE(num_tokens >= 0 && d >= 0, op,
-             "negative size (num_tokens " + std::to_string(num_tokens) + ", d " + std::to_string(d) + ")");
-  VT_REQUIRE(x && out, op, "x or out is NULL");
+  VT_TRY(vt::check_silu_and_mul_args(op, x, out, num_tokens, d));
   auto* in = static_cast<const float*>(x);
   auto* y = static_cast<float*>(out);
   int32_t pieces = (d + kColumns - 1) / kColumns;

@@ -1,6 +1,5 @@
 // Token embedding lookup: a gather of table rows, converted from the weight dtype to f32.
-#include <string>
-
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 
@@ -14,10 +13,7 @@ vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_to
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "weight_dtype", weight_dtype));
-  VT_REQUIRE(num_tokens >= 0 && vocab_size >= 0 && hidden_size >= 0, op,
-             "negative size (num_tokens " + std::to_string(num_tokens) + ", vocab_size " +
-                 std::to_string(vocab_size) + ", hidden_size " + std::to_string(hidden_size) + ")");
-  VT_REQUIRE(token_ids && table && out, op, "token_ids, table or out is NULL");
+  VT_TRY(vt::check_embedding_args(op, token_ids, table, out, num_tokens, vocab_size, hidden_size));
   auto* y = static_cast<float*>(out);
   vt::with_dtype(weight_dtype, [&](auto W) {
 #pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_tokens) * hidden_size)) schedule(static)

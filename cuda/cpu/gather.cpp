@@ -2,6 +2,7 @@
 #include <cstring>
 #include <string>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 
@@ -12,8 +13,7 @@ vt_status vt_gather_rows(vt_context* ctx, void* dst, const void* src, const int3
                          size_t row_bytes) {
   const char* op = "vt_gather_rows";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_REQUIRE(num_rows >= 0, op, "num_rows is negative");
-  VT_REQUIRE(dst && src && indices, op, "dst, src or indices is NULL");
+  VT_TRY(vt::check_gather_rows_args(op, dst, src, indices, num_rows));
   for (int32_t i = 0; i < num_rows; i++)
     VT_REQUIRE(indices[i] >= 0, op, "indices[" + std::to_string(i) + "] is negative");
   auto* d = static_cast<char*>(dst);

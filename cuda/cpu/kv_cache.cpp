@@ -1,20 +1,12 @@
 // The paged KV cache's data movement: writing new tokens' K/V into their slots, copying blocks
 // inside a cache (copy-on-write) and swapping blocks between device and host caches.
 #include <cstring>
-#include <string>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 
 namespace {
-
-// Block pairs must name real blocks; the ids' upper bound is the caller's (the cache size is not
-// passed), but a negative id is always a bug and would write before the cache.
-vt_status check_block_pairs(const char* op, const int32_t* pairs, int32_t num_pairs) {
-  for (int32_t i = 0; i < 2 * num_pairs; i++)
-    VT_REQUIRE(pairs[i] >= 0, op, "block_pairs[" + std::to_string(i) + "] is negative");
-  return VT_OK;
-}
 
 // Every (pair, plane) block copy; a thread owns whole blocks.
 void copy_block_pairs(const vt_context* ctx, char* dst, size_t dst_plane_stride, const char* src,
@@ -40,12 +32,9 @@ vt_status vt_write_kv_cache(vt_context* ctx, const void* k, const void* v, void*
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "cache_dtype", cache_dtype));
-  VT_REQUIRE(num_tokens >= 0 && num_kv_heads > 0 && head_dim > 0 && block_size > 0, op,
-             "need num_tokens >= 0 and num_kv_heads, head_dim, block_size > 0");
-  int32_t width = num_kv_heads * head_dim;
-  VT_REQUIRE(row_stride >= width, op,
-             "row_stride " + std::to_string(row_stride) + " is shorter than num_kv_heads * head_dim");
-  VT_REQUIRE(k && v && k_cache && v_cache && slot_mapping, op, "k, v, k_cache, v_cache or slot_mapping is NULL");
+  VT_TRY(vt::check_write_kv_cache_sizes(op, num_tokens, num_kv_heads, head_dim, block_size));
+  VT_TRY(vt::check_write_kv_cache_args(op, k, v, k_cache, v_cache, slot_mapping, num_kv_heads, head_dim, row_stride));
+  const int32_t width = num_kv_heads * head_dim;
   auto* key = static_cast<const float*>(k);
   auto* value = static_cast<const float*>(v);
   vt::with_dtype(cache_dtype, [&](auto C) {
@@ -67,9 +56,9 @@ vt_status vt_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes, size_
                          size_t block_bytes, const int32_t* block_pairs, int32_t num_pairs) {
   const char* op = "vt_copy_blocks";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_REQUIRE(num_planes >= 0 && num_pairs >= 0, op, "num_planes or num_pairs is negative");
-  VT_REQUIRE(cache && block_pairs, op, "cache or block_pairs is NULL");
-  VT_TRY(check_block_pairs(op, block_pairs, num_pairs));
+  VT_TRY(vt::check_copy_blocks_args(op, cache, block_pairs, num_planes, num_pairs));
+  // Device memory is host memory here, so the pairs can be checked as a swap's are.
+  VT_TRY(vt::check_host_block_pairs(op, block_pairs, num_pairs));
   auto* bytes = static_cast<char*>(cache);
   copy_block_pairs(ctx, bytes, plane_stride_bytes, bytes, plane_stride_bytes, num_planes, block_bytes, block_pairs,
                    num_pairs);
@@ -81,11 +70,7 @@ vt_status vt_swap_blocks(vt_context* ctx, void* dst, size_t dst_plane_stride_byt
                          const int32_t* block_pairs, int32_t num_pairs, vt_copy_kind kind) {
   const char* op = "vt_swap_blocks";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_REQUIRE(kind == VT_COPY_DEVICE_TO_HOST || kind == VT_COPY_HOST_TO_DEVICE, op,
-             "kind must be VT_COPY_DEVICE_TO_HOST or VT_COPY_HOST_TO_DEVICE, got " + std::to_string(int(kind)));
-  VT_REQUIRE(num_planes >= 0 && num_pairs >= 0, op, "num_planes or num_pairs is negative");
-  VT_REQUIRE(dst && src && block_pairs, op, "dst, src or block_pairs is NULL");
-  VT_TRY(check_block_pairs(op, block_pairs, num_pairs));
+  VT_TRY(vt::check_swap_blocks_args(op, dst, src, block_pairs, num_planes, num_pairs, kind));
   copy_block_pairs(ctx, static_cast<char*>(dst), dst_plane_stride_bytes, static_cast<const char*>(src),
                    src_plane_stride_bytes, num_planes, block_bytes, block_pairs, num_pairs);
   return vt::ok();

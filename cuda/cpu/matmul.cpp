@@ -18,9 +18,9 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <string>
 #include <vector>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 #include "simd.h"
@@ -345,11 +345,8 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "weight_dtype", weight_dtype));
-  VT_REQUIRE(m >= 0 && n > 0 && k > 0, op,
-             "need m >= 0, n > 0 and k > 0, got m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " +
-                 std::to_string(k));
+  VT_TRY(vt::check_matmul_args(op, x, w, out, m, n, k));
   if (m == 0) return vt::ok();
-  VT_REQUIRE(x && w && out, op, "x, w or out is NULL");
 
   // The bias is tiny next to w: widen it once so the kernels read f32.
   std::vector<float> bias_f32;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 
@@ -86,10 +87,8 @@ vt_status vt_free_host(vt_context* ctx, void* ptr) {
 // Memory-bound; each thread owns one contiguous range of the copy.
 vt_status vt_memcpy(vt_context* ctx, void* dst, const void* src, size_t bytes, vt_copy_kind kind) {
   VT_REQUIRE(ctx, "vt_memcpy", "ctx is NULL");
-  VT_REQUIRE(kind == VT_COPY_HOST_TO_DEVICE || kind == VT_COPY_DEVICE_TO_HOST || kind == VT_COPY_DEVICE_TO_DEVICE,
-             "vt_memcpy", "unknown copy kind " + std::to_string(int(kind)));
+  VT_TRY(vt::check_memcpy_args("vt_memcpy", dst, src, bytes, kind));
   if (bytes == 0) return vt::ok();
-  VT_REQUIRE(dst && src, "vt_memcpy", "dst or src is NULL");
   copy_bytes(ctx, dst, src, bytes);
   return vt::ok();
 }

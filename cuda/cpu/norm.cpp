@@ -1,8 +1,8 @@
 // RMSNorm over whole rows (fused with the residual add) and per attention head (Qwen3's q/k norm).
 // Sums of squares accumulate in f32, as the header specifies.
 #include <cmath>
-#include <string>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 
@@ -30,10 +30,7 @@ vt_status vt_rms_norm(vt_context* ctx, const void* input, void* residual, const 
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "weight_dtype", weight_dtype));
-  VT_REQUIRE(num_tokens >= 0 && hidden_size > 0, op,
-             "need num_tokens >= 0 and hidden_size > 0, got " + std::to_string(num_tokens) + " and " +
-                 std::to_string(hidden_size));
-  VT_REQUIRE(input && weight && out, op, "input, weight or out is NULL");
+  VT_TRY(vt::check_rms_norm_args(op, input, weight, out, num_tokens, hidden_size));
   auto* x = static_cast<const float*>(input);
   auto* r = static_cast<float*>(residual);
   auto* y = static_cast<float*>(out);
@@ -62,11 +59,7 @@ vt_status vt_head_rms_norm(vt_context* ctx, void* x, const void* weight, int32_t
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "weight_dtype", weight_dtype));
-  VT_REQUIRE(num_tokens >= 0 && num_heads >= 0 && head_dim > 0, op,
-             "need num_tokens >= 0, num_heads >= 0 and head_dim > 0");
-  VT_REQUIRE(int64_t(row_stride) >= int64_t(num_heads) * head_dim, op,
-             "row_stride " + std::to_string(row_stride) + " is shorter than num_heads * head_dim");
-  VT_REQUIRE(x && weight, op, "x or weight is NULL");
+  VT_TRY(vt::check_head_rms_norm_args(op, x, weight, num_tokens, num_heads, head_dim, row_stride));
   auto* data = static_cast<float*>(x);
   vt::with_dtype(weight_dtype, [&](auto W) {
 #pragma omp parallel for collapse(2) num_threads(vt::threads_for(ctx, size_t(num_tokens) * num_heads * head_dim)) \

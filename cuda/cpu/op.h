@@ -1,7 +1,9 @@
 // What the op files share beyond common.h: argument checks on dtypes, a dispatch that turns a
-// runtime storage dtype into a template argument, and the thread count of a memory-bound loop.
+// runtime storage dtype into a template argument, the thread count of a memory-bound loop, and
+// the maximum of a logits row.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <string>
 #include <type_traits>
@@ -35,6 +37,22 @@ constexpr size_t kMinParallelWork = size_t(1) << 15;
 
 inline int threads_for(const vt_context* ctx, size_t work) {
   return work < kMinParallelWork ? 1 : ctx->num_threads;
+}
+
+// The largest of row[0, n): NaNs never win (-inf when there is nothing else). Vectorised; with
+// first_index_of after it, two passes give the lowest index among ties without a branchy loop.
+inline float max_of(const float* row, int32_t n) {
+  float best = -INFINITY;
+#pragma omp simd reduction(max : best)
+  for (int32_t i = 0; i < n; i++) best = row[i] > best ? row[i] : best;
+  return best;
+}
+
+// The lowest i with row[i] == value, or 0 when there is none (an all-NaN row's argmax).
+inline int32_t first_index_of(const float* row, int32_t n, float value) {
+  for (int32_t i = 0; i < n; i++)
+    if (row[i] == value) return i;
+  return 0;
 }
 
 }  // namespace vt

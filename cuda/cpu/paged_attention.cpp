@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 #include "simd.h"
@@ -330,18 +331,9 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "cache_dtype", cache_dtype));
-  VT_REQUIRE(num_seqs >= 0 && num_tokens >= 0 && max_blocks_per_seq >= 0, op,
-             "num_seqs, num_tokens and max_blocks_per_seq must be >= 0");
-  VT_REQUIRE(num_q_heads > 0 && num_kv_heads > 0 && head_dim > 0 && block_size > 0, op,
-             "num_q_heads, num_kv_heads, head_dim and block_size must be positive");
-  VT_REQUIRE(num_q_heads % num_kv_heads == 0, op,
-             "num_q_heads (" + std::to_string(num_q_heads) + ") is not a multiple of num_kv_heads (" +
-                 std::to_string(num_kv_heads) + ")");
-  VT_REQUIRE(int64_t(q_row_stride) >= int64_t(num_q_heads) * head_dim, op,
-             "q_row_stride " + std::to_string(q_row_stride) + " is shorter than num_q_heads * head_dim");
-  VT_REQUIRE(out && q && k_cache && v_cache && block_tables && seq_lens && query_start_loc, op,
-             "out, q, k_cache, v_cache, block_tables, seq_lens or query_start_loc is NULL");
-  VT_REQUIRE(out != q, op, "out must not alias q");
+  VT_TRY(vt::check_paged_attention_sizes(op, num_seqs, num_tokens, max_blocks_per_seq));
+  VT_TRY(vt::check_paged_attention_args(op, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
+                                        num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size));
 
   Problem p{static_cast<float*>(out), static_cast<const float*>(q), k_cache, v_cache, block_tables, seq_lens,
             query_start_loc, max_blocks_per_seq, num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size,

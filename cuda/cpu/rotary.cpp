@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 
@@ -44,20 +45,9 @@ vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_pos
                                 float low_freq_factor, float high_freq_factor, int32_t original_max_position) {
   const char* op = "vt_rope_cos_sin_cache";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_REQUIRE(max_position >= 0, op, "max_position is negative");
-  VT_REQUIRE(rotary_dim > 0 && rotary_dim % 2 == 0, op,
-             "rotary_dim must be positive and even, got " + std::to_string(rotary_dim));
-  VT_REQUIRE(theta > 0.0f, op, "theta must be positive");
-  VT_REQUIRE(scaling_type == VT_ROPE_SCALING_NONE || scaling_type == VT_ROPE_SCALING_LLAMA3, op,
-             "unknown scaling_type " + std::to_string(int(scaling_type)));
+  VT_TRY(vt::check_rope_cos_sin_cache_args(op, cos_sin, max_position, rotary_dim, theta, scaling_type, factor,
+                                           low_freq_factor, high_freq_factor, original_max_position));
   bool llama3 = scaling_type == VT_ROPE_SCALING_LLAMA3;
-  if (llama3)
-    VT_REQUIRE(factor > 0.0f && low_freq_factor > 0.0f && high_freq_factor > low_freq_factor &&
-                   original_max_position > 0,
-               op,
-               "llama3 scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
-               "original_max_position > 0");
-  VT_REQUIRE(cos_sin, op, "cos_sin is NULL");
   std::vector<double> inv_freq =
       inverse_frequencies(rotary_dim, theta, llama3, factor, low_freq_factor, high_freq_factor, original_max_position);
   int32_t half = rotary_dim / 2;
@@ -80,13 +70,8 @@ vt_status vt_rotary_embedding(vt_context* ctx, const int32_t* positions, void* q
   const char* op = "vt_rotary_embedding";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
-  VT_REQUIRE(num_tokens >= 0 && num_q_heads >= 0 && num_kv_heads >= 0 && head_dim > 0, op,
-             "need num_tokens, num_q_heads, num_kv_heads >= 0 and head_dim > 0");
-  VT_REQUIRE(rotary_dim > 0 && rotary_dim % 2 == 0 && rotary_dim <= head_dim, op,
-             "rotary_dim must be even and in (0, head_dim], got " + std::to_string(rotary_dim));
-  VT_REQUIRE(int64_t(row_stride) >= int64_t(std::max(num_q_heads, num_kv_heads)) * head_dim, op,
-             "row_stride " + std::to_string(row_stride) + " is shorter than the heads it holds");
-  VT_REQUIRE(positions && q && k && cos_sin, op, "positions, q, k or cos_sin is NULL");
+  VT_TRY(vt::check_rotary_embedding_args(op, positions, q, k, cos_sin, num_tokens, num_q_heads, num_kv_heads, head_dim,
+                                         rotary_dim, row_stride));
   for (int32_t t = 0; t < num_tokens; t++)
     VT_REQUIRE(positions[t] >= 0, op, "positions[" + std::to_string(t) + "] is negative");
   int32_t half = rotary_dim / 2;

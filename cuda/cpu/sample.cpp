@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 
@@ -63,14 +64,8 @@ struct RowParams {
 
 // One row's token. `e` and `work` are scratch of vocab_size floats.
 int32_t sample_row(const float* row, int32_t vocab_size, const RowParams& p, float* e, float* work) {
-  float row_max = -INFINITY;
-  for (int32_t i = 0; i < vocab_size; i++) row_max = row[i] > row_max ? row[i] : row_max;
-  int32_t argmax = 0;
-  for (int32_t i = 0; i < vocab_size; i++)
-    if (row[i] == row_max) {
-      argmax = i;
-      break;
-    }
+  const float row_max = vt::max_of(row, vocab_size);
+  const int32_t argmax = vt::first_index_of(row, vocab_size, row_max);
   if (!(p.temperature > 0.0f) || !std::isfinite(row_max)) return argmax;
 
   // Multiplying by the reciprocal keeps the maximum's weight at exactly exp(0) = 1; the clamp
@@ -128,12 +123,7 @@ vt_status vt_sample(vt_context* ctx, const void* logits, int32_t num_rows, int32
   const char* op = "vt_sample";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
-  VT_REQUIRE(num_rows >= 0 && vocab_size > 0, op,
-             "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " +
-                 std::to_string(vocab_size));
-  VT_REQUIRE(logits && out, op, "logits or out is NULL");
-  VT_REQUIRE(temperatures && top_k && top_p && min_p && uniforms, op,
-             "temperatures, top_k, top_p, min_p or uniforms is NULL");
+  VT_TRY(vt::check_sample_args(op, logits, out, num_rows, vocab_size, temperatures, top_k, top_p, min_p, uniforms));
   if (num_rows == 0) return vt::ok();
 
   const int threads = std::min(vt::threads_for(ctx, size_t(num_rows) * vocab_size), int(num_rows));

@@ -1,7 +1,7 @@
 // Sampling helpers over logits rows: greedy argmax and (temperature-scaled) log-softmax.
 #include <cmath>
-#include <string>
 
+#include "checks.h"
 #include "common.h"
 #include "op.h"
 
@@ -14,24 +14,12 @@ vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t n
   const char* op = "vt_argmax";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
-  VT_REQUIRE(num_rows >= 0 && vocab_size > 0, op,
-             "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " +
-                 std::to_string(vocab_size));
-  VT_REQUIRE(logits && out, op, "logits or out is NULL");
+  VT_TRY(vt::check_logits_args(op, logits, out, num_rows, vocab_size));
   auto* x = static_cast<const float*>(logits);
 #pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_rows) * vocab_size)) schedule(static)
   for (int32_t r = 0; r < num_rows; r++) {
     const float* row = x + size_t(r) * vocab_size;
-    float best = -INFINITY;
-#pragma omp simd reduction(max : best)
-    for (int32_t i = 0; i < vocab_size; i++) best = row[i] > best ? row[i] : best;
-    int32_t index = 0;
-    for (int32_t i = 0; i < vocab_size; i++)
-      if (row[i] == best) {
-        index = i;
-        break;
-      }
-    out[r] = index;
+    out[r] = vt::first_index_of(row, vocab_size, vt::max_of(row, vocab_size));
   }
   return vt::ok();
 }
@@ -43,20 +31,15 @@ vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* tempe
   const char* op = "vt_log_softmax";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
-  VT_REQUIRE(num_rows >= 0 && vocab_size > 0, op,
-             "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " +
-                 std::to_string(vocab_size));
-  VT_REQUIRE(logits && out, op, "logits or out is NULL");
+  VT_TRY(vt::check_logits_args(op, logits, out, num_rows, vocab_size));
   auto* x = static_cast<const float*>(logits);
 #pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_rows) * vocab_size)) schedule(static)
   for (int32_t r = 0; r < num_rows; r++) {
     const float* row = x + size_t(r) * vocab_size;
     float* y = out + size_t(r) * vocab_size;
     float temperature = temperatures && temperatures[r] > 0.0f ? temperatures[r] : 1.0f;
-    float row_max = -INFINITY;
-#pragma omp simd reduction(max : row_max)
-    for (int32_t i = 0; i < vocab_size; i++) row_max = row[i] > row_max ? row[i] : row_max;
-    row_max /= temperature;  // dividing by a positive number keeps the maximum where it was
+    // Dividing by a positive number keeps the maximum where it was.
+    const float row_max = vt::max_of(row, vocab_size) / temperature;
     double sum = 0.0;
     for (int32_t i = 0; i < vocab_size; i++) {
       float shifted = row[i] / temperature - row_max;

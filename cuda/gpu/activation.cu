@@ -7,6 +7,7 @@
 // f32) and stores 8 outputs.
 #include <cmath>
 
+#include "checks.h"
 #include "vec.cuh"
 
 namespace vt::gpu {
@@ -60,9 +61,7 @@ vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num
   const char* op = "vt_silu_and_mul";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
-  VT_REQUIRE(num_tokens >= 0 && d >= 0, op,
-             "negative size (num_tokens " + std::to_string(num_tokens) + ", d " + std::to_string(d) + ")");
-  VT_REQUIRE(x && out, op, "x or out is NULL");
+  VT_TRY(vt::check_silu_and_mul_args(op, x, out, num_tokens, d));
   if (num_tokens == 0 || d == 0) return vt::ok();
   const bool vector = d % kVec == 0 && is_aligned(x, 16) && is_aligned(out, 16);
   const size_t pieces = size_t(num_tokens) * ceil_div(size_t(d), kChunk);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cfloat>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -109,6 +110,52 @@ __device__ __forceinline__ float block_reduce(float v, float* scratch) {
 
 __device__ __forceinline__ float block_sum(float v, float* scratch) { return block_reduce<false>(v, scratch); }
 __device__ __forceinline__ float block_max(float v, float* scratch) { return block_reduce<true>(v, scratch); }
+
+// ---- argmax ----------------------------------------------------------------------------------
+// A running (best, best_index) starts at (-INFINITY, INT32_MAX): the lowest index of the largest
+// value wins, a NaN compares false both ways so it never wins, and the start loses to any -inf
+// that is actually in the row (a best_index still INT32_MAX means only NaNs were seen).
+
+// Folds (value, index) into the running best. A thread that visits its indices in increasing
+// order keeps its lowest among ties either way; the index comparison settles ties between lanes.
+__device__ __forceinline__ void keep_best(float value, int32_t index, float& best, int32_t& best_index) {
+  if (value > best || (value == best && index < best_index)) {
+    best = value;
+    best_index = index;
+  }
+}
+
+__device__ __forceinline__ void warp_argmax(float& best, int32_t& best_index) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+    const float value = __shfl_xor_sync(0xffffffffu, best, offset);
+    const int32_t index = __shfl_xor_sync(0xffffffffu, best_index, offset);
+    keep_best(value, index, best, best_index);
+  }
+}
+
+// Shared memory of block_argmax: a partial result per warp.
+struct ArgmaxScratch {
+  float value[kWarpSize];
+  int32_t index[kWarpSize];
+};
+
+// The block's (best, best_index) in every thread; blockDim.x a multiple of 32. Ends with a
+// barrier so scratch may be reused at once.
+__device__ __forceinline__ void block_argmax(float& best, int32_t& best_index, ArgmaxScratch& scratch) {
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int num_warps = blockDim.x / kWarpSize;
+  warp_argmax(best, best_index);
+  if (lane == 0) {
+    scratch.value[warp] = best;
+    scratch.index[warp] = best_index;
+  }
+  __syncthreads();
+  best = lane < num_warps ? scratch.value[lane] : -INFINITY;
+  best_index = lane < num_warps ? scratch.index[lane] : INT32_MAX;
+  warp_argmax(best, best_index);
+  __syncthreads();
+}
 
 inline unsigned ceil_div(size_t a, size_t b) { return unsigned((a + b - 1) / b); }
 

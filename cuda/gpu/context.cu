@@ -4,6 +4,7 @@
 #include <new>
 #include <string>
 
+#include "checks.h"
 #include "common.cuh"
 
 namespace vt::gpu {
@@ -45,12 +46,12 @@ vt_status vt_device_count(int32_t* out_count) {
   VT_REQUIRE(out_count, "vt_device_count", "out_count is NULL");
   int count = 0;
   // No driver or no GPU is an answer (0 devices), not an error: the caller falls back to the CPU.
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    cudaGetLastError();
-    count = 0;
-  }
-  *out_count = count;
-  return vt::ok();
+  // CUDA's reason stays readable in vt_last_error for the caller to report.
+  cudaError_t error = cudaGetDeviceCount(&count);
+  *out_count = error == cudaSuccess ? count : 0;
+  if (error == cudaSuccess) return vt::ok();
+  cudaGetLastError();
+  return vt::fail(VT_OK, std::string("vt_device_count: ") + cudaGetErrorString(error));
 }
 
 vt_status vt_context_create(int32_t device_index, int32_t num_threads, vt_context** out) {
@@ -159,10 +160,8 @@ vt_status vt_free_host(vt_context* ctx, void* ptr) {
 vt_status vt_memcpy(vt_context* ctx, void* dst, const void* src, size_t bytes, vt_copy_kind kind) {
   const char* op = "vt_memcpy";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_REQUIRE(kind == VT_COPY_HOST_TO_DEVICE || kind == VT_COPY_DEVICE_TO_HOST || kind == VT_COPY_DEVICE_TO_DEVICE, op,
-             "unknown copy kind " + std::to_string(int(kind)));
+  VT_TRY(vt::check_memcpy_args(op, dst, src, bytes, kind));
   if (bytes == 0) return vt::ok();
-  VT_REQUIRE(dst && src, op, "dst or src is NULL");
   if (kind != VT_COPY_DEVICE_TO_DEVICE) VT_TRY(refuse_while_capturing(ctx, op));
   const cudaMemcpyKind cuda_kind = kind == VT_COPY_HOST_TO_DEVICE   ? cudaMemcpyHostToDevice
                                    : kind == VT_COPY_DEVICE_TO_HOST ? cudaMemcpyDeviceToHost

@@ -5,6 +5,8 @@
 // 8 elements per step as 16-byte vectors (two for f32), in a grid-stride loop over one wave of
 // resident blocks; the count % 8 elements of the tail are done one per thread at the end.
 // Misaligned pointers (offsets into a buffer) fall back to element accesses in the same loop.
+#include "checks.h"
+#include "uniform.h"
 #include "vec.cuh"
 
 namespace vt::gpu {
@@ -12,26 +14,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kVec = 8;  // elements per thread step: 16 bytes of a 16-bit dtype
-
-// murmur3's 32-bit finalizer.
-__device__ __forceinline__ uint32_t fmix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85EBCA6Bu;
-  h ^= h >> 13;
-  h *= 0xC2B2AE35u;
-  h ^= h >> 16;
-  return h;
-}
-
-// Exactly the formula of vllm_ts.h (and of cuda/cpu/convert.cpp): h >> 8 and the scaling by
-// 2^-24 and 2 are exact in f32, and u * 2 - 1 is exact too (so contracting it into an FMA
-// changes nothing), which leaves the product with scale as the only rounding.
-__device__ __forceinline__ float uniform_value(uint64_t i, uint32_t seed, float scale) {
-  uint32_t lo = uint32_t(i), hi = uint32_t(i >> 32);
-  uint32_t h = fmix32(fmix32(lo ^ seed) + hi * 0x9E3779B9u + 0x85EBCA6Bu);
-  float u = float(h >> 8) * (1.0f / 16777216.0f);
-  return (u * 2.0f - 1.0f) * scale;
-}
 
 template <class S, class D>
 __global__ void convert_kernel(D* dst, const S* src, size_t count, bool vector) {
@@ -90,11 +72,8 @@ vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void*
                      size_t count) {
   const char* op = "vt_convert";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_TRY(vt::check_storage_dtype(op, "dst_dtype", dst_dtype));
-  VT_TRY(vt::check_storage_dtype(op, "src_dtype", src_dtype));
+  VT_TRY(vt::check_convert_args(op, dst, dst_dtype, src, src_dtype, count));
   if (count == 0) return vt::ok();
-  VT_REQUIRE(dst && src, op, "dst or src is NULL");
-  VT_REQUIRE(count <= SIZE_MAX / 4, op, "count is too large");
   if (dst_dtype == src_dtype) {
     VT_CUDA_TRY(cudaMemcpyAsync(dst, src, count * vt::dtype_bytes(src_dtype), cudaMemcpyDeviceToDevice, ctx->stream),
                 op);
@@ -119,9 +98,8 @@ vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void*
 vt_status vt_fill_uniform(vt_context* ctx, void* dst, vt_dtype dtype, size_t count, uint32_t seed, float scale) {
   const char* op = "vt_fill_uniform";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_TRY(vt::check_storage_dtype(op, "dtype", dtype));
+  VT_TRY(vt::check_fill_uniform_args(op, dst, dtype, count));
   if (count == 0) return vt::ok();
-  VT_REQUIRE(dst, op, "dst is NULL");
   const bool vector = is_aligned(dst, 16);
   const unsigned blocks = blocks_for(ctx, count);
   with_dtype(dtype, [&](auto d) {

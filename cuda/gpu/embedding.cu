@@ -5,6 +5,7 @@
 // (a grid-stride loop over tokens), its threads striding over the row in Packs of 8 elements
 // (16 bytes of a 16-bit dtype) so every warp reads and writes contiguous 256..512-byte spans. A
 // hidden size that is not a multiple of 8 or a misaligned pointer takes element accesses.
+#include "checks.h"
 #include "vec.cuh"
 
 namespace vt::gpu {
@@ -51,10 +52,7 @@ vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_to
   const char* op = "vt_embedding";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(check_act_storage(op, act_dtype, "weight_dtype", weight_dtype));
-  VT_REQUIRE(num_tokens >= 0 && vocab_size >= 0 && hidden_size >= 0, op,
-             "negative size (num_tokens " + std::to_string(num_tokens) + ", vocab_size " +
-                 std::to_string(vocab_size) + ", hidden_size " + std::to_string(hidden_size) + ")");
-  VT_REQUIRE(token_ids && table && out, op, "token_ids, table or out is NULL");
+  VT_TRY(vt::check_embedding_args(op, token_ids, table, out, num_tokens, vocab_size, hidden_size));
   if (num_tokens == 0 || hidden_size == 0) return vt::ok();
   const bool vector = hidden_size % kVec == 0 && is_aligned(table, 16) && is_aligned(out, 16);
   const int threads = row_threads(vector ? size_t(hidden_size / kVec) : size_t(hidden_size), kMaxThreads);

@@ -4,6 +4,7 @@
 // the row size and both base addresses allow. A row can be long (a 150k-entry f32 logits row is
 // 600 KB) while there are few rows, so the grid is 2-D: x picks the row, y splits it into
 // slices, each walked by a block of 256 threads with consecutive threads on consecutive units.
+#include "checks.h"
 #include "vec.cuh"
 
 namespace vt::gpu {
@@ -55,8 +56,7 @@ vt_status vt_gather_rows(vt_context* ctx, void* dst, const void* src, const int3
                          size_t row_bytes) {
   const char* op = "vt_gather_rows";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_REQUIRE(num_rows >= 0, op, "num_rows is negative");
-  VT_REQUIRE(dst && src && indices, op, "dst, src or indices is NULL");
+  VT_TRY(vt::check_gather_rows_args(op, dst, src, indices, num_rows));
   // indices live on the device: a negative one cannot be rejected without a synchronization, so
   // the kernel writes a zero row for it.
   if (num_rows == 0 || row_bytes == 0) return vt::ok();

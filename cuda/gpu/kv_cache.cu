@@ -11,8 +11,7 @@
 //  - vt_swap_blocks: host <-> device copies belong to the copy engines, not to kernels: one
 //    cudaMemcpy2DAsync per run of consecutive block pairs moves that run in every plane at once
 //    (planes are the rows of the 2-D copy), all on the context's stream.
-#include <string>
-
+#include "checks.h"
 #include "vec.cuh"
 
 namespace vt::gpu {
@@ -82,15 +81,6 @@ vt_status launch_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes, s
   return launch_status("vt_copy_blocks");
 }
 
-// Block pairs on the host must name real blocks; the ids' upper bound is the caller's (the cache
-// size is not passed), but a negative id is always a bug and would copy from or to before the
-// cache.
-vt_status check_host_block_pairs(const char* op, const int32_t* pairs, int32_t num_pairs) {
-  for (int32_t i = 0; i < 2 * num_pairs; i++)
-    VT_REQUIRE(pairs[i] >= 0, op, "block_pairs[" + std::to_string(i) + "] is negative");
-  return VT_OK;
-}
-
 }  // namespace
 }  // namespace vt::gpu
 
@@ -104,14 +94,11 @@ vt_status vt_write_kv_cache(vt_context* ctx, const void* k, const void* v, void*
   const char* op = "vt_write_kv_cache";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(check_act_storage(op, act_dtype, "cache_dtype", cache_dtype));
-  VT_REQUIRE(num_tokens >= 0 && num_kv_heads > 0 && head_dim > 0 && block_size > 0, op,
-             "need num_tokens >= 0 and num_kv_heads, head_dim, block_size > 0");
+  VT_TRY(vt::check_write_kv_cache_sizes(op, num_tokens, num_kv_heads, head_dim, block_size));
   // The kernel indexes K and V of a token as one range of 2 * width items.
   VT_REQUIRE(int64_t(num_kv_heads) * head_dim <= INT32_MAX / 2, op, "num_kv_heads * head_dim is too large");
+  VT_TRY(vt::check_write_kv_cache_args(op, k, v, k_cache, v_cache, slot_mapping, num_kv_heads, head_dim, row_stride));
   const int32_t width = num_kv_heads * head_dim;
-  VT_REQUIRE(row_stride >= width, op,
-             "row_stride " + std::to_string(row_stride) + " is shorter than num_kv_heads * head_dim");
-  VT_REQUIRE(k && v && k_cache && v_cache && slot_mapping, op, "k, v, k_cache, v_cache or slot_mapping is NULL");
   if (num_tokens == 0) return vt::ok();
   // Packs of 8: 16 bytes of a 16-bit dtype, two 16-byte halves of f32.
   const bool vector = width % kVec == 0 && row_stride % kVec == 0 && is_aligned(k, 16) && is_aligned(v, 16) &&
@@ -132,8 +119,7 @@ vt_status vt_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes, size_
                          size_t block_bytes, const int32_t* block_pairs, int32_t num_pairs) {
   const char* op = "vt_copy_blocks";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_REQUIRE(num_planes >= 0 && num_pairs >= 0, op, "num_planes or num_pairs is negative");
-  VT_REQUIRE(cache && block_pairs, op, "cache or block_pairs is NULL");
+  VT_TRY(vt::check_copy_blocks_args(op, cache, block_pairs, num_planes, num_pairs));
   if (num_planes == 0 || num_pairs == 0 || block_bytes == 0) return vt::ok();
   const size_t unit = widest_unit({block_bytes, plane_stride_bytes, address_of(cache)});
   auto launch = [&](auto tag) {
@@ -154,11 +140,7 @@ vt_status vt_swap_blocks(vt_context* ctx, void* dst, size_t dst_plane_stride_byt
                          const int32_t* block_pairs, int32_t num_pairs, vt_copy_kind kind) {
   const char* op = "vt_swap_blocks";
   VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_REQUIRE(kind == VT_COPY_DEVICE_TO_HOST || kind == VT_COPY_HOST_TO_DEVICE, op,
-             "kind must be VT_COPY_DEVICE_TO_HOST or VT_COPY_HOST_TO_DEVICE, got " + std::to_string(int(kind)));
-  VT_REQUIRE(num_planes >= 0 && num_pairs >= 0, op, "num_planes or num_pairs is negative");
-  VT_REQUIRE(dst && src && block_pairs, op, "dst, src or block_pairs is NULL");
-  VT_TRY(check_host_block_pairs(op, block_pairs, num_pairs));
+  VT_TRY(vt::check_swap_blocks_args(op, dst, src, block_pairs, num_planes, num_pairs, kind));
   if (num_planes == 0 || num_pairs == 0 || block_bytes == 0) return vt::ok();
   const cudaMemcpyKind direction = kind == VT_COPY_DEVICE_TO_HOST ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice;
   auto* to = static_cast<char*>(dst);

@@ -7,10 +7,10 @@
 //     m <= 8 and aligned rows: gemv.cuh; otherwise gemm_simt.cuh (FP32 FMA tiles).
 //   anything else: VT_ERR_UNSUPPORTED.
 // Nothing is allocated here, so the op can be captured in a CUDA graph.
-#include <string>
 #include <type_traits>
 
 #include "blas.cuh"
+#include "checks.h"
 #include "common.cuh"
 #include "gemm_simt.cuh"
 #include "gemm_tensor_core.cuh"
@@ -22,11 +22,8 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
   const char* op = "vt_matmul";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::gpu::check_act_storage(op, act_dtype, "weight_dtype", weight_dtype));
-  VT_REQUIRE(m >= 0 && n > 0 && k > 0, op,
-             "need m >= 0, n > 0 and k > 0, got m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " +
-                 std::to_string(k));
+  VT_TRY(vt::check_matmul_args(op, x, w, out, m, n, k));
   if (m == 0) return vt::ok();
-  VT_REQUIRE(x && w && out, op, "x, w or out is NULL");
 
   if (act_dtype != VT_F32 && ctx->blas)
     return vt::gpu::blas_matmul(ctx->blas, ctx->stream, x, w, bias, out, m, n, k, act_dtype);

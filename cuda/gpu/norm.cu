@@ -13,6 +13,7 @@
 // the header's definition in every dtype.
 #include <cmath>
 
+#include "checks.h"
 #include "vec.cuh"
 
 namespace vt::gpu {
@@ -22,6 +23,26 @@ constexpr int kRowThreads = 512;
 constexpr int kRowVec = 8;
 constexpr int kHeadThreads = 256;  // 8 warps: 8 heads per block
 constexpr int kHeadVec = 4;        // a lane moves 4 elements (16 bytes of f32, 8 of a 16-bit dtype)
+
+// The second pass of both norms: y[i] = x[i] * inv_rms * weight[i] over a row of n elements, the
+// calling thread taking elements (or Packs of N, when vector) first, first + stride, ... y may
+// alias x: each element is read by the thread that writes it.
+template <int N, class A, class W>
+__device__ __forceinline__ void scale_row(const A* x, const W* weight, A* y, int32_t n, float inv_rms, unsigned first,
+                                          unsigned stride, bool vector) {
+  if (vector) {
+    for (int32_t j = first; j < n / N; j += stride) {
+      float v[N], w[N];
+      load_floats<N>(x + j * N, v);
+      load_floats<N>(weight + j * N, w);
+#pragma unroll
+      for (int e = 0; e < N; e++) v[e] = v[e] * inv_rms * w[e];
+      store_floats<N>(y + j * N, v);
+    }
+  } else {
+    for (int32_t i = first; i < n; i += stride) y[i] = from_float<A>(to_float(x[i]) * inv_rms * to_float(weight[i]));
+  }
+}
 
 template <class A, class W>
 __global__ void rms_norm_kernel(const A* input, A* residual, const W* weight, A* out, int32_t num_tokens,
@@ -61,21 +82,7 @@ __global__ void rms_norm_kernel(const A* input, A* residual, const W* weight, A*
     // (which may alias it); each thread rereads exactly the elements it wrote to the residual.
     const float total = block_sum(sum_squares, scratch);
     const float inv_rms = 1.0f / sqrtf(total / float(hidden_size) + eps);
-    const A* src = r ? r : x;
-    A* y = out + base;
-    if (vector) {
-      for (int32_t j = threadIdx.x; j < hidden_size / kRowVec; j += blockDim.x) {
-        float v[kRowVec], w[kRowVec];
-        load_floats<kRowVec>(src + j * kRowVec, v);
-        load_floats<kRowVec>(weight + j * kRowVec, w);
-#pragma unroll
-        for (int e = 0; e < kRowVec; e++) v[e] = v[e] * inv_rms * w[e];
-        store_floats<kRowVec>(y + j * kRowVec, v);
-      }
-    } else {
-      for (int32_t i = threadIdx.x; i < hidden_size; i += blockDim.x)
-        y[i] = from_float<A>(to_float(src[i]) * inv_rms * to_float(weight[i]));
-    }
+    scale_row<kRowVec>(r ? r : x, weight, out + base, hidden_size, inv_rms, threadIdx.x, blockDim.x, vector);
   }
 }
 
@@ -105,19 +112,7 @@ __global__ void head_rms_norm_kernel(A* x, const W* weight, int32_t num_tokens, 
       }
     }
     const float inv_rms = 1.0f / sqrtf(warp_sum(sum_squares) / float(head_dim) + eps);
-    if (vector) {
-      for (int32_t j = lane; j < head_dim / kHeadVec; j += kWarpSize) {
-        float v[kHeadVec], w[kHeadVec];
-        load_floats<kHeadVec>(p + j * kHeadVec, v);
-        load_floats<kHeadVec>(weight + j * kHeadVec, w);
-#pragma unroll
-        for (int e = 0; e < kHeadVec; e++) v[e] = v[e] * inv_rms * w[e];
-        store_floats<kHeadVec>(p + j * kHeadVec, v);
-      }
-    } else {
-      for (int32_t i = lane; i < head_dim; i += kWarpSize)
-        p[i] = from_float<A>(to_float(p[i]) * inv_rms * to_float(weight[i]));
-    }
+    scale_row<kHeadVec>(p, weight, p, head_dim, inv_rms, lane, kWarpSize, vector);
   }
 }
 
@@ -133,10 +128,7 @@ vt_status vt_rms_norm(vt_context* ctx, const void* input, void* residual, const 
   const char* op = "vt_rms_norm";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(check_act_storage(op, act_dtype, "weight_dtype", weight_dtype));
-  VT_REQUIRE(num_tokens >= 0 && hidden_size > 0, op,
-             "need num_tokens >= 0 and hidden_size > 0, got " + std::to_string(num_tokens) + " and " +
-                 std::to_string(hidden_size));
-  VT_REQUIRE(input && weight && out, op, "input, weight or out is NULL");
+  VT_TRY(vt::check_rms_norm_args(op, input, weight, out, num_tokens, hidden_size));
   if (num_tokens == 0) return vt::ok();
   const size_t act_vector_bytes = kRowVec * vt::dtype_bytes(act_dtype) < 16 ? kRowVec * vt::dtype_bytes(act_dtype) : 16;
   const size_t weight_vector_bytes =
@@ -161,11 +153,7 @@ vt_status vt_head_rms_norm(vt_context* ctx, void* x, const void* weight, int32_t
   const char* op = "vt_head_rms_norm";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(check_act_storage(op, act_dtype, "weight_dtype", weight_dtype));
-  VT_REQUIRE(num_tokens >= 0 && num_heads >= 0 && head_dim > 0, op,
-             "need num_tokens >= 0, num_heads >= 0 and head_dim > 0");
-  VT_REQUIRE(int64_t(row_stride) >= int64_t(num_heads) * head_dim, op,
-             "row_stride " + std::to_string(row_stride) + " is shorter than num_heads * head_dim");
-  VT_REQUIRE(x && weight, op, "x or weight is NULL");
+  VT_TRY(vt::check_head_rms_norm_args(op, x, weight, num_tokens, num_heads, head_dim, row_stride));
   if (num_tokens == 0 || num_heads == 0) return vt::ok();
   const bool vector = head_dim % kHeadVec == 0 && row_stride % kHeadVec == 0 &&
                       is_aligned(x, kHeadVec * vt::dtype_bytes(act_dtype)) &&

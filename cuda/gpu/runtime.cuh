@@ -28,7 +28,7 @@
 #include "cuda_emu.h"
 
 #define VT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
-  ::emu::launch((kernel), (grid), (block), (shared_bytes), (stream), __VA_ARGS__)
+  ::emu::launch((kernel), (grid), (block), (shared_bytes), (stream), ##__VA_ARGS__)
 
 #define VT_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(::emu::dynamic_shared_memory())
 

@@ -24,6 +24,7 @@
 // expf per element); the bisection's reductions are a few microseconds per step.
 #include <cmath>
 
+#include "checks.h"
 #include "common.cuh"
 
 namespace vt::gpu {
@@ -113,12 +114,6 @@ __device__ __forceinline__ float block_inclusive_sum(float v, float* scratch, fl
   return inclusive;
 }
 
-// Whether (value, index) beats the best so far: larger, or equal at a lower index. NaN never
-// wins; the initial (-inf, INT32_MAX) loses to a -inf that is in the row.
-__device__ __forceinline__ bool beats(float value, int index, float best, int best_index) {
-  return value > best || (value == best && index < best_index);
-}
-
 // The row's weights e_i = exp((l_i - max) / T), computed identically at every pass so that all
 // passes agree on every comparison. The reciprocal keeps the maximum's weight at exp(0) = 1
 // (clamped so a subnormal temperature stays finite); a NaN logit weighs 0.
@@ -194,6 +189,7 @@ __device__ __forceinline__ void gather(const Source& source, int n, unsigned lo,
 }
 
 struct Shared {
+  ArgmaxScratch argmax;
   Stats stats[kWarpSize];
   int2 min_max[kWarpSize];
   float sums[kWarpSize];
@@ -306,45 +302,9 @@ __global__ void __launch_bounds__(kMaxThreads, 1)
 
   // Pass 1: the maximum and the argmax (the answer of greedy rows).
   float best = -INFINITY;
-  int best_index = INT32_MAX;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-    const float v = to_float(row[i]);
-    if (beats(v, i, best, best_index)) {
-      best = v;
-      best_index = i;
-    }
-  }
-  {
-    // Reduce (value, index) pairs: pack the winner's index through the min/max scratch.
-    const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-    const int num_warps = blockDim.x / kWarpSize;
-#pragma unroll
-    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-      const float v = __shfl_xor_sync(kFullMask, best, offset);
-      const int j = __shfl_xor_sync(kFullMask, best_index, offset);
-      if (beats(v, j, best, best_index)) {
-        best = v;
-        best_index = j;
-      }
-    }
-    if (lane == 0) {
-      sh.sums[warp] = best;
-      sh.min_max[warp].x = best_index;
-    }
-    __syncthreads();
-    best = lane < num_warps ? sh.sums[lane] : -INFINITY;
-    best_index = lane < num_warps ? sh.min_max[lane].x : INT32_MAX;
-#pragma unroll
-    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-      const float v = __shfl_xor_sync(kFullMask, best, offset);
-      const int j = __shfl_xor_sync(kFullMask, best_index, offset);
-      if (beats(v, j, best, best_index)) {
-        best = v;
-        best_index = j;
-      }
-    }
-    __syncthreads();
-  }
+  int32_t best_index = INT32_MAX;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) keep_best(to_float(row[i]), i, best, best_index);
+  block_argmax(best, best_index, sh.argmax);
   const int argmax = best_index == INT32_MAX ? 0 : best_index;  // an all-NaN row: 0, as vt_argmax
   const float temperature = temperatures[r];
   // Greedy rows, and rows without a finite maximum (all -inf, or +inf present). Uniform per block.
@@ -436,12 +396,7 @@ vt_status vt_sample(vt_context* ctx, const void* logits, int32_t num_rows, int32
   const char* op = "vt_sample";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
-  VT_REQUIRE(num_rows >= 0 && vocab_size > 0, op,
-             "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " +
-                 std::to_string(vocab_size));
-  VT_REQUIRE(logits && out, op, "logits or out is NULL");
-  VT_REQUIRE(temperatures && top_k && top_p && min_p && uniforms, op,
-             "temperatures, top_k, top_p, min_p or uniforms is NULL");
+  VT_TRY(vt::check_sample_args(op, logits, out, num_rows, vocab_size, temperatures, top_k, top_p, min_p, uniforms));
   if (num_rows == 0) return vt::ok();
   // About 8 elements per thread at least, so small vocabularies do not pay for idle warps in
   // every reduction; a multiple of the warp size, at most 1024.

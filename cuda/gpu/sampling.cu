@@ -8,6 +8,7 @@
 // shared memory; a grid-stride loop over rows keeps one wave of blocks resident for batches.
 #include <cmath>
 
+#include "checks.h"
 #include "vec.cuh"
 
 namespace vt::gpu {
@@ -18,68 +19,26 @@ constexpr int kVec = 8;
 
 // ---- argmax ----------------------------------------------------------------------------------
 
-// Whether (value, index) beats the current best: larger, or equal at a lower index. A NaN
-// compares false both ways, so it never wins; the initial best (-inf at INT32_MAX) loses to any
-// -inf that is actually in the row.
-__device__ __forceinline__ bool beats(float value, int32_t index, float best, int32_t best_index) {
-  return value > best || (value == best && index < best_index);
-}
-
-__device__ __forceinline__ void warp_argmax(float& best, int32_t& best_index) {
-#pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    const float value = __shfl_xor_sync(0xffffffffu, best, offset);
-    const int32_t index = __shfl_xor_sync(0xffffffffu, best_index, offset);
-    if (beats(value, index, best, best_index)) {
-      best = value;
-      best_index = index;
-    }
-  }
-}
-
 template <class A>
 __global__ void argmax_kernel(const A* logits, int32_t* out, int32_t num_rows, int32_t vocab_size, bool vector) {
-  __shared__ float warp_best[kWarpSize];
-  __shared__ int32_t warp_index[kWarpSize];
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  const int num_warps = blockDim.x / kWarpSize;
+  __shared__ ArgmaxScratch scratch;
   for (int32_t row = blockIdx.x; row < num_rows; row += gridDim.x) {
     const A* x = logits + size_t(row) * vocab_size;
     float best = -INFINITY;
     int32_t best_index = INT32_MAX;
-    // A thread visits its indices in increasing order, so `beats` keeps its lowest among ties.
     if (vector) {
       for (int32_t j = threadIdx.x; j < vocab_size / kVec; j += blockDim.x) {
         float v[kVec];
         load_floats<kVec>(x + j * kVec, v);
 #pragma unroll
-        for (int e = 0; e < kVec; e++)
-          if (beats(v[e], j * kVec + e, best, best_index)) {
-            best = v[e];
-            best_index = j * kVec + e;
-          }
+        for (int e = 0; e < kVec; e++) keep_best(v[e], j * kVec + e, best, best_index);
       }
     } else {
-      for (int32_t i = threadIdx.x; i < vocab_size; i += blockDim.x) {
-        const float v = to_float(x[i]);
-        if (beats(v, i, best, best_index)) {
-          best = v;
-          best_index = i;
-        }
-      }
+      for (int32_t i = threadIdx.x; i < vocab_size; i += blockDim.x) keep_best(to_float(x[i]), i, best, best_index);
     }
-    warp_argmax(best, best_index);
-    if (lane == 0) {
-      warp_best[warp] = best;
-      warp_index[warp] = best_index;
-    }
-    __syncthreads();
-    best = lane < num_warps ? warp_best[lane] : -INFINITY;
-    best_index = lane < num_warps ? warp_index[lane] : INT32_MAX;
-    warp_argmax(best, best_index);
+    block_argmax(best, best_index, scratch);  // its closing barrier lets the next row reuse scratch
     // An all-NaN row has no winner: index 0, as the CPU backend answers.
     if (threadIdx.x == 0) out[row] = best_index == INT32_MAX ? 0 : best_index;
-    __syncthreads();  // warp_best is reused by the next row
   }
 }
 
@@ -183,10 +142,7 @@ vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t n
   const char* op = "vt_argmax";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
-  VT_REQUIRE(num_rows >= 0 && vocab_size > 0, op,
-             "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " +
-                 std::to_string(vocab_size));
-  VT_REQUIRE(logits && out, op, "logits or out is NULL");
+  VT_TRY(vt::check_logits_args(op, logits, out, num_rows, vocab_size));
   if (num_rows == 0) return vt::ok();
   const bool vector = vector_rows(logits, nullptr, vocab_size);
   const int threads = row_threads(vector ? size_t(vocab_size / kVec) : size_t(vocab_size), kMaxThreads);
@@ -205,10 +161,7 @@ vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* tempe
   const char* op = "vt_log_softmax";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
-  VT_REQUIRE(num_rows >= 0 && vocab_size > 0, op,
-             "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " +
-                 std::to_string(vocab_size));
-  VT_REQUIRE(logits && out, op, "logits or out is NULL");
+  VT_TRY(vt::check_logits_args(op, logits, out, num_rows, vocab_size));
   if (num_rows == 0) return vt::ok();
   const bool vector = vector_rows(logits, out, vocab_size);
   const int threads = row_threads(vector ? size_t(vocab_size / kVec) : size_t(vocab_size), kMaxThreads);

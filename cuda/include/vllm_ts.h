@@ -83,7 +83,8 @@ int32_t vt_abi_version(void);
 /* "cpu" or "cuda". */
 const char* vt_backend_name(void);
 
-/* Number of devices this backend can use (0 when the CUDA driver finds no GPU; 1 for CPU). */
+/* Number of devices this backend can use (0 when the CUDA driver finds no GPU, with CUDA's
+ * reason in vt_last_error; 1 for CPU). */
 vt_status vt_device_count(int32_t* out_count);
 
 /*
@@ -319,8 +320,10 @@ vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* tempe
  *                  mass still reaches top_p[r] (the smallest head of the sorted distribution).
  * The draw is inverse-CDF in vocabulary order: the first kept token whose running kept mass
  * exceeds uniforms[r] * (total kept mass); uniforms come from the request's own generator, so a
- * seeded request draws the same whatever its batch. temperatures[r] <= 0 means greedy: the
- * argmax, as vt_argmax.
+ * seeded request draws the same whatever its batch. temperatures[r] <= 0 (or NaN) means greedy:
+ * the argmax, as vt_argmax; so does a row whose largest logit is not finite. Edge cases: a NaN
+ * logit weighs 0; min_p > 1 or top_p <= 0 keep only the most likely token(s); when rounding
+ * leaves the running mass short of the target, the last kept token of non-zero weight is drawn.
  *   logits: act [num_rows, vocab_size]; temperatures, top_p, min_p, uniforms: device f32
  *   [num_rows]; top_k: device int32 [num_rows] (0 = off); out: device int32 [num_rows].
  */

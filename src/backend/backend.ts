@@ -51,23 +51,28 @@ export class Backend {
     readonly deviceName: string,
   ) {}
 
+  /** Why a preferred library was passed over for this one ("auto" without a usable GPU), or null. */
+  fallbackReason: string | null = null;
+
   static async open(options: BackendOptions = {}): Promise<Backend> {
     const device = options.device ?? "auto";
-    const candidates: string[] = [];
+    const candidates: { label: string; path: string }[] = [];
     const libraryPath = options.libraryPath || process.env.VLLM_TS_LIBRARY;
-    if (libraryPath) candidates.push(libraryPath);
+    if (libraryPath) candidates.push({ label: libraryPath, path: libraryPath });
     else {
       const kinds = availableLibraries();
       const order: LibraryKind[] = device === "cpu" ? ["cpu"] : device === "cuda" ? ["cuda" as LibraryKind] : (["cuda", "cpu"] as LibraryKind[]);
-      for (const kind of order) if (kinds.includes(kind)) candidates.push(await nativeLibraryPath(kind));
+      for (const kind of order) if (kinds.includes(kind)) candidates.push({ label: kind, path: await nativeLibraryPath(kind) });
       if (candidates.length === 0) throw new Error(`no native library for device "${device}" in this build (have: ${kinds.join(", ")})`);
     }
     const failures: string[] = [];
-    for (const path of candidates) {
+    for (const { label, path } of candidates) {
       try {
-        return Backend.openLibrary(path, options.numThreads ?? 0);
+        const backend = Backend.openLibrary(path, options.numThreads ?? 0);
+        if (failures.length > 0) backend.fallbackReason = failures.join("; ");
+        return backend;
       } catch (error) {
-        failures.push(`${path}: ${(error as Error).message}`);
+        failures.push(`${label}: ${(error as Error).message}`);
       }
     }
     throw new Error(`could not open a native backend for device "${device}":\n  ${failures.join("\n  ")}`);
@@ -92,8 +97,9 @@ export class Backend {
     };
     check("vt_device_count", s.vt_device_count(count));
     if (count[0] === 0) {
+      const reason = String(s.vt_last_error());
       lib.close();
-      throw new Error("no device found");
+      throw new Error(`no device found${reason ? ` (${reason})` : ""}`);
     }
     const out = new BigUint64Array(1);
     check("vt_context_create", s.vt_context_create(0, numThreads, out));

@@ -29,7 +29,7 @@ export default defineCommand({
       const started = performance.now();
       engine = await AsyncEngine.start(options);
       const { info, source } = engine;
-      logger.info(`device: ${info.device} (${info.deviceName})`);
+      logger.info(`device: ${info.device} (${info.deviceName})${info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""}`);
       logger.info(`model ${source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ready in ${((performance.now() - started) / 1000).toFixed(2)} s`);
       logger.info(`KV cache: ${info.kvCacheSize.numBlocks} blocks of ${info.kvCacheSize.blockSize} tokens (${info.kvCacheSize.maxTokens} tokens, ${mib(info.kvCacheSize.bytes)})`);
       const promptIds = engine.tokenizer.encode(args.prompt);

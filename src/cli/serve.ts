@@ -117,7 +117,8 @@ function logStarted({ servedModelName, engine }: ServedModel, seconds: number): 
   const { kvCacheSize } = info;
   logger.info(
     `${servedModelName}: ${source.dir ?? source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ` +
-      `loaded on ${info.device} (${info.deviceName}) in ${seconds.toFixed(2)} s`,
+      `loaded on ${info.device} (${info.deviceName}) in ${seconds.toFixed(2)} s` +
+      (info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""),
   );
   logger.info(
     `${servedModelName}: KV cache: ${kvCacheSize.numBlocks} blocks of ${kvCacheSize.blockSize} tokens ` +

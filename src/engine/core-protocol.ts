@@ -33,6 +33,8 @@ export type ToCore =
 export interface CoreInfo {
   device: string;
   deviceName: string;
+  /** Why the preferred device was not used (see Backend.fallbackReason), or null. */
+  deviceFallback: string | null;
   kvCacheSize: KvCacheSize;
   config: Required<EngineConfig>;
   weightBytes: number;

@@ -32,7 +32,7 @@ async function start(options: CoreOptions): Promise<{ backend: Backend; core: En
   const core = EngineCore.create(backend, model, options);
   post({
     type: "ready",
-    info: { device: backend.name, deviceName: backend.deviceName, kvCacheSize: core.kvCacheSize, config: core.config, weightBytes: model.weights.totalBytes },
+    info: { device: backend.name, deviceName: backend.deviceName, deviceFallback: backend.fallbackReason, kvCacheSize: core.kvCacheSize, config: core.config, weightBytes: model.weights.totalBytes },
   });
   return { backend, core };
 }

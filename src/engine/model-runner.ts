@@ -8,7 +8,7 @@ import { ModelForward, type DeviceSamplingParams, type ForwardBatch } from "../m
 import type { KvCacheTensors } from "../model/kv-cache-tensors.ts";
 import type { EngineModel } from "../model/load-model.ts";
 import { RequestGenerator } from "./random.ts";
-import { sample, type SampledToken, type SamplingRow } from "./sampler.ts";
+import { sample, tokenLogprobs, type SampledToken, type SamplingRow, type TokenLogprobs } from "./sampler.ts";
 import type { SamplingParams } from "./sampling-params.ts";
 import type { SchedulerOutput } from "./scheduler-interface.ts";
 
@@ -33,13 +33,14 @@ function isPlainGreedy(state: RunnerRequestState): boolean {
 }
 
 /** A request whose next token vt_sample can draw: temperature, top-k/p and min-p only (no
- * logprobs, penalties, logit bias or min-tokens masking, which need the logits on the host). */
+ * penalties, logit bias or min-tokens masking, which need the logits on the host). Its logprobs,
+ * if asked for, are those of the raw logits: a log-softmax on the device of its row alone. */
 function isDeviceSamplable(state: RunnerRequestState): boolean {
   const p = state.params;
   const outputs = state.tokenIds.length - state.numPromptTokens;
   return (
-    p.logprobs === null && p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0 &&
-    p.logitBias.size === 0 && outputs >= p.minTokens
+    p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0 && p.logitBias.size === 0 &&
+    outputs >= p.minTokens
   );
 }
 
@@ -152,7 +153,8 @@ export class ModelRunner {
     } else if (this.deviceSampling && states.every(isDeviceSamplable)) {
       const params = deviceSamplingParams(states);
       const ids = this.graphs?.canRun(batch) ? this.graphs.run(batch, params) : this.forward.sample(batch, params);
-      sampling.forEach((s, i) => sampled.set(s.id, { tokenId: ids[i]!, logprobs: null }));
+      const logprobs = this.deviceLogprobs(states, ids);
+      sampling.forEach((s, i) => sampled.set(s.id, { tokenId: ids[i]!, logprobs: logprobs[i]! }));
     } else if (states.every(isPlainGreedy)) {
       const ids = this.forward.greedy(batch);
       sampling.forEach((s, i) => sampled.set(s.id, { tokenId: ids[i]!, logprobs: null }));
@@ -169,6 +171,20 @@ export class ModelRunner {
     }
     for (const [id, token] of sampled) this.state(id).tokenIds.push(token.tokenId);
     return sampled;
+  }
+
+  /** Each row's logprobs (null unless asked for), from log-softmax rows computed on the device. */
+  private deviceLogprobs(states: RunnerRequestState[], tokens: Int32Array): (TokenLogprobs | null)[] {
+    const result: (TokenLogprobs | null)[] = states.map(() => null);
+    const rows = states.flatMap((state, i) => (state.params.logprobs === null ? [] : [i]));
+    if (rows.length === 0) return result;
+    const vocab = this.model.config.vocabSize;
+    const logprobs = this.forward.logSoftmaxRows(rows);
+    rows.forEach((row, j) => {
+      const values = logprobs.subarray(j * vocab, (j + 1) * vocab);
+      result[row] = tokenLogprobs(values, tokens[row]!, states[row]!.params.logprobs!);
+    });
+    return result;
   }
 
   private state(requestId: string): RunnerRequestState {

@@ -333,7 +333,9 @@ function medianOfThree(a: number, b: number, c: number): number {
   return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
 }
 
-function tokenLogprobs(logits: Float32Array, tokenId: number, numTop: number): TokenLogprobs {
+/** The chosen token's logprob and rank and the `numTop` best tokens of a row of logits (or of
+ * log-probabilities: normalizing them again changes nothing). */
+export function tokenLogprobs(logits: Float32Array, tokenId: number, numTop: number): TokenLogprobs {
   const max = logits[argmax(logits)];
   const chosen = logits[tokenId];
   let sum = 0;

@@ -279,6 +279,30 @@ export class ModelForward {
     return samplingBuffersAt(base, rows);
   }
 
+  /**
+   * log_softmax of some rows of the last step's logits (forward or replayed graph: both leave
+   * them in the workspace), computed on the device; only these rows come back, as f32.
+   */
+  logSoftmaxRows(rows: readonly number[]): Float32Array {
+    const vocab = this.config.vocabSize;
+    const count = rows.length;
+    const b = this.backend;
+    const rowBytes = vocab * dtypeBytes[this.actDtype];
+    const indices = b.malloc(count * 4);
+    const selected = b.malloc(count * rowBytes);
+    const out = b.malloc(count * vocab * 4);
+    try {
+      b.upload(indices, Int32Array.from(rows));
+      b.gatherRows({ dst: selected, src: this.workspace!.logits, indices, numRows: count, rowBytes });
+      b.logSoftmax({ logits: selected, temperatures: null, out, numRows: count, vocabSize: vocab, actDtype: this.actDtype });
+      return b.download(new Float32Array(count * vocab), out);
+    } finally {
+      b.free(indices);
+      b.free(selected);
+      b.free(out);
+    }
+  }
+
   /** Greedy next tokens of the selected rows, computed on the device. */
   greedy(batch: ForwardBatch): Int32Array {
     const logits = this.forward(batch);

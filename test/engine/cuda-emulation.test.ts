@@ -48,6 +48,25 @@ describe("the engine on the emulated CUDA backend", () => {
     expect(eager).toEqual(cpu);
   });
 
+  test("logprobs computed on the device equal the CPU backend's (greedy tokens, top 5 and ranks)", async () => {
+    const params = new SamplingParams({ temperature: 0, maxTokens: 6, ignoreEos: true, logprobs: 5 });
+    const cpu = await llm({ device: "cpu" }).generate(prompts, params);
+    const cuda = await llm({ libraryPath: emulatedCuda }).generate(prompts, params);
+    cuda.forEach((output, p) => {
+      const expected = cpu[p]!.outputs[0]!;
+      const actual = output.outputs[0]!;
+      expect(actual.tokenIds).toEqual(expected.tokenIds);
+      expect(actual.logprobs!.length).toBe(6);
+      actual.logprobs!.forEach((step, i) => {
+        const want = expected.logprobs![i]!;
+        expect(step.rank).toBe(want.rank);
+        expect(step.logprob).toBeCloseTo(want.logprob, 4);
+        expect(step.top.map((t) => t.tokenId)).toEqual(want.top.map((t) => t.tokenId));
+        step.top.forEach((t, k) => expect(t.logprob).toBeCloseTo(want.top[k]!.logprob, 4));
+      });
+    });
+  });
+
   test("a seeded request samples the same tokens alone and in a batch, with graphs and without", async () => {
     const seeded = new SamplingParams({ temperature: 0.9, topK: 20, topP: 0.9, seed: 77, maxTokens: 12, ignoreEos: true });
     const others = prompts.map(() => new SamplingParams({ temperature: 1, maxTokens: 12, ignoreEos: true }));
