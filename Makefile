@@ -90,6 +90,30 @@ build/emu/emu_%.o: cuda/emu/%.cpp $(EMU_HEADERS)
 $(EMU_LIB): $(EMU_OBJECTS)
 	$(CXX) $(EMU_CXXFLAGS) -shared -o $@ $(EMU_OBJECTS) -ldl
 
+# The emulated library again with AddressSanitizer, the CPU's stand-in for compute-sanitizer's
+# memcheck: any kernel reading or writing outside its buffers (cudaMalloc is an exact-size
+# allocation here) aborts the test run with the faulting line.
+EMU_ASAN_LIB := build/libvllm_ts_cuda_emu_asan.so
+EMU_ASAN_CXXFLAGS := $(filter-out -O2,$(EMU_CXXFLAGS)) -O1 -g -fsanitize=address -fno-omit-frame-pointer
+EMU_ASAN_OBJECTS := $(patsubst build/emu/%,build/emu-asan/%,$(EMU_OBJECTS))
+LIBASAN = $(shell $(CXX) -print-file-name=libasan.so)
+ASAN_TEST_OPTIONS := detect_leaks=0:detect_stack_use_after_return=0:halt_on_error=1:allocator_may_return_null=1
+
+build/emu-asan/%.o: cuda/gpu/%.cu $(EMU_HEADERS)
+	mkdir -p build/emu-asan
+	$(CXX) $(EMU_ASAN_CXXFLAGS) -x c++ -c -o $@ $<
+
+build/emu-asan/emu_%.o: cuda/emu/%.cpp $(EMU_HEADERS)
+	mkdir -p build/emu-asan
+	$(CXX) $(EMU_ASAN_CXXFLAGS) -c -o $@ $<
+
+build/emu-asan/status.o: cuda/shared/status.cpp $(SHARED_HEADERS)
+	mkdir -p build/emu-asan
+	$(CXX) $(EMU_ASAN_CXXFLAGS) -c -o $@ $<
+
+$(EMU_ASAN_LIB): $(EMU_ASAN_OBJECTS)
+	$(CXX) $(EMU_ASAN_CXXFLAGS) -shared -o $@ $(EMU_ASAN_OBJECTS) -ldl
+
 # Checks of the emulation itself (test/native/emulation.test.ts runs it).
 EMU_SELFTEST := build/emu-selftest
 $(EMU_SELFTEST): test/native/emulation/selftest.cu $(filter build/emu/emu_%.o,$(EMU_OBJECTS)) build/emu/status.o $(EMU_HEADERS)
@@ -112,13 +136,15 @@ $(EXECUTABLE): node_modules/.installed build/embedded-libraries.ts $(TS_SOURCES)
 chromium:
 	@[ -x /usr/bin/chromium ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
-# The whole suite on the CPU backend, then the native-op and model tests again on the CUDA
-# kernels running in the emulation (VLLM_TS_LIBRARY points every backend the tests open at it).
+# The whole suite on the CPU backend (it also runs the engine end to end on the emulated CUDA
+# library), then the native-op and model tests again on the CUDA kernels running in the
+# emulation under AddressSanitizer (VLLM_TS_LIBRARY points every backend the tests open at it).
 # `all` has already compiled the real CUDA library when nvcc is present.
-test: all chromium $(EMU_LIB) $(EMU_SELFTEST)
+test: all chromium $(EMU_LIB) $(EMU_ASAN_LIB) $(EMU_SELFTEST)
 	$(BUN) x tsc --noEmit -p .
 	$(BUN) test --timeout 120000
-	VLLM_TS_LIBRARY=$(CURDIR)/$(EMU_LIB) $(BUN) test --timeout 120000 test/native test/model/forward.test.ts
+	ASAN_OPTIONS=$(ASAN_TEST_OPTIONS) LD_PRELOAD=$(LIBASAN) VLLM_TS_LIBRARY=$(CURDIR)/$(EMU_ASAN_LIB) \
+	  $(BUN) test --timeout 300000 test/native test/model/forward.test.ts
 
 # The main job: the OpenAI-compatible server, on the embedded demo model.
 serve: all

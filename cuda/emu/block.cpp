@@ -124,9 +124,13 @@ void run_block(Block& b) {
     b.warp_alive[t / kWarpSize]++;
     start_fiber(f.context, b.stacks[t], kFiberStackBytes, fiber_main);
   }
+  // Odd blocks resume their threads in reverse order, so a missing barrier shows whichever of
+  // the two threads was meant to go first (CUDA promises no order between warps).
+  const bool reverse = (b.index.x + b.index.y + b.index.z) % 2 == 1;
   while (b.alive > 0) {
     uint64_t before = b.progress;
-    for (Fiber& f : b.fibers) {
+    for (int i = 0; i < threads; i++) {
+      Fiber& f = b.fibers[reverse ? threads - 1 - i : i];
       if (f.done) continue;
       b.current = &f;
       switch_fiber(b.scheduler, f.context);

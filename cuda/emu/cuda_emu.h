@@ -135,9 +135,15 @@ int lane_id();
 
 // Runs `thread_body` once per CUDA thread of the launch, on the stream (or records it).
 struct Launch {
+  const void* kernel;
   dim3 grid, block;
   size_t shared_bytes;
 };
+
+// Beyond 48 KiB of dynamic shared memory a kernel must opt in first (cudaFuncSetAttribute), or
+// its launch fails, as on a GPU.
+constexpr size_t kDefaultSharedBytes = 48 * 1024;
+void set_max_dynamic_shared(const void* kernel, size_t bytes);
 struct Stream;
 void enqueue_launch(Stream* stream, const Launch& launch, std::function<void()> thread_body);
 
@@ -146,7 +152,8 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_byte
   static_assert(sizeof...(Params) == sizeof...(Args), "kernel launched with the wrong number of arguments");
   // Arguments are converted and copied at launch, as CUDA copies them into the launch's parameters.
   std::tuple<std::decay_t<Params>...> params(std::forward<Args>(args)...);
-  enqueue_launch(stream, Launch{grid, block, shared_bytes}, [kernel, params]() { std::apply(kernel, params); });
+  enqueue_launch(stream, Launch{reinterpret_cast<const void*>(kernel), grid, block, shared_bytes},
+                 [kernel, params]() { std::apply(kernel, params); });
 }
 
 }  // namespace emu
@@ -252,6 +259,7 @@ enum cudaError {
   cudaErrorInvalidValue = 1,
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidConfiguration = 9,
+  cudaErrorLaunchOutOfResources = 701,
   cudaErrorInvalidDevice = 101,
   cudaErrorNoDevice = 100,
   cudaErrorStreamCaptureUnsupported = 900,
@@ -335,8 +343,10 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 
 template <class Kernel>
-cudaError_t cudaFuncSetAttribute(Kernel, cudaFuncAttribute, int value) {
-  return value >= 0 && size_t(value) <= ::emu::kMaxSharedBytes ? cudaSuccess : cudaErrorInvalidValue;
+cudaError_t cudaFuncSetAttribute(Kernel kernel, cudaFuncAttribute, int value) {
+  if (value < 0 || size_t(value) > ::emu::kMaxSharedBytes) return cudaErrorInvalidValue;
+  ::emu::set_max_dynamic_shared(reinterpret_cast<const void*>(kernel), size_t(value));
+  return cudaSuccess;
 }
 
 #include "wmma.h"

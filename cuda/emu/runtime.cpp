@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cuda_emu.h"
@@ -76,6 +78,16 @@ size_t meminfo_bytes(const std::string& key) {
   return 0;
 }
 
+std::mutex opt_in_mutex;
+std::unordered_map<const void*, size_t> opt_in_shared;  // kernel -> its cudaFuncSetAttribute value
+
+bool shared_memory_allowed(const Launch& launch) {
+  if (launch.shared_bytes <= kDefaultSharedBytes) return true;
+  std::lock_guard<std::mutex> lock(opt_in_mutex);
+  auto found = opt_in_shared.find(launch.kernel);
+  return found != opt_in_shared.end() && launch.shared_bytes <= found->second;
+}
+
 bool valid_launch(const Launch& launch) {
   const dim3& g = launch.grid;
   const dim3& b = launch.block;
@@ -85,9 +97,18 @@ bool valid_launch(const Launch& launch) {
 
 }  // namespace
 
+void set_max_dynamic_shared(const void* kernel, size_t bytes) {
+  std::lock_guard<std::mutex> lock(opt_in_mutex);
+  opt_in_shared[kernel] = bytes;
+}
+
 void enqueue_launch(Stream* stream, const Launch& launch, std::function<void()> thread_body) {
   if (!valid_launch(launch)) {
     record_error(cudaErrorInvalidConfiguration);
+    return;
+  }
+  if (!shared_memory_allowed(launch)) {
+    record_error(cudaErrorLaunchOutOfResources);
     return;
   }
   submit(stream, [launch, body = std::move(thread_body)]() { run_grid(launch, body); });
@@ -103,6 +124,7 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
@@ -169,8 +191,12 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   *ptr = nullptr;
   if (cudaError_t error = emu::forbidden_during_capture()) return error;
-  *ptr = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
-  return *ptr ? cudaSuccess : record_error(cudaErrorMemoryAllocation);
+  // The exact size (not rounded up), so that an address sanitizer build sees any overrun.
+  if (posix_memalign(ptr, 256, bytes == 0 ? 1 : bytes) != 0) {
+    *ptr = nullptr;
+    return record_error(cudaErrorMemoryAllocation);
+  }
+  return cudaSuccess;
 }
 
 cudaError_t cudaFree(void* ptr) {

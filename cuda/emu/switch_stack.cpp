@@ -3,7 +3,7 @@
 // final ret resumes that fiber where it called emu_switch_stack (or enters it, see fiber.h).
 #if defined(__x86_64__)
 asm(R"(
-  .text
+  .pushsection .text
   .globl emu_switch_stack
   .hidden emu_switch_stack
   .type emu_switch_stack, @function
@@ -24,6 +24,6 @@ emu_switch_stack:
   popq %rbp
   ret
   .size emu_switch_stack, .-emu_switch_stack
-  .section .note.GNU-stack,"",@progbits
+  .popsection
 )");
 #endif

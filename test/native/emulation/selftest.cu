@@ -213,6 +213,15 @@ void graphs_and_errors() {
   VT_LAUNCH(kernel, 1, 2048, 0, stream, x, 1.0f);
   check(cudaGetLastError() == cudaErrorInvalidConfiguration, "a block of 2048 threads is an invalid configuration");
   check(cudaGetLastError() == cudaSuccess, "cudaGetLastError clears the error");
+  int* out;
+  cudaMalloc(&out, 4);
+  auto big = &shared_isolation_kernel;
+  VT_LAUNCH(big, 1, 32, 64 * 1024, stream, out);
+  check(cudaGetLastError() == cudaErrorLaunchOutOfResources, "64 KiB of dynamic shared memory needs the opt-in");
+  cudaFuncSetAttribute(big, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
+  VT_LAUNCH(big, 1, 32, 64 * 1024, stream, out);
+  check(cudaGetLastError() == cudaSuccess && download(out, 1)[0] == 0, "after cudaFuncSetAttribute it launches");
+  cudaFree(out);
   cudaFree(x);
   cudaStreamDestroy(stream);
 }
