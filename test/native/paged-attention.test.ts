@@ -264,6 +264,15 @@ describe("long contexts (split-K decode on CUDA) and odd query lengths", () => {
       });
     });
 
+  // Real models' groups are not all powers of two: SmolLM2-135M 9/3, Qwen2.5-1.5B 12/2,
+  // Qwen2.5-0.5B 14/2.
+  for (const [numQHeads, numKvHeads] of [[9, 3], [12, 2], [14, 2]] as const)
+    test(`GQA ${numQHeads}/${numKvHeads} (a group that is not a power of two), with a long decode`, () => {
+      const sequences = [...oddBatch, { cached: 700, queryLen: 1 }];
+      expectMatchesReference(sequences, { numQHeads, numKvHeads, headDim: 64, blockSize: 16, cacheDtype: "bf16" });
+      expectHalfActivationsMatch(sequences, { numQHeads, numKvHeads, headDim: 64, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16" });
+    });
+
   test("head_dim 256", () => {
     expectMatchesReference(oddBatch, { numQHeads: 4, numKvHeads: 2, headDim: 256, blockSize: 16, cacheDtype: "bf16" });
   });
