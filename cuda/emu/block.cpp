@@ -155,6 +155,12 @@ const dim3& grid_dim() { return block().grid; }
 void* dynamic_shared_memory() { return block().dynamic_shared.data(); }
 int lane_id() { return block().current->linear % kWarpSize; }
 
+void check_aligned(const void* pointer, size_t bytes, const char* file, int line) {
+  if (reinterpret_cast<uintptr_t>(pointer) % bytes == 0) return;
+  std::fprintf(stderr, "cuda emulation: misaligned %zu-byte access to %p at %s:%d\n", bytes, pointer, file, line);
+  std::abort();
+}
+
 void sync_block() {
   Block& b = block();
   wait_at(b.block_barrier, &b.alive);

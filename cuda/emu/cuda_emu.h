@@ -124,6 +124,9 @@ const uint3& block_index();
 const dim3& block_dim();
 const dim3& grid_dim();
 void* dynamic_shared_memory();
+// Aborts with the kernel's file and line when `pointer` is not a multiple of `bytes`: the fault
+// a GPU raises for a misaligned vector access.
+void check_aligned(const void* pointer, size_t bytes, const char* file, int line);
 
 // Synchronization points of the calling fiber.
 void sync_block();

@@ -20,6 +20,8 @@ __global__ void gather_rows_kernel(U* dst, const U* src, const int32_t* indices,
     const int32_t index = indices[row];
     const U* from = src + size_t(index < 0 ? 0 : index) * row_units;
     U* to = dst + size_t(row) * row_units;
+    VT_CHECK_ALIGNED(from, sizeof(U));
+    VT_CHECK_ALIGNED(to, sizeof(U));
     for (size_t j = size_t(blockIdx.y) * blockDim.x + threadIdx.x; j < row_units;
          j += size_t(gridDim.y) * blockDim.x) {
       if (index >= 0) {

@@ -73,6 +73,8 @@ __global__ void __launch_bounds__(kSimtThreads, 3)
     if (k0 + kSimtSlice < k) fetch(k0 + kSimtSlice);  // in flight during the FMAs below
 #pragma unroll
     for (int kk = 0; kk < kSimtSlice; kk++) {
+      VT_CHECK_ALIGNED(&xs[kk][ty * kSimtMicro], 16);
+      VT_CHECK_ALIGNED(&ws[kk][tx * kSimtMicro], 16);
       const float4 a = *reinterpret_cast<const float4*>(&xs[kk][ty * kSimtMicro]);
       const float4 b = *reinterpret_cast<const float4*>(&ws[kk][tx * kSimtMicro]);
       const float av[kSimtMicro] = {a.x, a.y, a.z, a.w};

@@ -66,6 +66,7 @@ __device__ __forceinline__ void fetch_tile(const T* __restrict__ src, int rows, 
     if constexpr (kVectorLoads) {
       // k % 8 == 0: a chunk is entirely inside the row or entirely past its end.
       if (r < rows && q < k) {
+        VT_CHECK_ALIGNED(p, 16);
         regs.chunk[i] = *reinterpret_cast<const Pack<T, 8>*>(p);
       } else {
 #pragma unroll
@@ -83,8 +84,9 @@ __device__ __forceinline__ void stage_tile(T* tile, const TileRegs<T, ROWS>& reg
 #pragma unroll
   for (int i = 0; i < TileRegs<T, ROWS>::kChunks; i++) {
     const int c = int(threadIdx.x) + i * kTcThreads;
-    *reinterpret_cast<Pack<T, 8>*>(tile + (c / kTcChunksPerRow) * kTcStride + (c % kTcChunksPerRow) * 8) =
-        regs.chunk[i];
+    T* to = tile + (c / kTcChunksPerRow) * kTcStride + (c % kTcChunksPerRow) * 8;
+    VT_CHECK_ALIGNED(to, 16);
+    *reinterpret_cast<Pack<T, 8>*>(to) = regs.chunk[i];
   }
 }
 

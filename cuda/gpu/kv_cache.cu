@@ -66,6 +66,8 @@ __global__ void copy_blocks_kernel(char* cache, int32_t num_planes, size_t plane
     char* base = cache + size_t(plane) * plane_stride_bytes;
     const U* from = reinterpret_cast<const U*>(base + size_t(src_block) * block_bytes);
     U* to = reinterpret_cast<U*>(base + size_t(dst_block) * block_bytes);
+    VT_CHECK_ALIGNED(from, sizeof(U));
+    VT_CHECK_ALIGNED(to, sizeof(U));
     for (size_t j = threadIdx.x; j < units; j += blockDim.x) to[j] = from[j];
   }
 }

@@ -83,7 +83,10 @@ __device__ __forceinline__ To bit_cast(const From& from) {
 
 // 16 bytes of cache as its 4 (f32) or 8 (f16/bf16) values, in f32. Loading (`load16`) and
 // unpacking are separate so a thread can have several loads in flight before it converts.
-__device__ __forceinline__ uint4 load16(const void* p) { return *static_cast<const uint4*>(p); }
+__device__ __forceinline__ uint4 load16(const void* p) {
+  VT_CHECK_ALIGNED(p, 16);
+  return *static_cast<const uint4*>(p);
+}
 
 __device__ __forceinline__ void unpack(const uint4& u, float (&f)[4], TypeTag<float>) {
   f[0] = __uint_as_float(u.x);

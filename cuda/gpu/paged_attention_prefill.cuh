@@ -158,6 +158,8 @@ __global__ void __launch_bounds__(kPrefillThreads) paged_attention_prefill_mma_k
           v_raw = load16(v_cache + row + vec * 8);
         }
       }
+      VT_CHECK_ALIGNED(ks + c * LDQ + vec * 8, 16);
+      VT_CHECK_ALIGNED(vs + c * LDQ + vec * 8, 16);
       *reinterpret_cast<uint4*>(ks + c * LDQ + vec * 8) = k_raw;
       *reinterpret_cast<uint4*>(vs + c * LDQ + vec * 8) = v_raw;
       if (vec == 0) s_key_ok[c] = ok;

@@ -6,7 +6,9 @@
 //      `auto kernel = &rms_norm_kernel<T, 256>;`)
 //   VT_DYNAMIC_SHARED(type, name);   instead of extern __shared__ type name[]
 // and one restriction: no __CUDA_ARCH__ checks and no inline PTX, so that every line of a kernel
-// runs in the emulation too.
+// runs in the emulation too. A vector access (8 or 16 bytes at once) states its alignment with
+// VT_CHECK_ALIGNED(pointer, bytes): free on the GPU (where a misaligned one faults), checked in
+// the emulation (where x86 would quietly allow it).
 #pragma once
 
 #if defined(__CUDACC__)
@@ -23,6 +25,8 @@
   extern __shared__ __align__(16) unsigned char vt_dynamic_smem_[]; \
   type* name = reinterpret_cast<type*>(vt_dynamic_smem_)
 
+#define VT_CHECK_ALIGNED(pointer, bytes) ((void)0)
+
 #else
 
 #include "cuda_emu.h"
@@ -31,5 +35,7 @@
   ::emu::launch((kernel), (grid), (block), (shared_bytes), (stream), ##__VA_ARGS__)
 
 #define VT_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(::emu::dynamic_shared_memory())
+
+#define VT_CHECK_ALIGNED(pointer, bytes) ::emu::check_aligned((pointer), (bytes), __FILE__, __LINE__)
 
 #endif

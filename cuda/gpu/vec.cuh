@@ -26,6 +26,7 @@ struct alignas(sizeof(T) * N >= 16 ? 16 : sizeof(T) * N) Pack {
 // Loads N elements at p (aligned to the Pack's alignment) as floats.
 template <int N, class T>
 __device__ __forceinline__ void load_floats(const T* p, float (&out)[N]) {
+  VT_CHECK_ALIGNED(p, alignof(Pack<T, N>));
   const Pack<T, N> pack = *reinterpret_cast<const Pack<T, N>*>(p);
 #pragma unroll
   for (int e = 0; e < N; e++) out[e] = to_float(pack.v[e]);
@@ -37,6 +38,7 @@ __device__ __forceinline__ void store_floats(T* p, const float (&in)[N]) {
   Pack<T, N> pack;
 #pragma unroll
   for (int e = 0; e < N; e++) pack.v[e] = from_float<T>(in[e]);
+  VT_CHECK_ALIGNED(p, alignof(Pack<T, N>));
   *reinterpret_cast<Pack<T, N>*>(p) = pack;
 }
 

@@ -2,7 +2,8 @@
 // the kernels of cuda/gpu/ rely on, each in a small kernel compared with what CUDA guarantees.
 // `selftest` runs every check and prints "ok <n> checks" (exit 0) or the failures (exit 1);
 // `selftest deadlock` launches a kernel whose threads wait at barriers the others never reach,
-// which the emulation must report and abort on instead of hanging.
+// which the emulation must report and abort on instead of hanging; `selftest misaligned` one
+// whose 16-byte load is misaligned, which a GPU faults on and the emulation must too.
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -81,6 +82,11 @@ __global__ void wmma_kernel(const __nv_bfloat16* a, const __nv_bfloat16* b, floa
 }
 
 __global__ void add_kernel(float* x, float amount) { x[threadIdx.x] += amount; }
+
+__global__ void misaligned_kernel(const float* x, float* out) {
+  VT_CHECK_ALIGNED(x + 1, 16);
+  *out = reinterpret_cast<const float4*>(x + 1)->x;
+}
 
 __global__ void deadlock_kernel() {
   if (threadIdx.x < 16) __syncwarp();
@@ -233,6 +239,14 @@ int main(int argc, char** argv) {
     auto kernel = &deadlock_kernel;
     VT_LAUNCH(kernel, 1, 32, 0, nullptr);
     std::printf("the deadlocked launch returned\n");
+    return 0;
+  }
+  if (argc > 1 && std::strcmp(argv[1], "misaligned") == 0) {
+    float* x;
+    cudaMalloc(&x, 64);
+    auto kernel = &misaligned_kernel;
+    VT_LAUNCH(kernel, 1, 1, 0, nullptr, x, x);
+    std::printf("the misaligned launch returned\n");
     return 0;
   }
   barriers();
