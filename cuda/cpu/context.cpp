@@ -8,21 +8,9 @@
 #include <string>
 
 #include "common.h"
+#include "meminfo.h"
 
 namespace {
-
-// The value of a "Key:  <number> kB" line of /proc/meminfo in bytes, or 0 when absent.
-size_t meminfo_bytes(const std::string& key) {
-  std::ifstream file("/proc/meminfo");
-  std::string name;
-  size_t kilobytes = 0;
-  std::string unit;
-  while (file >> name >> kilobytes) {
-    std::getline(file, unit);
-    if (name == key + ":") return kilobytes * 1024;
-  }
-  return 0;
-}
 
 // The memory limit of this process's cgroup minus what the group already uses (v2, else v1): in
 // a container the host's figures overstate what may be allocated before the OOM killer steps in.
@@ -97,8 +85,8 @@ vt_status vt_synchronize(vt_context* ctx) {
 
 vt_status vt_memory_info(vt_context* ctx, size_t* free_bytes, size_t* total_bytes) {
   VT_REQUIRE(ctx, "vt_memory_info", "ctx is NULL");
-  size_t total = meminfo_bytes("MemTotal");
-  size_t available = meminfo_bytes("MemAvailable");
+  size_t total = vt::meminfo_bytes("MemTotal");
+  size_t available = vt::meminfo_bytes("MemAvailable");
   if (total == 0) return vt::fail(VT_ERR_DEVICE, "vt_memory_info: cannot read /proc/meminfo");
   size_t limit, room;
   if (cgroup_room(&limit, &room)) {

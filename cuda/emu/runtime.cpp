@@ -8,13 +8,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "cuda_emu.h"
+#include "meminfo.h"
 
 namespace emu {
 
@@ -65,17 +65,6 @@ cudaError_t submit(cudaStream_t stream, std::function<void()> work) {
   }
   work();
   return cudaSuccess;
-}
-
-size_t meminfo_bytes(const std::string& key) {
-  std::ifstream file("/proc/meminfo");
-  std::string name, unit;
-  size_t kilobytes = 0;
-  while (file >> name >> kilobytes) {
-    std::getline(file, unit);
-    if (name == key + ":") return kilobytes * 1024;
-  }
-  return 0;
 }
 
 std::mutex opt_in_mutex;
@@ -158,7 +147,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   if (device != 0) return record_error(cudaErrorInvalidDevice);
   *prop = cudaDeviceProp{};
   std::snprintf(prop->name, sizeof prop->name, "CUDA emulation on the CPU (%d threads)", omp_get_max_threads());
-  prop->totalGlobalMem = emu::meminfo_bytes("MemTotal");
+  prop->totalGlobalMem = vt::meminfo_bytes("MemTotal");
   prop->sharedMemPerBlock = 48 * 1024;
   prop->sharedMemPerBlockOptin = emu::kMaxSharedBytes;
   prop->warpSize = emu::kWarpSize;
@@ -183,8 +172,8 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
 cudaError_t cudaDeviceSynchronize() { return emu::forbidden_during_capture(); }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-  *free_bytes = emu::meminfo_bytes("MemAvailable");
-  *total_bytes = emu::meminfo_bytes("MemTotal");
+  *free_bytes = vt::meminfo_bytes("MemAvailable");
+  *total_bytes = vt::meminfo_bytes("MemTotal");
   return cudaSuccess;
 }
 

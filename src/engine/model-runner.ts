@@ -21,17 +21,6 @@ interface RunnerRequestState {
   generator: RequestGenerator;
 }
 
-/** A request whose next token is plain argmax can be sampled on the device, so only its token id
- * (not a vocabulary of logits) comes back to the host. */
-function isPlainGreedy(state: RunnerRequestState): boolean {
-  const p = state.params;
-  const outputs = state.tokenIds.length - state.numPromptTokens;
-  return (
-    p.isGreedy && p.logprobs === null && p.repetitionPenalty === 1 && p.presencePenalty === 0 &&
-    p.frequencyPenalty === 0 && p.logitBias.size === 0 && outputs >= p.minTokens
-  );
-}
-
 /** A request whose next token vt_sample can draw: temperature, top-k/p and min-p only (no
  * penalties, logit bias or min-tokens masking, which need the logits on the host). Its logprobs,
  * if asked for, are those of the raw logits: a log-softmax on the device of its row alone. */
@@ -42,6 +31,12 @@ function isDeviceSamplable(state: RunnerRequestState): boolean {
     p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0 && p.logitBias.size === 0 &&
     outputs >= p.minTokens
   );
+}
+
+/** A request whose next token is plain argmax can be sampled on the device by vt_argmax, so only
+ * its token id (not a vocabulary of logits) comes back to the host. */
+function isPlainGreedy(state: RunnerRequestState): boolean {
+  return state.params.isGreedy && state.params.logprobs === null && isDeviceSamplable(state);
 }
 
 /** The largest f32 below 1: a draw of 1 - 2^-53 must not round up to 1 on the device. */
@@ -96,7 +91,7 @@ export class ModelRunner {
     this.blockSize = kvCache.blockSize;
     this.deviceSampling = backend.name === "cuda";
     this.graphs =
-      this.deviceSampling && backend.supportsGraphs && !options.enforceEager
+      backend.supportsGraphs && !options.enforceEager
         ? new DecodeGraphs(backend, this.forward, {
             maxBatch: Math.min(options.maxNumSeqs, MAX_GRAPH_BATCH), blockSize: kvCache.blockSize,
             maxModelLen: options.maxModelLen,

@@ -10,9 +10,7 @@
 // Graphs are captured lazily, on a key's first use, and dropped when the forward's workspace
 // moves (it grows for a larger prefill), since they captured its addresses.
 import type { Address, Backend, Graph } from "../backend/backend.ts";
-import {
-  packForwardBatch, packSamplingParams, samplingBuffersAt, type DeviceSamplingParams, type ForwardBatch, type ModelForward,
-} from "./forward.ts";
+import { packStep, type DeviceSamplingParams, type ForwardBatch, type ModelForward } from "./forward.ts";
 
 /** vLLM's capture sizes: 1, 2, 4, then every multiple of 8. */
 export function captureSizes(maxBatch: number): number[] {
@@ -25,6 +23,8 @@ export function captureSizes(maxBatch: number): number[] {
 interface CapturedStep {
   graph: Graph;
   buffer: Address;
+  /** Where vt_sample writes the step's tokens, inside the buffer. */
+  out: Address;
   workspaceVersion: number;
 }
 
@@ -70,12 +70,10 @@ export class DecodeGraphs {
     const padded = this.sizes.find((n) => n >= numSeqs)!;
     // Table widths in powers of two bound both the upload and the attention launch to 2x need.
     const blocks = Math.min(this.maxBlocks, 2 ** Math.ceil(Math.log2(Math.max(1, batch.maxBlocksPerSeq))));
-    const packed = this.pack(batch, params, padded, blocks);
-    const step = this.step(padded, blocks, packed.length);
-    this.backend.upload(step.buffer, packed);
+    const step = this.step(padded, blocks);
+    this.backend.upload(step.buffer, packStep(padBatch(batch, padded, blocks), padParams(params, padded)).packed);
     step.graph.launch();
-    const out = samplingBuffersAt(step.buffer + this.indexBytes(padded, blocks), padded).out;
-    return this.backend.download(new Int32Array(numSeqs), out);
+    return this.backend.download(new Int32Array(numSeqs), step.out);
   }
 
   free(): void {
@@ -88,13 +86,7 @@ export class DecodeGraphs {
     this.backend.free(step.buffer);
   }
 
-  /** Bytes of the padded index arrays at the start of a step's buffer (sampling data follows). */
-  private indexBytes(padded: number, blocks: number): number {
-    // tokenIds, positions, slotMapping, seqLens, logitsIndices: padded each; queryStartLoc: padded + 1.
-    return 4 * (6 * padded + 1 + padded * blocks);
-  }
-
-  private step(padded: number, blocks: number, packedLength: number): CapturedStep {
+  private step(padded: number, blocks: number): CapturedStep {
     const key = `${padded}x${blocks}`;
     const existing = this.steps.get(key);
     if (existing && existing.workspaceVersion === this.forward.workspaceVersion) return existing;
@@ -103,13 +95,13 @@ export class DecodeGraphs {
       this.steps.delete(key);
     }
     this.forward.reserve(padded, padded);
-    const buffer = this.backend.malloc(4 * (packedLength + padded));
+    const layout = packStep(emptyBatch(padded, blocks), padParams(null, padded));
+    const buffer = this.backend.malloc(layout.packed.byteLength);
     const shape = {
       numTokens: padded, numSeqs: padded, numLogits: padded, maxQueryLen: 1, maxSeqLen: blocks * this.options.blockSize,
       maxBlocksPerSeq: blocks,
     };
-    const meta = packForwardBatch(emptyBatch(padded, blocks)).at(buffer);
-    const sampling = samplingBuffersAt(buffer + this.indexBytes(padded, blocks), padded);
+    const { meta, sampling } = layout.at(buffer);
     let graph: Graph;
     try {
       graph = this.backend.captureGraph(() => {
@@ -120,43 +112,40 @@ export class DecodeGraphs {
       this.backend.free(buffer);
       throw error;
     }
-    const step = { graph, buffer, workspaceVersion: this.forward.workspaceVersion };
+    const step = { graph, buffer, out: sampling.out, workspaceVersion: this.forward.workspaceVersion };
     this.steps.set(key, step);
     return step;
   }
+}
 
-  /** The step's index arrays padded to `padded` rows and `blocks` table columns, then its
-   * sampling parameters, in the layout of the step's buffer. */
-  private pack(batch: ForwardBatch, params: DeviceSamplingParams, padded: number, blocks: number): Int32Array {
-    const numSeqs = batch.seqLens.length;
-    const paddedBatch = emptyBatch(padded, blocks);
-    paddedBatch.tokenIds.set(batch.tokenIds);
-    paddedBatch.positions.set(batch.positions);
-    paddedBatch.slotMapping.set(batch.slotMapping);
-    paddedBatch.seqLens.set(batch.seqLens);
-    for (let s = 0; s < numSeqs; s++) {
-      const row = batch.blockTables.subarray(s * batch.maxBlocksPerSeq, (s + 1) * batch.maxBlocksPerSeq);
-      paddedBatch.blockTables.set(row, s * blocks);
-    }
-    const index = packForwardBatch(paddedBatch).packed;
-    const paddedParams: DeviceSamplingParams = {
-      temperatures: new Float32Array(padded),
-      topK: new Int32Array(padded),
-      topP: new Float32Array(padded).fill(1),
-      minP: new Float32Array(padded),
-      uniforms: new Float32Array(padded),
-    };
-    paddedParams.temperatures.set(params.temperatures);
-    paddedParams.topK.set(params.topK);
-    paddedParams.topP.set(params.topP);
-    paddedParams.minP.set(params.minP);
-    paddedParams.uniforms.set(params.uniforms);
-    const sampling = packSamplingParams(paddedParams);
-    const packed = new Int32Array(index.length + sampling.length);
-    packed.set(index);
-    packed.set(sampling, index.length);
-    return packed;
+/** The batch padded to `padded` rows and `blocks` table columns (see emptyBatch). */
+function padBatch(batch: ForwardBatch, padded: number, blocks: number): ForwardBatch {
+  const out = emptyBatch(padded, blocks);
+  out.tokenIds.set(batch.tokenIds);
+  out.positions.set(batch.positions);
+  out.slotMapping.set(batch.slotMapping);
+  out.seqLens.set(batch.seqLens);
+  for (let s = 0; s < batch.seqLens.length; s++) {
+    const row = batch.blockTables.subarray(s * batch.maxBlocksPerSeq, (s + 1) * batch.maxBlocksPerSeq);
+    out.blockTables.set(row, s * blocks);
   }
+  return out;
+}
+
+/** The parameters padded to `padded` rows with greedy rows (null: all padding). */
+function padParams(params: DeviceSamplingParams | null, padded: number): DeviceSamplingParams {
+  const out: DeviceSamplingParams = {
+    temperatures: new Float32Array(padded), topK: new Int32Array(padded), topP: new Float32Array(padded).fill(1),
+    minP: new Float32Array(padded), uniforms: new Float32Array(padded),
+  };
+  if (params) {
+    out.temperatures.set(params.temperatures);
+    out.topK.set(params.topK);
+    out.topP.set(params.topP);
+    out.minP.set(params.minP);
+    out.uniforms.set(params.uniforms);
+  }
+  return out;
 }
 
 /** A decode batch of `rows` padding rows: one query token each, no cache slot, length 0. */

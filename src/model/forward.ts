@@ -4,6 +4,7 @@
 //   residual + RMSNorm, gate_up, SiLU·mul, down) → final norm → LM head on the selected rows.
 import type { Address, Backend } from "../backend/backend.ts";
 import { dtypeBytes, type DType } from "../backend/dtype.ts";
+import { GrowableBuffer } from "../backend/growable-buffer.ts";
 import type { ModelConfig } from "./config.ts";
 import type { KvCacheTensors } from "./kv-cache-tensors.ts";
 import type { ModelWeights } from "./weights.ts";
@@ -101,8 +102,10 @@ interface Workspace {
 
 export class ModelForward {
   private workspace: Workspace | null = null;
-  private metadata: { address: Address; capacity: number } | null = null;
-  private samplingBuffer: { address: Address; capacity: number } | null = null;
+  /** Each step's index arrays (and sampling parameters), uploaded in one copy. */
+  private readonly metadata: GrowableBuffer;
+  /** Device scratch of logits(), logSoftmaxRows(). */
+  private readonly scratch: GrowableBuffer;
   /** Bumps whenever the workspace moves, which invalidates graphs that captured its addresses. */
   workspaceVersion = 0;
   private readonly cosSin: Address;
@@ -115,6 +118,8 @@ export class ModelForward {
     private readonly kvCache: KvCacheTensors,
     readonly actDtype: DType,
   ) {
+    this.metadata = new GrowableBuffer(backend);
+    this.scratch = new GrowableBuffer(backend);
     const { numHeads, numKvHeads, headDim, maxPositionEmbeddings, ropeScaling } = config;
     this.qkvDim = (numHeads + 2 * numKvHeads) * headDim;
     this.cosSin = backend.malloc(maxPositionEmbeddings * headDim * 4);
@@ -134,12 +139,10 @@ export class ModelForward {
 
   free(): void {
     if (this.workspace) this.backend.free(this.workspace.base);
-    if (this.metadata) this.backend.free(this.metadata.address);
-    if (this.samplingBuffer) this.backend.free(this.samplingBuffer.address);
+    this.metadata.free();
+    this.scratch.free();
     this.backend.free(this.cosSin);
     this.workspace = null;
-    this.metadata = null;
-    this.samplingBuffer = null;
   }
 
   /** Runs the batch; returns the device address of logits [logitsIndices.length, vocab]
@@ -242,41 +245,28 @@ export class ModelForward {
     const logits = this.forward(batch);
     const count = batch.logitsIndices.length * this.config.vocabSize;
     if (this.actDtype === "f32") return this.backend.download(new Float32Array(count), logits);
-    const scratch = this.backend.malloc(count * 4);
-    try {
-      this.backend.convert(scratch, "f32", logits, this.actDtype, count);
-      return this.backend.download(new Float32Array(count), scratch);
-    } finally {
-      this.backend.free(scratch);
-    }
+    const scratch = this.scratch.reserve(count * 4);
+    this.backend.convert(scratch, "f32", logits, this.actDtype, count);
+    return this.backend.download(new Float32Array(count), scratch);
   }
 
   /** Next tokens of the selected rows drawn on the device (vt_sample): only ids come back. */
   sample(batch: ForwardBatch, params: DeviceSamplingParams): Int32Array {
-    const logits = this.forward(batch);
-    const buffers = this.uploadSamplingParams(params);
-    this.enqueueSample(logits, batch.logitsIndices.length, buffers);
-    return this.backend.download(new Int32Array(batch.logitsIndices.length), buffers.out);
+    this.checkPositions(batch.positions);
+    const shape = batchShape(batch);
+    this.reserve(shape.numTokens, shape.numLogits);
+    const step = packStep(batch, params);
+    const base = this.metadata.reserve(step.packed.byteLength);
+    this.backend.upload(base, step.packed);
+    const { meta, sampling } = step.at(base);
+    this.enqueueSample(this.enqueue(meta, shape), shape.numLogits, sampling);
+    return this.backend.download(new Int32Array(shape.numLogits), sampling.out);
   }
 
   enqueueSample(logits: Address, numRows: number, buffers: DeviceSamplingBuffers): void {
     this.backend.sample({
       logits, numRows, vocabSize: this.config.vocabSize, actDtype: this.actDtype, ...buffers,
     });
-  }
-
-  /** Uploads the parameters into a buffer of this forward (grown as needed) in one copy. */
-  private uploadSamplingParams(params: DeviceSamplingParams): DeviceSamplingBuffers {
-    const rows = params.temperatures.length;
-    if (!this.samplingBuffer || this.samplingBuffer.capacity < rows) {
-      if (this.samplingBuffer) this.backend.free(this.samplingBuffer.address);
-      const capacity = Math.max(rows, 2 * (this.samplingBuffer?.capacity ?? 0));
-      this.samplingBuffer = { address: this.backend.malloc(capacity * 6 * 4), capacity };
-    }
-    const base = this.samplingBuffer.address;
-    const packed = packSamplingParams(params);
-    this.backend.upload(base, packed);
-    return samplingBuffersAt(base, rows);
   }
 
   /**
@@ -288,19 +278,14 @@ export class ModelForward {
     const count = rows.length;
     const b = this.backend;
     const rowBytes = vocab * dtypeBytes[this.actDtype];
-    const indices = b.malloc(count * 4);
-    const selected = b.malloc(count * rowBytes);
-    const out = b.malloc(count * vocab * 4);
-    try {
-      b.upload(indices, Int32Array.from(rows));
-      b.gatherRows({ dst: selected, src: this.workspace!.logits, indices, numRows: count, rowBytes });
-      b.logSoftmax({ logits: selected, temperatures: null, out, numRows: count, vocabSize: vocab, actDtype: this.actDtype });
-      return b.download(new Float32Array(count * vocab), out);
-    } finally {
-      b.free(indices);
-      b.free(selected);
-      b.free(out);
-    }
+    // One scratch, 256-byte aligned parts: the f32 results, the row indices, the gathered rows.
+    const out = this.scratch.reserve(align256(count * vocab * 4) + align256(count * 4) + count * rowBytes);
+    const indices = out + align256(count * vocab * 4);
+    const selected = indices + align256(count * 4);
+    b.upload(indices, Int32Array.from(rows));
+    b.gatherRows({ dst: selected, src: this.workspace!.logits, indices, numRows: count, rowBytes });
+    b.logSoftmax({ logits: selected, temperatures: null, out, numRows: count, vocabSize: vocab, actDtype: this.actDtype });
+    return b.download(new Float32Array(count * vocab), out);
   }
 
   /** Greedy next tokens of the selected rows, computed on the device. */
@@ -333,13 +318,12 @@ export class ModelForward {
       logits: capacityLogits * c.vocabSize,
       sampled: (capacityLogits * 4) / bytes,
     };
-    const align = (n: number) => Math.ceil(n / 256) * 256;
-    const total = Object.values(sizes).reduce((sum, n) => sum + align(n * bytes), 0);
+    const total = Object.values(sizes).reduce((sum, n) => sum + align256(n * bytes), 0);
     const base = this.backend.malloc(total);
     let offset = 0;
     const slice = (n: number) => {
       const address = base + offset;
-      offset += align(n * bytes);
+      offset += align256(n * bytes);
       return address;
     };
     this.workspace = {
@@ -363,14 +347,15 @@ export class ModelForward {
   /** All index arrays of the step in one upload; returns each array's device address. */
   private uploadMetadata(batch: ForwardBatch): DeviceBatch {
     const { packed, at } = packForwardBatch(batch);
-    if (!this.metadata || this.metadata.capacity < packed.length) {
-      if (this.metadata) this.backend.free(this.metadata.address);
-      const capacity = Math.max(packed.length, 2 * (this.metadata?.capacity ?? 0));
-      this.metadata = { address: this.backend.malloc(capacity * 4), capacity };
-    }
-    this.backend.upload(this.metadata.address, packed);
-    return at(this.metadata.address);
+    const base = this.metadata.reserve(packed.byteLength);
+    this.backend.upload(base, packed);
+    return at(base);
   }
+}
+
+/** `bytes` rounded up to a multiple of 256 (CUDA's allocation alignment, kept for every slice). */
+function align256(bytes: number): number {
+  return Math.ceil(bytes / 256) * 256;
 }
 
 /** A batch's index arrays packed back to back for one upload, and their addresses once at `base`. */
@@ -400,23 +385,37 @@ export function packForwardBatch(batch: ForwardBatch): { packed: Int32Array; at:
   };
 }
 
-/** The five parameter arrays packed back to back (4 bytes each), as samplingBuffersAt reads them. */
-export function packSamplingParams(params: DeviceSamplingParams): Int32Array {
+/**
+ * A sampled step in one upload: the batch's index arrays, then the five sampling parameter arrays
+ * (4 bytes each), then room for the int32 tokens vt_sample writes; and their addresses once the
+ * packed array is at `base`.
+ */
+export function packStep(
+  batch: ForwardBatch,
+  params: DeviceSamplingParams,
+): { packed: Int32Array; at: (base: Address) => { meta: DeviceBatch; sampling: DeviceSamplingBuffers } } {
+  const index = packForwardBatch(batch);
   const rows = params.temperatures.length;
-  const packed = new Int32Array(5 * rows);
+  const start = index.packed.length;
+  const packed = new Int32Array(start + 6 * rows);
   const floats = new Float32Array(packed.buffer);
-  floats.set(params.temperatures, 0);
-  packed.set(params.topK, rows);
-  floats.set(params.topP, 2 * rows);
-  floats.set(params.minP, 3 * rows);
-  floats.set(params.uniforms, 4 * rows);
-  return packed;
-}
-
-/** Addresses of the packed parameters of `rows` rows at `base`, then `rows` int32 outputs. */
-export function samplingBuffersAt(base: Address, rows: number): DeviceSamplingBuffers {
+  packed.set(index.packed);
+  floats.set(params.temperatures, start);
+  packed.set(params.topK, start + rows);
+  floats.set(params.topP, start + 2 * rows);
+  floats.set(params.minP, start + 3 * rows);
+  floats.set(params.uniforms, start + 4 * rows);
   return {
-    temperatures: base, topK: base + 4 * rows, topP: base + 8 * rows, minP: base + 12 * rows,
-    uniforms: base + 16 * rows, out: base + 20 * rows,
+    packed,
+    at: (base) => {
+      const p = base + 4 * start;
+      return {
+        meta: index.at(base),
+        sampling: {
+          temperatures: p, topK: p + 4 * rows, topP: p + 8 * rows, minP: p + 12 * rows, uniforms: p + 16 * rows,
+          out: p + 20 * rows,
+        },
+      };
+    },
   };
 }
