@@ -1,6 +1,6 @@
 // cuBLAS for vt_matmul's 16-bit path, found at run time: the build machine has no cuBLAS (no
 // headers, no library), and a machine that has none must still run our own kernels. So the
-// library is dlopen'ed when a context is created, only the five functions used here are looked
+// library is dlopen'ed when a context is created, only the six functions used here are looked
 // up, and their prototypes and enum values are declared below (values of cublas_api.h and
 // library_types.h). Anything missing or failing means "no cuBLAS": blas_open returns null and
 // vt_matmul runs the kernels of gemv.cuh / gemm_tensor_core.cuh instead.
@@ -31,11 +31,16 @@ constexpr int kDataF16 = 2;                 // CUDA_R_16F
 constexpr int kDataBF16 = 14;               // CUDA_R_16BF
 constexpr int kCompute32F = 68;             // CUBLAS_COMPUTE_32F (f32 accumulation, no TF32 tricks)
 constexpr int kGemmDefault = -1;            // CUBLAS_GEMM_DEFAULT
+// CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION: by default cuBLAS may
+// sum split-K partial products in the output's 16-bit type, which costs up to an ulp or two on
+// small outputs (seen on an H200 at 64 x 64); the ABI promises f32 accumulation rounded once.
+constexpr int kMathF32Reductions = 16;
 
 using CreateFn = BlasStatus (*)(BlasHandle*);                             // cublasCreate_v2
 using DestroyFn = BlasStatus (*)(BlasHandle);                             // cublasDestroy_v2
 using SetStreamFn = BlasStatus (*)(BlasHandle, cudaStream_t);             // cublasSetStream_v2
 using SetWorkspaceFn = BlasStatus (*)(BlasHandle, void*, size_t);         // cublasSetWorkspace_v2
+using SetMathModeFn = BlasStatus (*)(BlasHandle, int);                    // cublasSetMathMode
 using GemmExFn = BlasStatus (*)(BlasHandle, int transa, int transb, int m, int n, int k, const void* alpha,
                                 const void* a, int a_type, int lda, const void* b, int b_type, int ldb,
                                 const void* beta, void* c, int c_type, int ldc, int compute_type,
@@ -82,8 +87,9 @@ Blas* blas_open(cudaStream_t stream) {
   auto destroy = reinterpret_cast<DestroyFn>(dlsym(library, "cublasDestroy_v2"));
   auto set_stream = reinterpret_cast<SetStreamFn>(dlsym(library, "cublasSetStream_v2"));
   auto set_workspace = reinterpret_cast<SetWorkspaceFn>(dlsym(library, "cublasSetWorkspace_v2"));
+  auto set_math_mode = reinterpret_cast<SetMathModeFn>(dlsym(library, "cublasSetMathMode"));
   auto gemm_ex = reinterpret_cast<GemmExFn>(dlsym(library, "cublasGemmEx"));
-  if (!create || !destroy || !set_stream || !set_workspace || !gemm_ex) {
+  if (!create || !destroy || !set_stream || !set_workspace || !set_math_mode || !gemm_ex) {
     dlclose(library);
     return nullptr;
   }
@@ -97,7 +103,8 @@ Blas* blas_open(cudaStream_t stream) {
   }
   // The stream first: cublasSetStream resets the workspace to cuBLAS's own pool.
   Blas* blas = nullptr;
-  if (set_stream(handle, stream) == kBlasSuccess && set_workspace(handle, workspace, kWorkspaceBytes) == kBlasSuccess)
+  if (set_stream(handle, stream) == kBlasSuccess && set_workspace(handle, workspace, kWorkspaceBytes) == kBlasSuccess &&
+      set_math_mode(handle, kMathF32Reductions) == kBlasSuccess)
     blas = new (std::nothrow) Blas{library, handle, workspace, destroy, gemm_ex};
   if (!blas) {
     destroy(handle);

@@ -1,5 +1,7 @@
 // The library, the device and its memory for the CUDA backend: a context is a device, a
 // non-blocking stream every op is enqueued on, and cuBLAS when it is installed.
+#include <dlfcn.h>
+
 #include <cstdio>
 #include <new>
 #include <string>
@@ -20,6 +22,12 @@ vt_status cuda_fail(cudaError_t error, const char* op) {
 }  // namespace vt::gpu
 
 namespace {
+
+bool nvidia_driver_loadable() {
+  void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (driver) dlclose(driver);
+  return driver != nullptr;
+}
 
 // Split-K partials of 256 sequences x 64 query heads x 4 partitions of head_dim 128 fit; larger
 // batches split into fewer, longer partitions.
@@ -51,7 +59,10 @@ vt_status vt_device_count(int32_t* out_count) {
   *out_count = error == cudaSuccess ? count : 0;
   if (error == cudaSuccess) return vt::ok();
   cudaGetLastError();
-  return vt::fail(VT_OK, std::string("vt_device_count: ") + cudaGetErrorString(error));
+  // With no driver installed at all CUDA says "driver version is insufficient", which sends users
+  // looking for a newer driver: say plainly that there is none.
+  const std::string reason = nvidia_driver_loadable() ? cudaGetErrorString(error) : "no NVIDIA driver found (libcuda.so.1 cannot be loaded)";
+  return vt::fail(VT_OK, "vt_device_count: " + reason);
 }
 
 vt_status vt_context_create(int32_t device_index, int32_t num_threads, vt_context** out) {

@@ -273,7 +273,8 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
  * num_planes planes (e.g. layers x {K, V}), each of num_blocks blocks of block_bytes, planes
  * plane_stride_bytes apart. For every pair i and every plane:
  *   block block_pairs[2i+1] = block block_pairs[2i]
- *   block_pairs: device int32 [num_pairs, 2] as (src, dst).
+ *   block_pairs: device int32 [num_pairs, 2] as (src, dst). The pairs are copied in parallel: no
+ *   block may be the destination of one pair and the source or destination of another.
  */
 vt_status vt_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes,
                          size_t plane_stride_bytes, size_t block_bytes,

@@ -3,8 +3,8 @@
 // once into a per-user cache named by their content hash.
 import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { basename, join } from "node:path";
-import { embeddedLibraries } from "../../build/embedded-libraries.ts";
+import { basename, isAbsolute, join, resolve } from "node:path";
+import { embeddedLibraries } from "#embedded-libraries";
 
 export type LibraryKind = keyof typeof embeddedLibraries;
 
@@ -24,7 +24,10 @@ function isInsideExecutable(path: string): boolean {
 /** A filesystem path that dlopen can open for the embedded library of this kind. */
 export async function nativeLibraryPath(kind: LibraryKind): Promise<string> {
   const embedded = embeddedLibraries[kind];
-  if (!isInsideExecutable(embedded)) return embedded;
+  if (!isInsideExecutable(embedded)) {
+    // A bundle (the GPU kit's tests) names its library files relative to the bundled module.
+    return isAbsolute(embedded) ? embedded : resolve(import.meta.dir, embedded);
+  }
   const bytes = new Uint8Array(await Bun.file(embedded).arrayBuffer());
   const hash = Bun.hash(bytes).toString(16);
   const dir = cacheDir();

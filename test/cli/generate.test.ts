@@ -2,6 +2,7 @@
 // library travels inside it), generates from the embedded demo model and from a model directory,
 // and reports a bad model directory clearly.
 import { beforeAll, describe, expect, test } from "bun:test";
+import { dlopen } from "bun:ffi";
 import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -29,7 +30,27 @@ function run(args: string[]) {
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
 }
 
+/** Whether this machine has an NVIDIA driver for the CUDA library to load. */
+function hasNvidiaDriver(): boolean {
+  try {
+    dlopen("libcuda.so.1", {}).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe("dist/vllm-ts generate", () => {
+  // Only where nvcc built the CUDA library into the executable and no driver is installed.
+  test.skipIf(!existsSync(resolve(import.meta.dir, "../../build/libvllm_ts_cuda.so")) || hasNvidiaDriver())(
+    "--device auto without an NVIDIA driver runs on the CPU and says the driver is missing",
+    () => {
+      const result = run(["generate", "--prompt", "Hi", "--max-tokens", "1"]);
+      expect(result.code).toBe(0);
+      expect(result.stderr).toMatch(/device: cpu .*not used: cuda: .*no NVIDIA driver found/);
+    },
+  );
+
   test("runs the embedded demo model from a lone copy, greedy output is reproducible", () => {
     const first = run(["generate", "--prompt", "The capital of France is", "--max-tokens", "12", "--device", "cpu"]);
     expect(first.stderr).toContain("vllm-ts-demo");

@@ -31,11 +31,22 @@ async function collect(stream: ReadableStream<Uint8Array>, sink: { text: string 
   for await (const chunk of stream) sink.text += decoder.decode(chunk, { stream: true });
 }
 
+/** Which executable serves, on which device (the tests': dist/vllm-ts on the CPU). */
+export interface ServerTarget {
+  executable: string;
+  device: "cpu" | "cuda";
+}
+
 /** `modelDir` is the positional MODEL; null leaves the models to `args` (--model, --models-config). */
-export async function startServer(modelDir: string | null, args: string[] = [], env: Record<string, string> = {}): Promise<ServerProcess> {
-  if (!existsSync(EXECUTABLE)) throw new Error(`${EXECUTABLE} is missing: run make first`);
+export async function startServer(
+  modelDir: string | null,
+  args: string[] = [],
+  env: Record<string, string | undefined> = {},
+  target: ServerTarget = { executable: EXECUTABLE, device: "cpu" },
+): Promise<ServerProcess> {
+  if (!existsSync(target.executable)) throw new Error(`${target.executable} is missing: run make first`);
   const child: Subprocess<"ignore", "ignore", "pipe"> = Bun.spawn(
-    [EXECUTABLE, "serve", ...(modelDir === null ? [] : [modelDir]), "--host", "127.0.0.1", "--port", "0", "--device", "cpu", "--kv-cache-memory", "16MiB", ...args],
+    [target.executable, "serve", ...(modelDir === null ? [] : [modelDir]), "--host", "127.0.0.1", "--port", "0", "--device", target.device, "--kv-cache-memory", "16MiB", ...args],
     { stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { ...Bun.env, ...env } },
   );
   const log = { text: "" };

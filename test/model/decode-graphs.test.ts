@@ -1,14 +1,14 @@
-// Decode graphs on the emulated CUDA backend: replaying a captured step (padded to a capture
-// size, index arrays and sampling parameters uploaded into the graph's own buffer) gives the
-// same tokens as running the step op by op, for greedy and random rows, across batch sizes,
-// growing block tables and a workspace that moves under the graphs.
+// Decode graphs on the CUDA backend (emulated in CI, real on a GPU): replaying a captured step
+// (padded to a capture size, index arrays and sampling parameters uploaded into the graph's own
+// buffer) gives the same tokens as running the step op by op, for greedy and random rows, across
+// batch sizes, growing block tables and a workspace that moves under the graphs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { resolve } from "node:path";
 import { Backend } from "../../src/backend/backend.ts";
 import { captureSizes, DecodeGraphs } from "../../src/model/decode-graphs.ts";
 import { ModelForward, type DeviceSamplingParams, type ForwardBatch } from "../../src/model/forward.ts";
 import { KvCacheTensors } from "../../src/model/kv-cache-tensors.ts";
 import { loadModelWeights, resolveModel, type EngineModel } from "../../src/model/load-model.ts";
+import { cudaLibraryUnderTest } from "../helpers/cuda-library.ts";
 import { writeRandomModel } from "../helpers/random-model.ts";
 
 const blockSize = 16;
@@ -16,7 +16,7 @@ let backend: Backend;
 let model: EngineModel;
 
 beforeAll(async () => {
-  backend = await Backend.open({ libraryPath: resolve(import.meta.dir, "../../build/libvllm_ts_cuda_emu.so") });
+  backend = await Backend.open({ libraryPath: cudaLibraryUnderTest });
   const written = await writeRandomModel({
     architecture: "LlamaForCausalLM", dtype: "bfloat16", hiddenSize: 64, intermediateSize: 96, numLayers: 2,
     numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 256, seed: 9,

@@ -135,7 +135,8 @@ describe("vt_copy_blocks", () => {
       const bytes = randomBytes(numPlanes * stride, 24);
       const cache = device.alloc(bytes.length);
       backend.upload(cache, bytes);
-      const blockPairs = [0, 3, blocks - 1, 1];
+      // The last block is a source (pairs are independent: the GPU copies them in parallel).
+      const blockPairs = [0, 2, blocks - 1, 1];
       backend.copyBlocks({
         cache, numPlanes, planeStrideBytes: stride, blockBytes: bytesPerBlock, blockPairs: device.uploadInt32(blockPairs),
         numPairs: 2,

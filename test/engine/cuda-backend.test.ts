@@ -1,14 +1,11 @@
-// The engine on the CUDA backend, run through the emulated CUDA library (the kernels of
-// cuda/gpu/ compiled for the CPU, see cuda/emu/): greedy generation matches the CPU backend
-// token for token with graphs and without, and device sampling keeps a seeded request's tokens
-// independent of its batch.
+// The engine on the CUDA backend (the emulated library in CI, the real one on a GPU: see
+// test/helpers/cuda-library.ts): greedy generation matches the CPU backend token for token with
+// graphs and without, and device sampling keeps a seeded request's tokens independent of its batch.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { resolve } from "node:path";
 import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
+import { cudaLibraryUnderTest } from "../helpers/cuda-library.ts";
 import { writeRandomModel, type RandomModel } from "../helpers/random-model.ts";
-
-const emulatedCuda = resolve(import.meta.dir, "../../build/libvllm_ts_cuda_emu.so");
 
 let model: RandomModel;
 const engines: LLM[] = [];
@@ -36,13 +33,13 @@ async function tokens(engine: LLM, params: SamplingParams | SamplingParams[], in
   return outputs.map((o) => o.outputs[0]!.tokenIds);
 }
 
-describe("the engine on the emulated CUDA backend", () => {
+describe("the engine on the CUDA backend", () => {
   const greedy = new SamplingParams({ temperature: 0, maxTokens: 10, ignoreEos: true });
 
   test("greedy tokens equal the CPU backend's, replaying decode graphs and op by op", async () => {
     const cpu = await tokens(llm({ device: "cpu" }), greedy);
-    const graphs = await tokens(llm({ libraryPath: emulatedCuda }), greedy);
-    const eager = await tokens(llm({ libraryPath: emulatedCuda, enforceEager: true }), greedy);
+    const graphs = await tokens(llm({ libraryPath: cudaLibraryUnderTest }), greedy);
+    const eager = await tokens(llm({ libraryPath: cudaLibraryUnderTest, enforceEager: true }), greedy);
     expect(cpu.every((t) => t.length === 10)).toBe(true);
     expect(graphs).toEqual(cpu);
     expect(eager).toEqual(cpu);
@@ -51,7 +48,7 @@ describe("the engine on the emulated CUDA backend", () => {
   test("logprobs computed on the device equal the CPU backend's (greedy tokens, top 5 and ranks)", async () => {
     const params = new SamplingParams({ temperature: 0, maxTokens: 6, ignoreEos: true, logprobs: 5 });
     const cpu = await llm({ device: "cpu" }).generate(prompts, params);
-    const cuda = await llm({ libraryPath: emulatedCuda }).generate(prompts, params);
+    const cuda = await llm({ libraryPath: cudaLibraryUnderTest }).generate(prompts, params);
     cuda.forEach((output, p) => {
       const expected = cpu[p]!.outputs[0]!;
       const actual = output.outputs[0]!;
@@ -70,10 +67,10 @@ describe("the engine on the emulated CUDA backend", () => {
   test("a seeded request samples the same tokens alone and in a batch, with graphs and without", async () => {
     const seeded = new SamplingParams({ temperature: 0.9, topK: 20, topP: 0.9, seed: 77, maxTokens: 12, ignoreEos: true });
     const others = prompts.map(() => new SamplingParams({ temperature: 1, maxTokens: 12, ignoreEos: true }));
-    const engine = llm({ libraryPath: emulatedCuda });
+    const engine = llm({ libraryPath: cudaLibraryUnderTest });
     const [alone] = await tokens(engine, seeded, [prompts[0]!]);
     const batch = await tokens(engine, [...others, seeded], [...prompts, prompts[0]!]);
-    const [eager] = await tokens(llm({ libraryPath: emulatedCuda, enforceEager: true }), seeded, [prompts[0]!]);
+    const [eager] = await tokens(llm({ libraryPath: cudaLibraryUnderTest, enforceEager: true }), seeded, [prompts[0]!]);
     expect(alone!.length).toBe(12);
     expect(batch.at(-1)).toEqual(alone!);
     expect(eager).toEqual(alone!);
