@@ -99,6 +99,12 @@ describe("bench latency", () => {
     expect(report.results.outputTokens).toBe(5 * 4 * 8);
     expect(report.results.outputTokensPerSecond).toBeGreaterThan(0);
   }, SLOW);
+
+  test("every engine option reaches the engine (--enforce-eager among them)", () => {
+    const { report } = bench("latency", [...TINY, "--batch-size", "2", "--input-len", "8", "--output-len", "2", "--num-iters", "1",
+      "--num-iters-warmup", "0", "--enforce-eager", "--max-num-seqs", "3", "--max-num-batched-tokens", "100", "--no-enable-prefix-caching"]);
+    expect(report.configuration.engine).toMatchObject({ enforceEager: true, maxNumSeqs: 3, maxNumBatchedTokens: 100, enablePrefixCaching: false });
+  }, SLOW);
 });
 
 describe("bench compare", () => {

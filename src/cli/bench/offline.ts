@@ -37,8 +37,8 @@ export async function loadBenchModel(options: CoreOptions): Promise<BenchModel> 
 
 /** The engine fields of the command-line options, without the model's. */
 export function engineConfig(options: CoreOptions): Partial<EngineConfig> {
-  const { blockSize, maxNumSeqs, maxNumBatchedTokens, maxModelLen, enablePrefixCaching, enableChunkedPrefill, scheduling, kvCacheMemory, gpuMemoryUtilization } = options;
-  return { blockSize, maxNumSeqs, maxNumBatchedTokens, maxModelLen, enablePrefixCaching, enableChunkedPrefill, scheduling, kvCacheMemory, gpuMemoryUtilization };
+  const { blockSize, maxNumSeqs, maxNumBatchedTokens, maxModelLen, enablePrefixCaching, enableChunkedPrefill, scheduling, kvCacheMemory, gpuMemoryUtilization, enforceEager } = options;
+  return { blockSize, maxNumSeqs, maxNumBatchedTokens, maxModelLen, enablePrefixCaching, enableChunkedPrefill, scheduling, kvCacheMemory, gpuMemoryUtilization, enforceEager };
 }
 
 export interface RunResult {
