@@ -5,12 +5,13 @@
 // then `vllm-ts serve` on CUDA streams the same completion to the official openai client.
 import { parseArgs } from "node:util";
 import OpenAI from "openai";
-import type { Architecture, WeightDtype } from "../../src/model/config.ts";
+import type { TorchDtypeName } from "../../src/backend/dtype.ts";
+import type { Architecture } from "../../src/model/config.ts";
 import { writeRandomModel } from "../../test/helpers/random-model.ts";
 import { startServer } from "../../test/helpers/server-process.ts";
 
 const ARCHITECTURES: Architecture[] = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"];
-const DTYPES: WeightDtype[] = ["float32", "bfloat16"];
+const DTYPES: TorchDtypeName[] = ["float32", "bfloat16"];
 const PROMPT = "The paged KV cache keeps every sequence in fixed-size blocks";
 const MAX_TOKENS = 24;
 /** Small, but with the head dim (64) and widths the tensor-core kernels take. */

@@ -1,9 +1,10 @@
 // A device buffer reused from call to call and grown (doubling) only when a call needs more, so
 // per-step uploads and scratch cost no allocation (cudaMalloc/cudaFree synchronize the device).
-import type { Address, Backend } from "./backend.ts";
+import type { Address } from "./address.ts";
+import type { Backend } from "./backend.ts";
 
 export class GrowableBuffer {
-  private address: Address = 0;
+  private address: Address | null = null;
   private capacity = 0;
 
   constructor(private readonly backend: Backend) {}
@@ -15,12 +16,12 @@ export class GrowableBuffer {
       this.capacity = Math.max(bytes, 2 * this.capacity);
       this.address = this.backend.malloc(this.capacity);
     }
-    return this.address;
+    return this.address!;
   }
 
   free(): void {
-    if (this.address) this.backend.free(this.address);
-    this.address = 0;
+    if (this.address !== null) this.backend.free(this.address);
+    this.address = null;
     this.capacity = 0;
   }
 }

@@ -167,8 +167,8 @@ function kvCacheBudget(backend: Backend, model: EngineModel, config: EngineConfi
   const c = model.config;
   const activationsPerToken =
     (3 * c.hiddenSize + (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim + 3 * c.intermediateSize) *
-    dtypeBytes[model.actDtype];
-  const activations = config.maxNumBatchedTokens * activationsPerToken + config.maxNumSeqs * c.vocabSize * dtypeBytes[model.actDtype];
+    dtypeBytes(model.actDtype);
+  const activations = config.maxNumBatchedTokens * activationsPerToken + config.maxNumSeqs * c.vocabSize * dtypeBytes(model.actDtype);
   const budget = config.gpuMemoryUtilization * totalBytes - (totalBytes - freeBytes) - activations;
   return Math.max(0, backend.name === "cpu" ? Math.min(budget, CPU_DEFAULT_KV_BYTES) : budget);
 }

@@ -2,6 +2,7 @@
 // front so that a bad checkpoint fails at load with the field named, not mid-forward.
 
 import { join } from "node:path";
+import { dtypeOfTorchName, TORCH_DTYPE_NAMES, type DType, type TorchDtypeName } from "../backend/dtype.ts";
 import { ModelLoadError, readJsonFile } from "./errors.ts";
 
 export type Architecture =
@@ -16,10 +17,6 @@ export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   "Qwen2ForCausalLM",
   "Qwen3ForCausalLM",
 ];
-
-export type WeightDtype = "float32" | "float16" | "bfloat16";
-
-const WEIGHT_DTYPES: readonly WeightDtype[] = ["float32", "float16", "bfloat16"];
 
 export interface RopeScaling {
   type: "llama3";
@@ -49,7 +46,8 @@ export interface ModelConfig {
   qkNorm: boolean;
   /** Attention looks back at most this many tokens; null = unlimited. */
   slidingWindow: number | null;
-  dtype: WeightDtype;
+  /** The checkpoint's torch_dtype. */
+  dtype: DType;
   bosTokenId: number | null;
   eosTokenIds: number[];
 }
@@ -137,12 +135,12 @@ function parseRopeScaling(json: Json, file: string): RopeScaling | null {
   };
 }
 
-function parseDtype(json: Json, file: string): WeightDtype {
+function parseDtype(json: Json, file: string): DType {
   const value = json.torch_dtype ?? json.dtype ?? "bfloat16";
-  if (!WEIGHT_DTYPES.includes(value as WeightDtype)) {
-    throw new ModelLoadError(file, `unsupported torch_dtype ${JSON.stringify(value)} (supported: ${WEIGHT_DTYPES.join(", ")})`);
+  if (!TORCH_DTYPE_NAMES.includes(value as TorchDtypeName)) {
+    throw new ModelLoadError(file, `unsupported torch_dtype ${JSON.stringify(value)} (supported: ${TORCH_DTYPE_NAMES.join(", ")})`);
   }
-  return value as WeightDtype;
+  return dtypeOfTorchName(value as TorchDtypeName);
 }
 
 function parseSlidingWindow(json: Json, file: string, architecture: Architecture, numLayers: number): number | null {

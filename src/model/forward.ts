@@ -2,7 +2,8 @@
 // chunks and decodes (vLLM's flattened layout: all new tokens of all sequences in one row list):
 //   embedding → N × (RMSNorm, QKV, [q/k norm], RoPE, write K/V, paged attention, O,
 //   residual + RMSNorm, gate_up, SiLU·mul, down) → final norm → LM head on the selected rows.
-import type { Address, Backend } from "../backend/backend.ts";
+import { offsetAddress, type Address } from "../backend/address.ts";
+import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes, type DType } from "../backend/dtype.ts";
 import { GrowableBuffer } from "../backend/growable-buffer.ts";
 import type { ModelConfig } from "./config.ts";
@@ -183,7 +184,7 @@ export class ModelForward {
     const h = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
     const kvDim = c.numKvHeads * c.headDim;
-    const actBytes = dtypeBytes[act];
+    const actBytes = dtypeBytes(act);
 
     b.embedding({
       tokenIds: meta.tokenIds, numTokens, table: this.weights.embed, vocabSize: c.vocabSize,
@@ -198,8 +199,8 @@ export class ModelForward {
       });
       b.matmul({ x: ws.normed, w: layer.qkv, bias: layer.qkvBias, out: ws.qkv, m: numTokens, n: this.qkvDim, k: h, actDtype: act, weightDtype: wd });
       const q = ws.qkv;
-      const k = ws.qkv + qDim * actBytes;
-      const v = ws.qkv + (qDim + kvDim) * actBytes;
+      const k = offsetAddress(ws.qkv, qDim * actBytes);
+      const v = offsetAddress(ws.qkv, (qDim + kvDim) * actBytes);
       if (layer.qNorm && layer.kNorm) {
         b.headRmsNorm({ x: q, weight: layer.qNorm, numTokens, numHeads: c.numHeads, headDim: c.headDim, rowStride: this.qkvDim, eps, actDtype: act, weightDtype: wd });
         b.headRmsNorm({ x: k, weight: layer.kNorm, numTokens, numHeads: c.numKvHeads, headDim: c.headDim, rowStride: this.qkvDim, eps, actDtype: act, weightDtype: wd });
@@ -277,11 +278,11 @@ export class ModelForward {
     const vocab = this.config.vocabSize;
     const count = rows.length;
     const b = this.backend;
-    const rowBytes = vocab * dtypeBytes[this.actDtype];
+    const rowBytes = vocab * dtypeBytes(this.actDtype);
     // One scratch, 256-byte aligned parts: the f32 results, the row indices, the gathered rows.
     const out = this.scratch.reserve(align256(count * vocab * 4) + align256(count * 4) + count * rowBytes);
-    const indices = out + align256(count * vocab * 4);
-    const selected = indices + align256(count * 4);
+    const indices = offsetAddress(out, align256(count * vocab * 4));
+    const selected = offsetAddress(indices, align256(count * 4));
     b.upload(indices, Int32Array.from(rows));
     b.gatherRows({ dst: selected, src: this.workspace!.logits, indices, numRows: count, rowBytes });
     b.logSoftmax({ logits: selected, temperatures: null, out, numRows: count, vocabSize: vocab, actDtype: this.actDtype });
@@ -304,7 +305,7 @@ export class ModelForward {
     const c = this.config;
     const capacityTokens = Math.max(numTokens, current?.capacityTokens ?? 0);
     const capacityLogits = Math.max(numLogits, current?.capacityLogits ?? 0);
-    const bytes = dtypeBytes[this.actDtype];
+    const bytes = dtypeBytes(this.actDtype);
     // 256-byte aligned slices of one allocation.
     const sizes = {
       residual: capacityTokens * c.hiddenSize,
@@ -322,7 +323,7 @@ export class ModelForward {
     const base = this.backend.malloc(total);
     let offset = 0;
     const slice = (n: number) => {
-      const address = base + offset;
+      const address = offsetAddress(base, offset);
       offset += align256(n * bytes);
       return address;
     };
@@ -377,11 +378,13 @@ export function packForwardBatch(batch: ForwardBatch): { packed: Int32Array; at:
   ];
   return {
     packed,
-    at: (base) => ({
-      tokenIds: base + tokenIds, positions: base + positions, slotMapping: base + slotMapping,
-      queryStartLoc: base + queryStartLoc, seqLens: base + seqLens, blockTables: base + blockTables,
-      logitsIndices: base + logitsIndices,
-    }),
+    at: (base) => {
+      const at = (bytes: number) => offsetAddress(base, bytes);
+      return {
+        tokenIds: at(tokenIds), positions: at(positions), slotMapping: at(slotMapping), queryStartLoc: at(queryStartLoc),
+        seqLens: at(seqLens), blockTables: at(blockTables), logitsIndices: at(logitsIndices),
+      };
+    },
   };
 }
 
@@ -408,13 +411,11 @@ export function packStep(
   return {
     packed,
     at: (base) => {
-      const p = base + 4 * start;
+      // Array i of the six, each `rows` 4-byte values.
+      const array = (i: number) => offsetAddress(base, 4 * (start + i * rows));
       return {
         meta: index.at(base),
-        sampling: {
-          temperatures: p, topK: p + 4 * rows, topP: p + 8 * rows, minP: p + 12 * rows, uniforms: p + 16 * rows,
-          out: p + 20 * rows,
-        },
+        sampling: { temperatures: array(0), topK: array(1), topP: array(2), minP: array(3), uniforms: array(4), out: array(5) },
       };
     },
   };

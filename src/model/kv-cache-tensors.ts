@@ -1,7 +1,8 @@
 // The paged KV cache's device memory: for every layer a K and a V tensor of
 // [numBlocks, blockSize, numKvHeads, headDim], laid out as 2 * numLayers planes of one
 // allocation so block copies and swaps treat all layers in one call.
-import type { Address, Backend } from "../backend/backend.ts";
+import { offsetAddress, type Address } from "../backend/address.ts";
+import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes, type DType } from "../backend/dtype.ts";
 import type { ModelConfig } from "./config.ts";
 
@@ -20,14 +21,14 @@ export class KvCacheTensors {
     numLayers: number,
     readonly dtype: DType,
   ) {
-    this.blockBytes = blockSize * numKvHeads * headDim * dtypeBytes[dtype];
+    this.blockBytes = blockSize * numKvHeads * headDim * dtypeBytes(dtype);
     this.planeStrideBytes = numBlocks * this.blockBytes;
     this.numPlanes = 2 * numLayers;
   }
 
   /** Bytes one block takes across all layers, K and V: what the memory budget is divided by. */
   static bytesPerBlock(config: ModelConfig, blockSize: number, dtype: DType): number {
-    return 2 * config.numLayers * blockSize * config.numKvHeads * config.headDim * dtypeBytes[dtype];
+    return 2 * config.numLayers * blockSize * config.numKvHeads * config.headDim * dtypeBytes(dtype);
   }
 
   static allocate(backend: Backend, config: ModelConfig, numBlocks: number, blockSize: number, dtype: DType) {
@@ -37,11 +38,11 @@ export class KvCacheTensors {
   }
 
   key(layer: number): Address {
-    return this.base + 2 * layer * this.planeStrideBytes;
+    return offsetAddress(this.base, 2 * layer * this.planeStrideBytes);
   }
 
   value(layer: number): Address {
-    return this.base + (2 * layer + 1) * this.planeStrideBytes;
+    return offsetAddress(this.base, (2 * layer + 1) * this.planeStrideBytes);
   }
 
   free(): void {

@@ -6,8 +6,8 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
-import type { DType } from "../backend/dtype.ts";
-import { loadModelConfig, type ModelConfig, type WeightDtype } from "./config.ts";
+import { dtypeOfTorchName, type DType, type TorchDtypeName } from "../backend/dtype.ts";
+import { loadModelConfig, type ModelConfig } from "./config.ts";
 import { DEMO_MODEL_NAME, DEMO_SEED, demoConfig } from "./demo.ts";
 import { ModelLoadError } from "./errors.ts";
 import { loadGenerationConfig, type GenerationConfig } from "./generation-config.ts";
@@ -16,7 +16,7 @@ import { openSafetensors } from "./safetensors.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
 import { dummyWeights, loadWeightsFromSafetensors, type ModelWeights } from "./weights.ts";
 
-export type DtypeOption = "auto" | WeightDtype;
+export type DtypeOption = "auto" | TorchDtypeName;
 export type LoadFormat = "auto" | "dummy";
 
 export interface LoadModelOptions {
@@ -47,8 +47,6 @@ export interface EngineModel extends ModelSource {
 export interface LoadedModel extends EngineModel {
   tokenizer: ModelTokenizer;
 }
-
-const dtypeOfWeight: Record<WeightDtype, DType> = { float32: "f32", float16: "f16", bfloat16: "bf16" };
 
 /** The CPU backend computes in f32 whatever the weights; the CUDA backend in the weights' dtype. */
 export function activationDtype(backend: Backend, weightDtype: DType): DType {
@@ -89,7 +87,7 @@ export async function resolveModel(model: string | undefined): Promise<ModelSour
 
 export function loadModelWeights(backend: Backend, source: ModelSource, options: LoadModelOptions = {}): EngineModel {
   const { config, dir } = source;
-  const dtype = dtypeOfWeight[options.dtype && options.dtype !== "auto" ? options.dtype : config.dtype];
+  const dtype = options.dtype && options.dtype !== "auto" ? dtypeOfTorchName(options.dtype) : config.dtype;
   const weights =
     dir === null
       ? dummyWeights(backend, config, dtype, DEMO_SEED)

@@ -1,10 +1,10 @@
 // Writes f32 values as a safetensors file in F32, F16 or BF16 (rounded to nearest even), for
 // test models and tools that produce checkpoints.
 
-import { encodeFromF32, type TensorDtype } from "./dtype.ts";
+import { DTYPES, encodeFromF32, type DType } from "../backend/dtype.ts";
 
 export interface TensorToWrite {
-  dtype: TensorDtype;
+  dtype: DType;
   shape: number[];
   data: Float32Array;
 }
@@ -19,7 +19,7 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
       throw new Error(`writeSafetensors: tensor "${name}" has shape [${shape.join(", ")}] but ${data.length} values`);
     }
     const bytes = encodeFromF32(data, dtype);
-    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes.byteLength] };
+    header[name] = { dtype: DTYPES[dtype].safetensors, shape, data_offsets: [offset, offset + bytes.byteLength] };
     chunks.push(bytes);
     offset += bytes.byteLength;
   }

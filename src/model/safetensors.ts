@@ -4,11 +4,11 @@
 
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { isTensorDtype, type TensorDtype } from "./dtype.ts";
+import { DTYPES, dtypeOfSafetensorsName, type DType } from "../backend/dtype.ts";
 import { ModelLoadError, readJsonFile } from "./errors.ts";
 
 export interface SafetensorsTensor {
-  dtype: TensorDtype;
+  dtype: DType;
   shape: number[];
   /** Little-endian element bytes, a view into the mapped file (not necessarily aligned). */
   bytes: Uint8Array;
@@ -140,10 +140,12 @@ export function openSafetensors(modelDir: string): SafetensorsStore {
     tensor(name) {
       const entry = tensors.get(name);
       if (entry === undefined) throw new ModelLoadError(modelDir, `tensor "${name}" not found in the model's weights`);
-      if (!isTensorDtype(entry.dtype)) {
-        throw new ModelLoadError(entry.file, `tensor "${name}" has unsupported dtype ${entry.dtype} (supported: F32, F16, BF16)`);
+      const dtype = dtypeOfSafetensorsName(entry.dtype);
+      if (dtype === undefined) {
+        const supported = Object.values(DTYPES).map((d) => d.safetensors).join(", ");
+        throw new ModelLoadError(entry.file, `tensor "${name}" has unsupported dtype ${entry.dtype} (supported: ${supported})`);
       }
-      return { dtype: entry.dtype, shape: entry.shape, bytes: entry.bytes };
+      return { dtype, shape: entry.shape, bytes: entry.bytes };
     },
   };
 }

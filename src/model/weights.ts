@@ -1,10 +1,10 @@
 // Model weights in device memory, uploaded once at load. Q/K/V and gate/up are fused into one
 // matrix each (rows stacked in that order), which is what the forward pass multiplies by.
 // Sources: a safetensors checkpoint, or deterministic random values (`--load-format dummy`).
-import type { Address, Backend } from "../backend/backend.ts";
+import { offsetAddress, type Address } from "../backend/address.ts";
+import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes, type DType } from "../backend/dtype.ts";
 import type { ModelConfig } from "./config.ts";
-import type { TensorDtype } from "./dtype.ts";
 import { ModelLoadError } from "./errors.ts";
 import type { SafetensorsStore } from "./safetensors.ts";
 import { fillUniform } from "./uniform-hash.ts";
@@ -32,8 +32,6 @@ export interface ModelWeights {
   free(): void;
 }
 
-const dtypeOfTensor: Record<TensorDtype, DType> = { F32: "f32", F16: "f16", BF16: "bf16" };
-
 /** Where the values of each (unfused) Hugging Face tensor come from. */
 interface TensorSource {
   /** Write tensor `name` of `count` elements into `dst` (weights dtype). */
@@ -44,7 +42,7 @@ interface TensorSource {
 function buildWeights(backend: Backend, config: ModelConfig, dtype: DType, source: TensorSource): ModelWeights {
   const names = tensorNames(config);
   const shapes = expectedShapes(config);
-  const bytesPerElement = dtypeBytes[dtype];
+  const bytesPerElement = dtypeBytes(dtype);
   const allocations: Address[] = [];
   let totalBytes = 0;
   const count = (name: string) => shapes.get(name)!.reduce((a, b) => a * b, 1);
@@ -59,7 +57,7 @@ function buildWeights(backend: Backend, config: ModelConfig, dtype: DType, sourc
     totalBytes += elements * bytesPerElement;
     let offset = 0;
     for (const name of present) {
-      source.place(name, address + offset * bytesPerElement, count(name));
+      source.place(name, offsetAddress(address, offset * bytesPerElement), count(name));
       offset += count(name);
     }
     return address;
@@ -117,7 +115,7 @@ export function loadWeightsFromSafetensors(
           `tensor ${name} has shape [${tensor.shape}] but config.json implies [${expected}]`,
         );
       }
-      const sourceDtype = dtypeOfTensor[tensor.dtype];
+      const sourceDtype = tensor.dtype;
       if (sourceDtype === dtype) {
         backend.upload(dst, tensor.bytes);
         return;

@@ -1,21 +1,11 @@
 // Plain TypeScript references of the native ops of cuda/include/vllm_ts.h: straightforward loops
 // in f64, rounded to f32 where the native op stores f32. The native tests compare every kernel
 // with these, and the reference forward pass is built from them.
-import { roundToDtype, type TensorDtype } from "../model/dtype.ts";
+import { roundToDtype, type DType } from "../backend/dtype.ts";
 import { uniformValue } from "../model/uniform-hash.ts";
 
 /** Index arrays may come as typed arrays or plain lists. */
 export type Indices = Int32Array | readonly number[];
-
-/** Storage dtypes as the native ABI names them. */
-export type StorageDtype = "f32" | "f16" | "bf16";
-
-const TENSOR_DTYPE: Record<StorageDtype, TensorDtype> = { f32: "F32", f16: "F16", bf16: "BF16" };
-
-/** The f32 value `x` becomes once stored as `dtype` (round to nearest even). */
-export function roundTo(x: number, dtype: StorageDtype): number {
-  return roundToDtype(x, TENSOR_DTYPE[dtype]);
-}
 
 /** out[t, :] = table[tokenIds[t], :]; an id outside the table gives a zero row. */
 export function embedding(table: Float32Array, hiddenSize: number, tokenIds: Indices): Float32Array {
@@ -186,7 +176,7 @@ export function writeKvCache(
   k: Float32Array,
   v: Float32Array,
   slotMapping: Indices,
-  a: { numKvHeads: number; headDim: number; rowStride: number; cacheDtype?: StorageDtype },
+  a: { numKvHeads: number; headDim: number; rowStride: number; cacheDtype?: DType },
 ): void {
   const width = a.numKvHeads * a.headDim;
   const dtype = a.cacheDtype ?? "f32";
@@ -194,8 +184,8 @@ export function writeKvCache(
     const slot = slotMapping[t]!;
     if (slot < 0) continue;
     for (let i = 0; i < width; i++) {
-      kCache[slot * width + i] = roundTo(k[t * a.rowStride + i]!, dtype);
-      vCache[slot * width + i] = roundTo(v[t * a.rowStride + i]!, dtype);
+      kCache[slot * width + i] = roundToDtype(k[t * a.rowStride + i]!, dtype);
+      vCache[slot * width + i] = roundToDtype(v[t * a.rowStride + i]!, dtype);
     }
   }
 }
@@ -360,8 +350,8 @@ export function logSoftmax(
 }
 
 /** The `count` values vt_fill_uniform writes for (seed, scale), as stored in `dtype`. */
-export function fillUniform(count: number, seed: number, scale: number, dtype: StorageDtype = "f32"): Float32Array {
+export function fillUniform(count: number, seed: number, scale: number, dtype: DType = "f32"): Float32Array {
   const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = roundTo(uniformValue(seed, i, scale), dtype);
+  for (let i = 0; i < count; i++) out[i] = roundToDtype(uniformValue(seed, i, scale), dtype);
   return out;
 }

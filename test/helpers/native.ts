@@ -4,11 +4,11 @@
 // storage dtype, freed after each test, and seeded inputs.
 import { afterAll, afterEach, expect } from "bun:test";
 import { Backend, type Address } from "../../src/backend/backend.ts";
-import type { DType } from "../../src/backend/dtype.ts";
-import { decodeToF32, encodeFromF32, roundToDtype, type TensorDtype } from "../../src/model/dtype.ts";
+import { decodeToF32, dtypeBytes, encodeFromF32, roundToDtype, type DType } from "../../src/backend/dtype.ts";
 import { uniformValue } from "../../src/model/uniform-hash.ts";
 
-const TENSOR_DTYPE: Record<DType, TensorDtype> = { f32: "F32", f16: "F16", bf16: "BF16" };
+/** The NULL pointer, for tests of the native argument checks (the op types take none). */
+export const NULL_ADDRESS = 0 as Address;
 
 /** A backend plus the device buffers a test allocated, freed together. */
 export class Device {
@@ -25,7 +25,7 @@ export class Device {
 
   /** A device copy of `values` stored as `dtype` (rounded to nearest even). */
   upload(values: Float32Array, dtype: DType = "f32"): Address {
-    const bytes = encodeFromF32(values, TENSOR_DTYPE[dtype]);
+    const bytes = encodeFromF32(values, dtype);
     const address = this.alloc(bytes.byteLength);
     this.backend.upload(address, bytes);
     return address;
@@ -40,9 +40,9 @@ export class Device {
 
   /** `count` elements of `dtype` at `address`, as f32. */
   download(address: Address, count: number, dtype: DType = "f32"): Float32Array {
-    const bytes = new Uint8Array(count * (dtype === "f32" ? 4 : 2));
+    const bytes = new Uint8Array(count * dtypeBytes(dtype));
     this.backend.download(bytes, address);
-    return decodeToF32(bytes, TENSOR_DTYPE[dtype]);
+    return decodeToF32(bytes, dtype);
   }
 
   downloadInt32(address: Address, count: number): Int32Array {
@@ -88,7 +88,7 @@ export function randomValues(count: number, seed: number, scale = 1): Float32Arr
 
 /** `values` as they read back after being stored as `dtype`. */
 export function rounded(values: Float32Array, dtype: DType): Float32Array {
-  return values.map((x) => roundToDtype(x, TENSOR_DTYPE[dtype]));
+  return values.map((x) => roundToDtype(x, dtype));
 }
 
 /**

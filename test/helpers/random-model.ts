@@ -6,15 +6,16 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Architecture, loadModelConfig, type ModelConfig, type RopeScaling, type WeightDtype } from "../../src/model/config.ts";
-import { roundToDtype, TENSOR_DTYPE_OF, type TensorDtype } from "../../src/model/dtype.ts";
+import { dtypeOfTorchName, roundToDtype, type DType, type TorchDtypeName } from "../../src/backend/dtype.ts";
+import { type Architecture, loadModelConfig, type ModelConfig, type RopeScaling } from "../../src/model/config.ts";
 import { type TensorToWrite, writeSafetensors } from "../../src/model/safetensors-writer.ts";
 import { fillUniform } from "../../src/model/uniform-hash.ts";
 import { type SpecialToken, tinyTokenizerFiles } from "./tiny-tokenizer.ts";
 
 export interface RandomModelOptions {
   architecture?: Architecture;
-  dtype?: WeightDtype;
+  /** config.json's torch_dtype. */
+  dtype?: TorchDtypeName;
   hiddenSize?: number;
   intermediateSize?: number;
   numLayers?: number;
@@ -150,7 +151,7 @@ function tensorSpecs(options: Resolved, headDim: number): TensorSpec[] {
 }
 
 /** Tensor k takes hash indices from k * 2^32 on, so no two tensors share values. */
-function storedValues(spec: TensorSpec, tensorIndex: number, seed: number, dtype: TensorDtype): Float32Array {
+function storedValues(spec: TensorSpec, tensorIndex: number, seed: number, dtype: DType): Float32Array {
   const values = new Float32Array(spec.shape.reduce((product, dim) => product * dim, 1));
   fillUniform(values, seed, spec.scale, tensorIndex * 2 ** 32);
   for (let i = 0; i < values.length; i++) values[i] = roundToDtype(values[i]! + spec.offset, dtype);
@@ -202,7 +203,7 @@ export async function writeRandomModel(options: RandomModelOptions = {}): Promis
   const specialIds = tokenizer.specialTokenIds;
 
   const dir = await mkdtemp(join(tmpdir(), "vllm-ts-model-"));
-  const tensorDtype = TENSOR_DTYPE_OF[resolved.dtype];
+  const tensorDtype = dtypeOfTorchName(resolved.dtype);
   const weights = new Map<string, Float32Array>();
   const tensors = tensorSpecs(resolved, headDim).map((spec, index): [string, TensorToWrite] => {
     const data = storedValues(spec, index, resolved.seed, tensorDtype);

@@ -124,7 +124,7 @@ describe("safetensors errors", () => {
 
   test("an index placing a tensor in a shard that lacks it", async () => {
     const dir = await emptyDir();
-    await writeSafetensors(join(dir, "a.safetensors"), { w: { dtype: "F32", shape: [1], data: new Float32Array(1) } });
+    await writeSafetensors(join(dir, "a.safetensors"), { w: { dtype: "f32", shape: [1], data: new Float32Array(1) } });
     await Bun.write(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { w: "a.safetensors", v: "a.safetensors" } }));
     const error = await loadError(() => openSafetensors(dir));
     expect(error.file).toBe(join(dir, "a.safetensors"));

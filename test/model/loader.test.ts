@@ -5,15 +5,16 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { type ModelConfig, parseModelConfig, perTokenKvBytes, type WeightDtype } from "../../src/model/config.ts";
 import {
   bf16BitsToF32,
   decodeToF32,
+  dtypeOfTorchName,
   f16BitsToF32,
   f32ToBf16Bits,
   f32ToF16Bits,
-  TENSOR_DTYPE_OF,
-} from "../../src/model/dtype.ts";
+  type TorchDtypeName,
+} from "../../src/backend/dtype.ts";
+import { type ModelConfig, parseModelConfig, perTokenKvBytes } from "../../src/model/config.ts";
 import { loadGenerationConfig, parseGenerationConfig } from "../../src/model/generation-config.ts";
 import { openSafetensors } from "../../src/model/safetensors.ts";
 import { type RandomModel, type RandomModelOptions, writeRandomModel } from "../helpers/random-model.ts";
@@ -141,7 +142,7 @@ describe("config.json", () => {
       attentionBias: false,
       qkNorm: false,
       slidingWindow: null,
-      dtype: "bfloat16",
+      dtype: "bf16",
       bosTokenId: 128000,
       eosTokenIds: [128001, 128008, 128009],
     } satisfies ModelConfig);
@@ -191,7 +192,7 @@ describe("config.json", () => {
     );
     expect(config.numKvHeads).toBe(8);
     expect(config.headDim).toBe(32);
-    expect(config.dtype).toBe("bfloat16");
+    expect(config.dtype).toBe("bf16");
     expect(config.ropeScaling).toBeNull();
     expect(config.ropeTheta).toBe(10000);
     expect(config.tieWordEmbeddings).toBe(false);
@@ -201,7 +202,7 @@ describe("config.json", () => {
 
   test("newer configs say dtype instead of torch_dtype; rope_scaling type default means none", () => {
     const config = parseModelConfig({ ...LLAMA_31_8B, torch_dtype: undefined, dtype: "float16", rope_scaling: { rope_type: "default" } }, "c");
-    expect(config.dtype).toBe("float16");
+    expect(config.dtype).toBe("f16");
     expect(config.ropeScaling).toBeNull();
   });
 
@@ -212,7 +213,7 @@ describe("config.json", () => {
 });
 
 describe("random models through the loader", () => {
-  for (const dtype of ["float32", "float16", "bfloat16"] as WeightDtype[]) {
+  for (const dtype of ["float32", "float16", "bfloat16"] as TorchDtypeName[]) {
     for (const sharded of [false, true]) {
       test(`${dtype} ${sharded ? "sharded" : "single-file"} weights read back exactly as written`, async () => {
         const model = await randomModel({ dtype, sharded, numHeads: 4, numKvHeads: 2, seed: 5 });
@@ -220,7 +221,7 @@ describe("random models through the loader", () => {
         expect(store.names().sort()).toEqual([...model.weights.keys()].sort());
         for (const [name, values] of model.weights) {
           const tensor = store.tensor(name);
-          expect(tensor.dtype).toBe(TENSOR_DTYPE_OF[dtype]);
+          expect(tensor.dtype).toBe(dtypeOfTorchName(dtype));
           expect(tensor.shape.reduce((a, b) => a * b, 1)).toBe(values.length);
           expect(decodeToF32(tensor.bytes, tensor.dtype)).toEqual(values);
         }

@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import type { DType } from "../../src/backend/dtype.ts";
 import * as ref from "../../src/reference/ops.ts";
+import { offsetAddress } from "../../src/backend/address.ts";
 import { randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
 const device = await useTestDevice();
@@ -34,7 +35,7 @@ describe("vt_write_kv_cache", () => {
       const kOffset = numQHeads * headDim;
       const vOffset = kOffset + numKvHeads * headDim;
       backend.writeKvCache({
-        k: qkvAddress + kOffset * 4, v: qkvAddress + vOffset * 4, kCache, vCache,
+        k: offsetAddress(qkvAddress, kOffset * 4), v: offsetAddress(qkvAddress, vOffset * 4), kCache, vCache,
         slotMapping: device.uploadInt32(slotMapping), numTokens, numKvHeads, headDim, rowStride, blockSize, actDtype: "f32", cacheDtype,
       });
       const expectedK = new Float32Array(cacheLength);
@@ -68,7 +69,7 @@ describe("vt_write_kv_cache", () => {
         const vOffset = kOffset + numKvHeads! * headDim!;
         const ran = device.ranWithHalfActivations("vt_write_kv_cache", () =>
           backend.writeKvCache({
-            k: qkvAddress + kOffset * 2, v: qkvAddress + vOffset * 2, kCache, vCache,
+            k: offsetAddress(qkvAddress, kOffset * 2), v: offsetAddress(qkvAddress, vOffset * 2), kCache, vCache,
             slotMapping: device.uploadInt32(slotMapping), numTokens, numKvHeads: numKvHeads!, headDim: headDim!, rowStride,
             blockSize, actDtype: act, cacheDtype: act,
           }),

@@ -3,7 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import type { DType } from "../../src/backend/dtype.ts";
 import * as ref from "../../src/reference/ops.ts";
-import { expectClose, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
+import { offsetAddress } from "../../src/backend/address.ts";
+import { expectClose, NULL_ADDRESS, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
 const device = await useTestDevice();
 const backend = device.backend;
@@ -149,7 +150,7 @@ describe("vt_rotary_embedding", () => {
       const address = device.upload(qkv);
       const kOffset = numQHeads * headDim;
       backend.rotaryEmbedding({
-        positions: device.uploadInt32(positions), q: address, k: address + kOffset * 4, cosSin: device.upload(cosSin),
+        positions: device.uploadInt32(positions), q: address, k: offsetAddress(address, kOffset * 4), cosSin: device.upload(cosSin),
         numTokens, numQHeads, numKvHeads, headDim, rotaryDim, rowStride, actDtype: "f32",
       });
       const expected = ref.rotaryEmbedding(qkv, positions, cosSin, { numHeads: numQHeads, headDim, rotaryDim, rowStride });
@@ -305,7 +306,7 @@ describe("16-bit activations (CUDA; the CPU backend rejects them)", () => {
         const kOffset = numQHeads * headDim;
         const ran = device.ranWithHalfActivations("vt_rotary_embedding", () =>
           backend.rotaryEmbedding({
-            positions: device.uploadInt32(positions), q: address, k: address + kOffset * 2,
+            positions: device.uploadInt32(positions), q: address, k: offsetAddress(address, kOffset * 2),
             cosSin: device.upload(cosSin), numTokens, numQHeads, numKvHeads, headDim, rotaryDim, rowStride,
             actDtype: act,
           }),
@@ -337,7 +338,7 @@ describe("argument errors", () => {
     const weight = device.upload(new Float32Array(8));
     expect(() =>
       backend.rmsNorm({
-        input: 0, residual: null, weight, out: weight, numTokens: 1, hiddenSize: 8, eps: 1e-6, actDtype: "f32",
+        input: NULL_ADDRESS, residual: null, weight, out: weight, numTokens: 1, hiddenSize: 8, eps: 1e-6, actDtype: "f32",
         weightDtype: "f32",
       }),
     ).toThrow(/status 1\): vt_rms_norm: .*NULL/);

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import { referenceMatmul } from "../../src/reference/matmul.ts";
-import { Device, expectClose, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
+import { Device, expectClose, NULL_ADDRESS, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
 const device = await useTestDevice();
 const backend = device.backend;
@@ -126,7 +126,7 @@ describe("vt_matmul", () => {
 
   test("m = 0 is a no-op that leaves out untouched", () => {
     const out = device.upload(Float32Array.of(42));
-    backend.matmul({ x: 0, w: device.upload(randomValues(4, 1)), out, m: 0, n: 2, k: 2, actDtype: "f32", weightDtype: "f32" });
+    backend.matmul({ x: NULL_ADDRESS, w: device.upload(randomValues(4, 1)), out, m: 0, n: 2, k: 2, actDtype: "f32", weightDtype: "f32" });
     expect(device.download(out, 1)).toEqual(Float32Array.of(42));
   });
 
@@ -148,7 +148,7 @@ describe("vt_matmul", () => {
     const x = device.upload(randomValues(4, 1));
     const w = device.upload(randomValues(4, 2));
     const out = device.alloc(16);
-    expect(() => backend.matmul({ x, w: 0, out, m: 2, n: 2, k: 2, actDtype: "f32", weightDtype: "f32" })).toThrow(
+    expect(() => backend.matmul({ x, w: NULL_ADDRESS, out, m: 2, n: 2, k: 2, actDtype: "f32", weightDtype: "f32" })).toThrow(
       /status 1\): vt_matmul: .*NULL/,
     );
     expect(() => backend.matmul({ x, w, out, m: 2, n: 0, k: 2, actDtype: "f32", weightDtype: "f32" })).toThrow(

@@ -1,8 +1,9 @@
 // The CPU backend's library, context and memory ops: allocation, copies, fills and dtype
 // conversion, checked bit for bit where the header promises exact results.
 import { describe, expect, test } from "bun:test";
+import { offsetAddress } from "../../src/backend/address.ts";
 import { NativeError } from "../../src/backend/backend.ts";
-import { encodeFromF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/model/dtype.ts";
+import { dtypeBytes, encodeFromF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/backend/dtype.ts";
 import { fillUniform } from "../../src/reference/ops.ts";
 import { randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
@@ -154,7 +155,6 @@ describe("vt_convert", () => {
 
   // Offsets of one element put both buffers off their 16-byte alignment (the kernels' element
   // path), and 8 * k + 5 elements leave a tail after whole vectors.
-  const tensorDtype = { f32: "F32", f16: "F16", bf16: "BF16" } as const;
   for (const [offset, count] of [
     [0, 8 * 1000 + 5],
     [1, 4003],
@@ -167,13 +167,11 @@ describe("vt_convert", () => {
         ["f16", "bf16"],
         ["f32", "f16"],
       ] as const) {
-        const fromBytes = from === "f32" ? 4 : 2;
-        const toBytes = to === "f32" ? 4 : 2;
-        const src = device.alloc((count + 1) * fromBytes);
-        backend.upload(src + offset * fromBytes, encodeFromF32(values, tensorDtype[from]));
-        const dst = device.alloc((count + 1) * toBytes);
-        backend.convert(dst + offset * toBytes, to, src + offset * fromBytes, from, count);
-        expect(device.download(dst + offset * toBytes, count, to)).toEqual(rounded(rounded(values, from), to));
+        const src = offsetAddress(device.alloc((count + 1) * dtypeBytes(from)), offset * dtypeBytes(from));
+        backend.upload(src, encodeFromF32(values, from));
+        const dst = offsetAddress(device.alloc((count + 1) * dtypeBytes(to)), offset * dtypeBytes(to));
+        backend.convert(dst, to, src, from, count);
+        expect(device.download(dst, count, to)).toEqual(rounded(rounded(values, from), to));
       }
     });
 });
@@ -206,8 +204,8 @@ describe("vt_fill_uniform", () => {
   test("an offset, odd-sized buffer gets the values of its own indices", () => {
     const count = 8 * 123 + 7;
     for (const dtype of ["f32", "f16", "bf16"] as const) {
-      const bytes = dtype === "f32" ? 4 : 2;
-      const address = device.alloc((count + 1) * bytes) + bytes;
+      const bytes = dtypeBytes(dtype);
+      const address = offsetAddress(device.alloc((count + 1) * bytes), bytes);
       backend.fillUniform(address, dtype, count, 7, 1.5);
       expect(device.download(address, count, dtype)).toEqual(fillUniform(count, 7, 1.5, dtype));
     }

@@ -3,10 +3,10 @@
 // dtypes, sliding windows, long (split-K on CUDA) contexts, 16-bit activations (CUDA only), the
 // padding a captured decode step uses, and the argument checks.
 import { describe, expect, test } from "bun:test";
-import { Backend, type Address } from "../../src/backend/backend.ts";
+import { Backend } from "../../src/backend/backend.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import * as ref from "../../src/reference/ops.ts";
-import { Device, expectClose, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
+import { Device, expectClose, NULL_ADDRESS, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
 const device = await useTestDevice();
 const backend = device.backend;
@@ -452,7 +452,7 @@ describe("argument errors", () => {
   }
 
   test("a NULL pointer is an invalid argument naming the op", () => {
-    expectFailure((args) => (args.blockTables = 0), /status 1\): vt_paged_attention: .*NULL/);
+    expectFailure((args) => (args.blockTables = NULL_ADDRESS), /status 1\): vt_paged_attention: .*NULL/);
   });
 
   test("bf16 activations are unsupported with an f32 cache", () => {
@@ -509,6 +509,6 @@ describe("argument errors", () => {
   });
 
   test("out aliasing q is rejected", () => {
-    expectFailure((args) => (args.out = args.q as Address), /status 1\): vt_paged_attention: out must not alias q/);
+    expectFailure((args) => (args.out = args.q), /status 1\): vt_paged_attention: out must not alias q/);
   });
 });

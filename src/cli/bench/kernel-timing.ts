@@ -102,9 +102,9 @@ export function timeMatmul(
 ): MatmulResult[] {
   const { n, k } = shape;
   const maxM = Math.max(...shape.rowCounts);
-  const weightBytes = n * k * dtypeBytes[weightDtype];
-  const x = backend.malloc(maxM * k * dtypeBytes[actDtype]);
-  const out = backend.malloc(maxM * n * dtypeBytes[actDtype]);
+  const weightBytes = n * k * dtypeBytes(weightDtype);
+  const x = backend.malloc(maxM * k * dtypeBytes(actDtype));
+  const out = backend.malloc(maxM * n * dtypeBytes(actDtype));
   const copies: Address[] = [];
   try {
     backend.fillUniform(x, actDtype, maxM * k, 1, 1);
@@ -135,7 +135,7 @@ export function timeElementwise(
   hiddenSize: number,
   actDtype: DType,
 ): { microseconds: number; GBps: number } {
-  const act = dtypeBytes[actDtype];
+  const act = dtypeBytes(actDtype);
   // rms_norm reads the input and writes the output in place; silu_and_mul reads 2d and writes d.
   const inputCount = numTokens * hiddenSize * (op === "silu_and_mul" ? 2 : 1);
   const input = backend.malloc(inputCount * act);

@@ -3,7 +3,8 @@
 // allocator that has run for a while leaves them), the cache filled with random values. Decode
 // (one query token per sequence) is bound by reading the KV cache; a whole-prompt prefill chunk
 // by the two matrix products per head.
-import type { Address, Backend } from "../../backend/backend.ts";
+import { offsetAddress, type Address } from "../../backend/address.ts";
+import type { Backend } from "../../backend/backend.ts";
 import { dtypeBytes, type DType } from "../../backend/dtype.ts";
 import { RequestGenerator } from "../../engine/random.ts";
 import { bestSeconds, type TimingOptions } from "./kernel-timing.ts";
@@ -40,12 +41,12 @@ function blocksPerSeq(c: PagedAttentionCase): number {
  * allocates; null when not even one copy fits.
  */
 export function planPagedAttention(c: PagedAttentionCase, coldBytes: number, budgetBytes: number): PagedAttentionPlan | null {
-  const cacheBytes = dtypeBytes[c.cacheDtype];
+  const cacheBytes = dtypeBytes(c.cacheDtype);
   const kvBytes = 2 * c.numSeqs * c.seqLen * c.numKvHeads * c.headDim * cacheBytes;
   // A copy is whole blocks: the last block of a sequence may be partly empty.
   const copyBytes = 2 * c.numSeqs * blocksPerSeq(c) * c.blockSize * c.numKvHeads * c.headDim * cacheBytes;
   const tokens = c.numSeqs * c.queryLen;
-  const fixedBytes = 2 * tokens * c.numQHeads * c.headDim * dtypeBytes[c.actDtype] + 4 * (2 * c.numSeqs + 1);
+  const fixedBytes = 2 * tokens * c.numQHeads * c.headDim * dtypeBytes(c.actDtype) + 4 * (2 * c.numSeqs + 1);
   const tableBytes = 4 * c.numSeqs * blocksPerSeq(c);
   const fitting = Math.floor((budgetBytes - fixedBytes) / (copyBytes + tableBytes));
   if (fitting < 1) return null;
@@ -82,10 +83,10 @@ export function timePagedAttention(backend: Backend, options: TimingOptions, c: 
     return address;
   };
   try {
-    const kCache = alloc(planeCount * dtypeBytes[c.cacheDtype]);
-    const vCache = alloc(planeCount * dtypeBytes[c.cacheDtype]);
-    const q = alloc(rowCount * dtypeBytes[c.actDtype]);
-    const out = alloc(rowCount * dtypeBytes[c.actDtype]);
+    const kCache = alloc(planeCount * dtypeBytes(c.cacheDtype));
+    const vCache = alloc(planeCount * dtypeBytes(c.cacheDtype));
+    const q = alloc(rowCount * dtypeBytes(c.actDtype));
+    const out = alloc(rowCount * dtypeBytes(c.actDtype));
     const tables = alloc(blockTables.byteLength);
     const lens = alloc(seqLens.byteLength);
     const starts = alloc(queryStartLoc.byteLength);
@@ -98,7 +99,7 @@ export function timePagedAttention(backend: Backend, options: TimingOptions, c: 
     const tableBytes = 4 * c.numSeqs * perSeq;
     return bestSeconds(backend, options, (call) =>
       backend.pagedAttention({
-        out, q, kCache, vCache, blockTables: tables + (call % copies) * tableBytes, seqLens: lens, queryStartLoc: starts,
+        out, q, kCache, vCache, blockTables: offsetAddress(tables, (call % copies) * tableBytes), seqLens: lens, queryStartLoc: starts,
         numSeqs: c.numSeqs, numTokens, maxQueryLen: c.queryLen, maxSeqLen: c.seqLen, maxBlocksPerSeq: perSeq,
         numQHeads: c.numQHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, qRowStride: c.numQHeads * c.headDim,
         blockSize: c.blockSize, scale: 1 / Math.sqrt(c.headDim), slidingWindow: 0, actDtype: c.actDtype, cacheDtype: c.cacheDtype,

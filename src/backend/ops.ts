@@ -1,0 +1,157 @@
+// The compute ops of cuda/include/vllm_ts.h on one context: each a method taking named arguments,
+// so call sites read like the header, in the header's order (the symbol table is generated from
+// it, so an argument of the wrong count or type does not compile). A non-zero status becomes a
+// NativeError carrying vt_last_error().
+import type { Pointer } from "bun:ffi";
+import { vt_copy_kind, vt_rope_scaling_type } from "../../build/vllm-ts-abi.ts";
+import type { Address } from "./address.ts";
+import { DTYPES, type DType } from "./dtype.ts";
+import { checkStatus, type NativeSymbols } from "./native-library.ts";
+
+const code = (dtype: DType) => DTYPES[dtype].code;
+
+export class NativeOps {
+  protected constructor(
+    protected readonly s: NativeSymbols,
+    protected readonly context: Pointer,
+  ) {}
+
+  protected check(op: string, status: number): void {
+    checkStatus(this.s, op, status);
+  }
+
+  convert(dst: Address, dstDtype: DType, src: Address, srcDtype: DType, count: number): void {
+    this.check("vt_convert", this.s.vt_convert(this.context, dst, code(dstDtype), src, code(srcDtype), count));
+  }
+
+  fillUniform(dst: Address, dtype: DType, count: number, seed: number, scale: number): void {
+    this.check("vt_fill_uniform", this.s.vt_fill_uniform(this.context, dst, code(dtype), count, seed >>> 0, scale));
+  }
+
+  // ---- model layers ---------------------------------------------------------------------------
+
+  embedding(a: {
+    tokenIds: Address; numTokens: number; table: Address; vocabSize: number; hiddenSize: number;
+    out: Address; weightDtype: DType; actDtype: DType;
+  }): void {
+    this.check("vt_embedding", this.s.vt_embedding(
+      this.context, a.tokenIds, a.numTokens, a.table, a.vocabSize, a.hiddenSize, a.out, code(a.weightDtype), code(a.actDtype)));
+  }
+
+  rmsNorm(a: {
+    input: Address; residual: Address | null; weight: Address; out: Address; numTokens: number;
+    hiddenSize: number; eps: number; actDtype: DType; weightDtype: DType;
+  }): void {
+    this.check("vt_rms_norm", this.s.vt_rms_norm(
+      this.context, a.input, a.residual, a.weight, a.out, a.numTokens, a.hiddenSize, a.eps, code(a.actDtype), code(a.weightDtype)));
+  }
+
+  headRmsNorm(a: {
+    x: Address; weight: Address; numTokens: number; numHeads: number; headDim: number;
+    rowStride: number; eps: number; actDtype: DType; weightDtype: DType;
+  }): void {
+    this.check("vt_head_rms_norm", this.s.vt_head_rms_norm(
+      this.context, a.x, a.weight, a.numTokens, a.numHeads, a.headDim, a.rowStride, a.eps, code(a.actDtype), code(a.weightDtype)));
+  }
+
+  ropeCosSinCache(a: {
+    cosSin: Address; maxPosition: number; rotaryDim: number; theta: number;
+    llama3?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPosition: number } | null;
+  }): void {
+    const l = a.llama3;
+    const scaling = l ? vt_rope_scaling_type.VT_ROPE_SCALING_LLAMA3 : vt_rope_scaling_type.VT_ROPE_SCALING_NONE;
+    this.check("vt_rope_cos_sin_cache", this.s.vt_rope_cos_sin_cache(
+      this.context, a.cosSin, a.maxPosition, a.rotaryDim, a.theta, scaling,
+      l?.factor ?? 1, l?.lowFreqFactor ?? 1, l?.highFreqFactor ?? 1, l?.originalMaxPosition ?? 0));
+  }
+
+  rotaryEmbedding(a: {
+    positions: Address; q: Address; k: Address; cosSin: Address; numTokens: number; numQHeads: number;
+    numKvHeads: number; headDim: number; rotaryDim: number; rowStride: number; actDtype: DType;
+  }): void {
+    this.check("vt_rotary_embedding", this.s.vt_rotary_embedding(
+      this.context, a.positions, a.q, a.k, a.cosSin, a.numTokens, a.numQHeads, a.numKvHeads, a.headDim, a.rotaryDim,
+      a.rowStride, code(a.actDtype)));
+  }
+
+  siluAndMul(a: { x: Address; out: Address; numTokens: number; d: number; actDtype: DType }): void {
+    this.check("vt_silu_and_mul", this.s.vt_silu_and_mul(this.context, a.x, a.out, a.numTokens, a.d, code(a.actDtype)));
+  }
+
+  matmul(a: {
+    x: Address; w: Address; bias?: Address | null; out: Address; m: number; n: number; k: number;
+    actDtype: DType; weightDtype: DType;
+  }): void {
+    this.check("vt_matmul", this.s.vt_matmul(
+      this.context, a.x, a.w, a.bias ?? null, a.out, a.m, a.n, a.k, code(a.actDtype), code(a.weightDtype)));
+  }
+
+  gatherRows(a: { dst: Address; src: Address; indices: Address; numRows: number; rowBytes: number }): void {
+    this.check("vt_gather_rows", this.s.vt_gather_rows(this.context, a.dst, a.src, a.indices, a.numRows, a.rowBytes));
+  }
+
+  // ---- paged KV cache -------------------------------------------------------------------------
+
+  writeKvCache(a: {
+    k: Address; v: Address; kCache: Address; vCache: Address; slotMapping: Address; numTokens: number;
+    numKvHeads: number; headDim: number; rowStride: number; blockSize: number; actDtype: DType; cacheDtype: DType;
+  }): void {
+    this.check("vt_write_kv_cache", this.s.vt_write_kv_cache(
+      this.context, a.k, a.v, a.kCache, a.vCache, a.slotMapping, a.numTokens, a.numKvHeads, a.headDim, a.rowStride,
+      a.blockSize, code(a.actDtype), code(a.cacheDtype)));
+  }
+
+  pagedAttention(a: {
+    out: Address; q: Address; kCache: Address; vCache: Address; blockTables: Address; seqLens: Address;
+    queryStartLoc: Address; numSeqs: number; numTokens: number; maxQueryLen: number; maxSeqLen: number;
+    maxBlocksPerSeq: number; numQHeads: number; numKvHeads: number; headDim: number; qRowStride: number;
+    blockSize: number; scale: number; slidingWindow: number; actDtype: DType; cacheDtype: DType;
+  }): void {
+    this.check("vt_paged_attention", this.s.vt_paged_attention(
+      this.context, a.out, a.q, a.kCache, a.vCache, a.blockTables, a.seqLens, a.queryStartLoc, a.numSeqs, a.numTokens,
+      a.maxQueryLen, a.maxSeqLen, a.maxBlocksPerSeq, a.numQHeads, a.numKvHeads, a.headDim, a.qRowStride,
+      a.blockSize, a.scale, a.slidingWindow, code(a.actDtype), code(a.cacheDtype)));
+  }
+
+  copyBlocks(a: {
+    cache: Address; numPlanes: number; planeStrideBytes: number; blockBytes: number; blockPairs: Address;
+    numPairs: number;
+  }): void {
+    this.check("vt_copy_blocks", this.s.vt_copy_blocks(
+      this.context, a.cache, a.numPlanes, a.planeStrideBytes, a.blockBytes, a.blockPairs, a.numPairs));
+  }
+
+  /** blockPairs is a host array of (src, dst) block pairs. */
+  swapBlocks(a: {
+    dst: Address; dstPlaneStrideBytes: number; src: Address; srcPlaneStrideBytes: number; numPlanes: number;
+    blockBytes: number; blockPairs: Int32Array; kind: "deviceToHost" | "hostToDevice";
+  }): void {
+    const kind = a.kind === "deviceToHost" ? vt_copy_kind.VT_COPY_DEVICE_TO_HOST : vt_copy_kind.VT_COPY_HOST_TO_DEVICE;
+    this.check("vt_swap_blocks", this.s.vt_swap_blocks(
+      this.context, a.dst, a.dstPlaneStrideBytes, a.src, a.srcPlaneStrideBytes, a.numPlanes, a.blockBytes,
+      a.blockPairs, a.blockPairs.length / 2, kind));
+  }
+
+  // ---- sampling helpers -----------------------------------------------------------------------
+
+  argmax(a: { logits: Address; out: Address; numRows: number; vocabSize: number; actDtype: DType }): void {
+    this.check("vt_argmax", this.s.vt_argmax(this.context, a.logits, a.out, a.numRows, a.vocabSize, code(a.actDtype)));
+  }
+
+  logSoftmax(a: {
+    logits: Address; temperatures: Address | null; out: Address; numRows: number; vocabSize: number; actDtype: DType;
+  }): void {
+    this.check("vt_log_softmax", this.s.vt_log_softmax(
+      this.context, a.logits, a.temperatures, a.out, a.numRows, a.vocabSize, code(a.actDtype)));
+  }
+
+  /** One token per row drawn on the device (see vt_sample); every array is a device address. */
+  sample(a: {
+    logits: Address; numRows: number; vocabSize: number; actDtype: DType; temperatures: Address; topK: Address;
+    topP: Address; minP: Address; uniforms: Address; out: Address;
+  }): void {
+    this.check("vt_sample", this.s.vt_sample(
+      this.context, a.logits, a.numRows, a.vocabSize, code(a.actDtype), a.temperatures, a.topK, a.topP, a.minP,
+      a.uniforms, a.out));
+  }
+}
