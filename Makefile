@@ -154,7 +154,7 @@ KIT_NATIVE := build/kit-native
 KIT_CPU_CXXFLAGS := $(patsubst -march=native,-march=x86-64-v3,$(CPU_CXXFLAGS))
 KIT_CPU_OBJECTS := $(patsubst build/cpu/%,$(KIT_NATIVE)/cpu/%,$(CPU_OBJECTS))
 KIT_TESTS := $(filter-out test/native/emulation.test.ts,$(wildcard test/native/*.test.ts)) \
-	test/model/forward.test.ts test/model/decode-graphs.test.ts test/engine/cuda-backend.test.ts
+	test/worker/forward.test.ts test/worker/decode-graphs.test.ts test/engine/cuda-backend.test.ts
 KIT_INPUTS := $(TS_SOURCES) $(shell find test bench/gpu -name '*.ts') bench/gpu/check.sh \
 	bench/torch_baseline.py bench/hf_generate_baseline.py $(wildcard bench/models/*/config.json)
 
@@ -199,7 +199,7 @@ test: all chromium $(EMU_LIB) $(EMU_ASAN_LIB) $(EMU_SELFTEST) gpu-kit
 	$(BUN) x tsc --noEmit -p .
 	$(BUN) test --timeout 120000
 	ASAN_OPTIONS=$(ASAN_TEST_OPTIONS) LD_PRELOAD=$(LIBASAN) VLLM_TS_LIBRARY=$(CURDIR)/$(EMU_ASAN_LIB) \
-	  $(BUN) test --timeout 300000 test/native test/model/forward.test.ts
+	  $(BUN) test --timeout 300000 test/native test/worker/forward.test.ts
 	OUT=$(CURDIR)/build/gpu-check-dry-run LIBASAN=$(LIBASAN) ASAN_TEST_OPTIONS=$(ASAN_TEST_OPTIONS) \
 	  bash bench/gpu/check.sh --dry-run
 

@@ -7,8 +7,8 @@
 import { parseArgs } from "node:util";
 import { Backend } from "../src/backend/backend.ts";
 import { loadModelConfig, type ModelConfig } from "../src/model/config.ts";
-import { ModelForward, type ForwardBatch } from "../src/model/forward.ts";
-import { KvCacheTensors } from "../src/model/kv-cache-tensors.ts";
+import { ModelForward, type ForwardBatch } from "../src/worker/forward.ts";
+import { KvCacheTensors } from "../src/worker/kv-cache-tensors.ts";
 import { activationDtype } from "../src/model/load-model.ts";
 import { dummyWeights } from "../src/model/weights.ts";
 

@@ -82,14 +82,14 @@ const tests: Stage = {
     // Every op against its reference, and the paged forward of all four architectures against the
     // f64 reference forward: the whole process on the CUDA library.
     const kernels = await bundledTests(context, run, {
-      files: [...testFiles(context, "native"), ...testFiles(context, "model", ["forward.test.js"])],
+      files: [...testFiles(context, "native"), ...testFiles(context, "worker", ["forward.test.js"])],
       junit: join(context.raw, "tests-kernels.xml"),
       env: { VLLM_TS_LIBRARY: context.cudaLibrary },
     });
     // The engine on CUDA against the CPU backend, and decode graphs against eager steps: these open
     // both libraries, so CUDA's is named to them alone.
     const engine = await bundledTests(context, run, {
-      files: [...testFiles(context, "engine", ["cuda-backend.test.js"]), ...testFiles(context, "model", ["decode-graphs.test.js"])],
+      files: [...testFiles(context, "engine", ["cuda-backend.test.js"]), ...testFiles(context, "worker", ["decode-graphs.test.js"])],
       junit: join(context.raw, "tests-engine.xml"),
       env: { VLLM_TS_CUDA_LIBRARY: context.cudaLibrary },
     });
@@ -98,7 +98,7 @@ const tests: Stage = {
     // kernels get their own pass (the emulation never loads cuBLAS, so a dry run has none).
     if (!context.dryRun) {
       groups.push(await bundledTests(context, run, {
-        files: [...testFiles(context, "native", ["matmul.test.js"]), ...testFiles(context, "model", ["forward.test.js"])],
+        files: [...testFiles(context, "native", ["matmul.test.js"]), ...testFiles(context, "worker", ["forward.test.js"])],
         junit: join(context.raw, "tests-own-kernels.xml"),
         env: { VLLM_TS_LIBRARY: context.cudaLibrary, VT_DISABLE_CUBLAS: "1" },
       }));

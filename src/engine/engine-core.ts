@@ -3,10 +3,10 @@
 // runner; it never sees text.
 import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes } from "../backend/dtype.ts";
-import { KvCacheTensors } from "../model/kv-cache-tensors.ts";
+import { KvCacheTensors } from "../worker/kv-cache-tensors.ts";
 import type { EngineModel } from "../model/load-model.ts";
 import { KVCacheManager } from "./kv-cache-manager.ts";
-import { ModelRunner } from "./model-runner.ts";
+import { ModelRunner } from "../worker/model-runner.ts";
 import type { Request } from "./request.ts";
 import type { TokenLogprobs } from "./sampler.ts";
 import type { EngineCoreOutput, EngineScheduler, SchedulerStats } from "./scheduler-interface.ts";

@@ -5,7 +5,7 @@
 // prompt order. A progress bar shows on a terminal.
 import { Backend, type BackendOptions } from "../backend/backend.ts";
 import { withGenerationConfig, type LoadedModel, type LoadModelOptions } from "../model/load-model.ts";
-import { loadModel } from "../model/load-tokenizer.ts";
+import { loadModel } from "../model/load-model.ts";
 import { EngineCore, type EngineConfig } from "./engine-core.ts";
 import { OutputProcessor, type CompletionOutput } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";

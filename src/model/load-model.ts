@@ -1,5 +1,5 @@
 // Turns a model reference (a local Hugging Face directory, a Hub repo id fetched through the
-// Hugging Face cache by hub.ts, or nothing for the embedded demo) into its parts: config and
+// Hugging Face cache by hub/, or nothing for the embedded demo) into its parts: config and
 // generation defaults (ModelSource), weights in device memory (EngineModel). The tokenizer loads
 // apart (load-tokenizer.ts) because the engine core and the API side live on different threads
 // and only the API side needs it.
@@ -11,8 +11,9 @@ import { loadModelConfig, type ModelConfig } from "./config.ts";
 import { DEMO_MODEL_NAME, DEMO_SEED, demoConfig } from "./demo.ts";
 import { ModelLoadError } from "./errors.ts";
 import { loadGenerationConfig, type GenerationConfig } from "./generation-config.ts";
-import { parseHubReference, resolveHubModel } from "./hub.ts";
+import { parseHubReference, resolveHubModel } from "./hub/hub-model.ts";
 import { openSafetensors } from "./safetensors.ts";
+import { loadModelTokenizer } from "./load-tokenizer.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
 import { dummyWeights, loadWeightsFromSafetensors, type ModelWeights } from "./weights.ts";
 
@@ -97,3 +98,9 @@ export function loadModelWeights(backend: Backend, source: ModelSource, options:
   return { ...source, weights, actDtype: activationDtype(backend, dtype) };
 }
 
+/** The whole model, weights on `backend` and tokenizer, for in-process use (the offline API, tests). */
+export async function loadModel(backend: Backend, model: string | undefined, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const source = await resolveModel(model);
+  const tokenizer = await loadModelTokenizer(source);
+  return { ...loadModelWeights(backend, source, options), tokenizer };
+}

@@ -1,10 +1,9 @@
-// The tokenizer of a resolved model, and the whole model with it for in-process use (the
-// offline API, tests): the parts that the engine core's thread does not load.
-import type { Backend } from "../backend/backend.ts";
+// The tokenizer of a resolved model: the part of a model that the engine core's thread does not
+// load (text lives on the API side).
 import { resolve } from "node:path";
 import { DEMO_MODEL_NAME } from "./demo.ts";
 import { demoTokenizer } from "./demo-tokenizer.ts";
-import { loadModelWeights, resolveModel, type LoadedModel, type LoadModelOptions, type ModelSource } from "./load-model.ts";
+import type { ModelSource } from "./load-model.ts";
 import { loadTokenizer, type ModelTokenizer } from "./tokenizer.ts";
 
 /**
@@ -16,10 +15,4 @@ export async function loadModelTokenizer(source: ModelSource, tokenizer?: string
   if (tokenizer === DEMO_MODEL_NAME) return demoTokenizer();
   if (tokenizer !== undefined) return loadTokenizer(resolve(tokenizer));
   return source.dir === null ? demoTokenizer() : loadTokenizer(source.dir);
-}
-
-export async function loadModel(backend: Backend, model: string | undefined, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  const source = await resolveModel(model);
-  const tokenizer = await loadModelTokenizer(source);
-  return { ...loadModelWeights(backend, source, options), tokenizer };
 }

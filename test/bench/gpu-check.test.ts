@@ -29,7 +29,7 @@ describe("the kit (make gpu-kit)", () => {
     const nativeTests = readdirSync(resolve(import.meta.dir, "../native")).filter((name) => name.endsWith(".test.ts") && name !== "emulation.test.ts");
     const expected = [
       "vllm-ts.xz", "check.js", "check.sh", "e2e.js", "torch_baseline.py", "hf_generate_baseline.py",
-      "tests/model/forward.test.js", "tests/model/decode-graphs.test.js", "tests/engine/cuda-backend.test.js", "tests/libvllm_ts_cpu.so.xz",
+      "tests/worker/forward.test.js", "tests/worker/decode-graphs.test.js", "tests/engine/cuda-backend.test.js", "tests/libvllm_ts_cpu.so.xz",
       "models/llama-3.1-8b/config.json", "models/qwen3-0.6b/config.json",
       ...nativeTests.map((name) => `tests/native/${name.replace(/\.ts$/, ".js")}`),
       // The CUDA library travels where nvcc built it.

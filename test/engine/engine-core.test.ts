@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import { EngineCore } from "../../src/engine/engine-core.ts";
-import { KvCacheTensors } from "../../src/model/kv-cache-tensors.ts";
+import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
 import { loadModelWeights, resolveModel, type EngineModel } from "../../src/model/load-model.ts";
 import { writeRandomModel } from "../helpers/random-model.ts";
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
-import { KvCacheTensors } from "../../src/model/kv-cache-tensors.ts";
+import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
 import { writeRandomModel, type RandomModel } from "../helpers/random-model.ts";
 
 let model: RandomModel;

@@ -6,7 +6,7 @@ import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ModelLoadError } from "../../src/model/errors.ts";
-import { parseHubReference } from "../../src/model/hub.ts";
+import { parseHubReference } from "../../src/model/hub/hub-model.ts";
 import { resolveModel } from "../../src/model/load-model.ts";
 import { loadModelTokenizer } from "../../src/model/load-tokenizer.ts";
 import { type FakeHub, type FakeRepo, startFakeHub } from "../helpers/fake-hub.ts";

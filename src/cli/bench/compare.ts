@@ -9,7 +9,7 @@ import { RequestGenerator } from "../../engine/random.ts";
 import { Request } from "../../engine/request.ts";
 import { SamplingParams } from "../../engine/sampling-params.ts";
 import { Scheduler } from "../../engine/scheduler.ts";
-import { KvCacheTensors } from "../../model/kv-cache-tensors.ts";
+import { KvCacheTensors } from "../../worker/kv-cache-tensors.ts";
 import { coreOptions, engineArgs, integer, modelArgs, UsageError, type EngineArgs, type ModelArgs } from "../engine-args.ts";
 import { lengthRange, randomRequests, randomTokens, rangeRatio, type BenchRequest } from "./dataset.ts";
 import { emptyTimeline, engineConfig, loadBenchModel, runBench, runRequests, type RunResult, type RunTimeline } from "./offline.ts";

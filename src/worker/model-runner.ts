@@ -3,14 +3,14 @@
 // samples the next token of every request whose prompt is complete. It keeps, per request, what
 // the scheduler sends only once: token history, block table, sampling state.
 import type { Backend } from "../backend/backend.ts";
-import { DecodeGraphs } from "../model/decode-graphs.ts";
-import { ModelForward, type DeviceSamplingParams, type ForwardBatch } from "../model/forward.ts";
-import type { KvCacheTensors } from "../model/kv-cache-tensors.ts";
+import { DecodeGraphs } from "./decode-graphs.ts";
+import { ModelForward, type DeviceSamplingParams, type ForwardBatch } from "./forward.ts";
+import type { KvCacheTensors } from "./kv-cache-tensors.ts";
 import type { EngineModel } from "../model/load-model.ts";
-import { RequestGenerator } from "./random.ts";
-import { sample, tokenLogprobs, type SampledToken, type SamplingRow, type TokenLogprobs } from "./sampler.ts";
-import type { SamplingParams } from "./sampling-params.ts";
-import type { SchedulerOutput } from "./scheduler-interface.ts";
+import { RequestGenerator } from "../engine/random.ts";
+import { sample, tokenLogprobs, type SampledToken, type SamplingRow, type TokenLogprobs } from "../engine/sampler.ts";
+import type { SamplingParams } from "../engine/sampling-params.ts";
+import type { SchedulerOutput } from "../engine/scheduler-interface.ts";
 
 interface RunnerRequestState {
   tokenIds: number[];

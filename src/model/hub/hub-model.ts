@@ -1,11 +1,11 @@
 // Model references that name a Hugging Face Hub repository ("Org/Name", "Org/Name@revision"):
 // loaded from the Hugging Face cache when it holds them, otherwise downloaded into it, so the
 // cache is shared with transformers, vLLM and the hf CLI.
-import { ModelLoadError } from "./errors.ts";
-import { cachedSnapshot, repoCacheDir } from "./hub-cache.ts";
-import { downloadSnapshot } from "./hub-download.ts";
-import { hubLoadError } from "./hub-errors.ts";
-import { hubSettings } from "./hub-settings.ts";
+import { ModelLoadError } from "../errors.ts";
+import { cachedSnapshot, repoCacheDir } from "./cache.ts";
+import { downloadSnapshot } from "./download.ts";
+import { hubLoadError } from "./errors.ts";
+import { hubSettings } from "./settings.ts";
 
 export interface HubReference {
   /** "Org/Name". */

@@ -4,9 +4,9 @@
 // batch sizes, growing block tables and a workspace that moves under the graphs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
-import { captureSizes, DecodeGraphs } from "../../src/model/decode-graphs.ts";
-import { ModelForward, type DeviceSamplingParams, type ForwardBatch } from "../../src/model/forward.ts";
-import { KvCacheTensors } from "../../src/model/kv-cache-tensors.ts";
+import { captureSizes, DecodeGraphs } from "../../src/worker/decode-graphs.ts";
+import { ModelForward, type DeviceSamplingParams, type ForwardBatch } from "../../src/worker/forward.ts";
+import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
 import { loadModelWeights, resolveModel, type EngineModel } from "../../src/model/load-model.ts";
 import { cudaLibraryUnderTest } from "../helpers/cuda-library.ts";
 import { writeRandomModel } from "../helpers/random-model.ts";

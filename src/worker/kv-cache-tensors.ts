@@ -4,7 +4,7 @@
 import { offsetAddress, type Address } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes, type DType } from "../backend/dtype.ts";
-import type { ModelConfig } from "./config.ts";
+import type { ModelConfig } from "../model/config.ts";
 
 export class KvCacheTensors {
   readonly blockBytes: number;

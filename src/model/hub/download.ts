@@ -6,12 +6,12 @@ import { existsSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { downloadFile, type ListFileEntry, listFiles, modelInfo } from "@huggingface/hub";
-import { ModelLoadError } from "./errors.ts";
-import { blobPath, INDEX_FILE, indexedShards, linkSnapshotFile, snapshotDir, writeRef } from "./hub-cache.ts";
-import { markingUnreachable } from "./hub-errors.ts";
-import { filesToDownload, findEntry } from "./hub-files.ts";
-import { type DownloadProgress, stderrProgress } from "./hub-progress.ts";
-import type { HubSettings } from "./hub-settings.ts";
+import { ModelLoadError } from "../errors.ts";
+import { blobPath, INDEX_FILE, indexedShards, linkSnapshotFile, snapshotDir, writeRef } from "./cache.ts";
+import { markingUnreachable } from "./errors.ts";
+import { filesToDownload, findEntry } from "./files.ts";
+import { type DownloadProgress, stderrProgress } from "./progress.ts";
+import type { HubSettings } from "./settings.ts";
 
 interface Download {
   repo: string;

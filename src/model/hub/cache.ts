@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { getRepoFolderName } from "@huggingface/hub";
-import { readJsonFile } from "./errors.ts";
+import { readJsonFile } from "../errors.ts";
 
 const COMMIT_HASH = /^[0-9a-f]{40}$/;
 export const INDEX_FILE = "model.safetensors.index.json";

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import type { Architecture, ModelConfig } from "../../src/model/config.ts";
-import { ModelForward, type ForwardBatch } from "../../src/model/forward.ts";
-import { KvCacheTensors } from "../../src/model/kv-cache-tensors.ts";
-import { loadModel } from "../../src/model/load-tokenizer.ts";
+import { ModelForward, type ForwardBatch } from "../../src/worker/forward.ts";
+import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
+import { loadModel } from "../../src/model/load-model.ts";
 import { referenceForward } from "../../src/reference/forward.ts";
 import { writeRandomModel, type RandomModel, type RandomModelOptions } from "../helpers/random-model.ts";
 

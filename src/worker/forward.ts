@@ -6,9 +6,9 @@ import { offsetAddress, type Address } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes, type DType } from "../backend/dtype.ts";
 import { GrowableBuffer } from "../backend/growable-buffer.ts";
-import type { ModelConfig } from "./config.ts";
+import type { ModelConfig } from "../model/config.ts";
 import type { KvCacheTensors } from "./kv-cache-tensors.ts";
-import type { ModelWeights } from "./weights.ts";
+import type { ModelWeights } from "../model/weights.ts";
 
 /** One step's batch, as the model runner builds it. Sequence s owns query rows
  * queryStartLoc[s] .. queryStartLoc[s+1]-1. */

@@ -1,8 +1,8 @@
 // Hub failures as ModelLoadErrors a user can act on: which repo, what the Hub said, and what to
 // do about it (a token, a spelling, a network).
 import { HubApiError } from "@huggingface/hub";
-import { ModelLoadError } from "./errors.ts";
-import type { HubSettings } from "./hub-settings.ts";
+import { ModelLoadError } from "../errors.ts";
+import type { HubSettings } from "./settings.ts";
 
 /** A request that got no HTTP answer at all, told apart from the Hub answering with an error. */
 class HubUnreachableError extends Error {}
