@@ -9,7 +9,7 @@ import { LocalBackend } from "./chat/local-backend.ts";
 import { RemoteBackend } from "./chat/remote-backend.ts";
 import { runRepl } from "./chat/repl.ts";
 import { openTerminal } from "./chat/terminal.ts";
-import { coreOptions, engineArgs, integer, modelArgs, number, UsageError, type EngineArgs, type ModelArgs } from "./engine-args.ts";
+import { coreOptions, engineArgs, integer, modelArgs, number, UsageError } from "./engine-args.ts";
 import { logger } from "./logger.ts";
 
 function initialSettings(args: { temperature?: string; "max-tokens"?: string }): ChatSettings {
@@ -49,7 +49,7 @@ export default defineCommand({
         const apiKey = args["api-key"] ?? process.env.VLLM_API_KEY ?? process.env.OPENAI_API_KEY ?? "EMPTY";
         backend = await terminal.during(`connecting to ${url}`, RemoteBackend.connect(url, apiKey, args["model-name"]));
       } else {
-        const options = coreOptions({ ...(args as ModelArgs & EngineArgs), model: args.model ?? args["model-name"] });
+        const options = coreOptions({ ...args, model: args.model ?? args["model-name"] });
         backend = await terminal.during("loading the model", LocalBackend.start(options, readChatTemplate(args["chat-template"])));
       }
       terminal.notice(`chatting with ${backend.modelName}; /help lists the commands`);

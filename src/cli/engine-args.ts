@@ -1,68 +1,10 @@
-// Arguments shared by every command that runs a model (generate now; serve, chat and bench
-// reuse them), named as in vLLM.
+// The command-line flags of every command that runs a model (serve, chat, generate, bench),
+// derived from the engine's option tables (src/engine/options.ts) and read back into CoreOptions
+// with a message naming the flag for a bad value; plus the value parsers commands use for their
+// own flags.
 import type { ArgsDef } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
-import type { DtypeOption, LoadFormat } from "../model/load-model.ts";
-
-export const modelArgs = {
-  model: {
-    type: "positional",
-    required: false,
-    description: "Local Hugging Face model directory or hub repo id Org/Name[@revision] (default: the embedded random-weight demo model, vllm-ts-demo)",
-  },
-  device: { type: "string", default: "auto", description: "auto | cpu | cuda" },
-  dtype: { type: "string", default: "auto", description: "Weight dtype: auto | float32 | float16 | bfloat16" },
-  "load-format": { type: "string", default: "auto", description: "auto | dummy (random weights of the model's shapes)" },
-  seed: { type: "string", default: "0", description: "Random seed" },
-  threads: { type: "string", default: "0", description: "CPU threads (0 = all cores)" },
-  tokenizer: {
-    type: "string",
-    description: "Use this tokenizer instead of the model's: a folder with tokenizer.json, or vllm-ts-demo (the embedded Qwen3 one)",
-  },
-  "generation-config": {
-    type: "string",
-    default: "auto",
-    description: "Sampling defaults: auto (the model's generation_config.json) | vllm (ignore it) | a folder holding one",
-  },
-} as const satisfies ArgsDef;
-
-/** The engine's scheduling and memory options (serve, bench, chat, generate). */
-export const engineArgs = {
-  "block-size": { type: "string", default: "16", description: "Tokens per KV-cache block" },
-  "max-num-seqs": { type: "string", default: "64", description: "Most sequences running in one step" },
-  "max-num-batched-tokens": { type: "string", default: "2048", description: "Token budget of one step" },
-  "max-model-len": { type: "string", description: "Longest prompt + output (default: the model's max_position_embeddings)" },
-  "enable-prefix-caching": { type: "boolean", default: true, description: "Reuse KV blocks of shared prefixes (--no-enable-prefix-caching to turn off)" },
-  "enable-chunked-prefill": { type: "boolean", default: true, description: "Split long prompts over several steps" },
-  scheduling: { type: "string", default: "continuous", description: "continuous | static (the traditional baseline, for benchmarks)" },
-  "kv-cache-memory": { type: "string", description: "KV-cache size in bytes (suffixes K, M, G, KiB, MiB, GiB)" },
-  "gpu-memory-utilization": { type: "string", default: "0.9", description: "Fraction of device memory for weights, activations and KV cache" },
-  "enforce-eager": { type: "boolean", default: false, description: "CUDA: run decode steps op by op instead of replaying captured graphs" },
-} as const satisfies ArgsDef;
-
-export interface EngineArgs {
-  "block-size": string;
-  "max-num-seqs": string;
-  "max-num-batched-tokens": string;
-  "max-model-len"?: string;
-  "enable-prefix-caching": boolean;
-  "enable-chunked-prefill": boolean;
-  scheduling: string;
-  "kv-cache-memory"?: string;
-  "gpu-memory-utilization": string;
-  "enforce-eager": boolean;
-}
-
-export interface ModelArgs {
-  model?: string;
-  device: string;
-  dtype: string;
-  "load-format": string;
-  seed: string;
-  threads: string;
-  "generation-config": string;
-  tokenizer?: string;
-}
+import { ENGINE_OPTIONS, flagOf, MODEL_OPTIONS, type OptionSpec, type OptionTable, type OptionValues } from "../engine/options.ts";
 
 export class UsageError extends Error {}
 
@@ -83,12 +25,10 @@ export function number(name: string, value: string, min: number): number {
   return n;
 }
 
-export function loadOptions(args: ModelArgs) {
-  return {
-    dtype: choice<DtypeOption>("dtype", args.dtype, ["auto", "float32", "float16", "bfloat16"]),
-    loadFormat: choice<LoadFormat>("load-format", args["load-format"], ["auto", "dummy"]),
-    seed: integer("seed", args.seed, 0),
-  };
+export function fraction(name: string, value: string): number {
+  const n = Number(value);
+  if (!(n > 0 && n <= 1)) throw new UsageError(`--${name} must be in (0, 1], got "${value}"`);
+  return n;
 }
 
 const byteUnits: Record<string, number> = {
@@ -102,26 +42,58 @@ export function bytes(name: string, value: string): number {
   return Math.floor(Number(match[1]) * unit);
 }
 
-/** Everything the engine core takes, from the shared model and engine arguments. */
-export function coreOptions(args: ModelArgs & EngineArgs): CoreOptions {
-  const utilization = number("gpu-memory-utilization", args["gpu-memory-utilization"], 0);
-  if (utilization <= 0 || utilization > 1) throw new UsageError(`--gpu-memory-utilization must be in (0, 1], got ${utilization}`);
+/** citty's definition of one option's flag: booleans as switches, everything else as text. */
+function flagDefinition(flag: string, spec: OptionSpec) {
+  if (spec.value.kind === "boolean") {
+    const negation = spec.default === true ? ` (--no-${flag} to turn off)` : "";
+    return { type: "boolean" as const, default: spec.default as boolean | undefined, description: spec.description + negation };
+  }
+  const choices = spec.value.kind === "choice" ? ` (${spec.value.choices.join(" | ")})` : "";
+  return { type: "string" as const, default: spec.default === undefined ? undefined : String(spec.default), description: spec.description + choices };
+}
+
+function flagsOf(table: OptionTable): ArgsDef {
+  return Object.fromEntries(Object.entries(table).map(([key, spec]) => [flagOf(key, spec), flagDefinition(flagOf(key, spec), spec)]));
+}
+
+/** The typed options of `table` from citty's parsed flags; flags not given and without a default are left out. */
+export function optionsFromFlags<T extends OptionTable>(table: T, args: Record<string, unknown>): Partial<OptionValues<T>> {
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(table)) {
+    const flag = flagOf(key, spec);
+    const raw = args[flag];
+    if (raw === undefined) continue;
+    const text = String(raw);
+    const value = spec.value;
+    values[key] =
+      value.kind === "boolean" ? raw === true || raw === "true"
+      : value.kind === "integer" ? integer(flag, text, value.min)
+      : value.kind === "fraction" ? fraction(flag, text)
+      : value.kind === "choice" ? choice(flag, text, value.choices)
+      : value.kind === "bytes" ? bytes(flag, text)
+      : text;
+  }
+  return values as Partial<OptionValues<T>>;
+}
+
+export const modelArgs = {
+  model: {
+    type: "positional",
+    required: false,
+    description: "Local Hugging Face model directory or hub repo id Org/Name[@revision] (default: the embedded random-weight demo model, vllm-ts-demo)",
+  },
+  ...flagsOf(MODEL_OPTIONS),
+} as const satisfies ArgsDef;
+
+/** The engine's scheduling and memory flags (serve, bench, chat, generate). */
+export const engineArgs = flagsOf(ENGINE_OPTIONS);
+
+/** Everything the engine core takes, from the shared model and engine flags of a command. */
+export function coreOptions(args: Record<string, unknown>): CoreOptions {
+  const model = args.model;
   return {
-    ...loadOptions(args),
-    model: args.model,
-    generationConfig: args["generation-config"],
-    tokenizer: args.tokenizer,
-    device: choice("device", args.device, ["auto", "cpu", "cuda"] as const),
-    numThreads: integer("threads", args.threads, 0),
-    blockSize: integer("block-size", args["block-size"], 1),
-    maxNumSeqs: integer("max-num-seqs", args["max-num-seqs"], 1),
-    maxNumBatchedTokens: integer("max-num-batched-tokens", args["max-num-batched-tokens"], 1),
-    maxModelLen: args["max-model-len"] === undefined ? undefined : integer("max-model-len", args["max-model-len"], 1),
-    enablePrefixCaching: args["enable-prefix-caching"],
-    enableChunkedPrefill: args["enable-chunked-prefill"],
-    scheduling: choice("scheduling", args.scheduling, ["continuous", "static"] as const),
-    kvCacheMemory: args["kv-cache-memory"] === undefined ? undefined : bytes("kv-cache-memory", args["kv-cache-memory"]),
-    gpuMemoryUtilization: utilization,
-    enforceEager: args["enforce-eager"],
+    ...(typeof model === "string" ? { model } : {}),
+    ...optionsFromFlags(MODEL_OPTIONS, args),
+    ...optionsFromFlags(ENGINE_OPTIONS, args),
   };
 }

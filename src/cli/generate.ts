@@ -3,7 +3,7 @@
 import { defineCommand } from "citty";
 import { AsyncEngine } from "../engine/async-engine.ts";
 import { SamplingParams } from "../engine/sampling-params.ts";
-import { coreOptions, engineArgs, integer, modelArgs, number, UsageError, type EngineArgs, type ModelArgs } from "./engine-args.ts";
+import { coreOptions, engineArgs, integer, modelArgs, number, UsageError } from "./engine-args.ts";
 import { logger } from "./logger.ts";
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -20,7 +20,7 @@ export default defineCommand({
   async run({ args }) {
     let engine: AsyncEngine | null = null;
     try {
-      const options = coreOptions(args as ModelArgs & EngineArgs);
+      const options = coreOptions(args);
       const params = new SamplingParams({
         maxTokens: integer("max-tokens", args["max-tokens"], 1),
         temperature: number("temperature", args.temperature, 0),

@@ -3,13 +3,13 @@
 // gracefully: no new connections, in-flight requests aborted (their blocks freed), every engine
 // shut down, exit 0.
 import { existsSync, readFileSync } from "node:fs";
-import { defineCommand, parseArgs, type ArgsDef } from "citty";
+import { defineCommand, parseArgs, type ArgsDef, type ParsedArgs } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
 import { createApp } from "../server/app.ts";
 import type { ServedModel, ServerContext } from "../server/context.ts";
 import { parseModelsConfig, type ModelEntry } from "../server/models-config.ts";
 import { shutdownServedModels, startServedModels, type ModelSpec } from "../server/served-models.ts";
-import { bytes, coreOptions, engineArgs, integer, modelArgs, UsageError, type EngineArgs, type ModelArgs } from "./engine-args.ts";
+import { bytes, coreOptions, engineArgs, integer, modelArgs, UsageError } from "./engine-args.ts";
 import { logger } from "./logger.ts";
 
 const mib = (size: number) => `${(size / 2 ** 20).toFixed(1)} MiB`;
@@ -35,7 +35,7 @@ const serveArgs = {
   "chat-template": { type: "string", description: "A Jinja chat template file, instead of the tokenizer's (every model's)" },
 } as const satisfies ArgsDef;
 
-type ServeArgs = ModelArgs & EngineArgs & { "models-config"?: string; "chat-template"?: string };
+type ServeArgs = ParsedArgs<typeof serveArgs>;
 
 const REPEATABLE = ["model", "served-model-name"] as const;
 type Repeated = Record<(typeof REPEATABLE)[number], string[]>;
@@ -134,7 +134,7 @@ export default defineCommand({
     try {
       const { repeated, rest } = takeRepeatedOptions(rawArgs);
       const args = parseArgs<typeof serveArgs>(rest, serveArgs);
-      const specs = modelSpecs(args as ServeArgs, repeated);
+      const specs = modelSpecs(args, repeated);
       const port = integer("port", args.port, 0);
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
       const maxPendingRequests = integer("max-pending-requests", args["max-pending-requests"], 1);

@@ -1,19 +1,14 @@
 // Messages between the async engine (main thread) and the engine core's Worker. Only token ids,
 // plain sampling parameters and small records cross; text stays on the main thread.
-import type { BackendOptions } from "../backend/backend.ts";
-import type { LoadModelOptions } from "../model/load-model.ts";
-import type { EngineConfig, KvCacheSize, StepOutput } from "./engine-core.ts";
+import type { KvCacheSize, StepOutput } from "./engine-core.ts";
+import type { EngineConfig, ModelOptions } from "./options.ts";
 import type { SamplingParamsInit } from "./sampling-params.ts";
 import type { SchedulerStats } from "./scheduler-interface.ts";
 
-export interface CoreOptions extends LoadModelOptions, Partial<EngineConfig> {
+/** What an engine core is started with: the model, where and how it loads (options.ts), the engine's config. */
+export interface CoreOptions extends Partial<ModelOptions>, Partial<EngineConfig> {
+  /** A local model folder or a Hub repo id; absent: the embedded demo model. */
   model?: string;
-  /** "auto" (the model's generation_config.json), "vllm" (ignore it) or a folder holding one. */
-  generationConfig?: string;
-  /** A folder with tokenizer.json (or "vllm-ts-demo") instead of the model's own tokenizer. */
-  tokenizer?: string;
-  device?: BackendOptions["device"];
-  numThreads?: number;
 }
 
 export interface WireRequest {

@@ -1,9 +1,8 @@
 // The engine core's thread: loads the weights, then steps while there is work and sleeps on
 // its message port when there is none, so the HTTP thread never waits for a forward pass.
-import { Backend } from "../backend/backend.ts";
-import { loadModelWeights, resolveModel } from "../model/load-model.ts";
 import type { CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
 import { EngineCore } from "./engine-core.ts";
+import { openModelOnDevice, type ModelOnDevice } from "./model-on-device.ts";
 import { Request } from "./request.ts";
 import { SamplingParams } from "./sampling-params.ts";
 
@@ -26,22 +25,22 @@ function yieldToMessages(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-async function start(options: CoreOptions): Promise<{ backend: Backend; core: EngineCore }> {
-  const backend = await Backend.open({ device: options.device, numThreads: options.numThreads });
-  const model = loadModelWeights(backend, await resolveModel(options.model), options);
+async function start(options: CoreOptions): Promise<{ onDevice: ModelOnDevice; core: EngineCore }> {
+  const onDevice = await openModelOnDevice(options);
+  const { backend, model } = onDevice;
   const core = EngineCore.create(backend, model, options);
   post({
     type: "ready",
     info: { device: backend.name, deviceName: backend.deviceName, deviceFallback: backend.fallbackReason, kvCacheSize: core.kvCacheSize, config: core.config, weightBytes: model.weights.totalBytes },
   });
-  return { backend, core };
+  return { onDevice, core };
 }
 
 async function run(): Promise<void> {
   await nextMessage();
   const init = inbox.shift()!;
   if (init.type !== "init") throw new Error(`engine core: expected init, got ${init.type}`);
-  const { backend, core } = await start(init.options);
+  const { onDevice, core } = await start(init.options);
   for (;;) {
     while (inbox.length > 0) {
       const message = inbox.shift()!;
@@ -59,7 +58,7 @@ async function run(): Promise<void> {
           break;
         case "shutdown":
           core.close();
-          backend.close();
+          onDevice.close();
           post({ type: "closed" });
           return;
         case "init":

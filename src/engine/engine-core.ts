@@ -11,36 +11,8 @@ import type { Request } from "./request.ts";
 import type { TokenLogprobs } from "./sampler.ts";
 import type { EngineCoreOutput, EngineScheduler, SchedulerStats } from "./scheduler-interface.ts";
 import { Scheduler } from "./scheduler.ts";
+import { defaultEngineConfig, type EngineConfig } from "./options.ts";
 import { StaticScheduler } from "./static-scheduler.ts";
-
-export interface EngineConfig {
-  blockSize: number;
-  maxNumSeqs: number;
-  maxNumBatchedTokens: number;
-  /** Longest prompt + output; defaults to the model's max_position_embeddings. */
-  maxModelLen?: number;
-  enablePrefixCaching: boolean;
-  enableChunkedPrefill: boolean;
-  /** "static" is the traditional baseline (whole batches, max-length pre-allocation), for benchmarks. */
-  scheduling: "continuous" | "static";
-  /** KV-cache budget in bytes; when absent, gpuMemoryUtilization decides. */
-  kvCacheMemory?: number;
-  /** Fraction of the device's memory the engine may use in all (weights, activations, KV). */
-  gpuMemoryUtilization: number;
-  /** Run every step op by op, never as a captured graph (CUDA; vLLM's --enforce-eager). */
-  enforceEager: boolean;
-}
-
-export const defaultEngineConfig: EngineConfig = {
-  blockSize: 16,
-  maxNumSeqs: 64,
-  maxNumBatchedTokens: 2048,
-  enablePrefixCaching: true,
-  enableChunkedPrefill: true,
-  scheduling: "continuous",
-  gpuMemoryUtilization: 0.9,
-  enforceEager: false,
-};
 
 /** On the CPU the "device" is the host: without an explicit budget, take this much at most. */
 const CPU_DEFAULT_KV_BYTES = 4 * 2 ** 30;

@@ -3,22 +3,18 @@
 //   const outputs = await llm.generate(prompts, new SamplingParams({ temperature: 0 }));
 // All prompts go into one engine at once and continuous batching runs them; results come back in
 // prompt order. A progress bar shows on a terminal.
-import { Backend, type BackendOptions } from "../backend/backend.ts";
-import { withGenerationConfig, type LoadedModel, type LoadModelOptions } from "../model/load-model.ts";
-import { loadModel } from "../model/load-model.ts";
-import { EngineCore, type EngineConfig } from "./engine-core.ts";
+import { withGenerationConfig, type LoadedModel } from "../model/load-model.ts";
+import { loadModelTokenizer } from "../model/load-tokenizer.ts";
+import type { CoreOptions } from "./core-protocol.ts";
+import { EngineCore } from "./engine-core.ts";
+import { openModelOnDevice, type ModelOnDevice } from "./model-on-device.ts";
 import { OutputProcessor, type CompletionOutput } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";
 import { Request } from "./request.ts";
 import { SamplingParams, withDefaults } from "./sampling-params.ts";
 
-export interface LLMOptions extends LoadModelOptions, Partial<EngineConfig> {
-  /** Local Hugging Face model directory; absent: the embedded demo model. */
-  model?: string;
-  /** "auto" (the model's generation_config.json), "vllm" (ignore it) or a folder holding one. */
-  generationConfig?: string;
-  device?: BackendOptions["device"];
-  numThreads?: number;
+/** The engine's options (src/engine/options.ts), flat as in vLLM's LLM(model=..., max_num_seqs=...). */
+export interface LLMOptions extends CoreOptions {
   /** A native library file to load instead of the embedded ones (see BackendOptions). */
   libraryPath?: string;
 }
@@ -37,7 +33,7 @@ export interface RequestOutput {
 }
 
 interface Engine {
-  backend: Backend;
+  onDevice: ModelOnDevice;
   model: LoadedModel;
   core: EngineCore;
 }
@@ -48,13 +44,13 @@ export class LLM {
 
   constructor(options: LLMOptions = {}) {
     this.engine = (async () => {
-      const backend = await Backend.open({ device: options.device, numThreads: options.numThreads, libraryPath: options.libraryPath });
+      const onDevice = await openModelOnDevice(options);
       try {
-        const loaded = await loadModel(backend, options.model, options);
-        const model = { ...loaded, ...(await withGenerationConfig(loaded, options.generationConfig)) };
-        return { backend, model, core: EngineCore.create(backend, model, options) };
+        const tokenizer = await loadModelTokenizer(onDevice.model, options.tokenizer);
+        const model = { ...onDevice.model, ...(await withGenerationConfig(onDevice.model, options.generationConfig)), tokenizer };
+        return { onDevice, model, core: EngineCore.create(onDevice.backend, model, options) };
       } catch (error) {
-        backend.close();
+        onDevice.close();
         throw error;
       }
     })();
@@ -127,10 +123,9 @@ export class LLM {
   }
 
   async close(): Promise<void> {
-    const { backend, model, core } = await this.engine;
+    const { onDevice, core } = await this.engine;
     core.close();
-    model.weights.free();
-    backend.close();
+    onDevice.close();
   }
 }
 

@@ -13,7 +13,6 @@ import { ModelLoadError } from "./errors.ts";
 import { loadGenerationConfig, type GenerationConfig } from "./generation-config.ts";
 import { parseHubReference, resolveHubModel } from "./hub/hub-model.ts";
 import { openSafetensors } from "./safetensors.ts";
-import { loadModelTokenizer } from "./load-tokenizer.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
 import { dummyWeights, loadWeightsFromSafetensors, type ModelWeights } from "./weights.ts";
 
@@ -96,11 +95,4 @@ export function loadModelWeights(backend: Backend, source: ModelSource, options:
         ? dummyWeights(backend, config, dtype, options.seed ?? 0)
         : loadWeightsFromSafetensors(backend, config, openSafetensors(dir), dir, dtype);
   return { ...source, weights, actDtype: activationDtype(backend, dtype) };
-}
-
-/** The whole model, weights on `backend` and tokenizer, for in-process use (the offline API, tests). */
-export async function loadModel(backend: Backend, model: string | undefined, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  const source = await resolveModel(model);
-  const tokenizer = await loadModelTokenizer(source);
-  return { ...loadModelWeights(backend, source, options), tokenizer };
 }

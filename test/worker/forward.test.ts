@@ -7,7 +7,7 @@ import type { DType } from "../../src/backend/dtype.ts";
 import type { Architecture, ModelConfig } from "../../src/model/config.ts";
 import { ModelForward, type ForwardBatch } from "../../src/worker/forward.ts";
 import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
-import { loadModel } from "../../src/model/load-model.ts";
+import { loadModelWeights, resolveModel } from "../../src/model/load-model.ts";
 import { referenceForward } from "../../src/reference/forward.ts";
 import { writeRandomModel, type RandomModel, type RandomModelOptions } from "../helpers/random-model.ts";
 
@@ -110,7 +110,7 @@ const architectures: { architecture: Architecture; options: RandomModelOptions }
 
 /** Loads the written model, runs the schedule with the given cache, and returns the worst error. */
 async function compareWithReference(model: RandomModel, blockSize: number, cacheDtype: DType): Promise<Comparison & { weightDtype: DType }> {
-  const loaded = await loadModel(backend, model.dir, {});
+  const loaded = loadModelWeights(backend, await resolveModel(model.dir));
   const config = loaded.config;
   const sequences = sequenceLengths().map((length, s) => tokens(length, config.vocabSize, s));
   const reference = sequences.map((s) => referenceForward(config, model.weights, s));

@@ -10,9 +10,10 @@ import { Request } from "../../engine/request.ts";
 import { SamplingParams } from "../../engine/sampling-params.ts";
 import { Scheduler } from "../../engine/scheduler.ts";
 import { KvCacheTensors } from "../../worker/kv-cache-tensors.ts";
-import { coreOptions, engineArgs, integer, modelArgs, UsageError, type EngineArgs, type ModelArgs } from "../engine-args.ts";
+import { coreOptions, engineArgs, integer, modelArgs, UsageError } from "../engine-args.ts";
 import { lengthRange, randomRequests, randomTokens, rangeRatio, type BenchRequest } from "./dataset.ts";
-import { emptyTimeline, engineConfig, loadBenchModel, runBench, runRequests, type RunResult, type RunTimeline } from "./offline.ts";
+import { emptyTimeline, engineConfig, runBench, runRequests, type RunResult, type RunTimeline } from "./offline.ts";
+import { openModelOnDevice } from "../../engine/model-on-device.ts";
 import { compareChart, kvSparklines } from "./plot-compare.ts";
 import { plotArgs, plotPath, writePlot } from "./plot-svg.ts";
 import { deviceOf, fixed, formatTable, percent, reportArgs, writeReport } from "./report.ts";
@@ -61,7 +62,7 @@ export default defineCommand({
   },
   run: ({ args }) =>
     runBench(async () => {
-      const options = coreOptions({ ...(args as ModelArgs & EngineArgs), "max-model-len": args["max-model-len"] ?? String(DEFAULT_MAX_MODEL_LEN) });
+      const options = coreOptions({ ...args, "max-model-len": args["max-model-len"] ?? String(DEFAULT_MAX_MODEL_LEN) });
       const maxNumSeqs = options.maxNumSeqs!;
       const maxModelLen = options.maxModelLen!;
       const continuousMaxNumSeqs = integer("continuous-max-num-seqs", args["continuous-max-num-seqs"], 1);
@@ -76,7 +77,7 @@ export default defineCommand({
       if (input.high + output.high > maxModelLen) throw new UsageError(`--input-len + --output-len reach ${input.high + output.high} tokens, more than --max-model-len ${maxModelLen}`);
       if (prefixLen + suffixLen + output.high > maxModelLen) throw new UsageError(`--prefix-len + --suffix-len + --output-len reach ${prefixLen + suffixLen + output.high} tokens, more than --max-model-len ${maxModelLen}`);
 
-      const bench = await loadBenchModel(options);
+      const bench = await openModelOnDevice(options);
       try {
         const { model, backend } = bench;
         // One KV budget for every run: what a static batch of max-num-seqs max-length sequences needs.

@@ -1,6 +1,6 @@
 // The requests a benchmark runs: seeded random token ids of given lengths (vLLM's `--dataset
 // random`), or prompts from a JSONL file ({"prompt": ...} lines or ShareGPT conversations).
-import type { ArgsDef } from "citty";
+import type { ArgsDef, ParsedArgs } from "citty";
 import type { RequestGenerator } from "../../engine/random.ts";
 import type { ModelTokenizer } from "../../model/tokenizer.ts";
 import { integer, number, UsageError } from "../engine-args.ts";
@@ -13,13 +13,7 @@ export const datasetArgs = {
   "range-ratio": { type: "string", default: "0", description: "Random lengths are drawn uniformly from [N*(1-r), N*(1+r)]" },
 } as const satisfies ArgsDef;
 
-export interface DatasetArgs {
-  dataset: string;
-  "num-prompts": string;
-  "input-len": string;
-  "output-len": string;
-  "range-ratio": string;
-}
+export type DatasetArgs = ParsedArgs<typeof datasetArgs>;
 
 /** One benchmark request: the prompt's token ids and exactly how many tokens to generate. */
 export interface BenchRequest {

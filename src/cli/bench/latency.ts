@@ -4,9 +4,10 @@
 import { defineCommand } from "citty";
 import { EngineCore } from "../../engine/engine-core.ts";
 import { RequestGenerator } from "../../engine/random.ts";
-import { coreOptions, engineArgs, integer, modelArgs, UsageError, type EngineArgs, type ModelArgs } from "../engine-args.ts";
+import { coreOptions, engineArgs, integer, modelArgs, UsageError } from "../engine-args.ts";
 import { randomRequests } from "./dataset.ts";
-import { engineConfig, loadBenchModel, runBench, runRequests } from "./offline.ts";
+import { engineConfig, runBench, runRequests } from "./offline.ts";
+import { openModelOnDevice } from "../../engine/model-on-device.ts";
 import { deviceOf, fixed, formatTable, Progress, reportArgs, summarize, writeReport } from "./report.ts";
 
 export default defineCommand({
@@ -23,13 +24,13 @@ export default defineCommand({
   },
   run: ({ args }) =>
     runBench(async () => {
-      const options = coreOptions(args as ModelArgs & EngineArgs);
+      const options = coreOptions(args);
       const batchSize = integer("batch-size", args["batch-size"], 1);
       const inputLen = integer("input-len", args["input-len"], 1);
       const outputLen = integer("output-len", args["output-len"], 1);
       const numIters = integer("num-iters", args["num-iters"], 1);
       const numItersWarmup = integer("num-iters-warmup", args["num-iters-warmup"], 0);
-      const bench = await loadBenchModel(options);
+      const bench = await openModelOnDevice(options);
       const core = EngineCore.create(bench.backend, bench.model, engineConfig(options));
       try {
         if (inputLen + outputLen > core.config.maxModelLen) {

@@ -1,44 +1,19 @@
-// The in-process engine the offline benchmarks drive: the model loaded once, an EngineCore per
-// run, and the step loop that times every request (end to end, first token) and samples the
-// scheduler's statistics after each step.
-import { Backend } from "../../backend/backend.ts";
-import { EngineCore, type EngineConfig } from "../../engine/engine-core.ts";
+// The in-process engine the offline benchmarks drive: an EngineCore per run over a model loaded
+// once (openModelOnDevice), and the step loop that times every request (end to end, first token)
+// and samples the scheduler's statistics after each step.
+import { EngineCore } from "../../engine/engine-core.ts";
+import { ENGINE_OPTIONS, pickOptions, type EngineConfig } from "../../engine/options.ts";
 import { Request } from "../../engine/request.ts";
 import { SamplingParams } from "../../engine/sampling-params.ts";
-import { loadModelWeights, resolveModel, type EngineModel } from "../../model/load-model.ts";
 import type { CoreOptions } from "../../engine/core-protocol.ts";
 import { logger } from "../logger.ts";
 import type { BenchRequest } from "./dataset.ts";
 import { Progress, summarize, type Summary } from "./report.ts";
 
-export interface BenchModel {
-  backend: Backend;
-  model: EngineModel;
-  close(): void;
-}
 
-export async function loadBenchModel(options: CoreOptions): Promise<BenchModel> {
-  const backend = await Backend.open({ device: options.device, numThreads: options.numThreads });
-  try {
-    const model = loadModelWeights(backend, await resolveModel(options.model), options);
-    return {
-      backend,
-      model,
-      close() {
-        model.weights.free();
-        backend.close();
-      },
-    };
-  } catch (error) {
-    backend.close();
-    throw error;
-  }
-}
-
-/** The engine fields of the command-line options, without the model's. */
+/** The engine's part of the command-line options. */
 export function engineConfig(options: CoreOptions): Partial<EngineConfig> {
-  const { blockSize, maxNumSeqs, maxNumBatchedTokens, maxModelLen, enablePrefixCaching, enableChunkedPrefill, scheduling, kvCacheMemory, gpuMemoryUtilization, enforceEager } = options;
-  return { blockSize, maxNumSeqs, maxNumBatchedTokens, maxModelLen, enablePrefixCaching, enableChunkedPrefill, scheduling, kvCacheMemory, gpuMemoryUtilization, enforceEager };
+  return pickOptions(ENGINE_OPTIONS, options);
 }
 
 export interface RunResult {

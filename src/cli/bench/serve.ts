@@ -3,7 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { defineCommand, parseArgs, type ArgsDef } from "citty";
 import packageJson from "../../../package.json";
-import { engineArgs, integer, modelArgs, number, UsageError } from "../engine-args.ts";
+import { coreOptions, engineArgs, integer, modelArgs, number, UsageError } from "../engine-args.ts";
 import { logger } from "../logger.ts";
 import { latencySummary } from "./percentiles.ts";
 import { serveChart, throughputSparkline } from "./plot-serve.ts";
@@ -144,7 +144,7 @@ export default defineCommand({
       const requestRate = args["request-rate"] === "inf" ? Infinity : number("request-rate", args["request-rate"], 0);
       if (requestRate <= 0) throw new UsageError("--request-rate must be positive or inf");
       const maxConcurrency = args["max-concurrency"] === undefined ? Infinity : integer("max-concurrency", args["max-concurrency"], 1);
-      const seed = integer("seed", args.seed, 0);
+      const seed = coreOptions(args).seed ?? 0;
       const plot = plotPath(args.plot);
 
       let url: string;

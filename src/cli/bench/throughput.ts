@@ -4,9 +4,10 @@ import { defineCommand } from "citty";
 import { EngineCore } from "../../engine/engine-core.ts";
 import { RequestGenerator } from "../../engine/random.ts";
 import { loadModelTokenizer } from "../../model/load-tokenizer.ts";
-import { coreOptions, engineArgs, modelArgs, type EngineArgs, type ModelArgs } from "../engine-args.ts";
-import { datasetArgs, datasetRequests, type DatasetArgs } from "./dataset.ts";
-import { engineConfig, loadBenchModel, runBench, runRequests } from "./offline.ts";
+import { coreOptions, engineArgs, modelArgs } from "../engine-args.ts";
+import { datasetArgs, datasetRequests } from "./dataset.ts";
+import { engineConfig, runBench, runRequests } from "./offline.ts";
+import { openModelOnDevice } from "../../engine/model-on-device.ts";
 import { deviceOf, fixed, formatTable, percent, reportArgs, writeReport } from "./report.ts";
 
 export default defineCommand({
@@ -14,11 +15,11 @@ export default defineCommand({
   args: { ...modelArgs, ...engineArgs, ...datasetArgs, ...reportArgs },
   run: ({ args }) =>
     runBench(async () => {
-      const options = coreOptions(args as ModelArgs & EngineArgs);
-      const bench = await loadBenchModel(options);
+      const options = coreOptions(args);
+      const bench = await openModelOnDevice(options);
       const core = EngineCore.create(bench.backend, bench.model, engineConfig(options));
       try {
-        const requests = await datasetRequests(args as DatasetArgs, {
+        const requests = await datasetRequests(args, {
           random: new RequestGenerator(options.seed),
           vocabSize: bench.model.config.vocabSize,
           maxModelLen: core.config.maxModelLen,
