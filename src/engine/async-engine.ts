@@ -8,7 +8,7 @@ import type { CoreInfo, CoreOptions, FromCore, ToCore } from "./core-protocol.ts
 import { OutputProcessor, type CompletionDelta } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";
 import { withDefaults, type SamplingParams } from "./sampling-params.ts";
-import type { SchedulerStats } from "./scheduler-interface.ts";
+import type { SchedulerStats } from "./scheduler-output.ts";
 
 /**
  * Where the Worker's entry is. From source it sits beside this file; inside the compiled

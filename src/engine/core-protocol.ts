@@ -3,7 +3,7 @@
 import type { KvCacheSize, StepOutput } from "./engine-core.ts";
 import type { EngineConfig, ModelOptions } from "./options.ts";
 import type { SamplingParamsInit } from "./sampling-params.ts";
-import type { SchedulerStats } from "./scheduler-interface.ts";
+import type { SchedulerStats } from "./scheduler-output.ts";
 
 /** What an engine core is started with: the model, where and how it loads (options.ts), the engine's config. */
 export interface CoreOptions extends Partial<ModelOptions>, Partial<EngineConfig> {

@@ -5,20 +5,9 @@
 import type { KVCacheBlock } from "./kv-cache-block.ts";
 import type { KVCacheManager } from "./kv-cache-manager.ts";
 import { promptAdmissionError, type Request } from "./request.ts";
-import {
-  applyStepResults,
-  cachedRequestData,
-  StepProtocol,
-  newRequestData,
-  validateSchedulerLimits,
-  type CachedRequestData,
-  type EngineCoreOutput,
-  type EngineScheduler,
-  type NewRequestData,
-  type SchedulerLimits,
-  type SchedulerOutput,
-  type SchedulerStats,
-} from "./scheduler-interface.ts";
+import { cachedRequestData, newRequestData, type CachedRequestData, type EngineCoreOutput, type NewRequestData, type SchedulerOutput, type SchedulerStats } from "./scheduler-output.ts";
+import { validateSchedulerLimits, type EngineScheduler, type SchedulerLimits } from "./scheduler-interface.ts";
+import { applyStepResults, StepProtocol } from "./step-protocol.ts";
 
 export interface SchedulerOptions extends SchedulerLimits {
   kvCacheManager: KVCacheManager;

@@ -3,7 +3,7 @@
 // measured here, where requests arrive and their tokens leave. Every series carries its model's
 // model_name label, and each metric's series from all models sit under one HELP/TYPE header, as
 // the exposition format wants.
-import type { SchedulerStats } from "../engine/scheduler-interface.ts";
+import type { SchedulerStats } from "../engine/scheduler-output.ts";
 
 /** vLLM's bucket boundaries, in seconds. */
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];

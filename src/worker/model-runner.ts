@@ -10,7 +10,7 @@ import type { EngineModel } from "../model/load-model.ts";
 import { RequestGenerator } from "../engine/random.ts";
 import { sample, tokenLogprobs, type SampledToken, type SamplingRow, type TokenLogprobs } from "../engine/sampler.ts";
 import type { SamplingParams } from "../engine/sampling-params.ts";
-import type { SchedulerOutput } from "../engine/scheduler-interface.ts";
+import type { SchedulerOutput } from "../engine/scheduler-output.ts";
 
 interface RunnerRequestState {
   tokenIds: number[];

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { coreOptions, engineArgs, modelArgs, optionsFromFlags } from "../../src/cli/engine-args.ts";
 import { defaultEngineConfig, ENGINE_OPTIONS, flagOf, MODEL_OPTIONS } from "../../src/engine/options.ts";
-import { parseModelsConfig } from "../../src/server/models-config.ts";
+import { parseModelsConfig, type ModelEntry } from "../../src/server/models-config.ts";
 
 const tables = { ...MODEL_OPTIONS, ...ENGINE_OPTIONS };
 const flags: Record<string, { type?: string; default?: unknown }> = { ...modelArgs, ...engineArgs };
@@ -69,7 +69,7 @@ describe("--models-config", () => {
       gpuMemoryUtilization: 0.25, enforceEager: true,
     };
     expect(Object.keys(entry).filter((k) => k !== "model").sort()).toEqual(Object.keys(tables).sort());
-    expect(parseModelsConfig("models.json", JSON.stringify([entry]))).toEqual([entry]);
+    expect(parseModelsConfig("models.json", JSON.stringify([entry]))).toEqual([entry as ModelEntry]);
   });
 
   test("an unknown key or a bad value is refused, naming the entry", () => {

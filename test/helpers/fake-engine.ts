@@ -8,12 +8,8 @@ import { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
 import { RequestGenerator } from "../../src/engine/random.ts";
 import { Request } from "../../src/engine/request.ts";
 import { SamplingParams, type SamplingParamsInit } from "../../src/engine/sampling-params.ts";
-import type {
-  EngineCoreOutput,
-  EngineScheduler,
-  SchedulerOutput,
-  SchedulerStats,
-} from "../../src/engine/scheduler-interface.ts";
+import type { EngineCoreOutput, SchedulerOutput, SchedulerStats } from "../../src/engine/scheduler-output.ts";
+import type { EngineScheduler } from "../../src/engine/scheduler-interface.ts";
 
 export const VOCAB_SIZE = 1000;
 
