@@ -1,4 +1,6 @@
-// The batched sampler: each row of f32 logits becomes its request's next token, in vLLM's order:
+// The host sampler, for the rows that need their logits on the host: logit bias, min-tokens
+// blocking and penalties (the model runner draws every other row with vt_sample on the device, on
+// both backends). Each row of f32 logits becomes its request's next token, in vLLM's order:
 // logit bias → min-tokens blocking → penalties → (logprobs) → temperature → min_p → top_k → top_p
 // → draw. Rows are independent, so a row's token depends only on its own request.
 //

@@ -33,12 +33,6 @@ function isDeviceSamplable(state: RunnerRequestState): boolean {
   );
 }
 
-/** A request whose next token is plain argmax can be sampled on the device by vt_argmax, so only
- * its token id (not a vocabulary of logits) comes back to the host. */
-function isPlainGreedy(state: RunnerRequestState): boolean {
-  return state.params.isGreedy && state.params.logprobs === null && isDeviceSamplable(state);
-}
-
 /** The largest f32 below 1: a draw of 1 - 2^-53 must not round up to 1 on the device. */
 const MAX_UNIFORM = 1 - 2 ** -24;
 
@@ -76,8 +70,6 @@ export class ModelRunner {
   /** Kept across preemption (until the request finishes) so a seeded stream never restarts. */
   private readonly generators = new Map<string, RequestGenerator>();
   private readonly forward: ModelForward;
-  /** Sampling on the device (CUDA); the CPU backend samples on the host, where its logits are. */
-  private readonly deviceSampling: boolean;
   readonly graphs: DecodeGraphs | null;
   readonly blockSize: number;
 
@@ -89,7 +81,6 @@ export class ModelRunner {
   ) {
     this.forward = new ModelForward(backend, model.config, model.weights, kvCache, model.actDtype);
     this.blockSize = kvCache.blockSize;
-    this.deviceSampling = backend.name === "cuda";
     this.graphs =
       backend.supportsGraphs && !options.enforceEager
         ? new DecodeGraphs(backend, this.forward, {
@@ -145,14 +136,13 @@ export class ModelRunner {
     if (sampling.length === 0) {
       // Only prefill chunks this step: their K/V is all that is needed.
       this.forward.forward(batch);
-    } else if (this.deviceSampling && states.every(isDeviceSamplable)) {
+    } else if (states.every(isDeviceSamplable)) {
+      // vt_sample on either backend: one seed gives the same tokens on the CPU and on CUDA, and only
+      // token ids (not a vocabulary of logits per row) come back to the host.
       const params = deviceSamplingParams(states);
       const ids = this.graphs?.canRun(batch) ? this.graphs.run(batch, params) : this.forward.sample(batch, params);
       const logprobs = this.deviceLogprobs(states, ids);
       sampling.forEach((s, i) => sampled.set(s.id, { tokenId: ids[i]!, logprobs: logprobs[i]! }));
-    } else if (states.every(isPlainGreedy)) {
-      const ids = this.forward.greedy(batch);
-      sampling.forEach((s, i) => sampled.set(s.id, { tokenId: ids[i]!, logprobs: null }));
     } else {
       const logits = this.forward.logits(batch);
       const rows: SamplingRow[] = states.map((state) => ({

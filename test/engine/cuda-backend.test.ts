@@ -64,6 +64,14 @@ describe("the engine on the CUDA backend", () => {
     });
   });
 
+  test("seeded requests draw the same tokens on the CPU backend and on CUDA (both sample with vt_sample)", async () => {
+    const params = prompts.map((_, i) => new SamplingParams({ temperature: 0.8 + 0.1 * i, topK: 40, topP: 0.95, minP: 0.01, seed: 100 + i, maxTokens: 12, ignoreEos: true }));
+    const cpu = await tokens(llm({ device: "cpu" }), params);
+    const cuda = await tokens(llm({ libraryPath: cudaLibraryUnderTest }), params);
+    expect(cpu.every((t) => t.length === 12)).toBe(true);
+    expect(cuda).toEqual(cpu);
+  });
+
   test("a seeded request samples the same tokens alone and in a batch, with graphs and without", async () => {
     const seeded = new SamplingParams({ temperature: 0.9, topK: 20, topP: 0.9, seed: 77, maxTokens: 12, ignoreEos: true });
     const others = prompts.map(() => new SamplingParams({ temperature: 1, maxTokens: 12, ignoreEos: true }));

@@ -1,4 +1,4 @@
-// Sampling helpers over logits rows: greedy argmax and (temperature-scaled) log-softmax.
+// Ops over rows of logits: greedy argmax and (temperature-scaled) log-softmax (logprobs).
 //
 // Both are memory bound: a logits row (32k..150k entries) is streamed once by argmax, and twice
 // (plus an f32 write) by log-softmax, whose max and sum of exponentials are fused into one

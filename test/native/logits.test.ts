@@ -1,4 +1,4 @@
-// The sampling helpers: greedy argmax and temperature-scaled log-softmax over logits rows.
+// Ops over rows of logits: greedy argmax and temperature-scaled log-softmax (logprobs).
 import { describe, expect, test } from "bun:test";
 import * as ref from "../../src/reference/ops.ts";
 import { expectClose, randomValues, rounded, useTestDevice } from "../helpers/native.ts";

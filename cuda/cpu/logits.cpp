@@ -1,4 +1,4 @@
-// Sampling helpers over logits rows: greedy argmax and (temperature-scaled) log-softmax.
+// Ops over rows of logits: greedy argmax and (temperature-scaled) log-softmax (logprobs).
 #include <cmath>
 
 #include "checks.h"
