@@ -11,7 +11,7 @@
 import { parseArgs } from "node:util";
 import { Backend } from "../src/backend/backend.ts";
 import type { DType } from "../src/backend/dtype.ts";
-import { copyBandwidthGBs, timeMatmul, type MatmulResult } from "../src/cli/bench/kernel-timing.ts";
+import { copyBandwidthGBs, timeMatmul, type MatmulResult } from "../src/bench/kernels/timing.ts";
 import { loadModelConfig } from "../src/model/config.ts";
 
 const { values: options } = parseArgs({

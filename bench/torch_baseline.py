@@ -9,7 +9,7 @@ fraction_of_torch = torch's time / ours to every matching row (above 1: ours is 
 Needs only torch (a CUDA build for --device cuda, the default):
   python3 bench/torch_baseline.py --output-json torch-baseline.json
 
-Timing follows src/cli/bench/kernel-timing.ts exactly: one warm-up call, then samples of as many
+Timing follows src/bench/kernels/timing.ts exactly: one warm-up call, then samples of as many
 back-to-back calls as fill about 2 ms followed by one synchronize, repeated for at least
 --min-time-ms and --repeats samples; the fastest sample's time per call counts. Matmul weights
 rotate through --cold-mib of copies so that they come from DRAM, as ours do.
@@ -82,7 +82,7 @@ class Timer:
             torch.cuda.synchronize(self.device)
 
     def best_seconds(self, run):
-        """Seconds of one call of run(call_index), as kernel-timing.ts's bestSeconds measures them."""
+        """Seconds of one call of run(call_index), as timing.ts's bestSeconds measures them."""
         call = 0
         run(call)
         call += 1

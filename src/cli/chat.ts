@@ -9,8 +9,9 @@ import { LocalBackend } from "./chat/local-backend.ts";
 import { RemoteBackend } from "./chat/remote-backend.ts";
 import { runRepl } from "./chat/repl.ts";
 import { openTerminal } from "./chat/terminal.ts";
-import { coreOptions, engineArgs, integer, modelArgs, number, UsageError } from "./engine-args.ts";
-import { logger } from "./logger.ts";
+import { logger } from "../logger.ts";
+import { UsageError } from "../usage-error.ts";
+import { coreOptions, engineArgs, integer, modelArgs, number } from "./engine-args.ts";
 
 function initialSettings(args: { temperature?: string; "max-tokens"?: string }): ChatSettings {
   return {

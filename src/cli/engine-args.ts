@@ -5,8 +5,7 @@
 import type { ArgsDef } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
 import { ENGINE_OPTIONS, flagOf, MODEL_OPTIONS, type OptionSpec, type OptionTable, type OptionValues } from "../engine/options.ts";
-
-export class UsageError extends Error {}
+import { UsageError } from "../usage-error.ts";
 
 export function choice<T extends string>(name: string, value: string, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) throw new UsageError(`--${name} must be one of ${allowed.join(", ")}, got "${value}"`);

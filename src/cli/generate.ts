@@ -3,8 +3,9 @@
 import { defineCommand } from "citty";
 import { AsyncEngine } from "../engine/async-engine.ts";
 import { SamplingParams } from "../engine/sampling-params.ts";
-import { coreOptions, engineArgs, integer, modelArgs, number, UsageError } from "./engine-args.ts";
-import { logger } from "./logger.ts";
+import { logger } from "../logger.ts";
+import { UsageError } from "../usage-error.ts";
+import { coreOptions, engineArgs, integer, modelArgs, number } from "./engine-args.ts";
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 

@@ -9,8 +9,9 @@ import { createApp } from "../server/app.ts";
 import type { ServedModel, ServerContext } from "../server/context.ts";
 import { parseModelsConfig, type ModelEntry } from "../server/models-config.ts";
 import { shutdownServedModels, startServedModels, type ModelSpec } from "../server/served-models.ts";
-import { bytes, coreOptions, engineArgs, integer, modelArgs, UsageError } from "./engine-args.ts";
-import { logger } from "./logger.ts";
+import { logger } from "../logger.ts";
+import { UsageError } from "../usage-error.ts";
+import { bytes, coreOptions, engineArgs, integer, modelArgs } from "./engine-args.ts";
 
 const mib = (size: number) => `${(size / 2 ** 20).toFixed(1)} MiB`;
 

@@ -9,12 +9,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { dlopen } from "bun:ffi";
 import { Backend, NativeError } from "../../src/backend/backend.ts";
-import { openOwnKernelsBackend } from "../../src/cli/bench/cublas-toggle.ts";
-import { runDecodeAttentionSweep } from "../../src/cli/bench/decode-attention-sweep.ts";
-import { peakBandwidth } from "../../src/cli/bench/device-peaks.ts";
-import { planPagedAttention } from "../../src/cli/bench/paged-attention-timing.ts";
-import { prefillFlops } from "../../src/cli/bench/prefill-attention-sweep.ts";
-import { matmulFractionOfTorch, parseTorchBaseline, prefillFractionOfTorch } from "../../src/cli/bench/torch-baseline.ts";
+import { openOwnKernelsBackend } from "../../src/bench/kernels/cublas-toggle.ts";
+import { runDecodeAttentionSweep } from "../../src/bench/kernels/decode-attention-sweep.ts";
+import { peakBandwidth } from "../../src/bench/kernels/device-peaks.ts";
+import { planPagedAttention } from "../../src/bench/kernels/paged-attention-timing.ts";
+import { prefillFlops } from "../../src/bench/kernels/prefill-attention-sweep.ts";
+import { matmulFractionOfTorch, parseTorchBaseline, prefillFractionOfTorch } from "../../src/bench/kernels/torch-baseline.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
 const EMULATED_CUDA = resolve(import.meta.dir, "../../build/libvllm_ts_cuda_emu.so");

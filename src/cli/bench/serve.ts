@@ -1,17 +1,13 @@
 // `vllm-ts bench serve`: streaming completions against a running OpenAI-compatible server (--url)
-// or one this command starts itself, reported under vLLM's bench serve metric names.
-import { writeFileSync } from "node:fs";
+// or one this command starts itself, reported under vLLM's bench serve metric names
+// (src/bench/serve/benchmark.ts runs it). Here: the flags, read into its options.
 import { defineCommand, parseArgs, type ArgsDef } from "citty";
-import packageJson from "../../../package.json";
-import { coreOptions, engineArgs, integer, modelArgs, number, UsageError } from "../engine-args.ts";
-import { logger } from "../logger.ts";
-import { latencySummary } from "./percentiles.ts";
-import { serveChart, throughputSparkline } from "./plot-serve.ts";
-import { plotArgs, plotPath, writePlot } from "./plot-svg.ts";
-import { startChildServer, type ChildServer } from "./serve-child.ts";
-import { arrivalGap, fetchTokenPool, randomPrompt, seededRandom, streamCompletion, type RequestOutcome } from "./serve-client.ts";
-
-const LATENCIES = ["ttft", "tpot", "itl", "e2el"] as const;
+import { runServeBenchmark } from "../../bench/serve/benchmark.ts";
+import type { Objectives } from "../../bench/serve/metrics.ts";
+import { logger } from "../../logger.ts";
+import { UsageError } from "../../usage-error.ts";
+import { coreOptions, engineArgs, integer, modelArgs, number } from "../engine-args.ts";
+import { plotArgs, plotPath } from "./bench-args.ts";
 
 const benchServeArgs = {
   ...modelArgs,
@@ -27,8 +23,6 @@ const benchServeArgs = {
   "output-json": { type: "string", description: "Write every figure, the configuration, the device and the version to this JSON file" },
   ...plotArgs,
 } as const satisfies ArgsDef;
-
-type Objectives = Partial<Record<"ttft" | "tpot" | "e2el", number>>;
 
 /**
  * `--model NAME` and `--goodput KEY:MS ...` are taken out of the raw arguments before citty reads
@@ -71,70 +65,10 @@ function serveArgsOf(args: Record<string, unknown>, modelDir: string | undefined
   return forwarded;
 }
 
-async function firstServedModel(url: string): Promise<string> {
-  const response = await fetch(`${url}/v1/models`);
-  if (!response.ok) throw new Error(`${url}/v1/models answered ${response.status}`);
-  const { data } = (await response.json()) as { data: { id: string }[] };
-  if (data.length === 0) throw new Error(`${url} serves no model`);
-  return data[0]!.id;
-}
-
-/** Runs `task` for each item, at most `limit` at once, in order of arrival. */
-function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let running = 0;
-  const waiting: (() => void)[] = [];
-  return async (task) => {
-    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    running++;
-    try {
-      return await task();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
-  };
-}
-
-/** Time per output token after the first: (e2el - ttft) / (output tokens - 1); none for one token. */
-function tpotOf(outcome: RequestOutcome): number | null {
-  return outcome.outputLen > 1 ? (outcome.e2elMs - outcome.ttftMs) / (outcome.outputLen - 1) : null;
-}
-
-function isGood(outcome: RequestOutcome, objectives: Objectives): boolean {
-  const tpot = tpotOf(outcome) ?? 0;
-  return (objectives.ttft === undefined || outcome.ttftMs <= objectives.ttft)
-    && (objectives.tpot === undefined || tpot <= objectives.tpot)
-    && (objectives.e2el === undefined || outcome.e2elMs <= objectives.e2el);
-}
-
-function printSummary(result: Record<string, number>, durationS: number, hasGoodput: boolean): void {
-  const line = (label: string, value: number | string) => console.log(`${label.padEnd(40)}${typeof value === "number" ? value.toFixed(2) : value}`);
-  console.log("============ Serving Benchmark Result ============");
-  line("Successful requests:", String(result.completed));
-  line("Failed requests:", String(result.failed));
-  line("Benchmark duration (s):", durationS);
-  line("Total input tokens:", String(result.total_input_tokens));
-  line("Total generated tokens:", String(result.total_output_tokens));
-  line("Request throughput (req/s):", result.request_throughput!);
-  if (hasGoodput) line("Request goodput (req/s):", result.request_goodput!);
-  line("Output token throughput (tok/s):", result.output_throughput!);
-  line("Total token throughput (tok/s):", result.total_token_throughput!);
-  const titles = { ttft: "Time to First Token", tpot: "Time per Output Token (excl. 1st token)", itl: "Inter-token Latency", e2el: "End-to-end Latency" };
-  for (const name of LATENCIES) {
-    console.log(`${"-".repeat(((50 - titles[name].length - 2) >> 1) || 1)} ${titles[name]} ${"-".repeat(((50 - titles[name].length - 1) >> 1) || 1)}`);
-    line(`Mean ${name.toUpperCase()} (ms):`, result[`mean_${name}_ms`]!);
-    line(`Median ${name.toUpperCase()} (ms):`, result[`median_${name}_ms`]!);
-    line(`P90 ${name.toUpperCase()} (ms):`, result[`p90_${name}_ms`]!);
-    line(`P99 ${name.toUpperCase()} (ms):`, result[`p99_${name}_ms`]!);
-  }
-  console.log("=".repeat(50));
-}
-
 export default defineCommand({
   meta: { name: "serve", description: "Benchmark an OpenAI-compatible server with streaming random-prompt completions (vLLM's bench serve)" },
   args: benchServeArgs,
   async run({ rawArgs }) {
-    let child: ChildServer | null = null;
     try {
       const { servedName, objectives, rest } = takeSpecialOptions(rawArgs);
       const args = parseArgs<typeof benchServeArgs>(rest, benchServeArgs);
@@ -146,92 +80,15 @@ export default defineCommand({
       const maxConcurrency = args["max-concurrency"] === undefined ? Infinity : integer("max-concurrency", args["max-concurrency"], 1);
       const seed = coreOptions(args).seed ?? 0;
       const plot = plotPath(args.plot);
-
-      let url: string;
-      let device = "remote";
-      if (args.url !== undefined) url = args.url.replace(/\/+$/, "").replace(/\/v1$/, "");
-      else {
-        logger.info("starting serve for the benchmark");
-        child = await startChildServer(serveArgsOf(args, args.model ?? servedName));
-        ({ url, device } = child);
-      }
-      const model = args.url !== undefined && servedName !== undefined ? servedName : await firstServedModel(url);
-
-      const random = seededRandom(seed);
-      const pool = await fetchTokenPool(url, model);
-      const prompts = Array.from({ length: numPrompts }, () => randomPrompt(pool, inputLen, random));
-      logger.info(`bench serve: ${numPrompts} prompts of ${inputLen} tokens, ${outputLen} output tokens, to ${model} at ${url}`);
-
-      const limit = limiter(maxConcurrency);
-      const showProgress = process.stderr.isTTY === true;
-      let done = 0;
-      const start = performance.now();
-      const requests: Promise<RequestOutcome>[] = [];
-      for (const prompt of prompts) {
-        if (requests.length > 0) await Bun.sleep(arrivalGap(requestRate, random) * 1000);
-        requests.push(limit(() => streamCompletion(url, model, prompt, outputLen)).then((outcome) => {
-          done++;
-          if (showProgress) process.stderr.write(`\r${done}/${numPrompts} requests done`);
-          return outcome;
-        }));
-      }
-      const outcomes = await Promise.all(requests);
-      const durationS = (performance.now() - start) / 1000;
-      if (showProgress) process.stderr.write("\n");
-
-      const succeeded = outcomes.filter((o) => o.success);
-      const totalInput = succeeded.reduce((sum, o) => sum + o.promptLen, 0);
-      const totalOutput = succeeded.reduce((sum, o) => sum + o.outputLen, 0);
-      const samples = {
-        ttft: succeeded.map((o) => o.ttftMs),
-        tpot: succeeded.map(tpotOf).filter((t): t is number => t !== null),
-        itl: succeeded.flatMap((o) => o.itlMs),
-        e2el: succeeded.map((o) => o.e2elMs),
-      };
-      const result: Record<string, number> = {
-        duration: durationS,
-        completed: succeeded.length,
-        failed: outcomes.length - succeeded.length,
-        total_input_tokens: totalInput,
-        total_output_tokens: totalOutput,
-        request_throughput: succeeded.length / durationS,
-        ...(objectives ? { request_goodput: succeeded.filter((o) => isGood(o, objectives)).length / durationS } : {}),
-        output_throughput: totalOutput / durationS,
-        total_token_throughput: (totalInput + totalOutput) / durationS,
-        ...Object.assign({}, ...LATENCIES.map((name) => latencySummary(name, samples[name]))),
-      };
-      printSummary(result, durationS, objectives !== null);
-      console.log(`Output tok/s over time: ${throughputSparkline(outcomes, start, durationS)}`);
-      if (plot !== undefined) writePlot(plot, "bench serve", serveChart(samples, outcomes, start, durationS));
-      const errors = outcomes.filter((o) => !o.success).map((o) => o.error);
-      if (errors.length > 0) logger.warn(`${errors.length} requests failed; the first: ${errors[0]}`);
-
-      if (args["output-json"]) {
-        const report = {
-          date: new Date().toISOString(),
-          backend: "vllm-ts",
-          version: packageJson.version,
-          device,
-          config: {
-            url, model, num_prompts: numPrompts, input_len: inputLen, output_len: outputLen,
-            request_rate: Number.isFinite(requestRate) ? requestRate : "inf",
-            max_concurrency: Number.isFinite(maxConcurrency) ? maxConcurrency : null, seed, goodput: objectives,
-          },
-          ...result,
-          input_lens: outcomes.map((o) => o.promptLen),
-          output_lens: outcomes.map((o) => o.outputLen),
-          ttfts: outcomes.map((o) => o.ttftMs),
-          itls: outcomes.map((o) => o.itlMs),
-          e2els: outcomes.map((o) => o.e2elMs),
-          errors: outcomes.map((o) => o.error),
-        };
-        writeFileSync(args["output-json"], `${JSON.stringify(report, null, 2)}\n`);
-      }
+      await runServeBenchmark({
+        server: args.url !== undefined
+          ? { url: args.url.replace(/\/+$/, "").replace(/\/v1$/, ""), model: servedName }
+          : { serveArgs: serveArgsOf(args, args.model ?? servedName) },
+        numPrompts, inputLen, outputLen, requestRate, maxConcurrency, seed, objectives, plot, outputJson: args["output-json"],
+      });
     } catch (error) {
       logger.error(error instanceof Error ? error.message : String(error));
       process.exitCode = 1;
-    } finally {
-      await child?.stop();
     }
   },
 });

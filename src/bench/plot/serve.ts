@@ -1,8 +1,8 @@
 // `bench serve --plot`: the latency distributions (CDFs of TTFT, TPOT, ITL, E2E) and the output
 // throughput over the run; plus the terminal's one-line view of the latter.
-import { sparkline } from "./report.ts";
-import type { RequestOutcome } from "./serve-client.ts";
-import { Axes, COLORS, legend, svgDocument, type Series } from "./plot-svg.ts";
+import { sparkline } from "../report.ts";
+import type { RequestOutcome } from "../serve/client.ts";
+import { Axes, COLORS, legend, svgDocument, type Series } from "./svg.ts";
 
 export interface ServeSamples {
   ttft: readonly number[];

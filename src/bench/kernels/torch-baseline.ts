@@ -4,7 +4,7 @@
 // the same shape; its fraction_of_torch is torch's time over ours (above 1: ours is faster).
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { UsageError } from "../engine-args.ts";
+import { UsageError } from "../../usage-error.ts";
 
 const positiveInt = z.number().int().positive();
 const positive = z.number().positive();

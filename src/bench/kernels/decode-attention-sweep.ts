@@ -6,10 +6,10 @@
 // not from the L2 cache; a combination whose cache does not fit in free memory is skipped.
 import type { Backend } from "../../backend/backend.ts";
 import type { DType } from "../../backend/dtype.ts";
-import type { KernelModel } from "./kernel-model.ts";
-import { figure, round, type TimingOptions } from "./kernel-timing.ts";
+import type { KernelModel } from "./model-shapes.ts";
+import { figure, round, type TimingOptions } from "./timing.ts";
 import { planPagedAttention, timePagedAttention, type PagedAttentionCase } from "./paged-attention-timing.ts";
-import { formatTable } from "./report.ts";
+import { formatTable } from "../report.ts";
 
 export interface AttentionSweepSetup {
   model: KernelModel;

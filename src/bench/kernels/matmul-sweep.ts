@@ -7,9 +7,9 @@
 import type { Backend } from "../../backend/backend.ts";
 import type { DType } from "../../backend/dtype.ts";
 import { errorMessage, type FailedCase, type MemoryBaselines } from "./decode-attention-sweep.ts";
-import { matmulLayers, type KernelModel, type MatmulLayer } from "./kernel-model.ts";
-import { figure, round, timeMatmul, type TimingOptions } from "./kernel-timing.ts";
-import { formatTable } from "./report.ts";
+import { matmulLayers, type KernelModel, type MatmulLayer } from "./model-shapes.ts";
+import { figure, round, timeMatmul, type TimingOptions } from "./timing.ts";
+import { formatTable } from "../report.ts";
 import { matmulFractionOfTorch, type TorchBaseline } from "./torch-baseline.ts";
 
 /** "default": the library as opened (cuBLAS on a GPU when found); "own_kernels": with VT_DISABLE_CUBLAS=1. */

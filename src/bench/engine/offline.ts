@@ -6,10 +6,8 @@ import { ENGINE_OPTIONS, pickOptions, type EngineConfig } from "../../engine/opt
 import { Request } from "../../engine/request.ts";
 import { SamplingParams } from "../../engine/sampling-params.ts";
 import type { CoreOptions } from "../../engine/core-protocol.ts";
-import { logger } from "../logger.ts";
-import type { BenchRequest } from "./dataset.ts";
-import { Progress, summarize, type Summary } from "./report.ts";
-
+import type { BenchRequest } from "../workload.ts";
+import { Progress, summarize, type Summary } from "../report.ts";
 
 /** The engine's part of the command-line options. */
 export function engineConfig(options: CoreOptions): Partial<EngineConfig> {
@@ -169,14 +167,4 @@ export function runRequests(core: EngineCore, requests: readonly BenchRequest[],
     schedulerMsPerStep: steps > 0 ? scheduleMs / steps : 0,
     schedulerShareOfStep: scheduleMs + executeMs > 0 ? scheduleMs / (scheduleMs + executeMs) : 0,
   };
-}
-
-/** A benchmark command's body: a failure is one line on stderr and exit status 1. */
-export async function runBench(body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (error) {
-    logger.error(error instanceof Error ? error.message : String(error));
-    process.exit(1);
-  }
 }

@@ -9,9 +9,9 @@
 // query_len * (query_len + 1) / 2, which differs by 1/query_len.
 import type { Backend } from "../../backend/backend.ts";
 import { errorMessage, type AttentionSweepSetup, type FailedCase } from "./decode-attention-sweep.ts";
-import { figure, round } from "./kernel-timing.ts";
+import { figure, round } from "./timing.ts";
 import { planPagedAttention, timePagedAttention, type PagedAttentionCase } from "./paged-attention-timing.ts";
-import { formatTable } from "./report.ts";
+import { formatTable } from "../report.ts";
 import { prefillFractionOfTorch, type TorchBaseline } from "./torch-baseline.ts";
 
 export interface PrefillAttentionRow {

@@ -4,7 +4,7 @@
 // matmul rate for matmuls. Activations are in the dtype the model computes in on this backend.
 import type { Backend } from "../../backend/backend.ts";
 import type { DType } from "../../backend/dtype.ts";
-import { round, timeElementwise, timeMatmul, type TimingOptions } from "./kernel-timing.ts";
+import { round, timeElementwise, timeMatmul, type TimingOptions } from "./timing.ts";
 import { planPagedAttention, timePagedAttention, type PagedAttentionCase } from "./paged-attention-timing.ts";
 
 // Qwen2.5-0.5B's gate_up and down projections: a decode step (m = 1, 8), a batch, a prefill.

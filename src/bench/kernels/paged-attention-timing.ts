@@ -7,7 +7,7 @@ import { offsetAddress, type Address } from "../../backend/address.ts";
 import type { Backend } from "../../backend/backend.ts";
 import { dtypeBytes, type DType } from "../../backend/dtype.ts";
 import { RequestGenerator } from "../../engine/random.ts";
-import { bestSeconds, type TimingOptions } from "./kernel-timing.ts";
+import { bestSeconds, type TimingOptions } from "./timing.ts";
 
 export interface PagedAttentionCase {
   numSeqs: number;

@@ -1,19 +1,8 @@
 // The requests a benchmark runs: seeded random token ids of given lengths (vLLM's `--dataset
 // random`), or prompts from a JSONL file ({"prompt": ...} lines or ShareGPT conversations).
-import type { ArgsDef, ParsedArgs } from "citty";
-import type { RequestGenerator } from "../../engine/random.ts";
-import type { ModelTokenizer } from "../../model/tokenizer.ts";
-import { integer, number, UsageError } from "../engine-args.ts";
-
-export const datasetArgs = {
-  dataset: { type: "string", default: "random", description: "random | a JSONL file of {\"prompt\": ...} lines or ShareGPT {\"conversations\": [...]} records" },
-  "num-prompts": { type: "string", default: "100", description: "Requests to run" },
-  "input-len": { type: "string", default: "128", description: "Prompt tokens of random requests: N, or LOW:HIGH" },
-  "output-len": { type: "string", default: "128", description: "Tokens to generate (ignoring EOS): N, or LOW:HIGH" },
-  "range-ratio": { type: "string", default: "0", description: "Random lengths are drawn uniformly from [N*(1-r), N*(1+r)]" },
-} as const satisfies ArgsDef;
-
-export type DatasetArgs = ParsedArgs<typeof datasetArgs>;
+import type { RequestGenerator } from "../engine/random.ts";
+import type { ModelTokenizer } from "../model/tokenizer.ts";
+import { UsageError } from "../usage-error.ts";
 
 /** One benchmark request: the prompt's token ids and exactly how many tokens to generate. */
 export interface BenchRequest {
@@ -25,24 +14,6 @@ export interface BenchRequest {
 export interface LengthRange {
   low: number;
   high: number;
-}
-
-/** "N" with a range ratio r gives [N*(1-r), N*(1+r)]; "LOW:HIGH" gives itself. */
-export function lengthRange(name: string, value: string, rangeRatio: number): LengthRange {
-  const parts = value.split(":");
-  if (parts.length === 2) {
-    const low = integer(name, parts[0]!, 1);
-    const high = integer(name, parts[1]!, low);
-    return { low, high };
-  }
-  const length = integer(name, value, 1);
-  return { low: Math.max(1, Math.floor(length * (1 - rangeRatio))), high: Math.max(1, Math.ceil(length * (1 + rangeRatio))) };
-}
-
-export function rangeRatio(value: string): number {
-  const ratio = number("range-ratio", value, 0);
-  if (ratio >= 1) throw new UsageError(`--range-ratio must be in [0, 1), got ${ratio}`);
-  return ratio;
 }
 
 export function between(random: RequestGenerator, range: LengthRange): number {
@@ -108,20 +79,22 @@ export async function fileRequests(
   return requests;
 }
 
-/** The workload of `bench throughput` and friends, from their dataset arguments. */
-export async function datasetRequests(
-  args: DatasetArgs,
+/**
+ * What a benchmark's dataset flags ask for: `count` requests of `output` tokens each, their prompts
+ * random token ids of `input` lengths or the records of a JSONL `file`.
+ */
+export type Workload = { count: number; output: LengthRange } & ({ input: LengthRange } | { file: string });
+
+/** The workload's requests, each fitting `maxModelLen`; the tokenizer is loaded for a file only. */
+export async function workloadRequests(
+  workload: Workload,
   options: { random: RequestGenerator; vocabSize: number; maxModelLen: number; tokenizer: () => Promise<ModelTokenizer> },
 ): Promise<BenchRequest[]> {
-  const ratio = rangeRatio(args["range-ratio"]);
-  const count = integer("num-prompts", args["num-prompts"], 1);
-  const output = lengthRange("output-len", args["output-len"], ratio);
-  if (args.dataset === "random") {
-    const input = lengthRange("input-len", args["input-len"], ratio);
-    if (input.high + output.high > options.maxModelLen) {
-      throw new UsageError(`--input-len + --output-len reach ${input.high + output.high} tokens, more than --max-model-len ${options.maxModelLen}`);
-    }
-    return randomRequests(options.random, count, input, output, options.vocabSize);
+  const { count, output } = workload;
+  if ("file" in workload) return fileRequests(workload.file, await options.tokenizer(), options.random, count, output, options.maxModelLen);
+  const { input } = workload;
+  if (input.high + output.high > options.maxModelLen) {
+    throw new UsageError(`--input-len + --output-len reach ${input.high + output.high} tokens, more than --max-model-len ${options.maxModelLen}`);
   }
-  return fileRequests(args.dataset, await options.tokenizer(), options.random, count, output, options.maxModelLen);
+  return randomRequests(options.random, count, input, output, options.vocabSize);
 }

@@ -1,8 +1,8 @@
 // `bench compare --plot`: a request timeline (Gantt chart) per batching policy on one time axis,
 // and the KV memory both hold over time; plus the terminal's one-line view of the latter.
-import type { RunTimeline } from "./offline.ts";
-import { sparkline } from "./report.ts";
-import { Axes, COLORS, escapeXml, legend, svgDocument, type Series } from "./plot-svg.ts";
+import type { RunTimeline } from "../engine/offline.ts";
+import { sparkline } from "../report.ts";
+import { Axes, COLORS, escapeXml, legend, svgDocument, type Series } from "./svg.ts";
 
 export interface PolicyTimeline {
   name: string;

@@ -1,8 +1,6 @@
 // Hand-written SVG for the benchmarks' `--plot`: linear scales with nice ticks, framed panels with
 // axes, titles and legends, line series, and the standalone document (or an HTML page around it).
 import { writeFileSync } from "node:fs";
-import type { ArgsDef } from "citty";
-import { UsageError } from "../engine-args.ts";
 
 export const COLORS = { blue: "#3b75af", orange: "#ef8636", green: "#3a923a", red: "#c03d3e", purple: "#9372b2", gray: "#8c8c8c", ink: "#222" };
 
@@ -159,14 +157,4 @@ export function htmlPage(title: string, svg: string): string {
 /** Writes the SVG to `path`, inside an HTML page when the name ends in .html. */
 export function writePlot(path: string, title: string, svg: string): void {
   writeFileSync(path, /\.html?$/i.test(path) ? htmlPage(title, svg) : svg);
-}
-
-export const plotArgs = {
-  plot: { type: "string", description: "Draw the run's charts to this file: FILE.svg, or FILE.html for the SVG in a web page" },
-} as const satisfies ArgsDef;
-
-/** The --plot file, checked before the benchmark runs rather than after. */
-export function plotPath(value: string | undefined): string | undefined {
-  if (value !== undefined && !/\.(svg|html?)$/i.test(value)) throw new UsageError(`--plot ${value}: the file name must end in .svg or .html`);
-  return value;
 }

@@ -1,14 +1,9 @@
 // What every benchmark prints and writes: percentile summaries, a progress line on stderr when it
 // is a terminal, a plain table on stdout, and `--output-json` with every figure, the
 // configuration, the device and the vllm-ts version.
-import type { ArgsDef } from "citty";
-import packageJson from "../../../package.json";
-import type { Backend } from "../../backend/backend.ts";
+import packageJson from "../../package.json";
+import type { Backend } from "../backend/backend.ts";
 import { percentile } from "./percentiles.ts";
-
-export const reportArgs = {
-  "output-json": { type: "string", description: "Write every figure, the configuration and the device to this JSON file" },
-} as const satisfies ArgsDef;
 
 export interface Summary {
   count: number;
