@@ -39,8 +39,6 @@ export interface RunResult {
 }
 
 export interface RunOptions {
-  /** Stagger the requests (this many added before each step) instead of adding all at once. */
-  arrivalsPerStep?: number;
   /** Show the progress line (when stderr is a terminal). */
   progress?: boolean;
   /** Filled with each request's times and the KV use after each step, for `--plot`. */
@@ -71,9 +69,8 @@ export interface RunTimeline {
 
 export const emptyTimeline = (): RunTimeline => ({ requests: [], kv: [], maxSlots: 0 });
 
-/** Adds the requests and steps the engine until all are done. */
+/** Adds every request at once and steps the engine until all are done. */
 export function runRequests(core: EngineCore, requests: readonly BenchRequest[], label: string, options: RunOptions = {}): RunResult {
-  const arrivalsPerStep = options.arrivalsPerStep ?? Infinity;
   const progress = new Progress(label, requests.length, options.progress ?? true);
   const started = performance.now();
   const firstToken = new Map<string, number>();
@@ -84,23 +81,19 @@ export function runRequests(core: EngineCore, requests: readonly BenchRequest[],
   // Requests added but not yet scheduled, watched only when a timeline is asked for.
   const waiting = new Map<Request, RequestTimes>();
   const secondsNow = () => (performance.now() - started) / 1000;
-  let added = 0;
-  const addUpTo = (count: number) => {
-    for (; added < Math.min(count, requests.length); added++) {
-      const request = requests[added]!;
-      const engineRequest = new Request({
-        requestId: `${label}-${added}`,
-        promptTokenIds: request.promptTokenIds,
-        samplingParams: new SamplingParams({ temperature: 0, maxTokens: request.outputLen, ignoreEos: true }),
-      });
-      core.addRequest(engineRequest);
-      if (timeline) {
-        const times: RequestTimes = { arrival: secondsNow(), admitted: null, firstToken: null, finished: null };
-        timeline.requests.push(times);
-        waiting.set(engineRequest, times);
-      }
+  requests.forEach((request, index) => {
+    const engineRequest = new Request({
+      requestId: `${label}-${index}`,
+      promptTokenIds: request.promptTokenIds,
+      samplingParams: new SamplingParams({ temperature: 0, maxTokens: request.outputLen, ignoreEos: true }),
+    });
+    core.addRequest(engineRequest);
+    if (timeline) {
+      const times: RequestTimes = { arrival: secondsNow(), admitted: null, firstToken: null, finished: null };
+      timeline.requests.push(times);
+      waiting.set(engineRequest, times);
     }
-  };
+  });
   let steps = 0;
   let outputTokens = 0;
   let wasteWeighted = 0;
@@ -108,8 +101,7 @@ export function runRequests(core: EngineCore, requests: readonly BenchRequest[],
   let maxRunning = 0;
   let scheduleMs = 0;
   let executeMs = 0;
-  addUpTo(arrivalsPerStep);
-  while (added < requests.length || core.hasUnfinishedRequests()) {
+  while (core.hasUnfinishedRequests()) {
     const stepStarted = secondsNow();
     const outputs = core.step();
     steps++;
@@ -142,7 +134,6 @@ export function runRequests(core: EngineCore, requests: readonly BenchRequest[],
       }
     }
     progress.update(finished.size + rejected.size);
-    addUpTo(added + arrivalsPerStep);
   }
   progress.done();
   const elapsedSeconds = (performance.now() - started) / 1000;
