@@ -1,12 +1,15 @@
 // Running a grid in the emulation: blocks in parallel on OpenMP threads; inside a block, one fiber
 // per CUDA thread. A fiber runs until it reaches a synchronization point, then hands control back
 // to its block's scheduler, which resumes the next fiber round-robin; a barrier opens once every
-// thread that has not exited has arrived (CUDA's rule for __syncthreads since Volta).
+// thread that has not exited has arrived (CUDA's rule for __syncthreads since Volta). Each fiber
+// also holds its thread's cp.async copies in flight (pipeline.h).
 #include <omp.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "cuda_emu.h"
@@ -24,11 +27,22 @@ struct Barrier {
   unsigned generation = 0;
 };
 
+// A cp.async in flight: its source bytes (read at issue), where they land, and its group.
+struct AsyncCopy {
+  unsigned char* dst;
+  unsigned char bytes[16];
+  uint8_t size;
+  uint8_t copied;  // bytes taken from the source; the rest of `size` lands as zeros
+  uint64_t group;
+};
+
 struct Fiber {
   FiberContext context;
   uint3 index;
   int linear;
   bool done;
+  std::vector<AsyncCopy> copies;  // issued, not landed yet
+  uint64_t committed;             // groups committed so far: new copies join group `committed`
 };
 
 struct Block {
@@ -89,6 +103,7 @@ void release_if_full(Barrier& barrier, int participants) {
   (*b.body)();
   Fiber& self = *b.current;
   self.done = true;
+  self.copies.clear();  // never waited for: they do not land
   b.alive--;
   b.progress++;
   int warp = self.linear / kWarpSize;
@@ -121,6 +136,8 @@ void run_block(Block& b) {
     f.linear = t;
     f.index = uint3{unsigned(t) % b.dim.x, (unsigned(t) / b.dim.x) % b.dim.y, unsigned(t) / (b.dim.x * b.dim.y)};
     f.done = false;
+    f.copies.clear();
+    f.committed = 0;
     b.warp_alive[t / kWarpSize]++;
     start_fiber(f.context, b.stacks[t], kFiberStackBytes, fiber_main);
   }
@@ -159,6 +176,49 @@ void check_aligned(const void* pointer, size_t bytes, const char* file, int line
   if (reinterpret_cast<uintptr_t>(pointer) % bytes == 0) return;
   std::fprintf(stderr, "cuda emulation: misaligned %zu-byte access to %p at %s:%d\n", bytes, pointer, file, line);
   std::abort();
+}
+
+[[noreturn]] void misused_cp_async(const char* what, size_t value, const char* file, int line) {
+  std::fprintf(stderr, "cuda emulation: __pipeline_memcpy_async with %s %zu at %s:%d\n", what, value, file, line);
+  std::abort();
+}
+
+void pipeline_memcpy_async(const char* file, int line, void* dst, const void* src, size_t size_and_align,
+                           size_t zfill) {
+  if (size_and_align != 4 && size_and_align != 8 && size_and_align != 16)
+    misused_cp_async("size (4, 8 or 16 bytes)", size_and_align, file, line);
+  if (zfill > size_and_align) misused_cp_async("zfill above its size", zfill, file, line);
+  if (reinterpret_cast<uintptr_t>(dst) % size_and_align != 0)
+    misused_cp_async("a destination misaligned for its size", size_and_align, file, line);
+  if (reinterpret_cast<uintptr_t>(src) % size_and_align != 0)
+    misused_cp_async("a source misaligned for its size", size_and_align, file, line);
+  Fiber& f = *block().current;
+  AsyncCopy copy;
+  copy.dst = static_cast<unsigned char*>(dst);
+  copy.size = uint8_t(size_and_align);
+  copy.copied = uint8_t(size_and_align - zfill);
+  std::memcpy(copy.bytes, src, copy.copied);
+  copy.group = f.committed;
+  f.copies.push_back(copy);
+}
+
+void pipeline_commit() { block().current->committed++; }
+
+void pipeline_wait_prior(size_t prior) {
+  Fiber& f = *block().current;
+  const uint64_t newest_kept = std::min<uint64_t>(prior, 8);  // as in CUDA, n > 8 counts as 8
+  if (f.committed <= newest_kept) return;
+  const uint64_t retired = f.committed - newest_kept;  // groups [0, retired) complete
+  size_t kept = 0;
+  for (AsyncCopy& copy : f.copies) {
+    if (copy.group < retired) {
+      std::memcpy(copy.dst, copy.bytes, copy.copied);
+      std::memset(copy.dst + copy.copied, 0, copy.size - copy.copied);
+    } else {
+      f.copies[kept++] = copy;
+    }
+  }
+  f.copies.resize(kept);
 }
 
 void sync_block() {

@@ -6,7 +6,8 @@
 // (__syncthreads, warp shuffles and votes, __syncwarp, wmma loads and stores), so every
 // interleaving a kernel can rely on under CUDA's rules also holds here. `__shared__` variables
 // are thread_local statics: one copy per OS thread, i.e. per block in flight. Atomics are real
-// atomics, since blocks do run concurrently.
+// atomics, since blocks do run concurrently. cp.async copies (pipeline.h) land when their thread
+// waits for them, not when issued.
 //
 // The runtime API (runtime.cpp) runs work synchronously at enqueue, except while a stream is
 // being captured: then launches, copies and memsets are recorded and a graph replays them. As in
@@ -353,3 +354,4 @@ cudaError_t cudaFuncSetAttribute(Kernel kernel, cudaFuncAttribute, int value) {
 }
 
 #include "wmma.h"
+#include "pipeline.h"

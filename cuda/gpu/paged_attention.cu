@@ -7,7 +7,7 @@
 // query token, the prefill kernel (paged_attention_prefill.cuh) those with more. The decode
 // kernel is always launched (its blocks of other sequences exit at once); the prefill kernel only
 // when max_query_len > 1, i.e. never for a pure decode step. Running decodes through the prefill
-// kernel instead would waste most of a 64-row tensor-core tile per decode and forgo split-K.
+// kernel instead would waste most of a 128-row tensor-core tile per decode and forgo split-K.
 //
 // Split-K scratch: decodes split their context into partitions of kDecodePartition (512) keys when
 // max_seq_len (or the sliding window) exceeds one partition; the partials need

@@ -319,6 +319,54 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
         numQHeads: 4, numKvHeads: 1, headDim: 64, blockSize, cacheDtype: "bf16", actDtype: "bf16",
       });
   });
+
+  // head_dim 256 runs 16 rows per warp (two lanes per row in the softmax): several warps, and
+  // rows whose maximum moves from one key tile to the next (overflowing f16 if it were not
+  // each row's true maximum).
+  for (const act of ["bf16", "f16"] as DType[])
+    test(`${act}: head_dim 256 over several key tiles, GQA 2, peaked softmax`, () => {
+      const sequences = [{ cached: 150, queryLen: 40 }, { cached: 0, queryLen: 70 }, { cached: 9, queryLen: 1 }];
+      expectHalfActivationsMatch(sequences, {
+        numQHeads: 4, numKvHeads: 2, headDim: 256, blockSize: 16, cacheDtype: act, actDtype: act, qScale: 16,
+      });
+    });
+
+  // The tensor-core kernel masks only the 64-key tiles that some row of a warp (32 rows) sees in
+  // part: a chunk after every cached length from 0 to 64 puts each warp's first position on every
+  // offset from a tile's end, where "seen whole" turns into "masked".
+  test("bf16: causal tile edges, a 40-token chunk after 0 to 64 cached tokens", () => {
+    const sequences = Array.from({ length: 65 }, (_, cached) => ({ cached, queryLen: 40 }));
+    expectHalfActivationsMatch(sequences, {
+      numQHeads: 4, numKvHeads: 2, headDim: 32, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16",
+    });
+  });
+
+  // Likewise for the window's lower edge: a window of 70 slides past the tiles' starts.
+  test("bf16: window tile edges, chunks of 2 and 17 tokens after 60 to 99 cached, window 70", () => {
+    const sequences = Array.from({ length: 14 }, (_, i) => [
+      { cached: 60 + 3 * i, queryLen: 2 },
+      { cached: 60 + 3 * i, queryLen: 17 },
+    ]).flat();
+    expectHalfActivationsMatch(sequences, {
+      numQHeads: 4, numKvHeads: 2, headDim: 32, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16",
+      slidingWindow: 70,
+    });
+  });
+
+  // q and out one element past a 16-byte boundary: loaded and stored element by element.
+  test("bf16: q and out that are not 16-byte aligned", () => {
+    const shape: Shape = {
+      numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16",
+    };
+    const batch = prepareBatch(device, mixedBatch, shape);
+    batch.args.q = device.upload(Float32Array.of(0, ...batch.inputs.q), "bf16") + 2;
+    batch.args.out = device.alloc((batch.outLength + 1) * 2) + 2;
+    if (backend.name !== "cuda") {
+      expect(() => backend.pagedAttention(batch.args)).toThrow(/status 3\): vt_paged_attention: .*f32 only/);
+      return;
+    }
+    expectClose(runBatch(batch, shape), batch.expected, tolerance(shape));
+  });
 });
 
 describe("batch edge cases", () => {

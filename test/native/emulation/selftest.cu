@@ -3,9 +3,16 @@
 // `selftest` runs every check and prints "ok <n> checks" (exit 0) or the failures (exit 1);
 // `selftest deadlock` launches a kernel whose threads wait at barriers the others never reach,
 // which the emulation must report and abort on instead of hanging; `selftest misaligned` one
-// whose 16-byte load is misaligned, which a GPU faults on and the emulation must too.
+// whose 16-byte load is misaligned, which a GPU faults on and the emulation must too. Misused
+// cp.async copies must abort as well: those checks run their kernel in a child process (forked
+// before this process starts any OpenMP thread) and expect it to die with the message.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "common.cuh"
@@ -79,6 +86,46 @@ __global__ void wmma_kernel(const __nv_bfloat16* a, const __nv_bfloat16* b, floa
   load_matrix_sync(fb, b, 16);
   mma_sync(acc, fa, fb, acc);
   store_matrix_sync(c, acc, 16, mem_row_major);
+}
+
+// Each thread copies into its own 12 ints of shared memory: a (16 bytes, group 0), b (8 bytes,
+// group 1), c (4 bytes) and d (16 bytes, the last 8 zero-filled), both left uncommitted at first;
+// out gets 9 observations per thread (see cp_async()).
+__global__ void cp_async_kernel(const int* src, int* out) {
+  __shared__ __align__(16) int buf[12 * 64];
+  const int t = threadIdx.x;
+  int *a = buf + 12 * t, *b = a + 4, *c = a + 6, *d = a + 8;
+  const int* s = src + 12 * t;
+  int* o = out + 9 * (blockIdx.x * blockDim.x + t);
+  for (int i = 0; i < 12; i++) a[i] = -1;
+  __pipeline_memcpy_async(a, s, 16);
+  __pipeline_commit();
+  __pipeline_memcpy_async(b, s + 4, 8);
+  __pipeline_commit();
+  o[0] = a[0];  // issued and committed, not waited for
+  __pipeline_wait_prior(1);
+  o[1] = a[3];  // group 0 retired
+  o[2] = b[0];  // group 1 still in flight
+  __pipeline_memcpy_async(c, s + 6, 4);
+  __pipeline_memcpy_async(d, s + 8, 16, 8);
+  __pipeline_wait_prior(0);
+  o[3] = b[1];
+  o[4] = c[0];  // not committed: a wait does not cover it
+  __pipeline_commit();
+  __pipeline_wait_prior(0);
+  o[5] = c[0];
+  o[6] = d[1];
+  o[7] = d[2];  // zero-filled
+  __syncthreads();
+  o[8] = buf[12 * ((t + 1) % blockDim.x) + 3];  // another thread's copy, after its wait and a barrier
+}
+
+__global__ void cp_async_misuse_kernel(const int* src, int misaligned) {
+  __shared__ __align__(16) int buf[8];
+  if (misaligned) __pipeline_memcpy_async(buf + 2, src, 16);
+  else __pipeline_memcpy_async(buf, src, 12);
+  __pipeline_commit();
+  __pipeline_wait_prior(0);
 }
 
 __global__ void add_kernel(float* x, float amount) { x[threadIdx.x] += amount; }
@@ -192,6 +239,77 @@ void tensor_cores() {
   cudaFree(dc);
 }
 
+void cp_async() {
+  const int threads = 64, blocks = 2;  // the odd block runs its threads in reverse
+  std::vector<int> host(12 * threads);
+  for (int i = 0; i < int(host.size()); i++) host[i] = 100 + i;
+  int *src, *out;
+  cudaMalloc(&src, host.size() * 4);
+  cudaMalloc(&out, blocks * threads * 9 * 4);
+  cudaMemcpy(src, host.data(), host.size() * 4, cudaMemcpyHostToDevice);
+  auto kernel = &cp_async_kernel;
+  VT_LAUNCH(kernel, blocks, threads, 0, nullptr, src, out);
+  auto v = download(out, blocks * threads * 9);
+  bool before = true, older = true, newer = true, all = true, uncommitted = true, committed = true, zfill = true,
+       across = true;
+  for (int i = 0; i < blocks * threads; i++) {
+    const int t = i % threads, *o = &v[9 * i], *s = &host[12 * t];
+    before &= o[0] == -1;
+    older &= o[1] == s[3];
+    newer &= o[2] == -1;
+    all &= o[3] == s[5];
+    uncommitted &= o[4] == -1;
+    committed &= o[5] == s[6];
+    zfill &= o[6] == s[9] && o[7] == 0;
+    across &= o[8] == host[12 * ((t + 1) % threads) + 3];
+  }
+  check(before, "cp.async: a read before the wait sees the old data");
+  check(older && newer, "cp.async: __pipeline_wait_prior(1) retires all but the newest group");
+  check(all, "cp.async: __pipeline_wait_prior(0) retires every committed group");
+  check(uncommitted && committed, "cp.async: a wait does not cover copies not yet committed");
+  check(zfill, "cp.async: zfill zeroes the tail of the copy");
+  check(across, "cp.async: another thread's copy is seen after its wait and a barrier");
+  cudaFree(src);
+  cudaFree(out);
+}
+
+// Runs `launch` in a child process; true when it died of abort() with `message` on stderr.
+bool aborts_with(void (*launch)(), const char* message) {
+  std::fflush(stdout);
+  int fds[2];
+  if (pipe(fds) != 0) return false;
+  const pid_t child = fork();
+  if (child == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    launch();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string err;
+  char chunk[256];
+  for (ssize_t n; (n = read(fds[0], chunk, sizeof chunk)) > 0;) err.append(chunk, size_t(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && err.find(message) != std::string::npos;
+}
+
+void launch_cp_async_misuse(int misaligned) {
+  int* src;
+  cudaMalloc(&src, 64);
+  auto kernel = &cp_async_misuse_kernel;
+  VT_LAUNCH(kernel, 1, 1, 0, nullptr, src, misaligned);
+}
+
+void cp_async_misuse() {
+  check(aborts_with([] { launch_cp_async_misuse(1); },
+                    "__pipeline_memcpy_async with a destination misaligned for its size 16 at"),
+        "cp.async: a 16-byte copy to an address that is not a multiple of 16 aborts");
+  check(aborts_with([] { launch_cp_async_misuse(0); }, "__pipeline_memcpy_async with size (4, 8 or 16 bytes) 12 at"),
+        "cp.async: a 12-byte copy aborts");
+}
+
 void graphs_and_errors() {
   cudaStream_t stream;
   cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
@@ -249,11 +367,13 @@ int main(int argc, char** argv) {
     std::printf("the misaligned launch returned\n");
     return 0;
   }
+  cp_async_misuse();  // first: no OpenMP thread may exist when it forks
   barriers();
   shuffles();
   atomics();
   shared_memory();
   tensor_cores();
+  cp_async();
   graphs_and_errors();
   if (failures) {
     std::printf("%d of %d checks failed\n", failures, checks);
