@@ -3,6 +3,7 @@
 // dtypes, sliding windows, long (split-K on CUDA) contexts, 16-bit activations (CUDA only), the
 // padding a captured decode step uses, and the argument checks.
 import { describe, expect, test } from "bun:test";
+import { offsetAddress } from "../../src/backend/address.ts";
 import { Backend } from "../../src/backend/backend.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import * as ref from "../../src/reference/ops.ts";
@@ -359,8 +360,8 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
       numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16",
     };
     const batch = prepareBatch(device, mixedBatch, shape);
-    batch.args.q = device.upload(Float32Array.of(0, ...batch.inputs.q), "bf16") + 2;
-    batch.args.out = device.alloc((batch.outLength + 1) * 2) + 2;
+    batch.args.q = offsetAddress(device.upload(Float32Array.of(0, ...batch.inputs.q), "bf16"), 2);
+    batch.args.out = offsetAddress(device.alloc((batch.outLength + 1) * 2), 2);
     if (backend.name !== "cuda") {
       expect(() => backend.pagedAttention(batch.args)).toThrow(/status 3\): vt_paged_attention: .*f32 only/);
       return;
