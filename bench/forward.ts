@@ -7,10 +7,10 @@
 import { parseArgs } from "node:util";
 import { Backend } from "../src/backend/backend.ts";
 import { loadModelConfig, type ModelConfig } from "../src/model/config.ts";
-import { ModelForward, type ForwardBatch } from "../src/worker/forward.ts";
-import { KvCacheTensors } from "../src/worker/kv-cache-tensors.ts";
 import { activationDtype } from "../src/model/load-model.ts";
 import { dummyWeights } from "../src/model/weights.ts";
+import { type ForwardBatch, ModelForward } from "../src/worker/forward.ts";
+import { KvCacheTensors } from "../src/worker/kv-cache-tensors.ts";
 
 const { values: options } = parseArgs({
   options: {
@@ -80,21 +80,28 @@ const weightDtype = "bf16";
 const actDtype = activationDtype(backend, weightDtype);
 const weights = dummyWeights(backend, config, weightDtype, 1);
 const maxBatch = Math.max(...batchSizes);
-const blocksNeeded = Math.max(Math.ceil(promptLength / BLOCK_SIZE), maxBatch * Math.ceil((decodeContext + 1) / BLOCK_SIZE));
+const blocksNeeded = Math.max(
+  Math.ceil(promptLength / BLOCK_SIZE),
+  maxBatch * Math.ceil((decodeContext + 1) / BLOCK_SIZE),
+);
 const kvCache = KvCacheTensors.allocate(backend, config, blocksNeeded, BLOCK_SIZE, weightDtype);
 backend.memset(kvCache.base, 0, blocksNeeded * KvCacheTensors.bytesPerBlock(config, BLOCK_SIZE, weightDtype));
 const forward = new ModelForward(backend, config, weights, kvCache, actDtype);
 
 // Baselines in the same run.
 const matmulPeak = (() => {
-  const m = 512, n = 4096, k = 4096;
+  const m = 512,
+    n = 4096,
+    k = 4096;
   const x = backend.malloc(m * k * 4);
   const w = backend.malloc(n * k * 2);
   const out = backend.malloc(m * n * 4);
   backend.fillUniform(x, "f32", m * k, 1, 1);
   backend.fillUniform(w, "bf16", n * k, 2, 0.01);
   const t = seconds(() => backend.matmul({ x, w, out, m, n, k, actDtype: "f32", weightDtype: "bf16" }), 3);
-  [x, w, out].forEach((a) => backend.free(a));
+  [x, w, out].forEach((a) => {
+    backend.free(a);
+  });
   return (2 * m * n * k) / t / 1e9;
 })();
 const copyBandwidth = (() => {
@@ -151,14 +158,16 @@ const result = {
 const f = (n: number, digits = 1) => n.toFixed(digits);
 console.log(`${result.model} (${config.architecture}, ${f(result.weightMiB)} MiB bf16 weights) on ${result.device}`);
 console.log(`baselines: matmul ${f(matmulPeak)} GFLOP/s (512x4096x4096, bf16 weights), copy ${f(copyBandwidth)} GB/s`);
-console.log(`prefill ${promptLength} tokens: ${f(result.prefill.tokensPerSecond)} tokens/s, ${f(prefillGflops)} GFLOP/s (${f(100 * result.prefill.fractionOfMatmulPeak, 0)}% of matmul peak)`);
+console.log(
+  `prefill ${promptLength} tokens: ${f(result.prefill.tokensPerSecond)} tokens/s, ${f(prefillGflops)} GFLOP/s (${f(100 * result.prefill.fractionOfMatmulPeak, 0)}% of matmul peak)`,
+);
 console.log("decode (context %d):  batch  step ms  tokens/s  GFLOP/s  weights GB/s  of copy bw", decodeContext);
 for (const d of result.decode) {
   console.log(
     `                     ${String(d.batchSize).padStart(5)}  ${f(d.stepMs).padStart(7)}  ${f(d.tokensPerSecond).padStart(8)}  ${f(d.gflops).padStart(7)}  ${f(d.weightGBps, 2).padStart(12)}  ${f(100 * d.fractionOfCopyBandwidth, 0).padStart(9)}%`,
   );
 }
-if (options["output-json"]) await Bun.write(options["output-json"], JSON.stringify(result, null, 2) + "\n");
+if (options["output-json"]) await Bun.write(options["output-json"], `${JSON.stringify(result, null, 2)}\n`);
 
 forward.free();
 kvCache.free();

@@ -11,7 +11,7 @@
 import { parseArgs } from "node:util";
 import { Backend } from "../src/backend/backend.ts";
 import type { DType } from "../src/backend/dtype.ts";
-import { copyBandwidthGBs, timeMatmul, type MatmulResult } from "../src/bench/kernels/timing.ts";
+import { copyBandwidthGBs, type MatmulResult, timeMatmul } from "../src/bench/kernels/timing.ts";
 import { loadModelConfig } from "../src/model/config.ts";
 
 const { values: options } = parseArgs({
@@ -53,7 +53,9 @@ async function layersOf(modelDir: string): Promise<Layer[]> {
 
 const backend = await Backend.open({ device: "cpu", numThreads: Number(options.threads) });
 
-const copyBandwidth = options["bandwidth-gbs"] ? Number(options["bandwidth-gbs"]) : copyBandwidthGBs(backend, timing, 512 * 2 ** 20);
+const copyBandwidth = options["bandwidth-gbs"]
+  ? Number(options["bandwidth-gbs"])
+  : copyBandwidthGBs(backend, timing, 512 * 2 ** 20);
 
 const rows: (MatmulResult & { layer: Layer })[] = [];
 for (const layer of (await Promise.all(models.map(layersOf))).flat()) {
@@ -64,10 +66,14 @@ for (const layer of (await Promise.all(models.map(layersOf))).flat()) {
 }
 
 const peak = options["peak-gflops"] ? Number(options["peak-gflops"]) : Math.max(...rows.map((r) => r.gflops));
-const peakSource = options["peak-gflops"] ? "--peak-gflops" : "best rate of this run; pass --peak-gflops for the FMA peak";
+const peakSource = options["peak-gflops"]
+  ? "--peak-gflops"
+  : "best rate of this run; pass --peak-gflops for the FMA peak";
 const bandwidthSource = options["bandwidth-gbs"] ? "--bandwidth-gbs" : "512 MiB device copy, read + write";
 console.log(`vt_matmul on ${backend.name} (${backend.deviceName}), f32 activations, cold weights`);
-console.log(`peak ${peak.toFixed(1)} GFLOP/s (${peakSource}); bandwidth ${copyBandwidth.toFixed(1)} GB/s (${bandwidthSource})`);
+console.log(
+  `peak ${peak.toFixed(1)} GFLOP/s (${peakSource}); bandwidth ${copyBandwidth.toFixed(1)} GB/s (${bandwidthSource})`,
+);
 console.log("model         layer      n x k          dtype     m    time us   GFLOP/s  of peak  weights GB/s  of bw");
 for (const r of rows) {
   // From m ~ 16 a matmul is compute-bound: its weight bandwidth no longer says anything.

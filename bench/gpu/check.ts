@@ -8,7 +8,7 @@ import { cpus, hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { renderMarkdown, type StageReport } from "./report-markdown.ts";
-import { StageRun, type CheckContext, type Stage } from "./stage.ts";
+import { type CheckContext, type Stage, StageRun } from "./stage.ts";
 import { correctnessStages } from "./stages-correctness.ts";
 import { figureStages } from "./stages-figures.ts";
 
@@ -18,9 +18,19 @@ const MIN_STAGE_SECONDS = 10;
 
 /** A model of tiny shapes for the dry run's figures (the emulation runs them in seconds). */
 const TINY_CONFIG = {
-  architectures: ["LlamaForCausalLM"], hidden_size: 128, intermediate_size: 320, num_attention_heads: 4,
-  num_key_value_heads: 2, head_dim: 64, num_hidden_layers: 1, vocab_size: 512, max_position_embeddings: 4096,
-  rms_norm_eps: 1e-5, rope_theta: 10000, torch_dtype: "bfloat16", tie_word_embeddings: false,
+  architectures: ["LlamaForCausalLM"],
+  hidden_size: 128,
+  intermediate_size: 320,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 64,
+  num_hidden_layers: 1,
+  vocab_size: 512,
+  max_position_embeddings: 4096,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  torch_dtype: "bfloat16",
+  tie_word_embeddings: false,
 };
 
 const { values: args } = parseArgs({
@@ -51,10 +61,16 @@ function firstLine(argv: string[]): string | null {
 function findCublas(python: string | null): string | null {
   const folders = ["/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib"];
   if (python) {
-    const script = "import glob, site; print('\\n'.join(d for p in site.getsitepackages() for d in sorted(glob.glob(p + '/nvidia/**/lib', recursive=True))))";
-    folders.unshift(...(spawnSync(python, ["-c", script], { encoding: "utf8" }).stdout ?? "").split("\n").filter(Boolean));
+    const script =
+      "import glob, site; print('\\n'.join(d for p in site.getsitepackages() for d in sorted(glob.glob(p + '/nvidia/**/lib', recursive=True))))";
+    folders.unshift(
+      ...(spawnSync(python, ["-c", script], { encoding: "utf8" }).stdout ?? "").split("\n").filter(Boolean),
+    );
   }
-  return folders.find((folder) => ["libcublas.so.13", "libcublas.so.12"].some((name) => existsSync(join(folder, name)))) ?? null;
+  return (
+    folders.find((folder) => ["libcublas.so.13", "libcublas.so.12"].some((name) => existsSync(join(folder, name)))) ??
+    null
+  );
 }
 
 function buildContext(): { context: CheckContext; setup: Record<string, unknown> } {
@@ -64,7 +80,15 @@ function buildContext(): { context: CheckContext; setup: Record<string, unknown>
   mkdirSync(raw, { recursive: true });
   const repo = resolve(args.repo);
   const emulated = join(repo, "build/libvllm_ts_cuda_emu.so");
-  const python = firstLine(["python3", "-c", dryRun ? "import torch; print(torch.__version__)" : "import torch; assert torch.cuda.is_available(); print(torch.__version__)"]) ? "python3" : null;
+  const python = firstLine([
+    "python3",
+    "-c",
+    dryRun
+      ? "import torch; print(torch.__version__)"
+      : "import torch; assert torch.cuda.is_available(); print(torch.__version__)",
+  ])
+    ? "python3"
+    : null;
   const cublas = dryRun ? null : findCublas(python);
   const env: Record<string, string | undefined> = {
     ...process.env,
@@ -86,16 +110,24 @@ function buildContext(): { context: CheckContext; setup: Record<string, unknown>
     raw,
     cudaLibrary: dryRun ? emulated : join(kit, "tests", "libvllm_ts_cuda.so"),
     // `make test` names AddressSanitizer's runtime and options (the Makefile's, for its own run).
-    asan: dryRun && process.env.LIBASAN && process.env.ASAN_TEST_OPTIONS
-      ? { library: join(repo, "build/libvllm_ts_cuda_emu_asan.so"), runtime: process.env.LIBASAN, options: process.env.ASAN_TEST_OPTIONS }
-      : null,
+    asan:
+      dryRun && process.env.LIBASAN && process.env.ASAN_TEST_OPTIONS
+        ? {
+            library: join(repo, "build/libvllm_ts_cuda_emu_asan.so"),
+            runtime: process.env.LIBASAN,
+            options: process.env.ASAN_TEST_OPTIONS,
+          }
+        : null,
     env,
     cudaEnv: dryRun ? { VLLM_TS_LIBRARY: emulated } : {},
     python,
-    computeSanitizer: dryRun ? null : (firstLine(["sh", "-c", "command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer"]) ?? null),
+    computeSanitizer: dryRun
+      ? null
+      : (firstLine(["sh", "-c", "command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer"]) ?? null),
     models,
   };
-  for (const library of [context.cudaLibrary, context.executable]) if (!existsSync(library)) throw new Error(`${library} is missing`);
+  for (const library of [context.cudaLibrary, context.executable])
+    if (!existsSync(library)) throw new Error(`${library} is missing`);
   const setup = {
     mode: dryRun ? "dry-run (emulated CUDA library, tiny shapes)" : "gpu",
     host: { hostname: hostname(), cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length },
@@ -111,13 +143,24 @@ function selectedStages(): Stage[] {
   if (!args.stages) return STAGES;
   const names = args.stages.split(",").map((name) => name.trim());
   for (const name of names) {
-    if (!STAGES.some((stage) => stage.name === name)) throw new Error(`unknown stage "${name}"; stages: ${STAGES.map((s) => s.name).join(", ")}`);
+    if (!STAGES.some((stage) => stage.name === name))
+      throw new Error(`unknown stage "${name}"; stages: ${STAGES.map((s) => s.name).join(", ")}`);
   }
   return STAGES.filter((stage) => names.includes(stage.name));
 }
 
-function writeReports(out: string, raw: string, report: { setup: Record<string, unknown>; stages: StageReport[]; started: number }): void {
-  const document = { version: 1, date: new Date().toISOString(), total_seconds: Math.round((Date.now() - report.started) / 1000), ...report.setup, stages: report.stages };
+function writeReports(
+  out: string,
+  raw: string,
+  report: { setup: Record<string, unknown>; stages: StageReport[]; started: number },
+): void {
+  const document = {
+    version: 1,
+    date: new Date().toISOString(),
+    total_seconds: Math.round((Date.now() - report.started) / 1000),
+    ...report.setup,
+    stages: report.stages,
+  };
   writeFileSync(join(out, "gpu-report.json"), `${JSON.stringify(document, null, 2)}\n`);
   writeFileSync(join(out, "gpu-report.md"), renderMarkdown(document));
   // Logs and raw figures in one file beside the reports: only a few files come back from a GPU machine.
@@ -134,7 +177,14 @@ async function main(): Promise<number> {
   const reports: StageReport[] = [];
   for (const stage of stages) {
     const limit = Math.min(context.dryRun ? stage.dryLimitSeconds : stage.limitSeconds, (deadline - Date.now()) / 1000);
-    const report: StageReport = { name: stage.name, title: stage.title, status: "skipped", seconds: 0, limit_seconds: Math.round(limit), summary: "" };
+    const report: StageReport = {
+      name: stage.name,
+      title: stage.title,
+      status: "skipped",
+      seconds: 0,
+      limit_seconds: Math.round(limit),
+      summary: "",
+    };
     if (limit < MIN_STAGE_SECONDS) {
       report.summary = "not started: the check's deadline was reached";
     } else {
@@ -144,7 +194,10 @@ async function main(): Promise<number> {
       try {
         Object.assign(report, await stage.run(context, run));
       } catch (error) {
-        Object.assign(report, { status: "failed", summary: `the check itself failed: ${(error as Error).stack ?? error}` });
+        Object.assign(report, {
+          status: "failed",
+          summary: `the check itself failed: ${(error as Error).stack ?? error}`,
+        });
       }
       report.seconds = Math.round((performance.now() - stageStarted) / 100) / 10;
     }
@@ -153,9 +206,10 @@ async function main(): Promise<number> {
     writeReports(out, context.raw, { setup, stages: reports, started });
   }
   const bad = reports.filter((r) => r.status === "failed" || r.status === "timeout");
-  console.log(`${reports.length - bad.length} of ${reports.length} stages passed or skipped; report in ${join(out, "gpu-report.md")}`);
+  console.log(
+    `${reports.length - bad.length} of ${reports.length} stages passed or skipped; report in ${join(out, "gpu-report.md")}`,
+  );
   return bad.length === 0 ? 0 : 1;
 }
 
 process.exit(await main());
-

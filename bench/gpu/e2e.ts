@@ -9,13 +9,26 @@ import type { TorchDtypeName } from "../../src/backend/dtype.ts";
 import type { Architecture } from "../../src/model/config.ts";
 import { writeRandomModel } from "../../test/helpers/random-model.ts";
 import { startServer } from "../../test/helpers/server-process.ts";
+import type { E2eReport } from "./reports.ts";
 
-const ARCHITECTURES: Architecture[] = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"];
+const ARCHITECTURES: Architecture[] = [
+  "LlamaForCausalLM",
+  "MistralForCausalLM",
+  "Qwen2ForCausalLM",
+  "Qwen3ForCausalLM",
+];
 const DTYPES: TorchDtypeName[] = ["float32", "bfloat16"];
 const PROMPT = "The paged KV cache keeps every sequence in fixed-size blocks";
 const MAX_TOKENS = 24;
 /** Small, but with the head dim (64) and widths the tensor-core kernels take. */
-const SHAPE = { hiddenSize: 256, intermediateSize: 512, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 512 };
+const SHAPE = {
+  hiddenSize: 256,
+  intermediateSize: 512,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  maxPositionEmbeddings: 512,
+};
 
 const { values: args } = parseArgs({
   options: {
@@ -33,18 +46,47 @@ const cudaEnv = { ...baseEnv, VLLM_TS_LIBRARY: cudaLibrary };
 
 function generate(model: string, device: "cpu" | "cuda"): { text: string; ok: boolean; error: string } {
   const result = Bun.spawnSync(
-    [executable, "generate", model, "--device", device, "--prompt", PROMPT, "--max-tokens", String(MAX_TOKENS), "--kv-cache-memory", "64MiB", "--max-model-len", "512"],
+    [
+      executable,
+      "generate",
+      model,
+      "--device",
+      device,
+      "--prompt",
+      PROMPT,
+      "--max-tokens",
+      String(MAX_TOKENS),
+      "--kv-cache-memory",
+      "64MiB",
+      "--max-model-len",
+      "512",
+    ],
     { env: device === "cuda" ? cudaEnv : baseEnv, stdout: "pipe", stderr: "pipe" },
   );
   const stderr = result.stderr.toString();
-  return { text: result.stdout.toString(), ok: result.exitCode === 0, error: result.exitCode === 0 ? "" : stderr.trim().split("\n").slice(-3).join(" ") };
+  return {
+    text: result.stdout.toString(),
+    ok: result.exitCode === 0,
+    error: result.exitCode === 0 ? "" : stderr.trim().split("\n").slice(-3).join(" "),
+  };
 }
 
 async function streamFromServer(model: string): Promise<string> {
-  const server = await startServer(model, ["--served-model-name", "e2e", "--kv-cache-memory", "64MiB", "--max-model-len", "512"], cudaEnv, { executable, device: "cuda" });
+  const server = await startServer(
+    model,
+    ["--served-model-name", "e2e", "--kv-cache-memory", "64MiB", "--max-model-len", "512"],
+    cudaEnv,
+    { executable, device: "cuda" },
+  );
   try {
     const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
-    const stream = await client.completions.create({ model: "e2e", prompt: PROMPT, max_tokens: MAX_TOKENS, temperature: 0, stream: true });
+    const stream = await client.completions.create({
+      model: "e2e",
+      prompt: PROMPT,
+      max_tokens: MAX_TOKENS,
+      temperature: 0,
+      stream: true,
+    });
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
     return text;
@@ -61,7 +103,9 @@ for (const architecture of ARCHITECTURES) {
     const cpu = generate(model.dir, "cpu");
     const cuda = generate(model.dir, "cuda");
     const equal = cpu.ok && cuda.ok && cpu.text === cuda.text && cpu.text.length > 0;
-    console.log(`${architecture} ${dtype}: ${equal ? "equal" : "DIFFERENT"}${cpu.error ? `; cpu: ${cpu.error}` : ""}${cuda.error ? `; cuda: ${cuda.error}` : ""}`);
+    console.log(
+      `${architecture} ${dtype}: ${equal ? "equal" : "DIFFERENT"}${cpu.error ? `; cpu: ${cpu.error}` : ""}${cuda.error ? `; cuda: ${cuda.error}` : ""}`,
+    );
     if (!equal) console.log(`  cpu:  ${JSON.stringify(cpu.text)}\n  cuda: ${JSON.stringify(cuda.text)}`);
     cases.push({ architecture, dtype, model: model.dir, equal, cpu, cuda });
   }
@@ -79,18 +123,23 @@ try {
 } catch (error) {
   serve = { matches: false, error: (error as Error).message.split("\n")[0] };
 }
-console.log(`serve on cuda, streamed through the openai client: ${serve.matches ? "same text" : `DIFFERENT ${JSON.stringify(serve)}`}`);
+console.log(
+  `serve on cuda, streamed through the openai client: ${serve.matches ? "same text" : `DIFFERENT ${JSON.stringify(serve)}`}`,
+);
 
 const f32 = cases.filter((c) => c.dtype === "float32");
 const bf16 = cases.filter((c) => c.dtype === "bfloat16");
 const generateSummary = {
-  f32Matches: f32.filter((c) => c.equal).length, f32Total: f32.length,
-  bf16Matches: bf16.filter((c) => c.equal).length, bf16Total: bf16.length,
+  f32Matches: f32.filter((c) => c.equal).length,
+  f32Total: f32.length,
+  bf16Matches: bf16.filter((c) => c.equal).length,
+  bf16Total: bf16.length,
   // bf16 runs must at least finish on both devices.
   bf16Ran: bf16.every((c) => c.cpu.ok && c.cuda.ok),
 };
 const passed = generateSummary.f32Matches === generateSummary.f32Total && generateSummary.bf16Ran && serve.matches;
+const report: E2eReport = { passed, generate: generateSummary, serve, cases: cases.map(({ model: _, ...c }) => c) };
 if (args["output-json"]) {
-  await Bun.write(args["output-json"], `${JSON.stringify({ passed, generate: generateSummary, serve, cases: cases.map(({ model: _, ...c }) => c) }, null, 2)}\n`);
+  await Bun.write(args["output-json"], `${JSON.stringify(report, null, 2)}\n`);
 }
 process.exit(passed ? 0 : 1);

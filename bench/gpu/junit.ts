@@ -14,7 +14,14 @@ export interface TestCounts {
   failures: TestFailure[];
 }
 
-const ENTITIES: Record<string, string> = { "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&apos;": "'", "&#10;": "\n" };
+const ENTITIES: Record<string, string> = {
+  "&lt;": "<",
+  "&gt;": ">",
+  "&amp;": "&",
+  "&quot;": '"',
+  "&apos;": "'",
+  "&#10;": "\n",
+};
 
 function unescapeXml(text: string): string {
   return text.replace(/&(lt|gt|amp|quot|apos|#10);/g, (entity) => ENTITIES[entity]!);
@@ -47,5 +54,10 @@ export function parseJunit(xml: string): TestCounts {
 }
 
 export function addCounts(a: TestCounts, b: TestCounts): TestCounts {
-  return { passed: a.passed + b.passed, failed: a.failed + b.failed, notRun: a.notRun + b.notRun, failures: [...a.failures, ...b.failures] };
+  return {
+    passed: a.passed + b.passed,
+    failed: a.failed + b.failed,
+    notRun: a.notRun + b.notRun,
+    failures: [...a.failures, ...b.failures],
+  };
 }

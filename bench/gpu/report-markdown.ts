@@ -20,16 +20,63 @@ interface ReportDocument {
 
 /** Each row of the README's table: its label, target, and how to read it off the stages. */
 const FIGURE_ROWS: { label: string; target: string; value: (f: (stage: string, key: string) => Figure) => string }[] = [
-  { label: "decode attention, batch >= 32 x context >= 4096, fraction of peak bandwidth (min .. max)", target: ">= 0.80", value: (f) => range(f("decode-attention", "fraction_of_peak_large_min"), f("decode-attention", "fraction_of_peak_large_max")) },
-  { label: "decode attention, batch 256 x context 32768, fraction of peak", target: ">= 0.80", value: (f) => text(f("decode-attention", "fraction_of_peak_b256_c32768")) },
-  { label: "decode attention, batch 1 x context 1024, KV GB/s", target: "(latency-bound; recorded)", value: (f) => text(f("decode-attention", "kv_read_gbs_b1_c1024")) },
-  { label: "prefill attention vs torch SDPA, min over the grid (16 x 8192)", target: ">= 0.8", value: (f) => `${text(f("prefill-matmul", "prefill_fraction_of_torch_min"))} (${text(f("prefill-matmul", "prefill_fraction_of_torch_16x8192"))})` },
-  { label: "matmul vs torch.matmul, default path, m >= 256 (min over layers)", target: ">= 0.9", value: (f) => text(f("prefill-matmul", "matmul_default_fraction_of_torch_min")) },
-  { label: "matmul vs torch.matmul, own kernels, m >= 256 (min over layers)", target: "(recorded)", value: (f) => text(f("prefill-matmul", "matmul_own_fraction_of_torch_min")) },
-  { label: "matmul, m = 1, weight bandwidth fraction of peak (own kernels)", target: "(recorded)", value: (f) => range(f("prefill-matmul", "matmul_own_m1_fraction_of_peak_min"), f("prefill-matmul", "matmul_own_m1_fraction_of_peak_max")) },
-  { label: "end to end, output tokens/s: vllm-ts / HF generate", target: "14-24x", value: (f) => `${text(f("hf-generate", "vllm_ts_over_hf"))} (${text(f("throughput", "output_tokens_per_second"))} / ${text(f("hf-generate", "output_tokens_per_second"))})` },
-  { label: "CUDA graphs: decode latency per token, eager / graphs, batch 1 and 32", target: "(recorded)", value: (f) => `${text(f("graphs", "b1_eager_over_graphs"))}, ${text(f("graphs", "b32_eager_over_graphs"))}` },
-  { label: "nano-vllm's workload (Qwen3-0.6B shape), output tokens/s", target: "(recorded)", value: (f) => text(f("nano-vllm", "output_tokens_per_second")) },
+  {
+    label: "decode attention, batch >= 32 x context >= 4096, fraction of peak bandwidth (min .. max)",
+    target: ">= 0.80",
+    value: (f) =>
+      range(f("decode-attention", "fraction_of_peak_large_min"), f("decode-attention", "fraction_of_peak_large_max")),
+  },
+  {
+    label: "decode attention, batch 256 x context 32768, fraction of peak",
+    target: ">= 0.80",
+    value: (f) => text(f("decode-attention", "fraction_of_peak_b256_c32768")),
+  },
+  {
+    label: "decode attention, batch 1 x context 1024, KV GB/s",
+    target: "(latency-bound; recorded)",
+    value: (f) => text(f("decode-attention", "kv_read_gbs_b1_c1024")),
+  },
+  {
+    label: "prefill attention vs torch SDPA, min over the grid (16 x 8192)",
+    target: ">= 0.8",
+    value: (f) =>
+      `${text(f("prefill-matmul", "prefill_fraction_of_torch_min"))} (${text(f("prefill-matmul", "prefill_fraction_of_torch_16x8192"))})`,
+  },
+  {
+    label: "matmul vs torch.matmul, default path, m >= 256 (min over layers)",
+    target: ">= 0.9",
+    value: (f) => text(f("prefill-matmul", "matmul_default_fraction_of_torch_min")),
+  },
+  {
+    label: "matmul vs torch.matmul, own kernels, m >= 256 (min over layers)",
+    target: "(recorded)",
+    value: (f) => text(f("prefill-matmul", "matmul_own_fraction_of_torch_min")),
+  },
+  {
+    label: "matmul, m = 1, weight bandwidth fraction of peak (own kernels)",
+    target: "(recorded)",
+    value: (f) =>
+      range(
+        f("prefill-matmul", "matmul_own_m1_fraction_of_peak_min"),
+        f("prefill-matmul", "matmul_own_m1_fraction_of_peak_max"),
+      ),
+  },
+  {
+    label: "end to end, output tokens/s: vllm-ts / HF generate",
+    target: "14-24x",
+    value: (f) =>
+      `${text(f("hf-generate", "vllm_ts_over_hf"))} (${text(f("throughput", "output_tokens_per_second"))} / ${text(f("hf-generate", "output_tokens_per_second"))})`,
+  },
+  {
+    label: "CUDA graphs: decode latency per token, eager / graphs, batch 1 and 32",
+    target: "(recorded)",
+    value: (f) => `${text(f("graphs", "b1_eager_over_graphs"))}, ${text(f("graphs", "b32_eager_over_graphs"))}`,
+  },
+  {
+    label: "nano-vllm's workload (Qwen3-0.6B shape), output tokens/s",
+    target: "(recorded)",
+    value: (f) => text(f("nano-vllm", "output_tokens_per_second")),
+  },
 ];
 
 function text(value: Figure): string {
@@ -46,7 +93,9 @@ function cell(value: string): string {
 
 function decodeGrid(stage: StageReport | undefined): string[] {
   const figures = stage?.figures ?? {};
-  const cases = Object.keys(figures).map((key) => /^b(\d+)_c(\d+)$/.exec(key)).filter((m) => m !== null);
+  const cases = Object.keys(figures)
+    .map((key) => /^b(\d+)_c(\d+)$/.exec(key))
+    .filter((m) => m !== null);
   if (cases.length === 0) return [];
   const batches = [...new Set(cases.map((m) => Number(m[1])))].sort((a, b) => a - b);
   const contexts = [...new Set(cases.map((m) => Number(m[2])))].sort((a, b) => a - b);
@@ -61,9 +110,18 @@ function decodeGrid(stage: StageReport | undefined): string[] {
 }
 
 function failureLines(stages: StageReport[]): string[] {
-  const failures: (TestFailure & { stage: string })[] = stages.flatMap((s) => (s.tests?.failures ?? []).map((f) => ({ ...f, stage: s.name })));
+  const failures: (TestFailure & { stage: string })[] = stages.flatMap((s) =>
+    (s.tests?.failures ?? []).map((f) => ({ ...f, stage: s.name })),
+  );
   if (failures.length === 0) return [];
-  return ["", "Failed tests:", "", ...failures.slice(0, 40).map((f) => `- ${f.stage}: ${f.file}: ${f.test}: ${cell(f.message.split("\n").slice(0, 3).join(" "))}`)];
+  return [
+    "",
+    "Failed tests:",
+    "",
+    ...failures
+      .slice(0, 40)
+      .map((f) => `- ${f.stage}: ${f.file}: ${f.test}: ${cell(f.message.split("\n").slice(0, 3).join(" "))}`),
+  ];
 }
 
 export function renderMarkdown(report: ReportDocument): string {

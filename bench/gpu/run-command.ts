@@ -36,7 +36,10 @@ export async function runCommand(argv: string[], options: CommandOptions): Promi
   // Its own process group (detached), so the kill at the limit reaches the grandchildren too.
   const child = spawn(argv[0]!, argv.slice(1), {
     cwd: options.cwd,
-    env: Object.fromEntries(Object.entries(options.env ?? process.env).filter(([, v]) => v !== undefined)) as Record<string, string>,
+    env: Object.fromEntries(Object.entries(options.env ?? process.env).filter(([, v]) => v !== undefined)) as Record<
+      string,
+      string
+    >,
     stdio: ["ignore", log, log],
     detached: true,
   });

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseJunit, type TestCounts } from "./junit.ts";
-import { runCommand, type CommandResult } from "./run-command.ts";
+import { type CommandResult, runCommand } from "./run-command.ts";
 
 export interface CheckContext {
   /** A rehearsal without a GPU: the emulated CUDA library, tiny shapes, no torch needed. */
@@ -63,30 +63,53 @@ export class StageRun {
     return this.limitSeconds - (performance.now() - this.started) / 1000;
   }
 
-  command(argv: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<CommandResult> {
-    return runCommand(argv, { ...options, timeoutSeconds: Math.max(1, this.remainingSeconds()), logFile: this.logFile });
+  command(
+    argv: string[],
+    options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+  ): Promise<CommandResult> {
+    return runCommand(argv, {
+      ...options,
+      timeoutSeconds: Math.max(1, this.remainingSeconds()),
+      logFile: this.logFile,
+    });
   }
 }
 
 /** `vllm-ts ...args` on CUDA; BUN_BE_BUN is left out, or the executable would run Bun. */
 export function vllm(context: CheckContext, run: StageRun, args: string[]) {
-  return run.command([context.executable, ...args], { env: { ...context.env, BUN_BE_BUN: undefined, ...context.cudaEnv } });
+  return run.command([context.executable, ...args], {
+    env: { ...context.env, BUN_BE_BUN: undefined, ...context.cudaEnv },
+  });
 }
 
 /** `bun test` on bundled test files (paths under the kit's tests/), with a JUnit report parsed. */
 export async function bundledTests(
   context: CheckContext,
   run: StageRun,
-  options: { files: string[]; junit: string; env?: Record<string, string | undefined>; filter?: string; prefix?: string[] },
+  options: {
+    files: string[];
+    junit: string;
+    env?: Record<string, string | undefined>;
+    filter?: string;
+    prefix?: string[];
+  },
 ): Promise<{ result: CommandResult; counts: TestCounts | null }> {
   const argv = [
     ...(options.prefix ?? []),
-    context.executable, "test", "--timeout", "300000", "--reporter=junit", `--reporter-outfile=${options.junit}`,
+    context.executable,
+    "test",
+    "--timeout",
+    "300000",
+    "--reporter=junit",
+    `--reporter-outfile=${options.junit}`,
     ...(options.filter ? ["-t", options.filter] : []),
     ...options.files,
   ];
   // The bundles name their embedded libraries relative to the working directory: the tests folder.
-  const result = await run.command(argv, { cwd: join(context.kit, "tests"), env: { ...context.env, BUN_BE_BUN: "1", ...options.env } });
+  const result = await run.command(argv, {
+    cwd: join(context.kit, "tests"),
+    env: { ...context.env, BUN_BE_BUN: "1", ...options.env },
+  });
   let counts: TestCounts | null = null;
   try {
     counts = parseJunit(readFileSync(options.junit, "utf8"));
@@ -96,7 +119,8 @@ export async function bundledTests(
   return { result, counts };
 }
 
-export function readJson(path: string): any {
+/** A JSON report the check's own commands wrote, of the shape they write. */
+export function readJson<T>(path: string): T {
   return JSON.parse(readFileSync(path, "utf8"));
 }
 
@@ -108,8 +132,14 @@ export function commandStatus(results: CommandResult[]): StageOutcome["status"] 
 
 /** "exit 1: <last line>" for a summary. */
 export function failureLine(result: CommandResult): string {
-  const last = result.tail.split("\n").filter((line) => line.trim() !== "").at(-1) ?? "";
-  return result.timedOut ? `timed out after ${result.seconds.toFixed(0)} s` : `exit ${result.exitCode}: ${last.slice(0, 300)}`;
+  const last =
+    result.tail
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .at(-1) ?? "";
+  return result.timedOut
+    ? `timed out after ${result.seconds.toFixed(0)} s`
+    : `exit ${result.exitCode}: ${last.slice(0, 300)}`;
 }
 
 export const round = (value: number, digits = 3) => Number(value.toFixed(digits));

@@ -3,8 +3,21 @@
 // and nano-vllm's workload. Each is a fraction of a baseline taken in the same run; a dry run
 // runs the same commands on tiny shapes (figures meaningless, commands proven).
 import { join } from "node:path";
+import type { DecodeAttentionRow } from "../../src/bench/kernels/decode-attention-sweep.ts";
+import type { KernelsReport, LatencyReport, ThroughputReport } from "./reports.ts";
+import {
+  type CheckContext,
+  commandStatus,
+  type Figure,
+  failureLine,
+  readJson,
+  round,
+  type Stage,
+  type StageOutcome,
+  type StageRun,
+  vllm,
+} from "./stage.ts";
 import { QUICK_TIMING } from "./stages-correctness.ts";
-import { commandStatus, failureLine, readJson, round, vllm, type CheckContext, type Figure, type Stage, type StageOutcome, type StageRun } from "./stage.ts";
 
 const DRY_RUN_SKIP_TORCH = "needs python3 with torch (a GPU machine has it)";
 
@@ -19,16 +32,16 @@ function maxOf(values: (number | null | undefined)[]): number | null {
 }
 
 /** Runs one vllm-ts command that writes `json`, and turns its report into the stage's outcome. */
-async function benchStage(
+async function benchStage<Report>(
   context: CheckContext,
   run: StageRun,
   args: string[],
   json: string,
-  read: (report: any) => Omit<StageOutcome, "status"> & { status?: StageOutcome["status"] },
+  read: (report: Report) => Omit<StageOutcome, "status"> & { status?: StageOutcome["status"] },
 ): Promise<StageOutcome> {
   const result = await vllm(context, run, [...args, "--output-json", json]);
   if (result.exitCode !== 0) return { status: commandStatus([result]), summary: failureLine(result) };
-  return { status: "passed", ...read(readJson(json)) };
+  return { status: "passed", ...read(readJson<Report>(json)) };
 }
 
 const decodeAttention: Stage = {
@@ -40,25 +53,31 @@ const decodeAttention: Stage = {
     const grid = context.dryRun
       ? ["--model", context.models.llama, "--batch-sizes", "1,2", "--context-lens", "16,64", ...QUICK_TIMING]
       : ["--batch-sizes", "1,16,64,256", "--context-lens", "1024,8192,32768"];
-    return benchStage(context, run, ["bench", "kernels", "--device", "cuda", "--sweep", "decode-attention", ...grid], join(context.raw, "decode-attention.json"), (report) => {
-      const rows: any[] = report.decode_attention.results;
-      const ofPeak = (r: any) => r.fraction_of_peak_bandwidth ?? null;
-      const large = rows.filter((r) => r.batch_size >= 32 && r.context_len >= 4096);
-      const figures: Record<string, Figure> = {
-        fraction_of_peak_large_min: minOf(large.map(ofPeak)),
-        fraction_of_peak_large_max: maxOf(large.map(ofPeak)),
-        fraction_of_copy_large_min: minOf(large.map((r) => r.fraction_of_copy_bandwidth)),
-        fraction_of_peak_b256_c32768: ofPeak(rows.find((r) => r.batch_size === 256 && r.context_len === 32768) ?? {}),
-        kv_read_gbs_b1_c1024: rows.find((r) => r.batch_size === 1 && r.context_len === 1024)?.kv_read_gbs ?? null,
-      };
-      for (const r of rows) figures[`b${r.batch_size}_c${r.context_len}`] = ofPeak(r) ?? r.fraction_of_copy_bandwidth;
-      const failed = report.decode_attention.failed.length;
-      return {
-        status: failed > 0 ? "failed" : "passed",
-        summary: `batch >= 32 x context >= 4096: ${figures.fraction_of_peak_large_min ?? "-"} .. ${figures.fraction_of_peak_large_max ?? "-"} of peak; ${rows.length} cases${failed ? `, ${failed} failed` : ""}`,
-        figures,
-      };
-    });
+    return benchStage(
+      context,
+      run,
+      ["bench", "kernels", "--device", "cuda", "--sweep", "decode-attention", ...grid],
+      join(context.raw, "decode-attention.json"),
+      (report: KernelsReport) => {
+        const rows = report.decode_attention.results;
+        const ofPeak = (r: DecodeAttentionRow | undefined) => r?.fraction_of_peak_bandwidth ?? null;
+        const large = rows.filter((r) => r.batch_size >= 32 && r.context_len >= 4096);
+        const figures: Record<string, Figure> = {
+          fraction_of_peak_large_min: minOf(large.map(ofPeak)),
+          fraction_of_peak_large_max: maxOf(large.map(ofPeak)),
+          fraction_of_copy_large_min: minOf(large.map((r) => r.fraction_of_copy_bandwidth)),
+          fraction_of_peak_b256_c32768: ofPeak(rows.find((r) => r.batch_size === 256 && r.context_len === 32768)),
+          kv_read_gbs_b1_c1024: rows.find((r) => r.batch_size === 1 && r.context_len === 1024)?.kv_read_gbs ?? null,
+        };
+        for (const r of rows) figures[`b${r.batch_size}_c${r.context_len}`] = ofPeak(r) ?? r.fraction_of_copy_bandwidth;
+        const failed = report.decode_attention.failed.length;
+        return {
+          status: failed > 0 ? "failed" : "passed",
+          summary: `batch >= 32 x context >= 4096: ${figures.fraction_of_peak_large_min ?? "-"} .. ${figures.fraction_of_peak_large_max ?? "-"} of peak; ${rows.length} cases${failed ? `, ${failed} failed` : ""}`,
+          figures,
+        };
+      },
+    );
   },
 };
 
@@ -72,8 +91,17 @@ const torchBaseline: Stage = {
   async run(context, run) {
     if (context.python === null) return { status: context.dryRun ? "skipped" : "failed", summary: DRY_RUN_SKIP_TORCH };
     const json = join(context.raw, "torch-baseline.json");
-    const result = await run.command([context.python, join(context.kit, "torch_baseline.py"), ...PREFILL_GRID, "--output-json", json]);
-    return { status: commandStatus([result]), summary: result.exitCode === 0 ? `written to ${json}` : failureLine(result) };
+    const result = await run.command([
+      context.python,
+      join(context.kit, "torch_baseline.py"),
+      ...PREFILL_GRID,
+      "--output-json",
+      json,
+    ]);
+    return {
+      status: commandStatus([result]),
+      summary: result.exitCode === 0 ? `written to ${json}` : failureLine(result),
+    };
   },
 };
 
@@ -86,21 +114,45 @@ const prefillAndMatmul: Stage = {
     const torch = join(context.raw, "torch-baseline.json");
     const haveTorch = context.python !== null;
     const grid = context.dryRun
-      ? ["--model", context.models.llama, "--prefill-seqs", "1", "--prefill-lens", "32", "--matmul-rows", "1,16", ...QUICK_TIMING]
+      ? [
+          "--model",
+          context.models.llama,
+          "--prefill-seqs",
+          "1",
+          "--prefill-lens",
+          "32",
+          "--matmul-rows",
+          "1,16",
+          ...QUICK_TIMING,
+        ]
       : PREFILL_GRID;
-    const args = ["bench", "kernels", "--device", "cuda", "--sweep", "prefill-attention,matmul", ...grid, ...(haveTorch ? ["--torch-baseline", torch] : [])];
-    return benchStage(context, run, args, join(context.raw, "prefill-matmul.json"), (report) => {
-      const prefill: any[] = report.prefill_attention.results;
-      const matmul: any[] = report.matmul.results;
+    const args = [
+      "bench",
+      "kernels",
+      "--device",
+      "cuda",
+      "--sweep",
+      "prefill-attention,matmul",
+      ...grid,
+      ...(haveTorch ? ["--torch-baseline", torch] : []),
+    ];
+    return benchStage(context, run, args, join(context.raw, "prefill-matmul.json"), (report: KernelsReport) => {
+      const prefill = report.prefill_attention.results;
+      const matmul = report.matmul.results;
       const large = (path: string) => matmul.filter((r) => r.path === path && r.m >= 256);
       const figures: Record<string, Figure> = {
         prefill_fraction_of_torch_min: minOf(prefill.map((r) => r.fraction_of_torch)),
-        prefill_fraction_of_torch_16x8192: prefill.find((r) => r.num_seqs === 16 && r.query_len === 8192)?.fraction_of_torch ?? null,
+        prefill_fraction_of_torch_16x8192:
+          prefill.find((r) => r.num_seqs === 16 && r.query_len === 8192)?.fraction_of_torch ?? null,
         prefill_tflops_max: maxOf(prefill.map((r) => r.tflops)),
         matmul_default_fraction_of_torch_min: minOf(large("default").map((r) => r.fraction_of_torch)),
         matmul_own_fraction_of_torch_min: minOf(large("own_kernels").map((r) => r.fraction_of_torch)),
-        matmul_own_m1_fraction_of_peak_min: minOf(matmul.filter((r) => r.path === "own_kernels" && r.m === 1).map((r) => r.fraction_of_peak_bandwidth)),
-        matmul_own_m1_fraction_of_peak_max: maxOf(matmul.filter((r) => r.path === "own_kernels" && r.m === 1).map((r) => r.fraction_of_peak_bandwidth)),
+        matmul_own_m1_fraction_of_peak_min: minOf(
+          matmul.filter((r) => r.path === "own_kernels" && r.m === 1).map((r) => r.fraction_of_peak_bandwidth),
+        ),
+        matmul_own_m1_fraction_of_peak_max: maxOf(
+          matmul.filter((r) => r.path === "own_kernels" && r.m === 1).map((r) => r.fraction_of_peak_bandwidth),
+        ),
         cublas_loadable: report.matmul.cublas_loadable,
       };
       const failed = report.prefill_attention.failed.length + report.matmul.failed.length;
@@ -114,7 +166,15 @@ const prefillAndMatmul: Stage = {
 };
 
 /** Dummy weights of a real model's shapes, the embedded tokenizer (the vocabulary is Qwen's). */
-const dummyModel = (model: string) => [model, "--load-format", "dummy", "--tokenizer", "vllm-ts-demo", "--device", "cuda"];
+const dummyModel = (model: string) => [
+  model,
+  "--load-format",
+  "dummy",
+  "--tokenizer",
+  "vllm-ts-demo",
+  "--device",
+  "cuda",
+];
 
 const graphs: Stage = {
   name: "graphs",
@@ -129,19 +189,45 @@ const graphs: Stage = {
       const perToken: Record<string, number> = {};
       for (const eager of [false, true]) {
         const json = join(context.raw, `latency-b${batch}${eager ? "-eager" : ""}.json`);
-        const args = ["bench", "latency", ...dummyModel(context.models.llama), "--batch-size", String(batch), "--input-len", String(inputLen),
-          "--output-len", String(outputLen), "--num-iters", "3", "--num-iters-warmup", "1", "--max-num-seqs", String(Math.max(...batches)),
-          "--max-model-len", "1024", ...(eager ? ["--enforce-eager"] : []), "--output-json", json];
+        const args = [
+          "bench",
+          "latency",
+          ...dummyModel(context.models.llama),
+          "--batch-size",
+          String(batch),
+          "--input-len",
+          String(inputLen),
+          "--output-len",
+          String(outputLen),
+          "--num-iters",
+          "3",
+          "--num-iters-warmup",
+          "1",
+          "--max-num-seqs",
+          String(Math.max(...batches)),
+          "--max-model-len",
+          "1024",
+          ...(eager ? ["--enforce-eager"] : []),
+          "--output-json",
+          json,
+        ];
         const result = await vllm(context, run, args);
-        if (result.exitCode !== 0) return { status: commandStatus([result]), summary: `batch ${batch}${eager ? " eager" : ""}: ${failureLine(result)}`, figures };
-        const { latency, timeToFirstTokenOfBatch } = readJson(json).results;
+        if (result.exitCode !== 0)
+          return {
+            status: commandStatus([result]),
+            summary: `batch ${batch}${eager ? " eager" : ""}: ${failureLine(result)}`,
+            figures,
+          };
+        const { latency, timeToFirstTokenOfBatch } = readJson<LatencyReport>(json).results;
         // The decode steps alone: the batch's time after its last first token, per later token.
         perToken[eager ? "eager" : "graphs"] = (latency.mean - timeToFirstTokenOfBatch.mean) / (outputLen - 1);
       }
       figures[`b${batch}_ms_per_token_graphs`] = round(perToken.graphs! * 1000, 3);
       figures[`b${batch}_ms_per_token_eager`] = round(perToken.eager! * 1000, 3);
       figures[`b${batch}_eager_over_graphs`] = round(perToken.eager! / perToken.graphs!, 2);
-      lines.push(`batch ${batch}: ${figures[`b${batch}_ms_per_token_eager`]} ms eager, ${figures[`b${batch}_ms_per_token_graphs`]} ms graphs (${figures[`b${batch}_eager_over_graphs`]}x)`);
+      lines.push(
+        `batch ${batch}: ${figures[`b${batch}_ms_per_token_eager`]} ms eager, ${figures[`b${batch}_ms_per_token_graphs`]} ms graphs (${figures[`b${batch}_eager_over_graphs`]}x)`,
+      );
     }
     return { status: "passed", summary: lines.join("; "), figures };
   },
@@ -158,11 +244,32 @@ const throughput: Stage = {
   run(context, run) {
     const shape = context.dryRun
       ? ["--num-prompts", "8", "--input-len", "16", "--output-len", "8"]
-      : ["--num-prompts", String(THROUGHPUT.numPrompts), "--input-len", String(THROUGHPUT.inputLen), "--output-len", String(THROUGHPUT.outputLen)];
-    const args = ["bench", "throughput", ...dummyModel(context.models.llama), ...shape, "--max-num-seqs", "256", "--max-num-batched-tokens", "8192", "--max-model-len", "1024"];
-    return benchStage(context, run, args, join(context.raw, "throughput.json"), (report) => ({
+      : [
+          "--num-prompts",
+          String(THROUGHPUT.numPrompts),
+          "--input-len",
+          String(THROUGHPUT.inputLen),
+          "--output-len",
+          String(THROUGHPUT.outputLen),
+        ];
+    const args = [
+      "bench",
+      "throughput",
+      ...dummyModel(context.models.llama),
+      ...shape,
+      "--max-num-seqs",
+      "256",
+      "--max-num-batched-tokens",
+      "8192",
+      "--max-model-len",
+      "1024",
+    ];
+    return benchStage(context, run, args, join(context.raw, "throughput.json"), (report: ThroughputReport) => ({
       summary: `${round(report.results.outputTokensPerSecond, 1)} output tokens/s (${report.results.numRequests} requests)`,
-      figures: { output_tokens_per_second: round(report.results.outputTokensPerSecond, 1), elapsed_seconds: round(report.results.elapsedSeconds, 2) },
+      figures: {
+        output_tokens_per_second: round(report.results.outputTokensPerSecond, 1),
+        elapsed_seconds: round(report.results.elapsedSeconds, 2),
+      },
     }));
   },
 };
@@ -176,13 +283,26 @@ const hfGenerate: Stage = {
     if (context.python === null) return { status: context.dryRun ? "skipped" : "failed", summary: DRY_RUN_SKIP_TORCH };
     const json = join(context.raw, "hf-generate.json");
     const { numPrompts, inputLen, outputLen, hfBatchSize } = THROUGHPUT;
-    const result = await run.command([context.python, join(context.kit, "hf_generate_baseline.py"), context.models.llama,
-      "--num-prompts", String(numPrompts), "--input-len", String(inputLen), "--output-len", String(outputLen), "--batch-size", String(hfBatchSize), "--output-json", json]);
+    const result = await run.command([
+      context.python,
+      join(context.kit, "hf_generate_baseline.py"),
+      context.models.llama,
+      "--num-prompts",
+      String(numPrompts),
+      "--input-len",
+      String(inputLen),
+      "--output-len",
+      String(outputLen),
+      "--batch-size",
+      String(hfBatchSize),
+      "--output-json",
+      json,
+    ]);
     if (result.exitCode !== 0) return { status: commandStatus([result]), summary: failureLine(result) };
-    const hf = readJson(json).results.outputTokensPerSecond;
+    const hf = readJson<ThroughputReport>(json).results.outputTokensPerSecond;
     let ours: number | null = null;
     try {
-      ours = readJson(join(context.raw, "throughput.json")).results.outputTokensPerSecond;
+      ours = readJson<ThroughputReport>(join(context.raw, "throughput.json")).results.outputTokensPerSecond;
     } catch {
       // The throughput stage did not finish: HF's figure stands alone.
     }
@@ -203,12 +323,34 @@ const nanoVllm: Stage = {
     const shape = context.dryRun
       ? ["--num-prompts", "8", "--input-len", "4:32", "--output-len", "4:32"]
       : ["--num-prompts", "256", "--input-len", "100:1024", "--output-len", "100:1024"];
-    const args = ["bench", "throughput", ...dummyModel(context.models.qwen3), ...shape, "--max-num-seqs", "512", "--max-num-batched-tokens", "16384", "--max-model-len", "4096"];
-    return benchStage(context, run, args, join(context.raw, "nano-vllm.json"), (report) => ({
+    const args = [
+      "bench",
+      "throughput",
+      ...dummyModel(context.models.qwen3),
+      ...shape,
+      "--max-num-seqs",
+      "512",
+      "--max-num-batched-tokens",
+      "16384",
+      "--max-model-len",
+      "4096",
+    ];
+    return benchStage(context, run, args, join(context.raw, "nano-vllm.json"), (report: ThroughputReport) => ({
       summary: `${round(report.results.outputTokensPerSecond, 1)} output tokens/s, ${report.results.outputTokens} tokens in ${round(report.results.elapsedSeconds, 2)} s`,
-      figures: { output_tokens_per_second: round(report.results.outputTokensPerSecond, 1), elapsed_seconds: round(report.results.elapsedSeconds, 2) },
+      figures: {
+        output_tokens_per_second: round(report.results.outputTokensPerSecond, 1),
+        elapsed_seconds: round(report.results.elapsedSeconds, 2),
+      },
     }));
   },
 };
 
-export const figureStages: Stage[] = [decodeAttention, torchBaseline, prefillAndMatmul, throughput, hfGenerate, graphs, nanoVllm];
+export const figureStages: Stage[] = [
+  decodeAttention,
+  torchBaseline,
+  prefillAndMatmul,
+  throughput,
+  hfGenerate,
+  graphs,
+  nanoVllm,
+];

@@ -32,7 +32,10 @@ const FFI_TYPES: Record<string, string> = {
 const RETURN_TYPES: Record<string, string> = { ...FFI_TYPES, "const char*": "cstring" };
 
 function normalizeType(type: string): string {
-  return type.replace(/\s*\*\s*/g, "*").replace(/\s+/g, " ").trim();
+  return type
+    .replace(/\s*\*\s*/g, "*")
+    .replace(/\s+/g, " ")
+    .trim();
 }
 
 function withoutComments(text: string): string {
@@ -46,11 +49,15 @@ export function parseAbiHeader(text: string): AbiHeader {
   const enums: AbiHeader["enums"] = {};
   for (const [, body, name] of code.matchAll(/typedef\s+enum\s+\w+\s*\{([^}]*)\}\s*(\w+)\s*;/g)) {
     enums[name!] = Object.fromEntries(
-      body!.split(",").map((item) => item.trim()).filter(Boolean).map((item) => {
-        const member = /^(\w+)\s*=\s*(\d+)$/.exec(item);
-        if (!member) throw new Error(`enum ${name}: "${item}" has no explicit value`);
-        return [member[1]!, Number(member[2])];
-      }),
+      body!
+        .split(",")
+        .map((item) => item.trim())
+        .filter(Boolean)
+        .map((item) => {
+          const member = /^(\w+)\s*=\s*(\d+)$/.exec(item);
+          if (!member) throw new Error(`enum ${name}: "${item}" has no explicit value`);
+          return [member[1]!, Number(member[2])];
+        }),
     );
   }
   const functions: AbiFunction[] = [];
@@ -95,7 +102,11 @@ export function renderAbiModule(header: AbiHeader, source: string): string {
     "",
   ];
   for (const [name, members] of Object.entries(header.enums)) {
-    lines.push(`export const ${name} = { ${Object.entries(members).map(([k, v]) => `${k}: ${v}`).join(", ")} } as const;`);
+    lines.push(
+      `export const ${name} = { ${Object.entries(members)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(", ")} } as const;`,
+    );
   }
   lines.push("", "export const vtSymbols = {");
   for (const fn of header.functions) {

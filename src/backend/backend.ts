@@ -3,10 +3,10 @@
 // fell back when it could not use it.
 import { ptr as addressOf, type Pointer } from "bun:ffi";
 import { vt_copy_kind } from "../../build/vllm-ts-abi.ts";
-import { addressFrom, type Address } from "./address.ts";
+import { type Address, addressFrom } from "./address.ts";
 import { captureGraph, type Graph } from "./graph.ts";
-import { availableLibraries, nativeLibraryPath, type LibraryKind } from "./library.ts";
-import { NativeError, openNativeLibrary, type NativeLibrary } from "./native-library.ts";
+import { availableLibraries, type LibraryKind, nativeLibraryPath } from "./library.ts";
+import { NativeError, type NativeLibrary, openNativeLibrary } from "./native-library.ts";
 import { applyOpenMpDefaults } from "./openmp-env.ts";
 import { NativeOps } from "./ops.ts";
 
@@ -56,9 +56,12 @@ export class Backend extends NativeOps {
     if (libraryPath) candidates.push({ label: libraryPath, path: libraryPath });
     else {
       const kinds = availableLibraries();
-      const order: LibraryKind[] = device === "cpu" ? ["cpu"] : device === "cuda" ? ["cuda" as LibraryKind] : (["cuda", "cpu"] as LibraryKind[]);
-      for (const kind of order) if (kinds.includes(kind)) candidates.push({ label: kind, path: await nativeLibraryPath(kind) });
-      if (candidates.length === 0) throw new Error(`no native library for device "${device}" in this build (have: ${kinds.join(", ")})`);
+      const order: LibraryKind[] =
+        device === "cpu" ? ["cpu"] : device === "cuda" ? ["cuda" as LibraryKind] : (["cuda", "cpu"] as LibraryKind[]);
+      for (const kind of order)
+        if (kinds.includes(kind)) candidates.push({ label: kind, path: await nativeLibraryPath(kind) });
+      if (candidates.length === 0)
+        throw new Error(`no native library for device "${device}" in this build (have: ${kinds.join(", ")})`);
     }
     const failures: string[] = [];
     for (const { label, path } of candidates) {

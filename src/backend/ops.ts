@@ -31,47 +31,143 @@ export class NativeOps {
   // ---- model layers ---------------------------------------------------------------------------
 
   embedding(a: {
-    tokenIds: Address; numTokens: number; table: Address; vocabSize: number; hiddenSize: number;
-    out: Address; weightDtype: DType; actDtype: DType;
+    tokenIds: Address;
+    numTokens: number;
+    table: Address;
+    vocabSize: number;
+    hiddenSize: number;
+    out: Address;
+    weightDtype: DType;
+    actDtype: DType;
   }): void {
-    this.check("vt_embedding", this.s.vt_embedding(
-      this.context, a.tokenIds, a.numTokens, a.table, a.vocabSize, a.hiddenSize, a.out, code(a.weightDtype), code(a.actDtype)));
+    this.check(
+      "vt_embedding",
+      this.s.vt_embedding(
+        this.context,
+        a.tokenIds,
+        a.numTokens,
+        a.table,
+        a.vocabSize,
+        a.hiddenSize,
+        a.out,
+        code(a.weightDtype),
+        code(a.actDtype),
+      ),
+    );
   }
 
   rmsNorm(a: {
-    input: Address; residual: Address | null; weight: Address; out: Address; numTokens: number;
-    hiddenSize: number; eps: number; actDtype: DType; weightDtype: DType;
+    input: Address;
+    residual: Address | null;
+    weight: Address;
+    out: Address;
+    numTokens: number;
+    hiddenSize: number;
+    eps: number;
+    actDtype: DType;
+    weightDtype: DType;
   }): void {
-    this.check("vt_rms_norm", this.s.vt_rms_norm(
-      this.context, a.input, a.residual, a.weight, a.out, a.numTokens, a.hiddenSize, a.eps, code(a.actDtype), code(a.weightDtype)));
+    this.check(
+      "vt_rms_norm",
+      this.s.vt_rms_norm(
+        this.context,
+        a.input,
+        a.residual,
+        a.weight,
+        a.out,
+        a.numTokens,
+        a.hiddenSize,
+        a.eps,
+        code(a.actDtype),
+        code(a.weightDtype),
+      ),
+    );
   }
 
   headRmsNorm(a: {
-    x: Address; weight: Address; numTokens: number; numHeads: number; headDim: number;
-    rowStride: number; eps: number; actDtype: DType; weightDtype: DType;
+    x: Address;
+    weight: Address;
+    numTokens: number;
+    numHeads: number;
+    headDim: number;
+    rowStride: number;
+    eps: number;
+    actDtype: DType;
+    weightDtype: DType;
   }): void {
-    this.check("vt_head_rms_norm", this.s.vt_head_rms_norm(
-      this.context, a.x, a.weight, a.numTokens, a.numHeads, a.headDim, a.rowStride, a.eps, code(a.actDtype), code(a.weightDtype)));
+    this.check(
+      "vt_head_rms_norm",
+      this.s.vt_head_rms_norm(
+        this.context,
+        a.x,
+        a.weight,
+        a.numTokens,
+        a.numHeads,
+        a.headDim,
+        a.rowStride,
+        a.eps,
+        code(a.actDtype),
+        code(a.weightDtype),
+      ),
+    );
   }
 
   ropeCosSinCache(a: {
-    cosSin: Address; maxPosition: number; rotaryDim: number; theta: number;
+    cosSin: Address;
+    maxPosition: number;
+    rotaryDim: number;
+    theta: number;
     llama3?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPosition: number } | null;
   }): void {
     const l = a.llama3;
     const scaling = l ? vt_rope_scaling_type.VT_ROPE_SCALING_LLAMA3 : vt_rope_scaling_type.VT_ROPE_SCALING_NONE;
-    this.check("vt_rope_cos_sin_cache", this.s.vt_rope_cos_sin_cache(
-      this.context, a.cosSin, a.maxPosition, a.rotaryDim, a.theta, scaling,
-      l?.factor ?? 1, l?.lowFreqFactor ?? 1, l?.highFreqFactor ?? 1, l?.originalMaxPosition ?? 0));
+    this.check(
+      "vt_rope_cos_sin_cache",
+      this.s.vt_rope_cos_sin_cache(
+        this.context,
+        a.cosSin,
+        a.maxPosition,
+        a.rotaryDim,
+        a.theta,
+        scaling,
+        l?.factor ?? 1,
+        l?.lowFreqFactor ?? 1,
+        l?.highFreqFactor ?? 1,
+        l?.originalMaxPosition ?? 0,
+      ),
+    );
   }
 
   rotaryEmbedding(a: {
-    positions: Address; q: Address; k: Address; cosSin: Address; numTokens: number; numQHeads: number;
-    numKvHeads: number; headDim: number; rotaryDim: number; rowStride: number; actDtype: DType;
+    positions: Address;
+    q: Address;
+    k: Address;
+    cosSin: Address;
+    numTokens: number;
+    numQHeads: number;
+    numKvHeads: number;
+    headDim: number;
+    rotaryDim: number;
+    rowStride: number;
+    actDtype: DType;
   }): void {
-    this.check("vt_rotary_embedding", this.s.vt_rotary_embedding(
-      this.context, a.positions, a.q, a.k, a.cosSin, a.numTokens, a.numQHeads, a.numKvHeads, a.headDim, a.rotaryDim,
-      a.rowStride, code(a.actDtype)));
+    this.check(
+      "vt_rotary_embedding",
+      this.s.vt_rotary_embedding(
+        this.context,
+        a.positions,
+        a.q,
+        a.k,
+        a.cosSin,
+        a.numTokens,
+        a.numQHeads,
+        a.numKvHeads,
+        a.headDim,
+        a.rotaryDim,
+        a.rowStride,
+        code(a.actDtype),
+      ),
+    );
   }
 
   siluAndMul(a: { x: Address; out: Address; numTokens: number; d: number; actDtype: DType }): void {
@@ -79,11 +175,31 @@ export class NativeOps {
   }
 
   matmul(a: {
-    x: Address; w: Address; bias?: Address | null; out: Address; m: number; n: number; k: number;
-    actDtype: DType; weightDtype: DType;
+    x: Address;
+    w: Address;
+    bias?: Address | null;
+    out: Address;
+    m: number;
+    n: number;
+    k: number;
+    actDtype: DType;
+    weightDtype: DType;
   }): void {
-    this.check("vt_matmul", this.s.vt_matmul(
-      this.context, a.x, a.w, a.bias ?? null, a.out, a.m, a.n, a.k, code(a.actDtype), code(a.weightDtype)));
+    this.check(
+      "vt_matmul",
+      this.s.vt_matmul(
+        this.context,
+        a.x,
+        a.w,
+        a.bias ?? null,
+        a.out,
+        a.m,
+        a.n,
+        a.k,
+        code(a.actDtype),
+        code(a.weightDtype),
+      ),
+    );
   }
 
   gatherRows(a: { dst: Address; src: Address; indices: Address; numRows: number; rowBytes: number }): void {
@@ -93,43 +209,140 @@ export class NativeOps {
   // ---- paged KV cache -------------------------------------------------------------------------
 
   writeKvCache(a: {
-    k: Address; v: Address; kCache: Address; vCache: Address; slotMapping: Address; numTokens: number;
-    numKvHeads: number; headDim: number; rowStride: number; blockSize: number; actDtype: DType; cacheDtype: DType;
+    k: Address;
+    v: Address;
+    kCache: Address;
+    vCache: Address;
+    slotMapping: Address;
+    numTokens: number;
+    numKvHeads: number;
+    headDim: number;
+    rowStride: number;
+    blockSize: number;
+    actDtype: DType;
+    cacheDtype: DType;
   }): void {
-    this.check("vt_write_kv_cache", this.s.vt_write_kv_cache(
-      this.context, a.k, a.v, a.kCache, a.vCache, a.slotMapping, a.numTokens, a.numKvHeads, a.headDim, a.rowStride,
-      a.blockSize, code(a.actDtype), code(a.cacheDtype)));
+    this.check(
+      "vt_write_kv_cache",
+      this.s.vt_write_kv_cache(
+        this.context,
+        a.k,
+        a.v,
+        a.kCache,
+        a.vCache,
+        a.slotMapping,
+        a.numTokens,
+        a.numKvHeads,
+        a.headDim,
+        a.rowStride,
+        a.blockSize,
+        code(a.actDtype),
+        code(a.cacheDtype),
+      ),
+    );
   }
 
   pagedAttention(a: {
-    out: Address; q: Address; kCache: Address; vCache: Address; blockTables: Address; seqLens: Address;
-    queryStartLoc: Address; numSeqs: number; numTokens: number; maxQueryLen: number; maxSeqLen: number;
-    maxBlocksPerSeq: number; numQHeads: number; numKvHeads: number; headDim: number; qRowStride: number;
-    blockSize: number; scale: number; slidingWindow: number; actDtype: DType; cacheDtype: DType;
+    out: Address;
+    q: Address;
+    kCache: Address;
+    vCache: Address;
+    blockTables: Address;
+    seqLens: Address;
+    queryStartLoc: Address;
+    numSeqs: number;
+    numTokens: number;
+    maxQueryLen: number;
+    maxSeqLen: number;
+    maxBlocksPerSeq: number;
+    numQHeads: number;
+    numKvHeads: number;
+    headDim: number;
+    qRowStride: number;
+    blockSize: number;
+    scale: number;
+    slidingWindow: number;
+    actDtype: DType;
+    cacheDtype: DType;
   }): void {
-    this.check("vt_paged_attention", this.s.vt_paged_attention(
-      this.context, a.out, a.q, a.kCache, a.vCache, a.blockTables, a.seqLens, a.queryStartLoc, a.numSeqs, a.numTokens,
-      a.maxQueryLen, a.maxSeqLen, a.maxBlocksPerSeq, a.numQHeads, a.numKvHeads, a.headDim, a.qRowStride,
-      a.blockSize, a.scale, a.slidingWindow, code(a.actDtype), code(a.cacheDtype)));
+    this.check(
+      "vt_paged_attention",
+      this.s.vt_paged_attention(
+        this.context,
+        a.out,
+        a.q,
+        a.kCache,
+        a.vCache,
+        a.blockTables,
+        a.seqLens,
+        a.queryStartLoc,
+        a.numSeqs,
+        a.numTokens,
+        a.maxQueryLen,
+        a.maxSeqLen,
+        a.maxBlocksPerSeq,
+        a.numQHeads,
+        a.numKvHeads,
+        a.headDim,
+        a.qRowStride,
+        a.blockSize,
+        a.scale,
+        a.slidingWindow,
+        code(a.actDtype),
+        code(a.cacheDtype),
+      ),
+    );
   }
 
   copyBlocks(a: {
-    cache: Address; numPlanes: number; planeStrideBytes: number; blockBytes: number; blockPairs: Address;
+    cache: Address;
+    numPlanes: number;
+    planeStrideBytes: number;
+    blockBytes: number;
+    blockPairs: Address;
     numPairs: number;
   }): void {
-    this.check("vt_copy_blocks", this.s.vt_copy_blocks(
-      this.context, a.cache, a.numPlanes, a.planeStrideBytes, a.blockBytes, a.blockPairs, a.numPairs));
+    this.check(
+      "vt_copy_blocks",
+      this.s.vt_copy_blocks(
+        this.context,
+        a.cache,
+        a.numPlanes,
+        a.planeStrideBytes,
+        a.blockBytes,
+        a.blockPairs,
+        a.numPairs,
+      ),
+    );
   }
 
   /** blockPairs is a host array of (src, dst) block pairs. */
   swapBlocks(a: {
-    dst: Address; dstPlaneStrideBytes: number; src: Address; srcPlaneStrideBytes: number; numPlanes: number;
-    blockBytes: number; blockPairs: Int32Array; kind: "deviceToHost" | "hostToDevice";
+    dst: Address;
+    dstPlaneStrideBytes: number;
+    src: Address;
+    srcPlaneStrideBytes: number;
+    numPlanes: number;
+    blockBytes: number;
+    blockPairs: Int32Array;
+    kind: "deviceToHost" | "hostToDevice";
   }): void {
     const kind = a.kind === "deviceToHost" ? vt_copy_kind.VT_COPY_DEVICE_TO_HOST : vt_copy_kind.VT_COPY_HOST_TO_DEVICE;
-    this.check("vt_swap_blocks", this.s.vt_swap_blocks(
-      this.context, a.dst, a.dstPlaneStrideBytes, a.src, a.srcPlaneStrideBytes, a.numPlanes, a.blockBytes,
-      a.blockPairs, a.blockPairs.length / 2, kind));
+    this.check(
+      "vt_swap_blocks",
+      this.s.vt_swap_blocks(
+        this.context,
+        a.dst,
+        a.dstPlaneStrideBytes,
+        a.src,
+        a.srcPlaneStrideBytes,
+        a.numPlanes,
+        a.blockBytes,
+        a.blockPairs,
+        a.blockPairs.length / 2,
+        kind,
+      ),
+    );
   }
 
   // ---- sampling helpers -----------------------------------------------------------------------
@@ -139,19 +352,47 @@ export class NativeOps {
   }
 
   logSoftmax(a: {
-    logits: Address; temperatures: Address | null; out: Address; numRows: number; vocabSize: number; actDtype: DType;
+    logits: Address;
+    temperatures: Address | null;
+    out: Address;
+    numRows: number;
+    vocabSize: number;
+    actDtype: DType;
   }): void {
-    this.check("vt_log_softmax", this.s.vt_log_softmax(
-      this.context, a.logits, a.temperatures, a.out, a.numRows, a.vocabSize, code(a.actDtype)));
+    this.check(
+      "vt_log_softmax",
+      this.s.vt_log_softmax(this.context, a.logits, a.temperatures, a.out, a.numRows, a.vocabSize, code(a.actDtype)),
+    );
   }
 
   /** One token per row drawn on the device (see vt_sample); every array is a device address. */
   sample(a: {
-    logits: Address; numRows: number; vocabSize: number; actDtype: DType; temperatures: Address; topK: Address;
-    topP: Address; minP: Address; uniforms: Address; out: Address;
+    logits: Address;
+    numRows: number;
+    vocabSize: number;
+    actDtype: DType;
+    temperatures: Address;
+    topK: Address;
+    topP: Address;
+    minP: Address;
+    uniforms: Address;
+    out: Address;
   }): void {
-    this.check("vt_sample", this.s.vt_sample(
-      this.context, a.logits, a.numRows, a.vocabSize, code(a.actDtype), a.temperatures, a.topK, a.topP, a.minP,
-      a.uniforms, a.out));
+    this.check(
+      "vt_sample",
+      this.s.vt_sample(
+        this.context,
+        a.logits,
+        a.numRows,
+        a.vocabSize,
+        code(a.actDtype),
+        a.temperatures,
+        a.topK,
+        a.topP,
+        a.minP,
+        a.uniforms,
+        a.out,
+      ),
+    );
   }
 }

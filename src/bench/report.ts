@@ -60,7 +60,12 @@ export class Progress {
 export function formatTable(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length)));
   return rows
-    .map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join("  ").trimEnd())
+    .map((row) =>
+      row
+        .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)))
+        .join("  ")
+        .trimEnd(),
+    )
     .join("\n");
 }
 
@@ -71,10 +76,19 @@ export function deviceOf(backend: Backend) {
   return { backend: backend.name, name: backend.deviceName };
 }
 
-export async function writeReport(path: string | undefined, report: { command: string; model: string; device: ReturnType<typeof deviceOf>; configuration: object; results: object }) {
+export async function writeReport(
+  path: string | undefined,
+  report: {
+    command: string;
+    model: string;
+    device: ReturnType<typeof deviceOf>;
+    configuration: object;
+    results: object;
+  },
+) {
   if (path === undefined) return;
   const document = { version: packageJson.version, ...report, date: new Date().toISOString() };
-  await Bun.write(path, JSON.stringify(document, null, 2) + "\n");
+  await Bun.write(path, `${JSON.stringify(document, null, 2)}\n`);
 }
 
 const SPARK_LEVELS = "▁▂▃▄▅▆▇█";

@@ -24,7 +24,13 @@ export function randomTokens(random: RequestGenerator, length: number, vocabSize
   return Array.from({ length }, () => Math.floor(random.nextFloat() * vocabSize));
 }
 
-export function randomRequests(random: RequestGenerator, count: number, input: LengthRange, output: LengthRange, vocabSize: number): BenchRequest[] {
+export function randomRequests(
+  random: RequestGenerator,
+  count: number,
+  input: LengthRange,
+  output: LengthRange,
+  vocabSize: number,
+): BenchRequest[] {
   return Array.from({ length: count }, () => ({
     promptTokenIds: randomTokens(random, between(random, input), vocabSize),
     outputLen: between(random, output),
@@ -66,7 +72,9 @@ export async function fileRequests(
       const answer = turns[first + 1];
       if (first >= 0 && typeof answer?.value === "string") reply = answer.value;
     } else {
-      throw new UsageError(`--dataset ${path}, line ${index + 1}: expected {"prompt": "..."} or {"conversations": [{"from", "value"}]}`);
+      throw new UsageError(
+        `--dataset ${path}, line ${index + 1}: expected {"prompt": "..."} or {"conversations": [{"from", "value"}]}`,
+      );
     }
     if (prompt === undefined) continue;
     const promptTokenIds = tokenizer.encode(prompt);
@@ -88,13 +96,21 @@ export type Workload = { count: number; output: LengthRange } & ({ input: Length
 /** The workload's requests, each fitting `maxModelLen`; the tokenizer is loaded for a file only. */
 export async function workloadRequests(
   workload: Workload,
-  options: { random: RequestGenerator; vocabSize: number; maxModelLen: number; tokenizer: () => Promise<ModelTokenizer> },
+  options: {
+    random: RequestGenerator;
+    vocabSize: number;
+    maxModelLen: number;
+    tokenizer: () => Promise<ModelTokenizer>;
+  },
 ): Promise<BenchRequest[]> {
   const { count, output } = workload;
-  if ("file" in workload) return fileRequests(workload.file, await options.tokenizer(), options.random, count, output, options.maxModelLen);
+  if ("file" in workload)
+    return fileRequests(workload.file, await options.tokenizer(), options.random, count, output, options.maxModelLen);
   const { input } = workload;
   if (input.high + output.high > options.maxModelLen) {
-    throw new UsageError(`--input-len + --output-len reach ${input.high + output.high} tokens, more than --max-model-len ${options.maxModelLen}`);
+    throw new UsageError(
+      `--input-len + --output-len reach ${input.high + output.high} tokens, more than --max-model-len ${options.maxModelLen}`,
+    );
   }
   return randomRequests(options.random, count, input, output, options.vocabSize);
 }

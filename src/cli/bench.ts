@@ -2,7 +2,10 @@
 import { defineCommand } from "citty";
 
 export default defineCommand({
-  meta: { name: "bench", description: "Benchmark throughput, latency, a running server, static vs continuous batching, or kernels" },
+  meta: {
+    name: "bench",
+    description: "Benchmark throughput, latency, a running server, static vs continuous batching, or kernels",
+  },
   subCommands: {
     throughput: () => import("./bench/throughput.ts").then((m) => m.default),
     latency: () => import("./bench/latency.ts").then((m) => m.default),

@@ -3,14 +3,14 @@
 // Piped, it reads one message per line and prints each answer on stdout, for scripts.
 import { existsSync, readFileSync } from "node:fs";
 import { defineCommand } from "citty";
+import { logger } from "../logger.ts";
+import { UsageError } from "../usage-error.ts";
 import type { ChatBackend } from "./chat/backend.ts";
-import { Conversation, type ChatSettings } from "./chat/conversation.ts";
+import { type ChatSettings, Conversation } from "./chat/conversation.ts";
 import { LocalBackend } from "./chat/local-backend.ts";
 import { RemoteBackend } from "./chat/remote-backend.ts";
 import { runRepl } from "./chat/repl.ts";
 import { openTerminal } from "./chat/terminal.ts";
-import { logger } from "../logger.ts";
-import { UsageError } from "../usage-error.ts";
 import { coreOptions, engineArgs, integer, modelArgs, number } from "./engine-args.ts";
 
 function initialSettings(args: { temperature?: string; "max-tokens"?: string }): ChatSettings {
@@ -31,14 +31,31 @@ export default defineCommand({
   args: {
     ...modelArgs,
     ...engineArgs,
-    url: { type: "string", description: "An OpenAI-compatible server to talk to, e.g. http://localhost:8000/v1 (default: run MODEL in-process)" },
+    url: {
+      type: "string",
+      description:
+        "An OpenAI-compatible server to talk to, e.g. http://localhost:8000/v1 (default: run MODEL in-process)",
+    },
     // Not `model`: citty gives that key to the positional MODEL, which would hide the option.
-    "model-name": { type: "string", alias: "model", description: "With --url: the served model (default: the first of /v1/models); otherwise as MODEL" },
-    "api-key": { type: "string", description: "With --url: the server's API key (default: $VLLM_API_KEY, then $OPENAI_API_KEY)" },
+    "model-name": {
+      type: "string",
+      alias: "model",
+      description: "With --url: the served model (default: the first of /v1/models); otherwise as MODEL",
+    },
+    "api-key": {
+      type: "string",
+      description: "With --url: the server's API key (default: $VLLM_API_KEY, then $OPENAI_API_KEY)",
+    },
     system: { type: "string", description: "A system prompt to start the conversation with" },
-    temperature: { type: "string", description: "Sampling temperature (default: the model's generation_config, else 1)" },
+    temperature: {
+      type: "string",
+      description: "Sampling temperature (default: the model's generation_config, else 1)",
+    },
     "max-tokens": { type: "string", description: "Most tokens per answer (default: the rest of the context)" },
-    "chat-template": { type: "string", description: "Without --url: a Jinja chat template file, instead of the tokenizer's" },
+    "chat-template": {
+      type: "string",
+      description: "Without --url: a Jinja chat template file, instead of the tokenizer's",
+    },
   },
   async run({ args }) {
     const terminal = openTerminal();
@@ -51,7 +68,10 @@ export default defineCommand({
         backend = await terminal.during(`connecting to ${url}`, RemoteBackend.connect(url, apiKey, args["model-name"]));
       } else {
         const options = coreOptions({ ...args, model: args.model ?? args["model-name"] });
-        backend = await terminal.during("loading the model", LocalBackend.start(options, readChatTemplate(args["chat-template"])));
+        backend = await terminal.during(
+          "loading the model",
+          LocalBackend.start(options, readChatTemplate(args["chat-template"])),
+        );
       }
       terminal.notice(`chatting with ${backend.modelName}; /help lists the commands`);
       await runRepl(backend, new Conversation(args.system ?? null, settings), terminal);

@@ -4,11 +4,19 @@
 // own flags.
 import type { ArgsDef } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
-import { ENGINE_OPTIONS, flagOf, MODEL_OPTIONS, type OptionSpec, type OptionTable, type OptionValues } from "../engine/options.ts";
+import {
+  ENGINE_OPTIONS,
+  flagOf,
+  MODEL_OPTIONS,
+  type OptionSpec,
+  type OptionTable,
+  type OptionValues,
+} from "../engine/options.ts";
 import { UsageError } from "../usage-error.ts";
 
 export function choice<T extends string>(name: string, value: string, allowed: readonly T[]): T {
-  if (!allowed.includes(value as T)) throw new UsageError(`--${name} must be one of ${allowed.join(", ")}, got "${value}"`);
+  if (!allowed.includes(value as T))
+    throw new UsageError(`--${name} must be one of ${allowed.join(", ")}, got "${value}"`);
   return value as T;
 }
 
@@ -31,13 +39,24 @@ export function fraction(name: string, value: string): number {
 }
 
 const byteUnits: Record<string, number> = {
-  "": 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30,
+  "": 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
 };
 
 export function bytes(name: string, value: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
   const unit = match ? byteUnits[match[2]!.toLowerCase()] : undefined;
-  if (!match || unit === undefined) throw new UsageError(`--${name} must be a size like 4GiB or 500000000, got "${value}"`);
+  if (!match || unit === undefined)
+    throw new UsageError(`--${name} must be a size like 4GiB or 500000000, got "${value}"`);
   return Math.floor(Number(match[1]) * unit);
 }
 
@@ -45,18 +64,31 @@ export function bytes(name: string, value: string): number {
 function flagDefinition(flag: string, spec: OptionSpec) {
   if (spec.value.kind === "boolean") {
     const negation = spec.default === true ? ` (--no-${flag} to turn off)` : "";
-    return { type: "boolean" as const, default: spec.default as boolean | undefined, description: spec.description + negation };
+    return {
+      type: "boolean" as const,
+      default: spec.default as boolean | undefined,
+      description: spec.description + negation,
+    };
   }
   const choices = spec.value.kind === "choice" ? ` (${spec.value.choices.join(" | ")})` : "";
-  return { type: "string" as const, default: spec.default === undefined ? undefined : String(spec.default), description: spec.description + choices };
+  return {
+    type: "string" as const,
+    default: spec.default === undefined ? undefined : String(spec.default),
+    description: spec.description + choices,
+  };
 }
 
 function flagsOf(table: OptionTable): ArgsDef {
-  return Object.fromEntries(Object.entries(table).map(([key, spec]) => [flagOf(key, spec), flagDefinition(flagOf(key, spec), spec)]));
+  return Object.fromEntries(
+    Object.entries(table).map(([key, spec]) => [flagOf(key, spec), flagDefinition(flagOf(key, spec), spec)]),
+  );
 }
 
 /** The typed options of `table` from citty's parsed flags; flags not given and without a default are left out. */
-export function optionsFromFlags<T extends OptionTable>(table: T, args: Record<string, unknown>): Partial<OptionValues<T>> {
+export function optionsFromFlags<T extends OptionTable>(
+  table: T,
+  args: Record<string, unknown>,
+): Partial<OptionValues<T>> {
   const values: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(table)) {
     const flag = flagOf(key, spec);
@@ -65,12 +97,17 @@ export function optionsFromFlags<T extends OptionTable>(table: T, args: Record<s
     const text = String(raw);
     const value = spec.value;
     values[key] =
-      value.kind === "boolean" ? raw === true || raw === "true"
-      : value.kind === "integer" ? integer(flag, text, value.min)
-      : value.kind === "fraction" ? fraction(flag, text)
-      : value.kind === "choice" ? choice(flag, text, value.choices)
-      : value.kind === "bytes" ? bytes(flag, text)
-      : text;
+      value.kind === "boolean"
+        ? raw === true || raw === "true"
+        : value.kind === "integer"
+          ? integer(flag, text, value.min)
+          : value.kind === "fraction"
+            ? fraction(flag, text)
+            : value.kind === "choice"
+              ? choice(flag, text, value.choices)
+              : value.kind === "bytes"
+                ? bytes(flag, text)
+                : text;
   }
   return values as Partial<OptionValues<T>>;
 }
@@ -79,7 +116,8 @@ export const modelArgs = {
   model: {
     type: "positional",
     required: false,
-    description: "Local Hugging Face model directory or hub repo id Org/Name[@revision] (default: the embedded random-weight demo model, vllm-ts-demo)",
+    description:
+      "Local Hugging Face model directory or hub repo id Org/Name[@revision] (default: the embedded random-weight demo model, vllm-ts-demo)",
   },
   ...flagsOf(MODEL_OPTIONS),
 } as const satisfies ArgsDef;

@@ -30,9 +30,15 @@ export default defineCommand({
       const started = performance.now();
       engine = await AsyncEngine.start(options);
       const { info, source } = engine;
-      logger.info(`device: ${info.device} (${info.deviceName})${info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""}`);
-      logger.info(`model ${source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ready in ${((performance.now() - started) / 1000).toFixed(2)} s`);
-      logger.info(`KV cache: ${info.kvCacheSize.numBlocks} blocks of ${info.kvCacheSize.blockSize} tokens (${info.kvCacheSize.maxTokens} tokens, ${mib(info.kvCacheSize.bytes)})`);
+      logger.info(
+        `device: ${info.device} (${info.deviceName})${info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""}`,
+      );
+      logger.info(
+        `model ${source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ready in ${((performance.now() - started) / 1000).toFixed(2)} s`,
+      );
+      logger.info(
+        `KV cache: ${info.kvCacheSize.numBlocks} blocks of ${info.kvCacheSize.blockSize} tokens (${info.kvCacheSize.maxTokens} tokens, ${mib(info.kvCacheSize.bytes)})`,
+      );
       const promptIds = engine.tokenizer.encode(args.prompt);
       if (promptIds.length === 0) throw new UsageError("the prompt encodes to no tokens");
       const requested = performance.now();
@@ -45,7 +51,8 @@ export default defineCommand({
         generated += delta.tokenIds.length;
         process.stdout.write(delta.text);
         const stats = engine.latestStats;
-        if (stats && stats.kvCacheUsage >= peak.blocksUsage) peak = { blocksUsage: stats.kvCacheUsage, wasteRatio: stats.wasteRatio, tokensStored: stats.tokensStored };
+        if (stats && stats.kvCacheUsage >= peak.blocksUsage)
+          peak = { blocksUsage: stats.kvCacheUsage, wasteRatio: stats.wasteRatio, tokensStored: stats.tokensStored };
       }
       process.stdout.write("\n");
       const decodeSeconds = (performance.now() - firstTokenAt) / 1000;
@@ -53,7 +60,9 @@ export default defineCommand({
         `${promptIds.length} prompt tokens, ${generated} generated; time to first token ${((firstTokenAt - requested) / 1000).toFixed(3)} s, ` +
           `decode ${generated > 1 ? ((generated - 1) / decodeSeconds).toFixed(1) : "-"} tokens/s`,
       );
-      logger.info(`KV cache at peak: ${(100 * peak.blocksUsage).toFixed(2)}% of blocks, ${peak.tokensStored} tokens stored, waste ${(100 * peak.wasteRatio).toFixed(1)}%`);
+      logger.info(
+        `KV cache at peak: ${(100 * peak.blocksUsage).toFixed(2)}% of blocks, ${peak.tokensStored} tokens stored, waste ${(100 * peak.wasteRatio).toFixed(1)}%`,
+      );
       await engine.shutdown();
     } catch (error) {
       logger.error(error instanceof Error ? error.message : String(error));

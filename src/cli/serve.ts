@@ -3,13 +3,13 @@
 // gracefully: no new connections, in-flight requests aborted (their blocks freed), every engine
 // shut down, exit 0.
 import { existsSync, readFileSync } from "node:fs";
-import { defineCommand, parseArgs, type ArgsDef, type ParsedArgs } from "citty";
+import { type ArgsDef, defineCommand, type ParsedArgs, parseArgs } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
+import { logger } from "../logger.ts";
 import { createApp } from "../server/app.ts";
 import type { ServedModel, ServerContext } from "../server/context.ts";
-import { parseModelsConfig, type ModelEntry } from "../server/models-config.ts";
-import { shutdownServedModels, startServedModels, type ModelSpec } from "../server/served-models.ts";
-import { logger } from "../logger.ts";
+import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
+import { type ModelSpec, shutdownServedModels, startServedModels } from "../server/served-models.ts";
 import { UsageError } from "../usage-error.ts";
 import { bytes, coreOptions, engineArgs, integer, modelArgs } from "./engine-args.ts";
 
@@ -25,15 +25,29 @@ const serveArgs = {
   },
   host: { type: "string", default: "127.0.0.1", description: "Address to listen on (0.0.0.0 for every interface)" },
   port: { type: "string", default: "8000", description: "Port to listen on (0 picks a free one)" },
-  "served-model-name": { type: "string", description: "The name clients use in `model` (default: the model directory's name); once per model, in order" },
+  "served-model-name": {
+    type: "string",
+    description: "The name clients use in `model` (default: the model directory's name); once per model, in order",
+  },
   "models-config": {
     type: "string",
-    description: 'A JSON file of the models to serve: [{ "model": DIR, "servedModelName", "chatTemplate", "maxModelLen", "kvCacheMemory", "gpuMemoryUtilization", ...engine options in camelCase }]; the command line gives the defaults',
+    description:
+      'A JSON file of the models to serve: [{ "model": DIR, "servedModelName", "chatTemplate", "maxModelLen", "kvCacheMemory", "gpuMemoryUtilization", ...engine options in camelCase }]; the command line gives the defaults',
   },
-  "api-key": { type: "string", description: "Require `Authorization: Bearer <key>` on /v1 routes (default: $VLLM_API_KEY)" },
-  "max-pending-requests": { type: "string", default: "1024", description: "Queued + running requests of one model past which new ones get 503" },
+  "api-key": {
+    type: "string",
+    description: "Require `Authorization: Bearer <key>` on /v1 routes (default: $VLLM_API_KEY)",
+  },
+  "max-pending-requests": {
+    type: "string",
+    default: "1024",
+    description: "Queued + running requests of one model past which new ones get 503",
+  },
   "max-request-body": { type: "string", default: "8MiB", description: "Largest request body accepted (413 past it)" },
-  "chat-template": { type: "string", description: "A Jinja chat template file, instead of the tokenizer's (every model's)" },
+  "chat-template": {
+    type: "string",
+    description: "A Jinja chat template file, instead of the tokenizer's (every model's)",
+  },
 } as const satisfies ArgsDef;
 
 type ServeArgs = ParsedArgs<typeof serveArgs>;
@@ -70,14 +84,23 @@ function readChatTemplate(option: string, path: string | undefined): string | nu
 }
 
 /** A config entry over the command line's options; its utilization share defaults to an equal one. */
-function specOfEntry(entry: ModelEntry, index: number, base: CoreOptions, equalShare: number, chatTemplate: string | null): ModelSpec {
+function specOfEntry(
+  entry: ModelEntry,
+  index: number,
+  base: CoreOptions,
+  equalShare: number,
+  chatTemplate: string | null,
+): ModelSpec {
   const { servedModelName, chatTemplate: templatePath, kvCacheMemory, gpuMemoryUtilization, ...engineOptions } = entry;
   const where = `--models-config: model ${index}`;
   return {
     options: {
       ...base,
       ...engineOptions,
-      kvCacheMemory: typeof kvCacheMemory === "string" ? bytes(`${where} kvCacheMemory`, kvCacheMemory) : (kvCacheMemory ?? base.kvCacheMemory),
+      kvCacheMemory:
+        typeof kvCacheMemory === "string"
+          ? bytes(`${where} kvCacheMemory`, kvCacheMemory)
+          : (kvCacheMemory ?? base.kvCacheMemory),
       gpuMemoryUtilization: gpuMemoryUtilization ?? equalShare,
     },
     servedModelName,
@@ -93,7 +116,9 @@ function modelSpecs(args: ServeArgs, repeated: Repeated): ModelSpec[] {
   const configPath = args["models-config"];
   if (configPath !== undefined) {
     if (args.model !== undefined || repeated.model.length > 0 || repeated["served-model-name"].length > 0) {
-      throw new UsageError("--models-config names the models and their served names itself: drop MODEL, --model and --served-model-name");
+      throw new UsageError(
+        "--models-config names the models and their served names itself: drop MODEL, --model and --served-model-name",
+      );
     }
     if (!existsSync(configPath)) throw new UsageError(`--models-config: no file ${configPath}`);
     const entries = parseModelsConfig(configPath, readFileSync(configPath, "utf8"));
@@ -104,7 +129,9 @@ function modelSpecs(args: ServeArgs, repeated: Repeated): ModelSpec[] {
   const dirs = models.length > 0 ? models : [undefined];
   const names = repeated["served-model-name"];
   if (names.length > 0 && names.length !== dirs.length) {
-    throw new UsageError(`--served-model-name is given ${names.length} times for ${dirs.length} models: give one per model, in the order of the models`);
+    throw new UsageError(
+      `--served-model-name is given ${names.length} times for ${dirs.length} models: give one per model, in the order of the models`,
+    );
   }
   return dirs.map((model, i) => ({
     options: { ...base, model, gpuMemoryUtilization: utilization / dirs.length },
@@ -157,7 +184,9 @@ export default defineCommand({
       const names = models.map((model) => model.servedModelName).join(", ");
       // performance.now() counts from the process's start: the figure a user waits for.
       const readyAfter = (performance.now() / 1000).toFixed(2);
-      logger.success(`serving ${names} at http://${server.hostname}:${server.port}/v1${apiKey ? " (API key required)" : ""}, ready ${readyAfter} s after start`);
+      logger.success(
+        `serving ${names} at http://${server.hostname}:${server.port}/v1${apiKey ? " (API key required)" : ""}, ready ${readyAfter} s after start`,
+      );
 
       const running = models;
       let stopping = false;

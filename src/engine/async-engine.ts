@@ -1,13 +1,13 @@
 // The engine client of the server (vLLM's AsyncLLM): the engine core runs in a Worker; this side
 // tokenizes, detokenizes, applies stop strings and hands each caller an async stream of its
 // request's deltas. Leaving the stream early aborts the request, so its KV blocks are freed.
-import { resolveModel, withGenerationConfig, type ModelSource } from "../model/load-model.ts";
+import { type ModelSource, resolveModel, withGenerationConfig } from "../model/load-model.ts";
 import { loadModelTokenizer } from "../model/load-tokenizer.ts";
 import type { ModelTokenizer } from "../model/tokenizer.ts";
 import type { CoreInfo, CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
-import { OutputProcessor, type CompletionDelta } from "./output-processor.ts";
+import { type CompletionDelta, OutputProcessor } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";
-import { withDefaults, type SamplingParams } from "./sampling-params.ts";
+import { type SamplingParams, withDefaults } from "./sampling-params.ts";
 import type { SchedulerStats } from "./scheduler-output.ts";
 
 /**
@@ -16,7 +16,9 @@ import type { SchedulerStats } from "./scheduler-output.ts";
  * common root, src/, and import.meta.url names the executable instead.
  */
 function coreWorkerPath(): string {
-  return import.meta.url.includes("/$bunfs/") ? "./engine/core-worker.ts" : new URL("./core-worker.ts", import.meta.url).href;
+  return import.meta.url.includes("/$bunfs/")
+    ? "./engine/core-worker.ts"
+    : new URL("./core-worker.ts", import.meta.url).href;
 }
 
 /** One request's deltas, in order; `end` or `fail` closes it. */
@@ -75,7 +77,10 @@ export class AsyncEngine {
   private readonly processor: OutputProcessor;
   private readonly parents = new Map<string, Parent>();
   private readonly parentOf = new Map<string, string>();
-  private readonly pendingStats = new Map<number, { resolve: (stats: SchedulerStats) => void; reject: (error: Error) => void }>();
+  private readonly pendingStats = new Map<
+    number,
+    { resolve: (stats: SchedulerStats) => void; reject: (error: Error) => void }
+  >();
   private nextStatsId = 0;
   private stopped: Error | null = null;
   private closed: (() => void) | null = null;
@@ -116,7 +121,11 @@ export class AsyncEngine {
   }
 
   /** Streams the deltas of one request (all n samples; each delta names its sample index). */
-  generate(requestId: string, promptTokenIds: readonly number[], params: SamplingParams): AsyncIterable<CompletionDelta> {
+  generate(
+    requestId: string,
+    promptTokenIds: readonly number[],
+    params: SamplingParams,
+  ): AsyncIterable<CompletionDelta> {
     if (this.stopped) throw this.stopped;
     if (this.parents.has(requestId)) throw new Error(`request id ${requestId} is already running`);
     const sampling = withDefaults(params, this.source.generationConfig);
@@ -128,7 +137,15 @@ export class AsyncEngine {
     for (const child of children) {
       this.parentOf.set(child.requestId, requestId);
       this.processor.add(child.requestId, child.index, promptTokenIds, child.params);
-      this.send({ type: "add", request: { requestId: child.requestId, promptTokenIds: [...promptTokenIds], params: child.params.toInit(), eosTokenIds } });
+      this.send({
+        type: "add",
+        request: {
+          requestId: child.requestId,
+          promptTokenIds: [...promptTokenIds],
+          params: child.params.toInit(),
+          eosTokenIds,
+        },
+      });
     }
     return stream;
   }

@@ -54,11 +54,7 @@ function hashTokenRange(
  * (32-bit integers) and an optional extra key that must also match for blocks to be shared
  * (e.g. a LoRA adapter name or a cache salt; "" is the same as no key).
  */
-export function hashBlockTokens(
-  parent: BlockHash | null,
-  tokenIds: ArrayLike<number>,
-  extraKey?: string,
-): BlockHash {
+export function hashBlockTokens(parent: BlockHash | null, tokenIds: ArrayLike<number>, extraKey?: string): BlockHash {
   return hashTokenRange(parent, tokenIds, 0, tokenIds.length, extraKey);
 }
 

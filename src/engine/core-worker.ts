@@ -2,7 +2,7 @@
 // its message port when there is none, so the HTTP thread never waits for a forward pass.
 import type { CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
 import { EngineCore } from "./engine-core.ts";
-import { openModelOnDevice, type ModelOnDevice } from "./model-on-device.ts";
+import { type ModelOnDevice, openModelOnDevice } from "./model-on-device.ts";
 import { Request } from "./request.ts";
 import { SamplingParams } from "./sampling-params.ts";
 
@@ -31,7 +31,14 @@ async function start(options: CoreOptions): Promise<{ onDevice: ModelOnDevice; c
   const core = EngineCore.create(backend, model, options);
   post({
     type: "ready",
-    info: { device: backend.name, deviceName: backend.deviceName, deviceFallback: backend.fallbackReason, kvCacheSize: core.kvCacheSize, config: core.config, weightBytes: model.weights.totalBytes },
+    info: {
+      device: backend.name,
+      deviceName: backend.deviceName,
+      deviceFallback: backend.fallbackReason,
+      kvCacheSize: core.kvCacheSize,
+      config: core.config,
+      weightBytes: model.weights.totalBytes,
+    },
   });
   return { onDevice, core };
 }
@@ -47,7 +54,9 @@ async function run(): Promise<void> {
       switch (message.type) {
         case "add": {
           const { requestId, promptTokenIds, params, eosTokenIds } = message.request;
-          core.addRequest(new Request({ requestId, promptTokenIds, samplingParams: new SamplingParams(params), eosTokenIds }));
+          core.addRequest(
+            new Request({ requestId, promptTokenIds, samplingParams: new SamplingParams(params), eosTokenIds }),
+          );
           break;
         }
         case "abort":
@@ -74,4 +83,6 @@ async function run(): Promise<void> {
   }
 }
 
-run().catch((error: unknown) => post({ type: "failed", message: error instanceof Error ? error.message : String(error) }));
+run().catch((error: unknown) =>
+  post({ type: "failed", message: error instanceof Error ? error.message : String(error) }),
+);

@@ -3,16 +3,16 @@
 // runner; it never sees text.
 import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes } from "../backend/dtype.ts";
-import { KvCacheTensors } from "../worker/kv-cache-tensors.ts";
 import type { EngineModel } from "../model/load-model.ts";
-import { KVCacheManager } from "./kv-cache-manager.ts";
+import { KvCacheTensors } from "../worker/kv-cache-tensors.ts";
 import { ModelRunner } from "../worker/model-runner.ts";
+import { KVCacheManager } from "./kv-cache-manager.ts";
+import { defaultEngineConfig, type EngineConfig } from "./options.ts";
 import type { Request } from "./request.ts";
 import type { TokenLogprobs } from "./sampler.ts";
-import type { EngineCoreOutput, SchedulerStats } from "./scheduler-output.ts";
-import type { EngineScheduler } from "./scheduler-interface.ts";
 import { Scheduler } from "./scheduler.ts";
-import { defaultEngineConfig, type EngineConfig } from "./options.ts";
+import type { EngineScheduler } from "./scheduler-interface.ts";
+import type { EngineCoreOutput, SchedulerStats } from "./scheduler-output.ts";
 import { StaticScheduler } from "./static-scheduler.ts";
 
 /** On the CPU the "device" is the host: without an explicit budget, take this much at most. */
@@ -55,13 +55,17 @@ export class EngineCore {
     const merged = { ...defaultEngineConfig, ...options };
     const maxModelLen = merged.maxModelLen ?? model.config.maxPositionEmbeddings;
     if (maxModelLen > model.config.maxPositionEmbeddings) {
-      throw new RangeError(`--max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${model.config.maxPositionEmbeddings}`);
+      throw new RangeError(
+        `--max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${model.config.maxPositionEmbeddings}`,
+      );
     }
     const config: Required<EngineConfig> = {
       ...merged,
       maxModelLen,
       // Without chunked prefill a whole prompt must fit one step.
-      maxNumBatchedTokens: merged.enableChunkedPrefill ? merged.maxNumBatchedTokens : Math.max(merged.maxNumBatchedTokens, maxModelLen),
+      maxNumBatchedTokens: merged.enableChunkedPrefill
+        ? merged.maxNumBatchedTokens
+        : Math.max(merged.maxNumBatchedTokens, maxModelLen),
       kvCacheMemory: merged.kvCacheMemory ?? kvCacheBudget(backend, model, merged),
     };
     const cacheDtype = model.weights.dtype;
@@ -74,16 +78,27 @@ export class EngineCore {
       );
     }
     const kvCache = KvCacheTensors.allocate(backend, model.config, numBlocks, config.blockSize, cacheDtype);
-    const kvCacheManager = new KVCacheManager({ numBlocks, blockSize: config.blockSize, enablePrefixCaching: config.enablePrefixCaching });
+    const kvCacheManager = new KVCacheManager({
+      numBlocks,
+      blockSize: config.blockSize,
+      enablePrefixCaching: config.enablePrefixCaching,
+    });
     const limits = { maxNumBatchedTokens: config.maxNumBatchedTokens, maxNumSeqs: config.maxNumSeqs, maxModelLen };
     const scheduler: EngineScheduler =
       config.scheduling === "static"
         ? new StaticScheduler({ kvCacheManager, ...limits })
         : new Scheduler({ kvCacheManager, ...limits, enableChunkedPrefill: config.enableChunkedPrefill });
     const runner = new ModelRunner(backend, model, kvCache, {
-      enforceEager: config.enforceEager, maxNumSeqs: config.maxNumSeqs, maxModelLen,
+      enforceEager: config.enforceEager,
+      maxNumSeqs: config.maxNumSeqs,
+      maxModelLen,
     });
-    const size = { numBlocks, blockSize: config.blockSize, bytes: numBlocks * bytesPerBlock, maxTokens: numBlocks * config.blockSize };
+    const size = {
+      numBlocks,
+      blockSize: config.blockSize,
+      bytes: numBlocks * bytesPerBlock,
+      maxTokens: numBlocks * config.blockSize,
+    };
     return new EngineCore(config, size, kvCache, scheduler, runner);
   }
 
@@ -141,7 +156,8 @@ function kvCacheBudget(backend: Backend, model: EngineModel, config: EngineConfi
   const activationsPerToken =
     (3 * c.hiddenSize + (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim + 3 * c.intermediateSize) *
     dtypeBytes(model.actDtype);
-  const activations = config.maxNumBatchedTokens * activationsPerToken + config.maxNumSeqs * c.vocabSize * dtypeBytes(model.actDtype);
+  const activations =
+    config.maxNumBatchedTokens * activationsPerToken + config.maxNumSeqs * c.vocabSize * dtypeBytes(model.actDtype);
   const budget = config.gpuMemoryUtilization * totalBytes - (totalBytes - freeBytes) - activations;
   return Math.max(0, backend.name === "cpu" ? Math.min(budget, CPU_DEFAULT_KV_BYTES) : budget);
 }

@@ -1,7 +1,7 @@
 // The KV-cache manager: each request's block table over the block pool. Allocates slots on demand
 // for the tokens about to be computed, looks up cached prefixes, frees, and checks its invariants.
 
-import { requestBlockHashes, type BlockHash } from "./block-hash.ts";
+import { type BlockHash, requestBlockHashes } from "./block-hash.ts";
 import { BlockPool, invariantViolated, type PrefixCacheStats } from "./block-pool.ts";
 import type { KVCacheBlock } from "./kv-cache-block.ts";
 import type { KVRequest } from "./kv-request.ts";
@@ -58,9 +58,7 @@ export class KVCacheManager {
 
   constructor({ numBlocks, blockSize, enablePrefixCaching }: KVCacheManagerOptions) {
     if (!Number.isInteger(blockSize) || blockSize < 1) {
-      throw new RangeError(
-        `KVCacheManager: blockSize must be a positive integer, got ${blockSize}`,
-      );
+      throw new RangeError(`KVCacheManager: blockSize must be a positive integer, got ${blockSize}`);
     }
     this.numBlocks = numBlocks;
     this.blockSize = blockSize;
@@ -123,9 +121,7 @@ export class KVCacheManager {
     newComputedBlocks: readonly KVCacheBlock[] = [],
   ): KVCacheBlock[] | null {
     if (!Number.isInteger(numNewTokens) || numNewTokens < 0) {
-      throw new RangeError(
-        `allocateSlots: numNewTokens must be a non-negative integer, got ${numNewTokens}`,
-      );
+      throw new RangeError(`allocateSlots: numNewTokens must be a non-negative integer, got ${numNewTokens}`);
     }
     const table = this.blockTables.get(request.requestId);
     const numHeldBlocks = table?.blocks.length ?? 0;
@@ -135,8 +131,7 @@ export class KVCacheManager {
           `has ${numHeldBlocks} blocks and ${request.numComputedTokens} computed tokens`,
       );
     }
-    const numTokens =
-      request.numComputedTokens + newComputedBlocks.length * this.blockSize + numNewTokens;
+    const numTokens = request.numComputedTokens + newComputedBlocks.length * this.blockSize + numNewTokens;
     if (numTokens > request.allTokenIds.length) {
       throw new RangeError(
         `allocateSlots: request ${request.requestId} would hold ${numTokens} tokens but has only ` +
@@ -164,12 +159,7 @@ export class KVCacheManager {
       const numFullBlocks = Math.floor(numTokens / this.blockSize);
       if (numFullBlocks > blockTable.numCachedBlocks) {
         const blockHashes = this.updateBlockHashes(request);
-        this.blockPool.cacheFullBlocks(
-          blockTable.blocks,
-          blockHashes,
-          blockTable.numCachedBlocks,
-          numFullBlocks,
-        );
+        this.blockPool.cacheFullBlocks(blockTable.blocks, blockHashes, blockTable.numCachedBlocks, numFullBlocks);
         blockTable.numCachedBlocks = numFullBlocks;
       }
     }
@@ -238,9 +228,7 @@ export class KVCacheManager {
       live.set(request.requestId, request);
       const { requestId, numComputedTokens } = request;
       if (!this.blockTables.has(requestId) && numComputedTokens > 0) {
-        invariantViolated(
-          `request ${requestId} has ${numComputedTokens} computed tokens but no blocks`,
-        );
+        invariantViolated(`request ${requestId} has ${numComputedTokens} computed tokens but no blocks`);
       }
     }
     const owners = new Map<KVCacheBlock, number>();
@@ -257,8 +245,7 @@ export class KVCacheManager {
       const numOwners = owners.get(block) ?? 0;
       if (block.refCount !== numOwners) {
         invariantViolated(
-          `block ${block.blockId} has refCount ${block.refCount} ` +
-            `but ${numOwners} block tables hold it`,
+          `block ${block.blockId} has refCount ${block.refCount} ` + `but ${numOwners} block tables hold it`,
         );
       }
     }
@@ -281,19 +268,13 @@ export class KVCacheManager {
       );
     }
     if (numTokens > allTokenIds.length) {
-      invariantViolated(
-        `request ${requestId} has slots for ${numTokens} tokens but ${allTokenIds.length} tokens`,
-      );
+      invariantViolated(`request ${requestId} has slots for ${numTokens} tokens but ${allTokenIds.length} tokens`);
     }
     if (numComputedTokens > numTokens) {
-      invariantViolated(
-        `request ${requestId} has ${numComputedTokens} computed tokens but slots for ${numTokens}`,
-      );
+      invariantViolated(`request ${requestId} has ${numComputedTokens} computed tokens but slots for ${numTokens}`);
     }
     if (numCachedBlocks > blocks.length) {
-      invariantViolated(
-        `request ${requestId} has ${numCachedBlocks} cached blocks of ${blocks.length} blocks`,
-      );
+      invariantViolated(`request ${requestId} has ${numCachedBlocks} cached blocks of ${blocks.length} blocks`);
     }
     blocks.forEach((block, i) => {
       if (block.blockHash === null) return;
@@ -301,20 +282,13 @@ export class KVCacheManager {
         invariantViolated(`block ${block.blockId} of ${requestId} is hashed but not full`);
       }
       if (block.blockHash !== request.blockHashes[i]) {
-        invariantViolated(
-          `block ${block.blockId} at position ${i} of ${requestId} holds another prefix's hash`,
-        );
+        invariantViolated(`block ${block.blockId} at position ${i} of ${requestId} holds another prefix's hash`);
       }
     });
   }
 
   /** Brings the request's full-block hashes up to date with its tokens. */
   private updateBlockHashes(request: KVRequest): BlockHash[] {
-    return requestBlockHashes(
-      request.allTokenIds,
-      this.blockSize,
-      request.blockHashes,
-      request.extraKey,
-    );
+    return requestBlockHashes(request.allTokenIds, this.blockSize, request.blockHashes, request.extraKey);
   }
 }

@@ -3,12 +3,12 @@
 //   const outputs = await llm.generate(prompts, new SamplingParams({ temperature: 0 }));
 // All prompts go into one engine at once and continuous batching runs them; results come back in
 // prompt order. A progress bar shows on a terminal.
-import { withGenerationConfig, type LoadedModel } from "../model/load-model.ts";
+import { type LoadedModel, withGenerationConfig } from "../model/load-model.ts";
 import { loadModelTokenizer } from "../model/load-tokenizer.ts";
 import type { CoreOptions } from "./core-protocol.ts";
 import { EngineCore } from "./engine-core.ts";
-import { openModelOnDevice, type ModelOnDevice } from "./model-on-device.ts";
-import { OutputProcessor, type CompletionOutput } from "./output-processor.ts";
+import { type ModelOnDevice, openModelOnDevice } from "./model-on-device.ts";
+import { type CompletionOutput, OutputProcessor } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";
 import { Request } from "./request.ts";
 import { SamplingParams, withDefaults } from "./sampling-params.ts";
@@ -47,7 +47,11 @@ export class LLM {
       const onDevice = await openModelOnDevice(options);
       try {
         const tokenizer = await loadModelTokenizer(onDevice.model, options.tokenizer);
-        const model = { ...onDevice.model, ...(await withGenerationConfig(onDevice.model, options.generationConfig)), tokenizer };
+        const model = {
+          ...onDevice.model,
+          ...(await withGenerationConfig(onDevice.model, options.generationConfig)),
+          tokenizer,
+        };
         return { onDevice, model, core: EngineCore.create(onDevice.backend, model, options) };
       } catch (error) {
         onDevice.close();
@@ -69,7 +73,8 @@ export class LLM {
     const { model, core } = await this.engine;
     const list = Array.isArray(prompts) ? prompts : [prompts];
     const paramsList = Array.isArray(params) ? params : list.map(() => params);
-    if (paramsList.length !== list.length) throw new RangeError(`got ${paramsList.length} sampling params for ${list.length} prompts`);
+    if (paramsList.length !== list.length)
+      throw new RangeError(`got ${paramsList.length} sampling params for ${list.length} prompts`);
     const processor = new OutputProcessor(model.tokenizer);
     const results: RequestOutput[] = [];
     const owner = new Map<string, { result: RequestOutput; index: number }>();
@@ -81,13 +86,25 @@ export class LLM {
       const promptTokenIds = typeof prompt === "string" ? model.tokenizer.encode(prompt) : [...prompt.promptTokenIds];
       const requestId = String(this.nextRequestId++);
       const result: RequestOutput = {
-        requestId, prompt: typeof prompt === "string" ? prompt : null, promptTokenIds, outputs: [], finished: false, error: null,
+        requestId,
+        prompt: typeof prompt === "string" ? prompt : null,
+        promptTokenIds,
+        outputs: [],
+        finished: false,
+        error: null,
       };
       results.push(result);
       for (const child of childRequests(requestId, sampling)) {
         processor.add(child.requestId, child.index, promptTokenIds, child.params);
         owner.set(child.requestId, { result, index: child.index });
-        core.addRequest(new Request({ requestId: child.requestId, promptTokenIds, samplingParams: child.params, eosTokenIds: model.generationConfig.eosTokenIds ?? model.config.eosTokenIds }));
+        core.addRequest(
+          new Request({
+            requestId: child.requestId,
+            promptTokenIds,
+            samplingParams: child.params,
+            eosTokenIds: model.generationConfig.eosTokenIds ?? model.config.eosTokenIds,
+          }),
+        );
         remaining++;
       }
     });
@@ -134,5 +151,7 @@ function drawProgress(done: number, total: number, started: number): void {
   const filled = total === 0 ? width : Math.round((done / total) * width);
   const seconds = (performance.now() - started) / 1000;
   const rate = seconds > 0 ? done / seconds : 0;
-  process.stderr.write(`\rProcessed prompts: ${done}/${total} [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${rate.toFixed(2)} it/s`);
+  process.stderr.write(
+    `\rProcessed prompts: ${done}/${total} [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${rate.toFixed(2)} it/s`,
+  );
 }

@@ -1,7 +1,7 @@
 // A backend with a model's weights on it: what every engine core runs on (the server's worker,
 // the offline LLM, the benchmarks), opened and loaded the same way everywhere.
 import { Backend } from "../backend/backend.ts";
-import { loadModelWeights, resolveModel, type EngineModel } from "../model/load-model.ts";
+import { type EngineModel, loadModelWeights, resolveModel } from "../model/load-model.ts";
 import type { CoreOptions } from "./core-protocol.ts";
 
 export interface ModelOnDevice {
@@ -12,7 +12,11 @@ export interface ModelOnDevice {
 }
 
 export async function openModelOnDevice(options: CoreOptions & { libraryPath?: string }): Promise<ModelOnDevice> {
-  const backend = await Backend.open({ device: options.device, numThreads: options.numThreads, libraryPath: options.libraryPath });
+  const backend = await Backend.open({
+    device: options.device,
+    numThreads: options.numThreads,
+    libraryPath: options.libraryPath,
+  });
   try {
     const model = loadModelWeights(backend, await resolveModel(options.model), options);
     return {

@@ -34,21 +34,45 @@ export type ValueOf<V extends OptionValue> = V extends { kind: "boolean" }
       : number;
 
 /** The typed values of a table's options: those without a default may be absent. */
-export type OptionValues<T extends OptionTable> = { [K in keyof T as T[K] extends { default: unknown } ? K : never]: ValueOf<T[K]["value"]> } & {
+export type OptionValues<T extends OptionTable> = {
+  [K in keyof T as T[K] extends { default: unknown } ? K : never]: ValueOf<T[K]["value"]>;
+} & {
   [K in keyof T as T[K] extends { default: unknown } ? never : K]?: ValueOf<T[K]["value"]>;
 };
 
 export const MODEL_OPTIONS = {
-  device: { value: { kind: "choice", choices: ["auto", "cpu", "cuda"] }, default: "auto", description: "Where the model runs; auto takes CUDA when a GPU is present" },
-  dtype: { value: { kind: "choice", choices: ["auto", ...TORCH_DTYPE_NAMES] }, default: "auto", description: "Weight dtype (auto: the checkpoint's torch_dtype)" },
-  loadFormat: { value: { kind: "choice", choices: ["auto", "dummy"] }, default: "auto", description: "dummy: random weights of the model's shapes" },
+  device: {
+    value: { kind: "choice", choices: ["auto", "cpu", "cuda"] },
+    default: "auto",
+    description: "Where the model runs; auto takes CUDA when a GPU is present",
+  },
+  dtype: {
+    value: { kind: "choice", choices: ["auto", ...TORCH_DTYPE_NAMES] },
+    default: "auto",
+    description: "Weight dtype (auto: the checkpoint's torch_dtype)",
+  },
+  loadFormat: {
+    value: { kind: "choice", choices: ["auto", "dummy"] },
+    default: "auto",
+    description: "dummy: random weights of the model's shapes",
+  },
   seed: { value: { kind: "integer", min: 0 }, default: 0, description: "Random seed" },
-  numThreads: { flag: "threads", value: { kind: "integer", min: 0 }, default: 0, description: "CPU threads (0 = all cores)" },
-  tokenizer: { value: { kind: "text" }, description: "Use this tokenizer instead of the model's: a folder with tokenizer.json, or vllm-ts-demo (the embedded Qwen3 one)" },
+  numThreads: {
+    flag: "threads",
+    value: { kind: "integer", min: 0 },
+    default: 0,
+    description: "CPU threads (0 = all cores)",
+  },
+  tokenizer: {
+    value: { kind: "text" },
+    description:
+      "Use this tokenizer instead of the model's: a folder with tokenizer.json, or vllm-ts-demo (the embedded Qwen3 one)",
+  },
   generationConfig: {
     value: { kind: "text" },
     default: "auto",
-    description: "Sampling defaults: auto (the model's generation_config.json) | vllm (ignore it) | a folder holding one",
+    description:
+      "Sampling defaults: auto (the model's generation_config.json) | vllm (ignore it) | a folder holding one",
   },
 } as const satisfies OptionTable;
 
@@ -56,13 +80,35 @@ export const ENGINE_OPTIONS = {
   blockSize: { value: { kind: "integer", min: 1 }, default: 16, description: "Tokens per KV-cache block" },
   maxNumSeqs: { value: { kind: "integer", min: 1 }, default: 64, description: "Most sequences running in one step" },
   maxNumBatchedTokens: { value: { kind: "integer", min: 1 }, default: 2048, description: "Token budget of one step" },
-  maxModelLen: { value: { kind: "integer", min: 1 }, description: "Longest prompt + output (default: the model's max_position_embeddings)" },
+  maxModelLen: {
+    value: { kind: "integer", min: 1 },
+    description: "Longest prompt + output (default: the model's max_position_embeddings)",
+  },
   enablePrefixCaching: { value: { kind: "boolean" }, default: true, description: "Reuse KV blocks of shared prefixes" },
-  enableChunkedPrefill: { value: { kind: "boolean" }, default: true, description: "Split long prompts over several steps" },
-  scheduling: { value: { kind: "choice", choices: ["continuous", "static"] }, default: "continuous", description: "static: the traditional baseline (whole batches, max-length KV), for benchmarks" },
-  kvCacheMemory: { value: { kind: "bytes" }, description: "KV-cache size in bytes (suffixes K, M, G, KiB, MiB, GiB; default: from --gpu-memory-utilization)" },
-  gpuMemoryUtilization: { value: { kind: "fraction" }, default: 0.9, description: "Fraction of device memory for weights, activations and KV cache" },
-  enforceEager: { value: { kind: "boolean" }, default: false, description: "CUDA: run decode steps op by op instead of replaying captured graphs" },
+  enableChunkedPrefill: {
+    value: { kind: "boolean" },
+    default: true,
+    description: "Split long prompts over several steps",
+  },
+  scheduling: {
+    value: { kind: "choice", choices: ["continuous", "static"] },
+    default: "continuous",
+    description: "static: the traditional baseline (whole batches, max-length KV), for benchmarks",
+  },
+  kvCacheMemory: {
+    value: { kind: "bytes" },
+    description: "KV-cache size in bytes (suffixes K, M, G, KiB, MiB, GiB; default: from --gpu-memory-utilization)",
+  },
+  gpuMemoryUtilization: {
+    value: { kind: "fraction" },
+    default: 0.9,
+    description: "Fraction of device memory for weights, activations and KV cache",
+  },
+  enforceEager: {
+    value: { kind: "boolean" },
+    default: false,
+    description: "CUDA: run decode steps op by op instead of replaying captured graphs",
+  },
 } as const satisfies OptionTable;
 
 export type ModelOptions = OptionValues<typeof MODEL_OPTIONS>;
@@ -75,12 +121,23 @@ export function flagOf(key: string, spec: OptionSpec): string {
 
 /** A table's defaults (options without one are left out). */
 export function defaultsOf<T extends OptionTable>(table: T): OptionValues<T> {
-  return Object.fromEntries(Object.entries(table).filter(([, spec]) => spec.default !== undefined).map(([key, spec]) => [key, spec.default])) as OptionValues<T>;
+  return Object.fromEntries(
+    Object.entries(table)
+      .filter(([, spec]) => spec.default !== undefined)
+      .map(([key, spec]) => [key, spec.default]),
+  ) as OptionValues<T>;
 }
 
 /** The options of `table` among `values` (the engine's part of a command's options, say). */
-export function pickOptions<T extends OptionTable>(table: T, values: Partial<Record<keyof T, unknown>>): Partial<OptionValues<T>> {
-  return Object.fromEntries(Object.keys(table).filter((key) => values[key] !== undefined).map((key) => [key, values[key]])) as Partial<OptionValues<T>>;
+export function pickOptions<T extends OptionTable>(
+  table: T,
+  values: Partial<Record<keyof T, unknown>>,
+): Partial<OptionValues<T>> {
+  return Object.fromEntries(
+    Object.keys(table)
+      .filter((key) => values[key] !== undefined)
+      .map((key) => [key, values[key]]),
+  ) as Partial<OptionValues<T>>;
 }
 
 export const defaultEngineConfig: EngineConfig = defaultsOf(ENGINE_OPTIONS);

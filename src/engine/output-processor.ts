@@ -47,9 +47,19 @@ export class OutputProcessor {
 
   add(requestId: string, index: number, promptTokenIds: readonly number[], params: SamplingParams): void {
     this.sequences.set(requestId, {
-      output: { index, text: "", tokenIds: [], finishReason: null, stopReason: null, logprobs: params.logprobs === null ? null : [] },
+      output: {
+        index,
+        text: "",
+        tokenIds: [],
+        finishReason: null,
+        stopReason: null,
+        logprobs: params.logprobs === null ? null : [],
+      },
       params,
-      detokenizer: new IncrementalDetokenizer(this.tokenizer, { skipSpecialTokens: params.skipSpecialTokens, promptIds: promptTokenIds }),
+      detokenizer: new IncrementalDetokenizer(this.tokenizer, {
+        skipSpecialTokens: params.skipSpecialTokens,
+        promptIds: promptTokenIds,
+      }),
       pending: "",
     });
   }
@@ -92,8 +102,14 @@ export class OutputProcessor {
     }
     if (finished) this.sequences.delete(step.requestId);
     return {
-      requestId: step.requestId, text, tokenIds: step.newTokenIds, logprobs: step.logprobs, finished, stoppedByString,
-      output, error: step.error,
+      requestId: step.requestId,
+      text,
+      tokenIds: step.newTokenIds,
+      logprobs: step.logprobs,
+      finished,
+      stoppedByString,
+      output,
+      error: step.error,
     };
   }
 }

@@ -100,9 +100,7 @@ export class Request implements KVRequest {
    */
   appendSampledTokens(sampledTokenIds: readonly number[], maxModelLen: number): number[] {
     if (sampledTokenIds.length === 0) {
-      throw new Error(
-        `no token sampled for request ${this.requestId}, whose last token was computed this step`,
-      );
+      throw new Error(`no token sampled for request ${this.requestId}, whose last token was computed this step`);
     }
     const kept: number[] = [];
     for (const tokenId of sampledTokenIds) {

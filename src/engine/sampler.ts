@@ -268,7 +268,8 @@ function keepNucleus(
   for (let j = 0; j < count; j++) bucketMass[bucketOf(logits[candidates[j]])] += weights[candidates[j]];
   let massAbove = 0;
   let crossing = 0;
-  while (crossing < NUCLEUS_BUCKETS - 1 && massAbove + bucketMass[crossing] < target) massAbove += bucketMass[crossing++];
+  while (crossing < NUCLEUS_BUCKETS - 1 && massAbove + bucketMass[crossing] < target)
+    massAbove += bucketMass[crossing++];
 
   let kept = 0;
   let undecided = 0;
@@ -310,8 +311,17 @@ function keepMassHead(logits: Float32Array, weights: Float64Array, candidates: I
  * Three-way partition of candidates[low, high) by logit around a median-of-three pivot, in
  * descending order: [low, greaterEnd) above the pivot, [greaterEnd, equalEnd) equal, the rest below.
  */
-function partitionAroundPivot(logits: Float32Array, candidates: Int32Array, low: number, high: number): [number, number] {
-  const pivot = medianOfThree(logits[candidates[low]], logits[candidates[(low + high) >>> 1]], logits[candidates[high - 1]]);
+function partitionAroundPivot(
+  logits: Float32Array,
+  candidates: Int32Array,
+  low: number,
+  high: number,
+): [number, number] {
+  const pivot = medianOfThree(
+    logits[candidates[low]],
+    logits[candidates[(low + high) >>> 1]],
+    logits[candidates[high - 1]],
+  );
   let greaterEnd = low;
   let j = low;
   let lessStart = high;

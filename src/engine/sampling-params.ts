@@ -75,7 +75,8 @@ export class SamplingParams {
     this.temperature = finite("temperature", init.temperature ?? 1);
     if (this.temperature < 0) throw new SamplingParamsError("temperature", `must be >= 0, got ${this.temperature}`);
     this.topP = finite("topP", init.topP ?? 1);
-    if (!(this.topP > 0 && this.topP <= 1)) throw new SamplingParamsError("topP", `must be in (0, 1], got ${this.topP}`);
+    if (!(this.topP > 0 && this.topP <= 1))
+      throw new SamplingParamsError("topP", `must be in (0, 1], got ${this.topP}`);
     const topK = init.topK ?? 0;
     if (!Number.isSafeInteger(topK) || topK < -1) {
       throw new SamplingParamsError("topK", `must be 0 or -1 (off) or a positive integer, got ${String(topK)}`);
@@ -99,9 +100,12 @@ export class SamplingParams {
       throw new SamplingParamsError("minTokens", `must be <= maxTokens (${this.maxTokens}), got ${this.minTokens}`);
     }
     this.stopTokenIds = [...(init.stopTokenIds ?? [])];
-    this.stopTokenIds.forEach((id, i) => integerAtLeast(`stopTokenIds[${i}]`, id, 0));
+    this.stopTokenIds.forEach((id, i) => {
+      integerAtLeast(`stopTokenIds[${i}]`, id, 0);
+    });
     this.stop = typeof init.stop === "string" ? [init.stop] : [...(init.stop ?? [])];
-    if (this.stop.some((text) => text.length === 0)) throw new SamplingParamsError("stop", "cannot contain an empty string");
+    if (this.stop.some((text) => text.length === 0))
+      throw new SamplingParamsError("stop", "cannot contain an empty string");
     this.ignoreEos = init.ignoreEos ?? false;
     this.logprobs = init.logprobs ?? null;
     if (this.logprobs !== null) inRange("logprobs", integerAtLeast("logprobs", this.logprobs, 0), 0, MAX_LOGPROBS);
@@ -116,11 +120,23 @@ export class SamplingParams {
   /** Every resolved field as plain data: to derive a variant, or to cross a thread boundary. */
   toInit(): SamplingParamsInit {
     return {
-      n: this.n, temperature: this.temperature, topP: this.topP, topK: this.topK, minP: this.minP,
-      repetitionPenalty: this.repetitionPenalty, presencePenalty: this.presencePenalty,
-      frequencyPenalty: this.frequencyPenalty, logitBias: Object.fromEntries(this.logitBias), seed: this.seed,
-      maxTokens: this.maxTokens, minTokens: this.minTokens, stopTokenIds: this.stopTokenIds, stop: this.stop,
-      ignoreEos: this.ignoreEos, logprobs: this.logprobs, skipSpecialTokens: this.skipSpecialTokens,
+      n: this.n,
+      temperature: this.temperature,
+      topP: this.topP,
+      topK: this.topK,
+      minP: this.minP,
+      repetitionPenalty: this.repetitionPenalty,
+      presencePenalty: this.presencePenalty,
+      frequencyPenalty: this.frequencyPenalty,
+      logitBias: Object.fromEntries(this.logitBias),
+      seed: this.seed,
+      maxTokens: this.maxTokens,
+      minTokens: this.minTokens,
+      stopTokenIds: this.stopTokenIds,
+      stop: this.stop,
+      ignoreEos: this.ignoreEos,
+      logprobs: this.logprobs,
+      skipSpecialTokens: this.skipSpecialTokens,
       includeStopStrInOutput: this.includeStopStrInOutput,
     };
   }
@@ -129,7 +145,8 @@ export class SamplingParams {
   validateForVocab(vocabSize: number): void {
     const check = (field: string, ids: Iterable<number>) => {
       for (const id of ids) {
-        if (id >= vocabSize) throw new SamplingParamsError(field, `token id ${id} is outside the vocabulary (size ${vocabSize})`);
+        if (id >= vocabSize)
+          throw new SamplingParamsError(field, `token id ${id} is outside the vocabulary (size ${vocabSize})`);
       }
     };
     check("logitBias", this.logitBias.keys());

@@ -85,11 +85,7 @@ export interface SchedulerStats {
 }
 
 /** The record of a request the runner learns of this step, computing numNewTokens tokens. */
-export function newRequestData(
-  request: Request,
-  blockIds: readonly number[],
-  numNewTokens: number,
-): NewRequestData {
+export function newRequestData(request: Request, blockIds: readonly number[], numNewTokens: number): NewRequestData {
   return {
     requestId: request.requestId,
     tokenIds: [...request.allTokenIds],

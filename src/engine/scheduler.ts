@@ -5,8 +5,16 @@
 import type { KVCacheBlock } from "./kv-cache-block.ts";
 import type { KVCacheManager } from "./kv-cache-manager.ts";
 import { promptAdmissionError, type Request } from "./request.ts";
-import { cachedRequestData, newRequestData, type CachedRequestData, type EngineCoreOutput, type NewRequestData, type SchedulerOutput, type SchedulerStats } from "./scheduler-output.ts";
-import { validateSchedulerLimits, type EngineScheduler, type SchedulerLimits } from "./scheduler-interface.ts";
+import { type EngineScheduler, type SchedulerLimits, validateSchedulerLimits } from "./scheduler-interface.ts";
+import {
+  type CachedRequestData,
+  cachedRequestData,
+  type EngineCoreOutput,
+  type NewRequestData,
+  newRequestData,
+  type SchedulerOutput,
+  type SchedulerStats,
+} from "./scheduler-output.ts";
 import { applyStepResults, StepProtocol } from "./step-protocol.ts";
 
 export interface SchedulerOptions extends SchedulerLimits {
@@ -159,7 +167,9 @@ export class Scheduler implements EngineScheduler {
       return request?.status === "RUNNING" ? request : undefined;
     };
     // Leaving at once frees the blocks for the next step's admissions.
-    outputs.push(...applyStepResults(output, sampledTokenIds, live, this.maxModelLen, (request) => this.remove(request)));
+    outputs.push(
+      ...applyStepResults(output, sampledTokenIds, live, this.maxModelLen, (request) => this.remove(request)),
+    );
     return outputs;
   }
 
@@ -182,8 +192,7 @@ export class Scheduler implements EngineScheduler {
       numRunning: this.running.length,
       numWaiting: this.waiting.length,
       kvCacheUsage: this.kvCacheManager.usage,
-      prefixCacheHitRate:
-        this.numAdmittedTokens === 0 ? 0 : this.numPrefixHitTokens / this.numAdmittedTokens,
+      prefixCacheHitRate: this.numAdmittedTokens === 0 ? 0 : this.numPrefixHitTokens / this.numAdmittedTokens,
       numPreemptions: this.numPreemptions,
       tokensStored: kv.tokensStored,
       allocatedSlots: kv.allocatedSlots,

@@ -6,8 +6,16 @@ import type { BlockPool } from "./block-pool.ts";
 import type { KVCacheBlock } from "./kv-cache-block.ts";
 import type { KVCacheManager } from "./kv-cache-manager.ts";
 import { promptAdmissionError, type Request } from "./request.ts";
-import { cachedRequestData, newRequestData, type CachedRequestData, type EngineCoreOutput, type NewRequestData, type SchedulerOutput, type SchedulerStats } from "./scheduler-output.ts";
-import { validateSchedulerLimits, type EngineScheduler, type SchedulerLimits } from "./scheduler-interface.ts";
+import { type EngineScheduler, type SchedulerLimits, validateSchedulerLimits } from "./scheduler-interface.ts";
+import {
+  type CachedRequestData,
+  cachedRequestData,
+  type EngineCoreOutput,
+  type NewRequestData,
+  newRequestData,
+  type SchedulerOutput,
+  type SchedulerStats,
+} from "./scheduler-output.ts";
 import { applyStepResults, StepProtocol } from "./step-protocol.ts";
 
 export interface StaticSchedulerOptions extends SchedulerLimits {
@@ -76,9 +84,7 @@ export class StaticScheduler implements EngineScheduler {
     if (this.batch.size === 0) this.formBatch();
     const unfinished = this.unfinishedMembers();
     // Every prompt is computed before anyone decodes, and then all decode in lockstep.
-    const prefilling = unfinished.filter(
-      ({ request }) => request.numComputedTokens < request.numPromptTokens,
-    );
+    const prefilling = unfinished.filter(({ request }) => request.numComputedTokens < request.numPromptTokens);
     let tokenBudget = this.maxNumBatchedTokens;
     const scheduledNewRequests: NewRequestData[] = [];
     const scheduledCachedRequests: CachedRequestData[] = [];
@@ -131,8 +137,7 @@ export class StaticScheduler implements EngineScheduler {
   abort(requestIds: Iterable<string>): void {
     for (const requestId of requestIds) {
       const index = this.waiting.findIndex((request) => request.requestId === requestId);
-      const request =
-        index >= 0 ? this.waiting.splice(index, 1)[0]! : this.batch.get(requestId)?.request;
+      const request = index >= 0 ? this.waiting.splice(index, 1)[0]! : this.batch.get(requestId)?.request;
       if (request === undefined || request.isFinished) continue;
       request.status = "FINISHED_ABORTED";
       this.step.finishedRequestIds.add(requestId);

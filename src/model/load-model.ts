@@ -6,11 +6,11 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
-import { dtypeOfTorchName, type DType, type TorchDtypeName } from "../backend/dtype.ts";
+import { type DType, dtypeOfTorchName, type TorchDtypeName } from "../backend/dtype.ts";
 import { loadModelConfig, type ModelConfig } from "./config.ts";
 import { DEMO_MODEL_NAME, DEMO_SEED, demoConfig } from "./demo.ts";
 import { ModelLoadError } from "./errors.ts";
-import { loadGenerationConfig, type GenerationConfig } from "./generation-config.ts";
+import { type GenerationConfig, loadGenerationConfig } from "./generation-config.ts";
 import { parseHubReference, resolveHubModel } from "./hub/hub-model.ts";
 import { openSafetensors } from "./safetensors.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
@@ -62,7 +62,10 @@ export async function withGenerationConfig(source: ModelSource, option: string |
   if (option === "vllm") return { ...source, generationConfig: { eosTokenIds: source.config.eosTokenIds } };
   const dir = resolve(option);
   if (!existsSync(join(dir, "generation_config.json"))) {
-    throw new ModelLoadError(join(dir, "generation_config.json"), 'file not found (--generation-config takes "auto", "vllm" or a folder holding generation_config.json)');
+    throw new ModelLoadError(
+      join(dir, "generation_config.json"),
+      'file not found (--generation-config takes "auto", "vllm" or a folder holding generation_config.json)',
+    );
   }
   return { ...source, generationConfig: await loadGenerationConfig(dir) };
 }
@@ -77,12 +80,25 @@ export async function resolveModel(model: string | undefined): Promise<ModelSour
   const hubReference = existsSync(dir) ? null : parseHubReference(model);
   if (hubReference !== null) {
     const snapshot = await resolveHubModel(hubReference);
-    return { name: hubReference.repo, dir: snapshot, config: await loadModelConfig(snapshot), generationConfig: await loadGenerationConfig(snapshot) };
+    return {
+      name: hubReference.repo,
+      dir: snapshot,
+      config: await loadModelConfig(snapshot),
+      generationConfig: await loadGenerationConfig(snapshot),
+    };
   }
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new ModelLoadError(dir, "not a model directory (expected a local Hugging Face model folder with config.json)");
+    throw new ModelLoadError(
+      dir,
+      "not a model directory (expected a local Hugging Face model folder with config.json)",
+    );
   }
-  return { name: basename(dir), dir, config: await loadModelConfig(dir), generationConfig: await loadGenerationConfig(dir) };
+  return {
+    name: basename(dir),
+    dir,
+    config: await loadModelConfig(dir),
+    generationConfig: await loadGenerationConfig(dir),
+  };
 }
 
 export function loadModelWeights(backend: Backend, source: ModelSource, options: LoadModelOptions = {}): EngineModel {

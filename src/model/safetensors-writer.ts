@@ -1,7 +1,7 @@
 // Writes f32 values as a safetensors file in F32, F16 or BF16 (rounded to nearest even), for
 // test models and tools that produce checkpoints.
 
-import { DTYPES, encodeFromF32, type DType } from "../backend/dtype.ts";
+import { DTYPES, type DType, encodeFromF32 } from "../backend/dtype.ts";
 
 export interface TensorToWrite {
   dtype: DType;

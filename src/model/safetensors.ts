@@ -4,7 +4,7 @@
 
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { DTYPES, dtypeOfSafetensorsName, type DType } from "../backend/dtype.ts";
+import { DTYPES, type DType, dtypeOfSafetensorsName } from "../backend/dtype.ts";
 import { ModelLoadError, readJsonFile } from "./errors.ts";
 
 export interface SafetensorsTensor {
@@ -22,10 +22,21 @@ export interface SafetensorsStore {
 
 /** Element sizes of every dtype the format defines, so sizes can be checked before use. */
 const FORMAT_DTYPE_BYTES: Record<string, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1,
-  I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4,
-  I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 };
 
 const SINGLE_FILE = "model.safetensors";
@@ -63,7 +74,9 @@ function parseEntry(file: string, name: string, entry: unknown, data: Uint8Array
   }
   const expected = shape.reduce((count: number, dim: number) => count * dim, 1) * FORMAT_DTYPE_BYTES[dtype]!;
   if (end - begin !== expected) {
-    fail(`header lying about sizes: shape [${shape.join(", ")}] of ${dtype} needs ${expected} bytes, data_offsets span ${end - begin}`);
+    fail(
+      `header lying about sizes: shape [${shape.join(", ")}] of ${dtype} needs ${expected} bytes, data_offsets span ${end - begin}`,
+    );
   }
   return { file, dtype, shape: shape as number[], bytes: data.subarray(begin, end) };
 }
@@ -76,7 +89,10 @@ function readSafetensorsFile(file: string): Map<string, TensorEntry> {
   const mapped = Bun.mmap(file, { shared: false });
   const headerLength = new DataView(mapped.buffer, mapped.byteOffset, 8).getBigUint64(0, true);
   if (headerLength > BigInt(size - 8)) {
-    throw new ModelLoadError(file, `header length ${headerLength} runs past the end of the ${size}-byte file (truncated?)`);
+    throw new ModelLoadError(
+      file,
+      `header length ${headerLength} runs past the end of the ${size}-byte file (truncated?)`,
+    );
   }
   const dataStart = 8 + Number(headerLength);
   let header: unknown;
@@ -119,7 +135,10 @@ function readShardedIndex(modelDir: string): Map<string, TensorEntry> {
     }
     const entry = shards.get(shardFile)!.get(name);
     if (entry === undefined) {
-      throw new ModelLoadError(shardFile, `index ${INDEX_FILE} places tensor "${name}" here, but the file has no such tensor`);
+      throw new ModelLoadError(
+        shardFile,
+        `index ${INDEX_FILE} places tensor "${name}" here, but the file has no such tensor`,
+      );
     }
     tensors.set(name, entry);
   }
@@ -142,8 +161,13 @@ export function openSafetensors(modelDir: string): SafetensorsStore {
       if (entry === undefined) throw new ModelLoadError(modelDir, `tensor "${name}" not found in the model's weights`);
       const dtype = dtypeOfSafetensorsName(entry.dtype);
       if (dtype === undefined) {
-        const supported = Object.values(DTYPES).map((d) => d.safetensors).join(", ");
-        throw new ModelLoadError(entry.file, `tensor "${name}" has unsupported dtype ${entry.dtype} (supported: ${supported})`);
+        const supported = Object.values(DTYPES)
+          .map((d) => d.safetensors)
+          .join(", ");
+        throw new ModelLoadError(
+          entry.file,
+          `tensor "${name}" has unsupported dtype ${entry.dtype} (supported: ${supported})`,
+        );
       }
       return { dtype, shape: entry.shape, bytes: entry.bytes };
     },

@@ -1,9 +1,9 @@
 // Model weights in device memory, uploaded once at load. Q/K/V and gate/up are fused into one
 // matrix each (rows stacked in that order), which is what the forward pass multiplies by.
 // Sources: a safetensors checkpoint, or deterministic random values (`--load-format dummy`).
-import { offsetAddress, type Address } from "../backend/address.ts";
+import { type Address, offsetAddress } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
-import { dtypeBytes, type DType } from "../backend/dtype.ts";
+import { type DType, dtypeBytes } from "../backend/dtype.ts";
 import type { ModelConfig } from "./config.ts";
 import { ModelLoadError } from "./errors.ts";
 import type { SafetensorsStore } from "./safetensors.ts";
@@ -87,10 +87,14 @@ function buildWeights(backend: Backend, config: ModelConfig, dtype: DType, sourc
       finalNorm,
       lmHead,
       totalBytes,
-      free: () => allocations.splice(0).forEach((a) => backend.free(a)),
+      free: () => {
+        for (const address of allocations.splice(0)) backend.free(address);
+      },
     };
   } catch (error) {
-    allocations.forEach((a) => backend.free(a));
+    allocations.forEach((a) => {
+      backend.free(a);
+    });
     throw error;
   }
 }

@@ -36,7 +36,12 @@ function rmsNorm(x: Float64Array, weight: Float32Array, eps: number): Float64Arr
 /** Inverse RoPE frequencies, with Llama 3's piecewise rescaling when configured. */
 function inverseFrequencies(config: ModelConfig): number[] {
   const s = config.ropeScaling;
-  const llama3 = s && { factor: s.factor, lowFreqFactor: s.lowFreqFactor, highFreqFactor: s.highFreqFactor, originalMaxPosition: s.originalMaxPositionEmbeddings };
+  const llama3 = s && {
+    factor: s.factor,
+    lowFreqFactor: s.lowFreqFactor,
+    highFreqFactor: s.highFreqFactor,
+    originalMaxPosition: s.originalMaxPositionEmbeddings,
+  };
   return ropeInverseFrequencies(config.headDim, config.ropeTheta, llama3);
 }
 
@@ -119,7 +124,10 @@ export function referenceForward(config: ModelConfig, weights: Weights, tokens: 
   const logits = new Float32Array(tokens.length * vocabSize);
   const lmHead = tensor(weights, names.lmHead);
   hidden.forEach((x, position) => {
-    logits.set(linear(rmsNorm(x, tensor(weights, names.finalNorm), eps), lmHead, null, vocabSize), position * vocabSize);
+    logits.set(
+      linear(rmsNorm(x, tensor(weights, names.finalNorm), eps), lmHead, null, vocabSize),
+      position * vocabSize,
+    );
   });
   return logits;
 }

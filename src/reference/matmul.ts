@@ -11,7 +11,8 @@ export function referenceMatmul(
 ): Float32Array {
   if (x.length !== m * k) throw new Error(`referenceMatmul: x has ${x.length} elements, expected m*k = ${m * k}`);
   if (w.length !== n * k) throw new Error(`referenceMatmul: w has ${w.length} elements, expected n*k = ${n * k}`);
-  if (bias && bias.length !== n) throw new Error(`referenceMatmul: bias has ${bias.length} elements, expected n = ${n}`);
+  if (bias && bias.length !== n)
+    throw new Error(`referenceMatmul: bias has ${bias.length} elements, expected n = ${n}`);
   const out = new Float32Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {

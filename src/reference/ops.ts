@@ -1,7 +1,7 @@
 // Plain TypeScript references of the native ops of cuda/include/vllm_ts.h: straightforward loops
 // in f64, rounded to f32 where the native op stores f32. The native tests compare every kernel
 // with these, and the reference forward pass is built from them.
-import { roundToDtype, type DType } from "../backend/dtype.ts";
+import { type DType, roundToDtype } from "../backend/dtype.ts";
 import { uniformValue } from "../model/uniform-hash.ts";
 
 /** Index arrays may come as typed arrays or plain lists. */
@@ -74,7 +74,11 @@ export interface Llama3Scaling {
 }
 
 /** theta^(-2i/rotaryDim) for i < rotaryDim/2, adjusted by Llama 3.1 scaling when given. */
-export function ropeInverseFrequencies(rotaryDim: number, theta: number, llama3: Llama3Scaling | null = null): number[] {
+export function ropeInverseFrequencies(
+  rotaryDim: number,
+  theta: number,
+  llama3: Llama3Scaling | null = null,
+): number[] {
   const inverse: number[] = [];
   for (let i = 0; i < rotaryDim / 2; i++) {
     let f = theta ** ((-2 * i) / rotaryDim);
@@ -85,7 +89,8 @@ export function ropeInverseFrequencies(rotaryDim: number, theta: number, llama3:
       if (wavelen > lowFreqWavelen) f = f / llama3.factor;
       else if (wavelen >= highFreqWavelen) {
         const smooth =
-          (llama3.originalMaxPosition / wavelen - llama3.lowFreqFactor) / (llama3.highFreqFactor - llama3.lowFreqFactor);
+          (llama3.originalMaxPosition / wavelen - llama3.lowFreqFactor) /
+          (llama3.highFreqFactor - llama3.lowFreqFactor);
         f = ((1 - smooth) * f) / llama3.factor + smooth * f;
       }
     }
@@ -344,7 +349,8 @@ export function logSoftmax(
     let sum = 0;
     for (let i = 0; i < vocabSize; i++) sum += Math.exp(logits[r * vocabSize + i]! / temperature - max);
     const logSum = Math.log(sum);
-    for (let i = 0; i < vocabSize; i++) out[r * vocabSize + i] = logits[r * vocabSize + i]! / temperature - max - logSum;
+    for (let i = 0; i < vocabSize; i++)
+      out[r * vocabSize + i] = logits[r * vocabSize + i]! / temperature - max - logSum;
   }
   return out;
 }

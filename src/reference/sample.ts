@@ -231,8 +231,7 @@ export function sampleCandidates(row: ArrayLike<number>, p: RowParams, uniform: 
     for (let i = 0; i < n; i++) {
       if (isTop(i)) continue;
       // Heaviest case: every possible survivor that may weigh more (exact ties never do).
-      const tiedMass =
-        (countAtLeast(possibleAscending, e[i]!) - countAbove(possibleAscending, e[i]!)) * e[i]!;
+      const tiedMass = (countAtLeast(possibleAscending, e[i]!) - countAbove(possibleAscending, e[i]!)) * e[i]!;
       const aboveMax =
         massAbove(possibleAscending, possibleSuffix, countAtLeast(possibleAscending, e[i]! * lowFactor)) - tiedMass;
       const aboveMin = massAbove(sureAscending, sureSuffix, countAbove(sureAscending, e[i]! * highFactor));

@@ -14,7 +14,10 @@ import { unixSeconds } from "./usage.ts";
 
 type Handler = (request: Request) => Response | Promise<Response>;
 
-export function createApp(context: ServerContext, onInternalError: (error: unknown) => void): (request: Request) => Promise<Response> {
+export function createApp(
+  context: ServerContext,
+  onInternalError: (error: unknown) => void,
+): (request: Request) => Promise<Response> {
   const startedAt = unixSeconds();
   const json = (request: Request) => readJsonBody(request, context.maxBodyBytes);
   const routes: Record<string, Record<string, Handler>> = {
@@ -29,7 +32,9 @@ export function createApp(context: ServerContext, onInternalError: (error: unkno
     "/version": { GET: () => Response.json({ version: packageJson.version }) },
     "/metrics": {
       GET: async () => {
-        const reports = await Promise.all(context.models.map(async ({ metrics, engine }) => ({ metrics, stats: await engine.stats() })));
+        const reports = await Promise.all(
+          context.models.map(async ({ metrics, engine }) => ({ metrics, stats: await engine.stats() })),
+        );
         return new Response(renderMetrics(reports), {
           headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
         });
@@ -39,7 +44,9 @@ export function createApp(context: ServerContext, onInternalError: (error: unkno
     "/detokenize": { POST: async (request) => detokenize(context, await json(request)) },
     "/v1/models": { GET: () => listModels(context, startedAt) },
     "/v1/completions": { POST: async (request) => createCompletion(context, await json(request), request.signal) },
-    "/v1/chat/completions": { POST: async (request) => createChatCompletion(context, await json(request), request.signal) },
+    "/v1/chat/completions": {
+      POST: async (request) => createChatCompletion(context, await json(request), request.signal),
+    },
   };
 
   return async (request) => {
@@ -48,7 +55,8 @@ export function createApp(context: ServerContext, onInternalError: (error: unkno
       const route = routes[pathname];
       if (!route) throw new ApiError(404, `no route ${request.method} ${pathname}`);
       const handler = route[request.method];
-      if (!handler) throw new ApiError(405, `${pathname} accepts ${Object.keys(route).join(", ")}, not ${request.method}`);
+      if (!handler)
+        throw new ApiError(405, `${pathname} accepts ${Object.keys(route).join(", ")}, not ${request.method}`);
       if (context.apiKey !== null && pathname.startsWith("/v1/")) checkApiKey(request, context.apiKey);
       return await handler(request);
     } catch (error) {

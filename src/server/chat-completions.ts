@@ -3,12 +3,12 @@
 import { chatPromptTokenIds } from "./chat-prompt.ts";
 import { routeModel, type ServerContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
-import { Generation, type ChoiceDelta } from "./generation.ts";
+import { type ChoiceDelta, Generation } from "./generation.ts";
 import { chatLogprobs } from "./logprobs.ts";
 import { checkStreamOptions, samplingParams } from "./sampling.ts";
-import { chatCompletionRequestSchema, type ChatCompletionRequest } from "./schemas.ts";
+import { type ChatCompletionRequest, chatCompletionRequestSchema } from "./schemas.ts";
 import { sseResponse } from "./sse.ts";
-import { newRequestId, unixSeconds, Usage } from "./usage.ts";
+import { newRequestId, Usage, unixSeconds } from "./usage.ts";
 
 /** Chat asks for logprobs with a flag and a count; the engine takes one number (or none). */
 function requestedLogprobs(request: ChatCompletionRequest): number | null {
@@ -17,7 +17,11 @@ function requestedLogprobs(request: ChatCompletionRequest): number | null {
   return null;
 }
 
-export async function createChatCompletion(server: ServerContext, body: unknown, signal: AbortSignal): Promise<Response> {
+export async function createChatCompletion(
+  server: ServerContext,
+  body: unknown,
+  signal: AbortSignal,
+): Promise<Response> {
   const request = chatCompletionRequestSchema.parse(body);
   const context = routeModel(server, request.model);
   checkStreamOptions(request);
@@ -40,7 +44,12 @@ export async function createChatCompletion(server: ServerContext, body: unknown,
   if (request.stream) {
     const includeUsage = request.stream_options?.include_usage ?? false;
     const chunk = (choices: object[]) => ({
-      id, object: "chat.completion.chunk", created, model, choices, ...(includeUsage ? { usage: null } : {}),
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model,
+      choices,
+      ...(includeUsage ? { usage: null } : {}),
     });
     async function* chunks() {
       // OpenAI opens each choice with the assistant's role before any content.
@@ -52,13 +61,15 @@ export async function createChatCompletion(server: ServerContext, body: unknown,
         const { index, delta } = choice;
         const logprobs = logprobsOf(delta.tokenIds, delta.logprobs);
         if (delta.text === "" && !delta.finished && !logprobs) continue;
-        yield chunk([{
-          index,
-          delta: delta.text === "" ? {} : { content: delta.text },
-          logprobs,
-          finish_reason: delta.finished ? delta.output.finishReason : null,
-          stop_reason: delta.finished ? delta.output.stopReason : null,
-        }]);
+        yield chunk([
+          {
+            index,
+            delta: delta.text === "" ? {} : { content: delta.text },
+            logprobs,
+            finish_reason: delta.finished ? delta.output.finishReason : null,
+            stop_reason: delta.finished ? delta.output.stopReason : null,
+          },
+        ]);
       }
       generation.checkComplete();
       if (includeUsage) yield { ...chunk([]), usage };

@@ -20,7 +20,11 @@ function messageText(message: ChatMessageInput, index: number): string {
   return message.content
     .map((part, p) => {
       if (part.type !== "text" || part.text === undefined) {
-        throw new ApiError(400, `content part of type "${part.type}" is not supported by this text-only model`, `messages.${index}.content.${p}`);
+        throw new ApiError(
+          400,
+          `content part of type "${part.type}" is not supported by this text-only model`,
+          `messages.${index}.content.${p}`,
+        );
       }
       return part.text;
     })

@@ -1,13 +1,13 @@
 // POST /v1/completions: OpenAI's legacy text completion, with prompts as text or token ids, one
 // or many, and vLLM's sampling extras.
-import { routeModel, type ModelContext, type ServerContext } from "./context.ts";
+import { type ModelContext, routeModel, type ServerContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
-import { Generation, type ChoiceDelta } from "./generation.ts";
+import { type ChoiceDelta, Generation } from "./generation.ts";
 import { CompletionLogprobsWriter } from "./logprobs.ts";
 import { checkStreamOptions, samplingParams } from "./sampling.ts";
-import { completionRequestSchema, type CompletionRequest } from "./schemas.ts";
+import { type CompletionRequest, completionRequestSchema } from "./schemas.ts";
 import { sseResponse } from "./sse.ts";
-import { newRequestId, unixSeconds, Usage } from "./usage.ts";
+import { newRequestId, Usage, unixSeconds } from "./usage.ts";
 
 /** Each prompt of the request as token ids; text gets the tokenizer's special tokens (a BOS). */
 function promptTokenIds(context: ModelContext, prompt: CompletionRequest["prompt"]): number[][] {
@@ -19,7 +19,11 @@ function promptTokenIds(context: ModelContext, prompt: CompletionRequest["prompt
     if (typeof entry === "string") return tokenizer.encode(entry);
     const outside = entry.find((id) => id >= source.config.vocabSize);
     if (outside !== undefined) {
-      throw new ApiError(400, `token id ${outside} is outside the vocabulary (size ${source.config.vocabSize})`, isSingle ? "prompt" : `prompt.${i}`);
+      throw new ApiError(
+        400,
+        `token id ${outside} is outside the vocabulary (size ${source.config.vocabSize})`,
+        isSingle ? "prompt" : `prompt.${i}`,
+      );
     }
     return entry;
   });
@@ -29,13 +33,23 @@ export async function createCompletion(server: ServerContext, body: unknown, sig
   const request = completionRequestSchema.parse(body);
   const context = routeModel(server, request.model);
   checkStreamOptions(request);
-  if (request.suffix) throw new ApiError(400, "suffix is not supported: this server does not do fill-in-the-middle", "suffix");
+  if (request.suffix)
+    throw new ApiError(400, "suffix is not supported: this server does not do fill-in-the-middle", "suffix");
   if (request.echo && request.logprobs !== null && request.logprobs !== undefined) {
-    throw new ApiError(400, "echo with logprobs would need the prompt's logprobs, which this server does not compute; drop one of them", "echo");
+    throw new ApiError(
+      400,
+      "echo with logprobs would need the prompt's logprobs, which this server does not compute; drop one of them",
+      "echo",
+    );
   }
   const prompts = promptTokenIds(context, request.prompt).map((tokenIds) => ({
     tokenIds,
-    params: samplingParams(context, request, { promptLength: tokenIds.length, promptField: "prompt", maxTokens: request.max_tokens, logprobs: request.logprobs ?? null }),
+    params: samplingParams(context, request, {
+      promptLength: tokenIds.length,
+      promptField: "prompt",
+      maxTokens: request.max_tokens,
+      logprobs: request.logprobs ?? null,
+    }),
   }));
   const { tokenizer } = context.engine;
   const echoTexts = request.echo ? prompts.map((prompt) => tokenizer.decode(prompt.tokenIds)) : null;
@@ -67,7 +81,15 @@ export async function createCompletion(server: ServerContext, body: unknown, sig
         const finishReason = delta.finished ? delta.output.finishReason : null;
         yield {
           ...head,
-          choices: [{ index, text, logprobs, finish_reason: finishReason, stop_reason: delta.finished ? delta.output.stopReason : null }],
+          choices: [
+            {
+              index,
+              text,
+              logprobs,
+              finish_reason: finishReason,
+              stop_reason: delta.finished ? delta.output.stopReason : null,
+            },
+          ],
           ...(includeUsage ? { usage: null } : {}),
         };
       }

@@ -41,11 +41,17 @@ function servedNames(context: ServerContext): string {
 export function routeModel(context: ServerContext, requested: string | null | undefined): ModelContext {
   const { apiKey, maxPendingRequests, maxBodyBytes } = context;
   if (requested === null || requested === undefined) {
-    if (context.models.length > 1) throw new ApiError(400, `model is required: this server serves ${servedNames(context)}`, "model");
+    if (context.models.length > 1)
+      throw new ApiError(400, `model is required: this server serves ${servedNames(context)}`, "model");
     return { apiKey, maxPendingRequests, maxBodyBytes, ...context.models[0]! };
   }
   const model = context.models.find((served) => served.servedModelName === requested);
-  if (!model) throw new ApiError(404, `The model \`${requested}\` does not exist; this server serves ${servedNames(context)}.`, "model");
+  if (!model)
+    throw new ApiError(
+      404,
+      `The model \`${requested}\` does not exist; this server serves ${servedNames(context)}.`,
+      "model",
+    );
   return { apiKey, maxPendingRequests, maxBodyBytes, ...model };
 }
 

@@ -26,7 +26,14 @@ export class ApiError extends Error {
   }
 
   toJSON() {
-    return { error: { message: this.message, type: TYPE_OF_STATUS[this.status] ?? "Error", param: this.param, code: this.status } };
+    return {
+      error: {
+        message: this.message,
+        type: TYPE_OF_STATUS[this.status] ?? "Error",
+        param: this.param,
+        code: this.status,
+      },
+    };
   }
 }
 

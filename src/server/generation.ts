@@ -41,12 +41,16 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
   static start(context: ModelContext, requestId: string, prompts: readonly PromptInput[]): Generation {
     const { engine } = context;
     if (engine.numUnfinishedRequests + prompts.length > context.maxPendingRequests) {
-      throw new ApiError(503, `\`${context.servedModelName}\` is at capacity (${context.maxPendingRequests} pending requests); retry later`);
+      throw new ApiError(
+        503,
+        `\`${context.servedModelName}\` is at capacity (${context.maxPendingRequests} pending requests); retry later`,
+      );
     }
     const requestIds = prompts.length === 1 ? [requestId] : prompts.map((_, i) => `${requestId}-${i}`);
     const streams: AsyncIterable<CompletionDelta>[] = [];
     try {
-      for (const [i, prompt] of prompts.entries()) streams.push(engine.generate(requestIds[i]!, prompt.tokenIds, prompt.params));
+      for (const [i, prompt] of prompts.entries())
+        streams.push(engine.generate(requestIds[i]!, prompt.tokenIds, prompt.params));
     } catch (error) {
       for (const id of requestIds.slice(0, streams.length)) engine.abort(id);
       throw error;
@@ -62,7 +66,8 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
 
   /** After the stream ends: throws if it ended early, aborted by shutdown (or a client gone). */
   checkComplete(): void {
-    if (this.numUnfinished > 0) throw new ApiError(503, "the request was aborted before it finished: the server is shutting down");
+    if (this.numUnfinished > 0)
+      throw new ApiError(503, "the request was aborted before it finished: the server is shutting down");
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<ChoiceDelta> {

@@ -51,7 +51,11 @@ export interface ChatLogprobs {
   content: (ChatTokenLogprob & { top_logprobs: ChatTokenLogprob[] })[];
 }
 
-export function chatLogprobs(tokenizer: ModelTokenizer, tokenIds: readonly number[], logprobs: readonly TokenLogprobs[]): ChatLogprobs {
+export function chatLogprobs(
+  tokenizer: ModelTokenizer,
+  tokenIds: readonly number[],
+  logprobs: readonly TokenLogprobs[],
+): ChatLogprobs {
   const entry = (tokenId: number, logprob: number): ChatTokenLogprob => {
     const token = tokenText(tokenizer, tokenId);
     return { token, logprob: clamp(logprob), bytes: [...new TextEncoder().encode(token)] };

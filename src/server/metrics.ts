@@ -6,7 +6,9 @@
 import type { SchedulerStats } from "../engine/scheduler-output.ts";
 
 /** vLLM's bucket boundaries, in seconds. */
-const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];
+const TTFT_BUCKETS = [
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560,
+];
 const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
 const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
 
@@ -39,7 +41,11 @@ class Histogram {
 
   family(labels: string): Family {
     const samples = this.buckets.map((bound, i) => `${this.name}_bucket{${labels},le="${bound}"} ${this.counts[i]}`);
-    samples.push(`${this.name}_bucket{${labels},le="+Inf"} ${this.count}`, `${this.name}_sum{${labels}} ${this.sum}`, `${this.name}_count{${labels}} ${this.count}`);
+    samples.push(
+      `${this.name}_bucket{${labels},le="+Inf"} ${this.count}`,
+      `${this.name}_sum{${labels}} ${this.sum}`,
+      `${this.name}_count{${labels}} ${this.count}`,
+    );
     return { name: this.name, type: "histogram", help: this.help, samples };
   }
 }
@@ -48,9 +54,21 @@ export class Metrics {
   private promptTokens = 0;
   private generationTokens = 0;
   private readonly finished = new Map<string, number>();
-  private readonly timeToFirstToken = new Histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TTFT_BUCKETS);
-  private readonly interTokenLatency = new Histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", ITL_BUCKETS);
-  private readonly e2eLatency = new Histogram("vllm:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds.", E2E_BUCKETS);
+  private readonly timeToFirstToken = new Histogram(
+    "vllm:time_to_first_token_seconds",
+    "Histogram of time to first token in seconds.",
+    TTFT_BUCKETS,
+  );
+  private readonly interTokenLatency = new Histogram(
+    "vllm:inter_token_latency_seconds",
+    "Histogram of inter-token latency in seconds.",
+    ITL_BUCKETS,
+  );
+  private readonly e2eLatency = new Histogram(
+    "vllm:e2e_request_latency_seconds",
+    "Histogram of end to end request latency in seconds.",
+    E2E_BUCKETS,
+  );
 
   /** The label pair of every series, `model_name="..."`. */
   private readonly labels: string;
@@ -77,21 +95,41 @@ export class Metrics {
   families(stats: SchedulerStats): Family[] {
     const labels = this.labels;
     const metric = (name: string, type: "gauge" | "counter", help: string, value: number): Family => ({
-      name, type, help, samples: [`${name}{${labels}} ${value}`],
+      name,
+      type,
+      help,
+      samples: [`${name}{${labels}} ${value}`],
     });
     return [
       metric("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.", stats.numRunning),
       metric("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", stats.numWaiting),
       metric("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", stats.kvCacheUsage),
-      metric("vllm:prefix_cache_hit_rate", "gauge", "Prefix-cache hit rate: cached tokens / tokens of admitted requests.", stats.prefixCacheHitRate),
-      metric("vllm:num_preemptions_total", "counter", "Cumulative number of preemptions from the engine.", stats.numPreemptions),
+      metric(
+        "vllm:prefix_cache_hit_rate",
+        "gauge",
+        "Prefix-cache hit rate: cached tokens / tokens of admitted requests.",
+        stats.prefixCacheHitRate,
+      ),
+      metric(
+        "vllm:num_preemptions_total",
+        "counter",
+        "Cumulative number of preemptions from the engine.",
+        stats.numPreemptions,
+      ),
       metric("vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.", this.promptTokens),
-      metric("vllm:generation_tokens_total", "counter", "Number of generation tokens processed.", this.generationTokens),
+      metric(
+        "vllm:generation_tokens_total",
+        "counter",
+        "Number of generation tokens processed.",
+        this.generationTokens,
+      ),
       {
         name: "vllm:request_success_total",
         type: "counter",
         help: "Count of successfully processed requests.",
-        samples: [...this.finished].map(([reason, count]) => `vllm:request_success_total{${labels},finished_reason="${reason}"} ${count}`),
+        samples: [...this.finished].map(
+          ([reason, count]) => `vllm:request_success_total{${labels},finished_reason="${reason}"} ${count}`,
+        ),
       },
       this.timeToFirstToken.family(labels),
       this.interTokenLatency.family(labels),
@@ -110,6 +148,10 @@ export function renderMetrics(reports: readonly { metrics: Metrics; stats: Sched
       else merged.set(family.name, family);
     }
   }
-  const lines = [...merged.values()].flatMap((family) => [`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`, ...family.samples]);
-  return lines.join("\n") + "\n";
+  const lines = [...merged.values()].flatMap((family) => [
+    `# HELP ${family.name} ${family.help}`,
+    `# TYPE ${family.name} ${family.type}`,
+    ...family.samples,
+  ]);
+  return `${lines.join("\n")}\n`;
 }

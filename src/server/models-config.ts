@@ -3,7 +3,13 @@
 // schema is derived). Unknown keys are errors, so a typo does not silently fall back to a
 // default. Paths are read as on the command line, from the working directory.
 import { z } from "zod";
-import { ENGINE_OPTIONS, MODEL_OPTIONS, type EngineConfig, type ModelOptions, type OptionSpec } from "../engine/options.ts";
+import {
+  ENGINE_OPTIONS,
+  type EngineConfig,
+  MODEL_OPTIONS,
+  type ModelOptions,
+  type OptionSpec,
+} from "../engine/options.ts";
 
 /** JSON values of an option: numbers, booleans and strings as they are; a size also as "64MiB". */
 function valueSchema(spec: OptionSpec): z.ZodType {
@@ -25,7 +31,10 @@ function valueSchema(spec: OptionSpec): z.ZodType {
 }
 
 const optionSchemas = Object.fromEntries(
-  [...Object.entries(MODEL_OPTIONS), ...Object.entries(ENGINE_OPTIONS)].map(([key, spec]) => [key, valueSchema(spec).optional()]),
+  [...Object.entries(MODEL_OPTIONS), ...Object.entries(ENGINE_OPTIONS)].map(([key, spec]) => [
+    key,
+    valueSchema(spec).optional(),
+  ]),
 );
 
 const modelEntrySchema = z.strictObject({

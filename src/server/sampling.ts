@@ -2,7 +2,7 @@
 // a prompt that fills the context, or a max_tokens that overflows it, is the client's 400 before
 // anything reaches the engine.
 import { SamplingParams, type SamplingParamsInit } from "../engine/sampling-params.ts";
-import { maxModelLen, type ModelContext } from "./context.ts";
+import { type ModelContext, maxModelLen } from "./context.ts";
 import { ApiError } from "./errors.ts";
 import type { CompletionRequest } from "./schemas.ts";
 

@@ -20,7 +20,8 @@ export function memoryCeilings(shares: readonly number[]): number[] {
   let sum = 0;
   const ceilings = shares.map((share) => (sum += share));
   // A little slack for shares such as 0.3 + 0.7 that sum past 1 in floating point only.
-  if (sum > 1 + 1e-9) throw new Error(`the models' GPU memory shares add up to ${sum.toFixed(3)}, more than the whole device`);
+  if (sum > 1 + 1e-9)
+    throw new Error(`the models' GPU memory shares add up to ${sum.toFixed(3)}, more than the whole device`);
   return ceilings.map((ceiling) => Math.min(ceiling, 1));
 }
 

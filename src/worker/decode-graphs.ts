@@ -10,7 +10,7 @@
 // Graphs are captured lazily, on a key's first use, and dropped when the forward's workspace
 // moves (it grows for a larger prefill), since they captured its addresses.
 import type { Address, Backend, Graph } from "../backend/backend.ts";
-import { packStep, type DeviceSamplingParams, type ForwardBatch, type ModelForward } from "./forward.ts";
+import { type DeviceSamplingParams, type ForwardBatch, type ModelForward, packStep } from "./forward.ts";
 
 /** vLLM's capture sizes: 1, 2, 4, then every multiple of 8. */
 export function captureSizes(maxBatch: number): number[] {
@@ -59,7 +59,8 @@ export class DecodeGraphs {
     const numSeqs = batch.seqLens.length;
     if (numSeqs === 0 || numSeqs > this.options.maxBatch || batch.tokenIds.length !== numSeqs) return false;
     if (batch.logitsIndices.length !== numSeqs) return false;
-    for (let i = 0; i < numSeqs; i++) if (batch.logitsIndices[i] !== i || batch.queryStartLoc[i + 1] !== i + 1) return false;
+    for (let i = 0; i < numSeqs; i++)
+      if (batch.logitsIndices[i] !== i || batch.queryStartLoc[i + 1] !== i + 1) return false;
     return batch.maxBlocksPerSeq <= this.maxBlocks;
   }
 
@@ -98,7 +99,11 @@ export class DecodeGraphs {
     const layout = packStep(emptyBatch(padded, blocks), padParams(null, padded));
     const buffer = this.backend.malloc(layout.packed.byteLength);
     const shape = {
-      numTokens: padded, numSeqs: padded, numLogits: padded, maxQueryLen: 1, maxSeqLen: blocks * this.options.blockSize,
+      numTokens: padded,
+      numSeqs: padded,
+      numLogits: padded,
+      maxQueryLen: 1,
+      maxSeqLen: blocks * this.options.blockSize,
       maxBlocksPerSeq: blocks,
     };
     const { meta, sampling } = layout.at(buffer);
@@ -135,8 +140,11 @@ function padBatch(batch: ForwardBatch, padded: number, blocks: number): ForwardB
 /** The parameters padded to `padded` rows with greedy rows (null: all padding). */
 function padParams(params: DeviceSamplingParams | null, padded: number): DeviceSamplingParams {
   const out: DeviceSamplingParams = {
-    temperatures: new Float32Array(padded), topK: new Int32Array(padded), topP: new Float32Array(padded).fill(1),
-    minP: new Float32Array(padded), uniforms: new Float32Array(padded),
+    temperatures: new Float32Array(padded),
+    topK: new Int32Array(padded),
+    topP: new Float32Array(padded).fill(1),
+    minP: new Float32Array(padded),
+    uniforms: new Float32Array(padded),
   };
   if (params) {
     out.temperatures.set(params.temperatures);

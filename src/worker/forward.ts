@@ -2,13 +2,13 @@
 // chunks and decodes (vLLM's flattened layout: all new tokens of all sequences in one row list):
 //   embedding → N × (RMSNorm, QKV, [q/k norm], RoPE, write K/V, paged attention, O,
 //   residual + RMSNorm, gate_up, SiLU·mul, down) → final norm → LM head on the selected rows.
-import { offsetAddress, type Address } from "../backend/address.ts";
+import { type Address, offsetAddress } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
-import { dtypeBytes, type DType } from "../backend/dtype.ts";
+import { type DType, dtypeBytes } from "../backend/dtype.ts";
 import { GrowableBuffer } from "../backend/growable-buffer.ts";
 import type { ModelConfig } from "../model/config.ts";
-import type { KvCacheTensors } from "./kv-cache-tensors.ts";
 import type { ModelWeights } from "../model/weights.ts";
+import type { KvCacheTensors } from "./kv-cache-tensors.ts";
 
 /** One step's batch, as the model runner builds it. Sequence s owns query rows
  * queryStartLoc[s] .. queryStartLoc[s+1]-1. */
@@ -78,7 +78,11 @@ export function batchShape(batch: ForwardBatch): BatchShape {
     maxSeqLen = Math.max(maxSeqLen, batch.seqLens[s]!);
   }
   return {
-    numTokens: batch.tokenIds.length, numSeqs, numLogits: batch.logitsIndices.length, maxQueryLen, maxSeqLen,
+    numTokens: batch.tokenIds.length,
+    numSeqs,
+    numLogits: batch.logitsIndices.length,
+    maxQueryLen,
+    maxSeqLen,
     maxBlocksPerSeq: batch.maxBlocksPerSeq,
   };
 }
@@ -187,57 +191,190 @@ export class ModelForward {
     const actBytes = dtypeBytes(act);
 
     b.embedding({
-      tokenIds: meta.tokenIds, numTokens, table: this.weights.embed, vocabSize: c.vocabSize,
-      hiddenSize: h, out: ws.residual, weightDtype: wd, actDtype: act,
+      tokenIds: meta.tokenIds,
+      numTokens,
+      table: this.weights.embed,
+      vocabSize: c.vocabSize,
+      hiddenSize: h,
+      out: ws.residual,
+      weightDtype: wd,
+      actDtype: act,
     });
     this.weights.layers.forEach((layer, index) => {
       // The first layer normalizes the embedding; later ones add the previous layer's output
       // into the residual stream first (fused).
       b.rmsNorm({
-        input: index === 0 ? ws.residual : ws.hidden, residual: index === 0 ? null : ws.residual,
-        weight: layer.inputNorm, out: ws.normed, numTokens, hiddenSize: h, eps, actDtype: act, weightDtype: wd,
+        input: index === 0 ? ws.residual : ws.hidden,
+        residual: index === 0 ? null : ws.residual,
+        weight: layer.inputNorm,
+        out: ws.normed,
+        numTokens,
+        hiddenSize: h,
+        eps,
+        actDtype: act,
+        weightDtype: wd,
       });
-      b.matmul({ x: ws.normed, w: layer.qkv, bias: layer.qkvBias, out: ws.qkv, m: numTokens, n: this.qkvDim, k: h, actDtype: act, weightDtype: wd });
+      b.matmul({
+        x: ws.normed,
+        w: layer.qkv,
+        bias: layer.qkvBias,
+        out: ws.qkv,
+        m: numTokens,
+        n: this.qkvDim,
+        k: h,
+        actDtype: act,
+        weightDtype: wd,
+      });
       const q = ws.qkv;
       const k = offsetAddress(ws.qkv, qDim * actBytes);
       const v = offsetAddress(ws.qkv, (qDim + kvDim) * actBytes);
       if (layer.qNorm && layer.kNorm) {
-        b.headRmsNorm({ x: q, weight: layer.qNorm, numTokens, numHeads: c.numHeads, headDim: c.headDim, rowStride: this.qkvDim, eps, actDtype: act, weightDtype: wd });
-        b.headRmsNorm({ x: k, weight: layer.kNorm, numTokens, numHeads: c.numKvHeads, headDim: c.headDim, rowStride: this.qkvDim, eps, actDtype: act, weightDtype: wd });
+        b.headRmsNorm({
+          x: q,
+          weight: layer.qNorm,
+          numTokens,
+          numHeads: c.numHeads,
+          headDim: c.headDim,
+          rowStride: this.qkvDim,
+          eps,
+          actDtype: act,
+          weightDtype: wd,
+        });
+        b.headRmsNorm({
+          x: k,
+          weight: layer.kNorm,
+          numTokens,
+          numHeads: c.numKvHeads,
+          headDim: c.headDim,
+          rowStride: this.qkvDim,
+          eps,
+          actDtype: act,
+          weightDtype: wd,
+        });
       }
       b.rotaryEmbedding({
-        positions: meta.positions, q, k, cosSin: this.cosSin, numTokens, numQHeads: c.numHeads,
-        numKvHeads: c.numKvHeads, headDim: c.headDim, rotaryDim: c.headDim, rowStride: this.qkvDim, actDtype: act,
+        positions: meta.positions,
+        q,
+        k,
+        cosSin: this.cosSin,
+        numTokens,
+        numQHeads: c.numHeads,
+        numKvHeads: c.numKvHeads,
+        headDim: c.headDim,
+        rotaryDim: c.headDim,
+        rowStride: this.qkvDim,
+        actDtype: act,
       });
       b.writeKvCache({
-        k, v, kCache: this.kvCache.key(index), vCache: this.kvCache.value(index), slotMapping: meta.slotMapping,
-        numTokens, numKvHeads: c.numKvHeads, headDim: c.headDim, rowStride: this.qkvDim,
-        blockSize: this.kvCache.blockSize, actDtype: act, cacheDtype: this.kvCache.dtype,
+        k,
+        v,
+        kCache: this.kvCache.key(index),
+        vCache: this.kvCache.value(index),
+        slotMapping: meta.slotMapping,
+        numTokens,
+        numKvHeads: c.numKvHeads,
+        headDim: c.headDim,
+        rowStride: this.qkvDim,
+        blockSize: this.kvCache.blockSize,
+        actDtype: act,
+        cacheDtype: this.kvCache.dtype,
       });
       b.pagedAttention({
-        out: ws.attention, q, kCache: this.kvCache.key(index), vCache: this.kvCache.value(index),
-        blockTables: meta.blockTables, seqLens: meta.seqLens, queryStartLoc: meta.queryStartLoc, numSeqs,
-        numTokens, maxQueryLen, maxSeqLen, maxBlocksPerSeq, numQHeads: c.numHeads,
-        numKvHeads: c.numKvHeads, headDim: c.headDim, qRowStride: this.qkvDim, blockSize: this.kvCache.blockSize,
-        scale: 1 / Math.sqrt(c.headDim), slidingWindow: c.slidingWindow ?? 0, actDtype: act, cacheDtype: this.kvCache.dtype,
+        out: ws.attention,
+        q,
+        kCache: this.kvCache.key(index),
+        vCache: this.kvCache.value(index),
+        blockTables: meta.blockTables,
+        seqLens: meta.seqLens,
+        queryStartLoc: meta.queryStartLoc,
+        numSeqs,
+        numTokens,
+        maxQueryLen,
+        maxSeqLen,
+        maxBlocksPerSeq,
+        numQHeads: c.numHeads,
+        numKvHeads: c.numKvHeads,
+        headDim: c.headDim,
+        qRowStride: this.qkvDim,
+        blockSize: this.kvCache.blockSize,
+        scale: 1 / Math.sqrt(c.headDim),
+        slidingWindow: c.slidingWindow ?? 0,
+        actDtype: act,
+        cacheDtype: this.kvCache.dtype,
       });
-      b.matmul({ x: ws.attention, w: layer.o, out: ws.hidden, m: numTokens, n: h, k: qDim, actDtype: act, weightDtype: wd });
+      b.matmul({
+        x: ws.attention,
+        w: layer.o,
+        out: ws.hidden,
+        m: numTokens,
+        n: h,
+        k: qDim,
+        actDtype: act,
+        weightDtype: wd,
+      });
       b.rmsNorm({
-        input: ws.hidden, residual: ws.residual, weight: layer.postNorm, out: ws.normed, numTokens,
-        hiddenSize: h, eps, actDtype: act, weightDtype: wd,
+        input: ws.hidden,
+        residual: ws.residual,
+        weight: layer.postNorm,
+        out: ws.normed,
+        numTokens,
+        hiddenSize: h,
+        eps,
+        actDtype: act,
+        weightDtype: wd,
       });
-      b.matmul({ x: ws.normed, w: layer.gateUp, out: ws.gateUp, m: numTokens, n: 2 * c.intermediateSize, k: h, actDtype: act, weightDtype: wd });
+      b.matmul({
+        x: ws.normed,
+        w: layer.gateUp,
+        out: ws.gateUp,
+        m: numTokens,
+        n: 2 * c.intermediateSize,
+        k: h,
+        actDtype: act,
+        weightDtype: wd,
+      });
       b.siluAndMul({ x: ws.gateUp, out: ws.mlp, numTokens, d: c.intermediateSize, actDtype: act });
-      b.matmul({ x: ws.mlp, w: layer.down, out: ws.hidden, m: numTokens, n: h, k: c.intermediateSize, actDtype: act, weightDtype: wd });
+      b.matmul({
+        x: ws.mlp,
+        w: layer.down,
+        out: ws.hidden,
+        m: numTokens,
+        n: h,
+        k: c.intermediateSize,
+        actDtype: act,
+        weightDtype: wd,
+      });
     });
     b.rmsNorm({
-      input: ws.hidden, residual: ws.residual, weight: this.weights.finalNorm, out: ws.normed, numTokens,
-      hiddenSize: h, eps, actDtype: act, weightDtype: wd,
+      input: ws.hidden,
+      residual: ws.residual,
+      weight: this.weights.finalNorm,
+      out: ws.normed,
+      numTokens,
+      hiddenSize: h,
+      eps,
+      actDtype: act,
+      weightDtype: wd,
     });
     if (numLogits === 0) return ws.logits;
     // Only the rows that are sampled go through the LM head, the largest matmul of a decode step.
-    b.gatherRows({ dst: ws.selected, src: ws.normed, indices: meta.logitsIndices, numRows: numLogits, rowBytes: h * actBytes });
-    b.matmul({ x: ws.selected, w: this.weights.lmHead, out: ws.logits, m: numLogits, n: c.vocabSize, k: h, actDtype: act, weightDtype: wd });
+    b.gatherRows({
+      dst: ws.selected,
+      src: ws.normed,
+      indices: meta.logitsIndices,
+      numRows: numLogits,
+      rowBytes: h * actBytes,
+    });
+    b.matmul({
+      x: ws.selected,
+      w: this.weights.lmHead,
+      out: ws.logits,
+      m: numLogits,
+      n: c.vocabSize,
+      k: h,
+      actDtype: act,
+      weightDtype: wd,
+    });
     return ws.logits;
   }
 
@@ -266,7 +403,11 @@ export class ModelForward {
 
   enqueueSample(logits: Address, numRows: number, buffers: DeviceSamplingBuffers): void {
     this.backend.sample({
-      logits, numRows, vocabSize: this.config.vocabSize, actDtype: this.actDtype, ...buffers,
+      logits,
+      numRows,
+      vocabSize: this.config.vocabSize,
+      actDtype: this.actDtype,
+      ...buffers,
     });
   }
 
@@ -285,7 +426,14 @@ export class ModelForward {
     const selected = offsetAddress(indices, align256(count * 4));
     b.upload(indices, Int32Array.from(rows));
     b.gatherRows({ dst: selected, src: this.workspace!.logits, indices, numRows: count, rowBytes });
-    b.logSoftmax({ logits: selected, temperatures: null, out, numRows: count, vocabSize: vocab, actDtype: this.actDtype });
+    b.logSoftmax({
+      logits: selected,
+      temperatures: null,
+      out,
+      numRows: count,
+      vocabSize: vocab,
+      actDtype: this.actDtype,
+    });
     return b.download(new Float32Array(count * vocab), out);
   }
 
@@ -293,7 +441,13 @@ export class ModelForward {
   greedy(batch: ForwardBatch): Int32Array {
     const logits = this.forward(batch);
     const ids = this.workspace!.sampled;
-    this.backend.argmax({ logits, out: ids, numRows: batch.logitsIndices.length, vocabSize: this.config.vocabSize, actDtype: this.actDtype });
+    this.backend.argmax({
+      logits,
+      out: ids,
+      numRows: batch.logitsIndices.length,
+      vocabSize: this.config.vocabSize,
+      actDtype: this.actDtype,
+    });
     return this.backend.download(new Int32Array(batch.logitsIndices.length), ids);
   }
 
@@ -362,7 +516,12 @@ function align256(bytes: number): number {
 /** A batch's index arrays packed back to back for one upload, and their addresses once at `base`. */
 export function packForwardBatch(batch: ForwardBatch): { packed: Int32Array; at: (base: Address) => DeviceBatch } {
   const parts = [
-    batch.tokenIds, batch.positions, batch.slotMapping, batch.queryStartLoc, batch.seqLens, batch.blockTables,
+    batch.tokenIds,
+    batch.positions,
+    batch.slotMapping,
+    batch.queryStartLoc,
+    batch.seqLens,
+    batch.blockTables,
     batch.logitsIndices,
   ];
   const packed = new Int32Array(parts.reduce((sum, p) => sum + p.length, 0));
@@ -374,15 +533,26 @@ export function packForwardBatch(batch: ForwardBatch): { packed: Int32Array; at:
     offset += p.length;
   }
   const [tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices] = offsets as [
-    number, number, number, number, number, number, number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
   ];
   return {
     packed,
     at: (base) => {
       const at = (bytes: number) => offsetAddress(base, bytes);
       return {
-        tokenIds: at(tokenIds), positions: at(positions), slotMapping: at(slotMapping), queryStartLoc: at(queryStartLoc),
-        seqLens: at(seqLens), blockTables: at(blockTables), logitsIndices: at(logitsIndices),
+        tokenIds: at(tokenIds),
+        positions: at(positions),
+        slotMapping: at(slotMapping),
+        queryStartLoc: at(queryStartLoc),
+        seqLens: at(seqLens),
+        blockTables: at(blockTables),
+        logitsIndices: at(logitsIndices),
       };
     },
   };
@@ -415,7 +585,14 @@ export function packStep(
       const array = (i: number) => offsetAddress(base, 4 * (start + i * rows));
       return {
         meta: index.at(base),
-        sampling: { temperatures: array(0), topK: array(1), topP: array(2), minP: array(3), uniforms: array(4), out: array(5) },
+        sampling: {
+          temperatures: array(0),
+          topK: array(1),
+          topP: array(2),
+          minP: array(3),
+          uniforms: array(4),
+          out: array(5),
+        },
       };
     },
   };

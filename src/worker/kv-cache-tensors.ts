@@ -1,9 +1,9 @@
 // The paged KV cache's device memory: for every layer a K and a V tensor of
 // [numBlocks, blockSize, numKvHeads, headDim], laid out as 2 * numLayers planes of one
 // allocation so block copies and swaps treat all layers in one call.
-import { offsetAddress, type Address } from "../backend/address.ts";
+import { type Address, offsetAddress } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
-import { dtypeBytes, type DType } from "../backend/dtype.ts";
+import { type DType, dtypeBytes } from "../backend/dtype.ts";
 import type { ModelConfig } from "../model/config.ts";
 
 export class KvCacheTensors {
@@ -34,7 +34,16 @@ export class KvCacheTensors {
   static allocate(backend: Backend, config: ModelConfig, numBlocks: number, blockSize: number, dtype: DType) {
     const bytes = numBlocks * KvCacheTensors.bytesPerBlock(config, blockSize, dtype);
     const base = backend.malloc(bytes);
-    return new KvCacheTensors(backend, base, numBlocks, blockSize, config.numKvHeads, config.headDim, config.numLayers, dtype);
+    return new KvCacheTensors(
+      backend,
+      base,
+      numBlocks,
+      blockSize,
+      config.numKvHeads,
+      config.headDim,
+      config.numLayers,
+      dtype,
+    );
   }
 
   key(layer: number): Address {

@@ -3,14 +3,14 @@
 // samples the next token of every request whose prompt is complete. It keeps, per request, what
 // the scheduler sends only once: token history, block table, sampling state.
 import type { Backend } from "../backend/backend.ts";
-import { DecodeGraphs } from "./decode-graphs.ts";
-import { ModelForward, type DeviceSamplingParams, type ForwardBatch } from "./forward.ts";
-import type { KvCacheTensors } from "./kv-cache-tensors.ts";
-import type { EngineModel } from "../model/load-model.ts";
 import { RequestGenerator } from "../engine/random.ts";
-import { sample, tokenLogprobs, type SampledToken, type SamplingRow, type TokenLogprobs } from "../engine/sampler.ts";
+import { type SampledToken, type SamplingRow, sample, type TokenLogprobs, tokenLogprobs } from "../engine/sampler.ts";
 import type { SamplingParams } from "../engine/sampling-params.ts";
 import type { SchedulerOutput } from "../engine/scheduler-output.ts";
+import type { EngineModel } from "../model/load-model.ts";
+import { DecodeGraphs } from "./decode-graphs.ts";
+import { type DeviceSamplingParams, type ForwardBatch, ModelForward } from "./forward.ts";
+import type { KvCacheTensors } from "./kv-cache-tensors.ts";
 
 interface RunnerRequestState {
   tokenIds: number[];
@@ -28,7 +28,10 @@ function isDeviceSamplable(state: RunnerRequestState): boolean {
   const p = state.params;
   const outputs = state.tokenIds.length - state.numPromptTokens;
   return (
-    p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0 && p.logitBias.size === 0 &&
+    p.repetitionPenalty === 1 &&
+    p.presencePenalty === 0 &&
+    p.frequencyPenalty === 0 &&
+    p.logitBias.size === 0 &&
     outputs >= p.minTokens
   );
 }
@@ -40,7 +43,10 @@ const MAX_UNIFORM = 1 - 2 ** -24;
 function deviceSamplingParams(states: RunnerRequestState[]): DeviceSamplingParams {
   const n = states.length;
   const params: DeviceSamplingParams = {
-    temperatures: new Float32Array(n), topK: new Int32Array(n), topP: new Float32Array(n), minP: new Float32Array(n),
+    temperatures: new Float32Array(n),
+    topK: new Int32Array(n),
+    topP: new Float32Array(n),
+    minP: new Float32Array(n),
     uniforms: new Float32Array(n),
   };
   states.forEach((state, i) => {
@@ -84,7 +90,8 @@ export class ModelRunner {
     this.graphs =
       backend.supportsGraphs && !options.enforceEager
         ? new DecodeGraphs(backend, this.forward, {
-            maxBatch: Math.min(options.maxNumSeqs, MAX_GRAPH_BATCH), blockSize: kvCache.blockSize,
+            maxBatch: Math.min(options.maxNumSeqs, MAX_GRAPH_BATCH),
+            blockSize: kvCache.blockSize,
             maxModelLen: options.maxModelLen,
           })
         : null;
@@ -124,7 +131,9 @@ export class ModelRunner {
     for (const r of output.scheduledCachedRequests) {
       const state = this.state(r.requestId);
       state.blockIds.push(...r.newBlockIds);
-      r.newTokenIds.forEach((token, i) => (state.tokenIds[r.numComputedTokens + i] = token));
+      r.newTokenIds.forEach((token, i) => {
+        state.tokenIds[r.numComputedTokens + i] = token;
+      });
       scheduled.push({ id: r.requestId, start: r.numComputedTokens, samples: r.samplesNextToken });
     }
     if (scheduled.length === 0) return new Map();
@@ -142,7 +151,9 @@ export class ModelRunner {
       const params = deviceSamplingParams(states);
       const ids = this.graphs?.canRun(batch) ? this.graphs.run(batch, params) : this.forward.sample(batch, params);
       const logprobs = this.deviceLogprobs(states, ids);
-      sampling.forEach((s, i) => sampled.set(s.id, { tokenId: ids[i]!, logprobs: logprobs[i]! }));
+      sampling.forEach((s, i) => {
+        sampled.set(s.id, { tokenId: ids[i]!, logprobs: logprobs[i]! });
+      });
     } else {
       const logits = this.forward.logits(batch);
       const rows: SamplingRow[] = states.map((state) => ({
@@ -152,7 +163,9 @@ export class ModelRunner {
         generator: state.generator,
         eosTokenIds: state.eosTokenIds,
       }));
-      sample(logits, this.model.config.vocabSize, rows).forEach((token, i) => sampled.set(sampling[i]!.id, token));
+      sample(logits, this.model.config.vocabSize, rows).forEach((token, i) => {
+        sampled.set(sampling[i]!.id, token);
+      });
     }
     for (const [id, token] of sampled) this.state(id).tokenIds.push(token.tokenId);
     return sampled;
@@ -178,7 +191,10 @@ export class ModelRunner {
     return state;
   }
 
-  private buildBatch(output: SchedulerOutput, scheduled: { id: string; start: number; samples: boolean }[]): ForwardBatch {
+  private buildBatch(
+    output: SchedulerOutput,
+    scheduled: { id: string; start: number; samples: boolean }[],
+  ): ForwardBatch {
     const numTokens = output.totalNumScheduledTokens;
     const tokenIds = new Int32Array(numTokens);
     const positions = new Int32Array(numTokens);
@@ -205,7 +221,13 @@ export class ModelRunner {
       if (s.samples) logitsIndices.push(row - 1);
     });
     return {
-      tokenIds, positions, slotMapping, queryStartLoc, seqLens, blockTables, maxBlocksPerSeq,
+      tokenIds,
+      positions,
+      slotMapping,
+      queryStartLoc,
+      seqLens,
+      blockTables,
+      maxBlocksPerSeq,
       logitsIndices: Int32Array.from(logitsIndices),
     };
   }

@@ -12,7 +12,12 @@ const header = parseAbiHeader(headerText);
 /** The vt_ functions a library defines and exports, by `nm`. */
 function exportedFunctions(library: string): string[] {
   const result = Bun.spawnSync(["nm", "-D", "--defined-only", resolve(root, library)]);
-  return result.stdout.toString().split("\n").map((line) => / T (vt_\w+)$/.exec(line)?.[1]).filter((name) => name !== undefined).sort();
+  return result.stdout
+    .toString()
+    .split("\n")
+    .map((line) => / T (vt_\w+)$/.exec(line)?.[1])
+    .filter((name) => name !== undefined)
+    .sort();
 }
 
 describe("the header's declarations", () => {
@@ -22,10 +27,22 @@ describe("the header's declarations", () => {
     expect(header.functions.map((f) => f.name)).toEqual(declared);
     const matmul = header.functions.find((f) => f.name === "vt_matmul")!;
     expect(matmul.params.map((p) => `${p.type} ${p.name}`)).toEqual([
-      "vt_context* ctx", "const void* x", "const void* w", "const void* bias", "void* out", "int32_t m", "int32_t n",
-      "int32_t k", "vt_dtype act_dtype", "vt_dtype weight_dtype",
+      "vt_context* ctx",
+      "const void* x",
+      "const void* w",
+      "const void* bias",
+      "void* out",
+      "int32_t m",
+      "int32_t n",
+      "int32_t k",
+      "vt_dtype act_dtype",
+      "vt_dtype weight_dtype",
     ]);
-    expect(header.functions.find((f) => f.name === "vt_last_error")).toEqual({ name: "vt_last_error", returns: "const char*", params: [] });
+    expect(header.functions.find((f) => f.name === "vt_last_error")).toEqual({
+      name: "vt_last_error",
+      returns: "const char*",
+      params: [],
+    });
   });
 
   test("the version and enums come from the header", () => {
@@ -44,7 +61,9 @@ describe("the header's declarations", () => {
   });
 
   test("an enum member without an explicit value is refused", () => {
-    expect(() => parseAbiHeader("#define VT_ABI_VERSION 1\ntypedef enum e { A = 0, B } e;")).toThrow(/enum e: "B" has no explicit value/);
+    expect(() => parseAbiHeader("#define VT_ABI_VERSION 1\ntypedef enum e { A = 0, B } e;")).toThrow(
+      /enum e: "B" has no explicit value/,
+    );
   });
 
   test("the generated symbol table of this build is the header's", () => {

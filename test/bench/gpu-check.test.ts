@@ -14,7 +14,9 @@ const KIT = resolve(import.meta.dir, "../../build/gpu-kit");
 const KIT_LIMIT_BYTES = 60 * 2 ** 20;
 
 function filesUnder(folder: string): string[] {
-  return readdirSync(folder, { recursive: true, encoding: "utf8" }).filter((path) => statSync(join(folder, path)).isFile());
+  return readdirSync(folder, { recursive: true, encoding: "utf8" }).filter((path) =>
+    statSync(join(folder, path)).isFile(),
+  );
 }
 
 describe("the kit (make gpu-kit)", () => {
@@ -26,14 +28,27 @@ describe("the kit (make gpu-kit)", () => {
 
   test("holds the executable, every native-op test, the scripts, the baselines and the models", () => {
     const files = new Set(filesUnder(KIT));
-    const nativeTests = readdirSync(resolve(import.meta.dir, "../native")).filter((name) => name.endsWith(".test.ts") && name !== "emulation.test.ts");
+    const nativeTests = readdirSync(resolve(import.meta.dir, "../native")).filter(
+      (name) => name.endsWith(".test.ts") && name !== "emulation.test.ts",
+    );
     const expected = [
-      "vllm-ts.xz", "check.js", "check.sh", "e2e.js", "torch_baseline.py", "hf_generate_baseline.py",
-      "tests/worker/forward.test.js", "tests/worker/decode-graphs.test.js", "tests/engine/cuda-backend.test.js", "tests/libvllm_ts_cpu.so.xz",
-      "models/llama-3.1-8b/config.json", "models/qwen3-0.6b/config.json",
+      "vllm-ts.xz",
+      "check.js",
+      "check.sh",
+      "e2e.js",
+      "torch_baseline.py",
+      "hf_generate_baseline.py",
+      "tests/worker/forward.test.js",
+      "tests/worker/decode-graphs.test.js",
+      "tests/engine/cuda-backend.test.js",
+      "tests/libvllm_ts_cpu.so.xz",
+      "models/llama-3.1-8b/config.json",
+      "models/qwen3-0.6b/config.json",
       ...nativeTests.map((name) => `tests/native/${name.replace(/\.ts$/, ".js")}`),
       // The CUDA library travels where nvcc built it.
-      ...(existsSync(resolve(import.meta.dir, "../../build/libvllm_ts_cuda.so")) ? ["tests/libvllm_ts_cuda.so.xz"] : []),
+      ...(existsSync(resolve(import.meta.dir, "../../build/libvllm_ts_cuda.so"))
+        ? ["tests/libvllm_ts_cuda.so.xz"]
+        : []),
     ];
     for (const file of expected) expect(files.has(file) ? file : `missing: ${file}`).toBe(file);
   });
@@ -42,19 +57,27 @@ describe("the kit (make gpu-kit)", () => {
 describe("a stage's command", () => {
   test("is killed with the processes it started when its time is up, and its log is kept", async () => {
     const log = join(mkdtempSync(join(tmpdir(), "vllm-ts-check-")), "stage.log");
-    const result = await runCommand(["sh", "-c", "sleep 30 & echo grandchild $!; wait"], { timeoutSeconds: 1, logFile: log });
+    const result = await runCommand(["sh", "-c", "sleep 30 & echo grandchild $!; wait"], {
+      timeoutSeconds: 1,
+      logFile: log,
+    });
     expect(result.timedOut).toBe(true);
     expect(result.seconds).toBeLessThan(10);
     const grandchild = Number(/grandchild (\d+)/.exec(result.tail)![1]);
     await Bun.sleep(100);
     // Gone, or a zombie left for its new parent to reap: either way no longer running.
-    const state = existsSync(`/proc/${grandchild}/stat`) ? readFileSync(`/proc/${grandchild}/stat`, "utf8").split(") ")[1]![0] : "gone";
+    const state = existsSync(`/proc/${grandchild}/stat`)
+      ? readFileSync(`/proc/${grandchild}/stat`, "utf8").split(") ")[1]![0]
+      : "gone";
     expect(["gone", "Z"]).toContain(state);
   });
 
   test("reports its exit code and the end of its output", async () => {
     const log = join(mkdtempSync(join(tmpdir(), "vllm-ts-check-")), "stage.log");
-    const result = await runCommand(["sh", "-c", "echo first; echo last; exit 3"], { timeoutSeconds: 10, logFile: log });
+    const result = await runCommand(["sh", "-c", "echo first; echo last; exit 3"], {
+      timeoutSeconds: 10,
+      logFile: log,
+    });
     expect(result).toMatchObject({ exitCode: 3, timedOut: false });
     expect(result.tail).toBe("first\nlast");
   });
@@ -63,14 +86,21 @@ describe("a stage's command", () => {
 describe("Bun's JUnit report", () => {
   test("gives passed, failed and skipped tests, and each failure's name and message", async () => {
     const folder = mkdtempSync(join(tmpdir(), "vllm-ts-junit-"));
-    writeFileSync(join(folder, "sample.test.ts"), [
-      'import { describe, expect, test } from "bun:test";',
-      'describe("group", () => { test("adds <1 & 1>", () => expect(1 + 1).toBe(3)); });',
-      'test("passes", () => expect(true).toBe(true));',
-      'test.skip("skipped", () => {});',
-    ].join("\n"));
+    writeFileSync(
+      join(folder, "sample.test.ts"),
+      [
+        'import { describe, expect, test } from "bun:test";',
+        'describe("group", () => { test("adds <1 & 1>", () => expect(1 + 1).toBe(3)); });',
+        'test("passes", () => expect(true).toBe(true));',
+        'test.skip("skipped", () => {});',
+      ].join("\n"),
+    );
     const junit = join(folder, "report.xml");
-    Bun.spawnSync([process.execPath, "test", `--reporter-outfile=${junit}`, "--reporter=junit", "./sample.test.ts"], { cwd: folder, stdout: "ignore", stderr: "ignore" });
+    Bun.spawnSync([process.execPath, "test", `--reporter-outfile=${junit}`, "--reporter=junit", "./sample.test.ts"], {
+      cwd: folder,
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     const counts = parseJunit(await Bun.file(junit).text());
     expect(counts).toMatchObject({ passed: 1, failed: 1, notRun: 1 });
     expect(counts.failures[0]).toMatchObject({ file: "sample.test.ts", test: "group > adds <1 & 1>" });
@@ -80,7 +110,13 @@ describe("Bun's JUnit report", () => {
 
 describe("gpu-report.md", () => {
   const stage = (name: string, figures: StageReport["figures"]): StageReport => ({
-    name, title: name, status: "passed", seconds: 1, limit_seconds: 10, summary: `${name} | done`, figures,
+    name,
+    title: name,
+    status: "passed",
+    seconds: 1,
+    limit_seconds: 10,
+    summary: `${name} | done`,
+    figures,
   });
 
   test("puts each figure in the README's row, says '-' for a missing one, and draws the decode grid", () => {
@@ -89,12 +125,20 @@ describe("gpu-report.md", () => {
       total_seconds: 3,
       stages: [
         stage("device", { device_name: "NVIDIA H200" }),
-        stage("decode-attention", { fraction_of_peak_large_min: 0.81, fraction_of_peak_large_max: 0.9, b1_c1024: 0.01, b256_c1024: 0.5, b256_c32768: 0.88 }),
+        stage("decode-attention", {
+          fraction_of_peak_large_min: 0.81,
+          fraction_of_peak_large_max: 0.9,
+          b1_c1024: 0.01,
+          b256_c1024: 0.5,
+          b256_c32768: 0.88,
+        }),
         stage("hf-generate", { vllm_ts_over_hf: 15.5, output_tokens_per_second: 1000 }),
       ],
     });
     expect(markdown).toStartWith("# GPU check: NVIDIA H200");
-    expect(markdown).toContain("| decode attention, batch >= 32 x context >= 4096, fraction of peak bandwidth (min .. max) | >= 0.80 | 0.81 .. 0.9 |");
+    expect(markdown).toContain(
+      "| decode attention, batch >= 32 x context >= 4096, fraction of peak bandwidth (min .. max) | >= 0.80 | 0.81 .. 0.9 |",
+    );
     expect(markdown).toContain("| end to end, output tokens/s: vllm-ts / HF generate | 14-24x | 15.5 (- / 1000) |");
     expect(markdown).toContain("| matmul vs torch.matmul, default path, m >= 256 (min over layers) | >= 0.9 | - |");
     expect(markdown).toContain("| batch \\ context | 1024 | 32768 |");

@@ -3,18 +3,26 @@
 // tiny shapes and write well-formed JSON; the sweeps also run on the emulated CUDA library, where
 // the matmul sweep opens a second backend for our own kernels. Plus the pure parts: the peak
 // bandwidth table, the torch-baseline file, the memory plan of an attention case.
+
+import { dlopen } from "bun:ffi";
 import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { dlopen } from "bun:ffi";
 import { Backend, NativeError } from "../../src/backend/backend.ts";
 import { openOwnKernelsBackend } from "../../src/bench/kernels/cublas-toggle.ts";
+import type { DecodeAttentionRow } from "../../src/bench/kernels/decode-attention-sweep.ts";
 import { runDecodeAttentionSweep } from "../../src/bench/kernels/decode-attention-sweep.ts";
 import { peakBandwidth } from "../../src/bench/kernels/device-peaks.ts";
+import type { MatmulRow } from "../../src/bench/kernels/matmul-sweep.ts";
 import { planPagedAttention } from "../../src/bench/kernels/paged-attention-timing.ts";
+import type { PrefillAttentionRow } from "../../src/bench/kernels/prefill-attention-sweep.ts";
 import { prefillFlops } from "../../src/bench/kernels/prefill-attention-sweep.ts";
-import { matmulFractionOfTorch, parseTorchBaseline, prefillFractionOfTorch } from "../../src/bench/kernels/torch-baseline.ts";
+import {
+  matmulFractionOfTorch,
+  parseTorchBaseline,
+  prefillFractionOfTorch,
+} from "../../src/bench/kernels/torch-baseline.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
 const EMULATED_CUDA = resolve(import.meta.dir, "../../build/libvllm_ts_cuda_emu.so");
@@ -23,9 +31,19 @@ const SLOW = 60_000;
 // A model of tiny shapes: matmuls qkv 512 x 128, o 128 x 256, gate_up 640 x 128, down 128 x 320;
 // attention 4 query heads, 2 KV heads of 64.
 const TINY_CONFIG = {
-  architectures: ["LlamaForCausalLM"], hidden_size: 128, intermediate_size: 320, num_attention_heads: 4,
-  num_key_value_heads: 2, head_dim: 64, num_hidden_layers: 1, vocab_size: 256, max_position_embeddings: 1024,
-  rms_norm_eps: 1e-5, rope_theta: 10000, torch_dtype: "bfloat16", tie_word_embeddings: false,
+  architectures: ["LlamaForCausalLM"],
+  hidden_size: 128,
+  intermediate_size: 320,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 64,
+  num_hidden_layers: 1,
+  vocab_size: 256,
+  max_position_embeddings: 1024,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  torch_dtype: "bfloat16",
+  tie_word_embeddings: false,
 };
 // Quick timing: each figure from a few calls, baselines on small buffers.
 const QUICK = ["--min-time-ms", "1", "--repeats", "1", "--cold-mib", "1", "--copy-mib", "4"];
@@ -47,13 +65,25 @@ function benchKernels(name: string, args: string[], env: Record<string, string> 
   // The library is the one `env` names, else the embedded one, whatever this process was given.
   const { VLLM_TS_LIBRARY: _, ...inherited } = process.env;
   const result = Bun.spawnSync([EXECUTABLE, "bench", "kernels", ...args, "--output-json", file], {
-    stdout: "pipe", stderr: "pipe", env: { ...inherited, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...inherited, ...env },
   });
   if (result.exitCode !== 0) throw new Error(`bench kernels failed (${result.exitCode}): ${result.stderr.toString()}`);
-  return { stdout: result.stdout.toString(), stderr: result.stderr.toString(), report: JSON.parse(readFileSync(file, "utf8")) };
+  return {
+    stdout: result.stdout.toString(),
+    stderr: result.stderr.toString(),
+    report: JSON.parse(readFileSync(file, "utf8")),
+  };
 }
 
-function expectHeader(report: any, mode: string, backend: string, actDtype: string) {
+/** The header every `bench kernels` report starts with. */
+interface ReportHeader {
+  device: { backend: string; name: string };
+  baselines: { copy_bandwidth_gbs: number };
+}
+
+function expectHeader(report: ReportHeader, mode: string, backend: string, actDtype: string) {
   const packageJson = JSON.parse(readFileSync(resolve(import.meta.dir, "../../package.json"), "utf8"));
   expect(report).toMatchObject({ version: packageJson.version, command: "bench kernels", mode, act_dtype: actDtype });
   // (toMatchObject with expect.any would write the matcher into the report: Bun 1.4 does.)
@@ -76,14 +106,25 @@ describe("peak memory bandwidth table", () => {
   });
 
   test("has no figure for a device it does not know, rather than a near miss", () => {
-    for (const name of ["NVIDIA GH200 480GB", "NVIDIA L40S", "NVIDIA H100", "AMD EPYC (2 threads)", "CUDA emulation on the CPU (2 threads)", ""]) {
+    for (const name of [
+      "NVIDIA GH200 480GB",
+      "NVIDIA L40S",
+      "NVIDIA H100",
+      "AMD EPYC (2 threads)",
+      "CUDA emulation on the CPU (2 threads)",
+      "",
+    ]) {
       expect(peakBandwidth(name)).toBeNull();
     }
   });
 });
 
 describe("own-kernels backend", () => {
-  const libc = dlopen("libc.so.6", { getenv: { args: ["ptr"], returns: "cstring" }, setenv: { args: ["ptr", "ptr", "i32"], returns: "i32" }, unsetenv: { args: ["ptr"], returns: "i32" } });
+  const libc = dlopen("libc.so.6", {
+    getenv: { args: ["ptr"], returns: "cstring" },
+    setenv: { args: ["ptr", "ptr", "i32"], returns: "i32" },
+    unsetenv: { args: ["ptr"], returns: "i32" },
+  });
   const c = (text: string) => Buffer.from(`${text}\0`);
   const cEnvironment = () => {
     const value = libc.symbols.getenv(c("VT_DISABLE_CUBLAS"));
@@ -109,11 +150,18 @@ describe("own-kernels backend", () => {
 });
 
 describe("torch baseline file", () => {
-  const baseline = parseTorchBaseline({
-    torch_version: "2.11.0", device: "NVIDIA H100 80GB HBM3", dtype: "bf16",
-    matmul: [{ layer: "qkv", m: 8, n: 6144, k: 4096, time_us: 30, tflops: 13.4 }],
-    prefill_attention: [{ num_seqs: 4, query_len: 1024, num_q_heads: 32, num_kv_heads: 8, head_dim: 128, time_us: 200 }],
-  }, "hand-written");
+  const baseline = parseTorchBaseline(
+    {
+      torch_version: "2.11.0",
+      device: "NVIDIA H100 80GB HBM3",
+      dtype: "bf16",
+      matmul: [{ layer: "qkv", m: 8, n: 6144, k: 4096, time_us: 30, tflops: 13.4 }],
+      prefill_attention: [
+        { num_seqs: 4, query_len: 1024, num_q_heads: 32, num_kv_heads: 8, head_dim: 128, time_us: 200 },
+      ],
+    },
+    "hand-written",
+  );
 
   test("matches rows by shape and gives torch's time over ours", () => {
     expect(matmulFractionOfTorch(baseline, { m: 8, n: 6144, k: 4096, time_us: 40 })).toBeCloseTo(0.75, 12);
@@ -125,14 +173,28 @@ describe("torch baseline file", () => {
 
   test("a file with a section missing has no rows there; a malformed one is refused with the field named", () => {
     expect(parseTorchBaseline({ torch_version: "2.5", device: "x", dtype: "bf16" }, "f").matmul).toEqual([]);
-    expect(() => parseTorchBaseline({ torch_version: "2.5", device: "x", dtype: "bf16", matmul: [{ m: 1, n: 2, k: 3 }] }, "f.json"))
-      .toThrow(/f\.json: matmul\.0\.time_us/);
+    expect(() =>
+      parseTorchBaseline(
+        { torch_version: "2.5", device: "x", dtype: "bf16", matmul: [{ m: 1, n: 2, k: 3 }] },
+        "f.json",
+      ),
+    ).toThrow(/f\.json: matmul\.0\.time_us/);
     expect(() => parseTorchBaseline([], "f.json")).toThrow(/--torch-baseline f\.json/);
   });
 });
 
 describe("attention case memory plan", () => {
-  const decode = { numSeqs: 2, queryLen: 1, seqLen: 100, numQHeads: 4, numKvHeads: 2, headDim: 64, blockSize: 16, actDtype: "bf16" as const, cacheDtype: "bf16" as const };
+  const decode = {
+    numSeqs: 2,
+    queryLen: 1,
+    seqLen: 100,
+    numQHeads: 4,
+    numKvHeads: 2,
+    headDim: 64,
+    blockSize: 16,
+    actDtype: "bf16" as const,
+    cacheDtype: "bf16" as const,
+  };
 
   test("counts the cached tokens' K and V, and allocates whole blocks per copy", () => {
     const plan = planPagedAttention(decode, 0, Infinity)!;
@@ -159,14 +221,31 @@ describe("attention case memory plan", () => {
         },
       }) as Backend;
       const model = { name: "tiny", hiddenSize: 128, intermediateSize: 320, numQHeads: 4, numKvHeads: 2, headDim: 64 };
-      const setup = { model, blockSize: 16, actDtype: "f32" as const, cacheDtype: "bf16" as const, timing: { minSeconds: 0, minRepeats: 1 }, memoryFraction: 0.5 };
-      const sweep = runDecodeAttentionSweep(refusing, setup, { batchSizes: [1, 2], contextLens: [32], coldBytes: 0 }, { copyBandwidthGBs: 1, peakBandwidthGBs: null });
+      const setup = {
+        model,
+        blockSize: 16,
+        actDtype: "f32" as const,
+        cacheDtype: "bf16" as const,
+        timing: { minSeconds: 0, minRepeats: 1 },
+        memoryFraction: 0.5,
+      };
+      const sweep = runDecodeAttentionSweep(
+        refusing,
+        setup,
+        { batchSizes: [1, 2], contextLens: [32], coldBytes: 0 },
+        { copyBandwidthGBs: 1, peakBandwidthGBs: null },
+      );
       expect(sweep.results).toEqual([]);
       expect(sweep.failed).toEqual([
         { batch_size: 1, context_len: 32, error: "vt_paged_attention failed (status 3): head_dim 64 is not supported" },
         { batch_size: 2, context_len: 32, error: "vt_paged_attention failed (status 3): head_dim 64 is not supported" },
       ]);
-      const working = runDecodeAttentionSweep(backend, setup, { batchSizes: [1], contextLens: [32], coldBytes: 0 }, { copyBandwidthGBs: 1, peakBandwidthGBs: null });
+      const working = runDecodeAttentionSweep(
+        backend,
+        setup,
+        { batchSizes: [1], contextLens: [32], coldBytes: 0 },
+        { copyBandwidthGBs: 1, peakBandwidthGBs: null },
+      );
       expect(working.results.length).toBe(1);
       expect(working.results[0]!.fraction_of_peak_bandwidth).toBeUndefined();
     } finally {
@@ -180,105 +259,201 @@ describe("attention case memory plan", () => {
 });
 
 describe("bench kernels on the CPU backend", () => {
-  test("without --sweep: every op once, activations in f32 as the model runs on the CPU", () => {
-    const { stdout, report } = benchKernels("summary", ["--device", "cpu", ...QUICK]);
-    expect(stdout).toContain("paged_attention decode");
-    expectHeader(report, "summary", "cpu", "f32");
-    expect(report.baselines.peak_bandwidth_gbs).toBeNull();
-    expect(report.matmul.length).toBe(8);
-    for (const row of report.matmul) {
-      expect(row).toMatchObject({ act_dtype: "f32", weight_dtype: "bf16" });
-      expect(row.gflops).toBeGreaterThan(0);
-    }
-    expect(report.paged_attention_decode).toMatchObject({ act_dtype: "f32", cache_dtype: "bf16" });
-    expect(report.paged_attention_decode.kv_read_gbs).toBeGreaterThan(0);
-    expect(report.rms_norm.act_dtype).toBe("f32");
-    expect(report.silu_and_mul.gbs).toBeGreaterThan(0);
-  }, SLOW);
+  test(
+    "without --sweep: every op once, activations in f32 as the model runs on the CPU",
+    () => {
+      const { stdout, report } = benchKernels("summary", ["--device", "cpu", ...QUICK]);
+      expect(stdout).toContain("paged_attention decode");
+      expectHeader(report, "summary", "cpu", "f32");
+      expect(report.baselines.peak_bandwidth_gbs).toBeNull();
+      expect(report.matmul.length).toBe(8);
+      for (const row of report.matmul) {
+        expect(row).toMatchObject({ act_dtype: "f32", weight_dtype: "bf16" });
+        expect(row.gflops).toBeGreaterThan(0);
+      }
+      expect(report.paged_attention_decode).toMatchObject({ act_dtype: "f32", cache_dtype: "bf16" });
+      expect(report.paged_attention_decode.kv_read_gbs).toBeGreaterThan(0);
+      expect(report.rms_norm.act_dtype).toBe("f32");
+      expect(report.silu_and_mul.gbs).toBeGreaterThan(0);
+    },
+    SLOW,
+  );
 
-  test("--sweep all on tiny shapes: decode bandwidth, prefill and matmul TFLOP/s, fractions of peak and of torch", () => {
-    const torchFile = join(dir, "torch.json");
-    writeFileSync(torchFile, JSON.stringify({
-      torch_version: "test", device: "hand-written", dtype: "bf16",
-      matmul: [{ layer: "qkv", m: 8, n: 512, k: 128, time_us: 10 }],
-      prefill_attention: [{ num_seqs: 2, query_len: 32, num_q_heads: 4, num_kv_heads: 2, head_dim: 64, time_us: 50 }],
-    }));
-    const { stdout, stderr, report } = benchKernels("sweep-cpu", [
-      "--device", "cpu", "--sweep", "all", "--model", tinyModel, "--batch-sizes", "1,3", "--context-lens", "40,128",
-      "--prefill-seqs", "1,2", "--prefill-lens", "16,32", "--matmul-rows", "1,8", "--peak-gbs", "100", "--torch-baseline", torchFile, ...QUICK,
-    ]);
-    expect(stdout).toContain("decode paged attention");
-    expect(stderr).toContain("measured on \"hand-written\"");
-    expectHeader(report, "sweep", "cpu", "f32");
-    expect(report.device).toMatchObject({ peak_bandwidth_gbs: 100, peak_bandwidth_entry: "--peak-gbs" });
-    expect(report.model).toMatchObject({ name: "tiny", num_q_heads: 4, num_kv_heads: 2, head_dim: 64, block_size: 16 });
-    expect(report.baselines).toMatchObject({ peak_bandwidth_gbs: 100, torch: { file: torchFile, device: "hand-written", torch_version: "test" } });
-    const copy = report.baselines.copy_bandwidth_gbs;
+  test(
+    "--sweep all on tiny shapes: decode bandwidth, prefill and matmul TFLOP/s, fractions of peak and of torch",
+    () => {
+      const torchFile = join(dir, "torch.json");
+      writeFileSync(
+        torchFile,
+        JSON.stringify({
+          torch_version: "test",
+          device: "hand-written",
+          dtype: "bf16",
+          matmul: [{ layer: "qkv", m: 8, n: 512, k: 128, time_us: 10 }],
+          prefill_attention: [
+            { num_seqs: 2, query_len: 32, num_q_heads: 4, num_kv_heads: 2, head_dim: 64, time_us: 50 },
+          ],
+        }),
+      );
+      const { stdout, stderr, report } = benchKernels("sweep-cpu", [
+        "--device",
+        "cpu",
+        "--sweep",
+        "all",
+        "--model",
+        tinyModel,
+        "--batch-sizes",
+        "1,3",
+        "--context-lens",
+        "40,128",
+        "--prefill-seqs",
+        "1,2",
+        "--prefill-lens",
+        "16,32",
+        "--matmul-rows",
+        "1,8",
+        "--peak-gbs",
+        "100",
+        "--torch-baseline",
+        torchFile,
+        ...QUICK,
+      ]);
+      expect(stdout).toContain("decode paged attention");
+      expect(stderr).toContain('measured on "hand-written"');
+      expectHeader(report, "sweep", "cpu", "f32");
+      expect(report.device).toMatchObject({ peak_bandwidth_gbs: 100, peak_bandwidth_entry: "--peak-gbs" });
+      expect(report.model).toMatchObject({
+        name: "tiny",
+        num_q_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 64,
+        block_size: 16,
+      });
+      expect(report.baselines).toMatchObject({
+        peak_bandwidth_gbs: 100,
+        torch: { file: torchFile, device: "hand-written", torch_version: "test" },
+      });
+      const copy = report.baselines.copy_bandwidth_gbs;
 
-    const decode = report.decode_attention;
-    expect(decode.cache_dtype).toBe("bf16");
-    expect(decode.skipped).toEqual([]);
-    expect(decode.failed).toEqual([]);
-    expect(decode.results.map((r: any) => [r.batch_size, r.context_len])).toEqual([[1, 40], [1, 128], [3, 40], [3, 128]]);
-    for (const r of decode.results) {
-      expect(r.kv_bytes).toBe(2 * r.batch_size * r.context_len * 2 * 64 * 2);
-      expect(r.kv_copies).toBeGreaterThanOrEqual(1);
-      expect(r.kv_read_gbs).toBeCloseTo(r.kv_bytes / r.time_us / 1e3, 1);
-      expect(r.fraction_of_copy_bandwidth).toBeCloseTo(r.kv_read_gbs / copy, 2);
-      expect(r.fraction_of_peak_bandwidth).toBeCloseTo(r.kv_read_gbs / 100, 2);
-    }
+      const decode = report.decode_attention;
+      expect(decode.cache_dtype).toBe("bf16");
+      expect(decode.skipped).toEqual([]);
+      expect(decode.failed).toEqual([]);
+      expect(decode.results.map((r: DecodeAttentionRow) => [r.batch_size, r.context_len])).toEqual([
+        [1, 40],
+        [1, 128],
+        [3, 40],
+        [3, 128],
+      ]);
+      for (const r of decode.results) {
+        expect(r.kv_bytes).toBe(2 * r.batch_size * r.context_len * 2 * 64 * 2);
+        expect(r.kv_copies).toBeGreaterThanOrEqual(1);
+        expect(r.kv_read_gbs).toBeCloseTo(r.kv_bytes / r.time_us / 1e3, 1);
+        expect(r.fraction_of_copy_bandwidth).toBeCloseTo(r.kv_read_gbs / copy, 2);
+        expect(r.fraction_of_peak_bandwidth).toBeCloseTo(r.kv_read_gbs / 100, 2);
+      }
 
-    const prefill = report.prefill_attention;
-    expect(prefill.flop_count).toContain("query_len^2 / 2");
-    expect(prefill.results.length).toBe(4);
-    for (const r of prefill.results) {
-      expect(r).toMatchObject({ context_len: r.query_len, num_q_heads: 4, num_kv_heads: 2, head_dim: 64, causal: true });
-      expect(r.flops).toBe(prefillFlops(r.num_seqs, r.query_len, 4, 64));
-      expect(r.tflops).toBeCloseTo(r.flops / r.time_us / 1e6, 3);
-    }
-    const matched = prefill.results.find((r: any) => r.num_seqs === 2 && r.query_len === 32);
-    expect(matched.fraction_of_torch).toBeCloseTo(50 / matched.time_us, 2);
-    expect(prefill.results.filter((r: any) => r !== matched).every((r: any) => r.fraction_of_torch === null)).toBe(true);
+      const prefill = report.prefill_attention;
+      expect(prefill.flop_count).toContain("query_len^2 / 2");
+      expect(prefill.results.length).toBe(4);
+      for (const r of prefill.results) {
+        expect(r).toMatchObject({
+          context_len: r.query_len,
+          num_q_heads: 4,
+          num_kv_heads: 2,
+          head_dim: 64,
+          causal: true,
+        });
+        expect(r.flops).toBe(prefillFlops(r.num_seqs, r.query_len, 4, 64));
+        expect(r.tflops).toBeCloseTo(r.flops / r.time_us / 1e6, 3);
+      }
+      const matched = prefill.results.find((r: PrefillAttentionRow) => r.num_seqs === 2 && r.query_len === 32);
+      expect(matched.fraction_of_torch).toBeCloseTo(50 / matched.time_us, 2);
+      expect(
+        prefill.results
+          .filter((r: PrefillAttentionRow) => r !== matched)
+          .every((r: PrefillAttentionRow) => r.fraction_of_torch === null),
+      ).toBe(true);
 
-    expect(prefill.failed).toEqual([]);
-    const matmul = report.matmul;
-    expect(matmul.failed).toEqual([]);
-    expect(matmul).toMatchObject({ act_dtype: "f32", weight_dtype: "bf16", cublas_loadable: false });
-    expect(Object.keys(matmul.paths)).toEqual(["default"]);
-    expect(matmul.results.map((r: any) => `${r.layer} ${r.m}x${r.n}x${r.k}`)).toEqual([
-      "qkv 1x512x128", "qkv 8x512x128", "o 1x128x256", "o 8x128x256", "gate_up 1x640x128", "gate_up 8x640x128", "down 1x128x320", "down 8x128x320",
-    ]);
-    for (const r of matmul.results) {
-      expect(r).toMatchObject({ path: "default", act_dtype: "f32", weight_dtype: "bf16" });
-      expect(r.tflops).toBeCloseTo((2 * r.m * r.n * r.k) / r.time_us / 1e6, 3);
-      expect(r.weight_gbs).toBeCloseTo((r.n * r.k * 2) / r.time_us / 1e3, 1);
-      expect(r.fraction_of_peak_bandwidth).toBeCloseTo(r.weight_gbs / 100, 2);
-    }
-    const qkv8 = matmul.results.find((r: any) => r.layer === "qkv" && r.m === 8);
-    expect(qkv8.fraction_of_torch).toBeCloseTo(10 / qkv8.time_us, 2);
-    expect(matmul.results.filter((r: any) => r !== qkv8).every((r: any) => r.fraction_of_torch === null)).toBe(true);
-  }, SLOW);
+      expect(prefill.failed).toEqual([]);
+      const matmul = report.matmul;
+      expect(matmul.failed).toEqual([]);
+      expect(matmul).toMatchObject({ act_dtype: "f32", weight_dtype: "bf16", cublas_loadable: false });
+      expect(Object.keys(matmul.paths)).toEqual(["default"]);
+      expect(matmul.results.map((r: MatmulRow) => `${r.layer} ${r.m}x${r.n}x${r.k}`)).toEqual([
+        "qkv 1x512x128",
+        "qkv 8x512x128",
+        "o 1x128x256",
+        "o 8x128x256",
+        "gate_up 1x640x128",
+        "gate_up 8x640x128",
+        "down 1x128x320",
+        "down 8x128x320",
+      ]);
+      for (const r of matmul.results) {
+        expect(r).toMatchObject({ path: "default", act_dtype: "f32", weight_dtype: "bf16" });
+        expect(r.tflops).toBeCloseTo((2 * r.m * r.n * r.k) / r.time_us / 1e6, 3);
+        expect(r.weight_gbs).toBeCloseTo((r.n * r.k * 2) / r.time_us / 1e3, 1);
+        expect(r.fraction_of_peak_bandwidth).toBeCloseTo(r.weight_gbs / 100, 2);
+      }
+      const qkv8 = matmul.results.find((r: MatmulRow) => r.layer === "qkv" && r.m === 8);
+      expect(qkv8.fraction_of_torch).toBeCloseTo(10 / qkv8.time_us, 2);
+      expect(
+        matmul.results.filter((r: MatmulRow) => r !== qkv8).every((r: MatmulRow) => r.fraction_of_torch === null),
+      ).toBe(true);
+    },
+    SLOW,
+  );
 
-  test("a decode case that does not fit in the memory allowed is skipped, and says what it needs", () => {
-    const { stdout, report } = benchKernels("sweep-skip", [
-      "--device", "cpu", "--sweep", "decode-attention", "--model", tinyModel, "--batch-sizes", "2", "--context-lens", "64",
-      "--memory-fraction", "1e-15", ...QUICK,
-    ]);
-    expect(stdout).toContain("skipped batch 2 x 64");
-    expect(report.decode_attention.results).toEqual([]);
-    const [skipped, ...more] = report.decode_attention.skipped;
-    expect(more).toEqual([]);
-    expect(Object.keys(skipped).sort()).toEqual(["batch_size", "budget_bytes", "context_len", "needed_bytes", "reason"]);
-    expect(skipped).toMatchObject({ batch_size: 2, context_len: 64, reason: "KV cache does not fit in free memory" });
-    expect(skipped.needed_bytes).toBeGreaterThan(skipped.budget_bytes);
-    expect(report.baselines.peak_bandwidth_gbs).toBeNull();
-    expect(report.prefill_attention).toBeUndefined();
-  }, SLOW);
+  test(
+    "a decode case that does not fit in the memory allowed is skipped, and says what it needs",
+    () => {
+      const { stdout, report } = benchKernels("sweep-skip", [
+        "--device",
+        "cpu",
+        "--sweep",
+        "decode-attention",
+        "--model",
+        tinyModel,
+        "--batch-sizes",
+        "2",
+        "--context-lens",
+        "64",
+        "--memory-fraction",
+        "1e-15",
+        ...QUICK,
+      ]);
+      expect(stdout).toContain("skipped batch 2 x 64");
+      expect(report.decode_attention.results).toEqual([]);
+      const [skipped, ...more] = report.decode_attention.skipped;
+      expect(more).toEqual([]);
+      expect(Object.keys(skipped).sort()).toEqual([
+        "batch_size",
+        "budget_bytes",
+        "context_len",
+        "needed_bytes",
+        "reason",
+      ]);
+      expect(skipped).toMatchObject({ batch_size: 2, context_len: 64, reason: "KV cache does not fit in free memory" });
+      expect(skipped.needed_bytes).toBeGreaterThan(skipped.budget_bytes);
+      expect(report.baselines.peak_bandwidth_gbs).toBeNull();
+      expect(report.prefill_attention).toBeUndefined();
+    },
+    SLOW,
+  );
 
   test("refuses a malformed list or an unknown sweep, and --torch-baseline without --sweep", () => {
-    for (const args of [["--sweep", "decode"], ["--sweep", "matmul", "--matmul-rows", "1,x"], ["--torch-baseline", "f.json"]]) {
+    for (const args of [
+      ["--sweep", "decode"],
+      ["--sweep", "matmul", "--matmul-rows", "1,x"],
+      ["--torch-baseline", "f.json"],
+    ]) {
       const { VLLM_TS_LIBRARY: _, ...env } = process.env;
-      const result = Bun.spawnSync([EXECUTABLE, "bench", "kernels", "--device", "cpu", ...args], { stdout: "pipe", stderr: "pipe", env });
+      const result = Bun.spawnSync([EXECUTABLE, "bench", "kernels", "--device", "cpu", ...args], {
+        stdout: "pipe",
+        stderr: "pipe",
+        env,
+      });
       expect(result.exitCode).toBe(1);
       expect(result.stderr.toString()).toMatch(/--sweep|--matmul-rows|--torch-baseline/);
     }
@@ -286,24 +461,45 @@ describe("bench kernels on the CPU backend", () => {
 });
 
 describe("bench kernels on the emulated CUDA library", () => {
-  test("activations in bf16, and the matmul sweep on both paths (a second backend with VT_DISABLE_CUBLAS=1)", () => {
-    if (!existsSync(EMULATED_CUDA)) throw new Error(`${EMULATED_CUDA} is missing: run make ${EMULATED_CUDA}`);
-    const { report } = benchKernels("sweep-emulated", [
-      "--sweep", "all", "--model", tinyModel, "--batch-sizes", "1", "--context-lens", "32", "--prefill-seqs", "1",
-      "--prefill-lens", "16", "--matmul-rows", "1", ...QUICK,
-    ], { VLLM_TS_LIBRARY: EMULATED_CUDA });
-    expectHeader(report, "sweep", "cuda", "bf16");
-    expect(report.device.name).toContain("CUDA emulation");
-    expect(report.decode_attention.results).toMatchObject([{ batch_size: 1, context_len: 32 }]);
-    expect(report.decode_attention.results[0].kv_read_gbs).toBeGreaterThan(0);
-    expect(report.prefill_attention.results).toMatchObject([{ num_seqs: 1, query_len: 16 }]);
-    expect(report.matmul).toMatchObject({ act_dtype: "bf16", weight_dtype: "bf16" });
-    expect(Object.keys(report.matmul.paths)).toEqual(["default", "own_kernels"]);
-    expect(report.matmul.results.length).toBe(8);
-    for (const path of ["default", "own_kernels"]) {
-      const rows = report.matmul.results.filter((r: any) => r.path === path);
-      expect(rows.map((r: any) => r.layer)).toEqual(["qkv", "o", "gate_up", "down"]);
-      for (const r of rows) expect(r.tflops).toBeGreaterThan(0);
-    }
-  }, SLOW);
+  test(
+    "activations in bf16, and the matmul sweep on both paths (a second backend with VT_DISABLE_CUBLAS=1)",
+    () => {
+      if (!existsSync(EMULATED_CUDA)) throw new Error(`${EMULATED_CUDA} is missing: run make ${EMULATED_CUDA}`);
+      const { report } = benchKernels(
+        "sweep-emulated",
+        [
+          "--sweep",
+          "all",
+          "--model",
+          tinyModel,
+          "--batch-sizes",
+          "1",
+          "--context-lens",
+          "32",
+          "--prefill-seqs",
+          "1",
+          "--prefill-lens",
+          "16",
+          "--matmul-rows",
+          "1",
+          ...QUICK,
+        ],
+        { VLLM_TS_LIBRARY: EMULATED_CUDA },
+      );
+      expectHeader(report, "sweep", "cuda", "bf16");
+      expect(report.device.name).toContain("CUDA emulation");
+      expect(report.decode_attention.results).toMatchObject([{ batch_size: 1, context_len: 32 }]);
+      expect(report.decode_attention.results[0].kv_read_gbs).toBeGreaterThan(0);
+      expect(report.prefill_attention.results).toMatchObject([{ num_seqs: 1, query_len: 16 }]);
+      expect(report.matmul).toMatchObject({ act_dtype: "bf16", weight_dtype: "bf16" });
+      expect(Object.keys(report.matmul.paths)).toEqual(["default", "own_kernels"]);
+      expect(report.matmul.results.length).toBe(8);
+      for (const path of ["default", "own_kernels"]) {
+        const rows = report.matmul.results.filter((r: MatmulRow) => r.path === path);
+        expect(rows.map((r: MatmulRow) => r.layer)).toEqual(["qkv", "o", "gate_up", "down"]);
+        for (const r of rows) expect(r.tflops).toBeGreaterThan(0);
+      }
+    },
+    SLOW,
+  );
 });

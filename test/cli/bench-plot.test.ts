@@ -5,15 +5,31 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { inflateSync } from "node:zlib";
-import { startServer, writeServerTestModel, type ServerProcess } from "../helpers/server-process.ts";
+import { type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
 const CHROMIUM = "/usr/bin/chromium";
 const SLOW = 30_000;
 const NUM_PROMPTS = 8;
 const COMPARE = [
-  "--device", "cpu", "--num-prompts", String(NUM_PROMPTS), "--input-len", "16", "--output-len", "8", "--max-model-len", "128",
-  "--max-num-seqs", "4", "--prefix-len", "32", "--suffix-len", "8", "--scheduler-requests", "32",
+  "--device",
+  "cpu",
+  "--num-prompts",
+  String(NUM_PROMPTS),
+  "--input-len",
+  "16",
+  "--output-len",
+  "8",
+  "--max-model-len",
+  "128",
+  "--max-num-seqs",
+  "4",
+  "--prefix-len",
+  "32",
+  "--suffix-len",
+  "8",
+  "--scheduler-requests",
+  "32",
 ];
 
 let dir: string;
@@ -85,41 +101,69 @@ function inkFraction(png: Buffer): { width: number; height: number; ink: number 
 }
 
 describe("bench compare --plot", () => {
-  test("draws both policies' request timelines and the KV memory as a standalone SVG that Chromium renders", () => {
-    const file = join(dir, "compare.svg");
-    const { stdout, stderr, exitCode } = bench(["compare", ...COMPARE, "--plot", file]);
-    expect(stderr).toBe("");
-    expect(exitCode).toBe(0);
-    expect(stdout).toMatch(/static\s+\|[▁▂▃▄▅▆▇█ ]+\|/);
-    expect(stdout).toMatch(/continuous\s+\|[▁▂▃▄▅▆▇█ ]+\|/);
+  test(
+    "draws both policies' request timelines and the KV memory as a standalone SVG that Chromium renders",
+    () => {
+      const file = join(dir, "compare.svg");
+      const { stdout, stderr, exitCode } = bench(["compare", ...COMPARE, "--plot", file]);
+      expect(stderr).toBe("");
+      expect(exitCode).toBe(0);
+      expect(stdout).toMatch(/static\s+\|[▁▂▃▄▅▆▇█ ]+\|/);
+      expect(stdout).toMatch(/continuous\s+\|[▁▂▃▄▅▆▇█ ]+\|/);
 
-    const svg = readFileSync(file, "utf8");
-    expect(svg.startsWith("<svg ")).toBe(true);
-    expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
-    expect(svg).toContain(`xmlns="http://www.w3.org/2000/svg"`);
-    expect(svg).toMatch(/ viewBox="0 0 \d+ \d+"/);
-    expect(svg).toMatch(/ width="\d+" height="\d+"/);
-    for (const title of ["static batching: 8 requests", "continuous batching: 8 requests", "KV cache memory over time", "seconds since start", "waiting (arrival to first scheduled)", "continuous: slots holding tokens"]) {
-      expect(svg).toContain(title);
-    }
-    for (const policy of ["static", "continuous"]) expect(ganttOf(svg, policy).match(/<rect class="run"/g)).toHaveLength(NUM_PROMPTS);
-    // Every opened element is closed (or self-closing): a rough well-formedness check.
-    const opened = svg.match(/<[a-z][^>]*>/g)!.filter((tag) => !tag.endsWith("/>")).length;
-    expect(svg.match(/<\/[a-z]+>/g)!.length).toBe(opened);
+      const svg = readFileSync(file, "utf8");
+      expect(svg.startsWith("<svg ")).toBe(true);
+      expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
+      expect(svg).toContain(`xmlns="http://www.w3.org/2000/svg"`);
+      expect(svg).toMatch(/ viewBox="0 0 \d+ \d+"/);
+      expect(svg).toMatch(/ width="\d+" height="\d+"/);
+      for (const title of [
+        "static batching: 8 requests",
+        "continuous batching: 8 requests",
+        "KV cache memory over time",
+        "seconds since start",
+        "waiting (arrival to first scheduled)",
+        "continuous: slots holding tokens",
+      ]) {
+        expect(svg).toContain(title);
+      }
+      for (const policy of ["static", "continuous"])
+        expect(ganttOf(svg, policy).match(/<rect class="run"/g)).toHaveLength(NUM_PROMPTS);
+      // Every opened element is closed (or self-closing): a rough well-formedness check.
+      const opened = svg.match(/<[a-z][^>]*>/g)!.filter((tag) => !tag.endsWith("/>")).length;
+      expect(svg.match(/<\/[a-z]+>/g)!.length).toBe(opened);
 
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to check the rendering`);
-    const screenshot = join(dir, "compare.png");
-    const chromium = Bun.spawnSync([
-      CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", `--user-data-dir=${mkdtempSync(join(dir, "chromium-"))}`, `--screenshot=${screenshot}`,
-      "--window-size=1200,900", `file://${file}`,
-    ], { stdout: "pipe", stderr: "pipe" });
-    expect(existsSync(screenshot)).toBe(true);
-    expect(chromium.exitCode).toBe(0);
-    const { width, height, ink } = inkFraction(readFileSync(screenshot));
-    expect([width, height]).toEqual([1200, 900]);
-    expect(ink).toBeGreaterThan(0.01);
-  }, SLOW);
+      if (!existsSync(CHROMIUM))
+        throw new Error(
+          `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to check the rendering`,
+        );
+      const screenshot = join(dir, "compare.png");
+      const chromium = Bun.spawnSync(
+        [
+          CHROMIUM,
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          `--user-data-dir=${mkdtempSync(join(dir, "chromium-"))}`,
+          `--screenshot=${screenshot}`,
+          "--window-size=1200,900",
+          `file://${file}`,
+        ],
+        { stdout: "pipe", stderr: "pipe" },
+      );
+      expect(existsSync(screenshot)).toBe(true);
+      expect(chromium.exitCode).toBe(0);
+      const { width, height, ink } = inkFraction(readFileSync(screenshot));
+      expect([width, height]).toEqual([1200, 900]);
+      expect(ink).toBeGreaterThan(0.01);
+    },
+    SLOW,
+  );
 
   test("rejects a --plot file that is neither .svg nor .html before running anything", () => {
     const { stderr, exitCode } = bench(["compare", ...COMPARE, "--plot", join(dir, "chart.png")]);
@@ -129,19 +173,45 @@ describe("bench compare --plot", () => {
 });
 
 describe("bench serve --plot", () => {
-  test("against a running server: latency CDFs and output throughput in an HTML page", async () => {
-    server = await startServer(await writeServerTestModel(), ["--served-model-name", "tiny-qwen"]);
-    const file = join(dir, "serve.html");
-    const { stdout, stderr, exitCode } = bench(["serve", "--url", server.url, "--model", "tiny-qwen", "--num-prompts", "8", "--input-len", "16", "--output-len", "8", "--plot", file]);
-    if (exitCode !== 0) throw new Error(`bench serve exited with ${exitCode}:\n${stderr}`);
-    expect(stdout).toMatch(/Output tok\/s over time: \|[▁▂▃▄▅▆▇█]+\| peak \d/);
-    const html = readFileSync(file, "utf8");
-    expect(html.startsWith("<!DOCTYPE html>")).toBe(true);
-    const svg = html.slice(html.indexOf("<svg "), html.indexOf("</svg>") + 6);
-    expect(svg).toContain(`xmlns="http://www.w3.org/2000/svg"`);
-    for (const title of ["Time to first token (TTFT)", "Time per output token (excl. 1st) (TPOT)", "Inter-token latency (ITL)", "End-to-end latency (E2EL)", "Output throughput over time", "TTFT CDF (8 samples)", "E2EL CDF (8 samples)"]) {
-      expect(svg).toContain(title);
-    }
-    expect(svg.match(/<polyline class="series"/g)).toHaveLength(4);
-  }, SLOW);
+  test(
+    "against a running server: latency CDFs and output throughput in an HTML page",
+    async () => {
+      server = await startServer(await writeServerTestModel(), ["--served-model-name", "tiny-qwen"]);
+      const file = join(dir, "serve.html");
+      const { stdout, stderr, exitCode } = bench([
+        "serve",
+        "--url",
+        server.url,
+        "--model",
+        "tiny-qwen",
+        "--num-prompts",
+        "8",
+        "--input-len",
+        "16",
+        "--output-len",
+        "8",
+        "--plot",
+        file,
+      ]);
+      if (exitCode !== 0) throw new Error(`bench serve exited with ${exitCode}:\n${stderr}`);
+      expect(stdout).toMatch(/Output tok\/s over time: \|[▁▂▃▄▅▆▇█]+\| peak \d/);
+      const html = readFileSync(file, "utf8");
+      expect(html.startsWith("<!DOCTYPE html>")).toBe(true);
+      const svg = html.slice(html.indexOf("<svg "), html.indexOf("</svg>") + 6);
+      expect(svg).toContain(`xmlns="http://www.w3.org/2000/svg"`);
+      for (const title of [
+        "Time to first token (TTFT)",
+        "Time per output token (excl. 1st) (TPOT)",
+        "Inter-token latency (ITL)",
+        "End-to-end latency (E2EL)",
+        "Output throughput over time",
+        "TTFT CDF (8 samples)",
+        "E2EL CDF (8 samples)",
+      ]) {
+        expect(svg).toContain(title);
+      }
+      expect(svg.match(/<polyline class="series"/g)).toHaveLength(4);
+    },
+    SLOW,
+  );
 });

@@ -1,9 +1,11 @@
 // `dist/vllm-ts bench throughput|latency|compare` as users run them, on the demo model with tiny
 // workloads: each finishes, prints its table, and writes a JSON report whose figures are sane.
+
 import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { RunResult } from "../../src/bench/engine/offline.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
 const SLOW = 30_000;
@@ -19,13 +21,19 @@ beforeAll(() => {
 /** Runs `vllm-ts bench ...args --output-json FILE`; returns stdout and the parsed report. */
 function bench(name: string, args: string[]) {
   const file = join(dir, `${name}.json`);
-  const result = Bun.spawnSync([EXECUTABLE, "bench", name, ...args, "--output-json", file], { stdout: "pipe", stderr: "pipe" });
+  const result = Bun.spawnSync([EXECUTABLE, "bench", name, ...args, "--output-json", file], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   expect(result.stderr.toString()).toBe("");
   expect(result.exitCode).toBe(0);
   return { stdout: result.stdout.toString(), report: JSON.parse(readFileSync(file, "utf8")) };
 }
 
-function expectOrderedSummary(summary: { count: number; mean: number; min: number; p50: number; p90: number; p99: number; max: number }, count: number) {
+function expectOrderedSummary(
+  summary: { count: number; mean: number; min: number; p50: number; p90: number; p99: number; max: number },
+  count: number,
+) {
   expect(summary.count).toBe(count);
   expect(summary.min).toBeGreaterThan(0);
   expect(summary.min).toBeLessThanOrEqual(summary.p50);
@@ -47,7 +55,7 @@ function expectReportHeader(report: Record<string, unknown>, command: string) {
 }
 
 /** Every request finished, output tokens exactly as asked, rates consistent with the time. */
-function expectCompleteRun(run: any, numRequests: number, promptTokens: number, outputTokens: number) {
+function expectCompleteRun(run: RunResult, numRequests: number, promptTokens: number, outputTokens: number) {
   expect(run.numRequests).toBe(numRequests);
   expect(run.rejectedRequests).toBe(0);
   expect(run.promptTokens).toBe(promptTokens);
@@ -65,70 +73,162 @@ function expectCompleteRun(run: any, numRequests: number, promptTokens: number, 
 }
 
 describe("bench throughput", () => {
-  test("runs random requests to completion and reports requests/s and tokens/s", () => {
-    const { stdout, report } = bench("throughput", [...TINY, "--num-prompts", "8", "--input-len", "16", "--output-len", "8"]);
-    expect(stdout).toContain("output tokens/s");
-    expectReportHeader(report, "bench throughput");
-    expect(report.configuration).toMatchObject({ dataset: "random", numPrompts: 8 });
-    expectCompleteRun(report.results, 8, 8 * 16, 8 * 8);
-  }, SLOW);
+  test(
+    "runs random requests to completion and reports requests/s and tokens/s",
+    () => {
+      const { stdout, report } = bench("throughput", [
+        ...TINY,
+        "--num-prompts",
+        "8",
+        "--input-len",
+        "16",
+        "--output-len",
+        "8",
+      ]);
+      expect(stdout).toContain("output tokens/s");
+      expectReportHeader(report, "bench throughput");
+      expect(report.configuration).toMatchObject({ dataset: "random", numPrompts: 8 });
+      expectCompleteRun(report.results, 8, 8 * 16, 8 * 8);
+    },
+    SLOW,
+  );
 
-  test("takes prompts from a JSONL file, plain and ShareGPT records alike", () => {
-    const file = join(dir, "prompts.jsonl");
-    writeFileSync(file, [
-      JSON.stringify({ prompt: "The capital of France is" }),
-      JSON.stringify({ conversations: [{ from: "human", value: "Tell me a story." }, { from: "gpt", value: "Once upon a time" }] }),
-      "",
-    ].join("\n"));
-    const { report } = bench("throughput", [...TINY, "--dataset", file, "--num-prompts", "5", "--output-len", "4"]);
-    expect(report.results.numRequests).toBe(2);
-    expect(report.results.rejectedRequests).toBe(0);
-    expect(report.results.promptTokens).toBeGreaterThan(4);
-    expect(report.results.outputTokens).toBeGreaterThan(4);
-  }, SLOW);
+  test(
+    "takes prompts from a JSONL file, plain and ShareGPT records alike",
+    () => {
+      const file = join(dir, "prompts.jsonl");
+      writeFileSync(
+        file,
+        [
+          JSON.stringify({ prompt: "The capital of France is" }),
+          JSON.stringify({
+            conversations: [
+              { from: "human", value: "Tell me a story." },
+              { from: "gpt", value: "Once upon a time" },
+            ],
+          }),
+          "",
+        ].join("\n"),
+      );
+      const { report } = bench("throughput", [...TINY, "--dataset", file, "--num-prompts", "5", "--output-len", "4"]);
+      expect(report.results.numRequests).toBe(2);
+      expect(report.results.rejectedRequests).toBe(0);
+      expect(report.results.promptTokens).toBeGreaterThan(4);
+      expect(report.results.outputTokens).toBeGreaterThan(4);
+    },
+    SLOW,
+  );
 });
 
 describe("bench latency", () => {
-  test("times whole batches and reports ordered percentiles", () => {
-    const { stdout, report } = bench("latency", [...TINY, "--batch-size", "4", "--input-len", "16", "--output-len", "8", "--num-iters", "5", "--num-iters-warmup", "1"]);
-    expect(stdout).toContain("p99");
-    expectReportHeader(report, "bench latency");
-    expect(report.configuration).toMatchObject({ batchSize: 4, inputLen: 16, outputLen: 8, numIters: 5, numItersWarmup: 1 });
-    expectOrderedSummary(report.results.latency, 5);
-    expect(report.results.iterationSeconds).toHaveLength(5);
-    expect(report.results.outputTokens).toBe(5 * 4 * 8);
-    expect(report.results.outputTokensPerSecond).toBeGreaterThan(0);
-  }, SLOW);
+  test(
+    "times whole batches and reports ordered percentiles",
+    () => {
+      const { stdout, report } = bench("latency", [
+        ...TINY,
+        "--batch-size",
+        "4",
+        "--input-len",
+        "16",
+        "--output-len",
+        "8",
+        "--num-iters",
+        "5",
+        "--num-iters-warmup",
+        "1",
+      ]);
+      expect(stdout).toContain("p99");
+      expectReportHeader(report, "bench latency");
+      expect(report.configuration).toMatchObject({
+        batchSize: 4,
+        inputLen: 16,
+        outputLen: 8,
+        numIters: 5,
+        numItersWarmup: 1,
+      });
+      expectOrderedSummary(report.results.latency, 5);
+      expect(report.results.iterationSeconds).toHaveLength(5);
+      expect(report.results.outputTokens).toBe(5 * 4 * 8);
+      expect(report.results.outputTokensPerSecond).toBeGreaterThan(0);
+    },
+    SLOW,
+  );
 
-  test("every engine option reaches the engine (--enforce-eager among them)", () => {
-    const { report } = bench("latency", [...TINY, "--batch-size", "2", "--input-len", "8", "--output-len", "2", "--num-iters", "1",
-      "--num-iters-warmup", "0", "--enforce-eager", "--max-num-seqs", "3", "--max-num-batched-tokens", "100", "--no-enable-prefix-caching"]);
-    expect(report.configuration.engine).toMatchObject({ enforceEager: true, maxNumSeqs: 3, maxNumBatchedTokens: 100, enablePrefixCaching: false });
-  }, SLOW);
+  test(
+    "every engine option reaches the engine (--enforce-eager among them)",
+    () => {
+      const { report } = bench("latency", [
+        ...TINY,
+        "--batch-size",
+        "2",
+        "--input-len",
+        "8",
+        "--output-len",
+        "2",
+        "--num-iters",
+        "1",
+        "--num-iters-warmup",
+        "0",
+        "--enforce-eager",
+        "--max-num-seqs",
+        "3",
+        "--max-num-batched-tokens",
+        "100",
+        "--no-enable-prefix-caching",
+      ]);
+      expect(report.configuration.engine).toMatchObject({
+        enforceEager: true,
+        maxNumSeqs: 3,
+        maxNumBatchedTokens: 100,
+        enablePrefixCaching: false,
+      });
+    },
+    SLOW,
+  );
 });
 
 describe("bench compare", () => {
-  test("static batching wastes more KV than paged continuous batching on the same requests", () => {
-    const { stdout, report } = bench("compare", [
-      "--device", "cpu", "--num-prompts", "8", "--input-len", "16", "--output-len", "8", "--max-model-len", "128",
-      "--max-num-seqs", "4", "--prefix-len", "32", "--suffix-len", "8", "--scheduler-requests", "32",
-    ]);
-    expect(stdout).toContain("continuous / static output throughput");
-    expectReportHeader(report, "bench compare");
-    const { static: staticRun, continuous, prefixCaching, throughputRatio, schedulerOverhead } = report.results;
-    expectCompleteRun(staticRun, 8, 8 * 16, 8 * 8);
-    expectCompleteRun(continuous, 8, 8 * 16, 8 * 8);
-    expect(staticRun.kvWasteRatio).toBeGreaterThan(continuous.kvWasteRatio);
-    expect(staticRun.maxConcurrentRequests).toBeLessThanOrEqual(4);
-    // 4 sequences of max-model-len 128 make the budget; 24-token requests need 2 blocks of 16 each.
-    expect(staticRun.sequencesThatFit).toBe(4);
-    expect(continuous.sequencesThatFit).toBe(16);
-    expect(throughputRatio).toBeCloseTo(continuous.outputTokensPerSecond / staticRun.outputTokensPerSecond, 6);
-    expect(schedulerOverhead).toMatchObject({ runningRequests: 32 });
-    expect(schedulerOverhead.msPerStep).toBeGreaterThan(0);
-    expectCompleteRun(prefixCaching.on, 8, 8 * 40, 8 * 8);
-    expectCompleteRun(prefixCaching.off, 8, 8 * 40, 8 * 8);
-    expect(prefixCaching.on.prefixCacheHitRate).toBeGreaterThan(0);
-    expect(prefixCaching.off.prefixCacheHitRate).toBe(0);
-  }, SLOW);
+  test(
+    "static batching wastes more KV than paged continuous batching on the same requests",
+    () => {
+      const { stdout, report } = bench("compare", [
+        "--device",
+        "cpu",
+        "--num-prompts",
+        "8",
+        "--input-len",
+        "16",
+        "--output-len",
+        "8",
+        "--max-model-len",
+        "128",
+        "--max-num-seqs",
+        "4",
+        "--prefix-len",
+        "32",
+        "--suffix-len",
+        "8",
+        "--scheduler-requests",
+        "32",
+      ]);
+      expect(stdout).toContain("continuous / static output throughput");
+      expectReportHeader(report, "bench compare");
+      const { static: staticRun, continuous, prefixCaching, throughputRatio, schedulerOverhead } = report.results;
+      expectCompleteRun(staticRun, 8, 8 * 16, 8 * 8);
+      expectCompleteRun(continuous, 8, 8 * 16, 8 * 8);
+      expect(staticRun.kvWasteRatio).toBeGreaterThan(continuous.kvWasteRatio);
+      expect(staticRun.maxConcurrentRequests).toBeLessThanOrEqual(4);
+      // 4 sequences of max-model-len 128 make the budget; 24-token requests need 2 blocks of 16 each.
+      expect(staticRun.sequencesThatFit).toBe(4);
+      expect(continuous.sequencesThatFit).toBe(16);
+      expect(throughputRatio).toBeCloseTo(continuous.outputTokensPerSecond / staticRun.outputTokensPerSecond, 6);
+      expect(schedulerOverhead).toMatchObject({ runningRequests: 32 });
+      expect(schedulerOverhead.msPerStep).toBeGreaterThan(0);
+      expectCompleteRun(prefixCaching.on, 8, 8 * 40, 8 * 8);
+      expectCompleteRun(prefixCaching.off, 8, 8 * 40, 8 * 8);
+      expect(prefixCaching.on.prefixCacheHitRate).toBeGreaterThan(0);
+      expect(prefixCaching.off.prefixCacheHitRate).toBe(0);
+    },
+    SLOW,
+  );
 });

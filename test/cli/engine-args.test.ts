@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { coreOptions, engineArgs, modelArgs, optionsFromFlags } from "../../src/cli/engine-args.ts";
 import { defaultEngineConfig, ENGINE_OPTIONS, flagOf, MODEL_OPTIONS } from "../../src/engine/options.ts";
-import { parseModelsConfig, type ModelEntry } from "../../src/server/models-config.ts";
+import { type ModelEntry, parseModelsConfig } from "../../src/server/models-config.ts";
 
 const tables = { ...MODEL_OPTIONS, ...ENGINE_OPTIONS };
 const flags: Record<string, { type?: string; default?: unknown }> = { ...modelArgs, ...engineArgs };
@@ -15,15 +15,22 @@ describe("the option table", () => {
       const flag = flags[flagOf(key, spec)];
       expect(flag).toBeDefined();
       expect(flag!.type).toBe(spec.value.kind === "boolean" ? "boolean" : "string");
-      const expected = "default" in spec ? (spec.value.kind === "boolean" ? spec.default : String(spec.default)) : undefined;
+      const expected =
+        "default" in spec ? (spec.value.kind === "boolean" ? spec.default : String(spec.default)) : undefined;
       expect(flag!.default).toBe(expected);
     }
   });
 
   test("the engine's defaults are the table's", () => {
     expect(defaultEngineConfig).toEqual({
-      blockSize: 16, maxNumSeqs: 64, maxNumBatchedTokens: 2048, enablePrefixCaching: true, enableChunkedPrefill: true,
-      scheduling: "continuous", gpuMemoryUtilization: 0.9, enforceEager: false,
+      blockSize: 16,
+      maxNumSeqs: 64,
+      maxNumBatchedTokens: 2048,
+      enablePrefixCaching: true,
+      enableChunkedPrefill: true,
+      scheduling: "continuous",
+      gpuMemoryUtilization: 0.9,
+      enforceEager: false,
     });
   });
 
@@ -36,12 +43,30 @@ describe("the option table", () => {
 describe("reading the flags", () => {
   test("every kind of value is read into the engine's options", () => {
     const options = coreOptions({
-      model: "/m", device: "cuda", dtype: "bfloat16", threads: "3", "block-size": "32", "enable-prefix-caching": false,
-      "kv-cache-memory": "2GiB", "gpu-memory-utilization": "0.5", "enforce-eager": true, scheduling: "static", tokenizer: "/t",
+      model: "/m",
+      device: "cuda",
+      dtype: "bfloat16",
+      threads: "3",
+      "block-size": "32",
+      "enable-prefix-caching": false,
+      "kv-cache-memory": "2GiB",
+      "gpu-memory-utilization": "0.5",
+      "enforce-eager": true,
+      scheduling: "static",
+      tokenizer: "/t",
     });
     expect(options).toEqual({
-      model: "/m", device: "cuda", dtype: "bfloat16", numThreads: 3, blockSize: 32, enablePrefixCaching: false,
-      kvCacheMemory: 2 * 2 ** 30, gpuMemoryUtilization: 0.5, enforceEager: true, scheduling: "static", tokenizer: "/t",
+      model: "/m",
+      device: "cuda",
+      dtype: "bfloat16",
+      numThreads: 3,
+      blockSize: 32,
+      enablePrefixCaching: false,
+      kvCacheMemory: 2 * 2 ** 30,
+      gpuMemoryUtilization: 0.5,
+      enforceEager: true,
+      scheduling: "static",
+      tokenizer: "/t",
     });
   });
 
@@ -63,17 +88,39 @@ describe("reading the flags", () => {
 describe("--models-config", () => {
   test("takes every option of the table under its key", () => {
     const entry = {
-      model: "/m", device: "cpu", dtype: "float32", loadFormat: "dummy", seed: 1, numThreads: 2, tokenizer: "/t",
-      generationConfig: "vllm", blockSize: 8, maxNumSeqs: 4, maxNumBatchedTokens: 64, maxModelLen: 128,
-      enablePrefixCaching: false, enableChunkedPrefill: false, scheduling: "static", kvCacheMemory: "8MiB",
-      gpuMemoryUtilization: 0.25, enforceEager: true,
+      model: "/m",
+      device: "cpu",
+      dtype: "float32",
+      loadFormat: "dummy",
+      seed: 1,
+      numThreads: 2,
+      tokenizer: "/t",
+      generationConfig: "vllm",
+      blockSize: 8,
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 64,
+      maxModelLen: 128,
+      enablePrefixCaching: false,
+      enableChunkedPrefill: false,
+      scheduling: "static",
+      kvCacheMemory: "8MiB",
+      gpuMemoryUtilization: 0.25,
+      enforceEager: true,
     };
-    expect(Object.keys(entry).filter((k) => k !== "model").sort()).toEqual(Object.keys(tables).sort());
+    expect(
+      Object.keys(entry)
+        .filter((k) => k !== "model")
+        .sort(),
+    ).toEqual(Object.keys(tables).sort());
     expect(parseModelsConfig("models.json", JSON.stringify([entry]))).toEqual([entry as ModelEntry]);
   });
 
   test("an unknown key or a bad value is refused, naming the entry", () => {
-    expect(() => parseModelsConfig("models.json", JSON.stringify([{ model: "/m", maxNumSeq: 4 }]))).toThrow(/models\.json.*maxNumSeq/);
-    expect(() => parseModelsConfig("models.json", JSON.stringify([{ model: "/m", blockSize: 0 }]))).toThrow(/models\.json at 0\.blockSize/);
+    expect(() => parseModelsConfig("models.json", JSON.stringify([{ model: "/m", maxNumSeq: 4 }]))).toThrow(
+      /models\.json.*maxNumSeq/,
+    );
+    expect(() => parseModelsConfig("models.json", JSON.stringify([{ model: "/m", blockSize: 0 }]))).toThrow(
+      /models\.json at 0\.blockSize/,
+    );
   });
 });

@@ -1,8 +1,9 @@
 // The compiled executable on its own: copied alone into an empty folder it still runs (the native
 // library travels inside it), generates from the embedded demo model and from a model directory,
 // and reports a bad model directory clearly.
-import { beforeAll, describe, expect, test } from "bun:test";
+
 import { dlopen } from "bun:ffi";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -61,7 +62,16 @@ describe("dist/vllm-ts generate", () => {
   });
 
   test("greedy continuation of a model directory equals the reference forward's", async () => {
-    const model = await writeRandomModel({ architecture: "LlamaForCausalLM", dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, seed: 3 });
+    const model = await writeRandomModel({
+      architecture: "LlamaForCausalLM",
+      dtype: "float32",
+      hiddenSize: 64,
+      intermediateSize: 96,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      seed: 3,
+    });
     const tokenizer = await loadTokenizer(model.dir);
     const prompt = "hello world";
     const ids = tokenizer.encode(prompt);
@@ -88,7 +98,15 @@ describe("dist/vllm-ts generate", () => {
   });
 
   test("an unknown architecture is named in the error", async () => {
-    const model = await writeRandomModel({ architecture: "LlamaForCausalLM", dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 1, numHeads: 4, numKvHeads: 2 });
+    const model = await writeRandomModel({
+      architecture: "LlamaForCausalLM",
+      dtype: "float32",
+      hiddenSize: 64,
+      intermediateSize: 96,
+      numLayers: 1,
+      numHeads: 4,
+      numKvHeads: 2,
+    });
     const config = JSON.parse(await Bun.file(join(model.dir, "config.json")).text());
     writeFileSync(join(model.dir, "config.json"), JSON.stringify({ ...config, architectures: ["GPT2LMHeadModel"] }));
     const result = run(["generate", model.dir, "--prompt", "hi"]);

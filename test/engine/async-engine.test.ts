@@ -6,13 +6,23 @@ import { AsyncEngine } from "../../src/engine/async-engine.ts";
 import { LLM } from "../../src/engine/llm.ts";
 import type { CompletionDelta } from "../../src/engine/output-processor.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
-import { writeRandomModel, type RandomModel } from "../helpers/random-model.ts";
+import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
 
 let model: RandomModel;
 let engine: AsyncEngine;
 
 beforeAll(async () => {
-  model = await writeRandomModel({ architecture: "LlamaForCausalLM", dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, seed: 8, maxPositionEmbeddings: 512 });
+  model = await writeRandomModel({
+    architecture: "LlamaForCausalLM",
+    dtype: "float32",
+    hiddenSize: 64,
+    intermediateSize: 96,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    seed: 8,
+    maxPositionEmbeddings: 512,
+  });
   engine = await AsyncEngine.start({ model: model.dir, device: "cpu", maxModelLen: 512 });
 });
 afterAll(async () => {
@@ -81,7 +91,13 @@ describe("AsyncEngine", () => {
   });
 
   test("n > 1 streams every sample, each with its index", async () => {
-    const deltas = await collect(engine.generate("parallel", engine.tokenizer.encode("pick"), new SamplingParams({ n: 3, temperature: 1, seed: 3, maxTokens: 5, ignoreEos: true })));
+    const deltas = await collect(
+      engine.generate(
+        "parallel",
+        engine.tokenizer.encode("pick"),
+        new SamplingParams({ n: 3, temperature: 1, seed: 3, maxTokens: 5, ignoreEos: true }),
+      ),
+    );
     const indices = new Set(deltas.map((d) => d.output.index));
     expect([...indices].sort()).toEqual([0, 1, 2]);
     expect(deltas.filter((d) => d.finished).length).toBe(3);

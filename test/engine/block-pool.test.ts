@@ -181,17 +181,13 @@ describe("BlockPool", () => {
       const pool = new BlockPool(2, true);
       const [block] = pool.getNewBlocks(1);
       block!.refCount = 0;
-      expect(() => pool.checkInvariants()).toThrow(
-        "block 0 has refCount 0 but is not in the free queue",
-      );
+      expect(() => pool.checkInvariants()).toThrow("block 0 has refCount 0 but is not in the free queue");
     });
 
     test("a hashed block missing from the hash map", () => {
       const pool = new BlockPool(2, true);
       pool.blocks[0]!.blockHash = hashOf(7);
-      expect(() => pool.checkInvariants()).toThrow(
-        "block 0 has a hash that the prefix cache does not map",
-      );
+      expect(() => pool.checkInvariants()).toThrow("block 0 has a hash that the prefix cache does not map");
     });
 
     test("a hash map entry whose block holds another hash", () => {
@@ -199,9 +195,7 @@ describe("BlockPool", () => {
       const blocks = pool.getNewBlocks(1);
       cacheEach(pool, blocks);
       blocks[0]!.blockHash = null;
-      expect(() => pool.checkInvariants()).toThrow(
-        "maps a hash to block 0, which holds another hash",
-      );
+      expect(() => pool.checkInvariants()).toThrow("maps a hash to block 0, which holds another hash");
     });
   });
 });

@@ -5,15 +5,23 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
 import { cudaLibraryUnderTest } from "../helpers/cuda-library.ts";
-import { writeRandomModel, type RandomModel } from "../helpers/random-model.ts";
+import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
 
 let model: RandomModel;
 const engines: LLM[] = [];
 
 beforeAll(async () => {
   model = await writeRandomModel({
-    architecture: "Qwen3ForCausalLM", dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 2,
-    numHeads: 4, numKvHeads: 2, headDim: 32, maxPositionEmbeddings: 256, seed: 3,
+    architecture: "Qwen3ForCausalLM",
+    dtype: "float32",
+    hiddenSize: 64,
+    intermediateSize: 96,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 32,
+    maxPositionEmbeddings: 256,
+    seed: 3,
   });
 });
 afterAll(async () => {
@@ -26,7 +34,9 @@ function llm(options: Partial<LLMOptions>): LLM {
   return engine;
 }
 
-const prompts = [[1, 2, 3, 4, 5], [7, 8], [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21], [30]].map((promptTokenIds) => ({ promptTokenIds }));
+const prompts = [[1, 2, 3, 4, 5], [7, 8], [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21], [30]].map(
+  (promptTokenIds) => ({ promptTokenIds }),
+);
 
 async function tokens(engine: LLM, params: SamplingParams | SamplingParams[], inputs = prompts): Promise<number[][]> {
   const outputs = await engine.generate(inputs, params);
@@ -59,13 +69,26 @@ describe("the engine on the CUDA backend", () => {
         expect(step.rank).toBe(want.rank);
         expect(step.logprob).toBeCloseTo(want.logprob, 4);
         expect(step.top.map((t) => t.tokenId)).toEqual(want.top.map((t) => t.tokenId));
-        step.top.forEach((t, k) => expect(t.logprob).toBeCloseTo(want.top[k]!.logprob, 4));
+        step.top.forEach((t, k) => {
+          expect(t.logprob).toBeCloseTo(want.top[k]!.logprob, 4);
+        });
       });
     });
   });
 
   test("seeded requests draw the same tokens on the CPU backend and on CUDA (both sample with vt_sample)", async () => {
-    const params = prompts.map((_, i) => new SamplingParams({ temperature: 0.8 + 0.1 * i, topK: 40, topP: 0.95, minP: 0.01, seed: 100 + i, maxTokens: 12, ignoreEos: true }));
+    const params = prompts.map(
+      (_, i) =>
+        new SamplingParams({
+          temperature: 0.8 + 0.1 * i,
+          topK: 40,
+          topP: 0.95,
+          minP: 0.01,
+          seed: 100 + i,
+          maxTokens: 12,
+          ignoreEos: true,
+        }),
+    );
     const cpu = await tokens(llm({ device: "cpu" }), params);
     const cuda = await tokens(llm({ libraryPath: cudaLibraryUnderTest }), params);
     expect(cpu.every((t) => t.length === 12)).toBe(true);
@@ -73,7 +96,14 @@ describe("the engine on the CUDA backend", () => {
   });
 
   test("a seeded request samples the same tokens alone and in a batch, with graphs and without", async () => {
-    const seeded = new SamplingParams({ temperature: 0.9, topK: 20, topP: 0.9, seed: 77, maxTokens: 12, ignoreEos: true });
+    const seeded = new SamplingParams({
+      temperature: 0.9,
+      topK: 20,
+      topP: 0.9,
+      seed: 77,
+      maxTokens: 12,
+      ignoreEos: true,
+    });
     const others = prompts.map(() => new SamplingParams({ temperature: 1, maxTokens: 12, ignoreEos: true }));
     const engine = llm({ libraryPath: cudaLibraryUnderTest });
     const [alone] = await tokens(engine, seeded, [prompts[0]!]);

@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import { EngineCore } from "../../src/engine/engine-core.ts";
+import { type EngineModel, loadModelWeights, resolveModel } from "../../src/model/load-model.ts";
 import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
-import { loadModelWeights, resolveModel, type EngineModel } from "../../src/model/load-model.ts";
 import { writeRandomModel } from "../helpers/random-model.ts";
 
 let backend: Backend;
@@ -12,7 +12,15 @@ let model: EngineModel;
 
 beforeAll(async () => {
   backend = await Backend.open({ device: "cpu" });
-  const written = await writeRandomModel({ architecture: "LlamaForCausalLM", dtype: "bfloat16", hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 256 });
+  const written = await writeRandomModel({
+    architecture: "LlamaForCausalLM",
+    dtype: "bfloat16",
+    hiddenSize: 64,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    maxPositionEmbeddings: 256,
+  });
   model = loadModelWeights(backend, await resolveModel(written.dir));
 });
 afterAll(() => {
@@ -24,7 +32,10 @@ describe("EngineCore KV-cache sizing", () => {
   test("blocks = budget / bytes per block (2 x layers x block size x KV heads x head dim x dtype)", () => {
     const bytesPerBlock = KvCacheTensors.bytesPerBlock(model.config, 16, "bf16");
     expect(bytesPerBlock).toBe(2 * 2 * 16 * 2 * 16 * 2);
-    const core = EngineCore.create(backend, model, { kvCacheMemory: 100 * bytesPerBlock + bytesPerBlock / 2, blockSize: 16 });
+    const core = EngineCore.create(backend, model, {
+      kvCacheMemory: 100 * bytesPerBlock + bytesPerBlock / 2,
+      blockSize: 16,
+    });
     expect(core.kvCacheSize.numBlocks).toBe(100);
     expect(core.kvCacheSize.maxTokens).toBe(1600);
     core.close();
@@ -39,7 +50,9 @@ describe("EngineCore KV-cache sizing", () => {
 
   test("a budget below one max-length sequence is refused with the flags to change", () => {
     const bytesPerBlock = KvCacheTensors.bytesPerBlock(model.config, 16, "bf16");
-    expect(() => EngineCore.create(backend, model, { kvCacheMemory: 4 * bytesPerBlock, maxModelLen: 256 })).toThrow(/--kv-cache-memory.*--max-model-len/);
+    expect(() => EngineCore.create(backend, model, { kvCacheMemory: 4 * bytesPerBlock, maxModelLen: 256 })).toThrow(
+      /--kv-cache-memory.*--max-model-len/,
+    );
   });
 
   test("max model length beyond the model's positions is refused", () => {

@@ -53,7 +53,11 @@ describe("allocateSlots", () => {
   test("grows the block table chunk by chunk during a chunked prefill", () => {
     const manager = new KVCacheManager({ numBlocks: 8, blockSize: 16, enablePrefixCaching: true });
     const request = makeRequest("a", 40);
-    for (const [chunk, numBlocks] of [[10, 1], [10, 2], [20, 3]] as const) {
+    for (const [chunk, numBlocks] of [
+      [10, 1],
+      [10, 2],
+      [20, 3],
+    ] as const) {
       expect(manager.allocateSlots(request, chunk)).not.toBeNull();
       request.numComputedTokens += chunk;
       expect(manager.numBlocksOf("a")).toBe(numBlocks);
@@ -96,9 +100,7 @@ describe("allocateSlots", () => {
     expect(manager.allocateSlots(b, 1)).not.toBeNull();
     b.numComputedTokens = 1;
     const hits = manager.getComputedBlocks(makeRequest("c", 8)).blocks;
-    expect(() => manager.allocateSlots(b, 1, hits)).toThrow(
-      "prefix-cache hits given for request b",
-    );
+    expect(() => manager.allocateSlots(b, 1, hits)).toThrow("prefix-cache hits given for request b");
   });
 
   test("rejects a block size that is not a positive integer", () => {
@@ -218,9 +220,7 @@ describe("checkInvariants reports", () => {
     const manager = new KVCacheManager({ numBlocks: 4, blockSize: 4, enablePrefixCaching: true });
     const a = makeRequest("a", 5);
     prefill(manager, a, [a]);
-    expect(() => manager.checkInvariants([])).toThrow(
-      "request a is not live but holds blocks [0, 1]",
-    );
+    expect(() => manager.checkInvariants([])).toThrow("request a is not live but holds blocks [0, 1]");
   });
 
   test("computed tokens without blocks (a preempted request not reset)", () => {
@@ -228,9 +228,7 @@ describe("checkInvariants reports", () => {
     const a = makeRequest("a", 5);
     prefill(manager, a, [a]);
     manager.free(a);
-    expect(() => manager.checkInvariants([a])).toThrow(
-      "request a has 5 computed tokens but no blocks",
-    );
+    expect(() => manager.checkInvariants([a])).toThrow("request a has 5 computed tokens but no blocks");
   });
 
   test("computed tokens beyond the allocated slots", () => {
@@ -238,9 +236,7 @@ describe("checkInvariants reports", () => {
     const a = makeRequest("a", 8);
     manager.allocateSlots(a, 4);
     a.numComputedTokens = 6;
-    expect(() => manager.checkInvariants([a])).toThrow(
-      "request a has 6 computed tokens but slots for 4",
-    );
+    expect(() => manager.checkInvariants([a])).toThrow("request a has 6 computed tokens but slots for 4");
   });
 
   test("a ref count that disagrees with the block tables", () => {
@@ -248,9 +244,7 @@ describe("checkInvariants reports", () => {
     const a = makeRequest("a", 4);
     prefill(manager, a, [a]);
     manager.blockPool.blocks[0]!.refCount = 2;
-    expect(() => manager.checkInvariants([a])).toThrow(
-      "block 0 has refCount 2 but 1 block tables hold it",
-    );
+    expect(() => manager.checkInvariants([a])).toThrow("block 0 has refCount 2 but 1 block tables hold it");
   });
 
   test("a request listed twice", () => {
@@ -264,8 +258,6 @@ describe("checkInvariants reports", () => {
     const a = makeRequest("a", 8);
     prefill(manager, a, [a]);
     a.blockHashes.reverse();
-    expect(() => manager.checkInvariants([a])).toThrow(
-      "block 0 at position 0 of a holds another prefix's hash",
-    );
+    expect(() => manager.checkInvariants([a])).toThrow("block 0 at position 0 of a holds another prefix's hash");
   });
 });

@@ -30,7 +30,6 @@ const MAX_OUTPUT_TOKENS = 48;
 const VOCAB_SIZE = 5000;
 const MAX_WAITING = 12;
 
-
 class Simulation {
   readonly manager: KVCacheManager;
   readonly counts = {
@@ -260,26 +259,66 @@ function runWorkload(config: SimConfig): Simulation {
 // Each pool holds the longest request (300 + 48 tokens) a few times over, not much more, so that
 // allocation fails and requests are preempted often.
 const WORKLOADS: Array<[string, SimConfig]> = [
-  ["prefix caching, block size 16", {
-    seed: 1, numBlocks: 48, blockSize: 16, enablePrefixCaching: true,
-    steps: 6000, tokenBudget: 128, maxNumSeqs: 16,
-  }],
-  ["no prefix caching, block size 16", {
-    seed: 2, numBlocks: 48, blockSize: 16, enablePrefixCaching: false,
-    steps: 6000, tokenBudget: 128, maxNumSeqs: 16,
-  }],
-  ["prefix caching, block size 4", {
-    seed: 3, numBlocks: 160, blockSize: 4, enablePrefixCaching: true,
-    steps: 4000, tokenBudget: 96, maxNumSeqs: 8,
-  }],
-  ["prefix caching, block size 1", {
-    seed: 4, numBlocks: 600, blockSize: 1, enablePrefixCaching: true,
-    steps: 1500, tokenBudget: 64, maxNumSeqs: 8,
-  }],
-  ["prefix caching, a pool that holds just the longest request", {
-    seed: 5, numBlocks: 22, blockSize: 16, enablePrefixCaching: true,
-    steps: 3000, tokenBudget: 256, maxNumSeqs: 16,
-  }],
+  [
+    "prefix caching, block size 16",
+    {
+      seed: 1,
+      numBlocks: 48,
+      blockSize: 16,
+      enablePrefixCaching: true,
+      steps: 6000,
+      tokenBudget: 128,
+      maxNumSeqs: 16,
+    },
+  ],
+  [
+    "no prefix caching, block size 16",
+    {
+      seed: 2,
+      numBlocks: 48,
+      blockSize: 16,
+      enablePrefixCaching: false,
+      steps: 6000,
+      tokenBudget: 128,
+      maxNumSeqs: 16,
+    },
+  ],
+  [
+    "prefix caching, block size 4",
+    {
+      seed: 3,
+      numBlocks: 160,
+      blockSize: 4,
+      enablePrefixCaching: true,
+      steps: 4000,
+      tokenBudget: 96,
+      maxNumSeqs: 8,
+    },
+  ],
+  [
+    "prefix caching, block size 1",
+    {
+      seed: 4,
+      numBlocks: 600,
+      blockSize: 1,
+      enablePrefixCaching: true,
+      steps: 1500,
+      tokenBudget: 64,
+      maxNumSeqs: 8,
+    },
+  ],
+  [
+    "prefix caching, a pool that holds just the longest request",
+    {
+      seed: 5,
+      numBlocks: 22,
+      blockSize: 16,
+      enablePrefixCaching: true,
+      steps: 3000,
+      tokenBudget: 256,
+      maxNumSeqs: 16,
+    },
+  ],
 ];
 
 describe("randomized KV-cache workload", () => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
 import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
-import { writeRandomModel, type RandomModel } from "../helpers/random-model.ts";
+import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
 
 let model: RandomModel;
 const open: LLM[] = [];
@@ -17,7 +17,18 @@ function llm(options: LLMOptions = {}): LLM {
 }
 
 beforeAll(async () => {
-  model = await writeRandomModel({ architecture: "Qwen3ForCausalLM", dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16, seed: 21, maxPositionEmbeddings: 256 });
+  model = await writeRandomModel({
+    architecture: "Qwen3ForCausalLM",
+    dtype: "float32",
+    hiddenSize: 64,
+    intermediateSize: 96,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    seed: 21,
+    maxPositionEmbeddings: 256,
+  });
 });
 afterAll(async () => {
   for (const engine of open) await engine.close();
@@ -59,25 +70,29 @@ describe("LLM.generate", () => {
     const tiny = llm({ blockSize, kvCacheMemory, maxModelLen: 96 });
     const outputs = await tiny.generate(prompts, greedy(24));
     expect((await tiny.stats()).numPreemptions).toBeGreaterThan(0);
-    outputs.forEach((r, i) => expect(r.outputs[0]!.tokenIds).toEqual(reference[i]!.outputs[0]!.tokenIds));
+    outputs.forEach((r, i) => {
+      expect(r.outputs[0]!.tokenIds).toEqual(reference[i]!.outputs[0]!.tokenIds);
+    });
   });
 
   test("a prompt sharing a cached prefix computes only the rest, with the uncached output", async () => {
     const prefix = "System: you are a helpful assistant that answers briefly and precisely. User: ";
     const uncached = llm({ enablePrefixCaching: false, blockSize: 16 });
     const cached = llm({ blockSize: 16 });
-    await cached.generate(prefix + "first question", greedy(8));
+    await cached.generate(`${prefix}first question`, greedy(8));
     const before = await cached.stats();
-    const second = await alone(cached, prefix + "second one", greedy(8));
+    const second = await alone(cached, `${prefix}second one`, greedy(8));
     const after = await cached.stats();
     expect(after.prefixCacheHitRate).toBeGreaterThan(before.prefixCacheHitRate);
-    expect(second.tokenIds).toEqual((await alone(uncached, prefix + "second one", greedy(8))).tokenIds);
+    expect(second.tokenIds).toEqual((await alone(uncached, `${prefix}second one`, greedy(8))).tokenIds);
   });
 
   test("static batching produces the same tokens as continuous batching", async () => {
     const continuous = await llm().generate(prompts, greedy(10));
     const staticOutputs = await llm({ scheduling: "static", maxModelLen: 64 }).generate(prompts, greedy(10));
-    staticOutputs.forEach((r, i) => expect(r.outputs[0]!.tokenIds).toEqual(continuous[i]!.outputs[0]!.tokenIds));
+    staticOutputs.forEach((r, i) => {
+      expect(r.outputs[0]!.tokenIds).toEqual(continuous[i]!.outputs[0]!.tokenIds);
+    });
   });
 
   test("n > 1 with a seed: samples differ from each other and repeat across runs", async () => {
@@ -104,7 +119,11 @@ describe("LLM.generate", () => {
     const free = await alone(engine, "The quick brown fox", greedy(20));
     expect(free.text.length).toBeGreaterThan(4);
     const stop = free.text.slice(3, 5);
-    const stopped = await alone(engine, "The quick brown fox", new SamplingParams({ temperature: 0, maxTokens: 20, ignoreEos: true, stop: [stop] }));
+    const stopped = await alone(
+      engine,
+      "The quick brown fox",
+      new SamplingParams({ temperature: 0, maxTokens: 20, ignoreEos: true, stop: [stop] }),
+    );
     expect(stopped.finishReason).toBe("stop");
     expect(stopped.stopReason).toBe(stop);
     expect(stopped.text).toBe(free.text.slice(0, free.text.indexOf(stop)));

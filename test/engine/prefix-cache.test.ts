@@ -2,11 +2,7 @@
 // eviction, reset, and the same workloads with caching off.
 
 import { describe, expect, test } from "bun:test";
-import {
-  hashBlockTokens,
-  requestBlockHashes,
-  type BlockHash,
-} from "../../src/engine/block-hash.ts";
+import { type BlockHash, hashBlockTokens, requestBlockHashes } from "../../src/engine/block-hash.ts";
 import { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
 import type { MutableKVRequest } from "../helpers/kv-request.ts";
 

@@ -4,7 +4,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { RequestGenerator } from "../../src/engine/random.ts";
-import { sample, type SampledToken, type SamplingRow } from "../../src/engine/sampler.ts";
+import { type SampledToken, type SamplingRow, sample } from "../../src/engine/sampler.ts";
 import { SamplingParams, type SamplingParamsInit } from "../../src/engine/sampling-params.ts";
 
 interface RowOptions {
@@ -30,7 +30,12 @@ function sampleOne(logits: number[], row: SamplingRow): SampledToken {
 }
 
 /** How often each token comes out of `draws` steps of one request (one generator throughout). */
-function frequencies(logits: number[], init: Partial<SamplingParamsInit>, draws = 4000, options: RowOptions = {}): number[] {
+function frequencies(
+  logits: number[],
+  init: Partial<SamplingParamsInit>,
+  draws = 4000,
+  options: RowOptions = {},
+): number[] {
   const row = makeRow(init, { seed: 1234, ...options });
   const counts = new Array<number>(logits.length).fill(0);
   const values = Float32Array.from(logits);
@@ -73,7 +78,8 @@ function sampleSeeds(logits: number[], init: Partial<SamplingParamsInit>, count:
 }
 
 /** Token ids ordered by logit, best first: the full sort the sampler avoids, as a reference. */
-const byLogitDescending = (logits: number[]) => logits.map((_, id) => id).sort((a, b) => logits[b]! - logits[a]! || a - b);
+const byLogitDescending = (logits: number[]) =>
+  logits.map((_, id) => id).sort((a, b) => logits[b]! - logits[a]! || a - b);
 
 /** The top-p nucleus by definition: the most likely tokens until their mass reaches p. */
 function nucleusBySort(logits: number[], p: number): Set<number> {
@@ -97,7 +103,9 @@ describe("temperature", () => {
   test("1 draws from softmax(logits)", () => {
     const logits = [1, 0.5, 0, -1];
     const observed = frequencies(logits, {});
-    softmax(logits).forEach((probability, id) => expect(Math.abs(observed[id]! - probability)).toBeLessThan(0.03));
+    softmax(logits).forEach((probability, id) => {
+      expect(Math.abs(observed[id]! - probability)).toBeLessThan(0.03);
+    });
   });
 
   test("a low temperature concentrates on the top token, a high one spreads over all", () => {
@@ -188,7 +196,9 @@ describe("repetition_penalty", () => {
     const logits = [2, -1, 1.5, 0.5, -0.5];
     const reported = reportedLogprobs(logits, { repetitionPenalty: 1.5 }, { prompt: [0, 0], output: [1, 1, 1] });
     const expected = logSoftmax([2 / 1.5, -1 * 1.5, 1.5, 0.5, -0.5]);
-    expected.forEach((logprob, id) => expect(reported[id]).toBeCloseTo(logprob, 5));
+    expected.forEach((logprob, id) => {
+      expect(reported[id]).toBeCloseTo(logprob, 5);
+    });
   });
 
   test("lowers a repeated token until another wins", () => {
@@ -204,7 +214,9 @@ describe("presence and frequency penalties", () => {
     const init = { presencePenalty: 0.5, frequencyPenalty: 0.25 };
     const reported = reportedLogprobs(logits, init, { prompt: [4, 4, 4], output: [3, 3, 3, 5] });
     const expected = logSoftmax([1, 1, 1, 1 - 3 * 0.25 - 0.5, 1, 1 - 0.25 - 0.5]);
-    expected.forEach((logprob, id) => expect(reported[id]).toBeCloseTo(logprob, 5));
+    expected.forEach((logprob, id) => {
+      expect(reported[id]).toBeCloseTo(logprob, 5);
+    });
   });
 
   test("negative penalties encourage repetition", () => {
@@ -228,7 +240,9 @@ describe("logit_bias", () => {
 
   test("adds exactly its value, before logprobs are taken", () => {
     const reported = reportedLogprobs(logits, { logitBias: { 2: 2.5 } });
-    logSoftmax([5, 1, 2.5, -3]).forEach((logprob, id) => expect(reported[id]).toBeCloseTo(logprob, 5));
+    logSoftmax([5, 1, 2.5, -3]).forEach((logprob, id) => {
+      expect(reported[id]).toBeCloseTo(logprob, 5);
+    });
   });
 });
 
@@ -277,7 +291,9 @@ describe("logprobs", () => {
       const token = sampleOne(logits, makeRow({ logprobs: 5, temperature: 1.3 }, { seed }));
       const { logprob, rank, top } = token.logprobs!;
       expect(top.map((entry) => entry.tokenId)).toEqual(byLogitDescending(logits).slice(0, 5));
-      top.forEach((entry) => expect(entry.logprob).toBeCloseTo(reference[entry.tokenId]!, 5));
+      top.forEach((entry) => {
+        expect(entry.logprob).toBeCloseTo(reference[entry.tokenId]!, 5);
+      });
       expect(logprob).toBeCloseTo(reference[token.tokenId]!, 5);
       expect(rank).toBe(byLogitDescending(logits).indexOf(token.tokenId) + 1);
       expect(top.reduce((sum, entry) => sum + Math.exp(entry.logprob), 0)).toBeLessThanOrEqual(1);
@@ -315,10 +331,14 @@ describe("seeds", () => {
     for (let step = 0; step < STEPS; step++) {
       const batch = new Float32Array(rows.length * VOCAB);
       // The target's logits depend only on the step; the others' on their slot too.
-      rows.forEach((row, r) => batch.set(randomLogits(VOCAB, row === target ? step : 1000 + step * 10 + r, 1), r * VOCAB));
+      rows.forEach((row, r) => {
+        batch.set(randomLogits(VOCAB, row === target ? step : 1000 + step * 10 + r, 1), r * VOCAB);
+      });
       const sampled = sample(batch, VOCAB, rows);
       tokens.push(sampled[position]!.tokenId);
-      rows.forEach((row, r) => (row.outputTokenIds as number[]).push(sampled[r]!.tokenId));
+      rows.forEach((row, r) => {
+        (row.outputTokenIds as number[]).push(sampled[r]!.tokenId);
+      });
     }
     return tokens;
   }
@@ -378,12 +398,16 @@ describe("RequestGenerator", () => {
 describe("the batch", () => {
   test("logits are read, never written", () => {
     const logits = Float32Array.from([1, 2, 3, 4]);
-    sample(logits, 4, [makeRow({ logitBias: { 0: 5 }, repetitionPenalty: 2, minTokens: 1, stopTokenIds: [3] }, { output: [] })]);
+    sample(logits, 4, [
+      makeRow({ logitBias: { 0: 5 }, repetitionPenalty: 2, minTokens: 1, stopTokenIds: [3] }, { output: [] }),
+    ]);
     expect([...logits]).toEqual([1, 2, 3, 4]);
   });
 
   test("rejects logits whose size is not rows × vocabulary", () => {
-    expect(() => sample(new Float32Array(7), 4, [makeRow({}), makeRow({})])).toThrow("logits has 7 values, expected 2 rows × 4");
+    expect(() => sample(new Float32Array(7), 4, [makeRow({}), makeRow({})])).toThrow(
+      "logits has 7 values, expected 2 rows × 4",
+    );
   });
 
   test("each row samples from its own logits", () => {

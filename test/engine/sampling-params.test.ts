@@ -2,7 +2,12 @@
 // defaults filling only what the request left unset.
 
 import { describe, expect, test } from "bun:test";
-import { SamplingParams, SamplingParamsError, withDefaults, type SamplingParamsInit } from "../../src/engine/sampling-params.ts";
+import {
+  SamplingParams,
+  SamplingParamsError,
+  type SamplingParamsInit,
+  withDefaults,
+} from "../../src/engine/sampling-params.ts";
 
 function problemWith(init: Partial<SamplingParamsInit>): { field: string; message: string } {
   try {

@@ -105,8 +105,8 @@ describe("chunked prefill", () => {
     engine.runUntilIdle();
     const chunks = engine.steps.map(({ output }) => output.numScheduledTokens.get("a"));
     expect(chunks).toEqual([16, 16, 16, 2, 1, 1]);
-    const samples = engine.steps.map(({ output }) =>
-      [...output.scheduledNewRequests, ...output.scheduledCachedRequests][0]!.samplesNextToken,
+    const samples = engine.steps.map(
+      ({ output }) => [...output.scheduledNewRequests, ...output.scheduledCachedRequests][0]!.samplesNextToken,
     );
     expect(samples).toEqual([false, false, false, true, true, true]);
     expect(engine.tokens.get("a")).toEqual(expected.get("a")!);
@@ -118,7 +118,10 @@ describe("chunked prefill", () => {
     engine.add(make("long", 40, { maxTokens: 2 }), make("short", 5, { maxTokens: 6 }));
     engine.runUntilIdle();
     expect(engine.steps[0]!.output.numScheduledTokens).toEqual(
-      new Map([["long", 8], ["short", 5]]),
+      new Map([
+        ["long", 8],
+        ["short", 5],
+      ]),
     );
     expect(engine.steps.every(({ output }) => (output.numScheduledTokens.get("long") ?? 0) <= 8)).toBe(true);
     expect(Object.fromEntries(engine.tokens)).toEqual(Object.fromEntries(expected));
@@ -134,7 +137,10 @@ describe("chunked prefill", () => {
     engine.add(make("a", 40, { maxTokens: 6 }), make("b", 64), make("c", 4, { maxTokens: 2 }));
     engine.runUntilIdle();
     // "b" needs 64 tokens in one step: it waits until "a" stops decoding, and "c" waits behind it.
-    const scheduled = (id: string) => ({ output }: StepRecord) => output.numScheduledTokens.has(id);
+    const scheduled =
+      (id: string) =>
+      ({ output }: StepRecord) =>
+        output.numScheduledTokens.has(id);
     const firstStepOf = (id: string) => engine.steps.findIndex(scheduled(id));
     const lastStepOf = (id: string) => engine.steps.findLastIndex(scheduled(id));
     expect(firstStepOf("b")).toBe(lastStepOf("a") + 1);
@@ -160,9 +166,8 @@ describe("continuous batching", () => {
     const arrivalStep = engine.steps.length;
     engine.runUntilIdle();
     expect(engine.steps[arrivalStep]!.output.scheduledNewRequests.map((d) => d.requestId)).toEqual(["short"]);
-    const finishStep = (id: string) => engine.steps.findIndex(({ outputs }) =>
-      outputs.some((out) => out.requestId === id && out.finished),
-    );
+    const finishStep = (id: string) =>
+      engine.steps.findIndex(({ outputs }) => outputs.some((out) => out.requestId === id && out.finished));
     expect(finishStep("short")).toBe(arrivalStep + 4);
     expect(finishStep("short")).toBeLessThan(finishStep("long-1"));
     expect(Object.fromEntries(engine.tokens)).toEqual(Object.fromEntries(expected));
@@ -182,9 +187,7 @@ describe("continuous batching", () => {
     // "a" holds 6 of the 8 blocks; "b" needs 4 and waits.
     expect(scheduler.numWaiting).toBe(1);
     const { outputs } = engine.step();
-    expect(outputs).toEqual([
-      expect.objectContaining({ requestId: "a", finished: true, finishReason: "length" }),
-    ]);
+    expect(outputs).toEqual([expect.objectContaining({ requestId: "a", finished: true, finishReason: "length" })]);
     expect(kvCacheManager.numFreeBlocks).toBe(8);
     const { output } = engine.step();
     expect(output.scheduledNewRequests.map((data) => data.requestId)).toEqual(["b"]);
@@ -234,9 +237,7 @@ describe("preemption", () => {
     expect(step.output.numScheduledTokens.has("old")).toBe(true);
     engine.runUntilIdle();
     // "later" would fit beside "old" at once, but the preempted request is ahead of it.
-    const admissions = engine.steps.flatMap(({ output }) =>
-      output.scheduledNewRequests.map((data) => data.requestId),
-    );
+    const admissions = engine.steps.flatMap(({ output }) => output.scheduledNewRequests.map((data) => data.requestId));
     expect(admissions.slice(0, 3)).toEqual(["old", "new", "new"]);
     expect(admissions.indexOf("later")).toBe(3);
     expect(Object.fromEntries(engine.tokens)).toEqual(Object.fromEntries(expected));
@@ -332,11 +333,7 @@ describe("admission and abort", () => {
     expect([scheduler.numRunning, scheduler.numWaiting]).toEqual([1, 0]);
     expect(kvCacheManager.numBlocksOf("a")).toBe(0);
     expect(kvCacheManager.numFreeBlocks).toBe(64 - kvCacheManager.numBlocksOf("b"));
-    expect(requests.map((request) => request.status)).toEqual([
-      "FINISHED_ABORTED",
-      "RUNNING",
-      "FINISHED_ABORTED",
-    ]);
+    expect(requests.map((request) => request.status)).toEqual(["FINISHED_ABORTED", "RUNNING", "FINISHED_ABORTED"]);
     scheduler.checkInvariants();
     expect(engine.step().output.finishedRequestIds.sort()).toEqual(["a", "c"]);
   });

@@ -3,4 +3,5 @@
 // real library on a GPU machine: bench/gpu/check.sh).
 import { resolve } from "node:path";
 
-export const cudaLibraryUnderTest = process.env.VLLM_TS_CUDA_LIBRARY || resolve(import.meta.dir, "../../build/libvllm_ts_cuda_emu.so");
+export const cudaLibraryUnderTest =
+  process.env.VLLM_TS_CUDA_LIBRARY || resolve(import.meta.dir, "../../build/libvllm_ts_cuda_emu.so");

@@ -4,12 +4,12 @@
 // "samples" from what it reads back there, so a wrong block table or a bad prefix hit changes the
 // tokens. The fake model is greedy: the next token is a fixed function of the last three.
 
-import { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
+import type { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
 import { RequestGenerator } from "../../src/engine/random.ts";
 import { Request } from "../../src/engine/request.ts";
 import { SamplingParams, type SamplingParamsInit } from "../../src/engine/sampling-params.ts";
-import type { EngineCoreOutput, SchedulerOutput, SchedulerStats } from "../../src/engine/scheduler-output.ts";
 import type { EngineScheduler } from "../../src/engine/scheduler-interface.ts";
+import type { EngineCoreOutput, SchedulerOutput, SchedulerStats } from "../../src/engine/scheduler-output.ts";
 
 export const VOCAB_SIZE = 1000;
 
@@ -40,11 +40,7 @@ export function makeRequest(requestId: string, prompt: readonly number[], init: 
 }
 
 /** The tokens a request gets when run alone, without any scheduler: the expected output. */
-export function referenceOutput(
-  prompt: readonly number[],
-  init: TestRequestInit,
-  maxModelLen: number,
-): number[] {
+export function referenceOutput(prompt: readonly number[], init: TestRequestInit, maxModelLen: number): number[] {
   const request = makeRequest("reference", prompt, init);
   do request.appendOutputToken(fakeNextToken(request.allTokenIds));
   while (!request.checkStop(maxModelLen));

@@ -30,7 +30,9 @@ const isLfs = (path: string) => /\.(safetensors|bin)$/.test(path);
 function fileEntry(dir: string, path: string) {
   const bytes = new Uint8Array(readFileSync(join(dir, path)));
   const gitOid = new Bun.CryptoHasher("sha1").update(`blob ${bytes.byteLength}\0`).update(bytes).digest("hex");
-  const lfs = isLfs(path) ? { oid: new Bun.CryptoHasher("sha256").update(bytes).digest("hex"), size: bytes.byteLength, pointerSize: 134 } : undefined;
+  const lfs = isLfs(path)
+    ? { oid: new Bun.CryptoHasher("sha256").update(bytes).digest("hex"), size: bytes.byteLength, pointerSize: 134 }
+    : undefined;
   return { bytes, entry: { type: "file", path, size: bytes.byteLength, oid: gitOid, ...(lfs && { lfs }) } };
 }
 
@@ -61,16 +63,23 @@ function resolveFile(request: Request, repo: FakeRepo, path: string): Response {
 function route(request: Request, repos: Record<string, FakeRepo>): Response {
   const path = decodeURIComponent(new URL(request.url).pathname);
   const match =
-    /^\/api\/models\/([^/]+\/[^/]+)\/(revision|tree)\/([^/]+)$/.exec(path) ?? /^\/([^/]+\/[^/]+)\/(resolve)\/([^/]+)\/(.+)$/.exec(path);
+    /^\/api\/models\/([^/]+\/[^/]+)\/(revision|tree)\/([^/]+)$/.exec(path) ??
+    /^\/([^/]+\/[^/]+)\/(resolve)\/([^/]+)\/(.+)$/.exec(path);
   if (!match) return json({ error: "Not found" }, 404);
   const [, name, endpoint, revision, file] = match as unknown as [string, string, string, string, string | undefined];
   const repo = repos[name];
   if (!repo) return json({ error: "Repository not found" }, 404, "RepoNotFound");
   if (repo.token && request.headers.get("Authorization") !== `Bearer ${repo.token}`) {
-    return json({ error: `Access to model ${name} is restricted. You must be authenticated to access it.` }, 401, "GatedRepo");
+    return json(
+      { error: `Access to model ${name} is restricted. You must be authenticated to access it.` },
+      401,
+      "GatedRepo",
+    );
   }
-  if (revision !== "main" && revision !== repo.commit) return json({ error: `Invalid rev id: ${revision}` }, 404, "RevisionNotFound");
-  if (endpoint === "revision") return json({ _id: name, id: name, sha: repo.commit, private: false, gated: repo.token ? "auto" : false });
+  if (revision !== "main" && revision !== repo.commit)
+    return json({ error: `Invalid rev id: ${revision}` }, 404, "RevisionNotFound");
+  if (endpoint === "revision")
+    return json({ _id: name, id: name, sha: repo.commit, private: false, gated: repo.token ? "auto" : false });
   if (endpoint === "tree") {
     const files = readdirSync(repo.dir).filter((entry) => statSync(join(repo.dir, entry)).isFile());
     return json(files.map((file) => fileEntry(repo.dir, file).entry));
@@ -84,7 +93,11 @@ export function startFakeHub(repos: Record<string, FakeRepo>): FakeHub {
     hostname: "127.0.0.1",
     port: 0,
     fetch(request) {
-      requests.push({ method: request.method, path: new URL(request.url).pathname, authorization: request.headers.get("Authorization") });
+      requests.push({
+        method: request.method,
+        path: new URL(request.url).pathname,
+        authorization: request.headers.get("Authorization"),
+      });
       return route(request, repos);
     },
   });

@@ -3,8 +3,8 @@
 // against the CPU emulation), device buffers uploaded from and downloaded to f32 arrays in any
 // storage dtype, freed after each test, and seeded inputs.
 import { afterAll, afterEach, expect } from "bun:test";
-import { Backend, type Address } from "../../src/backend/backend.ts";
-import { decodeToF32, dtypeBytes, encodeFromF32, roundToDtype, type DType } from "../../src/backend/dtype.ts";
+import { type Address, Backend } from "../../src/backend/backend.ts";
+import { type DType, decodeToF32, dtypeBytes, encodeFromF32, roundToDtype } from "../../src/backend/dtype.ts";
 import { uniformValue } from "../../src/model/uniform-hash.ts";
 
 /** The NULL pointer, for tests of the native argument checks (the op types take none). */

@@ -3,6 +3,7 @@
 // codes stripped, and tests wait for text to appear.
 import type { Subprocess } from "bun";
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escape sequences start with ESC.
 const ESCAPE_CODES = /\x1b\[[0-9;?]*[A-Za-z]/g;
 const WAIT_TIMEOUT_MS = 15_000;
 
@@ -27,7 +28,9 @@ export function startPty(argv: string[]): PtySession {
   // A pty made by `script` has no size; prompts that wrap to the width need one.
   const command = `stty cols 120 rows 40; exec ${argv.map(shellQuote).join(" ")}`;
   const child: Subprocess<"pipe", "pipe", "inherit"> = Bun.spawn(["script", "-qfc", command, "/dev/null"], {
-    stdin: "pipe", stdout: "pipe", stderr: "inherit",
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
   });
   let raw = "";
   void (async () => {

@@ -6,7 +6,7 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dtypeOfTorchName, roundToDtype, type DType, type TorchDtypeName } from "../../src/backend/dtype.ts";
+import { type DType, dtypeOfTorchName, roundToDtype, type TorchDtypeName } from "../../src/backend/dtype.ts";
 import { type Architecture, loadModelConfig, type ModelConfig, type RopeScaling } from "../../src/model/config.ts";
 import { type TensorToWrite, writeSafetensors } from "../../src/model/safetensors-writer.ts";
 import { fillUniform } from "../../src/model/uniform-hash.ts";
@@ -118,7 +118,9 @@ function tensorSpecs(options: Resolved, headDim: number): TensorSpec[] {
   const kvSize = numKvHeads * headDim;
   // Unit-scale embeddings (and an LM head like them, tied or not) make logits spread by several
   // units, so the top choice stands clear of the next.
-  const specs: TensorSpec[] = [{ name: "model.embed_tokens.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 }];
+  const specs: TensorSpec[] = [
+    { name: "model.embed_tokens.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 },
+  ];
   for (let layer = 0; layer < options.numLayers; layer++) {
     const prefix = `model.layers.${layer}`;
     specs.push(
@@ -135,7 +137,10 @@ function tensorSpecs(options: Resolved, headDim: number): TensorSpec[] {
       );
     }
     if (options.architecture === "Qwen3ForCausalLM") {
-      specs.push(norm(`${prefix}.self_attn.q_norm.weight`, headDim), norm(`${prefix}.self_attn.k_norm.weight`, headDim));
+      specs.push(
+        norm(`${prefix}.self_attn.q_norm.weight`, headDim),
+        norm(`${prefix}.self_attn.k_norm.weight`, headDim),
+      );
     }
     specs.push(
       linear(`${prefix}.self_attn.o_proj.weight`, hiddenSize, qSize),
@@ -146,7 +151,8 @@ function tensorSpecs(options: Resolved, headDim: number): TensorSpec[] {
     );
   }
   specs.push(norm("model.norm.weight", hiddenSize));
-  if (!options.tieWordEmbeddings) specs.push({ name: "lm_head.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 });
+  if (!options.tieWordEmbeddings)
+    specs.push({ name: "lm_head.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 });
   return specs;
 }
 

@@ -20,8 +20,15 @@ export interface ServerProcess {
 /** The small Qwen3 model the server tests share; its tokenizer has a Qwen chat template. */
 export async function writeServerTestModel(): Promise<string> {
   const model = await writeRandomModel({
-    architecture: "Qwen3ForCausalLM", dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 2,
-    numHeads: 4, numKvHeads: 2, headDim: 16, maxPositionEmbeddings: 512,
+    architecture: "Qwen3ForCausalLM",
+    dtype: "float32",
+    hiddenSize: 64,
+    intermediateSize: 96,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    maxPositionEmbeddings: 512,
   });
   return model.dir;
 }
@@ -46,7 +53,20 @@ export async function startServer(
 ): Promise<ServerProcess> {
   if (!existsSync(target.executable)) throw new Error(`${target.executable} is missing: run make first`);
   const child: Subprocess<"ignore", "ignore", "pipe"> = Bun.spawn(
-    [target.executable, "serve", ...(modelDir === null ? [] : [modelDir]), "--host", "127.0.0.1", "--port", "0", "--device", target.device, "--kv-cache-memory", "16MiB", ...args],
+    [
+      target.executable,
+      "serve",
+      ...(modelDir === null ? [] : [modelDir]),
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--device",
+      target.device,
+      "--kv-cache-memory",
+      "16MiB",
+      ...args,
+    ],
     { stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { ...Bun.env, ...env } },
   );
   const log = { text: "" };
@@ -59,7 +79,14 @@ export async function startServer(
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode}:\n${log.text}`);
     const url = /serving .* at (http:\/\/[\d.]+:\d+)\/v1/.exec(log.text)?.[1];
-    if (url && (await fetch(`${url}/health`).then((r) => r.ok, () => false))) return { url, logs: () => log.text, stop };
+    if (
+      url &&
+      (await fetch(`${url}/health`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    )
+      return { url, logs: () => log.text, stop };
     await Bun.sleep(50);
   }
   child.kill("SIGKILL");

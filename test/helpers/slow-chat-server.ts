@@ -18,13 +18,16 @@ export function startSlowChatServer(): SlowChatServer {
   let cancelled = 0;
   const encoder = new TextEncoder();
   const chunk = (content: string) =>
-    encoder.encode(`data: ${JSON.stringify({ id: "chatcmpl-slow", object: "chat.completion.chunk", created: 0, model: SLOW_MODEL, choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`);
+    encoder.encode(
+      `data: ${JSON.stringify({ id: "chatcmpl-slow", object: "chat.completion.chunk", created: 0, model: SLOW_MODEL, choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`,
+    );
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
     idleTimeout: 0,
     routes: {
-      "/v1/models": () => Response.json({ object: "list", data: [{ id: SLOW_MODEL, object: "model", created: 0, owned_by: "test" }] }),
+      "/v1/models": () =>
+        Response.json({ object: "list", data: [{ id: SLOW_MODEL, object: "model", created: 0, owned_by: "test" }] }),
       "/v1/chat/completions": async (request) => {
         requests.push((await request.json()) as Record<string, unknown>);
         let timer: ReturnType<typeof setInterval> | undefined;
@@ -41,5 +44,10 @@ export function startSlowChatServer(): SlowChatServer {
       },
     },
   });
-  return { url: `http://127.0.0.1:${server.port}`, requests, cancelled: () => cancelled, stop: () => void server.stop(true) };
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    requests,
+    cancelled: () => cancelled,
+    stop: () => void server.stop(true),
+  };
 }

@@ -16,9 +16,30 @@ function byteToUnicode(): string[] {
 
 /** Pairs merged in this order; "Ġ" is the byte-level form of a leading space. */
 const MERGES: [string, string][] = [
-  ["Ġ", "t"], ["h", "e"], ["i", "n"], ["e", "r"], ["Ġ", "a"], ["o", "n"], ["r", "e"], ["Ġt", "he"],
-  ["l", "l"], ["e", "n"], ["o", "r"], ["Ġ", "s"], ["Ġ", "w"], ["a", "t"], ["i", "s"], ["Ġ", "o"],
-  ["e", "s"], ["l", "o"], ["Ġ", "c"], ["he", "llo"], ["ll", "o"], ["Ġ", "h"], ["Ġh", "ello"], ["o", "u"],
+  ["Ġ", "t"],
+  ["h", "e"],
+  ["i", "n"],
+  ["e", "r"],
+  ["Ġ", "a"],
+  ["o", "n"],
+  ["r", "e"],
+  ["Ġt", "he"],
+  ["l", "l"],
+  ["e", "n"],
+  ["o", "r"],
+  ["Ġ", "s"],
+  ["Ġ", "w"],
+  ["a", "t"],
+  ["i", "s"],
+  ["Ġ", "o"],
+  ["e", "s"],
+  ["l", "o"],
+  ["Ġ", "c"],
+  ["he", "llo"],
+  ["ll", "o"],
+  ["Ġ", "h"],
+  ["Ġh", "ello"],
+  ["o", "u"],
 ];
 
 const SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] as const;
@@ -92,6 +113,9 @@ export function tinyTokenizerFiles(): TinyTokenizerFiles {
     tokenizerJson,
     tokenizerConfig,
     vocabSize: firstSpecialId + SPECIAL_TOKENS.length,
-    specialTokenIds: Object.fromEntries(addedTokens.map(({ content, id }) => [content, id])) as Record<SpecialToken, number>,
+    specialTokenIds: Object.fromEntries(addedTokens.map(({ content, id }) => [content, id])) as Record<
+      SpecialToken,
+      number
+    >,
   };
 }

@@ -3,7 +3,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { dirname } from "node:path";
-import { ChatTemplateError, renderChatTemplate, type ChatMessage } from "../../src/model/chat-template.ts";
+import { type ChatMessage, ChatTemplateError, renderChatTemplate } from "../../src/model/chat-template.ts";
 import { loadTokenizer } from "../../src/model/tokenizer.ts";
 
 const packageDir = (family: string) =>
@@ -19,7 +19,10 @@ const SYSTEM_AND_USER: ChatMessage[] = [
 ];
 
 describe("Qwen3 chat template", () => {
-  const render = (messages: ChatMessage[], options: { addGenerationPrompt?: boolean; tools?: unknown[]; extra?: Record<string, unknown> } = {}) =>
+  const render = (
+    messages: ChatMessage[],
+    options: { addGenerationPrompt?: boolean; tools?: unknown[]; extra?: Record<string, unknown> } = {},
+  ) =>
     renderChatTemplate(qwen3.chatTemplate, {
       messages,
       addGenerationPrompt: options.addGenerationPrompt ?? true,
@@ -124,8 +127,8 @@ describe("Llama 3 chat template", () => {
   test("the rendered prompt, encoded without added special tokens, starts with exactly one BOS", () => {
     const ids = llama3.encode(render(SYSTEM_AND_USER), { addSpecialTokens: false });
     expect(ids).toEqual([
-      128000, 128006, 9125, 128007, 271, 2675, 527, 11190, 13, 128009, 128006, 882, 128007, 271, 13347, 128009,
-      128006, 78191, 128007, 271,
+      128000, 128006, 9125, 128007, 271, 2675, 527, 11190, 13, 128009, 128006, 882, 128007, 271, 13347, 128009, 128006,
+      78191, 128007, 271,
     ]);
   });
 });

@@ -14,7 +14,16 @@ import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 const TOKEN = "hf_fake_token_for_tests";
-const HF_VARIABLES = ["HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME", "HF_ENDPOINT", "HF_TOKEN", "HF_TOKEN_PATH", "HF_HUB_OFFLINE"];
+const HF_VARIABLES = [
+  "HF_HOME",
+  "HF_HUB_CACHE",
+  "HUGGINGFACE_HUB_CACHE",
+  "XDG_CACHE_HOME",
+  "HF_ENDPOINT",
+  "HF_TOKEN",
+  "HF_TOKEN_PATH",
+  "HF_HUB_OFFLINE",
+];
 
 const tempDirs: string[] = [];
 let model: RandomModel;
@@ -88,7 +97,13 @@ describe("Hub repo ids", () => {
     expect(source.config).toEqual(model.config);
     expect(readFileSync(join(repoDir("test-org/tiny"), "refs", "main"), "utf8")).toBe(COMMIT);
     const files = readdirSync(snapshot).sort();
-    expect(files).toEqual(["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    expect(files).toEqual([
+      "config.json",
+      "generation_config.json",
+      "model.safetensors",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
     for (const file of files) {
       expect(lstatSync(join(snapshot, file)).isSymbolicLink()).toBe(true);
       expect(readlinkSync(join(snapshot, file))).toStartWith("../../blobs/");
@@ -195,7 +210,11 @@ describe("Hub repo ids", () => {
 
   test("only names shaped like Org/Name[@revision] count as repo ids", () => {
     expect(parseHubReference("Qwen/Qwen3-0.6B")).toEqual({ repo: "Qwen/Qwen3-0.6B", revision: "main" });
-    expect(parseHubReference("meta-llama/Llama-3.2-1B@refs/pr/1")).toEqual({ repo: "meta-llama/Llama-3.2-1B", revision: "refs/pr/1" });
-    for (const path of ["./org/name", "../name", "/abs/org/name", "name", "a/b/c"]) expect(parseHubReference(path)).toBeNull();
+    expect(parseHubReference("meta-llama/Llama-3.2-1B@refs/pr/1")).toEqual({
+      repo: "meta-llama/Llama-3.2-1B",
+      revision: "refs/pr/1",
+    });
+    for (const path of ["./org/name", "../name", "/abs/org/name", "name", "a/b/c"])
+      expect(parseHubReference(path)).toBeNull();
   });
 });

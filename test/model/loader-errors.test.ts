@@ -104,7 +104,11 @@ describe("safetensors errors", () => {
 
   test("a dtype the format does not define fails at open", async () => {
     const dir = await emptyDir();
-    await writeRawSafetensors(join(dir, "model.safetensors"), { w: { dtype: "F128", shape: [1], data_offsets: [0, 16] } }, 16);
+    await writeRawSafetensors(
+      join(dir, "model.safetensors"),
+      { w: { dtype: "F128", shape: [1], data_offsets: [0, 16] } },
+      16,
+    );
     expect((await loadError(() => openSafetensors(dir))).problem).toBe('tensor "w": unknown dtype "F128"');
   });
 
@@ -125,7 +129,10 @@ describe("safetensors errors", () => {
   test("an index placing a tensor in a shard that lacks it", async () => {
     const dir = await emptyDir();
     await writeSafetensors(join(dir, "a.safetensors"), { w: { dtype: "f32", shape: [1], data: new Float32Array(1) } });
-    await Bun.write(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { w: "a.safetensors", v: "a.safetensors" } }));
+    await Bun.write(
+      join(dir, "model.safetensors.index.json"),
+      JSON.stringify({ weight_map: { w: "a.safetensors", v: "a.safetensors" } }),
+    );
     const error = await loadError(() => openSafetensors(dir));
     expect(error.file).toBe(join(dir, "a.safetensors"));
     expect(error.problem).toContain('tensor "v"');
@@ -171,7 +178,9 @@ describe("config errors", () => {
 
   test("fields are named when missing or invalid", async () => {
     const { vocab_size: _, ...withoutVocab } = BASE;
-    expect((await loadError(() => parseModelConfig(withoutVocab, "c.json"))).problem).toBe('missing required field "vocab_size"');
+    expect((await loadError(() => parseModelConfig(withoutVocab, "c.json"))).problem).toBe(
+      'missing required field "vocab_size"',
+    );
     expect((await loadError(() => parseModelConfig({ ...BASE, hidden_size: -64 }, "c.json"))).problem).toBe(
       '"hidden_size" must be a positive integer, got -64',
     );
@@ -194,7 +203,9 @@ describe("config errors", () => {
   });
 
   test("rope scaling the engine does not implement", async () => {
-    const error = await loadError(() => parseModelConfig({ ...BASE, rope_scaling: { type: "yarn", factor: 4 } }, "c.json"));
+    const error = await loadError(() =>
+      parseModelConfig({ ...BASE, rope_scaling: { type: "yarn", factor: 4 } }, "c.json"),
+    );
     expect(error.problem).toBe('unsupported rope_scaling type "yarn" (supported: llama3, default)');
     const incomplete = { ...BASE, rope_scaling: { rope_type: "llama3", factor: 8 } };
     expect((await loadError(() => parseModelConfig(incomplete, "c.json"))).problem).toBe(
@@ -203,7 +214,13 @@ describe("config errors", () => {
   });
 
   test("a Qwen sliding window on only some layers", async () => {
-    const qwen = { ...BASE, architectures: ["Qwen2ForCausalLM"], use_sliding_window: true, sliding_window: 32, max_window_layers: 1 };
+    const qwen = {
+      ...BASE,
+      architectures: ["Qwen2ForCausalLM"],
+      use_sliding_window: true,
+      sliding_window: 32,
+      max_window_layers: 1,
+    };
     expect((await loadError(() => parseModelConfig(qwen, "c.json"))).problem).toBe(
       'sliding window on only some layers ("max_window_layers" 1 of 2) is not supported',
     );

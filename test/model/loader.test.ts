@@ -201,7 +201,10 @@ describe("config.json", () => {
   });
 
   test("newer configs say dtype instead of torch_dtype; rope_scaling type default means none", () => {
-    const config = parseModelConfig({ ...LLAMA_31_8B, torch_dtype: undefined, dtype: "float16", rope_scaling: { rope_type: "default" } }, "c");
+    const config = parseModelConfig(
+      { ...LLAMA_31_8B, torch_dtype: undefined, dtype: "float16", rope_scaling: { rope_type: "default" } },
+      "c",
+    );
     expect(config.dtype).toBe("f16");
     expect(config.ropeScaling).toBeNull();
   });
@@ -260,10 +263,17 @@ describe("random models through the loader", () => {
   test("Qwen2 has q/k/v biases; Qwen3 has q/k norms over head_dim", async () => {
     const qwen2 = await randomModel({ architecture: "Qwen2ForCausalLM", numLayers: 1 });
     expect(qwen2.config.attentionBias).toBe(true);
-    for (const projection of ["q", "k", "v"]) expect(qwen2.weights.has(`model.layers.0.self_attn.${projection}_proj.bias`)).toBe(true);
+    for (const projection of ["q", "k", "v"])
+      expect(qwen2.weights.has(`model.layers.0.self_attn.${projection}_proj.bias`)).toBe(true);
     expect(qwen2.weights.has("model.layers.0.self_attn.o_proj.bias")).toBe(false);
 
-    const qwen3 = await randomModel({ architecture: "Qwen3ForCausalLM", hiddenSize: 32, numHeads: 4, headDim: 16, numLayers: 1 });
+    const qwen3 = await randomModel({
+      architecture: "Qwen3ForCausalLM",
+      hiddenSize: 32,
+      numHeads: 4,
+      headDim: 16,
+      numLayers: 1,
+    });
     expect(qwen3.config.qkNorm).toBe(true);
     expect(qwen3.config.headDim).toBe(16);
     expect(openSafetensors(qwen3.dir).tensor("model.layers.0.self_attn.q_norm.weight").shape).toEqual([16]);
@@ -272,7 +282,13 @@ describe("random models through the loader", () => {
   });
 
   test("Llama with llama3 rope scaling and Mistral with a sliding window round-trip their config", async () => {
-    const ropeScaling = { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 } as const;
+    const ropeScaling = {
+      type: "llama3",
+      factor: 8,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
+      originalMaxPositionEmbeddings: 64,
+    } as const;
     const llama = await randomModel({ ropeScaling, numLayers: 1 });
     expect(llama.config.ropeScaling).toEqual(ropeScaling);
     const mistral = await randomModel({ architecture: "MistralForCausalLM", slidingWindow: 16, numLayers: 1 });
@@ -327,10 +343,27 @@ describe("generation_config.json", () => {
 
   test("sampling defaults are read with camelCase names", () => {
     const config = parseGenerationConfig(
-      { do_sample: true, temperature: 0.7, top_p: 0.8, top_k: 20, min_p: 0, repetition_penalty: 1.05, max_new_tokens: 256, eos_token_id: 2 },
+      {
+        do_sample: true,
+        temperature: 0.7,
+        top_p: 0.8,
+        top_k: 20,
+        min_p: 0,
+        repetition_penalty: 1.05,
+        max_new_tokens: 256,
+        eos_token_id: 2,
+      },
       "generation_config.json",
     );
-    expect(config).toEqual({ temperature: 0.7, topP: 0.8, topK: 20, minP: 0, repetitionPenalty: 1.05, maxNewTokens: 256, eosTokenIds: [2] });
+    expect(config).toEqual({
+      temperature: 0.7,
+      topP: 0.8,
+      topK: 20,
+      minP: 0,
+      repetitionPenalty: 1.05,
+      maxNewTokens: 256,
+      eosTokenIds: [2],
+    });
   });
 
   test("an absent file means no defaults", async () => {

@@ -19,7 +19,11 @@ describe("--tokenizer", async () => {
   });
 
   test("a folder gives that folder's tokenizer; a folder without one names the file", async () => {
-    expect((await loadModelTokenizer(source, other.dir)).encode("abc")).toEqual((await loadModelTokenizer(await resolveModel(other.dir))).encode("abc"));
-    expect(loadModelTokenizer(source, "/nonexistent-tokenizer-dir")).rejects.toThrow("/nonexistent-tokenizer-dir/tokenizer.json");
+    expect((await loadModelTokenizer(source, other.dir)).encode("abc")).toEqual(
+      (await loadModelTokenizer(await resolveModel(other.dir))).encode("abc"),
+    );
+    expect(loadModelTokenizer(source, "/nonexistent-tokenizer-dir")).rejects.toThrow(
+      "/nonexistent-tokenizer-dir/tokenizer.json",
+    );
   });
 });

@@ -36,7 +36,9 @@ describe("graphs", () => {
   });
 
   test("allocation and host copies are refused during a capture, which still ends cleanly", () => {
-    expect(() => backend.captureGraph(() => backend.malloc(64))).toThrow(/vt_malloc: not allowed while a graph is being captured/);
+    expect(() => backend.captureGraph(() => backend.malloc(64))).toThrow(
+      /vt_malloc: not allowed while a graph is being captured/,
+    );
     const buffer = device.alloc(16);
     expect(() => backend.captureGraph(() => backend.upload(buffer, new Int32Array(4)))).toThrow(NativeError);
     // Nothing is left capturing: ordinary work runs at once again.

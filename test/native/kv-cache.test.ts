@@ -1,9 +1,9 @@
 // The paged KV cache's data movement: writing new tokens by slot mapping, copying blocks inside a
 // cache and swapping them out to host memory and back.
 import { describe, expect, test } from "bun:test";
+import { offsetAddress } from "../../src/backend/address.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import * as ref from "../../src/reference/ops.ts";
-import { offsetAddress } from "../../src/backend/address.ts";
 import { randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
 const device = await useTestDevice();
@@ -35,13 +35,26 @@ describe("vt_write_kv_cache", () => {
       const kOffset = numQHeads * headDim;
       const vOffset = kOffset + numKvHeads * headDim;
       backend.writeKvCache({
-        k: offsetAddress(qkvAddress, kOffset * 4), v: offsetAddress(qkvAddress, vOffset * 4), kCache, vCache,
-        slotMapping: device.uploadInt32(slotMapping), numTokens, numKvHeads, headDim, rowStride, blockSize, actDtype: "f32", cacheDtype,
+        k: offsetAddress(qkvAddress, kOffset * 4),
+        v: offsetAddress(qkvAddress, vOffset * 4),
+        kCache,
+        vCache,
+        slotMapping: device.uploadInt32(slotMapping),
+        numTokens,
+        numKvHeads,
+        headDim,
+        rowStride,
+        blockSize,
+        actDtype: "f32",
+        cacheDtype,
       });
       const expectedK = new Float32Array(cacheLength);
       const expectedV = new Float32Array(cacheLength);
       ref.writeKvCache(expectedK, expectedV, qkv.subarray(kOffset), qkv.subarray(vOffset), slotMapping, {
-        numKvHeads, headDim, rowStride, cacheDtype,
+        numKvHeads,
+        headDim,
+        rowStride,
+        cacheDtype,
       });
       expect(device.download(kCache, cacheLength, cacheDtype)).toEqual(expectedK);
       expect(device.download(vCache, cacheLength, cacheDtype)).toEqual(expectedV);
@@ -69,16 +82,28 @@ describe("vt_write_kv_cache", () => {
         const vOffset = kOffset + numKvHeads! * headDim!;
         const ran = device.ranWithHalfActivations("vt_write_kv_cache", () =>
           backend.writeKvCache({
-            k: offsetAddress(qkvAddress, kOffset * 2), v: offsetAddress(qkvAddress, vOffset * 2), kCache, vCache,
-            slotMapping: device.uploadInt32(slotMapping), numTokens, numKvHeads: numKvHeads!, headDim: headDim!, rowStride,
-            blockSize, actDtype: act, cacheDtype: act,
+            k: offsetAddress(qkvAddress, kOffset * 2),
+            v: offsetAddress(qkvAddress, vOffset * 2),
+            kCache,
+            vCache,
+            slotMapping: device.uploadInt32(slotMapping),
+            numTokens,
+            numKvHeads: numKvHeads!,
+            headDim: headDim!,
+            rowStride,
+            blockSize,
+            actDtype: act,
+            cacheDtype: act,
           }),
         );
         if (!ran) return;
         const expectedK = new Float32Array(cacheLength);
         const expectedV = new Float32Array(cacheLength);
         ref.writeKvCache(expectedK, expectedV, qkv.subarray(kOffset), qkv.subarray(vOffset), slotMapping, {
-          numKvHeads: numKvHeads!, headDim: headDim!, rowStride, cacheDtype: act,
+          numKvHeads: numKvHeads!,
+          headDim: headDim!,
+          rowStride,
+          cacheDtype: act,
         });
         expect(device.download(kCache, cacheLength, act)).toEqual(expectedK);
         expect(device.download(vCache, cacheLength, act)).toEqual(expectedV);
@@ -92,8 +117,18 @@ describe("vt_write_kv_cache", () => {
     ] as const)
       expect(() =>
         backend.writeKvCache({
-          k: buffer, v: buffer, kCache: buffer, vCache: buffer, slotMapping: device.uploadInt32([0]), numTokens: 1,
-          numKvHeads: 1, headDim: 8, rowStride: 8, blockSize: 4, actDtype, cacheDtype,
+          k: buffer,
+          v: buffer,
+          kCache: buffer,
+          vCache: buffer,
+          slotMapping: device.uploadInt32([0]),
+          numTokens: 1,
+          numKvHeads: 1,
+          headDim: 8,
+          rowStride: 8,
+          blockSize: 4,
+          actDtype,
+          cacheDtype,
         }),
       ).toThrow(/status 3\): vt_write_kv_cache/);
   });
@@ -118,7 +153,11 @@ describe("vt_copy_blocks", () => {
     backend.upload(cache, bytes);
     const blockPairs = [0, 5, 2, 3, 7, 1];
     backend.copyBlocks({
-      cache, numPlanes, planeStrideBytes: planeStride, blockBytes, blockPairs: device.uploadInt32(blockPairs),
+      cache,
+      numPlanes,
+      planeStrideBytes: planeStride,
+      blockBytes,
+      blockPairs: device.uploadInt32(blockPairs),
       numPairs: blockPairs.length / 2,
     });
     ref.copyBlocks(bytes, { numPlanes, planeStride, blockLength: blockBytes, blockPairs });
@@ -139,7 +178,11 @@ describe("vt_copy_blocks", () => {
       // The last block is a source (pairs are independent: the GPU copies them in parallel).
       const blockPairs = [0, 2, blocks - 1, 1];
       backend.copyBlocks({
-        cache, numPlanes, planeStrideBytes: stride, blockBytes: bytesPerBlock, blockPairs: device.uploadInt32(blockPairs),
+        cache,
+        numPlanes,
+        planeStrideBytes: stride,
+        blockBytes: bytesPerBlock,
+        blockPairs: device.uploadInt32(blockPairs),
         numPairs: 2,
       });
       ref.copyBlocks(bytes, { numPlanes, planeStride: stride, blockLength: bytesPerBlock, blockPairs });
@@ -152,7 +195,11 @@ describe("vt_copy_blocks", () => {
     backend.upload(cache, bytes);
     const run = () =>
       backend.copyBlocks({
-        cache, numPlanes, planeStrideBytes: planeStride, blockBytes, blockPairs: device.uploadInt32([0, -1, 2, 3]),
+        cache,
+        numPlanes,
+        planeStrideBytes: planeStride,
+        blockBytes,
+        blockPairs: device.uploadInt32([0, -1, 2, 3]),
         numPairs: 2,
       });
     if (backend.name === "cpu") {
@@ -174,13 +221,25 @@ describe("vt_swap_blocks", () => {
     const host = backend.mallocHost(numPlanes * hostPlaneStride);
     try {
       backend.swapBlocks({
-        dst: host, dstPlaneStrideBytes: hostPlaneStride, src: cache, srcPlaneStrideBytes: planeStride, numPlanes,
-        blockBytes, blockPairs: Int32Array.of(6, 0, 1, 3), kind: "deviceToHost",
+        dst: host,
+        dstPlaneStrideBytes: hostPlaneStride,
+        src: cache,
+        srcPlaneStrideBytes: planeStride,
+        numPlanes,
+        blockBytes,
+        blockPairs: Int32Array.of(6, 0, 1, 3),
+        kind: "deviceToHost",
       });
       backend.memset(cache, 0, cacheBytes);
       backend.swapBlocks({
-        dst: cache, dstPlaneStrideBytes: planeStride, src: host, srcPlaneStrideBytes: hostPlaneStride, numPlanes,
-        blockBytes, blockPairs: Int32Array.of(0, 2, 3, 4), kind: "hostToDevice",
+        dst: cache,
+        dstPlaneStrideBytes: planeStride,
+        src: host,
+        srcPlaneStrideBytes: hostPlaneStride,
+        numPlanes,
+        blockBytes,
+        blockPairs: Int32Array.of(0, 2, 3, 4),
+        kind: "hostToDevice",
       });
       // Block 6 went to host block 0 and came back as block 2; block 1 via host block 3 to block 4.
       const expected = new Uint8Array(cacheBytes);
@@ -209,14 +268,26 @@ describe("vt_swap_blocks", () => {
       try {
         // Device blocks 2, 3, 4 to host blocks 1, 2, 3 (one run), block 7 to host block 5.
         backend.swapBlocks({
-          dst: host, dstPlaneStrideBytes: hostPlaneStride, src: cache, srcPlaneStrideBytes: planeStride, numPlanes: planes,
-          blockBytes, blockPairs: Int32Array.of(2, 1, 3, 2, 4, 3, 7, 5), kind: "deviceToHost",
+          dst: host,
+          dstPlaneStrideBytes: hostPlaneStride,
+          src: cache,
+          srcPlaneStrideBytes: planeStride,
+          numPlanes: planes,
+          blockBytes,
+          blockPairs: Int32Array.of(2, 1, 3, 2, 4, 3, 7, 5),
+          kind: "deviceToHost",
         });
         backend.memset(cache, 0, cacheBytes);
         // Back to device blocks 5, 6, 7 (a run) and 0.
         backend.swapBlocks({
-          dst: cache, dstPlaneStrideBytes: planeStride, src: host, srcPlaneStrideBytes: hostPlaneStride, numPlanes: planes,
-          blockBytes, blockPairs: Int32Array.of(1, 5, 2, 6, 3, 7, 5, 0), kind: "hostToDevice",
+          dst: cache,
+          dstPlaneStrideBytes: planeStride,
+          src: host,
+          srcPlaneStrideBytes: hostPlaneStride,
+          numPlanes: planes,
+          blockBytes,
+          blockPairs: Int32Array.of(1, 5, 2, 6, 3, 7, 5, 0),
+          kind: "hostToDevice",
         });
         const expected = new Uint8Array(cacheBytes);
         for (let plane = 0; plane < planes; plane++)
@@ -227,7 +298,10 @@ describe("vt_swap_blocks", () => {
             [7, 0],
           ]) {
             const base = plane * planeStride;
-            expected.set(original.subarray(base + from! * blockBytes, base + (from! + 1) * blockBytes), base + to! * blockBytes);
+            expected.set(
+              original.subarray(base + from! * blockBytes, base + (from! + 1) * blockBytes),
+              base + to! * blockBytes,
+            );
           }
         expect(backend.download(new Uint8Array(cacheBytes), cache)).toEqual(expected);
       } finally {
@@ -241,8 +315,14 @@ describe("vt_swap_blocks", () => {
     try {
       const swap = (blockPairs: Int32Array, kind: "deviceToHost" | "hostToDevice") =>
         backend.swapBlocks({
-          dst: host, dstPlaneStrideBytes: planeStride, src: cache, srcPlaneStrideBytes: planeStride, numPlanes, blockBytes,
-          blockPairs, kind,
+          dst: host,
+          dstPlaneStrideBytes: planeStride,
+          src: cache,
+          srcPlaneStrideBytes: planeStride,
+          numPlanes,
+          blockBytes,
+          blockPairs,
+          kind,
         });
       expect(() => swap(Int32Array.of(0, 1, -2, 3), "deviceToHost")).toThrow(
         /status 1\): vt_swap_blocks: block_pairs\[2\] is negative/,

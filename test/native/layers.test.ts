@@ -1,9 +1,9 @@
 // The model-layer ops (embedding, RMSNorm, rotary embedding, SiLU-and-mul, row gather) against
 // the TypeScript references, for every weight storage dtype.
 import { describe, expect, test } from "bun:test";
+import { offsetAddress } from "../../src/backend/address.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import * as ref from "../../src/reference/ops.ts";
-import { offsetAddress } from "../../src/backend/address.ts";
 import { expectClose, NULL_ADDRESS, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
 const device = await useTestDevice();
@@ -34,8 +34,14 @@ describe("vt_embedding", () => {
       const tokenIds = [3, 0, 49, -1, 50, 3, 17];
       const out = device.alloc(tokenIds.length * hiddenSize * 4);
       backend.embedding({
-        tokenIds: device.uploadInt32(tokenIds), numTokens: tokenIds.length, table: device.upload(table, weightDtype),
-        vocabSize, hiddenSize, out, weightDtype, actDtype: "f32",
+        tokenIds: device.uploadInt32(tokenIds),
+        numTokens: tokenIds.length,
+        table: device.upload(table, weightDtype),
+        vocabSize,
+        hiddenSize,
+        out,
+        weightDtype,
+        actDtype: "f32",
       });
       expect(device.download(out, tokenIds.length * hiddenSize)).toEqual(ref.embedding(table, hiddenSize, tokenIds));
     });
@@ -52,8 +58,15 @@ describe("vt_rms_norm", () => {
       const weight = rounded(randomValues(hiddenSize, 3), weightDtype);
       const out = device.alloc(input.byteLength);
       backend.rmsNorm({
-        input: device.upload(input), residual: null, weight: device.upload(weight, weightDtype), out, numTokens,
-        hiddenSize, eps, actDtype: "f32", weightDtype,
+        input: device.upload(input),
+        residual: null,
+        weight: device.upload(weight, weightDtype),
+        out,
+        numTokens,
+        hiddenSize,
+        eps,
+        actDtype: "f32",
+        weightDtype,
       });
       expectClose(device.download(out, input.length), ref.rmsNorm(input, weight, eps).out);
     });
@@ -67,8 +80,15 @@ describe("vt_rms_norm", () => {
       const inputAddress = device.upload(input);
       const residualAddress = device.upload(residual);
       backend.rmsNorm({
-        input: inputAddress, residual: residualAddress, weight: device.upload(weight, weightDtype), out: inputAddress,
-        numTokens, hiddenSize, eps, actDtype: "f32", weightDtype,
+        input: inputAddress,
+        residual: residualAddress,
+        weight: device.upload(weight, weightDtype),
+        out: inputAddress,
+        numTokens,
+        hiddenSize,
+        eps,
+        actDtype: "f32",
+        weightDtype,
       });
       expect(device.download(residualAddress, input.length)).toEqual(expected.residual!);
       expectClose(device.download(inputAddress, input.length), expected.out);
@@ -89,8 +109,15 @@ describe("vt_head_rms_norm", () => {
       const weight = rounded(randomValues(headDim, 8), weightDtype);
       const address = device.upload(x);
       backend.headRmsNorm({
-        x: address, weight: device.upload(weight, weightDtype), numTokens, numHeads, headDim, rowStride, eps: 1e-6,
-        actDtype: "f32", weightDtype,
+        x: address,
+        weight: device.upload(weight, weightDtype),
+        numTokens,
+        numHeads,
+        headDim,
+        rowStride,
+        eps: 1e-6,
+        actDtype: "f32",
+        weightDtype,
       });
       const expected = ref.headRmsNorm(x, weight, { numTokens, numHeads, rowStride, eps: 1e-6 });
       expectClose(device.download(address, x.length), expected);
@@ -150,12 +177,29 @@ describe("vt_rotary_embedding", () => {
       const address = device.upload(qkv);
       const kOffset = numQHeads * headDim;
       backend.rotaryEmbedding({
-        positions: device.uploadInt32(positions), q: address, k: offsetAddress(address, kOffset * 4), cosSin: device.upload(cosSin),
-        numTokens, numQHeads, numKvHeads, headDim, rotaryDim, rowStride, actDtype: "f32",
+        positions: device.uploadInt32(positions),
+        q: address,
+        k: offsetAddress(address, kOffset * 4),
+        cosSin: device.upload(cosSin),
+        numTokens,
+        numQHeads,
+        numKvHeads,
+        headDim,
+        rotaryDim,
+        rowStride,
+        actDtype: "f32",
       });
-      const expected = ref.rotaryEmbedding(qkv, positions, cosSin, { numHeads: numQHeads, headDim, rotaryDim, rowStride });
+      const expected = ref.rotaryEmbedding(qkv, positions, cosSin, {
+        numHeads: numQHeads,
+        headDim,
+        rotaryDim,
+        rowStride,
+      });
       const rotatedK = ref.rotaryEmbedding(expected.subarray(kOffset), positions, cosSin, {
-        numHeads: numKvHeads, headDim, rotaryDim, rowStride,
+        numHeads: numKvHeads,
+        headDim,
+        rotaryDim,
+        rowStride,
       });
       expected.set(rotatedK, kOffset);
       expectClose(device.download(address, qkv.length), expected);
@@ -180,7 +224,11 @@ describe("vt_gather_rows", () => {
     const indices = [4, 0, 4, 9];
     const dst = device.alloc(indices.length * rowLength * 4);
     backend.gatherRows({
-      dst, src: device.upload(src), indices: device.uploadInt32(indices), numRows: indices.length, rowBytes: rowLength * 4,
+      dst,
+      src: device.upload(src),
+      indices: device.uploadInt32(indices),
+      numRows: indices.length,
+      rowBytes: rowLength * 4,
     });
     expect(device.download(dst, indices.length * rowLength)).toEqual(ref.gatherRows(src, rowLength, indices));
   });
@@ -194,9 +242,17 @@ describe("vt_gather_rows", () => {
       const srcAddress = device.alloc(src.byteLength);
       backend.upload(srcAddress, src);
       const dst = device.alloc(indices.length * rowBytes);
-      backend.gatherRows({ dst, src: srcAddress, indices: device.uploadInt32(indices), numRows: indices.length, rowBytes });
+      backend.gatherRows({
+        dst,
+        src: srcAddress,
+        indices: device.uploadInt32(indices),
+        numRows: indices.length,
+        rowBytes,
+      });
       const expected = new Uint8Array(indices.length * rowBytes);
-      indices.forEach((row, i) => expected.set(src.subarray(row * rowBytes, (row + 1) * rowBytes), i * rowBytes));
+      indices.forEach((row, i) => {
+        expected.set(src.subarray(row * rowBytes, (row + 1) * rowBytes), i * rowBytes);
+      });
       expect(backend.download(new Uint8Array(expected.length), dst)).toEqual(expected);
     });
 
@@ -206,7 +262,11 @@ describe("vt_gather_rows", () => {
     const dst = device.upload(new Float32Array(2 * rowLength).fill(5));
     const run = () =>
       backend.gatherRows({
-        dst, src: device.upload(src), indices: device.uploadInt32([2, -1]), numRows: 2, rowBytes: rowLength * 4,
+        dst,
+        src: device.upload(src),
+        indices: device.uploadInt32([2, -1]),
+        numRows: 2,
+        rowBytes: rowLength * 4,
       });
     if (backend.name === "cpu") expect(run).toThrow(/status 1\): vt_gather_rows: indices\[1\] is negative/);
     else {
@@ -230,12 +290,20 @@ describe("16-bit activations (CUDA; the CPU backend rejects them)", () => {
         const out = device.alloc(tokenIds.length * hiddenSize * 2);
         const ran = device.ranWithHalfActivations("vt_embedding", () =>
           backend.embedding({
-            tokenIds: device.uploadInt32(tokenIds), numTokens: tokenIds.length, table: device.upload(table, act),
-            vocabSize, hiddenSize, out, weightDtype: act, actDtype: act,
+            tokenIds: device.uploadInt32(tokenIds),
+            numTokens: tokenIds.length,
+            table: device.upload(table, act),
+            vocabSize,
+            hiddenSize,
+            out,
+            weightDtype: act,
+            actDtype: act,
           }),
         );
         if (ran)
-          expect(device.download(out, tokenIds.length * hiddenSize, act)).toEqual(ref.embedding(table, hiddenSize, tokenIds));
+          expect(device.download(out, tokenIds.length * hiddenSize, act)).toEqual(
+            ref.embedding(table, hiddenSize, tokenIds),
+          );
       });
 
     for (const hiddenSize of [1000, 300])
@@ -249,8 +317,15 @@ describe("16-bit activations (CUDA; the CPU backend rejects them)", () => {
         const out = device.alloc(numTokens * hiddenSize * 2);
         const plain = () =>
           backend.rmsNorm({
-            input: device.upload(input, act), residual: null, weight: weightAddress, out, numTokens, hiddenSize, eps,
-            actDtype: act, weightDtype: act,
+            input: device.upload(input, act),
+            residual: null,
+            weight: weightAddress,
+            out,
+            numTokens,
+            hiddenSize,
+            eps,
+            actDtype: act,
+            weightDtype: act,
           });
         if (!device.ranWithHalfActivations("vt_rms_norm", plain)) return;
         expectClose(device.download(out, input.length, act), ref.rmsNorm(input, weight, eps).out, halfTolerance[act]);
@@ -259,15 +334,26 @@ describe("16-bit activations (CUDA; the CPU backend rejects them)", () => {
         const inputAddress = device.upload(input, act);
         const residualAddress = device.upload(residual, act);
         backend.rmsNorm({
-          input: inputAddress, residual: residualAddress, weight: weightAddress, out: inputAddress, numTokens,
-          hiddenSize, eps, actDtype: act, weightDtype: act,
+          input: inputAddress,
+          residual: residualAddress,
+          weight: weightAddress,
+          out: inputAddress,
+          numTokens,
+          hiddenSize,
+          eps,
+          actDtype: act,
+          weightDtype: act,
         });
         const sum = rounded(
           input.map((x, i) => x + residual[i]!),
           act,
         );
         expect(device.download(residualAddress, input.length, act)).toEqual(sum);
-        expectClose(device.download(inputAddress, input.length, act), ref.rmsNorm(sum, weight, eps).out, halfTolerance[act]);
+        expectClose(
+          device.download(inputAddress, input.length, act),
+          ref.rmsNorm(sum, weight, eps).out,
+          halfTolerance[act],
+        );
       });
 
     for (const headDim of [128, 64, 30])
@@ -280,8 +366,15 @@ describe("16-bit activations (CUDA; the CPU backend rejects them)", () => {
         const address = device.upload(x, act);
         const ran = device.ranWithHalfActivations("vt_head_rms_norm", () =>
           backend.headRmsNorm({
-            x: address, weight: device.upload(weight, act), numTokens, numHeads, headDim, rowStride, eps: 1e-6,
-            actDtype: act, weightDtype: act,
+            x: address,
+            weight: device.upload(weight, act),
+            numTokens,
+            numHeads,
+            headDim,
+            rowStride,
+            eps: 1e-6,
+            actDtype: act,
+            weightDtype: act,
           }),
         );
         if (!ran) return;
@@ -306,15 +399,31 @@ describe("16-bit activations (CUDA; the CPU backend rejects them)", () => {
         const kOffset = numQHeads * headDim;
         const ran = device.ranWithHalfActivations("vt_rotary_embedding", () =>
           backend.rotaryEmbedding({
-            positions: device.uploadInt32(positions), q: address, k: offsetAddress(address, kOffset * 2),
-            cosSin: device.upload(cosSin), numTokens, numQHeads, numKvHeads, headDim, rotaryDim, rowStride,
+            positions: device.uploadInt32(positions),
+            q: address,
+            k: offsetAddress(address, kOffset * 2),
+            cosSin: device.upload(cosSin),
+            numTokens,
+            numQHeads,
+            numKvHeads,
+            headDim,
+            rotaryDim,
+            rowStride,
             actDtype: act,
           }),
         );
         if (!ran) return;
-        const expected = ref.rotaryEmbedding(qkv, positions, cosSin, { numHeads: numQHeads, headDim, rotaryDim, rowStride });
+        const expected = ref.rotaryEmbedding(qkv, positions, cosSin, {
+          numHeads: numQHeads,
+          headDim,
+          rotaryDim,
+          rowStride,
+        });
         const rotatedK = ref.rotaryEmbedding(expected.subarray(kOffset), positions, cosSin, {
-          numHeads: numKvHeads, headDim, rotaryDim, rowStride,
+          numHeads: numKvHeads,
+          headDim,
+          rotaryDim,
+          rowStride,
         });
         expected.set(rotatedK, kOffset);
         expectClose(device.download(address, qkv.length, act), expected, halfTolerance[act]);
@@ -338,7 +447,14 @@ describe("argument errors", () => {
     const weight = device.upload(new Float32Array(8));
     expect(() =>
       backend.rmsNorm({
-        input: NULL_ADDRESS, residual: null, weight, out: weight, numTokens: 1, hiddenSize: 8, eps: 1e-6, actDtype: "f32",
+        input: NULL_ADDRESS,
+        residual: null,
+        weight,
+        out: weight,
+        numTokens: 1,
+        hiddenSize: 8,
+        eps: 1e-6,
+        actDtype: "f32",
         weightDtype: "f32",
       }),
     ).toThrow(/status 1\): vt_rms_norm: .*NULL/);
@@ -366,12 +482,26 @@ describe("argument errors", () => {
     ] as const) {
       expect(() =>
         backend.embedding({
-          tokenIds: ids, numTokens: 1, table: buffer, vocabSize: 4, hiddenSize: 8, out: buffer, weightDtype, actDtype,
+          tokenIds: ids,
+          numTokens: 1,
+          table: buffer,
+          vocabSize: 4,
+          hiddenSize: 8,
+          out: buffer,
+          weightDtype,
+          actDtype,
         }),
       ).toThrow(/status 3\): vt_embedding/);
       expect(() =>
         backend.rmsNorm({
-          input: buffer, residual: null, weight: buffer, out: buffer, numTokens: 1, hiddenSize: 8, eps: 1e-6, actDtype,
+          input: buffer,
+          residual: null,
+          weight: buffer,
+          out: buffer,
+          numTokens: 1,
+          hiddenSize: 8,
+          eps: 1e-6,
+          actDtype,
           weightDtype,
         }),
       ).toThrow(/status 3\): vt_rms_norm/);
@@ -389,8 +519,17 @@ describe("argument errors", () => {
     const x = device.upload(new Float32Array(64));
     expect(() =>
       backend.rotaryEmbedding({
-        positions: device.uploadInt32([0]), q: x, k: x, cosSin: x, numTokens: 1, numQHeads: 1, numKvHeads: 1,
-        headDim: 16, rotaryDim: 32, rowStride: 16, actDtype: "f32",
+        positions: device.uploadInt32([0]),
+        q: x,
+        k: x,
+        cosSin: x,
+        numTokens: 1,
+        numQHeads: 1,
+        numKvHeads: 1,
+        headDim: 16,
+        rotaryDim: 32,
+        rowStride: 16,
+        actDtype: "f32",
       }),
     ).toThrow(/status 1\): vt_rotary_embedding: rotary_dim/);
   });

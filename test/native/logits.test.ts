@@ -66,7 +66,12 @@ describe("vt_log_softmax", () => {
     const logits = randomValues(numRows * vocabSize, 31, 20);
     const out = device.alloc(logits.byteLength);
     backend.logSoftmax({
-      logits: device.upload(logits), temperatures: device.upload(temperatures), out, numRows, vocabSize, actDtype: "f32",
+      logits: device.upload(logits),
+      temperatures: device.upload(temperatures),
+      out,
+      numRows,
+      vocabSize,
+      actDtype: "f32",
     });
     expectClose(device.download(out, logits.length), ref.logSoftmax(logits, vocabSize, temperatures), { atol: 1e-5 });
   });
@@ -93,18 +98,31 @@ describe("vt_log_softmax", () => {
         const out = device.alloc(numRows * vocabSize * 4);
         const ran = device.ranWithHalfActivations("vt_log_softmax", () =>
           backend.logSoftmax({
-            logits: device.upload(logits, act), temperatures: device.upload(temperatures), out, numRows, vocabSize,
+            logits: device.upload(logits, act),
+            temperatures: device.upload(temperatures),
+            out,
+            numRows,
+            vocabSize,
             actDtype: act,
           }),
         );
         if (ran)
-          expectClose(device.download(out, logits.length), ref.logSoftmax(logits, vocabSize, temperatures), { atol: 1e-5 });
+          expectClose(device.download(out, logits.length), ref.logSoftmax(logits, vocabSize, temperatures), {
+            atol: 1e-5,
+          });
       });
 
   test("-inf logits get -inf, the rest normalizes over the finite ones", () => {
     const logits = Float32Array.of(-Infinity, 0, Math.log(3), -Infinity);
     const out = device.alloc(16);
-    backend.logSoftmax({ logits: device.upload(logits), temperatures: null, out, numRows: 1, vocabSize: 4, actDtype: "f32" });
+    backend.logSoftmax({
+      logits: device.upload(logits),
+      temperatures: null,
+      out,
+      numRows: 1,
+      vocabSize: 4,
+      actDtype: "f32",
+    });
     const actual = device.download(out, 4);
     expect([actual[0], actual[3]]).toEqual([-Infinity, -Infinity]);
     expectClose(actual.subarray(1, 3), Float32Array.of(-Math.log(4), Math.log(3 / 4)));

@@ -21,8 +21,15 @@ function checkMatmul(on: Device, m: number, n: number, k: number, weightDtype: D
   const bias = withBias ? rounded(randomValues(n, seed + 2), weightDtype) : null;
   const out = on.alloc(m * n * 4);
   on.backend.matmul({
-    x: on.upload(x), w: on.upload(w, weightDtype), bias: bias ? on.upload(bias, weightDtype) : null, out, m, n, k,
-    actDtype: "f32", weightDtype,
+    x: on.upload(x),
+    w: on.upload(w, weightDtype),
+    bias: bias ? on.upload(bias, weightDtype) : null,
+    out,
+    m,
+    n,
+    k,
+    actDtype: "f32",
+    weightDtype,
   });
   // f32 accumulation of k products of size <= 1 drifts like sqrt(k) roundings of a sum of size
   // ~sqrt(k); any indexing mistake is off by far more.
@@ -41,8 +48,15 @@ function checkHalfMatmul(m: number, n: number, k: number, dtype: HalfDtype, with
   const bias = withBias ? rounded(randomValues(n, seed + 2), dtype) : null;
   const out = device.alloc(m * n * 2);
   backend.matmul({
-    x: device.upload(x, dtype), w: device.upload(w, dtype), bias: bias ? device.upload(bias, dtype) : null, out, m, n,
-    k, actDtype: dtype, weightDtype: dtype,
+    x: device.upload(x, dtype),
+    w: device.upload(w, dtype),
+    bias: bias ? device.upload(bias, dtype) : null,
+    out,
+    m,
+    n,
+    k,
+    actDtype: dtype,
+    weightDtype: dtype,
   });
   // The f32 sum drifts as in checkMatmul (~sqrt(k) roundings); storing it rounds once more, by at
   // most half an ulp of the result. An indexing or tiling mistake is off by far more.
@@ -71,7 +85,8 @@ describe("vt_matmul", () => {
   let seed = 100;
   for (const [m, n, k] of shapes)
     for (const weightDtype of weightDtypes) {
-      const shapeSeed = (seed += 3);
+      seed += 3;
+      const shapeSeed = seed;
       test(`matches the reference at m=${m} n=${n} k=${k} (${weightDtype} weights, with and without bias)`, () => {
         checkMatmul(device, m, n, k, weightDtype, true, shapeSeed);
         checkMatmul(device, m, n, k, weightDtype, false, shapeSeed);
@@ -101,7 +116,8 @@ describe("vt_matmul", () => {
   ];
   for (const dtype of halfDtypes)
     for (const [m, n, k] of halfShapes) {
-      const shapeSeed = (seed += 3);
+      seed += 3;
+      const shapeSeed = seed;
       const what = backend.name === "cuda" ? "match the reference" : "are unsupported on the CPU backend";
       for (const withBias of [false, true])
         test(`${dtype} activations and weights ${what} at m=${m} n=${n} k=${k} (${withBias ? "with" : "without"} bias)`, () => {
@@ -124,7 +140,16 @@ describe("vt_matmul", () => {
 
   test("m = 0 is a no-op that leaves out untouched", () => {
     const out = device.upload(Float32Array.of(42));
-    backend.matmul({ x: NULL_ADDRESS, w: device.upload(randomValues(4, 1)), out, m: 0, n: 2, k: 2, actDtype: "f32", weightDtype: "f32" });
+    backend.matmul({
+      x: NULL_ADDRESS,
+      w: device.upload(randomValues(4, 1)),
+      out,
+      m: 0,
+      n: 2,
+      k: 2,
+      actDtype: "f32",
+      weightDtype: "f32",
+    });
     expect(device.download(out, 1)).toEqual(Float32Array.of(42));
   });
 
@@ -146,9 +171,9 @@ describe("vt_matmul", () => {
     const x = device.upload(randomValues(4, 1));
     const w = device.upload(randomValues(4, 2));
     const out = device.alloc(16);
-    expect(() => backend.matmul({ x, w: NULL_ADDRESS, out, m: 2, n: 2, k: 2, actDtype: "f32", weightDtype: "f32" })).toThrow(
-      /status 1\): vt_matmul: .*NULL/,
-    );
+    expect(() =>
+      backend.matmul({ x, w: NULL_ADDRESS, out, m: 2, n: 2, k: 2, actDtype: "f32", weightDtype: "f32" }),
+    ).toThrow(/status 1\): vt_matmul: .*NULL/);
     expect(() => backend.matmul({ x, w, out, m: 2, n: 0, k: 2, actDtype: "f32", weightDtype: "f32" })).toThrow(
       /status 1\): vt_matmul: .*n > 0/,
     );

@@ -101,19 +101,45 @@ function prepareBatch(
   const slidingWindow = shape.slidingWindow ?? 0;
 
   const inputs: ReferenceInputs = {
-    q, kCache, vCache, blockTables, seqLens, queryStartLoc, maxBlocksPerSeq, numQHeads, numKvHeads, headDim,
-    qRowStride, blockSize, scale, slidingWindow,
+    q,
+    kCache,
+    vCache,
+    blockTables,
+    seqLens,
+    queryStartLoc,
+    maxBlocksPerSeq,
+    numQHeads,
+    numKvHeads,
+    headDim,
+    qRowStride,
+    blockSize,
+    scale,
+    slidingWindow,
   };
   const outLength = numTokens * numQHeads * headDim;
   return {
     args: {
-      out: target.alloc(Math.max(1, outLength) * (actDtype === "f32" ? 4 : 2)), q: target.upload(q, actDtype),
-      kCache: target.upload(kCache, cacheDtype), vCache: target.upload(vCache, cacheDtype),
-      blockTables: target.uploadInt32(blockTables), seqLens: target.uploadInt32(seqLens),
-      queryStartLoc: target.uploadInt32(queryStartLoc), numSeqs: sequences.length, numTokens,
+      out: target.alloc(Math.max(1, outLength) * (actDtype === "f32" ? 4 : 2)),
+      q: target.upload(q, actDtype),
+      kCache: target.upload(kCache, cacheDtype),
+      vCache: target.upload(vCache, cacheDtype),
+      blockTables: target.uploadInt32(blockTables),
+      seqLens: target.uploadInt32(seqLens),
+      queryStartLoc: target.uploadInt32(queryStartLoc),
+      numSeqs: sequences.length,
+      numTokens,
       maxQueryLen: Math.max(0, ...sequences.map((s) => s.queryLen)),
-      maxSeqLen: options.maxSeqLen ?? Math.max(0, ...seqLens), maxBlocksPerSeq, numQHeads, numKvHeads, headDim,
-      qRowStride, blockSize, scale, slidingWindow, actDtype, cacheDtype,
+      maxSeqLen: options.maxSeqLen ?? Math.max(0, ...seqLens),
+      maxBlocksPerSeq,
+      numQHeads,
+      numKvHeads,
+      headDim,
+      qRowStride,
+      blockSize,
+      scale,
+      slidingWindow,
+      actDtype,
+      cacheDtype,
     },
     inputs,
     expected: referenceOutput(inputs),
@@ -192,9 +218,7 @@ describe("sliding window attends only to the last window positions", () => {
   for (const slidingWindow of [1, 8, 20, 100])
     for (const cacheDtype of ["f32", "bf16"] as DType[]) {
       const shape = { numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype, slidingWindow };
-      test(describeShape(shape), () =>
-        expectMatchesReference([...mixedBatch, { cached: 100, queryLen: 40 }], shape),
-      );
+      test(describeShape(shape), () => expectMatchesReference([...mixedBatch, { cached: 100, queryLen: 40 }], shape));
     }
 });
 
@@ -248,30 +272,55 @@ describe("long contexts (split-K decode on CUDA) and odd query lengths", () => {
 
   test("1500 and 2100 tokens with a sliding window of 700, head_dim 128", () => {
     expectMatchesReference(longBatch, {
-      numQHeads: 4, numKvHeads: 2, headDim: 128, blockSize: 32, cacheDtype: "f16", slidingWindow: 700,
+      numQHeads: 4,
+      numKvHeads: 2,
+      headDim: 128,
+      blockSize: 32,
+      cacheDtype: "f16",
+      slidingWindow: 700,
     });
   });
 
   test("a peaked softmax over a decode of three partitions", () => {
     expectMatchesReference([{ cached: 1300, queryLen: 1 }], {
-      numQHeads: 2, numKvHeads: 1, headDim: 64, blockSize: 16, cacheDtype: "f32", qScale: 8,
+      numQHeads: 2,
+      numKvHeads: 1,
+      headDim: 64,
+      blockSize: 16,
+      cacheDtype: "f32",
+      qScale: 8,
     });
   });
 
   for (const ratio of [1, 8])
     test(`query lengths 7, 13, 3 among decodes, GQA ${ratio}`, () => {
       expectMatchesReference(oddBatch, {
-        numQHeads: 8, numKvHeads: 8 / ratio, headDim: 64, blockSize: 16, cacheDtype: "bf16",
+        numQHeads: 8,
+        numKvHeads: 8 / ratio,
+        headDim: 64,
+        blockSize: 16,
+        cacheDtype: "bf16",
       });
     });
 
   // Real models' groups are not all powers of two: SmolLM2-135M 9/3, Qwen2.5-1.5B 12/2,
   // Qwen2.5-0.5B 14/2.
-  for (const [numQHeads, numKvHeads] of [[9, 3], [12, 2], [14, 2]] as const)
+  for (const [numQHeads, numKvHeads] of [
+    [9, 3],
+    [12, 2],
+    [14, 2],
+  ] as const)
     test(`GQA ${numQHeads}/${numKvHeads} (a group that is not a power of two), with a long decode`, () => {
       const sequences = [...oddBatch, { cached: 700, queryLen: 1 }];
       expectMatchesReference(sequences, { numQHeads, numKvHeads, headDim: 64, blockSize: 16, cacheDtype: "bf16" });
-      expectHalfActivationsMatch(sequences, { numQHeads, numKvHeads, headDim: 64, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16" });
+      expectHalfActivationsMatch(sequences, {
+        numQHeads,
+        numKvHeads,
+        headDim: 64,
+        blockSize: 16,
+        cacheDtype: "bf16",
+        actDtype: "bf16",
+      });
     });
 
   test("head_dim 256", () => {
@@ -285,7 +334,12 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
       for (const headDim of [64, 128])
         for (const blockSize of [16, 32]) {
           const shape: Shape = {
-            numQHeads: 8, numKvHeads: 8 / ratio, headDim, blockSize, cacheDtype: act, actDtype: act,
+            numQHeads: 8,
+            numKvHeads: 8 / ratio,
+            headDim,
+            blockSize,
+            cacheDtype: act,
+            actDtype: act,
           };
           test(describeShape(shape), () => expectHalfActivationsMatch(mixedBatch, shape));
         }
@@ -298,26 +352,48 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
   for (const act of ["bf16", "f16"] as DType[])
     test(`${act}: 1500 and 2100 tokens, GQA 8, peaked softmax`, () => {
       expectHalfActivationsMatch(longBatch, {
-        numQHeads: 8, numKvHeads: 1, headDim: 128, blockSize: 16, cacheDtype: act, actDtype: act, qScale: 4,
+        numQHeads: 8,
+        numKvHeads: 1,
+        headDim: 128,
+        blockSize: 16,
+        cacheDtype: act,
+        actDtype: act,
+        qScale: 4,
       });
     });
 
   test("bf16: sliding window of 20 over a mixed batch", () => {
     expectHalfActivationsMatch([...mixedBatch, { cached: 100, queryLen: 40 }], {
-      numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16", slidingWindow: 20,
+      numQHeads: 8,
+      numKvHeads: 2,
+      headDim: 64,
+      blockSize: 16,
+      cacheDtype: "bf16",
+      actDtype: "bf16",
+      slidingWindow: 20,
     });
   });
 
   test("bf16: one KV head shared by 32 query heads", () => {
     expectHalfActivationsMatch(oddBatch, {
-      numQHeads: 32, numKvHeads: 1, headDim: 64, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16",
+      numQHeads: 32,
+      numKvHeads: 1,
+      headDim: 64,
+      blockSize: 16,
+      cacheDtype: "bf16",
+      actDtype: "bf16",
     });
   });
 
   test("bf16: block sizes 8 and 64", () => {
     for (const blockSize of [8, 64])
       expectHalfActivationsMatch(mixedBatch, {
-        numQHeads: 4, numKvHeads: 1, headDim: 64, blockSize, cacheDtype: "bf16", actDtype: "bf16",
+        numQHeads: 4,
+        numKvHeads: 1,
+        headDim: 64,
+        blockSize,
+        cacheDtype: "bf16",
+        actDtype: "bf16",
       });
   });
 
@@ -326,9 +402,19 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
   // each row's true maximum).
   for (const act of ["bf16", "f16"] as DType[])
     test(`${act}: head_dim 256 over several key tiles, GQA 2, peaked softmax`, () => {
-      const sequences = [{ cached: 150, queryLen: 40 }, { cached: 0, queryLen: 70 }, { cached: 9, queryLen: 1 }];
+      const sequences = [
+        { cached: 150, queryLen: 40 },
+        { cached: 0, queryLen: 70 },
+        { cached: 9, queryLen: 1 },
+      ];
       expectHalfActivationsMatch(sequences, {
-        numQHeads: 4, numKvHeads: 2, headDim: 256, blockSize: 16, cacheDtype: act, actDtype: act, qScale: 16,
+        numQHeads: 4,
+        numKvHeads: 2,
+        headDim: 256,
+        blockSize: 16,
+        cacheDtype: act,
+        actDtype: act,
+        qScale: 16,
       });
     });
 
@@ -338,7 +424,12 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
   test("bf16: causal tile edges, a 40-token chunk after 0 to 64 cached tokens", () => {
     const sequences = Array.from({ length: 65 }, (_, cached) => ({ cached, queryLen: 40 }));
     expectHalfActivationsMatch(sequences, {
-      numQHeads: 4, numKvHeads: 2, headDim: 32, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16",
+      numQHeads: 4,
+      numKvHeads: 2,
+      headDim: 32,
+      blockSize: 16,
+      cacheDtype: "bf16",
+      actDtype: "bf16",
     });
   });
 
@@ -349,7 +440,12 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
       { cached: 60 + 3 * i, queryLen: 17 },
     ]).flat();
     expectHalfActivationsMatch(sequences, {
-      numQHeads: 4, numKvHeads: 2, headDim: 32, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16",
+      numQHeads: 4,
+      numKvHeads: 2,
+      headDim: 32,
+      blockSize: 16,
+      cacheDtype: "bf16",
+      actDtype: "bf16",
       slidingWindow: 70,
     });
   });
@@ -357,7 +453,12 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
   // q and out one element past a 16-byte boundary: loaded and stored element by element.
   test("bf16: q and out that are not 16-byte aligned", () => {
     const shape: Shape = {
-      numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "bf16", actDtype: "bf16",
+      numQHeads: 8,
+      numKvHeads: 2,
+      headDim: 64,
+      blockSize: 16,
+      cacheDtype: "bf16",
+      actDtype: "bf16",
     };
     const batch = prepareBatch(device, mixedBatch, shape);
     batch.args.q = offsetAddress(device.upload(Float32Array.of(0, ...batch.inputs.q), "bf16"), 2);
@@ -373,14 +474,22 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
 describe("batch edge cases", () => {
   test("a sequence with no query tokens computes nothing and leaves the others right", () => {
     expectMatchesReference(
-      [{ cached: 10, queryLen: 3 }, { cached: 50, queryLen: 0 }, { cached: 5, queryLen: 1 }],
+      [
+        { cached: 10, queryLen: 3 },
+        { cached: 50, queryLen: 0 },
+        { cached: 5, queryLen: 1 },
+      ],
       { numQHeads: 4, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "f32" },
     );
   });
 
   test("zero tokens is a no-op", () => {
     const batch = prepareBatch(device, [{ cached: 7, queryLen: 0 }], {
-      numQHeads: 2, numKvHeads: 1, headDim: 64, blockSize: 16, cacheDtype: "f32",
+      numQHeads: 2,
+      numKvHeads: 1,
+      headDim: 64,
+      blockSize: 16,
+      cacheDtype: "f32",
     });
     device.backend.memset(batch.args.out, 0x7f, 4);
     device.backend.pagedAttention(batch.args);
@@ -389,9 +498,13 @@ describe("batch edge cases", () => {
 
   // What a graph-captured step relies on: launch bounds larger than the batch needs.
   test("a max_seq_len above every seq_len changes nothing", () => {
-    expectMatchesReference(mixedBatch, { numQHeads: 4, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "f32" }, {
-      maxSeqLen: 5000,
-    });
+    expectMatchesReference(
+      mixedBatch,
+      { numQHeads: 4, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "f32" },
+      {
+        maxSeqLen: 5000,
+      },
+    );
   });
 
   // A decode batch padded to a captured size ends in sequences of seq_len 0 and one query token:
@@ -399,7 +512,11 @@ describe("batch edge cases", () => {
   for (const act of ["f32", "bf16"] as DType[])
     test(`padding sequences (seq_len 0, one query token) give zeros (${act} activations)`, () => {
       const shape: Shape = { numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: act, actDtype: act };
-      const padded: Sequence[] = [{ cached: 36, queryLen: 1 }, { cached: -1, queryLen: 1 }, { cached: 9, queryLen: 1 }];
+      const padded: Sequence[] = [
+        { cached: 36, queryLen: 1 },
+        { cached: -1, queryLen: 1 },
+        { cached: 9, queryLen: 1 },
+      ];
       const batch = prepareBatch(device, padded, shape, 1, { maxSeqLen: 1200 });
       if (backend.name === "cpu") {
         expect(() => backend.pagedAttention(batch.args)).toThrow(
@@ -443,7 +560,11 @@ describe("graph capture", () => {
   // whatever the buffers hold at launch: shorter contexts, another padding row, new queries.
   test("a captured decode step replays on new sequence lengths and queries", () => {
     const shape: Shape = { numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "bf16" };
-    const step: Sequence[] = [{ cached: 2099, queryLen: 1 }, { cached: 600, queryLen: 1 }, { cached: -1, queryLen: 1 }];
+    const step: Sequence[] = [
+      { cached: 2099, queryLen: 1 },
+      { cached: 600, queryLen: 1 },
+      { cached: -1, queryLen: 1 },
+    ];
     const batch = prepareBatch(device, step, shape, 3, { maxSeqLen: 4096 });
     // Run once outside the capture first, as an engine's warm-up does (the split-K scratch is
     // allocated then, never during a capture).
@@ -476,7 +597,15 @@ describe("graph capture", () => {
     const fresh = new Device(await Backend.open({ device: "cpu" }));
     try {
       const shape: Shape = { numQHeads: 4, numKvHeads: 1, headDim: 64, blockSize: 16, cacheDtype: "bf16" };
-      const batch = prepareBatch(fresh, [{ cached: 1400, queryLen: 1 }, { cached: 3, queryLen: 1 }], shape, 5);
+      const batch = prepareBatch(
+        fresh,
+        [
+          { cached: 1400, queryLen: 1 },
+          { cached: 3, queryLen: 1 },
+        ],
+        shape,
+        5,
+      );
       const graph = fresh.backend.captureGraph(() => fresh.backend.pagedAttention(batch.args));
       try {
         graph.launch();

@@ -5,8 +5,8 @@
 // thresholds far from every boundary and expect exact tokens.
 import { describe, expect, test } from "bun:test";
 import type { DType } from "../../src/backend/dtype.ts";
-import * as ref from "../../src/reference/sample.ts";
 import { uniformValue } from "../../src/model/uniform-hash.ts";
+import * as ref from "../../src/reference/sample.ts";
 import { randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
 const device = await useTestDevice();
@@ -49,9 +49,16 @@ function run(logits: Float32Array, vocabSize: number, a: ref.SampleArgs, actDtyp
   const numRows = a.temperatures.length;
   const out = device.alloc(Math.max(numRows, 1) * 4);
   backend.sample({
-    logits: device.upload(logits, actDtype), numRows, vocabSize, actDtype,
-    temperatures: device.upload(a.temperatures), topK: device.uploadInt32(a.topK), topP: device.upload(a.topP),
-    minP: device.upload(a.minP), uniforms: device.upload(a.uniforms), out,
+    logits: device.upload(logits, actDtype),
+    numRows,
+    vocabSize,
+    actDtype,
+    temperatures: device.upload(a.temperatures),
+    topK: device.uploadInt32(a.topK),
+    topP: device.upload(a.topP),
+    minP: device.upload(a.minP),
+    uniforms: device.upload(a.uniforms),
+    out,
   });
   return device.downloadInt32(out, numRows);
 }
@@ -122,7 +129,14 @@ describe("vt_sample: filters on hand-made rows", () => {
 
   test("no filter draws from the whole softmax in vocabulary order", () => {
     // Running mass: 0.1, 0.5, 0.55, 0.7, 0.9, 1.0.
-    const uniformsAndTokens: [number, number][] = [[0.05, 0], [0.3, 1], [0.52, 2], [0.6, 3], [0.8, 4], [0.95, 5]];
+    const uniformsAndTokens: [number, number][] = [
+      [0.05, 0],
+      [0.3, 1],
+      [0.52, 2],
+      [0.6, 3],
+      [0.8, 4],
+      [0.95, 5],
+    ];
     const a = rowArgs(uniformsAndTokens.map(([uniform]) => ({ uniform })));
     expect(Array.from(run(repeatRow(row, 6), 6, a))).toEqual(uniformsAndTokens.map(([, t]) => t));
   });
@@ -194,60 +208,91 @@ describe("vt_sample: filters on hand-made rows", () => {
 });
 
 describe("vt_sample: random rows against the reference", () => {
-  test("each filter alone and combined, temperatures from 0.05 to 10, an odd vocabulary", () => {
-    const vocabSize = 5003;
-    const rows: Row[] = [];
-    const settings: Row[] = [
-      {}, { minP: 0.05 }, { minP: 0.5 }, { topK: 1 }, { topK: 20 }, { topK: 4000 }, { topP: 0.5 }, { topP: 0.9 },
-      { topP: 0.999 }, { minP: 0.02, topK: 50, topP: 0.8 }, { topK: 100, topP: 0.95 }, { minP: 0.1, topP: 0.7 },
-    ];
-    const temperatures = [0.05, 0.7, 1, 2.5, 10];
-    for (const s of settings) for (const temperature of temperatures) rows.push({ ...s, temperature });
-    const u = uniforms(rows.length, 72);
-    rows.forEach((r, i) => (r.uniform = u[i]));
-    const logits = randomValues(rows.length * vocabSize, 73, 10);
-    expectReferenceDraws(logits, vocabSize, rowArgs(rows));
-  }, SLOW_TEST_MS);
+  test(
+    "each filter alone and combined, temperatures from 0.05 to 10, an odd vocabulary",
+    () => {
+      const vocabSize = 5003;
+      const rows: Row[] = [];
+      const settings: Row[] = [
+        {},
+        { minP: 0.05 },
+        { minP: 0.5 },
+        { topK: 1 },
+        { topK: 20 },
+        { topK: 4000 },
+        { topP: 0.5 },
+        { topP: 0.9 },
+        { topP: 0.999 },
+        { minP: 0.02, topK: 50, topP: 0.8 },
+        { topK: 100, topP: 0.95 },
+        { minP: 0.1, topP: 0.7 },
+      ];
+      const temperatures = [0.05, 0.7, 1, 2.5, 10];
+      for (const s of settings) for (const temperature of temperatures) rows.push({ ...s, temperature });
+      const u = uniforms(rows.length, 72);
+      rows.forEach((r, i) => {
+        r.uniform = u[i];
+      });
+      const logits = randomValues(rows.length * vocabSize, 73, 10);
+      expectReferenceDraws(logits, vocabSize, rowArgs(rows));
+    },
+    SLOW_TEST_MS,
+  );
 
-  test("many rows with mixed greedy and sampling parameters", () => {
-    const vocabSize = 997;
-    const numRows = 96;
-    const u = uniforms(numRows * 5, 74);
-    const rows: Row[] = Array.from({ length: numRows }, (_, r) => ({
-      temperature: r % 7 === 0 ? 0 : 0.2 + 2 * u[numRows + r]!,
-      topK: r % 3 === 0 ? 0 : 1 + Math.floor(u[2 * numRows + r]! * 300),
-      topP: r % 4 === 0 ? 1 : 0.3 + 0.7 * u[3 * numRows + r]!,
-      minP: r % 5 < 2 ? 0 : 0.3 * u[4 * numRows + r]!,
-      uniform: u[r],
-    }));
-    const logits = randomValues(numRows * vocabSize, 75, 6);
-    expectReferenceDraws(logits, vocabSize, rowArgs(rows));
-  }, SLOW_TEST_MS);
+  test(
+    "many rows with mixed greedy and sampling parameters",
+    () => {
+      const vocabSize = 997;
+      const numRows = 96;
+      const u = uniforms(numRows * 5, 74);
+      const rows: Row[] = Array.from({ length: numRows }, (_, r) => ({
+        temperature: r % 7 === 0 ? 0 : 0.2 + 2 * u[numRows + r]!,
+        topK: r % 3 === 0 ? 0 : 1 + Math.floor(u[2 * numRows + r]! * 300),
+        topP: r % 4 === 0 ? 1 : 0.3 + 0.7 * u[3 * numRows + r]!,
+        minP: r % 5 < 2 ? 0 : 0.3 * u[4 * numRows + r]!,
+        uniform: u[r],
+      }));
+      const logits = randomValues(numRows * vocabSize, 75, 6);
+      expectReferenceDraws(logits, vocabSize, rowArgs(rows));
+    },
+    SLOW_TEST_MS,
+  );
 
-  test("a 151936-token vocabulary", () => {
-    const vocabSize = 151_936;
-    const rows: Row[] = [
-      { uniform: 0.37 },
-      { topP: 0.9, uniform: 0.61 },
-      { topK: 50, topP: 0.95, temperature: 0.7, uniform: 0.83 },
-      { minP: 0.1, temperature: 1.3, uniform: 0.12 },
-      // Flat: top_p's threshold sits among ~10^4 tokens of similar weight (the GPU's bisection
-      // then continues over a band of them held in shared memory).
-      { topP: 0.5, uniform: 0.45 },
-    ];
-    const logits = randomValues(rows.length * vocabSize, 76, 12);
-    const flat = logits.subarray(4 * vocabSize);
-    flat.set(flat.map((x) => x / 12));
-    expectReferenceDraws(logits, vocabSize, rowArgs(rows));
-  }, SLOW_TEST_MS);
+  test(
+    "a 151936-token vocabulary",
+    () => {
+      const vocabSize = 151_936;
+      const rows: Row[] = [
+        { uniform: 0.37 },
+        { topP: 0.9, uniform: 0.61 },
+        { topK: 50, topP: 0.95, temperature: 0.7, uniform: 0.83 },
+        { minP: 0.1, temperature: 1.3, uniform: 0.12 },
+        // Flat: top_p's threshold sits among ~10^4 tokens of similar weight (the GPU's bisection
+        // then continues over a band of them held in shared memory).
+        { topP: 0.5, uniform: 0.45 },
+      ];
+      const logits = randomValues(rows.length * vocabSize, 76, 12);
+      const flat = logits.subarray(4 * vocabSize);
+      flat.set(flat.map((x) => x / 12));
+      expectReferenceDraws(logits, vocabSize, rowArgs(rows));
+    },
+    SLOW_TEST_MS,
+  );
 
   test("rows with many exact ties (logits quantized to a few levels)", () => {
     const vocabSize = 3001;
     const rows: Row[] = [
-      { topK: 10 }, { topK: 600 }, { topP: 0.3 }, { topP: 0.8 }, { minP: 0.4 }, { topK: 700, topP: 0.6, minP: 0.1 },
+      { topK: 10 },
+      { topK: 600 },
+      { topP: 0.3 },
+      { topP: 0.8 },
+      { minP: 0.4 },
+      { topK: 700, topP: 0.6, minP: 0.1 },
     ];
     const u = uniforms(rows.length, 77);
-    rows.forEach((r, i) => (r.uniform = u[i]));
+    rows.forEach((r, i) => {
+      r.uniform = u[i];
+    });
     const logits = randomValues(rows.length * vocabSize, 78, 3).map((x) => Math.round(x * 2) / 2);
     expectReferenceDraws(logits, vocabSize, rowArgs(rows));
   });
@@ -259,45 +304,59 @@ describe("vt_sample: the distribution drawn", () => {
   const params: ref.RowParams = { temperature: 0.8, topK: 20, topP: 0.9, minP: 0.03 };
   const q = ref.filteredProbabilities(row, params);
 
-  test("even uniforms draw each kept token in proportion to its filtered probability", () => {
-    const count = 2048;
-    const draws = drawsOverUniforms(row, params, count);
-    const counts = new Array(vocabSize).fill(0);
-    for (const t of draws) counts[t]++;
-    // An interval of length q holds count * q of the even grid up to one point at each end.
-    for (let i = 0; i < vocabSize; i++) expect(Math.abs(counts[i] - count * q[i]!)).toBeLessThanOrEqual(2);
-    expect(q.filter((x) => x > 0).length).toBeGreaterThan(5);
-  }, SLOW_TEST_MS);
+  test(
+    "even uniforms draw each kept token in proportion to its filtered probability",
+    () => {
+      const count = 2048;
+      const draws = drawsOverUniforms(row, params, count);
+      const counts = new Array(vocabSize).fill(0);
+      for (const t of draws) counts[t]++;
+      // An interval of length q holds count * q of the even grid up to one point at each end.
+      for (let i = 0; i < vocabSize; i++) expect(Math.abs(counts[i] - count * q[i]!)).toBeLessThanOrEqual(2);
+      expect(q.filter((x) => x > 0).length).toBeGreaterThan(5);
+    },
+    SLOW_TEST_MS,
+  );
 
-  test("random uniforms pass a chi-square test against the filtered probabilities", () => {
-    const count = 2048;
-    const a = rowArgs(uniforms(count, 80).map((uniform) => ({ ...params, uniform })));
-    const draws = run(repeatRow(row, count), vocabSize, a);
-    const counts = new Array(vocabSize).fill(0);
-    for (const t of draws) counts[t]++;
-    let chiSquare = 0;
-    let degrees = -1;
-    for (let i = 0; i < vocabSize; i++) {
-      if (q[i] === 0) {
-        expect(counts[i]).toBe(0);
-        continue;
+  test(
+    "random uniforms pass a chi-square test against the filtered probabilities",
+    () => {
+      const count = 2048;
+      const a = rowArgs(uniforms(count, 80).map((uniform) => ({ ...params, uniform })));
+      const draws = run(repeatRow(row, count), vocabSize, a);
+      const counts = new Array(vocabSize).fill(0);
+      for (const t of draws) counts[t]++;
+      let chiSquare = 0;
+      let degrees = -1;
+      for (let i = 0; i < vocabSize; i++) {
+        if (q[i] === 0) {
+          expect(counts[i]).toBe(0);
+          continue;
+        }
+        chiSquare += (counts[i] - count * q[i]!) ** 2 / (count * q[i]!);
+        degrees++;
       }
-      chiSquare += (counts[i] - count * q[i]!) ** 2 / (count * q[i]!);
-      degrees++;
-    }
-    // Far above the 99.9% quantile for these few degrees of freedom; a wrong filter or order
-    // gives thousands.
-    expect(chiSquare).toBeLessThan(degrees + 6 * Math.sqrt(2 * degrees) + 10);
-  }, SLOW_TEST_MS);
+      // Far above the 99.9% quantile for these few degrees of freedom; a wrong filter or order
+      // gives thousands.
+      expect(chiSquare).toBeLessThan(degrees + 6 * Math.sqrt(2 * degrees) + 10);
+    },
+    SLOW_TEST_MS,
+  );
 });
 
 describe("vt_sample: activation dtypes", () => {
   const vocabSize = 4099;
   const rows: Row[] = [
-    { temperature: 0 }, {}, { topK: 40 }, { topP: 0.85 }, { minP: 0.05, topK: 200, topP: 0.9, temperature: 0.6 },
+    { temperature: 0 },
+    {},
+    { topK: 40 },
+    { topP: 0.85 },
+    { minP: 0.05, topK: 200, topP: 0.9, temperature: 0.6 },
   ];
   const u = uniforms(rows.length, 81);
-  rows.forEach((r, i) => (r.uniform = u[i]));
+  rows.forEach((r, i) => {
+    r.uniform = u[i];
+  });
   const logits = randomValues(rows.length * vocabSize, 82, 10);
 
   for (const dtype of ["bf16", "f16"] as const) {
@@ -317,9 +376,16 @@ describe("vt_sample: arguments", () => {
 
   function call(overrides: Partial<Parameters<typeof backend.sample>[0]>) {
     const buffers = {
-      logits: device.upload(new Float32Array(8)), numRows: 2, vocabSize: 4, actDtype: "f32" as DType,
-      temperatures: device.upload(a.temperatures), topK: device.uploadInt32(a.topK), topP: device.upload(a.topP),
-      minP: device.upload(a.minP), uniforms: device.upload(a.uniforms), out: device.alloc(8),
+      logits: device.upload(new Float32Array(8)),
+      numRows: 2,
+      vocabSize: 4,
+      actDtype: "f32" as DType,
+      temperatures: device.upload(a.temperatures),
+      topK: device.uploadInt32(a.topK),
+      topP: device.upload(a.topP),
+      minP: device.upload(a.minP),
+      uniforms: device.upload(a.uniforms),
+      out: device.alloc(8),
     };
     backend.sample({ ...buffers, ...overrides });
   }
@@ -341,14 +407,26 @@ describe("vt_sample: arguments", () => {
 describe("vt_sample: graphs", () => {
   const vocabSize = 301;
   const logits = randomValues(3 * vocabSize, 83, 4);
-  const first = rowArgs([{ topK: 30, uniform: 0.2 }, { topP: 0.7, uniform: 0.5 }, { temperature: 0, uniform: 0.9 }]);
-  const second = rowArgs([{ topK: 5, uniform: 0.9 }, { minP: 0.2, uniform: 0.1 }, { temperature: 2, uniform: 0.6 }]);
+  const first = rowArgs([
+    { topK: 30, uniform: 0.2 },
+    { topP: 0.7, uniform: 0.5 },
+    { temperature: 0, uniform: 0.9 },
+  ]);
+  const second = rowArgs([
+    { topK: 5, uniform: 0.9 },
+    { minP: 0.2, uniform: 0.1 },
+    { temperature: 2, uniform: 0.6 },
+  ]);
 
   function buffers() {
     return {
-      logits: device.upload(logits), temperatures: device.upload(first.temperatures),
-      topK: device.uploadInt32(first.topK), topP: device.upload(first.topP), minP: device.upload(first.minP),
-      uniforms: device.upload(first.uniforms), out: device.alloc(12),
+      logits: device.upload(logits),
+      temperatures: device.upload(first.temperatures),
+      topK: device.uploadInt32(first.topK),
+      topP: device.upload(first.topP),
+      minP: device.upload(first.minP),
+      uniforms: device.upload(first.uniforms),
+      out: device.alloc(12),
     };
   }
 

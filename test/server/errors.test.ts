@@ -1,12 +1,17 @@
 // Every way a request can be wrong gets OpenAI's error shape with the right status and a message
 // naming what to fix, and the server keeps serving afterwards.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startServer, writeServerTestModel, type ServerProcess } from "../helpers/server-process.ts";
+import { type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
 
 let server: ServerProcess;
 
 beforeAll(async () => {
-  server = await startServer(await writeServerTestModel(), ["--served-model-name", "tiny", "--max-request-body", "1MiB"]);
+  server = await startServer(await writeServerTestModel(), [
+    "--served-model-name",
+    "tiny",
+    "--max-request-body",
+    "1MiB",
+  ]);
 });
 
 afterAll(async () => {
@@ -29,7 +34,12 @@ async function post(path: string, body: unknown, init: RequestInit = {}): Promis
 
 function expectError(result: { status: number; body: ErrorBody }, status: number, message: RegExp, param?: string) {
   expect(result.status).toBe(status);
-  expect(result.body.error).toEqual({ message: expect.stringMatching(message), type: expect.any(String), param: param ?? null, code: status });
+  expect(result.body.error).toEqual({
+    message: expect.stringMatching(message),
+    type: expect.any(String),
+    param: param ?? null,
+    code: status,
+  });
 }
 
 describe("request errors", () => {
@@ -39,34 +49,84 @@ describe("request errors", () => {
 
   test("a schema violation is a 400 naming the field", async () => {
     expectError(await post("/v1/completions", { prompt: "hi", max_tokens: "ten" }), 400, /^max_tokens: /, "max_tokens");
-    expectError(await post("/v1/chat/completions", { messages: [{ role: "wizard", content: "hi" }] }), 400, /^messages\.0\.role: /, "messages.0.role");
+    expectError(
+      await post("/v1/chat/completions", { messages: [{ role: "wizard", content: "hi" }] }),
+      400,
+      /^messages\.0\.role: /,
+      "messages.0.role",
+    );
     expectError(await post("/v1/completions", {}), 400, /^prompt: /, "prompt");
   });
 
   test("a sampling parameter out of range is a 400 naming the field as the client wrote it", async () => {
-    expectError(await post("/v1/completions", { prompt: "hi", top_p: 1.5 }), 400, /^top_p must be in \(0, 1\]/, "top_p");
-    expectError(await post("/v1/chat/completions", { messages: [{ role: "user", content: "hi" }], logit_bias: { "99999": 5 } }), 400, /outside the vocabulary/, "logit_bias");
+    expectError(
+      await post("/v1/completions", { prompt: "hi", top_p: 1.5 }),
+      400,
+      /^top_p must be in \(0, 1\]/,
+      "top_p",
+    );
+    expectError(
+      await post("/v1/chat/completions", { messages: [{ role: "user", content: "hi" }], logit_bias: { "99999": 5 } }),
+      400,
+      /outside the vocabulary/,
+      "logit_bias",
+    );
     expectError(await post("/v1/completions", { prompt: "hi", n: 0 }), 400, /^n must be >= 1/, "n");
   });
 
   test("a prompt as long as the context, or one that max_tokens would overflow, is a 400", async () => {
-    expectError(await post("/v1/completions", { prompt: "a ".repeat(600) }), 400, /maximum context length is 512 tokens.*\d+ input tokens/, "prompt");
-    expectError(await post("/v1/completions", { prompt: "hello", max_tokens: 600 }), 400, /maximum context length is 512 tokens.*600 in the completion/, "max_tokens");
-    expectError(await post("/v1/chat/completions", { messages: [{ role: "user", content: "a ".repeat(600) }] }), 400, /maximum context length/, "messages");
+    expectError(
+      await post("/v1/completions", { prompt: "a ".repeat(600) }),
+      400,
+      /maximum context length is 512 tokens.*\d+ input tokens/,
+      "prompt",
+    );
+    expectError(
+      await post("/v1/completions", { prompt: "hello", max_tokens: 600 }),
+      400,
+      /maximum context length is 512 tokens.*600 in the completion/,
+      "max_tokens",
+    );
+    expectError(
+      await post("/v1/chat/completions", { messages: [{ role: "user", content: "a ".repeat(600) }] }),
+      400,
+      /maximum context length/,
+      "messages",
+    );
   });
 
   test("an unknown model is a 404 naming the served one; a missing model means the served one", async () => {
-    expectError(await post("/v1/completions", { model: "gpt-4", prompt: "hi" }), 404, /`gpt-4` does not exist.*`tiny`/, "model");
+    expectError(
+      await post("/v1/completions", { model: "gpt-4", prompt: "hi" }),
+      404,
+      /`gpt-4` does not exist.*`tiny`/,
+      "model",
+    );
     expect((await post("/v1/completions", { prompt: "hi", max_tokens: 2 })).status).toBe(200);
   });
 
   test("suffix, and echo with logprobs, are refused clearly", async () => {
-    expectError(await post("/v1/completions", { prompt: "hi", suffix: "end" }), 400, /suffix is not supported/, "suffix");
-    expectError(await post("/v1/completions", { prompt: "hi", echo: true, logprobs: 1 }), 400, /prompt's logprobs/, "echo");
+    expectError(
+      await post("/v1/completions", { prompt: "hi", suffix: "end" }),
+      400,
+      /suffix is not supported/,
+      "suffix",
+    );
+    expectError(
+      await post("/v1/completions", { prompt: "hi", echo: true, logprobs: 1 }),
+      400,
+      /prompt's logprobs/,
+      "echo",
+    );
   });
 
   test("token ids outside the vocabulary are a 400, never a crash", async () => {
-    expectError(await post("/v1/completions", { prompt: [1, 2, 1_000_000] }), 400, /token id 1000000 is outside the vocabulary/, "prompt");
+    expectError(
+      await post("/v1/completions", { prompt: [1, 2, 1_000_000] }),
+      400,
+      /token id 1000000 is outside the vocabulary/,
+      "prompt",
+    );
   });
 
   test("an unknown route is a 404 and a wrong method a 405, in the same shape", async () => {

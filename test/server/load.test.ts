@@ -2,7 +2,7 @@
 // changing greedy results, and a client that disconnects mid-stream frees its KV blocks at once.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { metricValue, startServer, writeServerTestModel, type ServerProcess } from "../helpers/server-process.ts";
+import { metricValue, type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
 
 let server: ServerProcess;
 let client: OpenAI;
@@ -31,12 +31,17 @@ describe("load", () => {
     const params = (prompt: string) => ({ prompt, max_tokens: 24, temperature: 0, model, ignore_eos: true });
     const sequential: string[] = [];
     for (const prompt of prompts) {
-      sequential.push((await client.completions.create(params(prompt) as OpenAI.CompletionCreateParamsNonStreaming)).choices[0]!.text);
+      sequential.push(
+        (await client.completions.create(params(prompt) as OpenAI.CompletionCreateParamsNonStreaming)).choices[0]!.text,
+      );
     }
     const concurrent = await Promise.all(
       prompts.map(async (prompt) => {
         let text = "";
-        const stream = await client.completions.create({ ...params(prompt), stream: true } as OpenAI.CompletionCreateParamsStreaming);
+        const stream = await client.completions.create({
+          ...params(prompt),
+          stream: true,
+        } as OpenAI.CompletionCreateParamsStreaming);
         for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
         return text;
       }),
@@ -96,14 +101,28 @@ describe("load", () => {
 
   test("/metrics counts the tokens and latencies of served requests", async () => {
     const before = await metricValue(server.url, "vllm:generation_tokens_total");
-    await client.completions.create({ model, prompt: "hello", max_tokens: 7, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+    await client.completions.create({
+      model,
+      prompt: "hello",
+      max_tokens: 7,
+      ignore_eos: true,
+    } as OpenAI.CompletionCreateParamsNonStreaming);
     expect(await metricValue(server.url, "vllm:generation_tokens_total")).toBe(before + 7);
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    for (const name of ["vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds", "vllm:e2e_request_latency_seconds"]) {
+    for (const name of [
+      "vllm:time_to_first_token_seconds",
+      "vllm:inter_token_latency_seconds",
+      "vllm:e2e_request_latency_seconds",
+    ]) {
       expect(text).toContain(`# TYPE ${name} histogram`);
       expect(Number(/_count\{[^}]*\} (\d+)/.exec(text.slice(text.indexOf(`${name}_count`)))![1])).toBeGreaterThan(0);
     }
-    for (const name of ["vllm:prompt_tokens_total", "vllm:num_requests_waiting", "vllm:prefix_cache_hit_rate", "vllm:num_preemptions_total"]) {
+    for (const name of [
+      "vllm:prompt_tokens_total",
+      "vllm:num_requests_waiting",
+      "vllm:prefix_cache_hit_rate",
+      "vllm:num_preemptions_total",
+    ]) {
       expect(text).toContain(`${name}{`);
     }
   });

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { writeRandomModel } from "../helpers/random-model.ts";
-import { metricValue, startServer, writeServerTestModel, type ServerProcess } from "../helpers/server-process.ts";
+import { metricValue, type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
 
@@ -22,15 +22,37 @@ let fromConfig: ServerProcess;
 beforeAll(async () => {
   llamaDir = (
     await writeRandomModel({
-      architecture: "LlamaForCausalLM", dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 2,
-      numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 256, seed: 7,
+      architecture: "LlamaForCausalLM",
+      dtype: "float32",
+      hiddenSize: 64,
+      intermediateSize: 96,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      maxPositionEmbeddings: 256,
+      seed: 7,
     })
   ).dir;
   qwenDir = await writeServerTestModel();
   const configFile = join(mkdtempSync(join(tmpdir(), "vllm-ts-models-")), "models.json");
-  writeFileSync(configFile, JSON.stringify([{ model: qwenDir, servedModelName: "qwen-short", maxModelLen: 128, kvCacheMemory: "8MiB" }, { model: llamaDir }]));
+  writeFileSync(
+    configFile,
+    JSON.stringify([
+      { model: qwenDir, servedModelName: "qwen-short", maxModelLen: 128, kvCacheMemory: "8MiB" },
+      { model: llamaDir },
+    ]),
+  );
   [both, llamaAlone, qwenAlone, fromConfig] = await Promise.all([
-    startServer(null, ["--model", llamaDir, "--model", qwenDir, "--served-model-name", "llama", "--served-model-name", "qwen"]),
+    startServer(null, [
+      "--model",
+      llamaDir,
+      "--model",
+      qwenDir,
+      "--served-model-name",
+      "llama",
+      "--served-model-name",
+      "qwen",
+    ]),
     startServer(llamaDir),
     startServer(qwenDir),
     startServer(null, ["--models-config", configFile]),
@@ -51,7 +73,13 @@ interface Completion {
 }
 
 async function completionText(server: ServerProcess, model: string | undefined): Promise<string> {
-  const response = await post(server, "/v1/completions", { model, prompt: "hello world", max_tokens: 16, temperature: 0, ignore_eos: true });
+  const response = await post(server, "/v1/completions", {
+    model,
+    prompt: "hello world",
+    max_tokens: 16,
+    temperature: 0,
+    ignore_eos: true,
+  });
   expect(response.status).toBe(200);
   const completion = (await response.json()) as Completion;
   if (model !== undefined) expect(completion.model).toBe(model);
@@ -59,7 +87,8 @@ async function completionText(server: ServerProcess, model: string | undefined):
 }
 
 async function listModels(server: ServerProcess): Promise<{ id: string; max_model_len: number }[]> {
-  return ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string; max_model_len: number }[] }).data;
+  return ((await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string; max_model_len: number }[] })
+    .data;
 }
 
 async function expectError(response: Response, status: number, message: RegExp): Promise<void> {
@@ -71,7 +100,10 @@ async function expectError(response: Response, status: number, message: RegExp):
 
 describe("two models from --model, repeated", () => {
   test("GET /v1/models lists both, each with its own max model len", async () => {
-    expect((await listModels(both)).map(({ id, max_model_len }) => [id, max_model_len])).toEqual([["llama", 256], ["qwen", 512]]);
+    expect((await listModels(both)).map(({ id, max_model_len }) => [id, max_model_len])).toEqual([
+      ["llama", 256],
+      ["qwen", 512],
+    ]);
   });
 
   test("start-up logs list each model with its architecture and KV cache", () => {
@@ -91,7 +123,13 @@ describe("two models from --model, repeated", () => {
 
   test("a chat completion is routed the same way", async () => {
     const chat = async (server: ServerProcess, model: string | undefined) => {
-      const body = { model, messages: [{ role: "user", content: "hi" }], max_tokens: 8, temperature: 0, ignore_eos: true };
+      const body = {
+        model,
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 8,
+        temperature: 0,
+        ignore_eos: true,
+      };
       const response = await post(server, "/v1/chat/completions", body);
       expect(response.status).toBe(200);
       return ((await response.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
@@ -101,21 +139,35 @@ describe("two models from --model, repeated", () => {
   });
 
   test("/tokenize and /detokenize use the named model", async () => {
-    const tokenize = async (model: string) => (await (await post(both, "/tokenize", { model, prompt: "hello" })).json()) as { max_model_len: number; tokens: number[] };
+    const tokenize = async (model: string) =>
+      (await (await post(both, "/tokenize", { model, prompt: "hello" })).json()) as {
+        max_model_len: number;
+        tokens: number[];
+      };
     expect((await tokenize("llama")).max_model_len).toBe(256);
     const qwen = await tokenize("qwen");
     expect(qwen.max_model_len).toBe(512);
-    expect(await (await post(both, "/detokenize", { model: "qwen", tokens: qwen.tokens })).json()).toEqual({ prompt: "hello" });
+    expect(await (await post(both, "/detokenize", { model: "qwen", tokens: qwen.tokens })).json()).toEqual({
+      prompt: "hello",
+    });
   });
 
   test("an unknown model is a 404 that names both served models", async () => {
-    await expectError(await post(both, "/v1/completions", { model: "gpt-4", prompt: "hi" }), 404, /`gpt-4` does not exist.*`llama`, `qwen`/);
+    await expectError(
+      await post(both, "/v1/completions", { model: "gpt-4", prompt: "hi" }),
+      404,
+      /`gpt-4` does not exist.*`llama`, `qwen`/,
+    );
     await expectError(await post(both, "/tokenize", { model: "gpt-4", prompt: "hi" }), 404, /`gpt-4` does not exist/);
   });
 
   test("a missing model is a 400 when two models are served", async () => {
     await expectError(await post(both, "/v1/completions", { prompt: "hi" }), 400, /model is required.*`llama`, `qwen`/);
-    await expectError(await post(both, "/v1/chat/completions", { messages: [{ role: "user", content: "hi" }] }), 400, /model is required/);
+    await expectError(
+      await post(both, "/v1/chat/completions", { messages: [{ role: "user", content: "hi" }] }),
+      400,
+      /model is required/,
+    );
     await expectError(await post(both, "/detokenize", { tokens: [1] }), 400, /model is required/);
   });
 
@@ -125,7 +177,11 @@ describe("two models from --model, repeated", () => {
     expect(await metricValue(both.url, "vllm:prompt_tokens_total", "qwen")).toBe(before);
     expect(await metricValue(both.url, "vllm:prompt_tokens_total", "llama")).toBeGreaterThan(0);
     const text = await (await fetch(`${both.url}/metrics`)).text();
-    for (const name of ["vllm:num_requests_running", "vllm:kv_cache_usage_perc", "vllm:e2e_request_latency_seconds_count"]) {
+    for (const name of [
+      "vllm:num_requests_running",
+      "vllm:kv_cache_usage_perc",
+      "vllm:e2e_request_latency_seconds_count",
+    ]) {
       expect(text).toContain(`${name}{model_name="llama"}`);
       expect(text).toContain(`${name}{model_name="qwen"}`);
     }
@@ -135,7 +191,10 @@ describe("two models from --model, repeated", () => {
 
 describe("--models-config", () => {
   test("serves its models in order, with their own names and engine options", async () => {
-    expect((await listModels(fromConfig)).map(({ id, max_model_len }) => [id, max_model_len])).toEqual([["qwen-short", 128], [basename(llamaDir), 256]]);
+    expect((await listModels(fromConfig)).map(({ id, max_model_len }) => [id, max_model_len])).toEqual([
+      ["qwen-short", 128],
+      [basename(llamaDir), 256],
+    ]);
     expect(fromConfig.logs()).toMatch(/qwen-short: KV cache: .*, 8\.0 MiB\)/);
     expect(await completionText(fromConfig, "qwen-short")).toBe(await completionText(qwenAlone, undefined));
   });
@@ -143,7 +202,10 @@ describe("--models-config", () => {
 
 describe("usage errors", () => {
   test("--served-model-name must be given once per model", async () => {
-    const child = Bun.spawn([EXECUTABLE, "serve", "--model", llamaDir, "--model", qwenDir, "--served-model-name", "only-one", "--port", "0"], { stderr: "pipe", stdout: "ignore" });
+    const child = Bun.spawn(
+      [EXECUTABLE, "serve", "--model", llamaDir, "--model", qwenDir, "--served-model-name", "only-one", "--port", "0"],
+      { stderr: "pipe", stdout: "ignore" },
+    );
     expect(await child.exited).toBe(1);
     expect(await new Response(child.stderr).text()).toContain("--served-model-name is given 1 times for 2 models");
   });

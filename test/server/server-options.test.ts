@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
-import { metricValue, startServer, writeServerTestModel, type ServerProcess } from "../helpers/server-process.ts";
+import { metricValue, type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
 
 const API_KEY = "sk-test-key";
 /** Says whether the `brief` kwarg arrived, so a test can see it in the rendered prompt. */
@@ -18,7 +18,11 @@ let server: ServerProcess;
 beforeAll(async () => {
   const templateFile = join(mkdtempSync(join(tmpdir(), "vllm-ts-template-")), "template.jinja");
   writeFileSync(templateFile, TEMPLATE);
-  server = await startServer(await writeServerTestModel(), ["--max-pending-requests", "2", "--chat-template", templateFile], { VLLM_API_KEY: API_KEY });
+  server = await startServer(
+    await writeServerTestModel(),
+    ["--max-pending-requests", "2", "--chat-template", templateFile],
+    { VLLM_API_KEY: API_KEY },
+  );
 });
 
 afterAll(async () => {
@@ -51,11 +55,16 @@ describe("--api-key (here from VLLM_API_KEY)", () => {
 describe("--max-pending-requests", () => {
   test("a request that would pass the bound is a 503, and nothing of it runs", async () => {
     const promptTokens = await metricValue(server.url, "vllm:prompt_tokens_total");
-    const response = await completion({ Authorization: `Bearer ${API_KEY}` }, { prompt: ["a", "b", "c"], max_tokens: 2 });
+    const response = await completion(
+      { Authorization: `Bearer ${API_KEY}` },
+      { prompt: ["a", "b", "c"], max_tokens: 2 },
+    );
     expect(response.status).toBe(503);
     expect(await metricValue(server.url, "vllm:prompt_tokens_total")).toBe(promptTokens);
     expect(((await response.json()) as { error: { message: string } }).error.message).toContain("at capacity");
-    expect((await completion({ Authorization: `Bearer ${API_KEY}` }, { prompt: ["a", "b"], max_tokens: 2 })).status).toBe(200);
+    expect(
+      (await completion({ Authorization: `Bearer ${API_KEY}` }, { prompt: ["a", "b"], max_tokens: 2 })).status,
+    ).toBe(200);
   });
 });
 
@@ -63,10 +72,18 @@ describe("--chat-template", () => {
   test("replaces the tokenizer's template, and chat_template_kwargs reach it", async () => {
     const messages = [{ role: "user", content: "hello" }];
     const tokenize = async (extra: object) =>
-      (await (await fetch(`${server.url}/tokenize`, { method: "POST", body: JSON.stringify({ messages, ...extra }) })).json()) as { tokens: number[] };
+      (await (
+        await fetch(`${server.url}/tokenize`, { method: "POST", body: JSON.stringify({ messages, ...extra }) })
+      ).json()) as { tokens: number[] };
     const detokenize = async (tokens: number[]) =>
-      ((await (await fetch(`${server.url}/detokenize`, { method: "POST", body: JSON.stringify({ tokens }) })).json()) as { prompt: string }).prompt;
-    expect(await detokenize((await tokenize({})).tokens)).toBe("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n");
+      (
+        (await (
+          await fetch(`${server.url}/detokenize`, { method: "POST", body: JSON.stringify({ tokens }) })
+        ).json()) as { prompt: string }
+      ).prompt;
+    expect(await detokenize((await tokenize({})).tokens)).toBe(
+      "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n",
+    );
     expect(await detokenize((await tokenize({ chat_template_kwargs: { brief: true } })).tokens)).toBe(
       "<|im_start|>user\nhello<|im_end|>\nbe brief\n<|im_start|>assistant\n",
     );

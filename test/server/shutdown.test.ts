@@ -16,7 +16,8 @@ describe("graceful shutdown", () => {
       const exitCode = server.stop(signal);
       // The stream ends at once, telling the client why, rather than running on to 500 tokens.
       let tail = "";
-      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) tail += new TextDecoder().decode(chunk.value);
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+        tail += new TextDecoder().decode(chunk.value);
       expect(tail).toContain("the server is shutting down");
       expect(tail.endsWith("data: [DONE]\n\n")).toBe(true);
       expect(await exitCode).toBe(0);

@@ -4,10 +4,10 @@
 // batch sizes, growing block tables and a workspace that moves under the graphs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
+import { type EngineModel, loadModelWeights, resolveModel } from "../../src/model/load-model.ts";
 import { captureSizes, DecodeGraphs } from "../../src/worker/decode-graphs.ts";
-import { ModelForward, type DeviceSamplingParams, type ForwardBatch } from "../../src/worker/forward.ts";
+import { type DeviceSamplingParams, type ForwardBatch, ModelForward } from "../../src/worker/forward.ts";
 import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
-import { loadModelWeights, resolveModel, type EngineModel } from "../../src/model/load-model.ts";
 import { cudaLibraryUnderTest } from "../helpers/cuda-library.ts";
 import { writeRandomModel } from "../helpers/random-model.ts";
 
@@ -18,8 +18,15 @@ let model: EngineModel;
 beforeAll(async () => {
   backend = await Backend.open({ libraryPath: cudaLibraryUnderTest });
   const written = await writeRandomModel({
-    architecture: "LlamaForCausalLM", dtype: "bfloat16", hiddenSize: 64, intermediateSize: 96, numLayers: 2,
-    numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 256, seed: 9,
+    architecture: "LlamaForCausalLM",
+    dtype: "bfloat16",
+    hiddenSize: 64,
+    intermediateSize: 96,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    maxPositionEmbeddings: 256,
+    seed: 9,
   });
   model = loadModelWeights(backend, await resolveModel(written.dir));
 });
@@ -44,9 +51,14 @@ class Runner {
 
   /** A batch of `lengths[s]` new tokens for each sequence s after `done[s]` cached ones. */
   batch(sequences: number[][], done: number[], lengths: number[]): ForwardBatch {
-    const tokenIds: number[] = [], positions: number[] = [], slots: number[] = [], queryStartLoc = [0], seqLens: number[] = [];
+    const tokenIds: number[] = [],
+      positions: number[] = [],
+      slots: number[] = [],
+      queryStartLoc = [0],
+      seqLens: number[] = [];
     sequences.forEach((tokens, s) => {
-      const table = (this.tables[s] ??= []);
+      this.tables[s] ??= [];
+      const table = this.tables[s];
       for (let i = 0; i < lengths[s]!; i++) {
         const position = done[s]! + i;
         if (position % blockSize === 0) table.push((this.nextBlock++ * 5) % 64);
@@ -60,10 +72,17 @@ class Runner {
     const active = this.tables.slice(0, sequences.length);
     const maxBlocksPerSeq = Math.max(...active.map((t) => t.length));
     const blockTables = new Int32Array(sequences.length * maxBlocksPerSeq);
-    active.forEach((t, s) => blockTables.set(t, s * maxBlocksPerSeq));
+    active.forEach((t, s) => {
+      blockTables.set(t, s * maxBlocksPerSeq);
+    });
     return {
-      tokenIds: Int32Array.from(tokenIds), positions: Int32Array.from(positions), slotMapping: Int32Array.from(slots),
-      queryStartLoc: Int32Array.from(queryStartLoc), seqLens: Int32Array.from(seqLens), blockTables, maxBlocksPerSeq,
+      tokenIds: Int32Array.from(tokenIds),
+      positions: Int32Array.from(positions),
+      slotMapping: Int32Array.from(slots),
+      queryStartLoc: Int32Array.from(queryStartLoc),
+      seqLens: Int32Array.from(seqLens),
+      blockTables,
+      maxBlocksPerSeq,
       logitsIndices: Int32Array.from(queryStartLoc.slice(1), (end) => end - 1),
     };
   }
@@ -92,12 +111,16 @@ describe("decode graphs", () => {
     const graphed = new Runner();
     try {
       const vocab = model.config.vocabSize;
-      const sequences = [20, 5, 14, 9, 3].map((length, s) => Array.from({ length }, (_, i) => (i * 31 + s * 17 + 1) % vocab));
+      const sequences = [20, 5, 14, 9, 3].map((length, s) =>
+        Array.from({ length }, (_, i) => (i * 31 + s * 17 + 1) % vocab),
+      );
       const done = sequences.map(() => 0);
       // Prefill everyone (not a decode step: both run it op by op).
       const prefill = sequences.map((s) => s.length);
       for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, prefill));
-      prefill.forEach((n, s) => (done[s] = n));
+      prefill.forEach((n, s) => {
+        done[s] = n;
+      });
       for (let step = 0; step < 14; step++) {
         // The batch shrinks to its first 3 sequences halfway, so a second capture size is used.
         const active = step < 7 ? sequences : sequences.slice(0, 3);
@@ -125,7 +148,10 @@ describe("decode graphs", () => {
     const graphed = new Runner();
     const eager = new Runner();
     try {
-      const sequences = [[1, 2, 3], [4, 5, 6, 7]];
+      const sequences = [
+        [1, 2, 3],
+        [4, 5, 6, 7],
+      ];
       const done = [0, 0];
       for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, [3, 4]));
       done.splice(0, 2, 3, 4);
@@ -133,7 +159,9 @@ describe("decode graphs", () => {
         const expected = eager.forward.sample(eager.batch(sequences, done, [1, 1]), params(2, 0));
         const actual = graphed.graphs.run(graphed.batch(sequences, done, [1, 1]), params(2, 0));
         expect(Array.from(actual)).toEqual(Array.from(expected));
-        sequences.forEach((s, i) => s.push(expected[i]!));
+        sequences.forEach((s, i) => {
+          s.push(expected[i]!);
+        });
         done[0]! += 1;
         done[1]! += 1;
       };

@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import type { DType } from "../../src/backend/dtype.ts";
 import type { Architecture, ModelConfig } from "../../src/model/config.ts";
-import { ModelForward, type ForwardBatch } from "../../src/worker/forward.ts";
-import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
 import { loadModelWeights, resolveModel } from "../../src/model/load-model.ts";
 import { referenceForward } from "../../src/reference/forward.ts";
-import { writeRandomModel, type RandomModel, type RandomModelOptions } from "../helpers/random-model.ts";
+import { type ForwardBatch, ModelForward } from "../../src/worker/forward.ts";
+import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
+import { type RandomModel, type RandomModelOptions, writeRandomModel } from "../helpers/random-model.ts";
 
 let backend: Backend;
 beforeAll(async () => {
@@ -42,7 +42,14 @@ interface Comparison {
 
 /** Runs the schedule through the native forward and compares every computed row's logits with
  * the reference at the same position. */
-function runSchedule(config: ModelConfig, forward: ModelForward, blockSize: number, numBlocks: number, reference: Float32Array[], sequences: number[][]): Comparison {
+function runSchedule(
+  config: ModelConfig,
+  forward: ModelForward,
+  blockSize: number,
+  numBlocks: number,
+  reference: Float32Array[],
+  sequences: number[][],
+): Comparison {
   const vocab = config.vocabSize;
   // Physical blocks handed out in a scrambled order, so a table is never the identity.
   const freeBlocks = Array.from({ length: numBlocks }, (_, i) => (i * 7 + 3) % numBlocks);
@@ -101,7 +108,17 @@ const architectures: { architecture: Architecture; options: RandomModelOptions }
   { architecture: "LlamaForCausalLM", options: { numHeads: 4, numKvHeads: 2, tieWordEmbeddings: false } },
   {
     architecture: "LlamaForCausalLM",
-    options: { numHeads: 4, numKvHeads: 1, ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 } },
+    options: {
+      numHeads: 4,
+      numKvHeads: 1,
+      ropeScaling: {
+        type: "llama3",
+        factor: 8,
+        lowFreqFactor: 1,
+        highFreqFactor: 4,
+        originalMaxPositionEmbeddings: 16,
+      },
+    },
   },
   { architecture: "MistralForCausalLM", options: { numHeads: 4, numKvHeads: 4, slidingWindow: 24 } },
   { architecture: "Qwen2ForCausalLM", options: { numHeads: 4, numKvHeads: 2, tieWordEmbeddings: true } },
@@ -109,7 +126,11 @@ const architectures: { architecture: Architecture; options: RandomModelOptions }
 ];
 
 /** Loads the written model, runs the schedule with the given cache, and returns the worst error. */
-async function compareWithReference(model: RandomModel, blockSize: number, cacheDtype: DType): Promise<Comparison & { weightDtype: DType }> {
+async function compareWithReference(
+  model: RandomModel,
+  blockSize: number,
+  cacheDtype: DType,
+): Promise<Comparison & { weightDtype: DType }> {
   const loaded = loadModelWeights(backend, await resolveModel(model.dir));
   const config = loaded.config;
   const sequences = sequenceLengths().map((length, s) => tokens(length, config.vocabSize, s));
@@ -118,7 +139,10 @@ async function compareWithReference(model: RandomModel, blockSize: number, cache
   const kvCache = KvCacheTensors.allocate(backend, config, numBlocks, blockSize, cacheDtype);
   const forward = new ModelForward(backend, config, loaded.weights, kvCache, loaded.actDtype);
   try {
-    return { ...runSchedule(config, forward, blockSize, numBlocks, reference, sequences), weightDtype: loaded.weights.dtype };
+    return {
+      ...runSchedule(config, forward, blockSize, numBlocks, reference, sequences),
+      weightDtype: loaded.weights.dtype,
+    };
   } finally {
     forward.free();
     kvCache.free();
@@ -132,7 +156,13 @@ describe("paged batched forward equals the reference forward", () => {
       const label = `${architecture}${options.ropeScaling ? " (llama3 rope)" : ""}${options.slidingWindow ? " (sliding window)" : ""}, block size ${blockSize}`;
       test(label, async () => {
         const model = await writeRandomModel({
-          architecture, dtype: "float32", hiddenSize: 64, intermediateSize: 96, numLayers: 2, seed: 11, ...options,
+          architecture,
+          dtype: "float32",
+          hiddenSize: 64,
+          intermediateSize: 96,
+          numLayers: 2,
+          seed: 11,
+          ...options,
         });
         const { maxError, logitScale } = await compareWithReference(model, blockSize, "f32");
         expect(logitScale).toBeGreaterThan(0.5);
@@ -143,8 +173,15 @@ describe("paged batched forward equals the reference forward", () => {
 
   test("bf16 weights and KV cache stay close to the reference on the stored weights", async () => {
     const model = await writeRandomModel({
-      architecture: "Qwen3ForCausalLM", dtype: "bfloat16", hiddenSize: 64, intermediateSize: 96, numLayers: 2,
-      numHeads: 4, numKvHeads: 2, headDim: 32, seed: 5,
+      architecture: "Qwen3ForCausalLM",
+      dtype: "bfloat16",
+      hiddenSize: 64,
+      intermediateSize: 96,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 32,
+      seed: 5,
     });
     const { maxError, logitScale, weightDtype } = await compareWithReference(model, 16, "bf16");
     expect(weightDtype).toBe("bf16");

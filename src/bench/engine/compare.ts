@@ -14,8 +14,8 @@ import { KvCacheTensors } from "../../worker/kv-cache-tensors.ts";
 import { compareChart, kvSparklines } from "../plot/compare.ts";
 import { writePlot } from "../plot/svg.ts";
 import { deviceOf, fixed, formatTable, percent, writeReport } from "../report.ts";
-import { randomRequests, randomTokens, type BenchRequest, type LengthRange } from "../workload.ts";
-import { emptyTimeline, engineConfig, runRequests, type RunResult, type RunTimeline } from "./offline.ts";
+import { type BenchRequest, type LengthRange, randomRequests, randomTokens } from "../workload.ts";
+import { emptyTimeline, engineConfig, type RunResult, type RunTimeline, runRequests } from "./offline.ts";
 
 export interface CompareOptions {
   /** The model and engine; maxNumSeqs caps the static baseline and, with maxModelLen, sizes the default KV budget. */
@@ -37,13 +37,21 @@ export interface CompareOptions {
 /** Scheduler bookkeeping alone (no model): decode steps with `runningRequests` running. */
 function schedulerOverhead(runningRequests: number, stepsToTime: number) {
   const manager = new KVCacheManager({ numBlocks: runningRequests * 64, blockSize: 16, enablePrefixCaching: true });
-  const scheduler = new Scheduler({ kvCacheManager: manager, maxNumBatchedTokens: 8192, maxNumSeqs: runningRequests, maxModelLen: 1024, enableChunkedPrefill: true });
+  const scheduler = new Scheduler({
+    kvCacheManager: manager,
+    maxNumBatchedTokens: 8192,
+    maxNumSeqs: runningRequests,
+    maxModelLen: 1024,
+    enableChunkedPrefill: true,
+  });
   for (let i = 0; i < runningRequests; i++) {
-    scheduler.addRequest(new Request({
-      requestId: `s${i}`,
-      promptTokenIds: Array.from({ length: 128 }, (_, j) => (i * 131 + j) % 30000),
-      samplingParams: new SamplingParams({ temperature: 0, maxTokens: 900, ignoreEos: true }),
-    }));
+    scheduler.addRequest(
+      new Request({
+        requestId: `s${i}`,
+        promptTokenIds: Array.from({ length: 128 }, (_, j) => (i * 131 + j) % 30000),
+        samplingParams: new SamplingParams({ temperature: 0, maxTokens: 900, ignoreEos: true }),
+      }),
+    );
   }
   const stepOnce = () => {
     const output = scheduler.schedule();
@@ -64,7 +72,9 @@ export async function runCompare(options: CompareOptions): Promise<void> {
   try {
     const { model, backend } = bench;
     // One KV budget for every run: what a static batch of max-num-seqs max-length sequences needs.
-    const kvCacheMemory = coreOptions.kvCacheMemory ?? maxNumSeqs * maxModelLen * KvCacheTensors.bytesPerBlock(model.config, 1, model.weights.dtype);
+    const kvCacheMemory =
+      coreOptions.kvCacheMemory ??
+      maxNumSeqs * maxModelLen * KvCacheTensors.bytesPerBlock(model.config, 1, model.weights.dtype);
     const random = new RequestGenerator(coreOptions.seed);
     const requests = randomRequests(random, numPrompts, input, output, model.config.vocabSize);
     const prefix = randomTokens(random, prefixLen, model.config.vocabSize);
@@ -73,25 +83,51 @@ export async function runCompare(options: CompareOptions): Promise<void> {
       outputLen: request.outputLen,
     }));
 
-    const run = (label: string, workload: BenchRequest[], overrides: { scheduling: "static" | "continuous"; maxNumSeqs: number; enablePrefixCaching?: boolean }, timeline?: RunTimeline) => {
+    const run = (
+      label: string,
+      workload: BenchRequest[],
+      overrides: { scheduling: "static" | "continuous"; maxNumSeqs: number; enablePrefixCaching?: boolean },
+      timeline?: RunTimeline,
+    ) => {
       const core = EngineCore.create(backend, model, { ...engineConfig(coreOptions), kvCacheMemory, ...overrides });
       try {
         const result = runRequests(core, workload, label, { timeline });
         const blockSize = core.kvCacheSize.blockSize;
-        const meanBlocks = workload.reduce((sum, r) => sum + Math.ceil((r.promptTokenIds.length + r.outputLen) / blockSize), 0) / workload.length;
+        const meanBlocks =
+          workload.reduce((sum, r) => sum + Math.ceil((r.promptTokenIds.length + r.outputLen) / blockSize), 0) /
+          workload.length;
         // Static batching reserves max-model-len per sequence; paged KV only the blocks a sequence fills.
-        const sequencesThatFit = overrides.scheduling === "static" ? Math.floor(core.kvCacheSize.maxTokens / maxModelLen) : Math.floor(core.kvCacheSize.numBlocks / meanBlocks);
+        const sequencesThatFit =
+          overrides.scheduling === "static"
+            ? Math.floor(core.kvCacheSize.maxTokens / maxModelLen)
+            : Math.floor(core.kvCacheSize.numBlocks / meanBlocks);
         return { ...result, maxNumSeqs: overrides.maxNumSeqs, sequencesThatFit, kvCacheSize: core.kvCacheSize };
       } finally {
         core.close();
       }
     };
-    const timelines = [{ name: "static", timeline: emptyTimeline() }, { name: "continuous", timeline: emptyTimeline() }];
+    const timelines = [
+      { name: "static", timeline: emptyTimeline() },
+      { name: "continuous", timeline: emptyTimeline() },
+    ];
     const staticRun = run("static", requests, { scheduling: "static", maxNumSeqs }, timelines[0]!.timeline);
-    const continuousRun = run("continuous", requests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs }, timelines[1]!.timeline);
+    const continuousRun = run(
+      "continuous",
+      requests,
+      { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs },
+      timelines[1]!.timeline,
+    );
     const overhead = schedulerOverhead(options.schedulerRequests, 200);
-    const prefixOn = run("prefix-caching-on", prefixRequests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs, enablePrefixCaching: true });
-    const prefixOff = run("prefix-caching-off", prefixRequests, { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs, enablePrefixCaching: false });
+    const prefixOn = run("prefix-caching-on", prefixRequests, {
+      scheduling: "continuous",
+      maxNumSeqs: continuousMaxNumSeqs,
+      enablePrefixCaching: true,
+    });
+    const prefixOff = run("prefix-caching-off", prefixRequests, {
+      scheduling: "continuous",
+      maxNumSeqs: continuousMaxNumSeqs,
+      enablePrefixCaching: false,
+    });
     const throughputRatio = continuousRun.outputTokensPerSecond / staticRun.outputTokensPerSecond;
 
     console.log(`${model.name} on ${backend.name} (${backend.deviceName}), ${model.weights.dtype} weights`);
@@ -100,13 +136,31 @@ export async function runCompare(options: CompareOptions): Promise<void> {
         `${continuousMaxNumSeqs} continuous, max-model-len ${maxModelLen}, KV cache ${(staticRun.kvCacheSize.bytes / 2 ** 20).toFixed(1)} MiB`,
     );
     const row = (name: string, r: RunResult & { sequencesThatFit: number }) => [
-      name, fixed(r.outputTokensPerSecond, 1), fixed(r.requestsPerSecond), fixed(r.latency.mean, 3), fixed(r.latency.p99, 3),
-      fixed(r.timeToFirstToken.mean, 3), percent(r.kvWasteRatio), String(r.maxConcurrentRequests), String(r.sequencesThatFit),
+      name,
+      fixed(r.outputTokensPerSecond, 1),
+      fixed(r.requestsPerSecond),
+      fixed(r.latency.mean, 3),
+      fixed(r.latency.p99, 3),
+      fixed(r.timeToFirstToken.mean, 3),
+      percent(r.kvWasteRatio),
+      String(r.maxConcurrentRequests),
+      String(r.sequencesThatFit),
       `${fixed(r.schedulerMsPerStep, 3)} (${percent(r.schedulerShareOfStep)})`,
     ];
     console.log(
       formatTable([
-        ["policy", "out tok/s", "req/s", "mean lat s", "p99 lat s", "mean TTFT s", "KV waste", "most running", "fit in KV", "sched ms/step"],
+        [
+          "policy",
+          "out tok/s",
+          "req/s",
+          "mean lat s",
+          "p99 lat s",
+          "mean TTFT s",
+          "KV waste",
+          "most running",
+          "fit in KV",
+          "sched ms/step",
+        ],
         row("static", staticRun),
         row("continuous", continuousRun),
       ]),
@@ -114,12 +168,25 @@ export async function runCompare(options: CompareOptions): Promise<void> {
     console.log(`continuous / static output throughput: ${fixed(throughputRatio)}x`);
     console.log("KV slots allocated over time (same time scale, full height = the whole cache):");
     for (const line of kvSparklines(timelines)) console.log(line);
-    console.log(`scheduler alone, ${overhead.runningRequests} running requests: ${fixed(overhead.msPerStep, 3)} ms per step`);
+    console.log(
+      `scheduler alone, ${overhead.runningRequests} running requests: ${fixed(overhead.msPerStep, 3)} ms per step`,
+    );
     console.log(`shared prefix of ${prefixLen} tokens + up to ${suffixLen} own:`);
     console.log(
       formatTable([
         ["prefix caching", "hit rate", "out tok/s", "total tok/s", "mean TTFT s"],
-        ...([["on", prefixOn], ["off", prefixOff]] as const).map(([name, r]) => [name, percent(r.prefixCacheHitRate), fixed(r.outputTokensPerSecond, 1), fixed(r.totalTokensPerSecond, 1), fixed(r.timeToFirstToken.mean, 3)]),
+        ...(
+          [
+            ["on", prefixOn],
+            ["off", prefixOff],
+          ] as const
+        ).map(([name, r]) => [
+          name,
+          percent(r.prefixCacheHitRate),
+          fixed(r.outputTokensPerSecond, 1),
+          fixed(r.totalTokensPerSecond, 1),
+          fixed(r.timeToFirstToken.mean, 3),
+        ]),
       ]),
     );
 
@@ -129,15 +196,29 @@ export async function runCompare(options: CompareOptions): Promise<void> {
       model: model.name,
       device: deviceOf(backend),
       configuration: {
-        numPrompts, inputLen: [input.low, input.high], outputLen: [output.low, output.high], maxNumSeqs, continuousMaxNumSeqs, maxModelLen,
-        kvCacheMemory, prefixLen, suffixLen, seed: coreOptions.seed, dtype: model.weights.dtype, engine: engineConfig(coreOptions),
+        numPrompts,
+        inputLen: [input.low, input.high],
+        outputLen: [output.low, output.high],
+        maxNumSeqs,
+        continuousMaxNumSeqs,
+        maxModelLen,
+        kvCacheMemory,
+        prefixLen,
+        suffixLen,
+        seed: coreOptions.seed,
+        dtype: model.weights.dtype,
+        engine: engineConfig(coreOptions),
       },
       results: {
         static: staticRun,
         continuous: continuousRun,
         throughputRatio,
         schedulerOverhead: overhead,
-        prefixCaching: { on: prefixOn, off: prefixOff, throughputRatio: prefixOn.totalTokensPerSecond / prefixOff.totalTokensPerSecond },
+        prefixCaching: {
+          on: prefixOn,
+          off: prefixOff,
+          throughputRatio: prefixOn.totalTokensPerSecond / prefixOff.totalTokensPerSecond,
+        },
       },
     });
   } finally {

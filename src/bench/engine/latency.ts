@@ -31,12 +31,17 @@ export async function runLatency(options: LatencyOptions): Promise<void> {
   const core = EngineCore.create(bench.backend, bench.model, engineConfig(options.core));
   try {
     if (inputLen + outputLen > core.config.maxModelLen) {
-      throw new UsageError(`--input-len + --output-len = ${inputLen + outputLen}, more than --max-model-len ${core.config.maxModelLen}`);
+      throw new UsageError(
+        `--input-len + --output-len = ${inputLen + outputLen}, more than --max-model-len ${core.config.maxModelLen}`,
+      );
     }
     const random = new RequestGenerator(options.core.seed);
     const length = { low: inputLen, high: inputLen };
     const output = { low: outputLen, high: outputLen };
-    const iterate = (label: string) => runRequests(core, randomRequests(random, batchSize, length, output, bench.model.config.vocabSize), label, { progress: false });
+    const iterate = (label: string) =>
+      runRequests(core, randomRequests(random, batchSize, length, output, bench.model.config.vocabSize), label, {
+        progress: false,
+      });
     const progress = new Progress("latency", numItersWarmup + numIters, true, "iterations");
     for (let i = 0; i < numItersWarmup; i++) {
       iterate(`warmup${i}`);
@@ -52,12 +57,19 @@ export async function runLatency(options: LatencyOptions): Promise<void> {
     const timeToFirstToken = summarize(runs.map((run) => run.timeToFirstToken.max));
     const outputTokens = runs.reduce((sum, run) => sum + run.outputTokens, 0);
     const outputTokensPerSecond = outputTokens / runs.reduce((sum, run) => sum + run.elapsedSeconds, 0);
-    console.log(`${bench.model.name} on ${bench.backend.name} (${bench.backend.deviceName}): batch ${batchSize}, input ${inputLen}, output ${outputLen} tokens, ${numIters} iterations after ${numItersWarmup} warm-up`);
+    console.log(
+      `${bench.model.name} on ${bench.backend.name} (${bench.backend.deviceName}): batch ${batchSize}, input ${inputLen}, output ${outputLen} tokens, ${numIters} iterations after ${numItersWarmup} warm-up`,
+    );
     console.log(
       formatTable([
         ["seconds per batch", "mean", "p50", "p90", "p99"],
         ["end to end", ...[latency.mean, latency.p50, latency.p90, latency.p99].map((s) => fixed(s, 4))],
-        ["last first token", ...[timeToFirstToken.mean, timeToFirstToken.p50, timeToFirstToken.p90, timeToFirstToken.p99].map((s) => fixed(s, 4))],
+        [
+          "last first token",
+          ...[timeToFirstToken.mean, timeToFirstToken.p50, timeToFirstToken.p90, timeToFirstToken.p99].map((s) =>
+            fixed(s, 4),
+          ),
+        ],
       ]),
     );
     console.log(`output tokens/s over the timed iterations: ${fixed(outputTokensPerSecond, 1)}`);
@@ -65,7 +77,17 @@ export async function runLatency(options: LatencyOptions): Promise<void> {
       command: "bench latency",
       model: bench.model.name,
       device: deviceOf(bench.backend),
-      configuration: { batchSize, inputLen, outputLen, numIters, numItersWarmup, seed: options.core.seed, dtype: bench.model.weights.dtype, engine: core.config, kvCacheSize: core.kvCacheSize },
+      configuration: {
+        batchSize,
+        inputLen,
+        outputLen,
+        numIters,
+        numItersWarmup,
+        seed: options.core.seed,
+        dtype: bench.model.weights.dtype,
+        engine: core.config,
+        kvCacheSize: core.kvCacheSize,
+      },
       results: {
         latency,
         iterationSeconds: runs.map((run) => run.elapsedSeconds),

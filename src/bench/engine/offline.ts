@@ -1,13 +1,14 @@
 // The in-process engine the offline benchmarks drive: an EngineCore per run over a model loaded
 // once (openModelOnDevice), and the step loop that times every request (end to end, first token)
 // and samples the scheduler's statistics after each step.
-import { EngineCore } from "../../engine/engine-core.ts";
-import { ENGINE_OPTIONS, pickOptions, type EngineConfig } from "../../engine/options.ts";
+
+import type { CoreOptions } from "../../engine/core-protocol.ts";
+import type { EngineCore } from "../../engine/engine-core.ts";
+import { ENGINE_OPTIONS, type EngineConfig, pickOptions } from "../../engine/options.ts";
 import { Request } from "../../engine/request.ts";
 import { SamplingParams } from "../../engine/sampling-params.ts";
-import type { CoreOptions } from "../../engine/core-protocol.ts";
+import { Progress, type Summary, summarize } from "../report.ts";
 import type { BenchRequest } from "../workload.ts";
-import { Progress, summarize, type Summary } from "../report.ts";
 
 /** The engine's part of the command-line options. */
 export function engineConfig(options: CoreOptions): Partial<EngineConfig> {
@@ -70,7 +71,12 @@ export interface RunTimeline {
 export const emptyTimeline = (): RunTimeline => ({ requests: [], kv: [], maxSlots: 0 });
 
 /** Adds every request at once and steps the engine until all are done. */
-export function runRequests(core: EngineCore, requests: readonly BenchRequest[], label: string, options: RunOptions = {}): RunResult {
+export function runRequests(
+  core: EngineCore,
+  requests: readonly BenchRequest[],
+  label: string,
+  options: RunOptions = {},
+): RunResult {
   const progress = new Progress(label, requests.length, options.progress ?? true);
   const started = performance.now();
   const firstToken = new Map<string, number>();
@@ -138,7 +144,10 @@ export function runRequests(core: EngineCore, requests: readonly BenchRequest[],
   progress.done();
   const elapsedSeconds = (performance.now() - started) / 1000;
   const stats = core.stats();
-  const promptTokens = requests.reduce((sum, request, index) => sum + (rejected.has(index) ? 0 : request.promptTokenIds.length), 0);
+  const promptTokens = requests.reduce(
+    (sum, request, index) => sum + (rejected.has(index) ? 0 : request.promptTokenIds.length),
+    0,
+  );
   return {
     numRequests: requests.length,
     rejectedRequests: rejected.size,

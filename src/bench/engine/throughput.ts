@@ -6,7 +6,7 @@ import { openModelOnDevice } from "../../engine/model-on-device.ts";
 import { RequestGenerator } from "../../engine/random.ts";
 import { loadModelTokenizer } from "../../model/load-tokenizer.ts";
 import { deviceOf, fixed, formatTable, percent, writeReport } from "../report.ts";
-import { workloadRequests, type Workload } from "../workload.ts";
+import { type Workload, workloadRequests } from "../workload.ts";
 import { engineConfig, runRequests } from "./offline.ts";
 
 export interface ThroughputOptions {
@@ -30,7 +30,9 @@ export async function runThroughput(options: ThroughputOptions): Promise<void> {
       tokenizer: () => loadModelTokenizer(bench.model),
     });
     const result = runRequests(core, requests, "throughput");
-    console.log(`${bench.model.name} on ${bench.backend.name} (${bench.backend.deviceName}), ${requests.length} requests from ${datasetFlags.dataset}`);
+    console.log(
+      `${bench.model.name} on ${bench.backend.name} (${bench.backend.deviceName}), ${requests.length} requests from ${datasetFlags.dataset}`,
+    );
     console.log(
       formatTable([
         ["requests", `${result.numRequests - result.rejectedRequests} finished, ${result.rejectedRequests} rejected`],
@@ -49,8 +51,15 @@ export async function runThroughput(options: ThroughputOptions): Promise<void> {
       model: bench.model.name,
       device: deviceOf(bench.backend),
       configuration: {
-        dataset: datasetFlags.dataset, numPrompts: requests.length, inputLen: datasetFlags.inputLen, outputLen: datasetFlags.outputLen,
-        rangeRatio: datasetFlags.rangeRatio, seed: options.core.seed, dtype: bench.model.weights.dtype, engine: core.config, kvCacheSize: core.kvCacheSize,
+        dataset: datasetFlags.dataset,
+        numPrompts: requests.length,
+        inputLen: datasetFlags.inputLen,
+        outputLen: datasetFlags.outputLen,
+        rangeRatio: datasetFlags.rangeRatio,
+        seed: options.core.seed,
+        dtype: bench.model.weights.dtype,
+        engine: core.config,
+        kvCacheSize: core.kvCacheSize,
       },
       results: result,
     });

@@ -10,9 +10,14 @@ import type { DType } from "../../backend/dtype.ts";
 import { logger } from "../../logger.ts";
 import { activationDtype } from "../../model/load-model.ts";
 import { cublasDisabledByEnvironment, cublasLoadable, openOwnKernelsBackend } from "./cublas-toggle.ts";
-import { printDecodeAttentionSweep, runDecodeAttentionSweep, type AttentionSweepSetup, type MemoryBaselines } from "./decode-attention-sweep.ts";
+import {
+  type AttentionSweepSetup,
+  type MemoryBaselines,
+  printDecodeAttentionSweep,
+  runDecodeAttentionSweep,
+} from "./decode-attention-sweep.ts";
 import { peakBandwidth } from "./device-peaks.ts";
-import { printMatmulSweep, runMatmulSweep, type MatmulPath, type MatmulSetup } from "./matmul-sweep.ts";
+import { type MatmulPath, type MatmulSetup, printMatmulSweep, runMatmulSweep } from "./matmul-sweep.ts";
 import { kernelModel } from "./model-shapes.ts";
 import { printPrefillAttentionSweep, runPrefillAttentionSweep } from "./prefill-attention-sweep.ts";
 import { runKernelSummary } from "./summary.ts";
@@ -41,7 +46,13 @@ export interface KernelsBenchOptions {
   modelDir: string | undefined;
   /** A sweep case may use this fraction of the free device memory. */
   memoryFraction: number;
-  grids: { batchSizes: number[]; contextLens: number[]; prefillSeqs: number[]; prefillLens: number[]; matmulRows: number[] };
+  grids: {
+    batchSizes: number[];
+    contextLens: number[];
+    prefillSeqs: number[];
+    prefillLens: number[];
+    matmulRows: number[];
+  };
   /** Tokens per KV-cache block in the sweeps. */
   blockSize: number;
   /** The device's peak memory bandwidth in GB/s as given; null to look it up in the table of known GPUs. */
@@ -57,10 +68,15 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
   const backend = await Backend.open(options.backend);
   try {
     const actDtype = activationDtype(backend, STORAGE_DTYPE);
-    const peak = options.peakGBs !== null ? { entry: "--peak-gbs", bandwidthGBs: options.peakGBs } : peakBandwidth(backend.deviceName);
+    const peak =
+      options.peakGBs !== null
+        ? { entry: "--peak-gbs", bandwidthGBs: options.peakGBs }
+        : peakBandwidth(backend.deviceName);
     logger.info(`bench kernels on ${backend.name} (${backend.deviceName}), activations ${actDtype}`);
     if (torch && torch.device !== backend.deviceName) {
-      logger.warn(`--torch-baseline was measured on "${torch.device}", this run is on "${backend.deviceName}": fractions of torch compare different machines`);
+      logger.warn(
+        `--torch-baseline was measured on "${torch.device}", this run is on "${backend.deviceName}": fractions of torch compare different machines`,
+      );
     }
     const copyGBps = copyBandwidthGBs(backend, timing, copyBytes);
     const baselines: MemoryBaselines = { copyBandwidthGBs: copyGBps, peakBandwidthGBs: peak?.bandwidthGBs ?? null };
@@ -72,9 +88,19 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
       version: packageJson.version,
       command: "bench kernels",
       mode: sweeps === null ? "summary" : "sweep",
-      device: { backend: backend.name, name: backend.deviceName, peak_bandwidth_gbs: peak?.bandwidthGBs ?? null, peak_bandwidth_entry: peak?.entry ?? null },
+      device: {
+        backend: backend.name,
+        name: backend.deviceName,
+        peak_bandwidth_gbs: peak?.bandwidthGBs ?? null,
+        peak_bandwidth_entry: peak?.entry ?? null,
+      },
       act_dtype: actDtype,
-      config: { min_time_ms: timing.minSeconds * 1000, repeats: timing.minRepeats, cold_mib: coldBytes / 2 ** 20, copy_mib: copyBytes / 2 ** 20 },
+      config: {
+        min_time_ms: timing.minSeconds * 1000,
+        repeats: timing.minRepeats,
+        cold_mib: coldBytes / 2 ** 20,
+        copy_mib: copyBytes / 2 ** 20,
+      },
     };
 
     let body: object;
@@ -82,7 +108,14 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
       const summary = runKernelSummary(backend, timing, actDtype, coldBytes, copyGBps);
       body = { ...summary, baselines: { ...summary.baselines, peak_bandwidth_gbs: baselines.peakBandwidthGBs } };
     } else {
-      const setup: AttentionSweepSetup = { model, blockSize, actDtype, cacheDtype: STORAGE_DTYPE, timing, memoryFraction };
+      const setup: AttentionSweepSetup = {
+        model,
+        blockSize,
+        actDtype,
+        cacheDtype: STORAGE_DTYPE,
+        timing,
+        memoryFraction,
+      };
       const sections: Record<string, unknown> = {};
       if (sweeps.includes("decode-attention")) {
         const grid = { batchSizes: grids.batchSizes, contextLens: grids.contextLens, coldBytes };
@@ -91,26 +124,56 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
         sections.decode_attention = { cache_dtype: STORAGE_DTYPE, ...sweep };
       }
       if (sweeps.includes("prefill-attention")) {
-        const sweep = runPrefillAttentionSweep(backend, setup, { numSeqs: grids.prefillSeqs, queryLens: grids.prefillLens }, torch);
+        const sweep = runPrefillAttentionSweep(
+          backend,
+          setup,
+          { numSeqs: grids.prefillSeqs, queryLens: grids.prefillLens },
+          torch,
+        );
         printPrefillAttentionSweep(sweep, torch !== null);
         sections.prefill_attention = { cache_dtype: STORAGE_DTYPE, ...sweep };
       }
       if (sweeps.includes("matmul")) {
-        sections.matmul = await matmulSection(backend, options.backend, {
-          model, rowCounts: grids.matmulRows, weightDtype: STORAGE_DTYPE, actDtype, coldBytes, timing,
-        }, baselines, torch);
+        sections.matmul = await matmulSection(
+          backend,
+          options.backend,
+          {
+            model,
+            rowCounts: grids.matmulRows,
+            weightDtype: STORAGE_DTYPE,
+            actDtype,
+            coldBytes,
+            timing,
+          },
+          baselines,
+          torch,
+        );
       }
       body = {
-        model: { name: model.name, hidden_size: model.hiddenSize, intermediate_size: model.intermediateSize, num_q_heads: model.numQHeads, num_kv_heads: model.numKvHeads, head_dim: model.headDim, block_size: blockSize },
+        model: {
+          name: model.name,
+          hidden_size: model.hiddenSize,
+          intermediate_size: model.intermediateSize,
+          num_q_heads: model.numQHeads,
+          num_kv_heads: model.numKvHeads,
+          head_dim: model.headDim,
+          block_size: blockSize,
+        },
         baselines: {
           copy_bandwidth_gbs: round(copyGBps),
           peak_bandwidth_gbs: baselines.peakBandwidthGBs,
-          ...(torch ? { torch: { file: options.torchBaseline, device: torch.device, torch_version: torch.torch_version } } : {}),
+          ...(torch
+            ? { torch: { file: options.torchBaseline, device: torch.device, torch_version: torch.torch_version } }
+            : {}),
         },
         ...sections,
       };
     }
-    if (options.outputJson) await Bun.write(options.outputJson, `${JSON.stringify({ ...header, ...body, date: new Date().toISOString() }, null, 2)}\n`);
+    if (options.outputJson)
+      await Bun.write(
+        options.outputJson,
+        `${JSON.stringify({ ...header, ...body, date: new Date().toISOString() }, null, 2)}\n`,
+      );
   } finally {
     backend.close();
   }
@@ -131,26 +194,44 @@ async function matmulSection(
     try {
       ownBackend = await openOwnKernelsBackend(openOptions);
     } catch (error) {
-      logger.warn(`matmul: no second backend for our own kernels, timing the default path alone (${(error as Error).message})`);
+      logger.warn(
+        `matmul: no second backend for our own kernels, timing the default path alone (${(error as Error).message})`,
+      );
     }
   }
   try {
     const paths: { path: MatmulPath; backend: Backend }[] =
-      backend.name !== "cuda" ? [{ path: "default", backend }]
-      : disabled ? [{ path: "own_kernels", backend }]
-      : ownBackend === null ? [{ path: "default", backend }]
-      : [{ path: "default", backend }, { path: "own_kernels", backend: ownBackend }];
+      backend.name !== "cuda"
+        ? [{ path: "default", backend }]
+        : disabled
+          ? [{ path: "own_kernels", backend }]
+          : ownBackend === null
+            ? [{ path: "default", backend }]
+            : [
+                { path: "default", backend },
+                { path: "own_kernels", backend: ownBackend },
+              ];
     const sweep = runMatmulSweep(paths, setup, baselines, torch);
-    printMatmulSweep(sweep, paths.map((p) => p.path), torch !== null);
+    printMatmulSweep(
+      sweep,
+      paths.map((p) => p.path),
+      torch !== null,
+    );
     const found = backend.name === "cuda" ? cublasLoadable() : false;
     return {
       weight_dtype: setup.weightDtype,
       act_dtype: setup.actDtype,
       cublas_loadable: found,
-      paths: Object.fromEntries(paths.map(({ path }) => [path,
-        path === "own_kernels" ? "our kernels (a context created with VT_DISABLE_CUBLAS=1)"
-        : backend.name === "cuda" ? `the library's default: cuBLAS when it loads libcublas at context creation (loadable here: ${found ? "yes" : "no"}; never in the emulation), else our kernels`
-        : "our kernels (the CPU backend has no cuBLAS path)"])),
+      paths: Object.fromEntries(
+        paths.map(({ path }) => [
+          path,
+          path === "own_kernels"
+            ? "our kernels (a context created with VT_DISABLE_CUBLAS=1)"
+            : backend.name === "cuda"
+              ? `the library's default: cuBLAS when it loads libcublas at context creation (loadable here: ${found ? "yes" : "no"}; never in the emulation), else our kernels`
+              : "our kernels (the CPU backend has no cuBLAS path)",
+        ]),
+      ),
       results: sweep.rows,
       failed: sweep.failed,
     };

@@ -23,7 +23,9 @@ function openLibc() {
       unsetenv: { args: ["ptr"], returns: "i32" },
     });
   } catch (error) {
-    throw new Error(`cannot set ${DISABLE} for the own-kernels backend (libc.so.6: ${(error as Error).message}); run with ${DISABLE}=1 to time our kernels alone`);
+    throw new Error(
+      `cannot set ${DISABLE} for the own-kernels backend (libc.so.6: ${(error as Error).message}); run with ${DISABLE}=1 to time our kernels alone`,
+    );
   }
 }
 
@@ -37,7 +39,10 @@ export function cublasDisabledByEnvironment(): boolean {
  * A second backend on the same library whose context runs our own matmul kernels. `open` is
  * Backend.open but for the tests, which check what the C environment holds during the call.
  */
-export async function openOwnKernelsBackend(options: BackendOptions, open: (options: BackendOptions) => Promise<Backend> = (o) => Backend.open(o)): Promise<Backend> {
+export async function openOwnKernelsBackend(
+  options: BackendOptions,
+  open: (options: BackendOptions) => Promise<Backend> = (o) => Backend.open(o),
+): Promise<Backend> {
   const libc = openLibc();
   const name = cString(DISABLE);
   const previous = libc.symbols.getenv(name);

@@ -6,10 +6,10 @@
 // not from the L2 cache; a combination whose cache does not fit in free memory is skipped.
 import type { Backend } from "../../backend/backend.ts";
 import type { DType } from "../../backend/dtype.ts";
-import type { KernelModel } from "./model-shapes.ts";
-import { figure, round, type TimingOptions } from "./timing.ts";
-import { planPagedAttention, timePagedAttention, type PagedAttentionCase } from "./paged-attention-timing.ts";
 import { formatTable } from "../report.ts";
+import type { KernelModel } from "./model-shapes.ts";
+import { type PagedAttentionCase, planPagedAttention, timePagedAttention } from "./paged-attention-timing.ts";
+import { figure, round, type TimingOptions } from "./timing.ts";
 
 export interface AttentionSweepSetup {
   model: KernelModel;
@@ -74,14 +74,27 @@ export function runDecodeAttentionSweep(
   for (const batch of grid.batchSizes) {
     for (const context of grid.contextLens) {
       const c: PagedAttentionCase = {
-        numSeqs: batch, queryLen: 1, seqLen: context, numQHeads: model.numQHeads, numKvHeads: model.numKvHeads,
-        headDim: model.headDim, blockSize: setup.blockSize, actDtype: setup.actDtype, cacheDtype: setup.cacheDtype,
+        numSeqs: batch,
+        queryLen: 1,
+        seqLen: context,
+        numQHeads: model.numQHeads,
+        numKvHeads: model.numKvHeads,
+        headDim: model.headDim,
+        blockSize: setup.blockSize,
+        actDtype: setup.actDtype,
+        cacheDtype: setup.cacheDtype,
       };
       const budget = Math.floor(backend.memoryInfo().freeBytes * setup.memoryFraction);
       const plan = planPagedAttention(c, grid.coldBytes, budget);
       if (plan === null) {
         const needed = planPagedAttention(c, 0, Infinity)!.deviceBytes;
-        sweep.skipped.push({ batch_size: batch, context_len: context, needed_bytes: needed, budget_bytes: budget, reason: "KV cache does not fit in free memory" });
+        sweep.skipped.push({
+          batch_size: batch,
+          context_len: context,
+          needed_bytes: needed,
+          budget_bytes: budget,
+          reason: "KV cache does not fit in free memory",
+        });
         continue;
       }
       let seconds: number;
@@ -93,9 +106,15 @@ export function runDecodeAttentionSweep(
       }
       const gbs = plan.kvBytes / seconds / 1e9;
       sweep.results.push({
-        batch_size: batch, context_len: context, time_us: round(seconds * 1e6), kv_bytes: plan.kvBytes, kv_read_gbs: round(gbs),
+        batch_size: batch,
+        context_len: context,
+        time_us: round(seconds * 1e6),
+        kv_bytes: plan.kvBytes,
+        kv_read_gbs: round(gbs),
         fraction_of_copy_bandwidth: round(gbs / baselines.copyBandwidthGBs),
-        ...(baselines.peakBandwidthGBs !== null ? { fraction_of_peak_bandwidth: round(gbs / baselines.peakBandwidthGBs) } : {}),
+        ...(baselines.peakBandwidthGBs !== null
+          ? { fraction_of_peak_bandwidth: round(gbs / baselines.peakBandwidthGBs) }
+          : {}),
         kv_copies: plan.copies,
       });
     }
@@ -104,20 +123,36 @@ export function runDecodeAttentionSweep(
 }
 
 /** Batch sizes down, context lengths across: KV GB/s, then the fraction of peak (or of the copy). */
-export function printDecodeAttentionSweep(sweep: DecodeAttentionSweep, grid: { batchSizes: number[]; contextLens: number[] }, baselines: MemoryBaselines): void {
+export function printDecodeAttentionSweep(
+  sweep: DecodeAttentionSweep,
+  grid: { batchSizes: number[]; contextLens: number[] },
+  baselines: MemoryBaselines,
+): void {
   const cell = (batch: number, context: number, show: (row: DecodeAttentionRow) => string) => {
     const row = sweep.results.find((r) => r.batch_size === batch && r.context_len === context);
     return row ? show(row) : "-";
   };
   const matrix = (title: string, show: (row: DecodeAttentionRow) => string) =>
-    formatTable([[title, ...grid.contextLens.map(String)], ...grid.batchSizes.map((b) => [`batch ${b}`, ...grid.contextLens.map((c) => cell(b, c, show))])]);
+    formatTable([
+      [title, ...grid.contextLens.map(String)],
+      ...grid.batchSizes.map((b) => [`batch ${b}`, ...grid.contextLens.map((c) => cell(b, c, show))]),
+    ]);
   console.log("\ndecode paged attention: KV read GB/s (batch x context tokens)");
   console.log(matrix("GB/s", (r) => figure(r.kv_read_gbs)));
   const ofPeak = baselines.peakBandwidthGBs !== null;
-  console.log(`\ndecode paged attention: fraction of ${ofPeak ? `peak bandwidth (${baselines.peakBandwidthGBs} GB/s)` : `copy bandwidth (${baselines.copyBandwidthGBs.toFixed(1)} GB/s; device peak unknown)`}`);
-  console.log(matrix(ofPeak ? "of peak" : "of copy", (r) => `${(100 * (ofPeak ? r.fraction_of_peak_bandwidth! : r.fraction_of_copy_bandwidth)).toFixed(0)}%`));
+  console.log(
+    `\ndecode paged attention: fraction of ${ofPeak ? `peak bandwidth (${baselines.peakBandwidthGBs} GB/s)` : `copy bandwidth (${baselines.copyBandwidthGBs.toFixed(1)} GB/s; device peak unknown)`}`,
+  );
+  console.log(
+    matrix(
+      ofPeak ? "of peak" : "of copy",
+      (r) => `${(100 * (ofPeak ? r.fraction_of_peak_bandwidth! : r.fraction_of_copy_bandwidth)).toFixed(0)}%`,
+    ),
+  );
   for (const s of sweep.skipped) {
-    console.log(`skipped batch ${s.batch_size} x ${s.context_len}: needs ${(s.needed_bytes / 2 ** 30).toFixed(2)} GiB, ${(s.budget_bytes / 2 ** 30).toFixed(2)} GiB usable`);
+    console.log(
+      `skipped batch ${s.batch_size} x ${s.context_len}: needs ${(s.needed_bytes / 2 ** 30).toFixed(2)} GiB, ${(s.budget_bytes / 2 ** 30).toFixed(2)} GiB usable`,
+    );
   }
   for (const f of sweep.failed) console.log(`failed batch ${f.batch_size} x ${f.context_len}: ${f.error}`);
 }

@@ -34,7 +34,12 @@ const PEAKS: readonly PeakEntry[] = [
 
 /** The name's words: "NVIDIA A100-SXM4-80GB" -> NVIDIA, A100, SXM4, 80GB (so GH200 is not H200). */
 function wordsOf(deviceName: string): Set<string> {
-  return new Set(deviceName.toUpperCase().split(/[^A-Z0-9]+/).filter((word) => word.length > 0));
+  return new Set(
+    deviceName
+      .toUpperCase()
+      .split(/[^A-Z0-9]+/)
+      .filter((word) => word.length > 0),
+  );
 }
 
 /** The device's peak memory bandwidth, or null when the name is not in the table. */

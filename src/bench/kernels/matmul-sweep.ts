@@ -6,10 +6,10 @@
 // forward pass, where every layer's weights come from DRAM.
 import type { Backend } from "../../backend/backend.ts";
 import type { DType } from "../../backend/dtype.ts";
-import { errorMessage, type FailedCase, type MemoryBaselines } from "./decode-attention-sweep.ts";
-import { matmulLayers, type KernelModel, type MatmulLayer } from "./model-shapes.ts";
-import { figure, round, timeMatmul, type TimingOptions } from "./timing.ts";
 import { formatTable } from "../report.ts";
+import { errorMessage, type FailedCase, type MemoryBaselines } from "./decode-attention-sweep.ts";
+import { type KernelModel, type MatmulLayer, matmulLayers } from "./model-shapes.ts";
+import { figure, round, type TimingOptions, timeMatmul } from "./timing.ts";
 import { matmulFractionOfTorch, type TorchBaseline } from "./torch-baseline.ts";
 
 /** "default": the library as opened (cuBLAS on a GPU when found); "own_kernels": with VT_DISABLE_CUBLAS=1. */
@@ -64,10 +64,20 @@ export function runMatmulSweep(
       }
       for (const r of timed) {
         const row: MatmulRow = {
-          layer: layer.layer, m: r.m, n: r.n, k: r.k, path, act_dtype: r.actDtype, weight_dtype: r.weightDtype,
-          time_us: round(r.microseconds), tflops: round(r.gflops / 1000), weight_gbs: round(r.weightGBps),
+          layer: layer.layer,
+          m: r.m,
+          n: r.n,
+          k: r.k,
+          path,
+          act_dtype: r.actDtype,
+          weight_dtype: r.weightDtype,
+          time_us: round(r.microseconds),
+          tflops: round(r.gflops / 1000),
+          weight_gbs: round(r.weightGBps),
           fraction_of_copy_bandwidth: round(r.weightGBps / baselines.copyBandwidthGBs),
-          ...(baselines.peakBandwidthGBs !== null ? { fraction_of_peak_bandwidth: round(r.weightGBps / baselines.peakBandwidthGBs) } : {}),
+          ...(baselines.peakBandwidthGBs !== null
+            ? { fraction_of_peak_bandwidth: round(r.weightGBps / baselines.peakBandwidthGBs) }
+            : {}),
         };
         if (torch) {
           const fraction = matmulFractionOfTorch(torch, { ...row, time_us: r.microseconds });
@@ -81,12 +91,21 @@ export function runMatmulSweep(
 }
 
 /** One line per layer and m, a TFLOP/s column per path (and its fraction of torch.matmul). */
-export function printMatmulSweep({ rows, failed }: { rows: MatmulRow[]; failed: FailedMatmul[] }, paths: MatmulPath[], withTorch: boolean): void {
-  console.log("\nmatmul (m x n x k), TFLOP/s per path" + (withTorch ? ", and torch.matmul's time over ours" : ""));
-  const header = ["layer", "m x n x k", ...paths.flatMap((p) => [`${p} TFLOP/s`, ...(withTorch ? [`${p} of torch`] : [])])];
+export function printMatmulSweep(
+  { rows, failed }: { rows: MatmulRow[]; failed: FailedMatmul[] },
+  paths: MatmulPath[],
+  withTorch: boolean,
+): void {
+  console.log(`\nmatmul (m x n x k), TFLOP/s per path${withTorch ? ", and torch.matmul's time over ours" : ""}`);
+  const header = [
+    "layer",
+    "m x n x k",
+    ...paths.flatMap((p) => [`${p} TFLOP/s`, ...(withTorch ? [`${p} of torch`] : [])]),
+  ];
   const keys = [...new Map(rows.map((r) => [`${r.layer} ${r.m}`, r])).values()];
   const body = keys.map((key) => [
-    key.layer, `${key.m} x ${key.n} x ${key.k}`,
+    key.layer,
+    `${key.m} x ${key.n} x ${key.k}`,
     ...paths.flatMap((p) => {
       const row = rows.find((r) => r.path === p && r.layer === key.layer && r.m === key.m);
       const tflops = row ? figure(row.tflops) : "-";

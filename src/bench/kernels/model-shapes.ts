@@ -26,7 +26,14 @@ export async function kernelModel(dir: string | undefined): Promise<KernelModel>
   if (dir === undefined) return LLAMA_3_1_8B;
   const c = await loadModelConfig(dir);
   const name = dir.replace(/\/+$/, "").split("/").pop()!;
-  return { name, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, numQHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
+  return {
+    name,
+    hiddenSize: c.hiddenSize,
+    intermediateSize: c.intermediateSize,
+    numQHeads: c.numHeads,
+    numKvHeads: c.numKvHeads,
+    headDim: c.headDim,
+  };
 }
 
 export interface MatmulLayer {

@@ -3,9 +3,9 @@
 // allocator that has run for a while leaves them), the cache filled with random values. Decode
 // (one query token per sequence) is bound by reading the KV cache; a whole-prompt prefill chunk
 // by the two matrix products per head.
-import { offsetAddress, type Address } from "../../backend/address.ts";
+import { type Address, offsetAddress } from "../../backend/address.ts";
 import type { Backend } from "../../backend/backend.ts";
-import { dtypeBytes, type DType } from "../../backend/dtype.ts";
+import { type DType, dtypeBytes } from "../../backend/dtype.ts";
 import { RequestGenerator } from "../../engine/random.ts";
 import { bestSeconds, type TimingOptions } from "./timing.ts";
 
@@ -40,7 +40,11 @@ function blocksPerSeq(c: PagedAttentionCase): number {
  * How many cache copies fill `coldBytes` (at least one) within `budgetBytes`, and what that
  * allocates; null when not even one copy fits.
  */
-export function planPagedAttention(c: PagedAttentionCase, coldBytes: number, budgetBytes: number): PagedAttentionPlan | null {
+export function planPagedAttention(
+  c: PagedAttentionCase,
+  coldBytes: number,
+  budgetBytes: number,
+): PagedAttentionPlan | null {
   const cacheBytes = dtypeBytes(c.cacheDtype);
   const kvBytes = 2 * c.numSeqs * c.seqLen * c.numKvHeads * c.headDim * cacheBytes;
   // A copy is whole blocks: the last block of a sequence may be partly empty.
@@ -66,7 +70,12 @@ function shuffledBlocks(count: number, seed: number): Int32Array {
 }
 
 /** Seconds of one vt_paged_attention call over the case, rotating through `copies` caches. */
-export function timePagedAttention(backend: Backend, options: TimingOptions, c: PagedAttentionCase, copies: number): number {
+export function timePagedAttention(
+  backend: Backend,
+  options: TimingOptions,
+  c: PagedAttentionCase,
+  copies: number,
+): number {
   const perSeq = blocksPerSeq(c);
   const numBlocks = c.numSeqs * perSeq * copies;
   const planeCount = numBlocks * c.blockSize * c.numKvHeads * c.headDim;
@@ -99,13 +108,32 @@ export function timePagedAttention(backend: Backend, options: TimingOptions, c: 
     const tableBytes = 4 * c.numSeqs * perSeq;
     return bestSeconds(backend, options, (call) =>
       backend.pagedAttention({
-        out, q, kCache, vCache, blockTables: offsetAddress(tables, (call % copies) * tableBytes), seqLens: lens, queryStartLoc: starts,
-        numSeqs: c.numSeqs, numTokens, maxQueryLen: c.queryLen, maxSeqLen: c.seqLen, maxBlocksPerSeq: perSeq,
-        numQHeads: c.numQHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, qRowStride: c.numQHeads * c.headDim,
-        blockSize: c.blockSize, scale: 1 / Math.sqrt(c.headDim), slidingWindow: 0, actDtype: c.actDtype, cacheDtype: c.cacheDtype,
+        out,
+        q,
+        kCache,
+        vCache,
+        blockTables: offsetAddress(tables, (call % copies) * tableBytes),
+        seqLens: lens,
+        queryStartLoc: starts,
+        numSeqs: c.numSeqs,
+        numTokens,
+        maxQueryLen: c.queryLen,
+        maxSeqLen: c.seqLen,
+        maxBlocksPerSeq: perSeq,
+        numQHeads: c.numQHeads,
+        numKvHeads: c.numKvHeads,
+        headDim: c.headDim,
+        qRowStride: c.numQHeads * c.headDim,
+        blockSize: c.blockSize,
+        scale: 1 / Math.sqrt(c.headDim),
+        slidingWindow: 0,
+        actDtype: c.actDtype,
+        cacheDtype: c.cacheDtype,
       }),
     );
   } finally {
-    addresses.forEach((address) => backend.free(address));
+    addresses.forEach((address) => {
+      backend.free(address);
+    });
   }
 }

@@ -8,10 +8,10 @@
 // causal mask leaves about half of them). The exact count of attended pairs is
 // query_len * (query_len + 1) / 2, which differs by 1/query_len.
 import type { Backend } from "../../backend/backend.ts";
-import { errorMessage, type AttentionSweepSetup, type FailedCase } from "./decode-attention-sweep.ts";
-import { figure, round } from "./timing.ts";
-import { planPagedAttention, timePagedAttention, type PagedAttentionCase } from "./paged-attention-timing.ts";
 import { formatTable } from "../report.ts";
+import { type AttentionSweepSetup, errorMessage, type FailedCase } from "./decode-attention-sweep.ts";
+import { type PagedAttentionCase, planPagedAttention, timePagedAttention } from "./paged-attention-timing.ts";
+import { figure, round } from "./timing.ts";
 import { prefillFractionOfTorch, type TorchBaseline } from "./torch-baseline.ts";
 
 export interface PrefillAttentionRow {
@@ -54,15 +54,28 @@ export function runPrefillAttentionSweep(
   for (const numSeqs of grid.numSeqs) {
     for (const queryLen of grid.queryLens) {
       const c: PagedAttentionCase = {
-        numSeqs, queryLen, seqLen: queryLen, numQHeads: model.numQHeads, numKvHeads: model.numKvHeads,
-        headDim: model.headDim, blockSize: setup.blockSize, actDtype: setup.actDtype, cacheDtype: setup.cacheDtype,
+        numSeqs,
+        queryLen,
+        seqLen: queryLen,
+        numQHeads: model.numQHeads,
+        numKvHeads: model.numKvHeads,
+        headDim: model.headDim,
+        blockSize: setup.blockSize,
+        actDtype: setup.actDtype,
+        cacheDtype: setup.cacheDtype,
       };
       const budget = Math.floor(backend.memoryInfo().freeBytes * setup.memoryFraction);
       // Compute-bound: one copy of the cache is enough.
       const plan = planPagedAttention(c, 0, budget);
       if (plan === null) {
         const needed = planPagedAttention(c, 0, Infinity)!.deviceBytes;
-        sweep.skipped.push({ num_seqs: numSeqs, query_len: queryLen, needed_bytes: needed, budget_bytes: budget, reason: "does not fit in free memory" });
+        sweep.skipped.push({
+          num_seqs: numSeqs,
+          query_len: queryLen,
+          needed_bytes: needed,
+          budget_bytes: budget,
+          reason: "does not fit in free memory",
+        });
         continue;
       }
       let seconds: number;
@@ -74,8 +87,16 @@ export function runPrefillAttentionSweep(
       }
       const flops = prefillFlops(numSeqs, queryLen, model.numQHeads, model.headDim);
       const row: PrefillAttentionRow = {
-        num_seqs: numSeqs, query_len: queryLen, context_len: queryLen, num_q_heads: model.numQHeads, num_kv_heads: model.numKvHeads,
-        head_dim: model.headDim, causal: true, time_us: round(seconds * 1e6), flops, tflops: round(flops / seconds / 1e12),
+        num_seqs: numSeqs,
+        query_len: queryLen,
+        context_len: queryLen,
+        num_q_heads: model.numQHeads,
+        num_kv_heads: model.numKvHeads,
+        head_dim: model.headDim,
+        causal: true,
+        time_us: round(seconds * 1e6),
+        flops,
+        tflops: round(flops / seconds / 1e12),
       };
       if (torch) {
         const fraction = prefillFractionOfTorch(torch, { ...row, time_us: seconds * 1e6 });
@@ -91,10 +112,13 @@ export function printPrefillAttentionSweep(sweep: PrefillAttentionSweep, withTor
   console.log(`\nprefill paged attention (causal, whole prompt as one chunk): ${sweep.flop_count}`);
   const header = ["seqs x query tokens", "time us", "TFLOP/s", ...(withTorch ? ["of torch SDPA"] : [])];
   const rows = sweep.results.map((r) => [
-    `${r.num_seqs} x ${r.query_len}`, figure(r.time_us), figure(r.tflops),
+    `${r.num_seqs} x ${r.query_len}`,
+    figure(r.time_us),
+    figure(r.tflops),
     ...(withTorch ? [r.fraction_of_torch == null ? "-" : `${(100 * r.fraction_of_torch).toFixed(0)}%`] : []),
   ]);
   console.log(formatTable([header, ...rows]));
-  for (const s of sweep.skipped) console.log(`skipped ${s.num_seqs} x ${s.query_len}: needs ${(s.needed_bytes / 2 ** 30).toFixed(2)} GiB`);
+  for (const s of sweep.skipped)
+    console.log(`skipped ${s.num_seqs} x ${s.query_len}: needs ${(s.needed_bytes / 2 ** 30).toFixed(2)} GiB`);
   for (const f of sweep.failed) console.log(`failed ${f.num_seqs} x ${f.query_len}: ${f.error}`);
 }

@@ -2,7 +2,7 @@
 // the best matmul rate), shared by `vllm-ts bench kernels` and bench/matmul.ts. Paged attention
 // has its own file (paged-attention-timing.ts).
 import type { Address, Backend } from "../../backend/backend.ts";
-import { dtypeBytes, type DType } from "../../backend/dtype.ts";
+import { type DType, dtypeBytes } from "../../backend/dtype.ts";
 
 export interface TimingOptions {
   /** Keep repeating a measurement for at least this long. */
@@ -45,7 +45,11 @@ export function bestSeconds(backend: Backend, options: TimingOptions, run: (call
   const callsPerSample = Math.min(MAX_CALLS_PER_SAMPLE, Math.max(1, Math.ceil(sampleSeconds / Math.max(single, 1e-9))));
   let best = single;
   const start = performance.now();
-  for (let sample = 1; sample <= options.minRepeats || performance.now() - start < options.minSeconds * 1000; sample++) {
+  for (
+    let sample = 1;
+    sample <= options.minRepeats || performance.now() - start < options.minSeconds * 1000;
+    sample++
+  ) {
     const s0 = performance.now();
     for (let i = 0; i < callsPerSample; i++) run(call++);
     backend.synchronize();
@@ -117,10 +121,21 @@ export function timeMatmul(
       const seconds = bestSeconds(backend, options, (call) =>
         backend.matmul({ x, w: copies[call % copies.length]!, out, m, n, k, actDtype, weightDtype }),
       );
-      return { n, k, m, weightDtype, actDtype, microseconds: seconds * 1e6, gflops: (2 * m * n * k) / seconds / 1e9, weightGBps: weightBytes / seconds / 1e9 };
+      return {
+        n,
+        k,
+        m,
+        weightDtype,
+        actDtype,
+        microseconds: seconds * 1e6,
+        gflops: (2 * m * n * k) / seconds / 1e9,
+        weightGBps: weightBytes / seconds / 1e9,
+      };
     });
   } finally {
-    copies.forEach((w) => backend.free(w));
+    copies.forEach((w) => {
+      backend.free(w);
+    });
     backend.free(x);
     backend.free(out);
   }
@@ -146,7 +161,17 @@ export function timeElementwise(
     backend.fillUniform(weight, actDtype, hiddenSize, 2, 1);
     const seconds = bestSeconds(backend, options, () =>
       op === "rms_norm"
-        ? backend.rmsNorm({ input, residual: null, weight, out, numTokens, hiddenSize, eps: 1e-6, actDtype, weightDtype: actDtype })
+        ? backend.rmsNorm({
+            input,
+            residual: null,
+            weight,
+            out,
+            numTokens,
+            hiddenSize,
+            eps: 1e-6,
+            actDtype,
+            weightDtype: actDtype,
+          })
         : backend.siluAndMul({ x: input, out, numTokens, d: hiddenSize, actDtype }),
     );
     const bytesMoved = (inputCount + numTokens * hiddenSize) * act;

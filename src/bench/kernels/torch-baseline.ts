@@ -9,24 +9,30 @@ import { UsageError } from "../../usage-error.ts";
 const positiveInt = z.number().int().positive();
 const positive = z.number().positive();
 
-const torchBaselineSchema = z.object({
-  torch_version: z.string(),
-  device: z.string(),
-  dtype: z.string(),
-  matmul: z.array(z.object({ m: positiveInt, n: positiveInt, k: positiveInt, time_us: positive }).loose()).default([]),
-  prefill_attention: z
-    .array(
-      z.object({
-        num_seqs: positiveInt,
-        query_len: positiveInt,
-        num_q_heads: positiveInt,
-        num_kv_heads: positiveInt,
-        head_dim: positiveInt,
-        time_us: positive,
-      }).loose(),
-    )
-    .default([]),
-}).loose();
+const torchBaselineSchema = z
+  .object({
+    torch_version: z.string(),
+    device: z.string(),
+    dtype: z.string(),
+    matmul: z
+      .array(z.object({ m: positiveInt, n: positiveInt, k: positiveInt, time_us: positive }).loose())
+      .default([]),
+    prefill_attention: z
+      .array(
+        z
+          .object({
+            num_seqs: positiveInt,
+            query_len: positiveInt,
+            num_q_heads: positiveInt,
+            num_kv_heads: positiveInt,
+            head_dim: positiveInt,
+            time_us: positive,
+          })
+          .loose(),
+      )
+      .default([]),
+  })
+  .loose();
 
 export type TorchBaseline = z.infer<typeof torchBaselineSchema>;
 
@@ -34,7 +40,9 @@ export function parseTorchBaseline(json: unknown, file: string): TorchBaseline {
   const parsed = torchBaselineSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new UsageError(`--torch-baseline ${file}: ${issue.path.join(".") || "(top level)"}: ${issue.message} (expected the JSON of bench/torch_baseline.py)`);
+    throw new UsageError(
+      `--torch-baseline ${file}: ${issue.path.join(".") || "(top level)"}: ${issue.message} (expected the JSON of bench/torch_baseline.py)`,
+    );
   }
   return parsed.data;
 }
@@ -50,7 +58,10 @@ export function readTorchBaseline(file: string): TorchBaseline {
 }
 
 /** Torch's time over ours for the same m x n x k product; null when the file has no such row. */
-export function matmulFractionOfTorch(baseline: TorchBaseline, row: { m: number; n: number; k: number; time_us: number }): number | null {
+export function matmulFractionOfTorch(
+  baseline: TorchBaseline,
+  row: { m: number; n: number; k: number; time_us: number },
+): number | null {
   const torch = baseline.matmul.find((t) => t.m === row.m && t.n === row.n && t.k === row.k);
   return torch ? torch.time_us / row.time_us : null;
 }
@@ -58,12 +69,22 @@ export function matmulFractionOfTorch(baseline: TorchBaseline, row: { m: number;
 /** Torch's time over ours for the same sequences, query length and heads; null when absent. */
 export function prefillFractionOfTorch(
   baseline: TorchBaseline,
-  row: { num_seqs: number; query_len: number; num_q_heads: number; num_kv_heads: number; head_dim: number; time_us: number },
+  row: {
+    num_seqs: number;
+    query_len: number;
+    num_q_heads: number;
+    num_kv_heads: number;
+    head_dim: number;
+    time_us: number;
+  },
 ): number | null {
   const torch = baseline.prefill_attention.find(
     (t) =>
-      t.num_seqs === row.num_seqs && t.query_len === row.query_len && t.num_q_heads === row.num_q_heads &&
-      t.num_kv_heads === row.num_kv_heads && t.head_dim === row.head_dim,
+      t.num_seqs === row.num_seqs &&
+      t.query_len === row.query_len &&
+      t.num_q_heads === row.num_q_heads &&
+      t.num_kv_heads === row.num_kv_heads &&
+      t.head_dim === row.head_dim,
   );
   return torch ? torch.time_us / row.time_us : null;
 }

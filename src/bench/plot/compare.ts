@@ -2,7 +2,7 @@
 // and the KV memory both hold over time; plus the terminal's one-line view of the latter.
 import type { RunTimeline } from "../engine/offline.ts";
 import { sparkline } from "../report.ts";
-import { Axes, COLORS, escapeXml, legend, svgDocument, type Series } from "./svg.ts";
+import { Axes, COLORS, escapeXml, legend, type Series, svgDocument } from "./svg.ts";
 
 export interface PolicyTimeline {
   name: string;
@@ -16,7 +16,8 @@ const WAIT_COLOR = COLORS.orange;
 const RUN_COLOR = COLORS.blue;
 const FIRST_TOKEN_COLOR = COLORS.green;
 
-const endOf = (timeline: RunTimeline) => Math.max(0, ...timeline.kv.map((sample) => sample.seconds), ...timeline.requests.map((r) => r.finished ?? 0));
+const endOf = (timeline: RunTimeline) =>
+  Math.max(0, ...timeline.kv.map((sample) => sample.seconds), ...timeline.requests.map((r) => r.finished ?? 0));
 
 /** One row per request: waiting from arrival to admission, running until it finishes. */
 function gantt(axes: Axes, policy: PolicyTimeline, rowHeight: number): string {
@@ -27,13 +28,25 @@ function gantt(axes: Axes, policy: PolicyTimeline, rowHeight: number): string {
     const top = Number((y + row * rowHeight + (rowHeight - bar) / 2).toFixed(2));
     const end = request.finished ?? request.admitted ?? request.arrival;
     const admitted = request.admitted ?? end;
-    const label = `request ${row}: arrived ${request.arrival.toFixed(3)} s, admitted ${admitted.toFixed(3)} s, ` +
+    const label =
+      `request ${row}: arrived ${request.arrival.toFixed(3)} s, admitted ${admitted.toFixed(3)} s, ` +
       `first token ${request.firstToken?.toFixed(3) ?? "-"} s, finished ${request.finished?.toFixed(3) ?? "-"} s`;
     parts.push(`<g><title>${label}</title>`);
-    if (admitted > request.arrival) parts.push(`<rect class="wait" x="${axes.x(request.arrival)}" y="${top}" width="${Math.max(0.5, axes.x(admitted) - axes.x(request.arrival))}" height="${bar}" fill="${WAIT_COLOR}"/>`);
-    parts.push(`<rect class="run" x="${axes.x(admitted)}" y="${top}" width="${Math.max(0.5, axes.x(end) - axes.x(admitted))}" height="${bar}" fill="${RUN_COLOR}"/>`);
-    if (request.firstToken !== null) parts.push(`<line x1="${axes.x(request.firstToken)}" y1="${top}" x2="${axes.x(request.firstToken)}" y2="${top + bar}" stroke="${FIRST_TOKEN_COLOR}" stroke-width="1.5"/>`);
-    if (request.finished !== null) parts.push(`<line class="finish" x1="${axes.x(request.finished)}" y1="${top}" x2="${axes.x(request.finished)}" y2="${top + bar}" stroke="${COLORS.ink}" stroke-width="2"/>`);
+    if (admitted > request.arrival)
+      parts.push(
+        `<rect class="wait" x="${axes.x(request.arrival)}" y="${top}" width="${Math.max(0.5, axes.x(admitted) - axes.x(request.arrival))}" height="${bar}" fill="${WAIT_COLOR}"/>`,
+      );
+    parts.push(
+      `<rect class="run" x="${axes.x(admitted)}" y="${top}" width="${Math.max(0.5, axes.x(end) - axes.x(admitted))}" height="${bar}" fill="${RUN_COLOR}"/>`,
+    );
+    if (request.firstToken !== null)
+      parts.push(
+        `<line x1="${axes.x(request.firstToken)}" y1="${top}" x2="${axes.x(request.firstToken)}" y2="${top + bar}" stroke="${FIRST_TOKEN_COLOR}" stroke-width="1.5"/>`,
+      );
+    if (request.finished !== null)
+      parts.push(
+        `<line class="finish" x1="${axes.x(request.finished)}" y1="${top}" x2="${axes.x(request.finished)}" y2="${top + bar}" stroke="${COLORS.ink}" stroke-width="2"/>`,
+      );
     parts.push(`</g>`);
   });
   parts.push(`</g>`);
@@ -48,17 +61,28 @@ export function compareChart(policies: readonly PolicyTimeline[]): string {
   const ganttHeight = Math.ceil(rowHeight * numRequests);
   const parts: string[] = [];
   let top = 40;
-  parts.push(`<text x="${LEFT}" y="20" font-size="16" font-weight="bold">Static vs continuous batching: request timelines and KV memory</text>`);
-  parts.push(legend(LEFT, top, [
-    { label: "waiting (arrival to first scheduled)", color: WAIT_COLOR },
-    { label: "running", color: RUN_COLOR },
-    { label: "first token", color: FIRST_TOKEN_COLOR, line: true },
-    { label: "finished", color: COLORS.ink, line: true },
-  ]));
+  parts.push(
+    `<text x="${LEFT}" y="20" font-size="16" font-weight="bold">Static vs continuous batching: request timelines and KV memory</text>`,
+  );
+  parts.push(
+    legend(LEFT, top, [
+      { label: "waiting (arrival to first scheduled)", color: WAIT_COLOR },
+      { label: "running", color: RUN_COLOR },
+      { label: "first token", color: FIRST_TOKEN_COLOR, line: true },
+      { label: "finished", color: COLORS.ink, line: true },
+    ]),
+  );
   top += 40;
   for (const policy of policies) {
     const axes = new Axes({ x: LEFT, y: top, width: PLOT_WIDTH, height: ganttHeight }, end, numRequests);
-    parts.push(axes.draw(`${policy.name} batching: ${policy.timeline.requests.length} requests`, "seconds since start", "request", false));
+    parts.push(
+      axes.draw(
+        `${policy.name} batching: ${policy.timeline.requests.length} requests`,
+        "seconds since start",
+        "request",
+        false,
+      ),
+    );
     parts.push(`<text x="${LEFT - 8}" y="${top + 10}" text-anchor="end">0</text>`);
     parts.push(`<text x="${LEFT - 8}" y="${top + ganttHeight}" text-anchor="end">${numRequests - 1}</text>`);
     parts.push(gantt(axes, policy, rowHeight));
@@ -66,17 +90,37 @@ export function compareChart(policies: readonly PolicyTimeline[]): string {
   }
   const maxSlots = Math.max(1, ...policies.map((p) => p.timeline.maxSlots));
   const kvAxes = new Axes({ x: LEFT, y: top, width: PLOT_WIDTH, height: 220 }, end, maxSlots);
-  const palette = [[COLORS.orange, COLORS.red], [COLORS.blue, COLORS.purple]] as const;
+  const palette = [
+    [COLORS.orange, COLORS.red],
+    [COLORS.blue, COLORS.purple],
+  ] as const;
   const series: Series[] = policies.flatMap((policy, i) => {
     const [allocated, stored] = palette[i % palette.length]!;
     return [
-      { label: `${policy.name}: allocated slots`, color: allocated, points: [[0, 0], ...policy.timeline.kv.map((s) => [s.seconds, s.allocatedSlots] as const)] },
-      { label: `${policy.name}: slots holding tokens`, color: stored, dashed: true, points: [[0, 0], ...policy.timeline.kv.map((s) => [s.seconds, s.tokensStored] as const)] },
+      {
+        label: `${policy.name}: allocated slots`,
+        color: allocated,
+        points: [[0, 0], ...policy.timeline.kv.map((s) => [s.seconds, s.allocatedSlots] as const)],
+      },
+      {
+        label: `${policy.name}: slots holding tokens`,
+        color: stored,
+        dashed: true,
+        points: [[0, 0], ...policy.timeline.kv.map((s) => [s.seconds, s.tokensStored] as const)],
+      },
     ];
   });
-  parts.push(kvAxes.draw(`KV cache memory over time (capacity ${maxSlots} token slots)`, "seconds since start", "token slots"));
+  parts.push(
+    kvAxes.draw(`KV cache memory over time (capacity ${maxSlots} token slots)`, "seconds since start", "token slots"),
+  );
   parts.push(kvAxes.lines(series, true));
-  parts.push(legend(LEFT, top + 220 + 55, series.map((s) => ({ label: s.label, color: s.color, line: true }))));
+  parts.push(
+    legend(
+      LEFT,
+      top + 220 + 55,
+      series.map((s) => ({ label: s.label, color: s.color, line: true })),
+    ),
+  );
   const height = top + 220 + 75;
   return svgDocument(WIDTH, height, "bench compare: request timelines and KV memory", parts.join("\n"));
 }
@@ -100,5 +144,8 @@ function kvUseOverTime(timeline: RunTimeline, end: number, columns: number): num
 export function kvSparklines(policies: readonly PolicyTimeline[], columns = 60): string[] {
   const end = Math.max(1e-3, ...policies.map((p) => endOf(p.timeline)));
   const width = Math.max(...policies.map((p) => p.name.length));
-  return policies.map((p) => `  ${p.name.padEnd(width)} |${sparkline(kvUseOverTime(p.timeline, end, columns), columns, 1).padEnd(columns)}|`);
+  return policies.map(
+    (p) =>
+      `  ${p.name.padEnd(width)} |${sparkline(kvUseOverTime(p.timeline, end, columns), columns, 1).padEnd(columns)}|`,
+  );
 }

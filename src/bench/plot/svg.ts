@@ -2,7 +2,15 @@
 // axes, titles and legends, line series, and the standalone document (or an HTML page around it).
 import { writeFileSync } from "node:fs";
 
-export const COLORS = { blue: "#3b75af", orange: "#ef8636", green: "#3a923a", red: "#c03d3e", purple: "#9372b2", gray: "#8c8c8c", ink: "#222" };
+export const COLORS = {
+  blue: "#3b75af",
+  orange: "#ef8636",
+  green: "#3a923a",
+  red: "#c03d3e",
+  purple: "#9372b2",
+  gray: "#8c8c8c",
+  ink: "#222",
+};
 
 export interface Frame {
   x: number;
@@ -83,7 +91,10 @@ export class Axes {
   draw(title: string, xLabel: string, yLabel: string, yTicks = true): string {
     const { x, y, width, height } = this.frame;
     const bottom = y + height;
-    const parts = [`<g class="axes">`, `<rect x="${x}" y="${y}" width="${width}" height="${height}" fill="none" stroke="#bbb"/>`];
+    const parts = [
+      `<g class="axes">`,
+      `<rect x="${x}" y="${y}" width="${width}" height="${height}" fill="none" stroke="#bbb"/>`,
+    ];
     for (const tick of this.xTicks) {
       const at = this.x(tick);
       parts.push(`<line x1="${at}" y1="${y}" x2="${at}" y2="${bottom}" stroke="#eee"/>`);
@@ -99,8 +110,12 @@ export class Axes {
       }
     }
     parts.push(`<text x="${x + width / 2}" y="${bottom + 34}" text-anchor="middle">${escapeXml(xLabel)}</text>`);
-    parts.push(`<text transform="translate(${x - 46} ${y + height / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text>`);
-    parts.push(`<text class="title" x="${x}" y="${y - 10}" font-weight="bold" font-size="14">${escapeXml(title)}</text>`);
+    parts.push(
+      `<text transform="translate(${x - 46} ${y + height / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text>`,
+    );
+    parts.push(
+      `<text class="title" x="${x}" y="${y - 10}" font-weight="bold" font-size="14">${escapeXml(title)}</text>`,
+    );
     parts.push(`</g>`);
     return parts.join("\n");
   }

@@ -6,9 +6,16 @@ import packageJson from "../../../package.json";
 import { logger } from "../../logger.ts";
 import { serveChart, throughputSparkline } from "../plot/serve.ts";
 import { writePlot } from "../plot/svg.ts";
-import { startChildServer, type ChildServer } from "./child-server.ts";
-import { arrivalGap, fetchTokenPool, randomPrompt, seededRandom, streamCompletion, type RequestOutcome } from "./client.ts";
-import { printSummary, serveMetrics, type Objectives } from "./metrics.ts";
+import { type ChildServer, startChildServer } from "./child-server.ts";
+import {
+  arrivalGap,
+  fetchTokenPool,
+  type RequestOutcome,
+  randomPrompt,
+  seededRandom,
+  streamCompletion,
+} from "./client.ts";
+import { type Objectives, printSummary, serveMetrics } from "./metrics.ts";
 
 export interface ServeBenchOptions {
   /** A running server (its base URL, and the served model name; default: its first model), or the arguments of the `serve` to start. */
@@ -71,7 +78,9 @@ export async function runServeBenchmark(options: ServeBenchOptions): Promise<voi
     const random = seededRandom(seed);
     const pool = await fetchTokenPool(url, model);
     const prompts = Array.from({ length: numPrompts }, () => randomPrompt(pool, inputLen, random));
-    logger.info(`bench serve: ${numPrompts} prompts of ${inputLen} tokens, ${outputLen} output tokens, to ${model} at ${url}`);
+    logger.info(
+      `bench serve: ${numPrompts} prompts of ${inputLen} tokens, ${outputLen} output tokens, to ${model} at ${url}`,
+    );
 
     const limit = limiter(maxConcurrency);
     const showProgress = process.stderr.isTTY === true;
@@ -80,11 +89,13 @@ export async function runServeBenchmark(options: ServeBenchOptions): Promise<voi
     const requests: Promise<RequestOutcome>[] = [];
     for (const prompt of prompts) {
       if (requests.length > 0) await Bun.sleep(arrivalGap(requestRate, random) * 1000);
-      requests.push(limit(() => streamCompletion(url, model, prompt, outputLen)).then((outcome) => {
-        done++;
-        if (showProgress) process.stderr.write(`\r${done}/${numPrompts} requests done`);
-        return outcome;
-      }));
+      requests.push(
+        limit(() => streamCompletion(url, model, prompt, outputLen)).then((outcome) => {
+          done++;
+          if (showProgress) process.stderr.write(`\r${done}/${numPrompts} requests done`);
+          return outcome;
+        }),
+      );
     }
     const outcomes = await Promise.all(requests);
     const durationS = (performance.now() - start) / 1000;
@@ -93,7 +104,8 @@ export async function runServeBenchmark(options: ServeBenchOptions): Promise<voi
     const { result, samples } = serveMetrics(outcomes, durationS, objectives);
     printSummary(result, durationS, objectives !== null);
     console.log(`Output tok/s over time: ${throughputSparkline(outcomes, start, durationS)}`);
-    if (options.plot !== undefined) writePlot(options.plot, "bench serve", serveChart(samples, outcomes, start, durationS));
+    if (options.plot !== undefined)
+      writePlot(options.plot, "bench serve", serveChart(samples, outcomes, start, durationS));
     const errors = outcomes.filter((o) => !o.success).map((o) => o.error);
     if (errors.length > 0) logger.warn(`${errors.length} requests failed; the first: ${errors[0]}`);
 
@@ -104,9 +116,15 @@ export async function runServeBenchmark(options: ServeBenchOptions): Promise<voi
         version: packageJson.version,
         device,
         config: {
-          url, model, num_prompts: numPrompts, input_len: inputLen, output_len: outputLen,
+          url,
+          model,
+          num_prompts: numPrompts,
+          input_len: inputLen,
+          output_len: outputLen,
           request_rate: Number.isFinite(requestRate) ? requestRate : "inf",
-          max_concurrency: Number.isFinite(maxConcurrency) ? maxConcurrency : null, seed, goodput: objectives,
+          max_concurrency: Number.isFinite(maxConcurrency) ? maxConcurrency : null,
+          seed,
+          goodput: objectives,
         },
         ...result,
         input_lens: outcomes.map((o) => o.promptLen),

@@ -35,7 +35,13 @@ export async function startChildServer(serveArgs: string[]): Promise<ChildServer
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode}:\n${log}`);
     const url = /serving .* at (http:\/\/[\d.]+:\d+)\/v1/.exec(log)?.[1];
-    if (url && (await fetch(`${url}/health`).then((r) => r.ok, () => false))) {
+    if (
+      url &&
+      (await fetch(`${url}/health`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
       const loaded = /loaded on (\S+ \(.*?\)) in /.exec(log)?.[1];
       return { url, device: loaded ?? "unknown", stop };
     }

@@ -25,7 +25,10 @@ const WORDS = (
  * from them so that every id is in the model's vocabulary, whatever the model.
  */
 export async function fetchTokenPool(url: string, model: string): Promise<number[]> {
-  const response = await fetch(`${url}/tokenize`, { method: "POST", body: JSON.stringify({ model, prompt: WORDS.join(" ") }) });
+  const response = await fetch(`${url}/tokenize`, {
+    method: "POST",
+    body: JSON.stringify({ model, prompt: WORDS.join(" ") }),
+  });
   if (!response.ok) throw new Error(`${url}/tokenize answered ${response.status}: ${await response.text()}`);
   const { tokens } = (await response.json()) as { tokens: number[] };
   const pool = [...new Set(tokens)];
@@ -51,16 +54,36 @@ export interface RequestOutcome {
 }
 
 /** One streamed completion with ignore_eos, so that it generates exactly `maxTokens` tokens. */
-export async function streamCompletion(url: string, model: string, prompt: number[], maxTokens: number): Promise<RequestOutcome> {
+export async function streamCompletion(
+  url: string,
+  model: string,
+  prompt: number[],
+  maxTokens: number,
+): Promise<RequestOutcome> {
   const start = performance.now();
-  const outcome: RequestOutcome = { success: false, error: "", promptLen: prompt.length, outputLen: 0, ttftMs: 0, itlMs: [], e2elMs: 0, startedMs: start };
+  const outcome: RequestOutcome = {
+    success: false,
+    error: "",
+    promptLen: prompt.length,
+    outputLen: 0,
+    ttftMs: 0,
+    itlMs: [],
+    e2elMs: 0,
+    startedMs: start,
+  };
   let last = start;
   try {
     const response = await fetch(`${url}/v1/completions`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({
-        model, prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: true, stream_options: { include_usage: true },
+        model,
+        prompt,
+        max_tokens: maxTokens,
+        temperature: 0,
+        ignore_eos: true,
+        stream: true,
+        stream_options: { include_usage: true },
       }),
     });
     if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}: ${await response.text()}`);
@@ -69,8 +92,7 @@ export async function streamCompletion(url: string, model: string, prompt: numbe
     let firstToken = true;
     for await (const bytes of response.body) {
       buffer += decoder.decode(bytes, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
+      for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
         const event = buffer.slice(0, end).replace(/^data: /, "");
         buffer = buffer.slice(end + 2);
         if (event === "[DONE]") continue;

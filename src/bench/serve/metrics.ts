@@ -18,13 +18,19 @@ function tpotOf(outcome: RequestOutcome): number | null {
 
 function isGood(outcome: RequestOutcome, objectives: Objectives): boolean {
   const tpot = tpotOf(outcome) ?? 0;
-  return (objectives.ttft === undefined || outcome.ttftMs <= objectives.ttft)
-    && (objectives.tpot === undefined || tpot <= objectives.tpot)
-    && (objectives.e2el === undefined || outcome.e2elMs <= objectives.e2el);
+  return (
+    (objectives.ttft === undefined || outcome.ttftMs <= objectives.ttft) &&
+    (objectives.tpot === undefined || tpot <= objectives.tpot) &&
+    (objectives.e2el === undefined || outcome.e2elMs <= objectives.e2el)
+  );
 }
 
 /** The run's figures by vLLM's names (goodput only with objectives), and the latency samples they summarize. */
-export function serveMetrics(outcomes: readonly RequestOutcome[], durationS: number, objectives: Objectives | null): { result: Record<string, number>; samples: ServeSamples } {
+export function serveMetrics(
+  outcomes: readonly RequestOutcome[],
+  durationS: number,
+  objectives: Objectives | null,
+): { result: Record<string, number>; samples: ServeSamples } {
   const succeeded = outcomes.filter((o) => o.success);
   const totalInput = succeeded.reduce((sum, o) => sum + o.promptLen, 0);
   const totalOutput = succeeded.reduce((sum, o) => sum + o.outputLen, 0);
@@ -50,7 +56,8 @@ export function serveMetrics(outcomes: readonly RequestOutcome[], durationS: num
 }
 
 export function printSummary(result: Record<string, number>, durationS: number, hasGoodput: boolean): void {
-  const line = (label: string, value: number | string) => console.log(`${label.padEnd(40)}${typeof value === "number" ? value.toFixed(2) : value}`);
+  const line = (label: string, value: number | string) =>
+    console.log(`${label.padEnd(40)}${typeof value === "number" ? value.toFixed(2) : value}`);
   console.log("============ Serving Benchmark Result ============");
   line("Successful requests:", String(result.completed));
   line("Failed requests:", String(result.failed));
@@ -61,9 +68,16 @@ export function printSummary(result: Record<string, number>, durationS: number, 
   if (hasGoodput) line("Request goodput (req/s):", result.request_goodput!);
   line("Output token throughput (tok/s):", result.output_throughput!);
   line("Total token throughput (tok/s):", result.total_token_throughput!);
-  const titles = { ttft: "Time to First Token", tpot: "Time per Output Token (excl. 1st token)", itl: "Inter-token Latency", e2el: "End-to-end Latency" };
+  const titles = {
+    ttft: "Time to First Token",
+    tpot: "Time per Output Token (excl. 1st token)",
+    itl: "Inter-token Latency",
+    e2el: "End-to-end Latency",
+  };
   for (const name of LATENCIES) {
-    console.log(`${"-".repeat(((50 - titles[name].length - 2) >> 1) || 1)} ${titles[name]} ${"-".repeat(((50 - titles[name].length - 1) >> 1) || 1)}`);
+    console.log(
+      `${"-".repeat((50 - titles[name].length - 2) >> 1 || 1)} ${titles[name]} ${"-".repeat((50 - titles[name].length - 1) >> 1 || 1)}`,
+    );
     line(`Mean ${name.toUpperCase()} (ms):`, result[`mean_${name}_ms`]!);
     line(`Median ${name.toUpperCase()} (ms):`, result[`median_${name}_ms`]!);
     line(`P90 ${name.toUpperCase()} (ms):`, result[`p90_${name}_ms`]!);

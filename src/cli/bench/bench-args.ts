@@ -7,21 +7,35 @@ import { UsageError } from "../../usage-error.ts";
 import { integer, number } from "../engine-args.ts";
 
 export const datasetArgs = {
-  dataset: { type: "string", default: "random", description: "random | a JSONL file of {\"prompt\": ...} lines or ShareGPT {\"conversations\": [...]} records" },
+  dataset: {
+    type: "string",
+    default: "random",
+    description: 'random | a JSONL file of {"prompt": ...} lines or ShareGPT {"conversations": [...]} records',
+  },
   "num-prompts": { type: "string", default: "100", description: "Requests to run" },
   "input-len": { type: "string", default: "128", description: "Prompt tokens of random requests: N, or LOW:HIGH" },
   "output-len": { type: "string", default: "128", description: "Tokens to generate (ignoring EOS): N, or LOW:HIGH" },
-  "range-ratio": { type: "string", default: "0", description: "Random lengths are drawn uniformly from [N*(1-r), N*(1+r)]" },
+  "range-ratio": {
+    type: "string",
+    default: "0",
+    description: "Random lengths are drawn uniformly from [N*(1-r), N*(1+r)]",
+  },
 } as const satisfies ArgsDef;
 
 export type DatasetArgs = ParsedArgs<typeof datasetArgs>;
 
 export const reportArgs = {
-  "output-json": { type: "string", description: "Write every figure, the configuration and the device to this JSON file" },
+  "output-json": {
+    type: "string",
+    description: "Write every figure, the configuration and the device to this JSON file",
+  },
 } as const satisfies ArgsDef;
 
 export const plotArgs = {
-  plot: { type: "string", description: "Draw the run's charts to this file: FILE.svg, or FILE.html for the SVG in a web page" },
+  plot: {
+    type: "string",
+    description: "Draw the run's charts to this file: FILE.svg, or FILE.html for the SVG in a web page",
+  },
 } as const satisfies ArgsDef;
 
 /** "N" with a range ratio r gives [N*(1-r), N*(1+r)]; "LOW:HIGH" gives itself. */
@@ -33,7 +47,10 @@ export function lengthRange(name: string, value: string, rangeRatio: number): Le
     return { low, high };
   }
   const length = integer(name, value, 1);
-  return { low: Math.max(1, Math.floor(length * (1 - rangeRatio))), high: Math.max(1, Math.ceil(length * (1 + rangeRatio))) };
+  return {
+    low: Math.max(1, Math.floor(length * (1 - rangeRatio))),
+    high: Math.max(1, Math.ceil(length * (1 + rangeRatio))),
+  };
 }
 
 export function rangeRatio(value: string): number {
@@ -53,6 +70,7 @@ export function workloadOf(args: DatasetArgs): Workload {
 
 /** The --plot file, checked before the benchmark runs rather than after. */
 export function plotPath(value: string | undefined): string | undefined {
-  if (value !== undefined && !/\.(svg|html?)$/i.test(value)) throw new UsageError(`--plot ${value}: the file name must end in .svg or .html`);
+  if (value !== undefined && !/\.(svg|html?)$/i.test(value))
+    throw new UsageError(`--plot ${value}: the file name must end in .svg or .html`);
   return value;
 }

@@ -12,19 +12,51 @@ import { runBench } from "./run-bench.ts";
 const DEFAULT_MAX_MODEL_LEN = 512;
 
 export default defineCommand({
-  meta: { name: "compare", description: "Static batching (max-length KV) vs continuous batching (paged KV) on the same requests and memory; prefix caching on vs off" },
+  meta: {
+    name: "compare",
+    description:
+      "Static batching (max-length KV) vs continuous batching (paged KV) on the same requests and memory; prefix caching on vs off",
+  },
   args: {
     ...modelArgs,
     ...engineArgs,
-    "max-num-seqs": { type: "string", default: "64", description: "Most sequences of the static baseline (also sizes the default KV budget)" },
-    "continuous-max-num-seqs": { type: "string", default: "256", description: "Most running sequences of continuous batching" },
+    "max-num-seqs": {
+      type: "string",
+      default: "64",
+      description: "Most sequences of the static baseline (also sizes the default KV budget)",
+    },
+    "continuous-max-num-seqs": {
+      type: "string",
+      default: "256",
+      description: "Most running sequences of continuous batching",
+    },
     "num-prompts": { type: "string", default: "200", description: "Requests of each workload" },
     "input-len": { type: "string", default: "32:256", description: "Prompt tokens: N, or LOW:HIGH" },
-    "output-len": { type: "string", default: "16:256", description: "Tokens to generate (ignoring EOS): N, or LOW:HIGH" },
-    "range-ratio": { type: "string", default: "0", description: "Lengths given as N are drawn from [N*(1-r), N*(1+r)]" },
-    "prefix-len": { type: "string", default: "192", description: "Shared-prefix workload: tokens every prompt starts with" },
-    "suffix-len": { type: "string", default: "32", description: "Shared-prefix workload: most tokens of each prompt after the prefix" },
-    "scheduler-requests": { type: "string", default: "256", description: "Running requests when timing the scheduler alone" },
+    "output-len": {
+      type: "string",
+      default: "16:256",
+      description: "Tokens to generate (ignoring EOS): N, or LOW:HIGH",
+    },
+    "range-ratio": {
+      type: "string",
+      default: "0",
+      description: "Lengths given as N are drawn from [N*(1-r), N*(1+r)]",
+    },
+    "prefix-len": {
+      type: "string",
+      default: "192",
+      description: "Shared-prefix workload: tokens every prompt starts with",
+    },
+    "suffix-len": {
+      type: "string",
+      default: "32",
+      description: "Shared-prefix workload: most tokens of each prompt after the prefix",
+    },
+    "scheduler-requests": {
+      type: "string",
+      default: "256",
+      description: "Running requests when timing the scheduler alone",
+    },
     ...reportArgs,
     ...plotArgs,
   },
@@ -42,11 +74,25 @@ export default defineCommand({
       const suffixLen = integer("suffix-len", args["suffix-len"], 1);
       const schedulerRequests = integer("scheduler-requests", args["scheduler-requests"], 1);
       const plot = plotPath(args.plot);
-      if (input.high + output.high > maxModelLen) throw new UsageError(`--input-len + --output-len reach ${input.high + output.high} tokens, more than --max-model-len ${maxModelLen}`);
-      if (prefixLen + suffixLen + output.high > maxModelLen) throw new UsageError(`--prefix-len + --suffix-len + --output-len reach ${prefixLen + suffixLen + output.high} tokens, more than --max-model-len ${maxModelLen}`);
+      if (input.high + output.high > maxModelLen)
+        throw new UsageError(
+          `--input-len + --output-len reach ${input.high + output.high} tokens, more than --max-model-len ${maxModelLen}`,
+        );
+      if (prefixLen + suffixLen + output.high > maxModelLen)
+        throw new UsageError(
+          `--prefix-len + --suffix-len + --output-len reach ${prefixLen + suffixLen + output.high} tokens, more than --max-model-len ${maxModelLen}`,
+        );
       return runCompare({
         core: { ...options, maxNumSeqs, maxModelLen },
-        continuousMaxNumSeqs, numPrompts, input, output, prefixLen, suffixLen, schedulerRequests, plot, outputJson: args["output-json"],
+        continuousMaxNumSeqs,
+        numPrompts,
+        input,
+        output,
+        prefixLen,
+        suffixLen,
+        schedulerRequests,
+        plot,
+        outputJson: args["output-json"],
       });
     }),
 });

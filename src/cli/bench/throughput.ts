@@ -7,14 +7,22 @@ import { datasetArgs, reportArgs, workloadOf } from "./bench-args.ts";
 import { runBench } from "./run-bench.ts";
 
 export default defineCommand({
-  meta: { name: "throughput", description: "Offline throughput: all requests at once to an in-process engine (requests/s, tokens/s)" },
+  meta: {
+    name: "throughput",
+    description: "Offline throughput: all requests at once to an in-process engine (requests/s, tokens/s)",
+  },
   args: { ...modelArgs, ...engineArgs, ...datasetArgs, ...reportArgs },
   run: ({ args }) =>
     runBench(() =>
       runThroughput({
         core: coreOptions(args),
         workload: workloadOf(args),
-        datasetFlags: { dataset: args.dataset, inputLen: args["input-len"], outputLen: args["output-len"], rangeRatio: Number(args["range-ratio"]) },
+        datasetFlags: {
+          dataset: args.dataset,
+          inputLen: args["input-len"],
+          outputLen: args["output-len"],
+          rangeRatio: Number(args["range-ratio"]),
+        },
         outputJson: args["output-json"],
       }),
     ),

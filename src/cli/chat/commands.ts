@@ -8,7 +8,7 @@ const HELP = [
   "/help                 this list",
   "/reset                forget the conversation (the system prompt stays)",
   "/system TEXT          set the system prompt (/system alone removes it)",
-  "/set NAME VALUE       temperature, max_tokens, top_p or seed (VALUE \"default\" unsets; /set alone shows them)",
+  '/set NAME VALUE       temperature, max_tokens, top_p or seed (VALUE "default" unsets; /set alone shows them)',
   "/exit                 quit (also Ctrl-D; Ctrl-C stops an answer)",
 ].join("\n");
 
@@ -17,7 +17,10 @@ type SettingName = keyof ChatSettings;
 /** Each setting's user-facing name, its field, and the check its value must pass. */
 const SETTINGS: Record<string, { field: SettingName; parse: (value: string) => number | string }> = {
   temperature: { field: "temperature", parse: (v) => numberIn(v, (n) => n >= 0, "a number >= 0") },
-  max_tokens: { field: "maxTokens", parse: (v) => numberIn(v, (n) => Number.isInteger(n) && n >= 1, "an integer >= 1") },
+  max_tokens: {
+    field: "maxTokens",
+    parse: (v) => numberIn(v, (n) => Number.isInteger(n) && n >= 1, "an integer >= 1"),
+  },
   top_p: { field: "topP", parse: (v) => numberIn(v, (n) => n > 0 && n <= 1, "a number in (0, 1]") },
   seed: { field: "seed", parse: (v) => numberIn(v, Number.isSafeInteger, "an integer") },
 };

@@ -19,8 +19,13 @@ export class LocalBackend implements ChatBackend {
   constructor(engine: AsyncEngine, chatTemplate: string | null = null) {
     // The server's limits do not apply to one user at a prompt; metrics are kept but never read.
     this.context = {
-      engine, metrics: new Metrics(engine.source.name), servedModelName: engine.source.name,
-      apiKey: null, maxPendingRequests: 1, maxBodyBytes: Number.MAX_SAFE_INTEGER, chatTemplate,
+      engine,
+      metrics: new Metrics(engine.source.name),
+      servedModelName: engine.source.name,
+      apiKey: null,
+      maxPendingRequests: 1,
+      maxBodyBytes: Number.MAX_SAFE_INTEGER,
+      chatTemplate,
     };
   }
 

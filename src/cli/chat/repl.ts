@@ -5,7 +5,12 @@ import { runCommand } from "./commands.ts";
 import type { Conversation } from "./conversation.ts";
 import type { ChatTerminal } from "./terminal.ts";
 
-async function answer(backend: ChatBackend, conversation: Conversation, terminal: ChatTerminal, message: string): Promise<void> {
+async function answer(
+  backend: ChatBackend,
+  conversation: Conversation,
+  terminal: ChatTerminal,
+  message: string,
+): Promise<void> {
   conversation.addUser(message);
   const controller = new AbortController();
   const stop = () => controller.abort();

@@ -41,7 +41,12 @@ async function fetchFile(download: Download, entry: ListFileEntry, progress: Dow
   if (!hasBlob(repoDir, entry)) {
     const blob = blobPath(repoDir, name);
     progress.startFile(entry.path);
-    const content = await downloadFile({ ...download.access, repo: { type: "model", name: repo }, path: entry.path, revision: commit });
+    const content = await downloadFile({
+      ...download.access,
+      repo: { type: "model", name: repo },
+      path: entry.path,
+      revision: commit,
+    });
     if (content === null) throw new ModelLoadError(where, `listed at commit ${commit} but not downloadable`);
     const counted = content.stream().pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
@@ -67,28 +72,42 @@ async function fetchFile(download: Download, entry: ListFileEntry, progress: Dow
 }
 
 /** Downloads what the model needs at `revision` into the cache; returns the snapshot directory. */
-export async function downloadSnapshot(repo: string, revision: string, repoDir: string, settings: HubSettings): Promise<string> {
+export async function downloadSnapshot(
+  repo: string,
+  revision: string,
+  repoDir: string,
+  settings: HubSettings,
+): Promise<string> {
   const access = { hubUrl: settings.endpoint, accessToken: settings.token, fetch: markingUnreachable() };
   const { sha: commit } = await modelInfo({ ...access, name: repo, revision, additionalFields: ["sha"] });
-  const listing = await Array.fromAsync(listFiles({ ...access, repo: { type: "model", name: repo }, revision: commit }));
+  const listing = await Array.fromAsync(
+    listFiles({ ...access, repo: { type: "model", name: repo }, revision: commit }),
+  );
   const download: Download = { repo, commit, repoDir, access };
   const dir = snapshotDir(repoDir, commit);
 
   if (!findEntry(listing, "config.json")) {
-    throw new ModelLoadError(repo, `no config.json at commit ${commit}: not a Hugging Face transformers model repository`);
+    throw new ModelLoadError(
+      repo,
+      `no config.json at commit ${commit}: not a Hugging Face transformers model repository`,
+    );
   }
   const index = findEntry(listing, INDEX_FILE);
   if (index) await fetchFile(download, index, SILENT);
   const files = filesToDownload(listing, index ? indexedShards(join(dir, INDEX_FILE)) : null);
   if (!files.some((entry) => entry.path.endsWith(".safetensors"))) {
-    throw new ModelLoadError(repo, `no safetensors weights at commit ${commit} (vllm-ts does not load .bin, .pth or .gguf)`);
+    throw new ModelLoadError(
+      repo,
+      `no safetensors weights at commit ${commit} (vllm-ts does not load .bin, .pth or .gguf)`,
+    );
   }
 
   // Files of an interrupted download, or blobs shared with another revision, are not fetched again.
   const unlinked = files.filter((entry) => !existsSync(join(dir, entry.path)));
   const unfetched = unlinked.filter((entry) => !hasBlob(repoDir, entry));
   const totalBytes = unfetched.reduce((sum, entry) => sum + entry.size, 0);
-  const progress = unfetched.length > 0 ? stderrProgress(`${repo}@${commit.slice(0, 8)}`, unfetched.length, totalBytes) : SILENT;
+  const progress =
+    unfetched.length > 0 ? stderrProgress(`${repo}@${commit.slice(0, 8)}`, unfetched.length, totalBytes) : SILENT;
   try {
     for (const entry of unlinked) await fetchFile(download, entry, progress);
   } finally {

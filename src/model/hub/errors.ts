@@ -39,11 +39,20 @@ export function hubLoadError(error: unknown, repo: string, revision: string, set
     : "set HF_TOKEN to a token of an account with access";
   switch (error.statusCode) {
     case 401:
-      return new ModelLoadError(repo, `${endpoint} refused access (401): the repository is private or gated, or does not exist; ${tokenHint}`);
+      return new ModelLoadError(
+        repo,
+        `${endpoint} refused access (401): the repository is private or gated, or does not exist; ${tokenHint}`,
+      );
     case 403:
-      return new ModelLoadError(repo, `${endpoint} refused access (403): the repository is gated; request access at ${endpoint}/${repo} and ${tokenHint}`);
+      return new ModelLoadError(
+        repo,
+        `${endpoint} refused access (403): the repository is gated; request access at ${endpoint}/${repo} and ${tokenHint}`,
+      );
     case 404:
-      return new ModelLoadError(repo, `not found on ${endpoint} (${hubMessage(error)}): check the repo id and the revision "${revision}"`);
+      return new ModelLoadError(
+        repo,
+        `not found on ${endpoint} (${hubMessage(error)}): check the repo id and the revision "${revision}"`,
+      );
     default:
       return new ModelLoadError(repo, `download from ${endpoint} failed (${error.statusCode}): ${hubMessage(error)}`);
   }

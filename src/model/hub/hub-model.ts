@@ -33,7 +33,10 @@ export async function resolveHubModel({ repo, revision }: HubReference): Promise
   const cached = cachedSnapshot(repoDir, revision);
   if (cached !== null) return cached;
   if (settings.offline) {
-    throw new ModelLoadError(repo, `revision "${revision}" is not in the Hugging Face cache (${settings.cacheDir}) and HF_HUB_OFFLINE is set`);
+    throw new ModelLoadError(
+      repo,
+      `revision "${revision}" is not in the Hugging Face cache (${settings.cacheDir}) and HF_HUB_OFFLINE is set`,
+    );
   }
   // The library throws a bare TypeError on such tokens; this says where the token came from.
   if (settings.token !== undefined && !settings.token.startsWith("hf_")) {
