@@ -65,8 +65,8 @@ vt_status allow_shared_memory(vt_context* ctx, const char* op, Kernel kernel, si
 
 template <class ActT, class CacheT, int DPAD, int GT>
 vt_status launch_decode(vt_context* ctx, const char* op, const Params& p, dim3 grid) {
-  auto kernel = &paged_attention_decode_kernel<ActT, CacheT, DPAD, GT>;
-  const size_t smem = DecodeLayout<CacheT, DPAD, GT>::smem_bytes;
+  auto kernel = DecodeKernel<ActT, CacheT, DPAD, GT>::kernel();
+  const size_t smem = DecodeKernel<ActT, CacheT, DPAD, GT>::smem_bytes;
   VT_TRY(allow_shared_memory(ctx, op, kernel, smem, p.head_dim));
   VT_LAUNCH(kernel, grid, dim3(kDecodeThreads), smem, ctx->stream, p);
   return VT_OK;
