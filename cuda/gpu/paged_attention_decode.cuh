@@ -27,21 +27,12 @@
 // ~180 issue slots: ~22 bytes/cycle/SM at full issue against the 11.6 needed for 80% of H100's
 // 3.35 TB/s. GT <= 4 (most models) halves the math; GT = 1 is far from any compute limit.
 //
-// Candidates (temporary, until one H200 run has measured them side by side; VT_DECODE_VARIANT
-// picks the kernel vt_paged_attention launches, 0 being the kernel above). On the H200 the kernel
-// above streams the cache at ~58% of peak even at batch 256 x 32k: a warp has loads in flight
-// only while it waits for its current group of rows, and none at all across the phase changes of
-// a chunk (table lookup, K pass, softmax, V pass), so the bytes in flight per SM average well
-// below the ~25 KB HBM latency asks for. Each candidate attacks that differently:
-//  1. software pipelining: the K and V rows of a chunk, then the next chunk's, form one stream of
-//     groups with two register buffers, so the next two groups are always in flight, also across
-//     the softmax barriers; the next chunk's block-table entries are read during the K pass;
-//  2. one pass: each token group keeps its own online softmax over its keys and loads K and V
-//     rows together, so there is no phase change and no barrier until the end of the partition,
-//     where the NG groups are merged with the log-sum-exp rescaling of split-K;
-//  3. the knob: twice the rows per group (kDecodeUnroll 8) at GT = 4: twice the bytes per round
-//     trip and half the round trips per chunk, at the cost of the registers they take.
-// 1 and 2 replace the kernel at GT <= 4, 3 at GT = 4 only; other GT keep variant 0 (registers).
+// GT <= 4 (most models) runs the same two passes software-pipelined
+// (paged_attention_decode_pipelined_kernel below): measured on an H200, the kernel above keeps
+// loads in flight only while a warp waits for its current group of rows and none across a chunk's
+// phase changes (table lookup, K pass, softmax, V pass), and streams the cache at ~58% of peak
+// even at batch 256 x 32k; pipelined, 80% at GQA 4 (Llama-3.1-8B) and 93% at GQA 2 (Qwen3-0.6B).
+// GT = 8 keeps the kernel above: the pipelined one does not fit its registers.
 #pragma once
 
 #include "paged_attention_common.cuh"
@@ -53,21 +44,6 @@ constexpr int kDecodePartition = 512;  // keys per split-K partition (grown when
 constexpr int kDecodeChunk = 256;      // keys whose scores a block holds in shared memory at once
 constexpr int kDecodeUnroll = 4;       // tokens per lane group with loads in flight together
 constexpr int kCombineThreads = 128;
-
-// Temporary: the candidate decode kernel this build launches (see the header comment).
-#ifndef VT_DECODE_VARIANT
-#define VT_DECODE_VARIANT 0
-#endif
-
-// Variant 3 (the knob): 8 rows in flight per lane at GT = 4 (80 -> 128 registers, 6 -> 4 blocks
-// per SM, yet a third more bytes in flight per SM at the peaks, 16 warps x 8 rows against 24 x 4,
-// and 9 instead of 17 round trips per chunk). Its minimum of 4 blocks per SM lets ptxas take the
-// 128 registers: left to itself it spills a few bytes in some instances to fit a fifth block. GT 1
-// and 2 keep 4 rows (some of their instances spill at 8), as does GT 8 (128 registers already).
-template <int GT>
-constexpr int kDecodeUnrollFor = VT_DECODE_VARIANT == 3 && GT == 4 ? 2 * kDecodeUnroll : kDecodeUnroll;
-template <int GT>
-constexpr int kDecodeMinBlocksFor = VT_DECODE_VARIANT == 3 && GT == 4 ? 4 : 0;  // 0: ptxas's choice
 
 // Sums v[0..G) over the LANES lanes of a token's lane group (aligned within the warp) and
 // returns, in every lane, the total of value scattered_head<G>(lane_in_group). The first log2(G)
@@ -130,12 +106,11 @@ struct DecodeLayout {
 // at once would take ~220 registers at GT = 8 (2 blocks per SM); apart ~110 (4 blocks, 16 warps,
 // ~32 KB of loads in flight per SM).
 template <class ActT, class CacheT, int DPAD, int GT>
-__global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocksFor<GT>)
-    paged_attention_decode_kernel(const Params p) {
+__global__ void __launch_bounds__(kDecodeThreads) paged_attention_decode_kernel(const Params p) {
   using L = DecodeLayout<CacheT, DPAD, GT>;
   constexpr int V = L::V, LANES = L::LANES, VPL = L::VPL, E = L::E, NG = L::NG, SS = L::SS;
   constexpr int NW = kDecodeThreads / kWarpSize;
-  constexpr int U = kDecodeUnrollFor<GT>;
+  constexpr int U = kDecodeUnroll;
   static_assert(GT <= LANES && NW <= NG, "decode layout");
 
   VT_DYNAMIC_SHARED(float, smem);
@@ -348,7 +323,7 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocksFor<GT>)
   }
 }
 
-// ---- Variant 1: the two passes above, software-pipelined ----------------------------------------
+// ---- GT <= 4: the two passes above, software-pipelined ----------------------------------------
 // paged_attention_decode_kernel issues a group's loads, waits for them, computes, and only then
 // issues the next group's; between its passes a block has no load in flight at all. Here a chunk's
 // K row groups, then its V row groups, then the next chunk's K row groups form one stream held in
@@ -358,11 +333,11 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocksFor<GT>)
 // buffer before those barriers, which publish them to the prefetch at the end of the V pass. A
 // pass takes its groups in pairs (an odd count computes one group of masked keys, without loads),
 // so every pass starts on the same buffer.
-// Expected: as many rows in flight as variant 0 at its peaks (2 groups of U = 2 rows per lane),
+// As many rows in flight as the two-pass kernel at its peaks (2 groups of U = 2 rows per lane),
 // but at all times instead of dropping to zero at every phase change, at the same occupancy (GT 4:
 // 80 registers, 6 blocks per SM, ~48 KB in flight per SM). U = 4 would double that, but takes 128
-// to 226 registers. GT 8 keeps variant 0 (16-bit activations would fit the same 128 registers, but
-// ptxas spills the f32 instance).
+// to 226 registers. GT 8 keeps the two-pass kernel (16-bit activations would fit the same 128
+// registers, but ptxas spills the f32 instance).
 constexpr int kDecodePipelineUnroll = 2;
 
 // Issues the loads of keys first, first + NG, ... (U of them) of a chunk whose physical slots are
@@ -643,225 +618,10 @@ __global__ void __launch_bounds__(kDecodeThreads) paged_attention_decode_pipelin
   }
 }
 
-// ---- Variant 2: one pass, an online softmax per token group -------------------------------------
-// A chunk is split into a K pass and a V pass so that q and the output accumulators need not be in
-// registers at the same time; the price is the block-wide softmax between the passes. Here every
-// token group runs its own online softmax over its keys: it loads each key's K and V rows
-// together, scores the K rows, rescales its accumulators when its maximum grows and adds the
-// weighted V rows, with no barrier from the first key of the partition to the last; the NG groups'
-// (max, sum, accumulators) are merged at the end like split-K partitions. The lanes holding a
-// head's score compute that head's weights (one exp per key, not one per head and key), the
-// group's other lanes fetch them with a shuffle per head and key. Block-table entries are read one
-// iteration ahead.
-// Expected: 2U rows in flight per lane per round trip and 16 round trips per 512-key partition
-// (34 for variant 0), no barrier waits; costs q and the accumulators in registers together: GT 4
-// takes 124 registers (4 blocks per SM, 64 KB per SM per round trip). GT 8 would take 215 (2
-// blocks): it keeps the two-pass kernel.
-constexpr int kDecodeFusedUnroll = 4;
-
-// Grid, block and parameters: those of paged_attention_decode_kernel; dynamic shared memory: its
-// layout up to the scores (q and the accumulators).
-template <class ActT, class CacheT, int DPAD, int GT>
-__global__ void __launch_bounds__(kDecodeThreads) paged_attention_decode_fused_kernel(const Params p) {
-  using L = DecodeLayout<CacheT, DPAD, GT>;
-  constexpr int V = L::V, LANES = L::LANES, VPL = L::VPL, E = L::E, NG = L::NG;
-  constexpr int U = kDecodeFusedUnroll, STEP = NG * U;  // STEP: keys of one iteration of every group
-  static_assert(GT <= LANES, "decode layout");
-
-  VT_DYNAMIC_SHARED(float, smem);
-  float* s_q = smem + L::Q_OFFSET;      // [GT][DPAD], pre-scaled, zero past head_dim
-  float* s_acc = smem + L::ACC_OFFSET;  // [GT * E][threads]: each thread's accumulators, at the end
-  __shared__ float s_gmax[NG][GT], s_gsum[NG][GT], s_gscale[NG][GT];  // per token group and head
-  __shared__ float s_max[GT], s_sum[GT];
-
-  const int seq = blockIdx.z;
-  const int chunk_of_group = blockIdx.y % p.head_chunks;
-  const int kv_head = blockIdx.y / p.head_chunks;
-  const int first_head = kv_head * p.group + chunk_of_group * GT;  // query head of h = 0
-  const int heads_here = min(GT, p.group - chunk_of_group * GT);
-  const int q_row = p.query_start_loc[seq];
-  if (p.query_start_loc[seq + 1] - q_row != 1) return;  // not a decode: the prefill kernel's
-  const DecodeRange range = decode_range(p, p.seq_lens[seq]);
-  const int part = blockIdx.x;
-  if (part >= range.partitions) return;  // max_seq_len bounds the grid, not this sequence
-  const int part_begin = range.begin + part * p.partition_size;
-  const int part_end = part == range.partitions - 1 ? range.end : part_begin + p.partition_size;
-
-  const int tid = threadIdx.x;
-  const int grp = tid / LANES, gl = tid % LANES;
-  const int D = p.head_dim, nvec = D / V;
-  const int my_head = scattered_head<GT>(gl);
-
-  const ActT* qp = static_cast<const ActT*>(p.q) + int64_t(q_row) * p.q_row_stride + int64_t(first_head) * D;
-  for (int idx = tid; idx < GT * DPAD; idx += kDecodeThreads) {
-    const int h = idx / DPAD, d = idx % DPAD;
-    s_q[idx] = h < heads_here && d < D ? to_float(qp[h * D + d]) * p.scale : 0.f;
-  }
-
-  const int32_t* table = p.block_tables + int64_t(seq) * p.max_blocks_per_seq;
-  const CacheT* k_cache = static_cast<const CacheT*>(p.k_cache);
-  const CacheT* v_cache = static_cast<const CacheT*>(p.v_cache);
-  const int64_t head_offset = int64_t(kv_head) * D;
-  const int64_t slot_stride = int64_t(p.num_kv_heads) * D;
-  int block[U];  // block-table entries of this group's keys of the coming iteration (-1: none)
-#pragma unroll
-  for (int u = 0; u < U; u++) {
-    const int key = part_begin + grp + u * NG;
-    block[u] = key < part_end ? table[key >> p.block_shift] : -1;
-  }
-  __syncthreads();
-
-  float q[GT][E];    // this lane's slice of each head
-  float acc[GT][E];  // weight * V of this lane's slice, every head, this group's keys
-#pragma unroll
-  for (int h = 0; h < GT; h++)
-#pragma unroll
-    for (int v = 0; v < VPL; v++)
-#pragma unroll
-      for (int e = 0; e < V; e++) {
-        q[h][v * V + e] = s_q[h * DPAD + (gl + v * LANES) * V + e];
-        acc[h][v * V + e] = 0.f;
-      }
-  float m = -INFINITY, l = 0.f;  // head my_head over this group's keys so far: max score, sum of weights
-
-  for (int k0 = part_begin; k0 < part_end; k0 += STEP) {
-    uint4 kr[U][VPL], vr[U][VPL];
-    bool ok[U];
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int key = k0 + grp + u * NG;
-      ok[u] = block[u] >= 0;
-      const int slot = block[u] * p.block_size + (key & (p.block_size - 1));
-      const int64_t row = int64_t(slot) * slot_stride + head_offset;
-#pragma unroll
-      for (int v = 0; v < VPL; v++) {
-        const int vec = gl + v * LANES;
-        const bool load = ok[u] && vec < nvec;
-        kr[u][v] = load ? load16(k_cache + row + vec * V) : zero16();
-        vr[u][v] = load ? load16(v_cache + row + vec * V) : zero16();
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int key = k0 + STEP + grp + u * NG;
-      block[u] = key < part_end ? table[key >> p.block_shift] : -1;
-    }
-
-    // Scores of head my_head, its online softmax, and its weights.
-    float s[U];
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      float dot[GT];
-#pragma unroll
-      for (int h = 0; h < GT; h++) dot[h] = 0.f;
-#pragma unroll
-      for (int v = 0; v < VPL; v++) {
-        float k[V];
-        unpack(kr[u][v], k, TypeTag<CacheT>{});
-#pragma unroll
-        for (int h = 0; h < GT; h++)
-#pragma unroll
-          for (int e = 0; e < V; e++) dot[h] = fmaf(q[h][v * V + e], k[e], dot[h]);
-      }
-      const float total = group_reduce_scatter<GT, LANES>(dot, gl);
-      s[u] = ok[u] ? total : -INFINITY;
-    }
-    float new_m = m;
-#pragma unroll
-    for (int u = 0; u < U; u++) new_m = fmaxf(new_m, s[u]);
-    const float corr = new_m == -INFINITY ? 1.f : softmax_exp<ActT>(m - new_m);
-    float w[U], w_sum = 0.f;
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      w[u] = s[u] == -INFINITY ? 0.f : softmax_exp<ActT>(s[u] - new_m);
-      w_sum += w[u];
-    }
-    l = l * corr + w_sum;
-    m = new_m;
-
-    // Every head's correction and weights from the lanes that hold them: bit reversal
-    // (scattered_head) is its own inverse, so lane scattered_head(h) holds head h.
-#pragma unroll
-    for (int h = 0; h < GT; h++) {
-      const int src = scattered_head<GT>(h);
-      const float c = __shfl_sync(0xffffffffu, corr, src, LANES);
-#pragma unroll
-      for (int e = 0; e < E; e++) acc[h][e] *= c;
-    }
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      float wh[GT];
-#pragma unroll
-      for (int h = 0; h < GT; h++) wh[h] = __shfl_sync(0xffffffffu, w[u], scattered_head<GT>(h), LANES);
-#pragma unroll
-      for (int v = 0; v < VPL; v++) {
-        float x[V];
-        unpack(vr[u][v], x, TypeTag<CacheT>{});
-#pragma unroll
-        for (int h = 0; h < GT; h++)
-#pragma unroll
-          for (int e = 0; e < V; e++) acc[h][v * V + e] = fmaf(wh[h], x[e], acc[h][v * V + e]);
-      }
-    }
-  }
-
-  // Merge the token groups: scale each by exp(its max - the block's max).
-  if (gl < GT) {
-    s_gmax[grp][my_head] = m;
-    s_gsum[grp][my_head] = l;
-  }
-#pragma unroll
-  for (int h = 0; h < GT; h++)
-#pragma unroll
-    for (int e = 0; e < E; e++) s_acc[(h * E + e) * kDecodeThreads + tid] = acc[h][e];
-  __syncthreads();
-  if (tid < GT) {
-    float block_m = -INFINITY;
-    for (int g = 0; g < NG; g++) block_m = fmaxf(block_m, s_gmax[g][tid]);
-    float total = 0.f;
-    for (int g = 0; g < NG; g++) {
-      const float gm = s_gmax[g][tid];
-      const float scale = gm == -INFINITY ? 0.f : softmax_exp<ActT>(gm - block_m);  // a group without keys
-      s_gscale[g][tid] = scale;
-      total += scale * s_gsum[g][tid];
-    }
-    s_max[tid] = block_m;
-    s_sum[tid] = total;
-  }
-  __syncthreads();
-
-  // Write the output (one partition) or the partials.
-  for (int idx = tid; idx < GT * DPAD; idx += kDecodeThreads) {
-    const int h = idx / DPAD, d = idx % DPAD;
-    if (h >= heads_here || d >= D) continue;
-    const int vec = d / V, v = vec / LANES, lane_in_group = vec % LANES;
-    const float* a = s_acc + (h * E + v * V + d % V) * kDecodeThreads + lane_in_group;
-    float o = 0.f;
-    for (int g = 0; g < NG; g++) o = fmaf(s_gscale[g][h], a[g * LANES], o);
-    const int head = first_head + h;
-    if (range.partitions == 1) {
-      const float sum = s_sum[h];
-      static_cast<ActT*>(p.out)[(int64_t(q_row) * p.num_q_heads + head) * D + d] =
-          from_float<ActT>(sum > 0.f ? o * (1.f / sum) : 0.f);
-    } else {
-      const int64_t slot = (int64_t(seq) * p.num_q_heads + head) * p.max_partitions + part;
-      p.partial_out[slot * D + d] = o;
-      if (d == 0) {
-        p.partial_max[slot] = s_max[h];
-        p.partial_sum[slot] = s_sum[h];
-      }
-    }
-  }
-}
-
-// ---- The chosen variant, for the launch ---------------------------------------------------------
+// ---- The kernel a decode launches, and its shared memory ---------------------------------------
 template <class ActT, class CacheT, int DPAD, int GT>
 struct DecodeKernel {
   using L = DecodeLayout<CacheT, DPAD, GT>;
-#if VT_DECODE_VARIANT == 0 || VT_DECODE_VARIANT == 3
-  static constexpr size_t smem_bytes = L::smem_bytes;
-  static auto kernel() { return &paged_attention_decode_kernel<ActT, CacheT, DPAD, GT>; }
-#elif VT_DECODE_VARIANT == 1
   static constexpr bool kPipelined = GT <= 4;
   static constexpr size_t smem_bytes = L::smem_bytes + (kPipelined ? kDecodeChunk * sizeof(int) : 0);
   static auto kernel() {
@@ -870,18 +630,6 @@ struct DecodeKernel {
     else
       return &paged_attention_decode_kernel<ActT, CacheT, DPAD, GT>;
   }
-#elif VT_DECODE_VARIANT == 2
-  static constexpr bool kFused = GT <= 4;
-  static constexpr size_t smem_bytes = kFused ? size_t(L::SCORE_OFFSET) * sizeof(float) : L::smem_bytes;
-  static auto kernel() {
-    if constexpr (kFused)
-      return &paged_attention_decode_fused_kernel<ActT, CacheT, DPAD, GT>;
-    else
-      return &paged_attention_decode_kernel<ActT, CacheT, DPAD, GT>;
-  }
-#else
-#error "VT_DECODE_VARIANT must be 0, 1, 2 or 3"
-#endif
 };
 
 // Merges the split-K partials of the decodes that needed more than one partition:
