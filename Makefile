@@ -32,7 +32,7 @@ EMU_HEADERS := $(GPU_HEADERS) $(wildcard cuda/emu/*.h)
 TS_SOURCES := $(shell find src -name '*.ts')
 EXECUTABLE := dist/vllm-ts
 
-.PHONY: all deps native gpu-kit chromium test serve bench clean
+.PHONY: all deps native gpu-kit chromium clang-format lint format test serve bench clean
 
 all: $(EXECUTABLE)
 
@@ -185,17 +185,33 @@ $(KIT)/.complete: node_modules/.installed $(KIT_NATIVE)/embedded-libraries.ts $(
 
 gpu-kit: $(KIT)/.complete
 
+# Formatting and lint, checked by `make test` (so CI fails on unformatted code): Biome for
+# TypeScript (biome.json), clang-format for C++ and CUDA (.clang-format; Debian's clang-format,
+# installed when missing as chromium is). `make format` rewrites the files instead.
+CXX_FORMAT_FILES := $(shell find cuda test/native/emulation -name '*.cu' -o -name '*.cuh' -o -name '*.cpp' -o -name '*.h')
+
+clang-format:
+	@command -v clang-format >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang-format; }
+
+lint: node_modules/.installed clang-format
+	$(BUN) x biome ci .
+	clang-format --dry-run --Werror $(CXX_FORMAT_FILES)
+
+format: node_modules/.installed clang-format
+	$(BUN) x biome check --write .
+	clang-format -i $(CXX_FORMAT_FILES)
+
 # The benchmark charts' test renders SVG in headless Chromium, from Debian's package.
 chromium:
 	@[ -x /usr/bin/chromium ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
-# The whole suite on the CPU backend (it also runs the engine end to end on the emulated CUDA
+# Formatting and lint first, then the whole suite on the CPU backend (it also runs the engine end to end on the emulated CUDA
 # library), then the native-op and model tests again on the CUDA kernels running in the
 # emulation under AddressSanitizer (VLLM_TS_LIBRARY points every backend the tests open at it),
 # then the GPU check's rehearsal: the kit's bundled tests, end-to-end runs and benchmark commands
 # on the emulated CUDA library at tiny shapes (it fails if any stage fails). `all` has already
 # compiled the real CUDA library when nvcc is present.
-test: all chromium $(EMU_LIB) $(EMU_ASAN_LIB) $(EMU_SELFTEST) gpu-kit
+test: lint all chromium $(EMU_LIB) $(EMU_ASAN_LIB) $(EMU_SELFTEST) gpu-kit
 	$(BUN) x tsc --noEmit -p .
 	$(BUN) test --timeout 120000
 	ASAN_OPTIONS=$(ASAN_TEST_OPTIONS) LD_PRELOAD=$(LIBASAN) VLLM_TS_LIBRARY=$(CURDIR)/$(EMU_ASAN_LIB) \

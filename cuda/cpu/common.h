@@ -19,17 +19,26 @@ namespace vt {
 // Element i of a tensor of dtype d, as f32.
 inline float load(const void* p, vt_dtype d, size_t i) {
   switch (d) {
-    case VT_F32: return static_cast<const float*>(p)[i];
-    case VT_F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    default: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case VT_F32:
+      return static_cast<const float*>(p)[i];
+    case VT_F16:
+      return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    default:
+      return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
   }
 }
 
 inline void store(void* p, vt_dtype d, size_t i, float v) {
   switch (d) {
-    case VT_F32: static_cast<float*>(p)[i] = v; break;
-    case VT_F16: static_cast<uint16_t*>(p)[i] = f32_to_f16(v); break;
-    default: static_cast<uint16_t*>(p)[i] = f32_to_bf16(v); break;
+    case VT_F32:
+      static_cast<float*>(p)[i] = v;
+      break;
+    case VT_F16:
+      static_cast<uint16_t*>(p)[i] = f32_to_f16(v);
+      break;
+    default:
+      static_cast<uint16_t*>(p)[i] = f32_to_bf16(v);
+      break;
   }
 }
 

@@ -47,7 +47,6 @@ std::string cpu_model_name() {
 
 extern "C" {
 
-
 int32_t vt_abi_version(void) { return VT_ABI_VERSION; }
 
 const char* vt_backend_name(void) { return "cpu"; }

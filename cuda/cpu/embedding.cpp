@@ -7,8 +7,7 @@ extern "C" {
 
 // Memory-bound; a thread owns whole output rows (tokens).
 vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_tokens, const void* table,
-                       int32_t vocab_size, int32_t hidden_size, void* out, vt_dtype weight_dtype,
-                       vt_dtype act_dtype) {
+                       int32_t vocab_size, int32_t hidden_size, void* out, vt_dtype weight_dtype, vt_dtype act_dtype) {
   const char* op = "vt_embedding";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));

@@ -6,7 +6,8 @@ extern "C" {
 
 vt_status vt_graph_begin_capture(vt_context* ctx) {
   VT_REQUIRE(ctx, "vt_graph_begin_capture", "ctx is NULL");
-  return vt::fail(VT_ERR_UNSUPPORTED, "vt_graph_begin_capture: the CPU backend runs ops as they are called (no graphs)");
+  return vt::fail(VT_ERR_UNSUPPORTED,
+                  "vt_graph_begin_capture: the CPU backend runs ops as they are called (no graphs)");
 }
 
 vt_status vt_graph_end_capture(vt_context*, vt_graph**) {

@@ -41,9 +41,12 @@ constexpr size_t sizeof_dtype = D == VT_F32 ? 4 : 2;
 // W consecutive weights of dtype D from element i, widened to f32.
 template <vt_dtype D>
 inline simd::vec load_weights(const void* w, size_t i) {
-  if constexpr (D == VT_F32) return simd::load(static_cast<const float*>(w) + i);
-  else if constexpr (D == VT_F16) return simd::load_f16(static_cast<const uint16_t*>(w) + i);
-  else return simd::load_bf16(static_cast<const uint16_t*>(w) + i);
+  if constexpr (D == VT_F32)
+    return simd::load(static_cast<const float*>(w) + i);
+  else if constexpr (D == VT_F16)
+    return simd::load_f16(static_cast<const uint16_t*>(w) + i);
+  else
+    return simd::load_bf16(static_cast<const uint16_t*>(w) + i);
 }
 
 // ---- dot path ----------------------------------------------------------------------------
@@ -136,8 +139,10 @@ void dot_rows(const Problem& p, int j0, int kb, int ke, bool first) {
     i = kDotRows;
   }
   for (; i + kDotRows <= p.m; i += kDotRows) dot_tile<D, kDotRows, C, false>(p, i, j0, kb, ke, first);
-  if (i == 0) dot_tile<D, 1, C, prefetch>(p, 0, j0, kb, ke, first);
-  else if (i < p.m) dot_tile<D, 1, C, false>(p, i, j0, kb, ke, first);
+  if (i == 0)
+    dot_tile<D, 1, C, prefetch>(p, 0, j0, kb, ke, first);
+  else if (i < p.m)
+    dot_tile<D, 1, C, false>(p, i, j0, kb, ke, first);
 }
 
 // Columns [jb, je) of out, all rows.
@@ -158,9 +163,9 @@ void dot_columns(const Problem& p, int jb, int je) {
 // ---- packed path (AVX-512) ---------------------------------------------------------------
 
 #if defined(__AVX512F__)
-constexpr int kMr = 8;     // rows of x per micro-tile
-constexpr int kNr = 48;    // columns per packed panel (3 zmm)
-constexpr int kMaxKc = 512;  // k per block: an 8 x 512 slice of x is 16 KiB of L1
+constexpr int kMr = 8;                             // rows of x per micro-tile
+constexpr int kNr = 48;                            // columns per packed panel (3 zmm)
+constexpr int kMaxKc = 512;                        // k per block: an 8 x 512 slice of x is 16 KiB of L1
 constexpr size_t kPackedBlockFloats = 128 * 1024;  // 512 KiB of packed w per block, in L2
 
 // Transposes 16 rows of 16 f32 in place (r[i][j] -> r[j][i]).
@@ -240,8 +245,8 @@ void pack_panels(const void* w, size_t k, int n, int j0, int cols, int kb, int k
 
 // out[R rows, 16*V columns (the last `cols` of them valid)] (+)= x rows · packed panel.
 template <int R, int V>
-void micro_kernel(const float* x, size_t ldx, const float* panel, int kc, float* out, size_t ldo,
-                  int cols, const float* bias, bool first) {
+void micro_kernel(const float* x, size_t ldx, const float* panel, int kc, float* out, size_t ldo, int cols,
+                  const float* bias, bool first) {
   // The tile of out is read back at the end; fetching it into L2 now hides the miss behind
   // the k loop.
   if (!first)
@@ -262,8 +267,8 @@ void micro_kernel(const float* x, size_t ldx, const float* panel, int kc, float*
   for (int v = 0; v < V; v++) {
     const int valid = std::min(16, cols - 16 * v);
     const __mmask16 mask = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
-    const __m512 add = first ? (bias ? _mm512_maskz_loadu_ps(mask, bias + 16 * v) : _mm512_setzero_ps())
-                             : _mm512_setzero_ps();
+    const __m512 add =
+        first ? (bias ? _mm512_maskz_loadu_ps(mask, bias + 16 * v) : _mm512_setzero_ps()) : _mm512_setzero_ps();
     for (int i = 0; i < R; i++) {
       float* o = out + i * ldo + 16 * v;
       const __m512 base = first ? add : _mm512_maskz_loadu_ps(mask, o);
@@ -285,9 +290,15 @@ void micro_panels(const Problem& p, int i, int kb, int kc, const float* packed, 
     float* out = p.out + i * n + jc + pj;
     const float* bias = p.bias ? p.bias + jc + pj : nullptr;
     switch ((panel_cols + 15) / 16) {
-      case 3: micro_kernel<R, 3>(x, k, panel, kc, out, n, panel_cols, bias, first); break;
-      case 2: micro_kernel<R, 2>(x, k, panel, kc, out, n, panel_cols, bias, first); break;
-      default: micro_kernel<R, 1>(x, k, panel, kc, out, n, panel_cols, bias, first); break;
+      case 3:
+        micro_kernel<R, 3>(x, k, panel, kc, out, n, panel_cols, bias, first);
+        break;
+      case 2:
+        micro_kernel<R, 2>(x, k, panel, kc, out, n, panel_cols, bias, first);
+        break;
+      default:
+        micro_kernel<R, 1>(x, k, panel, kc, out, n, panel_cols, bias, first);
+        break;
     }
   }
 }
@@ -311,14 +322,29 @@ void packed_columns(const Problem& p, int jb, int je) {
       int i = 0;
       for (; i + kMr <= p.m; i += kMr) micro_panels<kMr>(p, i, kb, kc, b, jc, cols);
       switch (p.m - i) {
-        case 7: micro_panels<7>(p, i, kb, kc, b, jc, cols); break;
-        case 6: micro_panels<6>(p, i, kb, kc, b, jc, cols); break;
-        case 5: micro_panels<5>(p, i, kb, kc, b, jc, cols); break;
-        case 4: micro_panels<4>(p, i, kb, kc, b, jc, cols); break;
-        case 3: micro_panels<3>(p, i, kb, kc, b, jc, cols); break;
-        case 2: micro_panels<2>(p, i, kb, kc, b, jc, cols); break;
-        case 1: micro_panels<1>(p, i, kb, kc, b, jc, cols); break;
-        default: break;
+        case 7:
+          micro_panels<7>(p, i, kb, kc, b, jc, cols);
+          break;
+        case 6:
+          micro_panels<6>(p, i, kb, kc, b, jc, cols);
+          break;
+        case 5:
+          micro_panels<5>(p, i, kb, kc, b, jc, cols);
+          break;
+        case 4:
+          micro_panels<4>(p, i, kb, kc, b, jc, cols);
+          break;
+        case 3:
+          micro_panels<3>(p, i, kb, kc, b, jc, cols);
+          break;
+        case 2:
+          micro_panels<2>(p, i, kb, kc, b, jc, cols);
+          break;
+        case 1:
+          micro_panels<1>(p, i, kb, kc, b, jc, cols);
+          break;
+        default:
+          break;
       }
     }
   }
@@ -339,8 +365,8 @@ void run_columns(const Problem& p, int jb, int je) {
 
 }  // namespace
 
-extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out,
-                               int32_t m, int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype) {
+extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m,
+                               int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype) {
   const char* op = "vt_matmul";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
@@ -354,9 +380,13 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
     bias_f32.resize(size_t(n));
     for (int j = 0; j < n; j++) bias_f32[j] = vt::load(bias, weight_dtype, j);
   }
-  const Problem p{static_cast<const float*>(x), w,
+  const Problem p{static_cast<const float*>(x),
+                  w,
                   bias ? (weight_dtype == VT_F32 ? static_cast<const float*>(bias) : bias_f32.data()) : nullptr,
-                  static_cast<float*>(out), m, n, k};
+                  static_cast<float*>(out),
+                  m,
+                  n,
+                  k};
 
   // Columns split in whole 16-wide vectors so every thread runs full micro-kernels.
   const int vectors = (n + 15) / 16;

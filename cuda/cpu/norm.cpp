@@ -24,8 +24,7 @@ extern "C" {
 
 // Memory-bound; a thread owns whole rows (tokens).
 vt_status vt_rms_norm(vt_context* ctx, const void* input, void* residual, const void* weight, void* out,
-                      int32_t num_tokens, int32_t hidden_size, float eps, vt_dtype act_dtype,
-                      vt_dtype weight_dtype) {
+                      int32_t num_tokens, int32_t hidden_size, float eps, vt_dtype act_dtype, vt_dtype weight_dtype) {
   const char* op = "vt_rms_norm";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
@@ -53,8 +52,7 @@ vt_status vt_rms_norm(vt_context* ctx, const void* input, void* residual, const 
 
 // Memory-bound; a thread owns whole (token, head) slices.
 vt_status vt_head_rms_norm(vt_context* ctx, void* x, const void* weight, int32_t num_tokens, int32_t num_heads,
-                           int32_t head_dim, int32_t row_stride, float eps, vt_dtype act_dtype,
-                           vt_dtype weight_dtype) {
+                           int32_t head_dim, int32_t row_stride, float eps, vt_dtype act_dtype, vt_dtype weight_dtype) {
   const char* op = "vt_head_rms_norm";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));

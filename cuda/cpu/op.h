@@ -25,9 +25,15 @@ inline vt_status check_act_dtype(const char* op, vt_dtype d) {
 template <class F>
 void with_dtype(vt_dtype d, F&& f) {
   switch (d) {
-    case VT_F32: f(std::integral_constant<vt_dtype, VT_F32>{}); break;
-    case VT_F16: f(std::integral_constant<vt_dtype, VT_F16>{}); break;
-    default: f(std::integral_constant<vt_dtype, VT_BF16>{}); break;
+    case VT_F32:
+      f(std::integral_constant<vt_dtype, VT_F32>{});
+      break;
+    case VT_F16:
+      f(std::integral_constant<vt_dtype, VT_F16>{});
+      break;
+    default:
+      f(std::integral_constant<vt_dtype, VT_BF16>{});
+      break;
   }
 }
 
@@ -35,9 +41,7 @@ void with_dtype(vt_dtype d, F&& f) {
 // faster than waking the others: a decode step's ops touch only a few thousand elements.
 constexpr size_t kMinParallelWork = size_t(1) << 15;
 
-inline int threads_for(const vt_context* ctx, size_t work) {
-  return work < kMinParallelWork ? 1 : ctx->num_threads;
-}
+inline int threads_for(const vt_context* ctx, size_t work) { return work < kMinParallelWork ? 1 : ctx->num_threads; }
 
 // The largest of row[0, n): NaNs never win (-inf when there is nothing else). Vectorised; with
 // first_index_of after it, two passes give the lowest index among ties without a branchy loop.

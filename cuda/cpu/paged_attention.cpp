@@ -62,9 +62,16 @@ struct Scratch {
   std::vector<float> q, acc, scores, keys, values, row_max, row_sum, corrections;
   std::vector<const float*> key_rows, value_rows;
   Scratch(int rows, int padded_dim)
-      : q(size_t(rows) * padded_dim), acc(size_t(rows) * padded_dim), scores(size_t(rows) * kScoreStride),
-        keys(size_t(kChunkKeys) * padded_dim), values(size_t(kChunkKeys) * padded_dim), row_max(rows),
-        row_sum(rows), corrections(rows), key_rows(kChunkKeys), value_rows(kChunkKeys) {}
+      : q(size_t(rows) * padded_dim),
+        acc(size_t(rows) * padded_dim),
+        scores(size_t(rows) * kScoreStride),
+        keys(size_t(kChunkKeys) * padded_dim),
+        values(size_t(kChunkKeys) * padded_dim),
+        row_max(rows),
+        row_sum(rows),
+        corrections(rows),
+        key_rows(kChunkKeys),
+        value_rows(kChunkKeys) {}
 };
 
 // A cache slot's element offset for one KV head, through the sequence's block table.
@@ -104,8 +111,8 @@ void load_cache_rows(const Problem& p, const void* cache, const int32_t* block_t
 
 // Asks for the cache lines of the same rows ahead of use: a head's rows are num_kv_heads *
 // head_dim apart and its blocks scattered, a pattern the hardware prefetchers follow poorly.
-void prefetch_cache_rows(const Problem& p, const void* cache, const int32_t* block_table, int32_t first_key,
-                         int count, int kv_head) {
+void prefetch_cache_rows(const Problem& p, const void* cache, const int32_t* block_table, int32_t first_key, int count,
+                         int kv_head) {
   const size_t element_bytes = vt::dtype_bytes(p.cache_dtype), row_bytes = p.head_dim * element_bytes;
   for (int j = 0; j < count; j++) {
     const char* row =
@@ -152,10 +159,17 @@ void compute_scores(const float* q, int Dp, const float* const* key_rows, int co
   const float* qr = q + size_t(r) * Dp;
   float* sr = scores + r * kScoreStride;
   switch (row_end - r) {
-    case 3: score_rows<3>(qr, Dp, key_rows, count, sr); break;
-    case 2: score_rows<2>(qr, Dp, key_rows, count, sr); break;
-    case 1: score_rows<1>(qr, Dp, key_rows, count, sr); break;
-    default: break;
+    case 3:
+      score_rows<3>(qr, Dp, key_rows, count, sr);
+      break;
+    case 2:
+      score_rows<2>(qr, Dp, key_rows, count, sr);
+      break;
+    case 1:
+      score_rows<1>(qr, Dp, key_rows, count, sr);
+      break;
+    default:
+      break;
   }
 }
 
@@ -204,15 +218,22 @@ void accumulate_block(float* acc, int Dp, const float* weights, const float* cor
 }
 
 template <int R>
-void accumulate_rows(float* acc, int Dp, const float* weights, const float* corrections,
-                     const float* const* value_rows, int count) {
+void accumulate_rows(float* acc, int Dp, const float* weights, const float* corrections, const float* const* value_rows,
+                     int count) {
   int d0 = 0;
   for (; d0 + 4 * W <= Dp; d0 += 4 * W) accumulate_block<R, 4>(acc, Dp, weights, corrections, value_rows, count, d0);
   switch ((Dp - d0) / W) {
-    case 3: accumulate_block<R, 3>(acc, Dp, weights, corrections, value_rows, count, d0); break;
-    case 2: accumulate_block<R, 2>(acc, Dp, weights, corrections, value_rows, count, d0); break;
-    case 1: accumulate_block<R, 1>(acc, Dp, weights, corrections, value_rows, count, d0); break;
-    default: break;
+    case 3:
+      accumulate_block<R, 3>(acc, Dp, weights, corrections, value_rows, count, d0);
+      break;
+    case 2:
+      accumulate_block<R, 2>(acc, Dp, weights, corrections, value_rows, count, d0);
+      break;
+    case 1:
+      accumulate_block<R, 1>(acc, Dp, weights, corrections, value_rows, count, d0);
+      break;
+    default:
+      break;
   }
 }
 
@@ -225,10 +246,17 @@ void accumulate(float* acc, int Dp, const float* weights, const float* correctio
   };
   for (; r + 4 <= row_end; r += 4) rows(std::integral_constant<int, 4>{});
   switch (row_end - r) {
-    case 3: rows(std::integral_constant<int, 3>{}); break;
-    case 2: rows(std::integral_constant<int, 2>{}); break;
-    case 1: rows(std::integral_constant<int, 1>{}); break;
-    default: break;
+    case 3:
+      rows(std::integral_constant<int, 3>{});
+      break;
+    case 2:
+      rows(std::integral_constant<int, 2>{});
+      break;
+    case 1:
+      rows(std::integral_constant<int, 1>{});
+      break;
+    default:
+      break;
   }
 }
 
@@ -276,8 +304,8 @@ void run_task(const Problem& p, const Task& task, Scratch& s) {
           s.corrections[r] = softmax_step(s.scores.data() + size_t(r) * kScoreStride, count, valid_begin, valid_end,
                                           s.row_max[r], s.row_sum[r]);
       }
-      accumulate(s.acc.data(), Dp, s.scores.data(), s.corrections.data(), s.value_rows.data(), count,
-                 token_begin * G, token_end * G);
+      accumulate(s.acc.data(), Dp, s.scores.data(), s.corrections.data(), s.value_rows.data(), count, token_begin * G,
+                 token_end * G);
     }
   }
 
@@ -335,9 +363,24 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
   VT_TRY(vt::check_paged_attention_args(op, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
                                         num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size));
 
-  Problem p{static_cast<float*>(out), static_cast<const float*>(q), k_cache, v_cache, block_tables, seq_lens,
-            query_start_loc, max_blocks_per_seq, num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size,
-            sliding_window, scale, cache_dtype, num_q_heads / num_kv_heads, round_up(head_dim)};
+  Problem p{static_cast<float*>(out),
+            static_cast<const float*>(q),
+            k_cache,
+            v_cache,
+            block_tables,
+            seq_lens,
+            query_start_loc,
+            max_blocks_per_seq,
+            num_q_heads,
+            num_kv_heads,
+            head_dim,
+            q_row_stride,
+            block_size,
+            sliding_window,
+            scale,
+            cache_dtype,
+            num_q_heads / num_kv_heads,
+            round_up(head_dim)};
   VT_TRY(check_batch(op, p, num_seqs, num_tokens, max_query_len, max_seq_len));
 
   const int tile_tokens = std::max(1, kTileRows / p.group);

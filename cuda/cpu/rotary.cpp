@@ -14,8 +14,7 @@ namespace {
 // theta^(-2i/rotary_dim), adjusted as Llama 3.1 does: low frequencies (long wavelengths) are
 // slowed down by `factor`, high ones kept, and the band between blends the two linearly.
 std::vector<double> inverse_frequencies(int32_t rotary_dim, double theta, bool llama3, double factor,
-                                        double low_freq_factor, double high_freq_factor,
-                                        double original_max_position) {
+                                        double low_freq_factor, double high_freq_factor, double original_max_position) {
   std::vector<double> inv_freq(rotary_dim / 2);
   for (int32_t i = 0; i < rotary_dim / 2; i++) {
     double f = std::pow(theta, -2.0 * i / rotary_dim);
@@ -40,9 +39,9 @@ std::vector<double> inverse_frequencies(int32_t rotary_dim, double theta, bool l
 extern "C" {
 
 // Compute-bound (cos and sin in f64, once per model load); a thread owns whole positions.
-vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_position, int32_t rotary_dim,
-                                float theta, vt_rope_scaling_type scaling_type, float factor,
-                                float low_freq_factor, float high_freq_factor, int32_t original_max_position) {
+vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_position, int32_t rotary_dim, float theta,
+                                vt_rope_scaling_type scaling_type, float factor, float low_freq_factor,
+                                float high_freq_factor, int32_t original_max_position) {
   const char* op = "vt_rope_cos_sin_cache";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_rope_cos_sin_cache_args(op, cos_sin, max_position, rotary_dim, theta, scaling_type, factor,

@@ -11,12 +11,13 @@
 //          pivot halves the range every round, three-way partitioning makes ties one step).
 // Weights are f32 (as the GPU computes them), masses f64 so a 150k vocabulary sums exactly
 // enough. A thread owns whole rows (a decode batch has a row per sequence).
+#include <omp.h>
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <functional>
 #include <new>
-#include <omp.h>
 #include <string>
 #include <vector>
 

@@ -51,8 +51,8 @@ inline void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
   vec cd = add(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
   vec abcd = add(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),  // per 128-bit lane: a b c d
                  _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
-  __m256 half = _mm256_add_ps(_mm512_castps512_ps256(abcd),
-                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+  __m256 half =
+      _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
   _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1)));
 }
 inline vec load_f16(const uint16_t* p) {
@@ -106,9 +106,7 @@ inline void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
                  _mm256_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
   _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
 }
-inline vec load_f16(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
+inline vec load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 inline vec load_bf16(const uint16_t* p) {
   __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
@@ -143,9 +141,7 @@ inline vec max(vec a, vec b) { return a > b ? a : b; }
 inline vec fma(vec a, vec b, vec c) { return a * b + c; }
 inline float reduce_add(vec v) { return v; }
 inline float reduce_max(vec v) { return v; }
-inline void reduce_add4(vec a, vec b, vec c, vec d, float* out) {
-  out[0] = a, out[1] = b, out[2] = c, out[3] = d;
-}
+inline void reduce_add4(vec a, vec b, vec c, vec d, float* out) { out[0] = a, out[1] = b, out[2] = c, out[3] = d; }
 inline vec load_f16(const uint16_t* p) { return f16_to_f32(*p); }
 inline vec load_bf16(const uint16_t* p) { return bf16_to_f32(*p); }
 inline vec exp_nonpositive(vec x) { return x < kExpUnderflow ? 0.0f : std::exp(x); }

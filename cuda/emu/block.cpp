@@ -119,7 +119,8 @@ void run_block(Block& b) {
   const int warps = (threads + kWarpSize - 1) / kWarpSize;
   b.fibers.resize(threads);
   while (int(b.stacks.size()) < threads) {
-    void* stack = mmap(nullptr, kFiberStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* stack =
+        mmap(nullptr, kFiberStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (stack == MAP_FAILED) {
       std::fprintf(stderr, "cuda emulation: cannot map a fiber stack\n");
       std::abort();

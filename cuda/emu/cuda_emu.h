@@ -41,17 +41,31 @@
 
 // ---- vector types ------------------------------------------------------------------------------
 
-struct uint3 { unsigned x, y, z; };
+struct uint3 {
+  unsigned x, y, z;
+};
 struct dim3 {
   unsigned x, y, z;
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
-struct __align__(8) float2 { float x, y; };
-struct __align__(16) float4 { float x, y, z, w; };
-struct __align__(8) int2 { int x, y; };
-struct __align__(16) int4 { int x, y, z, w; };
-struct __align__(8) uint2 { unsigned x, y; };
-struct __align__(16) uint4 { unsigned x, y, z, w; };
+struct __align__(8) float2 {
+  float x, y;
+};
+struct __align__(16) float4 {
+  float x, y, z, w;
+};
+struct __align__(8) int2 {
+  int x, y;
+};
+struct __align__(16) int4 {
+  int x, y, z, w;
+};
+struct __align__(8) uint2 {
+  unsigned x, y;
+};
+struct __align__(16) uint4 {
+  unsigned x, y, z, w;
+};
 
 inline float2 make_float2(float x, float y) { return {x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
@@ -62,10 +76,18 @@ inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return
 
 // ---- 16-bit floats -----------------------------------------------------------------------------
 
-struct __half { uint16_t bits; };
-struct __nv_bfloat16 { uint16_t bits; };
-struct __align__(4) __half2 { __half x, y; };
-struct __align__(4) __nv_bfloat162 { __nv_bfloat16 x, y; };
+struct __half {
+  uint16_t bits;
+};
+struct __nv_bfloat16 {
+  uint16_t bits;
+};
+struct __align__(4) __half2 {
+  __half x, y;
+};
+struct __align__(4) __nv_bfloat162 {
+  __nv_bfloat16 x, y;
+};
 
 inline float __half2float(__half h) { return vt::f16_to_f32(h.bits); }
 inline __half __float2half_rn(float f) { return {vt::f32_to_f16(f)}; }
@@ -89,17 +111,36 @@ inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline float __saturatef(float x) { return fminf(fmaxf(x, 0.0f), 1.0f); }
 inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 inline int __float2int_rn(float x) { return int(lrintf(x)); }
-inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
-inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
-inline int __float_as_int(float f) { int i; std::memcpy(&i, &f, 4); return i; }
-inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
+inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float __uint_as_float(unsigned u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline int __float_as_int(float f) {
+  int i;
+  std::memcpy(&i, &f, 4);
+  return i;
+}
+inline float __int_as_float(int i) {
+  float f;
+  std::memcpy(&f, &i, 4);
+  return f;
+}
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __ffs(unsigned x) { return __builtin_ffs(int(x)); }
 inline int __clz(unsigned x) { return x == 0 ? 32 : __builtin_clz(x); }
-template <class T> inline T __ldg(const T* p) { return *p; }
+template <class T>
+inline T __ldg(const T* p) {
+  return *p;
+}
 
-#define EMU_MIN_MAX(T)                                  \
-  inline T max(T a, T b) { return a > b ? a : b; }      \
+#define EMU_MIN_MAX(T)                             \
+  inline T max(T a, T b) { return a > b ? a : b; } \
   inline T min(T a, T b) { return a < b ? a : b; }
 EMU_MIN_MAX(int)
 EMU_MIN_MAX(unsigned)
@@ -212,32 +253,30 @@ T __shfl_up_sync(unsigned, T value, unsigned delta, int width = warpSize) {
 }
 unsigned __ballot_sync(unsigned mask, int predicate);
 inline int __any_sync(unsigned mask, int predicate) { return __ballot_sync(mask, predicate) != 0; }
-inline int __all_sync(unsigned mask, int predicate) {
-  return __ballot_sync(mask, predicate) == __ballot_sync(mask, 1);
-}
+inline int __all_sync(unsigned mask, int predicate) { return __ballot_sync(mask, predicate) == __ballot_sync(mask, 1); }
 unsigned __activemask();
 
 // ---- atomics -----------------------------------------------------------------------------------
 
-#define EMU_INTEGER_ATOMICS(T)                                                                     \
-  inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }             \
-  inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }             \
-  inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }           \
-  inline T atomicCAS(T* p, T expected, T desired) {                                                \
-    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
-    return expected;                                                                               \
-  }                                                                                                \
-  inline T atomicMax(T* p, T v) {                                                                  \
-    T old = __atomic_load_n(p, __ATOMIC_SEQ_CST);                                                  \
+#define EMU_INTEGER_ATOMICS(T)                                                                               \
+  inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }                       \
+  inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }                       \
+  inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }                     \
+  inline T atomicCAS(T* p, T expected, T desired) {                                                          \
+    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);           \
+    return expected;                                                                                         \
+  }                                                                                                          \
+  inline T atomicMax(T* p, T v) {                                                                            \
+    T old = __atomic_load_n(p, __ATOMIC_SEQ_CST);                                                            \
     while (old < v && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) { \
-    }                                                                                              \
-    return old;                                                                                    \
-  }                                                                                                \
-  inline T atomicMin(T* p, T v) {                                                                  \
-    T old = __atomic_load_n(p, __ATOMIC_SEQ_CST);                                                  \
+    }                                                                                                        \
+    return old;                                                                                              \
+  }                                                                                                          \
+  inline T atomicMin(T* p, T v) {                                                                            \
+    T old = __atomic_load_n(p, __ATOMIC_SEQ_CST);                                                            \
     while (old > v && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) { \
-    }                                                                                              \
-    return old;                                                                                    \
+    }                                                                                                        \
+    return old;                                                                                              \
   }
 EMU_INTEGER_ATOMICS(int)
 EMU_INTEGER_ATOMICS(unsigned)
@@ -247,8 +286,8 @@ EMU_INTEGER_ATOMICS(unsigned long long)
 inline float atomicAdd(float* p, float v) {
   auto* word = reinterpret_cast<unsigned*>(p);
   unsigned old = __atomic_load_n(word, __ATOMIC_SEQ_CST);
-  while (!__atomic_compare_exchange_n(word, &old, __float_as_uint(__uint_as_float(old) + v), false,
-                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+  while (!__atomic_compare_exchange_n(word, &old, __float_as_uint(__uint_as_float(old) + v), false, __ATOMIC_SEQ_CST,
+                                      __ATOMIC_SEQ_CST)) {
   }
   return __uint_as_float(old);
 }
@@ -280,8 +319,16 @@ enum cudaMemcpyKind {
   cudaMemcpyDefault = 4
 };
 
-enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
-enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1, cudaStreamCaptureStatusInvalidated = 2 };
+enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2
+};
+enum cudaStreamCaptureStatus {
+  cudaStreamCaptureStatusNone = 0,
+  cudaStreamCaptureStatusActive = 1,
+  cudaStreamCaptureStatusInvalidated = 2
+};
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97, cudaDevAttrMultiProcessorCount = 16 };
 
@@ -293,7 +340,7 @@ typedef ::emu::Stream* cudaStream_t;
 namespace emu {
 struct Graph;
 struct GraphExec;
-}
+}  // namespace emu
 typedef ::emu::Graph* cudaGraph_t;
 typedef ::emu::GraphExec* cudaGraphExec_t;
 
@@ -322,13 +369,17 @@ cudaError_t cudaDeviceSynchronize();
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes);
-template <class T> cudaError_t cudaMalloc(T** ptr, size_t bytes) { return cudaMalloc(reinterpret_cast<void**>(ptr), bytes); }
+template <class T>
+cudaError_t cudaMalloc(T** ptr, size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(ptr), bytes);
+}
 cudaError_t cudaFree(void* ptr);
 cudaError_t cudaMallocHost(void** ptr, size_t bytes);
 cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned flags);
 cudaError_t cudaFreeHost(void* ptr);
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream = nullptr);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream = nullptr);
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
                               size_t height, cudaMemcpyKind kind, cudaStream_t stream = nullptr);
 cudaError_t cudaMemset(void* ptr, int value, size_t bytes);
@@ -353,5 +404,5 @@ cudaError_t cudaFuncSetAttribute(Kernel kernel, cudaFuncAttribute, int value) {
   return cudaSuccess;
 }
 
-#include "wmma.h"
 #include "pipeline.h"
+#include "wmma.h"

@@ -25,10 +25,20 @@ namespace detail {
 inline float to_f32(float v) { return v; }
 inline float to_f32(__half v) { return __half2float(v); }
 inline float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T> T from_f32(float v);
-template <> inline float from_f32<float>(float v) { return v; }
-template <> inline __half from_f32<__half>(float v) { return __float2half_rn(v); }
-template <> inline __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <class T>
+T from_f32(float v);
+template <>
+inline float from_f32<float>(float v) {
+  return v;
+}
+template <>
+inline __half from_f32<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+inline __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 }  // namespace detail
 
 template <class Use, int M, int N, int K, class T, class Layout, class V>

@@ -24,31 +24,31 @@ namespace {
 // passed as int.
 using BlasHandle = void*;
 using BlasStatus = int;
-constexpr BlasStatus kBlasSuccess = 0;      // CUBLAS_STATUS_SUCCESS
-constexpr int kOpN = 0;                     // CUBLAS_OP_N
-constexpr int kOpT = 1;                     // CUBLAS_OP_T
-constexpr int kDataF16 = 2;                 // CUDA_R_16F
-constexpr int kDataBF16 = 14;               // CUDA_R_16BF
-constexpr int kCompute32F = 68;             // CUBLAS_COMPUTE_32F (f32 accumulation, no TF32 tricks)
+constexpr BlasStatus kBlasSuccess = 0;  // CUBLAS_STATUS_SUCCESS
+constexpr int kOpN = 0;                 // CUBLAS_OP_N
+constexpr int kOpT = 1;                 // CUBLAS_OP_T
+constexpr int kDataF16 = 2;             // CUDA_R_16F
+constexpr int kDataBF16 = 14;           // CUDA_R_16BF
+constexpr int kCompute32F = 68;         // CUBLAS_COMPUTE_32F (f32 accumulation, no TF32 tricks)
 // CUBLAS_COMPUTE_32F_PEDANTIC, for out = x.w^T + bias (beta = 1): measured on an H200, the default
 // 16-bit path rounds the product to the output type before adding C, an ulp off where the ABI
 // promises one rounding of the f32 sum; the pedantic type keeps the epilogue in f32.
 constexpr int kCompute32FPedantic = 69;
-constexpr int kGemmDefault = -1;            // CUBLAS_GEMM_DEFAULT
+constexpr int kGemmDefault = -1;  // CUBLAS_GEMM_DEFAULT
 // CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION: by default cuBLAS may
 // sum split-K partial products in the output's 16-bit type, which costs up to an ulp or two on
 // small outputs (seen on an H200 at 64 x 64); the ABI promises f32 accumulation rounded once.
 constexpr int kMathF32Reductions = 16;
 
-using CreateFn = BlasStatus (*)(BlasHandle*);                             // cublasCreate_v2
-using DestroyFn = BlasStatus (*)(BlasHandle);                             // cublasDestroy_v2
-using SetStreamFn = BlasStatus (*)(BlasHandle, cudaStream_t);             // cublasSetStream_v2
-using SetWorkspaceFn = BlasStatus (*)(BlasHandle, void*, size_t);         // cublasSetWorkspace_v2
-using SetMathModeFn = BlasStatus (*)(BlasHandle, int);                    // cublasSetMathMode
+using CreateFn = BlasStatus (*)(BlasHandle*);                      // cublasCreate_v2
+using DestroyFn = BlasStatus (*)(BlasHandle);                      // cublasDestroy_v2
+using SetStreamFn = BlasStatus (*)(BlasHandle, cudaStream_t);      // cublasSetStream_v2
+using SetWorkspaceFn = BlasStatus (*)(BlasHandle, void*, size_t);  // cublasSetWorkspace_v2
+using SetMathModeFn = BlasStatus (*)(BlasHandle, int);             // cublasSetMathMode
 using GemmExFn = BlasStatus (*)(BlasHandle, int transa, int transb, int m, int n, int k, const void* alpha,
                                 const void* a, int a_type, int lda, const void* b, int b_type, int ldb,
                                 const void* beta, void* c, int c_type, int ldc, int compute_type,
-                                int algo);                                // cublasGemmEx
+                                int algo);  // cublasGemmEx
 
 // A workspace of our own, set once: without one cuBLAS may allocate inside a call, which a CUDA
 // graph capture does not allow. 32 MiB is what NVIDIA recommends for Hopper (4 MiB is enough
@@ -127,8 +127,8 @@ void blas_close(Blas* blas) {
   delete blas;
 }
 
-vt_status blas_matmul(Blas* blas, cudaStream_t stream, const void* x, const void* w, const void* bias, void* out,
-                      int m, int n, int k, vt_dtype dtype) {
+vt_status blas_matmul(Blas* blas, cudaStream_t stream, const void* x, const void* w, const void* bias, void* out, int m,
+                      int n, int k, vt_dtype dtype) {
   const char* op = "vt_matmul";
   float alpha = 1.0f, beta = 0.0f;
   if (bias) {
@@ -145,8 +145,8 @@ vt_status blas_matmul(Blas* blas, cudaStream_t stream, const void* x, const void
   // Row-major out[m, n] = x . w^T is, read column-major, out^T (n x m) = w (n x k, stored as the
   // column-major k x n matrix w^T, hence OP_T) times x^T (k x m, column-major as stored).
   const int type = dtype == VT_F16 ? kDataF16 : kDataBF16;
-  const BlasStatus status = blas->gemm_ex(blas->handle, kOpT, kOpN, n, m, k, &alpha, w, type, k, x, type, k, &beta,
-                                          out, type, n, bias ? kCompute32FPedantic : kCompute32F, kGemmDefault);
+  const BlasStatus status = blas->gemm_ex(blas->handle, kOpT, kOpN, n, m, k, &alpha, w, type, k, x, type, k, &beta, out,
+                                          type, n, bias ? kCompute32FPedantic : kCompute32F, kGemmDefault);
   if (status != kBlasSuccess)
     return fail(VT_ERR_DEVICE, std::string(op) + ": cublasGemmEx failed with cuBLAS status " + std::to_string(status));
   return ok();

@@ -10,7 +10,7 @@ namespace vt::gpu {
 // f32 accumulation, enqueued on `stream`. bias may be null. Returns VT_ERR_DEVICE with cuBLAS's
 // status in the message when cuBLAS refuses; launches nothing else than its kernels (no
 // allocation: the workspace was set up in blas_open), so it can be captured in a graph.
-vt_status blas_matmul(Blas* blas, cudaStream_t stream, const void* x, const void* w, const void* bias, void* out,
-                      int m, int n, int k, vt_dtype dtype);
+vt_status blas_matmul(Blas* blas, cudaStream_t stream, const void* x, const void* w, const void* bias, void* out, int m,
+                      int n, int k, vt_dtype dtype);
 
 }  // namespace vt::gpu

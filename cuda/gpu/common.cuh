@@ -49,32 +49,59 @@ void blas_close(Blas* blas);
 
 // ---- storage dtypes --------------------------------------------------------------------------
 
-template <vt_dtype D> struct Storage;
-template <> struct Storage<VT_F32> { using type = float; };
-template <> struct Storage<VT_F16> { using type = __half; };
-template <> struct Storage<VT_BF16> { using type = __nv_bfloat16; };
+template <vt_dtype D>
+struct Storage;
+template <>
+struct Storage<VT_F32> {
+  using type = float;
+};
+template <>
+struct Storage<VT_F16> {
+  using type = __half;
+};
+template <>
+struct Storage<VT_BF16> {
+  using type = __nv_bfloat16;
+};
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-template <class T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+template <class T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
 
 // A value of this type carries the storage type T of a runtime dtype into a generic lambda:
 //   with_dtype(d, [&](auto tag) { using T = typename decltype(tag)::type; ... });
-template <class T> struct TypeTag { using type = T; };
+template <class T>
+struct TypeTag {
+  using type = T;
+};
 
 template <class F>
 void with_dtype(vt_dtype d, F&& f) {
   switch (d) {
-    case VT_F32: f(TypeTag<float>{}); break;
-    case VT_F16: f(TypeTag<__half>{}); break;
-    default: f(TypeTag<__nv_bfloat16>{}); break;
+    case VT_F32:
+      f(TypeTag<float>{});
+      break;
+    case VT_F16:
+      f(TypeTag<__half>{});
+      break;
+    default:
+      f(TypeTag<__nv_bfloat16>{});
+      break;
   }
 }
 
@@ -162,8 +189,8 @@ inline unsigned ceil_div(size_t a, size_t b) { return unsigned((a + b - 1) / b);
 }  // namespace vt::gpu
 
 // Returns from the calling op with VT_ERR_DEVICE when a CUDA runtime call fails.
-#define VT_CUDA_TRY(expr, op)                                            \
-  do {                                                                   \
-    cudaError_t cuda_error_ = (expr);                                    \
+#define VT_CUDA_TRY(expr, op)                                                   \
+  do {                                                                          \
+    cudaError_t cuda_error_ = (expr);                                           \
     if (cuda_error_ != cudaSuccess) return vt::gpu::cuda_fail(cuda_error_, op); \
   } while (0)

@@ -61,7 +61,8 @@ vt_status vt_device_count(int32_t* out_count) {
   cudaGetLastError();
   // With no driver installed at all CUDA says "driver version is insufficient", which sends users
   // looking for a newer driver: say plainly that there is none.
-  const std::string reason = nvidia_driver_loadable() ? cudaGetErrorString(error) : "no NVIDIA driver found (libcuda.so.1 cannot be loaded)";
+  const std::string reason =
+      nvidia_driver_loadable() ? cudaGetErrorString(error) : "no NVIDIA driver found (libcuda.so.1 cannot be loaded)";
   return vt::fail(VT_OK, "vt_device_count: " + reason);
 }
 

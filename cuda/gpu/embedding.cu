@@ -61,8 +61,8 @@ vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_to
     using A = typename decltype(a)::type;
     using W = typename decltype(w)::type;
     auto kernel = &embedding_kernel<A, W>;
-    VT_LAUNCH(kernel, blocks, threads, 0, ctx->stream, token_ids, num_tokens, static_cast<const W*>(table),
-              vocab_size, hidden_size, static_cast<A*>(out), vector);
+    VT_LAUNCH(kernel, blocks, threads, 0, ctx->stream, token_ids, num_tokens, static_cast<const W*>(table), vocab_size,
+              hidden_size, static_cast<A*>(out), vector);
   });
   return launch_status(op);
 }

@@ -22,8 +22,7 @@ __global__ void gather_rows_kernel(U* dst, const U* src, const int32_t* indices,
     U* to = dst + size_t(row) * row_units;
     VT_CHECK_ALIGNED(from, sizeof(U));
     VT_CHECK_ALIGNED(to, sizeof(U));
-    for (size_t j = size_t(blockIdx.y) * blockDim.x + threadIdx.x; j < row_units;
-         j += size_t(gridDim.y) * blockDim.x) {
+    for (size_t j = size_t(blockIdx.y) * blockDim.x + threadIdx.x; j < row_units; j += size_t(gridDim.y) * blockDim.x) {
       if (index >= 0) {
         to[j] = from[j];
       } else {
@@ -63,11 +62,16 @@ vt_status vt_gather_rows(vt_context* ctx, void* dst, const void* src, const int3
   // the kernel writes a zero row for it.
   if (num_rows == 0 || row_bytes == 0) return vt::ok();
   switch (widest_unit({row_bytes, address_of(dst), address_of(src)})) {
-    case 16: return launch<uint4>(ctx, dst, src, indices, num_rows, row_bytes);
-    case 8: return launch<uint2>(ctx, dst, src, indices, num_rows, row_bytes);
-    case 4: return launch<uint32_t>(ctx, dst, src, indices, num_rows, row_bytes);
-    case 2: return launch<uint16_t>(ctx, dst, src, indices, num_rows, row_bytes);
-    default: return launch<uint8_t>(ctx, dst, src, indices, num_rows, row_bytes);
+    case 16:
+      return launch<uint4>(ctx, dst, src, indices, num_rows, row_bytes);
+    case 8:
+      return launch<uint2>(ctx, dst, src, indices, num_rows, row_bytes);
+    case 4:
+      return launch<uint32_t>(ctx, dst, src, indices, num_rows, row_bytes);
+    case 2:
+      return launch<uint16_t>(ctx, dst, src, indices, num_rows, row_bytes);
+    default:
+      return launch<uint8_t>(ctx, dst, src, indices, num_rows, row_bytes);
   }
 }
 

@@ -102,8 +102,8 @@ __global__ void __launch_bounds__(kSimtThreads, 3)
 }
 
 template <class TW>
-inline void launch_gemm_simt(cudaStream_t stream, const float* x, const TW* w, const TW* bias, float* out, int m,
-                             int n, int k) {
+inline void launch_gemm_simt(cudaStream_t stream, const float* x, const TW* w, const TW* bias, float* out, int m, int n,
+                             int k) {
   auto kernel = &gemm_simt_kernel<TW>;
   const dim3 grid(ceil_div(size_t(n), kSimtTile), ceil_div(size_t(m), kSimtTile));
   VT_LAUNCH(kernel, grid, kSimtThreads, 0, stream, x, w, bias, out, m, n, k);

@@ -37,11 +37,11 @@
 namespace vt::gpu::matmul {
 
 constexpr int kTcThreads = 256;
-constexpr int kTcSlice = 32;                    // k per shared-memory stage
-constexpr int kTcStride = kTcSlice + 8;         // padded shared row, in elements
-constexpr int kTcChunksPerRow = kTcSlice / 8;   // 16-byte chunks per staged row
+constexpr int kTcSlice = 32;                   // k per shared-memory stage
+constexpr int kTcStride = kTcSlice + 8;        // padded shared row, in elements
+constexpr int kTcChunksPerRow = kTcSlice / 8;  // 16-byte chunks per staged row
 constexpr int kTcWarpsM = 2, kTcWarpsN = 4;
-constexpr int kTcSmallTileMaxRows = 64;         // m up to this uses 64 x 64 tiles
+constexpr int kTcSmallTileMaxRows = 64;  // m up to this uses 64 x 64 tiles
 
 // One thread's share of a staged ROWS x 32 tile: 16-byte chunks tid, tid + 256, ...
 template <class T, int ROWS>
@@ -213,8 +213,10 @@ inline void launch_gemm_tensor_core_tiles(cudaStream_t stream, const T* x, const
 template <class T>
 inline void launch_gemm_tensor_core(cudaStream_t stream, const T* x, const T* w, const T* bias, T* out, int m, int n,
                                     int k) {
-  if (m <= kTcSmallTileMaxRows) launch_gemm_tensor_core_tiles<T, 64, 64>(stream, x, w, bias, out, m, n, k);
-  else launch_gemm_tensor_core_tiles<T, 128, 128>(stream, x, w, bias, out, m, n, k);
+  if (m <= kTcSmallTileMaxRows)
+    launch_gemm_tensor_core_tiles<T, 64, 64>(stream, x, w, bias, out, m, n, k);
+  else
+    launch_gemm_tensor_core_tiles<T, 128, 128>(stream, x, w, bias, out, m, n, k);
 }
 
 }  // namespace vt::gpu::matmul

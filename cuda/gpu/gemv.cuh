@@ -34,8 +34,8 @@
 namespace vt::gpu::matmul {
 
 constexpr int kGemvThreads = 256;
-constexpr int kGemvRows = 4;      // rows of w (output columns) per block
-constexpr int kGemvMaxRows = 8;   // rows of x this kernel takes (more: the tiled kernels)
+constexpr int kGemvRows = 4;     // rows of w (output columns) per block
+constexpr int kGemvMaxRows = 8;  // rows of x this kernel takes (more: the tiled kernels)
 
 // Sums each of the V values of v over the 32 lanes of a warp, V a power of two <= 32. On return,
 // every lane holds the total of value lane / (32 / V): each halving step trades half of a
@@ -69,8 +69,8 @@ __device__ __forceinline__ float warp_reduce_scatter(float (&v)[V]) {
 // in flight (ptxas' own choice under a plain bound of 256 spilled, and without one took 96).
 template <class TX, class TW, int M>
 __global__ void __launch_bounds__(kGemvThreads, 3)
-    gemv_kernel(const TX* __restrict__ x, const TW* __restrict__ w, const TW* __restrict__ bias,
-                TX* __restrict__ out, int m, int n, int k) {
+    gemv_kernel(const TX* __restrict__ x, const TW* __restrict__ w, const TW* __restrict__ bias, TX* __restrict__ out,
+                int m, int n, int k) {
   constexpr int R = kGemvRows;
   constexpr int V = M * R;
   constexpr int kVec = 16 / int(sizeof(TW));  // weights per 16-byte load
@@ -139,10 +139,14 @@ inline void launch_gemv_rows(cudaStream_t stream, const TX* x, const TW* w, cons
 // batch of one) carries no unused accumulators.
 template <class TX, class TW>
 inline void launch_gemv(cudaStream_t stream, const TX* x, const TW* w, const TW* bias, TX* out, int m, int n, int k) {
-  if (m == 1) launch_gemv_rows<TX, TW, 1>(stream, x, w, bias, out, m, n, k);
-  else if (m == 2) launch_gemv_rows<TX, TW, 2>(stream, x, w, bias, out, m, n, k);
-  else if (m <= 4) launch_gemv_rows<TX, TW, 4>(stream, x, w, bias, out, m, n, k);
-  else launch_gemv_rows<TX, TW, 8>(stream, x, w, bias, out, m, n, k);
+  if (m == 1)
+    launch_gemv_rows<TX, TW, 1>(stream, x, w, bias, out, m, n, k);
+  else if (m == 2)
+    launch_gemv_rows<TX, TW, 2>(stream, x, w, bias, out, m, n, k);
+  else if (m <= 4)
+    launch_gemv_rows<TX, TW, 4>(stream, x, w, bias, out, m, n, k);
+  else
+    launch_gemv_rows<TX, TW, 8>(stream, x, w, bias, out, m, n, k);
 }
 
 }  // namespace vt::gpu::matmul

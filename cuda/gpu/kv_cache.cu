@@ -129,11 +129,16 @@ vt_status vt_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes, size_
     return launch_copy_blocks<U>(ctx, cache, num_planes, plane_stride_bytes, block_bytes, block_pairs, num_pairs);
   };
   switch (unit) {
-    case 16: return launch(TypeTag<uint4>{});
-    case 8: return launch(TypeTag<uint2>{});
-    case 4: return launch(TypeTag<uint32_t>{});
-    case 2: return launch(TypeTag<uint16_t>{});
-    default: return launch(TypeTag<uint8_t>{});
+    case 16:
+      return launch(TypeTag<uint4>{});
+    case 8:
+      return launch(TypeTag<uint2>{});
+    case 4:
+      return launch(TypeTag<uint32_t>{});
+    case 2:
+      return launch(TypeTag<uint16_t>{});
+    default:
+      return launch(TypeTag<uint8_t>{});
   }
 }
 
@@ -166,10 +171,10 @@ vt_status vt_swap_blocks(vt_context* ctx, void* dst, size_t dst_plane_stride_byt
                   op);
     } else {
       for (int32_t plane = 0; plane < num_planes; plane++)
-        VT_CUDA_TRY(cudaMemcpyAsync(to + size_t(plane) * dst_plane_stride_bytes + dst_offset,
-                                    from + size_t(plane) * src_plane_stride_bytes + src_offset, bytes, direction,
-                                    ctx->stream),
-                    op);
+        VT_CUDA_TRY(
+            cudaMemcpyAsync(to + size_t(plane) * dst_plane_stride_bytes + dst_offset,
+                            from + size_t(plane) * src_plane_stride_bytes + src_offset, bytes, direction, ctx->stream),
+            op);
     }
     i += run;
   }

@@ -156,8 +156,8 @@ vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t n
   return launch_status(op);
 }
 
-vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* temperatures, float* out,
-                         int32_t num_rows, int32_t vocab_size, vt_dtype act_dtype) {
+vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* temperatures, float* out, int32_t num_rows,
+                         int32_t vocab_size, vt_dtype act_dtype) {
   const char* op = "vt_log_softmax";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));

@@ -17,8 +17,8 @@
 #include "gemv.cuh"
 #include "vec.cuh"
 
-extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out,
-                               int32_t m, int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype) {
+extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m,
+                               int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype) {
   const char* op = "vt_matmul";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::gpu::check_act_storage(op, act_dtype, "weight_dtype", weight_dtype));

@@ -120,11 +120,11 @@ extern "C" vt_status vt_paged_attention(vt_context* ctx, void* out, const void* 
   VT_TRY(vt::check_paged_attention_args(op, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
                                         num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size));
   if (head_dim % 8 != 0 || head_dim > 256)
-    return vt::fail(VT_ERR_UNSUPPORTED, std::string(op) + ": head_dim " + std::to_string(head_dim) +
-                                            " is not a multiple of 8 up to 256");
+    return vt::fail(VT_ERR_UNSUPPORTED,
+                    std::string(op) + ": head_dim " + std::to_string(head_dim) + " is not a multiple of 8 up to 256");
   if ((block_size & (block_size - 1)) != 0)
-    return vt::fail(VT_ERR_UNSUPPORTED, std::string(op) + ": block_size " + std::to_string(block_size) +
-                                            " is not a power of two");
+    return vt::fail(VT_ERR_UNSUPPORTED,
+                    std::string(op) + ": block_size " + std::to_string(block_size) + " is not a power of two");
   if (!is_aligned(k_cache, 16) || !is_aligned(v_cache, 16))
     return vt::fail(VT_ERR_UNSUPPORTED, std::string(op) + ": k_cache and v_cache must be 16-byte aligned");
   if (num_seqs > 65535 || num_q_heads > 65535)

@@ -81,13 +81,13 @@ __device__ __forceinline__ int scattered_head(int lane_in_group) {
 // The decode kernel's thread layout and dynamic shared memory, shared with the host launch.
 template <class CacheT, int DPAD, int GT>
 struct DecodeLayout {
-  static constexpr int V = 16 / int(sizeof(CacheT));               // cache elements per 16 bytes
-  static constexpr int NVEC = DPAD / V;                            // vectors per padded row
+  static constexpr int V = 16 / int(sizeof(CacheT));                 // cache elements per 16 bytes
+  static constexpr int NVEC = DPAD / V;                              // vectors per padded row
   static constexpr int LANES = NVEC < kWarpSize ? NVEC : kWarpSize;  // lanes per token
-  static constexpr int VPL = NVEC / LANES;                         // vectors per lane
-  static constexpr int E = VPL * V;                                // elements per lane
-  static constexpr int NG = kDecodeThreads / LANES;                // token groups per block
-  static constexpr int SS = kDecodeChunk + 1;  // score row stride: heads' rows in different banks
+  static constexpr int VPL = NVEC / LANES;                           // vectors per lane
+  static constexpr int E = VPL * V;                                  // elements per lane
+  static constexpr int NG = kDecodeThreads / LANES;                  // token groups per block
+  static constexpr int SS = kDecodeChunk + 1;                        // score row stride: heads' rows in different banks
   // floats: scaled q [GT][DPAD] | accumulators [GT * E][kDecodeThreads] | scores [GT][SS]; then
   // the chunk's slots (int) [kDecodeChunk].
   static constexpr int Q_OFFSET = 0;
@@ -114,11 +114,11 @@ __global__ void __launch_bounds__(kDecodeThreads) paged_attention_decode_kernel(
   static_assert(GT <= LANES && NW <= NG, "decode layout");
 
   VT_DYNAMIC_SHARED(float, smem);
-  float* s_q = smem + L::Q_OFFSET;          // [GT][DPAD], pre-scaled, zero past head_dim
-  float* s_acc = smem + L::ACC_OFFSET;      // [GT * E][threads]: each thread's own accumulators
-  float* s_score = smem + L::SCORE_OFFSET;  // [GT][SS]: scores, then weights, of the chunk
+  float* s_q = smem + L::Q_OFFSET;                              // [GT][DPAD], pre-scaled, zero past head_dim
+  float* s_acc = smem + L::ACC_OFFSET;                          // [GT * E][threads]: each thread's own accumulators
+  float* s_score = smem + L::SCORE_OFFSET;                      // [GT][SS]: scores, then weights, of the chunk
   int* s_slot = reinterpret_cast<int*>(smem + L::SLOT_OFFSET);  // physical slot per key, -1: masked
-  __shared__ float s_part[NG][GT];  // per-group maxima, then per-warp sums
+  __shared__ float s_part[NG][GT];                              // per-group maxima, then per-warp sums
   __shared__ float s_max[GT], s_sum[GT], s_corr[GT];
 
   const int seq = blockIdx.z;
@@ -344,10 +344,9 @@ constexpr int kDecodePipelineUnroll = 2;
 // `slots`: this lane's vectors of each row, zeros without a load past `count` or for a negative
 // slot. Bit u of the result is set when key u has a row.
 template <class L, class CacheT, int U>
-__device__ __forceinline__ unsigned decode_issue_group(uint4 (&raw)[U][L::VPL], const CacheT* cache,
-                                                       const int* slots, int first, int count,
-                                                       int64_t slot_stride, int64_t head_offset, int gl,
-                                                       int nvec) {
+__device__ __forceinline__ unsigned decode_issue_group(uint4 (&raw)[U][L::VPL], const CacheT* cache, const int* slots,
+                                                       int first, int count, int64_t slot_stride, int64_t head_offset,
+                                                       int gl, int nvec) {
   unsigned ok = 0;
 #pragma unroll
   for (int u = 0; u < U; u++) {
@@ -368,8 +367,8 @@ __device__ __forceinline__ unsigned decode_issue_group(uint4 (&raw)[U][L::VPL], 
 // keys without a row, and the running maximum of this lane's head.
 template <class L, class CacheT, int GT, int U>
 __device__ __forceinline__ void decode_score_group(const uint4 (&raw)[U][L::VPL], unsigned ok,
-                                                   const float (&q)[GT][L::E], int first, int count,
-                                                   float* s_score, int gl, int my_head, float& my_max) {
+                                                   const float (&q)[GT][L::E], int first, int count, float* s_score,
+                                                   int gl, int my_head, float& my_max) {
   constexpr int V = L::V;
 #pragma unroll
   for (int u = 0; u < U; u++) {
@@ -426,15 +425,15 @@ __global__ void __launch_bounds__(kDecodeThreads) paged_attention_decode_pipelin
   constexpr int V = L::V, LANES = L::LANES, VPL = L::VPL, E = L::E, NG = L::NG;
   constexpr int NW = kDecodeThreads / kWarpSize;
   constexpr int U = kDecodePipelineUnroll, STEP = NG * U;  // STEP: keys of one group of every token group
-  constexpr int SPT = kDecodeChunk / kDecodeThreads;        // next chunk's table entries per thread
+  constexpr int SPT = kDecodeChunk / kDecodeThreads;       // next chunk's table entries per thread
   static_assert(GT <= LANES && NW <= NG && kDecodeChunk % kDecodeThreads == 0, "decode layout");
 
   VT_DYNAMIC_SHARED(float, smem);
-  float* s_q = smem + L::Q_OFFSET;          // [GT][DPAD], pre-scaled, zero past head_dim
-  float* s_acc = smem + L::ACC_OFFSET;      // [GT * E][threads]: each thread's own accumulators
-  float* s_score = smem + L::SCORE_OFFSET;  // [GT][SS]: scores, then weights, of the chunk
+  float* s_q = smem + L::Q_OFFSET;                              // [GT][DPAD], pre-scaled, zero past head_dim
+  float* s_acc = smem + L::ACC_OFFSET;                          // [GT * E][threads]: each thread's own accumulators
+  float* s_score = smem + L::SCORE_OFFSET;                      // [GT][SS]: scores, then weights, of the chunk
   int* s_slot = reinterpret_cast<int*>(smem + L::SLOT_OFFSET);  // [2][kDecodeChunk]: by chunk parity
-  __shared__ float s_part[NG][GT];  // per-group maxima, then per-warp sums
+  __shared__ float s_part[NG][GT];                              // per-group maxima, then per-warp sums
   __shared__ float s_max[GT], s_sum[GT], s_corr[GT];
 
   const int seq = blockIdx.z;
@@ -472,9 +471,7 @@ __global__ void __launch_bounds__(kDecodeThreads) paged_attention_decode_pipelin
   const CacheT* v_cache = static_cast<const CacheT*>(p.v_cache);
   const int64_t head_offset = int64_t(kv_head) * D;
   const int64_t slot_stride = int64_t(p.num_kv_heads) * D;
-  auto slot_of = [&](int key, int block) {
-    return block < 0 ? -1 : block * p.block_size + (key & (p.block_size - 1));
-  };
+  auto slot_of = [&](int key, int block) { return block < 0 ? -1 : block * p.block_size + (key & (p.block_size - 1)); };
 
   const int first_cn = min(kDecodeChunk, part_end - part_begin);
   for (int i = tid; i < first_cn; i += kDecodeThreads) {

@@ -49,11 +49,11 @@ constexpr int kPrefillThreads = 128;
 // The rows and keys a prefill block owns; `valid` is false when it has nothing to do.
 struct PrefillTile {
   bool valid;
-  int q_begin;     // the sequence's first query row in q and out
-  int rows;        // q_len * group
-  int r0;          // the tile's first row
-  int first_pos;   // position of the sequence's first query token
-  int key_begin;   // keys the tile's rows attend to: [key_begin, key_end)
+  int q_begin;    // the sequence's first query row in q and out
+  int rows;       // q_len * group
+  int r0;         // the tile's first row
+  int first_pos;  // position of the sequence's first query token
+  int key_begin;  // keys the tile's rows attend to: [key_begin, key_end)
   int key_end;
 };
 
@@ -86,7 +86,7 @@ struct MmaTile {
   static constexpr int LDR = 20;                    // floats per row of the row reductions (float4
                                                     // rows of 8 lanes fall in distinct banks)
   // Per warp: P (16-bit), overlaying the f32 partials of its row reductions.
-  static constexpr int kScratchBytes = RPW * LDP * 2 > RPW * LDR * 4 ? RPW * LDP * 2 : RPW * LDR * 4;
+  static constexpr int kScratchBytes = RPW * LDP * 2 > RPW* LDR * 4 ? RPW* LDP * 2 : RPW* LDR * 4;
   // Q, K, V (16-bit), the warps' scratch, two key tiles' cache rows (int64), then per warp its
   // rows' maxima and rescale factors (f32). All of it is dynamic: with no static shared memory the
   // buffer starts at the block's shared window, aligned far beyond the 32 bytes wmma pointers need.
@@ -129,11 +129,11 @@ __global__ void __launch_bounds__(kPrefillThreads) paged_attention_prefill_mma_k
   T* ks = qs + BM * LDQ;               // [BN][LDQ]
   T* vs = ks + BN * LDQ;               // [BN][LDQ]
   unsigned char* scratch = reinterpret_cast<unsigned char*>(vs + BN * LDQ);
-  float* red = reinterpret_cast<float*>(scratch + warp * Tile::kScratchBytes);  // [RPW][LDR]
-  T* ps = reinterpret_cast<T*>(red);                                            // [RPW][LDP]
+  float* red = reinterpret_cast<float*>(scratch + warp * Tile::kScratchBytes);          // [RPW][LDR]
+  T* ps = reinterpret_cast<T*>(red);                                                    // [RPW][LDP]
   int64_t* s_rows = reinterpret_cast<int64_t*>(scratch + WARPS * Tile::kScratchBytes);  // [2][BN], -1: none
-  float* s_max = reinterpret_cast<float*>(s_rows + 2 * BN) + warp * 2 * RPW;  // [RPW] max in P = 2^(x - max)
-  float* s_scale = s_max + RPW;                                               // [RPW] rescale of O, then 1/l
+  float* s_max = reinterpret_cast<float*>(s_rows + 2 * BN) + warp * 2 * RPW;            // [RPW] max in P = 2^(x - max)
+  float* s_scale = s_max + RPW;                                                         // [RPW] rescale of O, then 1/l
 
   const PrefillTile t = prefill_tile(p, BM);
   if (!t.valid) return;
@@ -252,8 +252,7 @@ __global__ void __launch_bounds__(kPrefillThreads) paged_attention_prefill_mma_k
             FragKt b;
             wmma::load_matrix_sync(b, ks + kf * 16 * LDQ + kd * 16, LDQ);
 #pragma unroll
-            for (int rf = 0; rf < RF; rf++)
-              wmma::mma_sync(s[rf][kf], a[rf], b, s[rf][kf]);
+            for (int rf = 0; rf < RF; rf++) wmma::mma_sync(s[rf][kf], a[rf], b, s[rf][kf]);
           }
         }
       }
@@ -262,8 +261,8 @@ __global__ void __launch_bounds__(kPrefillThreads) paged_attention_prefill_mma_k
 #pragma unroll
       for (int h = 0; h < BN / kWarpSize; h++)
         key_ok |= uint64_t(__ballot_sync(0xffffffffu, rows[h * kWarpSize + lane] >= 0)) << (h * kWarpSize);
-      const bool whole = key_ok == ~0ull >> (64 - BN) && k0 + BN - 1 <= w_first_pos &&
-                         (W <= 0 || k0 >= w_last_pos - W + 1);
+      const bool whole =
+          key_ok == ~0ull >> (64 - BN) && k0 + BN - 1 <= w_first_pos && (W <= 0 || k0 >= w_last_pos - W + 1);
       // Scaled scores (-inf where masked), and their maxima over the element's columns mod 16,
       // which LPR lanes per row then reduce: a 16-column round trip instead of BN.
 #pragma unroll
@@ -360,16 +359,14 @@ __global__ void __launch_bounds__(kPrefillThreads) paged_attention_prefill_mma_k
       for (int kf = 0; kf < KF; kf++) {
         FragA a[RF];
 #pragma unroll
-        for (int rf = 0; rf < RF; rf++)
-          wmma::load_matrix_sync(a[rf], ps + rf * 16 * LDP + kf * 16, LDP);
+        for (int rf = 0; rf < RF; rf++) wmma::load_matrix_sync(a[rf], ps + rf * 16 * LDP + kf * 16, LDP);
 #pragma unroll
         for (int j = 0; j < NF; j++) {
           if (j < nd16) {
             FragV b;
             wmma::load_matrix_sync(b, vs + kf * 16 * LDQ + j * 16, LDQ);
 #pragma unroll
-            for (int rf = 0; rf < RF; rf++)
-              wmma::mma_sync(o[rf][j], a[rf], b, o[rf][j]);
+            for (int rf = 0; rf < RF; rf++) wmma::mma_sync(o[rf][j], a[rf], b, o[rf][j]);
           }
         }
       }
@@ -399,8 +396,8 @@ __global__ void __launch_bounds__(kPrefillThreads) paged_attention_prefill_mma_k
     const int r = idx / VECS, vec = idx % VECS, row = w_r0 + r;
     if (r >= w_rows || vec * 8 >= D) continue;
     const T* src = staged + r * LDQ + vec * 8;
-    T* dst = out + (int64_t(t.q_begin + row / p.group) * p.num_q_heads + kv_head * p.group + row % p.group) * D +
-             vec * 8;
+    T* dst =
+        out + (int64_t(t.q_begin + row / p.group) * p.num_q_heads + kv_head * p.group + row % p.group) * D + vec * 8;
     if (vector_io) {
       VT_CHECK_ALIGNED(src, 16);
       VT_CHECK_ALIGNED(dst, 16);

@@ -22,7 +22,7 @@
 #define VT_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
   kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__)
 
-#define VT_DYNAMIC_SHARED(type, name)                              \
+#define VT_DYNAMIC_SHARED(type, name)                               \
   extern __shared__ __align__(16) unsigned char vt_dynamic_smem_[]; \
   type* name = reinterpret_cast<type*>(vt_dynamic_smem_)
 

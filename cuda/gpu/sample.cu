@@ -294,8 +294,8 @@ __device__ __forceinline__ unsigned bisect(const RowWeights<T>& weight, int voca
 template <class T>
 __global__ void __launch_bounds__(kMaxThreads, 1)
     sample_kernel(const T* __restrict__ logits, int vocab, const float* __restrict__ temperatures,
-                  const int32_t* __restrict__ top_k, const float* __restrict__ top_p,
-                  const float* __restrict__ min_p, const float* __restrict__ uniforms, int32_t* __restrict__ out) {
+                  const int32_t* __restrict__ top_k, const float* __restrict__ top_p, const float* __restrict__ min_p,
+                  const float* __restrict__ uniforms, int32_t* __restrict__ out) {
   __shared__ Shared sh;
   const int r = blockIdx.x;
   const T* row = logits + size_t(r) * vocab;
@@ -348,10 +348,10 @@ __global__ void __launch_bounds__(kMaxThreads, 1)
   const float target = uniforms[r] * total;
   // (A chunk without mass is never picked: a scan's rounding may lift its prefix by an ulp.)
   const bool has_mass = chunk_mass > 0.0f;
-  const int2 pick = block_min_max(
-      make_int2(has_mass && sh.chunk_prefix[threadIdx.x] > target ? int(threadIdx.x) : INT32_MAX,
-                has_mass ? int(threadIdx.x) : -1),
-      sh.min_max);
+  const int2 pick =
+      block_min_max(make_int2(has_mass && sh.chunk_prefix[threadIdx.x] > target ? int(threadIdx.x) : INT32_MAX,
+                              has_mass ? int(threadIdx.x) : -1),
+                    sh.min_max);
   const int c = pick.x != INT32_MAX ? pick.x : pick.y;
   if (c < 0) {  // no kept mass at all (cannot happen: the maximum weighs 1); keep the argmax
     if (threadIdx.x == 0) out[r] = argmax;

@@ -46,11 +46,7 @@ typedef enum vt_status {
   VT_ERR_DEVICE = 4            /* the device or its runtime reported an error */
 } vt_status;
 
-typedef enum vt_dtype {
-  VT_F32 = 0,
-  VT_F16 = 1,
-  VT_BF16 = 2
-} vt_dtype;
+typedef enum vt_dtype { VT_F32 = 0, VT_F16 = 1, VT_BF16 = 2 } vt_dtype;
 
 typedef enum vt_copy_kind {
   VT_COPY_HOST_TO_DEVICE = 0,
@@ -125,8 +121,7 @@ vt_status vt_memset(vt_context* ctx, void* ptr, int32_t value, size_t bytes);
  * Convert `count` elements between dtypes on the device (f32 <-> f16 <-> bf16; same dtype is a
  * copy). Rounds to nearest even.
  */
-vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void* src,
-                     vt_dtype src_dtype, size_t count);
+vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void* src, vt_dtype src_dtype, size_t count);
 
 /*
  * Fill `count` elements with deterministic uniform values in [-scale, scale): element i gets
@@ -136,8 +131,7 @@ vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void*
  * rounded to dtype. Used for random-weight models (--load-format dummy), so the same seed gives
  * the same weights on every backend and in the TypeScript reference.
  */
-vt_status vt_fill_uniform(vt_context* ctx, void* dst, vt_dtype dtype, size_t count,
-                          uint32_t seed, float scale);
+vt_status vt_fill_uniform(vt_context* ctx, void* dst, vt_dtype dtype, size_t count, uint32_t seed, float scale);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Model layers                                                                                */
@@ -148,9 +142,8 @@ vt_status vt_fill_uniform(vt_context* ctx, void* dst, vt_dtype dtype, size_t cou
  *   token_ids: device int32 [num_tokens]; an id outside [0, vocab_size) gives a zero row.
  *   table: weight [vocab_size, hidden_size]; out: act [num_tokens, hidden_size].
  */
-vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_tokens,
-                       const void* table, int32_t vocab_size, int32_t hidden_size,
-                       void* out, vt_dtype weight_dtype, vt_dtype act_dtype);
+vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_tokens, const void* table,
+                       int32_t vocab_size, int32_t hidden_size, void* out, vt_dtype weight_dtype, vt_dtype act_dtype);
 
 /*
  * Fused residual add and RMSNorm over rows of `hidden_size`:
@@ -160,18 +153,16 @@ vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_to
  *   input, residual, out: act [num_tokens, hidden_size]; out may alias input.
  *   weight: weight [hidden_size].
  */
-vt_status vt_rms_norm(vt_context* ctx, const void* input, void* residual, const void* weight,
-                      void* out, int32_t num_tokens, int32_t hidden_size, float eps,
-                      vt_dtype act_dtype, vt_dtype weight_dtype);
+vt_status vt_rms_norm(vt_context* ctx, const void* input, void* residual, const void* weight, void* out,
+                      int32_t num_tokens, int32_t hidden_size, float eps, vt_dtype act_dtype, vt_dtype weight_dtype);
 
 /*
  * Per-head RMSNorm in place (Qwen3's q_norm / k_norm): for each token t and head h,
  *   x[t * row_stride + h * head_dim + (0..head_dim)] = rmsnorm(that slice) * weight
  *   x: act, row_stride >= num_heads * head_dim elements; weight: weight [head_dim].
  */
-vt_status vt_head_rms_norm(vt_context* ctx, void* x, const void* weight, int32_t num_tokens,
-                           int32_t num_heads, int32_t head_dim, int32_t row_stride, float eps,
-                           vt_dtype act_dtype, vt_dtype weight_dtype);
+vt_status vt_head_rms_norm(vt_context* ctx, void* x, const void* weight, int32_t num_tokens, int32_t num_heads,
+                           int32_t head_dim, int32_t row_stride, float eps, vt_dtype act_dtype, vt_dtype weight_dtype);
 
 /*
  * Precompute the rotary table: cos_sin[p, i] = cos(p * inv_freq[i]) and
@@ -185,10 +176,9 @@ vt_status vt_head_rms_norm(vt_context* ctx, void* x, const void* weight, int32_t
  *   The scaling arguments are ignored for VT_ROPE_SCALING_NONE.
  *   cos_sin: device f32 [max_position, rotary_dim].
  */
-vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_position,
-                                int32_t rotary_dim, float theta, vt_rope_scaling_type scaling_type,
-                                float factor, float low_freq_factor, float high_freq_factor,
-                                int32_t original_max_position);
+vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_position, int32_t rotary_dim, float theta,
+                                vt_rope_scaling_type scaling_type, float factor, float low_freq_factor,
+                                float high_freq_factor, int32_t original_max_position);
 
 /*
  * Rotary embedding in place, Hugging Face "rotate half" form, on the first rotary_dim dims of
@@ -199,32 +189,30 @@ vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_pos
  *   of each row; k: act, num_kv_heads heads likewise; both rows are row_stride elements apart
  *   (q and k may live in one fused QKV row). cos_sin: from vt_rope_cos_sin_cache.
  */
-vt_status vt_rotary_embedding(vt_context* ctx, const int32_t* positions, void* q, void* k,
-                              const float* cos_sin, int32_t num_tokens, int32_t num_q_heads,
-                              int32_t num_kv_heads, int32_t head_dim, int32_t rotary_dim,
-                              int32_t row_stride, vt_dtype act_dtype);
+vt_status vt_rotary_embedding(vt_context* ctx, const int32_t* positions, void* q, void* k, const float* cos_sin,
+                              int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
+                              int32_t rotary_dim, int32_t row_stride, vt_dtype act_dtype);
 
 /*
  * out[t, i] = silu(x[t, i]) * x[t, d + i] for i < d   (gate first, then up, as a fused
  * gate_up projection lays them out). x: act [num_tokens, 2d]; out: act [num_tokens, d].
  */
-vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num_tokens,
-                          int32_t d, vt_dtype act_dtype);
+vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num_tokens, int32_t d, vt_dtype act_dtype);
 
 /*
  * out[m, n] = sum_k x[m, k] * w[n, k] + bias[n]     (w in nn.Linear's [out, in] layout)
  *   x: act [m, k]; w: weight [n, k]; bias: weight [n] or NULL; out: act [m, n]. Accumulates in
  *   f32. out must not alias x.
  */
-vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out,
-                    int32_t m, int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype);
+vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m, int32_t n,
+                    int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype);
 
 /*
  * dst[i, :] = src[indices[i], :] for rows of row_bytes bytes (e.g. the last token of each
  * sequence before the LM head). indices: device int32 [num_rows].
  */
-vt_status vt_gather_rows(vt_context* ctx, void* dst, const void* src, const int32_t* indices,
-                         int32_t num_rows, size_t row_bytes);
+vt_status vt_gather_rows(vt_context* ctx, void* dst, const void* src, const int32_t* indices, int32_t num_rows,
+                         size_t row_bytes);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Paged KV cache                                                                              */
@@ -237,10 +225,9 @@ vt_status vt_gather_rows(vt_context* ctx, void* dst, const void* src, const int3
  *   k, v: act, num_kv_heads * head_dim values at the start of each row, rows row_stride apart.
  *   k_cache, v_cache: cache_dtype [num_blocks, block_size, num_kv_heads, head_dim].
  */
-vt_status vt_write_kv_cache(vt_context* ctx, const void* k, const void* v, void* k_cache,
-                            void* v_cache, const int32_t* slot_mapping, int32_t num_tokens,
-                            int32_t num_kv_heads, int32_t head_dim, int32_t row_stride,
-                            int32_t block_size, vt_dtype act_dtype, vt_dtype cache_dtype);
+vt_status vt_write_kv_cache(vt_context* ctx, const void* k, const void* v, void* k_cache, void* v_cache,
+                            const int32_t* slot_mapping, int32_t num_tokens, int32_t num_kv_heads, int32_t head_dim,
+                            int32_t row_stride, int32_t block_size, vt_dtype act_dtype, vt_dtype cache_dtype);
 
 /*
  * Attention over the paged cache for a batch of sequences with variable query lengths (decode
@@ -259,14 +246,12 @@ vt_status vt_write_kv_cache(vt_context* ctx, const void* k, const void* v, void*
  *   [num_seqs]; query_start_loc: device int32 [num_seqs + 1], starting at 0.
  *   max_query_len / max_seq_len: upper bounds over the batch (used to size GPU launches).
  */
-vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const void* k_cache,
-                             const void* v_cache, const int32_t* block_tables,
-                             const int32_t* seq_lens, const int32_t* query_start_loc,
-                             int32_t num_seqs, int32_t num_tokens, int32_t max_query_len,
-                             int32_t max_seq_len, int32_t max_blocks_per_seq,
-                             int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
-                             int32_t q_row_stride, int32_t block_size, float scale,
-                             int32_t sliding_window, vt_dtype act_dtype, vt_dtype cache_dtype);
+vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const void* k_cache, const void* v_cache,
+                             const int32_t* block_tables, const int32_t* seq_lens, const int32_t* query_start_loc,
+                             int32_t num_seqs, int32_t num_tokens, int32_t max_query_len, int32_t max_seq_len,
+                             int32_t max_blocks_per_seq, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
+                             int32_t q_row_stride, int32_t block_size, float scale, int32_t sliding_window,
+                             vt_dtype act_dtype, vt_dtype cache_dtype);
 
 /*
  * Copy whole blocks inside one cache (copy-on-write of a shared block). The cache is seen as
@@ -276,9 +261,8 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
  *   block_pairs: device int32 [num_pairs, 2] as (src, dst). The pairs are copied in parallel: no
  *   block may be the destination of one pair and the source or destination of another.
  */
-vt_status vt_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes,
-                         size_t plane_stride_bytes, size_t block_bytes,
-                         const int32_t* block_pairs, int32_t num_pairs);
+vt_status vt_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes, size_t plane_stride_bytes,
+                         size_t block_bytes, const int32_t* block_pairs, int32_t num_pairs);
 
 /*
  * Move whole blocks between a device cache and a host cache (preemption by swapping). Both are
@@ -286,10 +270,9 @@ vt_status vt_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes,
  *   kind: VT_COPY_DEVICE_TO_HOST (src is the device cache) or VT_COPY_HOST_TO_DEVICE.
  *   block_pairs: *host* int32 [num_pairs, 2] as (src block, dst block).
  */
-vt_status vt_swap_blocks(vt_context* ctx, void* dst, size_t dst_plane_stride_bytes,
-                         const void* src, size_t src_plane_stride_bytes, int32_t num_planes,
-                         size_t block_bytes, const int32_t* block_pairs, int32_t num_pairs,
-                         vt_copy_kind kind);
+vt_status vt_swap_blocks(vt_context* ctx, void* dst, size_t dst_plane_stride_bytes, const void* src,
+                         size_t src_plane_stride_bytes, int32_t num_planes, size_t block_bytes,
+                         const int32_t* block_pairs, int32_t num_pairs, vt_copy_kind kind);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Sampling helpers                                                                            */
@@ -299,8 +282,8 @@ vt_status vt_swap_blocks(vt_context* ctx, void* dst, size_t dst_plane_stride_byt
  * out[r] = argmax over logits[r, :vocab_size] (the lowest index among equal maxima).
  *   logits: act [num_rows, vocab_size]; out: device int32 [num_rows].
  */
-vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t num_rows,
-                    int32_t vocab_size, vt_dtype act_dtype);
+vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t num_rows, int32_t vocab_size,
+                    vt_dtype act_dtype);
 
 /*
  * out[r, :] = log_softmax(logits[r, :] / temperatures[r]) in f32 (temperatures may be NULL:
@@ -308,8 +291,8 @@ vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t n
  *   logits: act [num_rows, vocab_size]; temperatures: device f32 [num_rows] or NULL;
  *   out: device f32 [num_rows, vocab_size].
  */
-vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* temperatures,
-                         float* out, int32_t num_rows, int32_t vocab_size, vt_dtype act_dtype);
+vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* temperatures, float* out, int32_t num_rows,
+                         int32_t vocab_size, vt_dtype act_dtype);
 
 /*
  * Draw one token per row on the device, so only token ids come back to the host. Row r samples
@@ -328,9 +311,9 @@ vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* tempe
  *   logits: act [num_rows, vocab_size]; temperatures, top_p, min_p, uniforms: device f32
  *   [num_rows]; top_k: device int32 [num_rows] (0 = off); out: device int32 [num_rows].
  */
-vt_status vt_sample(vt_context* ctx, const void* logits, int32_t num_rows, int32_t vocab_size,
-                    vt_dtype act_dtype, const float* temperatures, const int32_t* top_k,
-                    const float* top_p, const float* min_p, const float* uniforms, int32_t* out);
+vt_status vt_sample(vt_context* ctx, const void* logits, int32_t num_rows, int32_t vocab_size, vt_dtype act_dtype,
+                    const float* temperatures, const int32_t* top_k, const float* top_p, const float* min_p,
+                    const float* uniforms, int32_t* out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Graphs                                                                                      */

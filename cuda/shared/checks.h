@@ -58,8 +58,8 @@ inline vt_status check_gather_rows_args(const char* op, const void* dst, const v
 inline vt_status check_embedding_args(const char* op, const int32_t* token_ids, const void* table, const void* out,
                                       int32_t num_tokens, int32_t vocab_size, int32_t hidden_size) {
   VT_REQUIRE(num_tokens >= 0 && vocab_size >= 0 && hidden_size >= 0, op,
-             "negative size (num_tokens " + std::to_string(num_tokens) + ", vocab_size " +
-                 std::to_string(vocab_size) + ", hidden_size " + std::to_string(hidden_size) + ")");
+             "negative size (num_tokens " + std::to_string(num_tokens) + ", vocab_size " + std::to_string(vocab_size) +
+                 ", hidden_size " + std::to_string(hidden_size) + ")");
   VT_REQUIRE(token_ids && table && out, op, "token_ids, table or out is NULL");
   return VT_OK;
 }
@@ -113,11 +113,10 @@ inline vt_status check_rope_cos_sin_cache_args(const char* op, const float* cos_
   VT_REQUIRE(scaling_type == VT_ROPE_SCALING_NONE || scaling_type == VT_ROPE_SCALING_LLAMA3, op,
              "unknown scaling_type " + std::to_string(int(scaling_type)));
   if (scaling_type == VT_ROPE_SCALING_LLAMA3)
-    VT_REQUIRE(factor > 0.0f && low_freq_factor > 0.0f && high_freq_factor > low_freq_factor &&
-                   original_max_position > 0,
-               op,
-               "llama3 scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
-               "original_max_position > 0");
+    VT_REQUIRE(
+        factor > 0.0f && low_freq_factor > 0.0f && high_freq_factor > low_freq_factor && original_max_position > 0, op,
+        "llama3 scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+        "original_max_position > 0");
   VT_REQUIRE(cos_sin, op, "cos_sin is NULL");
   return VT_OK;
 }
@@ -219,9 +218,9 @@ inline vt_status check_paged_attention_args(const char* op, const void* out, con
 // Rows of logits in, one result per row (vt_argmax, vt_log_softmax; vt_sample adds its own).
 inline vt_status check_logits_args(const char* op, const void* logits, const void* out, int32_t num_rows,
                                    int32_t vocab_size) {
-  VT_REQUIRE(num_rows >= 0 && vocab_size > 0, op,
-             "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " +
-                 std::to_string(vocab_size));
+  VT_REQUIRE(
+      num_rows >= 0 && vocab_size > 0, op,
+      "need num_rows >= 0 and vocab_size > 0, got " + std::to_string(num_rows) + " and " + std::to_string(vocab_size));
   VT_REQUIRE(logits && out, op, "logits or out is NULL");
   return VT_OK;
 }

@@ -30,8 +30,8 @@ inline vt_status check_storage_dtype(const char* op, const char* what, vt_dtype 
 }  // namespace vt
 
 // Argument checks shared by every op: they return early with a message naming the op.
-#define VT_REQUIRE(cond, op, what)                                                            \
-  do {                                                                                        \
+#define VT_REQUIRE(cond, op, what)                                                          \
+  do {                                                                                      \
     if (!(cond)) return vt::fail(VT_ERR_INVALID_ARGUMENT, std::string(op) + ": " + (what)); \
   } while (0)
 

@@ -122,8 +122,10 @@ __global__ void cp_async_kernel(const int* src, int* out) {
 
 __global__ void cp_async_misuse_kernel(const int* src, int misaligned) {
   __shared__ __align__(16) int buf[8];
-  if (misaligned) __pipeline_memcpy_async(buf + 2, src, 16);
-  else __pipeline_memcpy_async(buf, src, 12);
+  if (misaligned)
+    __pipeline_memcpy_async(buf + 2, src, 16);
+  else
+    __pipeline_memcpy_async(buf, src, 12);
   __pipeline_commit();
   __pipeline_wait_prior(0);
 }
@@ -136,8 +138,10 @@ __global__ void misaligned_kernel(const float* x, float* out) {
 }
 
 __global__ void deadlock_kernel() {
-  if (threadIdx.x < 16) __syncwarp();
-  else __syncthreads();
+  if (threadIdx.x < 16)
+    __syncwarp();
+  else
+    __syncthreads();
 }
 
 void barriers() {
