@@ -4,6 +4,8 @@
 // runs the same commands on tiny shapes (figures meaningless, commands proven).
 import { join } from "node:path";
 import type { DecodeAttentionRow } from "../../src/bench/kernels/decode-attention-sweep.ts";
+import { prefillFlops } from "../../src/bench/kernels/prefill-attention-sweep.ts";
+import { readTorchBaseline } from "../../src/bench/kernels/torch-baseline.ts";
 import type { KernelsReport, LatencyReport, ThroughputReport } from "./reports.ts";
 import {
   type CheckContext,
@@ -98,9 +100,24 @@ const torchBaseline: Stage = {
       "--output-json",
       json,
     ]);
+    if (result.exitCode !== 0) return { status: commandStatus([result]), summary: failureLine(result) };
+    const torch = readTorchBaseline(json);
+    const figures = {
+      sdpa_tflops_max: round(
+        maxOf(
+          torch.prefill_attention.map(
+            (r) => prefillFlops(r.num_seqs, r.query_len, r.num_q_heads, r.head_dim) / r.time_us / 1e6,
+          ),
+        ) ?? 0,
+        1,
+      ),
+      matmul_tflops_max: round(maxOf(torch.matmul.map((r) => (2 * r.m * r.n * r.k) / r.time_us / 1e6)) ?? 0, 1),
+      torch: torch.torch_version,
+    };
     return {
-      status: commandStatus([result]),
-      summary: result.exitCode === 0 ? `written to ${json}` : failureLine(result),
+      status: "passed",
+      summary: `torch ${figures.torch}: SDPA up to ${figures.sdpa_tflops_max} TFLOP/s, matmul up to ${figures.matmul_tflops_max} TFLOP/s`,
+      figures,
     };
   },
 };
