@@ -2,11 +2,13 @@
 // every stage the report ($OUT/gpu-report.json and .md) and the artifacts (logs, raw JSON) are
 // rewritten, so whatever stops the run, what was found is kept. bench/gpu/check.sh unpacks the kit
 // and runs this file with the executable's own Bun; see bench/README.md, "The GPU check".
+
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { TINY_KERNEL_MODEL_CONFIG } from "../../test/helpers/tiny-kernel-model.ts";
 import { renderMarkdown, type StageReport } from "./report-markdown.ts";
 import { type CheckContext, type Stage, StageRun } from "./stage.ts";
 import { correctnessStages } from "./stages-correctness.ts";
@@ -15,23 +17,6 @@ import { figureStages } from "./stages-figures.ts";
 const STAGES: Stage[] = [...correctnessStages, ...figureStages];
 /** Below this many seconds a stage is not started: it could not finish anything useful. */
 const MIN_STAGE_SECONDS = 10;
-
-/** A model of tiny shapes for the dry run's figures (the emulation runs them in seconds). */
-const TINY_CONFIG = {
-  architectures: ["LlamaForCausalLM"],
-  hidden_size: 128,
-  intermediate_size: 320,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 64,
-  num_hidden_layers: 1,
-  vocab_size: 512,
-  max_position_embeddings: 4096,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  torch_dtype: "bfloat16",
-  tie_word_embeddings: false,
-};
 
 const { values: args } = parseArgs({
   options: {
@@ -100,7 +85,7 @@ function buildContext(): { context: CheckContext; setup: Record<string, unknown>
   if (dryRun) {
     const tiny = join(raw, "tiny-model");
     mkdirSync(tiny, { recursive: true });
-    writeFileSync(join(tiny, "config.json"), JSON.stringify(TINY_CONFIG));
+    writeFileSync(join(tiny, "config.json"), JSON.stringify(TINY_KERNEL_MODEL_CONFIG));
     models = { llama: tiny, qwen3: tiny };
   }
   const context: CheckContext = {

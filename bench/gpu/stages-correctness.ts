@@ -1,8 +1,10 @@
 // The stages that prove the CUDA backend right: the device and its copy bandwidth, every
 // native-op and model test on it, the engine end to end against the CPU backend, and
 // compute-sanitizer's memcheck and racecheck over the attention, KV-cache and sampling kernels.
+
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { QUICK_TIMING_FLAGS } from "../../test/helpers/tiny-kernel-model.ts";
 import { addCounts, type TestCounts } from "./junit.ts";
 import type { E2eReport, KernelsReport } from "./reports.ts";
 import {
@@ -17,9 +19,6 @@ import {
   type StageOutcome,
   vllm,
 } from "./stage.ts";
-
-/** Tiny timing in a dry run: the emulation is there to run the code, not to time it. */
-export const QUICK_TIMING = ["--min-time-ms", "1", "--repeats", "1", "--cold-mib", "1", "--copy-mib", "4"];
 
 function testFiles(context: CheckContext, folder: string, names?: string[]): string[] {
   const all = readdirSync(join(context.kit, "tests", folder))
@@ -82,7 +81,7 @@ const device: Stage = {
     // The copy bandwidth every sweep measures first, with one small decode-attention case.
     const json = join(context.raw, "copy-bandwidth.json");
     const shape = context.dryRun
-      ? ["--model", context.models.llama, "--context-lens", "16", ...QUICK_TIMING]
+      ? ["--model", context.models.llama, "--context-lens", "16", ...QUICK_TIMING_FLAGS]
       : ["--context-lens", "1024"];
     const result = await vllm(context, run, [
       "bench",

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { DecodeAttentionRow } from "../../src/bench/kernels/decode-attention-sweep.ts";
 import { prefillFlops } from "../../src/bench/kernels/prefill-attention-sweep.ts";
 import { readTorchBaseline } from "../../src/bench/kernels/torch-baseline.ts";
+import { QUICK_TIMING_FLAGS } from "../../test/helpers/tiny-kernel-model.ts";
 import type { KernelsReport, LatencyReport, ThroughputReport } from "./reports.ts";
 import {
   type CheckContext,
@@ -19,7 +20,6 @@ import {
   type StageRun,
   vllm,
 } from "./stage.ts";
-import { QUICK_TIMING } from "./stages-correctness.ts";
 
 const DRY_RUN_SKIP_TORCH = "needs python3 with torch (a GPU machine has it)";
 
@@ -53,7 +53,7 @@ const decodeAttention: Stage = {
   dryLimitSeconds: 120,
   run(context, run) {
     const grid = context.dryRun
-      ? ["--model", context.models.llama, "--batch-sizes", "1,2", "--context-lens", "16,64", ...QUICK_TIMING]
+      ? ["--model", context.models.llama, "--batch-sizes", "1,2", "--context-lens", "16,64", ...QUICK_TIMING_FLAGS]
       : ["--batch-sizes", "1,16,64,256", "--context-lens", "1024,8192,32768"];
     return benchStage(
       context,
@@ -140,7 +140,7 @@ const prefillAndMatmul: Stage = {
           "32",
           "--matmul-rows",
           "1,16",
-          ...QUICK_TIMING,
+          ...QUICK_TIMING_FLAGS,
         ]
       : PREFILL_GRID;
     const args = [

@@ -23,30 +23,14 @@ import {
   parseTorchBaseline,
   prefillFractionOfTorch,
 } from "../../src/bench/kernels/torch-baseline.ts";
+import { QUICK_TIMING_FLAGS, TINY_KERNEL_MODEL_CONFIG } from "../helpers/tiny-kernel-model.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
 const EMULATED_CUDA = resolve(import.meta.dir, "../../build/libvllm_ts_cuda_emu.so");
 const SLOW = 60_000;
 
-// A model of tiny shapes: matmuls qkv 512 x 128, o 128 x 256, gate_up 640 x 128, down 128 x 320;
-// attention 4 query heads, 2 KV heads of 64.
-const TINY_CONFIG = {
-  architectures: ["LlamaForCausalLM"],
-  hidden_size: 128,
-  intermediate_size: 320,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 64,
-  num_hidden_layers: 1,
-  vocab_size: 256,
-  max_position_embeddings: 1024,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  torch_dtype: "bfloat16",
-  tie_word_embeddings: false,
-};
-// Quick timing: each figure from a few calls, baselines on small buffers.
-const QUICK = ["--min-time-ms", "1", "--repeats", "1", "--cold-mib", "1", "--copy-mib", "4"];
+const TINY_CONFIG = TINY_KERNEL_MODEL_CONFIG;
+const QUICK = QUICK_TIMING_FLAGS;
 
 let dir: string;
 let tinyModel: string;
