@@ -141,5 +141,3 @@ export function failureLine(result: CommandResult): string {
     ? `timed out after ${result.seconds.toFixed(0)} s`
     : `exit ${result.exitCode}: ${last.slice(0, 300)}`;
 }
-
-export const round = (value: number, digits = 3) => Number(value.toFixed(digits));

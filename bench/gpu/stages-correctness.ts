@@ -4,6 +4,7 @@
 
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { round } from "../../src/bench/kernels/timing.ts";
 import { QUICK_TIMING_FLAGS } from "../../test/helpers/tiny-kernel-model.ts";
 import { addCounts, type TestCounts } from "./junit.ts";
 import type { E2eReport, KernelsReport } from "./reports.ts";
@@ -14,7 +15,6 @@ import {
   type Figure,
   failureLine,
   readJson,
-  round,
   type Stage,
   type StageOutcome,
   vllm,

@@ -2,9 +2,11 @@
 // PyTorch, CUDA graphs against eager decode, end-to-end throughput against Hugging Face generate,
 // and nano-vllm's workload. Each is a fraction of a baseline taken in the same run; a dry run
 // runs the same commands on tiny shapes (figures meaningless, commands proven).
+
 import { join } from "node:path";
 import type { DecodeAttentionRow } from "../../src/bench/kernels/decode-attention-sweep.ts";
 import { prefillFlops } from "../../src/bench/kernels/prefill-attention-sweep.ts";
+import { round } from "../../src/bench/kernels/timing.ts";
 import { readTorchBaseline } from "../../src/bench/kernels/torch-baseline.ts";
 import { QUICK_TIMING_FLAGS } from "../../test/helpers/tiny-kernel-model.ts";
 import type { KernelsReport, LatencyReport, ThroughputReport } from "./reports.ts";
@@ -14,7 +16,6 @@ import {
   type Figure,
   failureLine,
   readJson,
-  round,
   type Stage,
   type StageOutcome,
   type StageRun,
