@@ -315,6 +315,24 @@ vt_status vt_sample(vt_context* ctx, const void* logits, int32_t num_rows, int32
                     const float* temperatures, const int32_t* top_k, const float* top_p, const float* min_p,
                     const float* uniforms, int32_t* out);
 
+/*
+ * Grammar-constrained decoding (structured outputs; xgrammar's apply_token_bitmask_inplace), in
+ * place: for each i < num_masked_rows, row r = row_indices[i] of logits keeps token t when bit
+ * t % 32 (least significant first) of bitmask[i, t / 32] is 1; every other logit of row r becomes
+ * -infinity in act_dtype. Bits for t >= vocab_size are ignored; rows not listed are untouched.
+ * Only the disallowed entries are written, so a row listed more than once gets the AND of its
+ * masks (masking is idempotent). num_masked_rows == 0 is a no-op.
+ *   logits: act [num_rows, vocab_size].
+ *   bitmask: device int32 [num_masked_rows, words_per_row], words_per_row >= ceil(vocab_size / 32)
+ *   (xgrammar's mask is wider when the tokenizer pads its vocabulary).
+ *   row_indices: device int32 [num_masked_rows], each in [0, num_rows). The CPU backend rejects
+ *   an index outside that range; the CUDA backend, which cannot read device memory without a
+ *   synchronization, skips its mask row.
+ */
+vt_status vt_apply_token_bitmask(vt_context* ctx, void* logits, int32_t num_rows, int32_t vocab_size,
+                                 vt_dtype act_dtype, const int32_t* bitmask, int32_t words_per_row,
+                                 const int32_t* row_indices, int32_t num_masked_rows);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Graphs                                                                                      */
 /* ------------------------------------------------------------------------------------------ */

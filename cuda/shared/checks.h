@@ -234,4 +234,21 @@ inline vt_status check_sample_args(const char* op, const void* logits, const int
   return VT_OK;
 }
 
+// The row indices are device memory: the CPU backend checks their range on the host after this,
+// the GPU's kernel skips a mask row whose index is outside it.
+inline vt_status check_apply_token_bitmask_args(const char* op, const void* logits, int32_t num_rows,
+                                                int32_t vocab_size, const int32_t* bitmask, int32_t words_per_row,
+                                                const int32_t* row_indices, int32_t num_masked_rows) {
+  VT_REQUIRE(num_rows >= 0 && vocab_size > 0 && num_masked_rows >= 0, op,
+             "need num_rows >= 0, vocab_size > 0 and num_masked_rows >= 0, got " + std::to_string(num_rows) + ", " +
+                 std::to_string(vocab_size) + " and " + std::to_string(num_masked_rows));
+  const int64_t words_needed = (int64_t(vocab_size) + 31) / 32;
+  VT_REQUIRE(words_per_row >= words_needed, op,
+             "words_per_row " + std::to_string(words_per_row) +
+                 " is shorter than ceil(vocab_size / 32) = " + std::to_string(words_needed));
+  if (num_masked_rows == 0) return VT_OK;
+  VT_REQUIRE(logits && bitmask && row_indices, op, "logits, bitmask or row_indices is NULL");
+  return VT_OK;
+}
+
 }  // namespace vt

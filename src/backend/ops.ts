@@ -395,4 +395,31 @@ export class NativeOps {
       ),
     );
   }
+
+  /** Structured outputs: logits row rowIndices[i] keeps the tokens set in bitmask row i, the rest become -inf. */
+  applyTokenBitmask(a: {
+    logits: Address;
+    numRows: number;
+    vocabSize: number;
+    actDtype: DType;
+    bitmask: Address;
+    wordsPerRow: number;
+    rowIndices: Address;
+    numMaskedRows: number;
+  }): void {
+    this.check(
+      "vt_apply_token_bitmask",
+      this.s.vt_apply_token_bitmask(
+        this.context,
+        a.logits,
+        a.numRows,
+        a.vocabSize,
+        code(a.actDtype),
+        a.bitmask,
+        a.wordsPerRow,
+        a.rowIndices,
+        a.numMaskedRows,
+      ),
+    );
+  }
 }

@@ -355,6 +355,26 @@ export function logSoftmax(
   return out;
 }
 
+/**
+ * Structured outputs' token bitmask, in place: logits row rowIndices[i] (of vocabSize) keeps token
+ * t when bit t % 32 of bitmask[i * wordsPerRow + t / 32] is 1, and gets -Infinity elsewhere.
+ */
+export function applyTokenBitmask(
+  logits: Float32Array,
+  vocabSize: number,
+  bitmask: Int32Array,
+  wordsPerRow: number,
+  rowIndices: Indices,
+): void {
+  for (let i = 0; i < rowIndices.length; i++) {
+    const row = rowIndices[i]!;
+    for (let t = 0; t < vocabSize; t++) {
+      const word = bitmask[i * wordsPerRow + Math.floor(t / 32)]!;
+      if (((word >>> (t % 32)) & 1) === 0) logits[row * vocabSize + t] = -Infinity;
+    }
+  }
+}
+
 /** The `count` values vt_fill_uniform writes for (seed, scale), as stored in `dtype`. */
 export function fillUniform(count: number, seed: number, scale: number, dtype: DType = "f32"): Float32Array {
   const out = new Float32Array(count);
