@@ -31,6 +31,8 @@ EMU_HEADERS := $(GPU_HEADERS) $(wildcard cuda/emu/*.h)
 
 TS_SOURCES := $(shell find src -name '*.ts')
 EXECUTABLE := dist/vllm-ts
+# The threads' entries, compiled into the executable beside the command's.
+WORKER_ENTRIES := src/engine/core-worker.ts src/engine/structured-output/grammar-check-worker.ts
 
 .PHONY: all deps native gpu-kit chromium clang-format lint format test serve bench clean
 
@@ -141,7 +143,7 @@ native: build/embedded-libraries.ts $(ABI_MODULE)
 
 $(EXECUTABLE): node_modules/.installed build/embedded-libraries.ts $(ABI_MODULE) $(TS_SOURCES)
 	mkdir -p dist
-	$(BUN) build --compile --minify-syntax src/cli/main.ts src/engine/core-worker.ts --outfile $@
+	$(BUN) build --compile --minify-syntax src/cli/main.ts $(WORKER_ENTRIES) --outfile $@
 
 # The GPU check's kit (bench/gpu/check.sh): everything a bare GPU machine (no network, no Bun)
 # needs, under 60 MiB: the executable (CUDA library embedded), the kernel, model and engine tests
@@ -174,7 +176,7 @@ $(KIT_NATIVE)/embedded-libraries.ts: $(KIT_NATIVE)/libvllm_ts_cpu.so $(CUDA_LIB)
 
 $(KIT)/.complete: node_modules/.installed $(KIT_NATIVE)/embedded-libraries.ts $(ABI_MODULE) $(KIT_INPUTS)
 	rm -rf $(KIT) && mkdir -p $(KIT)
-	$(BUN) build --compile --minify-syntax --conditions gpu-kit src/cli/main.ts src/engine/core-worker.ts --outfile $(KIT)/vllm-ts
+	$(BUN) build --compile --minify-syntax --conditions gpu-kit src/cli/main.ts $(WORKER_ENTRIES) --outfile $(KIT)/vllm-ts
 	$(BUN) build --target bun --conditions gpu-kit --splitting --root test --outdir $(KIT)/tests \
 	  --asset-naming '[name].[ext]' --chunk-naming 'chunks/[name]-[hash].[ext]' $(KIT_TESTS)
 	$(BUN) build --target bun --conditions gpu-kit --outdir $(KIT) bench/gpu/check.ts bench/gpu/e2e.ts

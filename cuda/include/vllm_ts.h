@@ -3,8 +3,8 @@
  *
  * Two libraries export exactly these symbols: libvllm_ts_cuda.so (nvcc, the .cu files of cuda/) and
  * libvllm_ts_cpu.so (g++, cuda/cpu/). The TypeScript side loads one of them through bun:ffi from
- * a single symbol table, so anything added here must be added to both and to
- * src/backend/symbols.ts.
+ * a single symbol table, which the build generates from this header (src/backend/abi-header.ts), so
+ * anything added here must be added to both libraries.
  *
  * Conventions (they hold for every function below):
  *  - Every function returns a vt_status; on failure vt_last_error() returns a message for the
@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define VT_ABI_VERSION 2
+#define VT_ABI_VERSION 3
 
 typedef enum vt_status {
   VT_OK = 0,

@@ -5,11 +5,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { type ArgsDef, defineCommand, type ParsedArgs, parseArgs } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
+import { GrammarChecker } from "../engine/structured-output/grammar-checker.ts";
 import { logger } from "../logger.ts";
 import { createApp } from "../server/app.ts";
 import type { ServedModel, ServerContext } from "../server/context.ts";
 import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
+import { REASONING_PARSERS } from "../server/reasoning/reasoning-parser.ts";
 import { type ModelSpec, shutdownServedModels, startServedModels } from "../server/served-models.ts";
+import { TOOL_PARSERS } from "../server/tool-parsers/tool-parser.ts";
 import { UsageError } from "../usage-error.ts";
 import { bytes, coreOptions, engineArgs, integer, modelArgs } from "./engine-args.ts";
 
@@ -47,6 +50,18 @@ const serveArgs = {
   "chat-template": {
     type: "string",
     description: "A Jinja chat template file, instead of the tokenizer's (every model's)",
+  },
+  "enable-auto-tool-choice": {
+    type: "boolean",
+    description: 'Allow tool_choice "auto": the model decides, --tool-call-parser finds its calls',
+  },
+  "tool-call-parser": {
+    type: "string",
+    description: `How tool calls are written in the model's output: ${Object.keys(TOOL_PARSERS).join(", ")}`,
+  },
+  "reasoning-parser": {
+    type: "string",
+    description: `Split <think> reasoning into reasoning_content: ${Object.keys(REASONING_PARSERS).join(", ")}`,
   },
 } as const satisfies ArgsDef;
 
@@ -140,6 +155,23 @@ function modelSpecs(args: ServeArgs, repeated: Repeated): ModelSpec[] {
   }));
 }
 
+/** The tool-call and reasoning parsers the flags name, checked before any model loads. */
+function parserOptions(args: ServeArgs) {
+  const toolCallParser = args["tool-call-parser"] ?? null;
+  const reasoningParser = args["reasoning-parser"] ?? null;
+  const enableAutoToolChoice = args["enable-auto-tool-choice"] ?? false;
+  const known = (names: Record<string, unknown>) => Object.keys(names).join(", ");
+  if (toolCallParser !== null && !(toolCallParser in TOOL_PARSERS))
+    throw new UsageError(`--tool-call-parser: unknown parser "${toolCallParser}" (known: ${known(TOOL_PARSERS)})`);
+  if (reasoningParser !== null && !(reasoningParser in REASONING_PARSERS))
+    throw new UsageError(
+      `--reasoning-parser: unknown parser "${reasoningParser}" (known: ${known(REASONING_PARSERS)})`,
+    );
+  if (enableAutoToolChoice && toolCallParser === null)
+    throw new UsageError("--enable-auto-tool-choice needs --tool-call-parser to say how the model writes tool calls");
+  return { toolCallParser, reasoningParser, enableAutoToolChoice };
+}
+
 function logStarted({ servedModelName, engine }: ServedModel, seconds: number): void {
   const { info, source } = engine;
   const { kvCacheSize } = info;
@@ -167,10 +199,12 @@ export default defineCommand({
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
       const maxPendingRequests = integer("max-pending-requests", args["max-pending-requests"], 1);
       const maxBodyBytes = bytes("max-request-body", args["max-request-body"]);
+      const parsers = parserOptions(args);
 
       models = await startServedModels(specs, logStarted);
       const apiKey = args["api-key"] ?? process.env.VLLM_API_KEY ?? null;
-      const context: ServerContext = { models, apiKey, maxPendingRequests, maxBodyBytes };
+      const grammarChecker = new GrammarChecker();
+      const context: ServerContext = { models, apiKey, maxPendingRequests, maxBodyBytes, ...parsers, grammarChecker };
       const server = Bun.serve({
         hostname: args.host,
         port,

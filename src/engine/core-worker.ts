@@ -1,5 +1,7 @@
 // The engine core's thread: loads the weights, then steps while there is work and sleeps on
 // its message port when there is none, so the HTTP thread never waits for a forward pass.
+
+import { loadModelTokenizer } from "../model/load-tokenizer.ts";
 import type { CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
 import { EngineCore } from "./engine-core.ts";
 import { type ModelOnDevice, openModelOnDevice } from "./model-on-device.ts";
@@ -28,7 +30,9 @@ function yieldToMessages(): Promise<void> {
 async function start(options: CoreOptions): Promise<{ onDevice: ModelOnDevice; core: EngineCore }> {
   const onDevice = await openModelOnDevice(options);
   const { backend, model } = onDevice;
-  const core = EngineCore.create(backend, model, options);
+  // Grammars need the vocabulary; the tokenizer loads here only when a request first asks for one.
+  const grammarVocab = async () => (await loadModelTokenizer(model, options.tokenizer)).grammarVocab();
+  const core = EngineCore.create(backend, model, options, grammarVocab);
   post({
     type: "ready",
     info: {
@@ -75,7 +79,7 @@ async function run(): Promise<void> {
       }
     }
     if (core.hasUnfinishedRequests()) {
-      post({ type: "outputs", outputs: core.step(), stats: core.stats() });
+      post({ type: "outputs", outputs: await core.step(), stats: core.stats() });
       await yieldToMessages();
     } else {
       await nextMessage();

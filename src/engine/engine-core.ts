@@ -3,7 +3,9 @@
 // runner; it never sees text.
 import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes } from "../backend/dtype.ts";
+import { logger } from "../logger.ts";
 import type { EngineModel } from "../model/load-model.ts";
+import type { GrammarVocab } from "../model/tokenizer.ts";
 import { KvCacheTensors } from "../worker/kv-cache-tensors.ts";
 import { ModelRunner } from "../worker/model-runner.ts";
 import { KVCacheManager } from "./kv-cache-manager.ts";
@@ -12,8 +14,9 @@ import type { Request } from "./request.ts";
 import type { TokenLogprobs } from "./sampler.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { EngineScheduler } from "./scheduler-interface.ts";
-import type { EngineCoreOutput, SchedulerStats } from "./scheduler-output.ts";
+import { type EngineCoreOutput, engineCoreOutput, type SchedulerStats } from "./scheduler-output.ts";
 import { StaticScheduler } from "./static-scheduler.ts";
+import { StructuredOutputManager } from "./structured-output/manager.ts";
 
 /** On the CPU the "device" is the host: without an explicit budget, take this much at most. */
 const CPU_DEFAULT_KV_BYTES = 4 * 2 ** 30;
@@ -40,8 +43,17 @@ export interface StepTiming {
   numRequests: number;
 }
 
+/** Where a grammar's vocabulary comes from: the model's tokenizer, loaded on first use. */
+export type GrammarVocabLoader = () => Promise<GrammarVocab>;
+
 export class EngineCore {
   lastStepTiming: StepTiming | null = null;
+  readonly structuredOutputs: StructuredOutputManager;
+  /** Constrained requests whose grammar is compiling: they wait here, the batch does not. */
+  private readonly compiling = new Map<string, Request>();
+  private readonly grammarsInFlight = new Set<Promise<void>>();
+  /** Requests whose grammar failed to compile, reported by the next step. */
+  private rejected: Request[] = [];
 
   private constructor(
     readonly config: Required<EngineConfig>,
@@ -49,9 +61,18 @@ export class EngineCore {
     private readonly kvCache: KvCacheTensors,
     private readonly scheduler: EngineScheduler,
     private readonly runner: ModelRunner,
-  ) {}
+    grammarVocab: GrammarVocabLoader,
+    vocabSize: number,
+  ) {
+    this.structuredOutputs = new StructuredOutputManager(grammarVocab, vocabSize);
+  }
 
-  static create(backend: Backend, model: EngineModel, options: Partial<EngineConfig> = {}): EngineCore {
+  static create(
+    backend: Backend,
+    model: EngineModel,
+    options: Partial<EngineConfig> = {},
+    grammarVocab: GrammarVocabLoader = noGrammarVocab,
+  ): EngineCore {
     const merged = { ...defaultEngineConfig, ...options };
     const maxModelLen = merged.maxModelLen ?? model.config.maxPositionEmbeddings;
     if (maxModelLen > model.config.maxPositionEmbeddings) {
@@ -99,19 +120,42 @@ export class EngineCore {
       bytes: numBlocks * bytesPerBlock,
       maxTokens: numBlocks * config.blockSize,
     };
-    return new EngineCore(config, size, kvCache, scheduler, runner);
+    return new EngineCore(config, size, kvCache, scheduler, runner, grammarVocab, model.config.vocabSize);
   }
 
   addRequest(request: Request): void {
-    this.scheduler.addRequest(request);
+    if (request.samplingParams.structuredOutputs === null) {
+      this.scheduler.addRequest(request);
+      return;
+    }
+    const id = request.requestId;
+    this.compiling.set(id, request);
+    const ready = this.structuredOutputs.prepare(request).then(
+      () => {
+        if (this.compiling.delete(id)) this.scheduler.addRequest(request);
+        else this.structuredOutputs.free(id);
+      },
+      (error: unknown) => {
+        if (!this.compiling.delete(id)) return;
+        request.reject(`invalid structured output: ${error instanceof Error ? error.message : String(error)}`);
+        this.rejected.push(request);
+      },
+    );
+    this.grammarsInFlight.add(ready);
+    void ready.finally(() => this.grammarsInFlight.delete(ready));
   }
 
   abort(requestIds: Iterable<string>): void {
-    this.scheduler.abort(requestIds);
+    const ids = [...requestIds];
+    for (const id of ids) {
+      this.compiling.delete(id);
+      this.structuredOutputs.free(id);
+    }
+    this.scheduler.abort(ids);
   }
 
   hasUnfinishedRequests(): boolean {
-    return this.scheduler.hasUnfinishedRequests();
+    return this.scheduler.hasUnfinishedRequests() || this.compiling.size > 0 || this.rejected.length > 0;
   }
 
   stats(): SchedulerStats {
@@ -119,14 +163,20 @@ export class EngineCore {
   }
 
   /** One iteration of continuous batching. */
-  step(): StepOutput[] {
+  async step(): Promise<StepOutput[]> {
+    // Nothing to run but grammars compiling: wait for them rather than spin.
+    if (!this.scheduler.hasUnfinishedRequests() && this.rejected.length === 0) await Promise.all(this.grammarsInFlight);
     const started = performance.now();
     const scheduled = this.scheduler.schedule();
     const scheduledAt = performance.now();
-    const sampled = this.runner.execute(scheduled);
+    const sampled = await this.runner.execute(scheduled, (ids) => this.structuredOutputs.bitmask(ids));
     const executedAt = performance.now();
+    for (const [id, token] of sampled) this.advanceGrammar(id, token.tokenId);
     const tokenIds = new Map([...sampled].map(([id, token]) => [id, [token.tokenId]]));
     const outputs = this.scheduler.updateFromOutput(scheduled, tokenIds);
+    for (const output of outputs) if (output.finished) this.structuredOutputs.free(output.requestId);
+    outputs.push(...this.rejected.map((request) => engineCoreOutput(request, [])));
+    this.rejected = [];
     this.lastStepTiming = {
       scheduleMs: scheduledAt - started + (performance.now() - executedAt),
       executeMs: executedAt - scheduledAt,
@@ -139,10 +189,22 @@ export class EngineCore {
     });
   }
 
+  private advanceGrammar(requestId: string, tokenId: number): void {
+    if (this.structuredOutputs.accept(requestId, tokenId)) return;
+    // The mask allowed only what the grammar accepts, so this is a bug, not the client's error:
+    // as vLLM, say so and let the request go on unconstrained rather than fail the batch.
+    logger.error(`request ${requestId}: its grammar rejected sampled token ${tokenId}; it continues unconstrained`);
+    this.structuredOutputs.free(requestId);
+  }
+
   close(): void {
     this.runner.free();
     this.kvCache.free();
   }
+}
+
+function noGrammarVocab(): Promise<GrammarVocab> {
+  return Promise.reject(new Error("this engine was started without a tokenizer, which grammars need"));
 }
 
 /**

@@ -52,7 +52,8 @@ export class LLM {
           ...(await withGenerationConfig(onDevice.model, options.generationConfig)),
           tokenizer,
         };
-        return { onDevice, model, core: EngineCore.create(onDevice.backend, model, options) };
+        const grammarVocab = async () => tokenizer.grammarVocab();
+        return { onDevice, model, core: EngineCore.create(onDevice.backend, model, options, grammarVocab) };
       } catch (error) {
         onDevice.close();
         throw error;
@@ -114,7 +115,7 @@ export class LLM {
     let done = 0;
     while (core.hasUnfinishedRequests()) {
       const stopped: string[] = [];
-      for (const step of core.step()) {
+      for (const step of await core.step()) {
         const delta = processor.process(step);
         const entry = owner.get(step.requestId);
         if (!delta || !entry) continue;

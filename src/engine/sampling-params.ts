@@ -2,6 +2,11 @@
 // when the request arrives so the sampler can trust every field.
 
 import type { GenerationConfig } from "../model/generation-config.ts";
+import {
+  constraintKind,
+  type StructuredOutputs,
+  StructuredOutputsError,
+} from "./structured-output/structured-outputs.ts";
 
 /** Temperatures below this sample greedily, as vLLM's _SAMPLING_EPS. */
 export const GREEDY_TEMPERATURE = 1e-5;
@@ -32,6 +37,8 @@ export interface SamplingParamsInit {
   logprobs: number | null;
   skipSpecialTokens: boolean;
   includeStopStrInOutput: boolean;
+  /** A grammar the output must follow (JSON schema, regex, choice, EBNF), or null. */
+  structuredOutputs: StructuredOutputs | null;
 }
 
 /** The generation_config.json fields that fill in a request's unset sampling parameters. */
@@ -66,6 +73,7 @@ export class SamplingParams {
   readonly logprobs: number | null;
   readonly skipSpecialTokens: boolean;
   readonly includeStopStrInOutput: boolean;
+  readonly structuredOutputs: StructuredOutputs | null;
   /** What the caller set, so withDefaults fills only the rest, as vLLM does. */
   readonly explicit: Readonly<Partial<SamplingParamsInit>>;
 
@@ -111,6 +119,15 @@ export class SamplingParams {
     if (this.logprobs !== null) inRange("logprobs", integerAtLeast("logprobs", this.logprobs, 0), 0, MAX_LOGPROBS);
     this.skipSpecialTokens = init.skipSpecialTokens ?? true;
     this.includeStopStrInOutput = init.includeStopStrInOutput ?? false;
+    this.structuredOutputs = init.structuredOutputs ?? null;
+    if (this.structuredOutputs !== null) {
+      try {
+        constraintKind(this.structuredOutputs);
+      } catch (error) {
+        if (error instanceof StructuredOutputsError) throw new SamplingParamsError("structuredOutputs", error.message);
+        throw error;
+      }
+    }
   }
 
   get isGreedy(): boolean {
@@ -138,6 +155,7 @@ export class SamplingParams {
       logprobs: this.logprobs,
       skipSpecialTokens: this.skipSpecialTokens,
       includeStopStrInOutput: this.includeStopStrInOutput,
+      structuredOutputs: this.structuredOutputs,
     };
   }
 
@@ -151,6 +169,7 @@ export class SamplingParams {
     };
     check("logitBias", this.logitBias.keys());
     check("stopTokenIds", this.stopTokenIds);
+    check("structuredOutputs.startAfterTokenIds", this.structuredOutputs?.startAfterTokenIds ?? []);
   }
 }
 

@@ -34,6 +34,36 @@ function defaultChatTemplate(template: TokenizerConfig["chat_template"]): string
   return null;
 }
 
+/**
+ * How the vocabulary's token strings spell bytes, as xgrammar's TokenizerInfo reads them:
+ * GPT-2's byte-level alphabet, SentencePiece pieces with <0xAB> byte fallback, or plain text.
+ */
+export type VocabEncoding = "byte_level" | "byte_fallback" | "raw";
+
+/** What a grammar engine needs to know about the vocabulary (see xgrammar's TokenizerInfo). */
+export interface GrammarVocab {
+  /** Token strings by id, as tokenizer.json spells them (absent ids as ""). */
+  tokens: string[];
+  encoding: VocabEncoding;
+  /** SentencePiece's "▁" prepended to the text before tokenizing. */
+  prependSpace: boolean;
+}
+
+function decoderTypes(decoder: unknown): string[] {
+  if (!isRecord(decoder)) return [];
+  const nested = Array.isArray(decoder.decoders) ? decoder.decoders.flatMap(decoderTypes) : [];
+  return [String(decoder.type), ...nested];
+}
+
+/** As xgrammar detects it from tokenizer.json: the decoder tells how tokens spell bytes. */
+function vocabEncoding(tokenizerJson: Record<string, unknown>): { encoding: VocabEncoding; prependSpace: boolean } {
+  const types = decoderTypes(tokenizerJson.decoder);
+  if (types.includes("ByteLevel")) return { encoding: "byte_level", prependSpace: false };
+  if (!types.includes("ByteFallback")) return { encoding: "raw", prependSpace: false };
+  const text = JSON.stringify([tokenizerJson.normalizer, tokenizerJson.pre_tokenizer]);
+  return { encoding: "byte_fallback", prependSpace: /"Prepend"|"Metaspace"/.test(text) && !/"never"/.test(text) };
+}
+
 export class ModelTokenizer {
   /** Number of token ids the tokenizer knows, added tokens included. */
   readonly vocabSize: number;
@@ -47,6 +77,7 @@ export class ModelTokenizer {
   private constructor(
     private readonly tokenizer: Tokenizer,
     config: TokenizerConfig,
+    private readonly encoding: { encoding: VocabEncoding; prependSpace: boolean },
   ) {
     if (!tokenizer.model) throw new Error("tokenizer.json has no model");
     this.vocabSize = tokenizer.model.vocab.length;
@@ -72,7 +103,11 @@ export class ModelTokenizer {
   static fromJSON(tokenizerJson: unknown, tokenizerConfig: unknown = {}): ModelTokenizer {
     if (!isRecord(tokenizerJson)) throw new Error("tokenizer.json must hold a JSON object");
     if (!isRecord(tokenizerConfig)) throw new Error("tokenizer_config.json must hold a JSON object");
-    return new ModelTokenizer(new Tokenizer(tokenizerJson, tokenizerConfig), tokenizerConfig as TokenizerConfig);
+    return new ModelTokenizer(
+      new Tokenizer(tokenizerJson, tokenizerConfig),
+      tokenizerConfig as TokenizerConfig,
+      vocabEncoding(tokenizerJson),
+    );
   }
 
   /** Special tokens are added as the tokenizer.json post-processor says (e.g. a BOS), as HF does. */
@@ -92,6 +127,12 @@ export class ModelTokenizer {
     // The library rejects an empty list.
     if (kept.length === 0) return "";
     return this.tokenizer.decode(kept, { clean_up_tokenization_spaces: false });
+  }
+
+  /** The vocabulary as a grammar engine reads it (built on demand: 150k strings). */
+  grammarVocab(): GrammarVocab {
+    const tokens = Array.from({ length: this.vocabSize }, (_, id) => this.idToToken(id) ?? "");
+    return { tokens, ...this.encoding };
   }
 
   isSpecial(id: number): boolean {

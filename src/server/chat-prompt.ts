@@ -31,6 +31,23 @@ function messageText(message: ChatMessageInput, index: number): string {
     .join("");
 }
 
+/**
+ * OpenAI sends a call's arguments as JSON text; templates index them (Llama 3's `| tojson`), so
+ * they get the object, as vLLM gives them. Text that is not JSON stays text.
+ */
+function templateToolCalls(toolCalls: unknown): unknown {
+  if (!Array.isArray(toolCalls)) return toolCalls;
+  return toolCalls.map((call) => {
+    const fn = call?.function;
+    if (typeof fn?.arguments !== "string") return call;
+    try {
+      return { ...call, function: { ...fn, arguments: JSON.parse(fn.arguments) } };
+    } catch {
+      return call;
+    }
+  });
+}
+
 export function renderChat(context: ModelContext, fields: ChatPromptFields): string {
   const { tokenizer } = context.engine;
   const messages: ChatMessage[] = fields.messages.map((message, i) => ({
@@ -38,6 +55,7 @@ export function renderChat(context: ModelContext, fields: ChatPromptFields): str
     // Templates written before OpenAI's "developer" role know it as "system".
     role: message.role === "developer" ? "system" : message.role,
     content: messageText(message, i),
+    ...(message.tool_calls !== undefined ? { tool_calls: templateToolCalls(message.tool_calls) } : {}),
   }));
   return renderChatTemplate(context.chatTemplate ?? tokenizer.chatTemplate, {
     messages,

@@ -5,8 +5,9 @@ import { ApiError } from "./errors.ts";
 import { type ChoiceDelta, Generation } from "./generation.ts";
 import { CompletionLogprobsWriter } from "./logprobs.ts";
 import { checkStreamOptions, samplingParams } from "./sampling.ts";
-import { type CompletionRequest, completionRequestSchema } from "./schemas.ts";
+import { type CompletionRequest, completionRequestSchema, refuseUnsupportedFields } from "./schemas.ts";
 import { sseResponse } from "./sse.ts";
+import { structuredOutputs } from "./structured-outputs.ts";
 import { newRequestId, Usage, unixSeconds } from "./usage.ts";
 
 /** Each prompt of the request as token ids; text gets the tokenizer's special tokens (a BOS). */
@@ -30,6 +31,7 @@ function promptTokenIds(context: ModelContext, prompt: CompletionRequest["prompt
 }
 
 export async function createCompletion(server: ServerContext, body: unknown, signal: AbortSignal): Promise<Response> {
+  refuseUnsupportedFields(body, "completions");
   const request = completionRequestSchema.parse(body);
   const context = routeModel(server, request.model);
   checkStreamOptions(request);
@@ -42,6 +44,7 @@ export async function createCompletion(server: ServerContext, body: unknown, sig
       "echo",
     );
   }
+  const constraint = await structuredOutputs(context, request);
   const prompts = promptTokenIds(context, request.prompt).map((tokenIds) => ({
     tokenIds,
     params: samplingParams(context, request, {
@@ -49,6 +52,7 @@ export async function createCompletion(server: ServerContext, body: unknown, sig
       promptField: "prompt",
       maxTokens: request.max_tokens,
       logprobs: request.logprobs ?? null,
+      structuredOutputs: constraint,
     }),
   }));
   const { tokenizer } = context.engine;

@@ -1,6 +1,7 @@
 // What every handler needs: the served models and the server's limits. A request's `model` field
 // picks one model; from there on the handler sees that model's engine as if it were the only one.
 import type { AsyncEngine } from "../engine/async-engine.ts";
+import type { GrammarChecker } from "../engine/structured-output/grammar-checker.ts";
 import { ApiError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -11,6 +12,14 @@ export interface ServerOptions {
   maxPendingRequests: number;
   /** Request bodies past this many bytes get 413. */
   maxBodyBytes: number;
+  /** Parses tool calls out of free text (vLLM's --tool-call-parser), or null. */
+  toolCallParser: string | null;
+  /** tool_choice "auto" allowed (vLLM's --enable-auto-tool-choice; needs a tool-call parser). */
+  enableAutoToolChoice: boolean;
+  /** Splits reasoning from the answer (vLLM's --reasoning-parser), or null. */
+  reasoningParser: string | null;
+  /** Checks clients' schemas, regexes and grammars before they reach an engine. */
+  grammarChecker: GrammarChecker;
 }
 
 /** One model the server serves: its own engine (Worker, KV cache), tokenizer and metrics. */
@@ -39,11 +48,11 @@ function servedNames(context: ServerContext): string {
  * the only served model (lenient where vLLM requires it), and is a 400 when there are several.
  */
 export function routeModel(context: ServerContext, requested: string | null | undefined): ModelContext {
-  const { apiKey, maxPendingRequests, maxBodyBytes } = context;
+  const { models, ...options } = context;
   if (requested === null || requested === undefined) {
-    if (context.models.length > 1)
+    if (models.length > 1)
       throw new ApiError(400, `model is required: this server serves ${servedNames(context)}`, "model");
-    return { apiKey, maxPendingRequests, maxBodyBytes, ...context.models[0]! };
+    return { ...options, ...models[0]! };
   }
   const model = context.models.find((served) => served.servedModelName === requested);
   if (!model)
@@ -52,7 +61,7 @@ export function routeModel(context: ServerContext, requested: string | null | un
       `The model \`${requested}\` does not exist; this server serves ${servedNames(context)}.`,
       "model",
     );
-  return { apiKey, maxPendingRequests, maxBodyBytes, ...model };
+  return { ...options, ...model };
 }
 
 export function maxModelLen(model: ServedModel): number {

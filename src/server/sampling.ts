@@ -2,6 +2,7 @@
 // a prompt that fills the context, or a max_tokens that overflows it, is the client's 400 before
 // anything reaches the engine.
 import { SamplingParams, type SamplingParamsInit } from "../engine/sampling-params.ts";
+import type { StructuredOutputs } from "../engine/structured-output/structured-outputs.ts";
 import { type ModelContext, maxModelLen } from "./context.ts";
 import { ApiError } from "./errors.ts";
 import type { CompletionRequest } from "./schemas.ts";
@@ -15,6 +16,8 @@ export interface PromptBudget {
   promptField: "prompt" | "messages";
   maxTokens: number | null | undefined;
   logprobs: number | null;
+  /** The grammar the output must follow, already checked. */
+  structuredOutputs?: StructuredOutputs | null;
 }
 
 export function samplingParams(context: ModelContext, body: GenerationFields, budget: PromptBudget): SamplingParams {
@@ -57,6 +60,7 @@ export function samplingParams(context: ModelContext, body: GenerationFields, bu
     logprobs: budget.logprobs ?? undefined,
     skipSpecialTokens: body.skip_special_tokens ?? undefined,
     includeStopStrInOutput: body.include_stop_str_in_output ?? undefined,
+    structuredOutputs: budget.structuredOutputs ?? undefined,
   };
   return new SamplingParams(init);
 }

@@ -1,7 +1,12 @@
 // Request bodies of the OpenAI-compatible endpoints, as zod schemas. They check types only;
-// value ranges are SamplingParams' to check, so each rule lives in one place. Unknown fields are
-// dropped, as vLLM ignores them, and null reads as "not set", as OpenAI's clients send it.
+// value ranges are SamplingParams' to check, so each rule lives in one place. null reads as "not
+// set", as OpenAI's clients send it. Fields OpenAI defines that would change the output but that
+// this server does not implement are refused by name; other unknown fields are dropped, as vLLM
+// ignores them (informational ones such as `user`, `metadata` or `store` among them).
 import { z } from "zod";
+import { ApiError } from "./errors.ts";
+import { structuredOutputFields } from "./structured-outputs.ts";
+import { toolFields } from "./tools.ts";
 
 const tokenId = z.number().int().min(0);
 
@@ -28,6 +33,7 @@ const generationFields = {
   stop_token_ids: z.array(tokenId).nullish(),
   skip_special_tokens: z.boolean().nullish(),
   include_stop_str_in_output: z.boolean().nullish(),
+  ...structuredOutputFields,
 };
 
 export const completionRequestSchema = z.object({
@@ -53,7 +59,7 @@ const chatPromptFields = {
   messages: z.array(chatMessage).min(1),
   add_generation_prompt: z.boolean().nullish(),
   chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
-  tools: z.array(z.unknown()).nullish(),
+  tools: toolFields.tools,
 };
 
 export const chatCompletionRequestSchema = z.object({
@@ -62,6 +68,8 @@ export const chatCompletionRequestSchema = z.object({
   max_completion_tokens: z.number().int().nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().nullish(),
+  tool_choice: toolFields.tool_choice,
+  parallel_tool_calls: toolFields.parallel_tool_calls,
 });
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
 
@@ -72,3 +80,24 @@ export const tokenizeRequestSchema = z.union([
 export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
 
 export const detokenizeRequestSchema = z.object({ model: z.string().nullish(), tokens: z.array(tokenId) });
+
+/** OpenAI's fields that change the output and that this server does not implement, per endpoint. */
+const UNSUPPORTED_FIELDS = {
+  chat: ["audio", "prediction", "web_search_options", "functions", "function_call", "reasoning_effort", "verbosity"],
+  completions: ["best_of"],
+} as const;
+
+/** A request must not be answered as if a field it set had been honoured. */
+export function refuseUnsupportedFields(body: unknown, endpoint: keyof typeof UNSUPPORTED_FIELDS): void {
+  if (typeof body !== "object" || body === null) return;
+  const fields = body as Record<string, unknown>;
+  const set: string[] = UNSUPPORTED_FIELDS[endpoint].filter(
+    (field) => fields[field] !== undefined && fields[field] !== null,
+  );
+  // Text is the only modality, so asking for exactly that is fine.
+  const modalities = fields.modalities;
+  if (endpoint === "chat" && Array.isArray(modalities) && modalities.some((m) => m !== "text")) set.push("modalities");
+  if (set.length > 0) {
+    throw new ApiError(400, `this server does not support ${set.join(", ")}`, set[0]!);
+  }
+}

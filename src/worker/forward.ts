@@ -6,6 +6,7 @@ import { type Address, offsetAddress } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
 import { type DType, dtypeBytes } from "../backend/dtype.ts";
 import { GrowableBuffer } from "../backend/growable-buffer.ts";
+import type { TokenBitmask } from "../engine/structured-output/token-bitmask.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { ModelWeights } from "../model/weights.ts";
 import type { KvCacheTensors } from "./kv-cache-tensors.ts";
@@ -111,6 +112,8 @@ export class ModelForward {
   private readonly metadata: GrowableBuffer;
   /** Device scratch of logits(), logSoftmaxRows(). */
   private readonly scratch: GrowableBuffer;
+  /** The step's grammar masks and their row indices. */
+  private readonly masks: GrowableBuffer;
   /** Bumps whenever the workspace moves, which invalidates graphs that captured its addresses. */
   workspaceVersion = 0;
   private readonly cosSin: Address;
@@ -125,6 +128,7 @@ export class ModelForward {
   ) {
     this.metadata = new GrowableBuffer(backend);
     this.scratch = new GrowableBuffer(backend);
+    this.masks = new GrowableBuffer(backend);
     const { numHeads, numKvHeads, headDim, maxPositionEmbeddings, ropeScaling } = config;
     this.qkvDim = (numHeads + 2 * numKvHeads) * headDim;
     this.cosSin = backend.malloc(maxPositionEmbeddings * headDim * 4);
@@ -146,6 +150,7 @@ export class ModelForward {
     if (this.workspace) this.backend.free(this.workspace.base);
     this.metadata.free();
     this.scratch.free();
+    this.masks.free();
     this.backend.free(this.cosSin);
     this.workspace = null;
   }
@@ -378,9 +383,10 @@ export class ModelForward {
     return ws.logits;
   }
 
-  /** The logits of the selected rows, downloaded as f32 [numLogits * vocab]. */
-  logits(batch: ForwardBatch): Float32Array {
+  /** The logits of the selected rows (masked if a bitmask is given), downloaded as f32 [numLogits * vocab]. */
+  logits(batch: ForwardBatch, bitmask: TokenBitmask | null = null): Float32Array {
     const logits = this.forward(batch);
+    this.applyBitmask(logits, batch.logitsIndices.length, bitmask);
     const count = batch.logitsIndices.length * this.config.vocabSize;
     if (this.actDtype === "f32") return this.backend.download(new Float32Array(count), logits);
     const scratch = this.scratch.reserve(count * 4);
@@ -388,8 +394,11 @@ export class ModelForward {
     return this.backend.download(new Float32Array(count), scratch);
   }
 
-  /** Next tokens of the selected rows drawn on the device (vt_sample): only ids come back. */
-  sample(batch: ForwardBatch, params: DeviceSamplingParams): Int32Array {
+  /**
+   * Next tokens of the selected rows drawn on the device (vt_sample), after the grammar masks if
+   * any: only ids come back.
+   */
+  sample(batch: ForwardBatch, params: DeviceSamplingParams, bitmask: TokenBitmask | null = null): Int32Array {
     this.checkPositions(batch.positions);
     const shape = batchShape(batch);
     this.reserve(shape.numTokens, shape.numLogits);
@@ -397,8 +406,31 @@ export class ModelForward {
     const base = this.metadata.reserve(step.packed.byteLength);
     this.backend.upload(base, step.packed);
     const { meta, sampling } = step.at(base);
-    this.enqueueSample(this.enqueue(meta, shape), shape.numLogits, sampling);
+    const logits = this.enqueue(meta, shape);
+    this.applyBitmask(logits, shape.numLogits, bitmask);
+    this.enqueueSample(logits, shape.numLogits, sampling);
     return this.backend.download(new Int32Array(shape.numLogits), sampling.out);
+  }
+
+  /** Sets the logits of the tokens each mask forbids to -inf: only the masks cross to the device. */
+  private applyBitmask(logits: Address, numRows: number, bitmask: TokenBitmask | null): void {
+    if (bitmask === null) return;
+    const { rowIndices, words, wordsPerRow } = bitmask;
+    const base = this.masks.reserve(words.byteLength + align256(rowIndices.byteLength));
+    const indices = base;
+    const bits = offsetAddress(base, align256(rowIndices.byteLength));
+    this.backend.upload(indices, rowIndices);
+    this.backend.upload(bits, words);
+    this.backend.applyTokenBitmask({
+      logits,
+      numRows,
+      vocabSize: this.config.vocabSize,
+      actDtype: this.actDtype,
+      bitmask: bits,
+      wordsPerRow,
+      rowIndices: indices,
+      numMaskedRows: rowIndices.length,
+    });
   }
 
   enqueueSample(logits: Address, numRows: number, buffers: DeviceSamplingBuffers): void {

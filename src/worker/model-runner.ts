@@ -7,6 +7,7 @@ import { RequestGenerator } from "../engine/random.ts";
 import { type SampledToken, type SamplingRow, sample, type TokenLogprobs, tokenLogprobs } from "../engine/sampler.ts";
 import type { SamplingParams } from "../engine/sampling-params.ts";
 import type { SchedulerOutput } from "../engine/scheduler-output.ts";
+import type { TokenBitmask } from "../engine/structured-output/token-bitmask.ts";
 import type { EngineModel } from "../model/load-model.ts";
 import { DecodeGraphs } from "./decode-graphs.ts";
 import { type DeviceSamplingParams, type ForwardBatch, ModelForward } from "./forward.ts";
@@ -61,6 +62,9 @@ function deviceSamplingParams(states: RunnerRequestState[]): DeviceSamplingParam
   return params;
 }
 
+/** The allowed-token masks of the requests sampled this step (in row order), or null if none is constrained. */
+export type BitmaskProvider = (requestIds: readonly string[]) => Promise<TokenBitmask | null>;
+
 export interface ModelRunnerOptions {
   /** Never replay decode steps as graphs (vLLM's --enforce-eager). */
   enforceEager: boolean;
@@ -102,8 +106,11 @@ export class ModelRunner {
     this.forward.free();
   }
 
-  /** Runs one step; returns the sampled token of each request whose output asked for one. */
-  execute(output: SchedulerOutput): Map<string, SampledToken> {
+  /**
+   * Runs one step; returns the sampled token of each request whose output asked for one. Rows
+   * with a grammar sample only what their mask allows.
+   */
+  async execute(output: SchedulerOutput, bitmaskOf: BitmaskProvider | null = null): Promise<Map<string, SampledToken>> {
     for (const id of output.finishedRequestIds) {
       this.requests.delete(id);
       this.generators.delete(id);
@@ -142,20 +149,25 @@ export class ModelRunner {
     const sampling = scheduled.filter((s) => s.samples);
     const states = sampling.map((s) => this.state(s.id));
     const sampled = new Map<string, SampledToken>();
+    const bitmask = sampling.length > 0 && bitmaskOf ? await bitmaskOf(sampling.map((s) => s.id)) : null;
     if (sampling.length === 0) {
       // Only prefill chunks this step: their K/V is all that is needed.
       this.forward.forward(batch);
     } else if (states.every(isDeviceSamplable)) {
       // vt_sample on either backend: one seed gives the same tokens on the CPU and on CUDA, and only
-      // token ids (not a vocabulary of logits per row) come back to the host.
+      // token ids (not a vocabulary of logits per row) come back to the host. Graphs have no mask
+      // step, so a step with a constrained row runs eagerly.
       const params = deviceSamplingParams(states);
-      const ids = this.graphs?.canRun(batch) ? this.graphs.run(batch, params) : this.forward.sample(batch, params);
+      const ids =
+        bitmask === null && this.graphs?.canRun(batch)
+          ? this.graphs.run(batch, params)
+          : this.forward.sample(batch, params, bitmask);
       const logprobs = this.deviceLogprobs(states, ids);
       sampling.forEach((s, i) => {
         sampled.set(s.id, { tokenId: ids[i]!, logprobs: logprobs[i]! });
       });
     } else {
-      const logits = this.forward.logits(batch);
+      const logits = this.forward.logits(batch, bitmask);
       const rows: SamplingRow[] = states.map((state) => ({
         params: state.params,
         promptTokenIds: state.tokenIds.slice(0, state.numPromptTokens),

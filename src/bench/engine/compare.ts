@@ -83,7 +83,7 @@ export async function runCompare(options: CompareOptions): Promise<void> {
       outputLen: request.outputLen,
     }));
 
-    const run = (
+    const run = async (
       label: string,
       workload: BenchRequest[],
       overrides: { scheduling: "static" | "continuous"; maxNumSeqs: number; enablePrefixCaching?: boolean },
@@ -91,7 +91,7 @@ export async function runCompare(options: CompareOptions): Promise<void> {
     ) => {
       const core = EngineCore.create(backend, model, { ...engineConfig(coreOptions), kvCacheMemory, ...overrides });
       try {
-        const result = runRequests(core, workload, label, { timeline });
+        const result = await runRequests(core, workload, label, { timeline });
         const blockSize = core.kvCacheSize.blockSize;
         const meanBlocks =
           workload.reduce((sum, r) => sum + Math.ceil((r.promptTokenIds.length + r.outputLen) / blockSize), 0) /
@@ -110,20 +110,20 @@ export async function runCompare(options: CompareOptions): Promise<void> {
       { name: "static", timeline: emptyTimeline() },
       { name: "continuous", timeline: emptyTimeline() },
     ];
-    const staticRun = run("static", requests, { scheduling: "static", maxNumSeqs }, timelines[0]!.timeline);
-    const continuousRun = run(
+    const staticRun = await run("static", requests, { scheduling: "static", maxNumSeqs }, timelines[0]!.timeline);
+    const continuousRun = await run(
       "continuous",
       requests,
       { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs },
       timelines[1]!.timeline,
     );
     const overhead = schedulerOverhead(options.schedulerRequests, 200);
-    const prefixOn = run("prefix-caching-on", prefixRequests, {
+    const prefixOn = await run("prefix-caching-on", prefixRequests, {
       scheduling: "continuous",
       maxNumSeqs: continuousMaxNumSeqs,
       enablePrefixCaching: true,
     });
-    const prefixOff = run("prefix-caching-off", prefixRequests, {
+    const prefixOff = await run("prefix-caching-off", prefixRequests, {
       scheduling: "continuous",
       maxNumSeqs: continuousMaxNumSeqs,
       enablePrefixCaching: false,

@@ -44,12 +44,12 @@ export async function runLatency(options: LatencyOptions): Promise<void> {
       });
     const progress = new Progress("latency", numItersWarmup + numIters, true, "iterations");
     for (let i = 0; i < numItersWarmup; i++) {
-      iterate(`warmup${i}`);
+      await iterate(`warmup${i}`);
       progress.update(i + 1);
     }
     const runs = [];
     for (let i = 0; i < numIters; i++) {
-      runs.push(iterate(`iter${i}`));
+      runs.push(await iterate(`iter${i}`));
       progress.update(numItersWarmup + i + 1);
     }
     progress.done();

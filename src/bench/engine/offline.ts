@@ -7,6 +7,7 @@ import type { EngineCore } from "../../engine/engine-core.ts";
 import { ENGINE_OPTIONS, type EngineConfig, pickOptions } from "../../engine/options.ts";
 import { Request } from "../../engine/request.ts";
 import { SamplingParams } from "../../engine/sampling-params.ts";
+import type { StructuredOutputs } from "../../engine/structured-output/structured-outputs.ts";
 import { Progress, type Summary, summarize } from "../report.ts";
 import type { BenchRequest } from "../workload.ts";
 
@@ -44,6 +45,11 @@ export interface RunOptions {
   progress?: boolean;
   /** Filled with each request's times and the KV use after each step, for `--plot`. */
   timeline?: RunTimeline;
+  /**
+   * Every request follows this grammar and stops when it completes (or at its output length),
+   * rather than ignoring EOS: a grammar allows nothing after its end.
+   */
+  structuredOutputs?: StructuredOutputs;
 }
 
 /** Seconds from the start of the run; null while the event has not happened. */
@@ -71,12 +77,12 @@ export interface RunTimeline {
 export const emptyTimeline = (): RunTimeline => ({ requests: [], kv: [], maxSlots: 0 });
 
 /** Adds every request at once and steps the engine until all are done. */
-export function runRequests(
+export async function runRequests(
   core: EngineCore,
   requests: readonly BenchRequest[],
   label: string,
   options: RunOptions = {},
-): RunResult {
+): Promise<RunResult> {
   const progress = new Progress(label, requests.length, options.progress ?? true);
   const started = performance.now();
   const firstToken = new Map<string, number>();
@@ -91,7 +97,12 @@ export function runRequests(
     const engineRequest = new Request({
       requestId: `${label}-${index}`,
       promptTokenIds: request.promptTokenIds,
-      samplingParams: new SamplingParams({ temperature: 0, maxTokens: request.outputLen, ignoreEos: true }),
+      samplingParams: new SamplingParams({
+        temperature: 0,
+        maxTokens: request.outputLen,
+        ignoreEos: options.structuredOutputs === undefined,
+        structuredOutputs: options.structuredOutputs ?? null,
+      }),
     });
     core.addRequest(engineRequest);
     if (timeline) {
@@ -109,7 +120,7 @@ export function runRequests(
   let executeMs = 0;
   while (core.hasUnfinishedRequests()) {
     const stepStarted = secondsNow();
-    const outputs = core.step();
+    const outputs = await core.step();
     steps++;
     const now = secondsNow();
     const stats = core.stats();

@@ -29,7 +29,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<void> {
       maxModelLen: core.config.maxModelLen,
       tokenizer: () => loadModelTokenizer(bench.model),
     });
-    const result = runRequests(core, requests, "throughput");
+    const result = await runRequests(core, requests, "throughput");
     console.log(
       `${bench.model.name} on ${bench.backend.name} (${bench.backend.deviceName}), ${requests.length} requests from ${datasetFlags.dataset}`,
     );

@@ -1,8 +1,10 @@
 // The in-process backend: an AsyncEngine on the model, with the prompt rendered and the sampling
 // checked by the very functions the server uses, so an answer here is the answer
 // POST /v1/chat/completions would give for the same conversation and settings.
+
 import { AsyncEngine } from "../../engine/async-engine.ts";
 import type { CoreOptions } from "../../engine/core-protocol.ts";
+import { GrammarChecker } from "../../engine/structured-output/grammar-checker.ts";
 import type { ChatMessage } from "../../model/chat-template.ts";
 import { chatPromptTokenIds } from "../../server/chat-prompt.ts";
 import type { ModelContext } from "../../server/context.ts";
@@ -26,6 +28,10 @@ export class LocalBackend implements ChatBackend {
       maxPendingRequests: 1,
       maxBodyBytes: Number.MAX_SAFE_INTEGER,
       chatTemplate,
+      toolCallParser: null,
+      enableAutoToolChoice: false,
+      reasoningParser: null,
+      grammarChecker: new GrammarChecker(),
     };
   }
 
