@@ -58,7 +58,8 @@ try {
         const random = new RequestGenerator(batch);
         const requests = () =>
           randomRequests(random, batch, { low: inputLen, high: inputLen }, { low: outputLen, high: outputLen }, 1000);
-        const run = { progress: false, ...(constrained ? { structuredOutputs: constraint } : {}) };
+        const eosTokenIds = bench.model.generationConfig.eosTokenIds ?? bench.model.config.eosTokenIds;
+        const run = { progress: false, ...(constrained ? { structuredOutputs: constraint, eosTokenIds } : {}) };
         // The first run compiles the grammar and warms the caches; the second is measured.
         await runRequests(core, requests(), "warmup", run);
         const before = { ...core.structuredOutputs.maskTime };

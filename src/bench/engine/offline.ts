@@ -50,6 +50,8 @@ export interface RunOptions {
    * rather than ignoring EOS: a grammar allows nothing after its end.
    */
   structuredOutputs?: StructuredOutputs;
+  /** The model's EOS token ids, where its grammar ends a constrained request. */
+  eosTokenIds?: readonly number[];
 }
 
 /** Seconds from the start of the run; null while the event has not happened. */
@@ -97,6 +99,7 @@ export async function runRequests(
     const engineRequest = new Request({
       requestId: `${label}-${index}`,
       promptTokenIds: request.promptTokenIds,
+      eosTokenIds: options.eosTokenIds,
       samplingParams: new SamplingParams({
         temperature: 0,
         maxTokens: request.outputLen,

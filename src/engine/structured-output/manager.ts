@@ -37,9 +37,12 @@ export class StructuredOutputManager {
     this.compiler ??= this.loadVocab().then((vocab) => GrammarCompiler.create(vocab, this.vocabSize));
     const compiler = await this.compiler;
     const compiled = await compiler.compile(grammarSource(outputs));
-    // The grammar may end only where the request itself would stop: EOS or a stop token id.
+    // The grammar may end only where the request itself would stop: EOS or a stop token id (a
+    // request that names none gets the stop tokens xgrammar finds in the vocabulary).
     const stops = [...new Set([...request.eosTokenIds, ...request.samplingParams.stopTokenIds])];
-    const matcher = await xgrammarCall(() => compiler.xg.GrammarMatcher.createGrammarMatcher(compiled, stops));
+    const matcher = await xgrammarCall(() =>
+      compiler.xg.GrammarMatcher.createGrammarMatcher(compiled, stops.length > 0 ? stops : undefined),
+    );
     const startAfter = outputs.startAfterTokenIds ?? [];
     this.grammars.set(request.requestId, { matcher, startAfter, recent: [], started: startAfter.length === 0 });
   }
