@@ -34,25 +34,18 @@ function outputOptions(context: ModelContext, request: ChatCompletionRequest, pr
   const reasoning = context.reasoningParser === null ? null : reasoningParser(context.reasoningParser);
   // The template may open (deepseek_r1) or close (Qwen3 without thinking) the reasoning itself.
   const tail = prompt.trimEnd();
+  const closedByPrompt = reasoning !== null && tail.endsWith(reasoning.endMarker);
   const inReasoning =
-    reasoning !== null &&
-    !tail.endsWith(reasoning.endMarker) &&
-    (reasoning.startsInReasoning || tail.endsWith(reasoning.startMarker));
-  return { mode: toolMode(context, request), reasoning, inReasoning };
+    reasoning !== null && !closedByPrompt && (reasoning.startsInReasoning || tail.endsWith(reasoning.startMarker));
+  return { mode: toolMode(context, request), reasoning, inReasoning, closedByPrompt };
 }
 
 /**
  * The grammar starts after the reasoning: once the end marker's tokens have been generated, unless
  * the prompt already closed it (or the model cannot reason under this parser).
  */
-function afterReasoning(
-  context: ModelContext,
-  options: ChatOutputOptions,
-  prompt: string,
-  outputs: StructuredOutputs | null,
-) {
-  if (!outputs || !options.reasoning) return outputs;
-  if (prompt.trimEnd().endsWith(options.reasoning.endMarker)) return outputs;
+function afterReasoning(context: ModelContext, options: ChatOutputOptions, outputs: StructuredOutputs | null) {
+  if (!outputs || !options.reasoning || options.closedByPrompt) return outputs;
   const startAfterTokenIds = context.engine.tokenizer.encode(options.reasoning.endMarker, { addSpecialTokens: false });
   return { ...outputs, startAfterTokenIds };
 }
@@ -99,7 +92,7 @@ export async function createChatCompletion(
     promptField: "messages",
     maxTokens: request.max_completion_tokens ?? request.max_tokens,
     logprobs: requestedLogprobs(request),
-    structuredOutputs: afterReasoning(context, options, prompt, constraint),
+    structuredOutputs: afterReasoning(context, options, constraint),
   });
   const id = newRequestId("chatcmpl");
   const created = unixSeconds();

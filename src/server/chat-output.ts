@@ -16,6 +16,8 @@ export interface ChatOutputOptions {
   reasoning: ReasoningParser | null;
   /** The rendered prompt ends inside a reasoning block. */
   inReasoning: boolean;
+  /** The rendered prompt already closed the reasoning (e.g. Qwen3 with thinking off). */
+  closedByPrompt: boolean;
 }
 
 export interface ChatMessageParts {

@@ -51,9 +51,4 @@ export class GrammarChecker {
       thread.worker.postMessage({ id, source } satisfies GrammarCheckRequest);
     });
   }
-
-  stop(): void {
-    this.thread?.worker.terminate();
-    this.thread = null;
-  }
 }

@@ -47,10 +47,6 @@ export class StructuredOutputManager {
     this.grammars.set(request.requestId, { matcher, startAfter, recent: [], started: startAfter.length === 0 });
   }
 
-  has(requestId: string): boolean {
-    return this.grammars.has(requestId);
-  }
-
   /** The masks of the requests (in sampled-row order) whose grammar constrains their next token. */
   async bitmask(requestIds: readonly string[]): Promise<TokenBitmask | null> {
     const rows: number[] = [];
