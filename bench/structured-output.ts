@@ -2,11 +2,14 @@
 // JSON-schema constraint on every request, in the same run, on a real model's shape with random
 // weights (vLLM's `--load-format dummy`) and the Qwen tokenizer's 151k-token vocabulary. The
 // constraint's schema asks for a fixed number of fixed-length strings, so the constrained
-// requests generate about as many tokens as the free ones; the free ones ignore EOS.
-//   bun bench/structured-output.ts [--model bench/models/qwen2.5-0.5b] [--output-len 64] [--output-json FILE]
+// requests generate about as many tokens as the free ones; the free ones ignore EOS. Free and
+// constrained runs alternate on one engine; each figure is the median over the pairs.
+//   bun bench/structured-output.ts [--model bench/models/qwen2.5-0.5b] [--output-len 64] [--pairs 3]
+//     [--output-json FILE]
 import { parseArgs } from "node:util";
 import { runRequests } from "../src/bench/engine/offline.ts";
 import { deviceOf, fixed, formatTable, writeReport } from "../src/bench/report.ts";
+import { benchmarkSchema } from "../src/bench/structured-output.ts";
 import { randomRequests } from "../src/bench/workload.ts";
 import type { CoreOptions } from "../src/engine/core-protocol.ts";
 import { EngineCore } from "../src/engine/engine-core.ts";
@@ -14,7 +17,6 @@ import { openModelOnDevice } from "../src/engine/model-on-device.ts";
 import { RequestGenerator } from "../src/engine/random.ts";
 import type { StructuredOutputs } from "../src/engine/structured-output/structured-outputs.ts";
 import { DEMO_MODEL_NAME } from "../src/model/demo.ts";
-import { loadModelTokenizer } from "../src/model/load-tokenizer.ts";
 
 const { values: options } = parseArgs({
   options: {
@@ -23,65 +25,61 @@ const { values: options } = parseArgs({
     "input-len": { type: "string", default: "32" },
     "output-json": { type: "string" },
     device: { type: "string", default: "auto" },
+    pairs: { type: "string", default: "3" },
   },
 });
+const pairs = Number(options.pairs);
 const outputLen = Number(options["output-len"]);
 const inputLen = Number(options["input-len"]);
 const batchSizes = [1, 8, 32];
 
-/** About outputLen tokens of JSON: a list of short fixed-length strings. */
-const constraint: StructuredOutputs = {
-  json: {
-    type: "array",
-    items: { type: "string", minLength: 6, maxLength: 6 },
-    minItems: Math.ceil(outputLen / 4),
-    maxItems: Math.ceil(outputLen / 4),
-  },
-};
+const constraint: StructuredOutputs = { json: benchmarkSchema(outputLen) };
 
 const bench = await openModelOnDevice({
   model: options.model,
   loadFormat: "dummy",
   device: options.device as CoreOptions["device"],
 });
-// The benchmark models are config-only: the embedded Qwen tokenizer stands in for theirs.
-const tokenizer = await loadModelTokenizer(bench.model, DEMO_MODEL_NAME);
+const grammarVocab = { dir: null, tokenizer: DEMO_MODEL_NAME };
 const rows: Record<string, number | string>[] = [];
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 try {
   for (const batch of batchSizes) {
-    const figures: Record<string, number> = {};
-    for (const constrained of [false, true]) {
-      const core = EngineCore.create(bench.backend, bench.model, { maxNumSeqs: batch }, async () =>
-        tokenizer.grammarVocab(),
-      );
-      try {
-        const random = new RequestGenerator(batch);
-        const requests = () =>
-          randomRequests(random, batch, { low: inputLen, high: inputLen }, { low: outputLen, high: outputLen }, 1000);
-        const eosTokenIds = bench.model.generationConfig.eosTokenIds ?? bench.model.config.eosTokenIds;
-        const run = { progress: false, ...(constrained ? { structuredOutputs: constraint, eosTokenIds } : {}) };
-        // The first run compiles the grammar and warms the caches; the second is measured.
-        await runRequests(core, requests(), "warmup", run);
-        const before = { ...core.structuredOutputs.maskTime };
-        const result = await runRequests(core, requests(), "measured", run);
-        const masks = core.structuredOutputs.maskTime.count - before.count;
-        figures[constrained ? "constrained" : "free"] = result.outputTokensPerSecond;
-        if (constrained) {
-          figures.maskMsPerToken = masks > 0 ? (core.structuredOutputs.maskTime.totalMs - before.totalMs) / masks : 0;
-          figures.constrainedTokens = result.outputTokens / batch;
-        }
-      } finally {
-        core.close();
+    // The benchmark models are config-only: the embedded Qwen tokenizer stands in for theirs.
+    const core = EngineCore.create(bench.backend, bench.model, { maxNumSeqs: batch }, grammarVocab);
+    try {
+      const random = new RequestGenerator(batch);
+      const requests = () =>
+        randomRequests(random, batch, { low: inputLen, high: inputLen }, { low: outputLen, high: outputLen }, 1000);
+      const eosTokenIds = bench.model.generationConfig.eosTokenIds ?? bench.model.config.eosTokenIds;
+      const free = { progress: false };
+      const constrained = { progress: false, structuredOutputs: constraint, eosTokenIds };
+      // Warm-up runs compile the grammar and warm the caches; then free and constrained runs
+      // alternate, so the machine's drift falls on both alike, and each pair gives a ratio.
+      await runRequests(core, requests(), "warmup-free", free);
+      await runRequests(core, requests(), "warmup-json", constrained);
+      const freeRates: number[] = [];
+      const constrainedRates: number[] = [];
+      const before = { ...core.structuredOutputs.maskTime };
+      let constrainedTokens = 0;
+      for (let pair = 0; pair < pairs; pair++) {
+        freeRates.push((await runRequests(core, requests(), `free-${pair}`, free)).outputTokensPerSecond);
+        const result = await runRequests(core, requests(), `json-${pair}`, constrained);
+        constrainedRates.push(result.outputTokensPerSecond);
+        constrainedTokens += result.outputTokens;
       }
+      const masks = core.structuredOutputs.maskTime.count - before.count;
+      rows.push({
+        batch,
+        freeTokensPerSecond: median(freeRates),
+        constrainedTokensPerSecond: median(constrainedRates),
+        ratio: median(freeRates.map((rate, i) => constrainedRates[i]! / rate)),
+        maskMsPerToken: masks > 0 ? (core.structuredOutputs.maskTime.totalMs - before.totalMs) / masks : 0,
+        constrainedOutputTokensPerRequest: constrainedTokens / (pairs * batch),
+      });
+    } finally {
+      core.close();
     }
-    rows.push({
-      batch,
-      freeTokensPerSecond: figures.free!,
-      constrainedTokensPerSecond: figures.constrained!,
-      ratio: figures.constrained! / figures.free!,
-      maskMsPerToken: figures.maskMsPerToken!,
-      constrainedOutputTokensPerRequest: figures.constrainedTokens!,
-    });
   }
 } finally {
   bench.close();
@@ -105,6 +103,6 @@ await writeReport(options["output-json"], {
   command: "bench/structured-output.ts",
   model: options.model,
   device: deviceOf(bench.backend),
-  configuration: { inputLen, outputLen, batchSizes, constraint },
+  configuration: { inputLen, outputLen, batchSizes, pairs, constraint },
   results: rows,
 });

@@ -1,6 +1,7 @@
 // The stages that prove the CUDA backend right: the device and its copy bandwidth, every
 // native-op and model test on it, the engine end to end against the CPU backend, and
-// compute-sanitizer's memcheck and racecheck over the attention, KV-cache and sampling kernels.
+// compute-sanitizer's memcheck and racecheck over the attention, KV-cache, sampling and
+// token-bitmask kernels.
 
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -200,13 +201,14 @@ const e2e: Stage = {
 };
 
 /** Small shapes of the kernels with shared memory, KV writes and sampling: the sanitizers are slow. */
-const SANITIZED_FILES = ["paged-attention.test.js", "kv-cache.test.js", "sample.test.js"];
-const SANITIZED_TESTS = "head_dim 128, block 16$|vt_write_kv_cache|vt_copy_blocks|greedy rows|hand-made rows";
+const SANITIZED_FILES = ["paged-attention.test.js", "kv-cache.test.js", "sample.test.js", "token-bitmask.test.js"];
+const SANITIZED_TESTS =
+  "head_dim 128, block 16$|vt_write_kv_cache|vt_copy_blocks|greedy rows|hand-made rows|vt_apply_token_bitmask";
 
 function sanitizerStage(tool: "memcheck" | "racecheck"): Stage {
   return {
     name: tool,
-    title: `compute-sanitizer ${tool}: attention, KV-cache and sampling kernels`,
+    title: `compute-sanitizer ${tool}: attention, KV-cache, sampling and token-bitmask kernels`,
     limitSeconds: 45,
     dryLimitSeconds: 300,
     async run(context, run) {

@@ -166,6 +166,11 @@ export class Backend extends NativeOps {
 
   // ---- graphs ---------------------------------------------------------------------------------
 
+  /** Whether ops run on the host's cores as they are called (the CPU), rather than on a device. */
+  get opsRunOnHost(): boolean {
+    return this.name === "cpu";
+  }
+
   /** Whether this backend records graphs (CUDA); the CPU runs every op as it is called. */
   get supportsGraphs(): boolean {
     return this.name === "cuda";

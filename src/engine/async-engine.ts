@@ -9,17 +9,7 @@ import { type CompletionDelta, OutputProcessor } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";
 import { type SamplingParams, withDefaults } from "./sampling-params.ts";
 import type { SchedulerStats } from "./scheduler-output.ts";
-
-/**
- * Where the Worker's entry is. From source it sits beside this file; inside the compiled
- * executable (built with it as a second entrypoint) entries are named relative to the entries'
- * common root, src/, and import.meta.url names the executable instead.
- */
-function coreWorkerPath(): string {
-  return import.meta.url.includes("/$bunfs/")
-    ? "./engine/core-worker.ts"
-    : new URL("./core-worker.ts", import.meta.url).href;
-}
+import { threadEntry } from "./thread-entry.ts";
 
 /** One request's deltas, in order; `end` or `fail` closes it. */
 class DeltaStream implements AsyncIterable<CompletionDelta> {
@@ -100,7 +90,7 @@ export class AsyncEngine {
 
   static async start(options: CoreOptions = {}): Promise<AsyncEngine> {
     const source = await withGenerationConfig(await resolveModel(options.model), options.generationConfig);
-    const worker = new Worker(coreWorkerPath());
+    const worker = new Worker(threadEntry("engine/core-worker.ts"));
     // The core loads weights on its thread while this one loads the tokenizer.
     const ready = new Promise<CoreInfo>((resolve, reject) => {
       worker.onmessage = (event: MessageEvent<FromCore>) => {

@@ -1,7 +1,6 @@
 // The engine core's thread: loads the weights, then steps while there is work and sleeps on
 // its message port when there is none, so the HTTP thread never waits for a forward pass.
 
-import { loadModelTokenizer } from "../model/load-tokenizer.ts";
 import type { CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
 import { EngineCore } from "./engine-core.ts";
 import { type ModelOnDevice, openModelOnDevice } from "./model-on-device.ts";
@@ -30,9 +29,8 @@ function yieldToMessages(): Promise<void> {
 async function start(options: CoreOptions): Promise<{ onDevice: ModelOnDevice; core: EngineCore }> {
   const onDevice = await openModelOnDevice(options);
   const { backend, model } = onDevice;
-  // Grammars need the vocabulary; the tokenizer loads here only when a request first asks for one.
-  const grammarVocab = async () => (await loadModelTokenizer(model, options.tokenizer)).grammarVocab();
-  const core = EngineCore.create(backend, model, options, grammarVocab);
+  // Grammars need the vocabulary: their thread loads the tokenizer when a request first asks for one.
+  const core = EngineCore.create(backend, model, options, { dir: model.dir, tokenizer: options.tokenizer });
   post({
     type: "ready",
     info: {

@@ -3,9 +3,7 @@
 // runner; it never sees text.
 import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes } from "../backend/dtype.ts";
-import { logger } from "../logger.ts";
 import type { EngineModel } from "../model/load-model.ts";
-import type { GrammarVocab } from "../model/tokenizer.ts";
 import { KvCacheTensors } from "../worker/kv-cache-tensors.ts";
 import { ModelRunner } from "../worker/model-runner.ts";
 import { KVCacheManager } from "./kv-cache-manager.ts";
@@ -16,6 +14,7 @@ import { Scheduler } from "./scheduler.ts";
 import type { EngineScheduler } from "./scheduler-interface.ts";
 import { type EngineCoreOutput, engineCoreOutput, type SchedulerStats } from "./scheduler-output.ts";
 import { StaticScheduler } from "./static-scheduler.ts";
+import type { GrammarVocabSource } from "./structured-output/grammar-protocol.ts";
 import { StructuredOutputManager } from "./structured-output/manager.ts";
 
 /** On the CPU the "device" is the host: without an explicit budget, take this much at most. */
@@ -43,9 +42,6 @@ export interface StepTiming {
   numRequests: number;
 }
 
-/** Where a grammar's vocabulary comes from: the model's tokenizer, loaded on first use. */
-export type GrammarVocabLoader = () => Promise<GrammarVocab>;
-
 export class EngineCore {
   lastStepTiming: StepTiming | null = null;
   readonly structuredOutputs: StructuredOutputManager;
@@ -61,7 +57,7 @@ export class EngineCore {
     private readonly kvCache: KvCacheTensors,
     private readonly scheduler: EngineScheduler,
     private readonly runner: ModelRunner,
-    grammarVocab: GrammarVocabLoader,
+    grammarVocab: GrammarVocabSource | null,
     vocabSize: number,
   ) {
     this.structuredOutputs = new StructuredOutputManager(grammarVocab, vocabSize);
@@ -71,7 +67,8 @@ export class EngineCore {
     backend: Backend,
     model: EngineModel,
     options: Partial<EngineConfig> = {},
-    grammarVocab: GrammarVocabLoader = noGrammarVocab,
+    /** Where grammars' vocabulary comes from (the model's tokenizer); null: no structured outputs. */
+    grammarVocab: GrammarVocabSource | null = null,
   ): EngineCore {
     const merged = { ...defaultEngineConfig, ...options };
     const maxModelLen = merged.maxModelLen ?? model.config.maxPositionEmbeddings;
@@ -133,7 +130,6 @@ export class EngineCore {
     const ready = this.structuredOutputs.prepare(request).then(
       () => {
         if (this.compiling.delete(id)) this.scheduler.addRequest(request);
-        else this.structuredOutputs.free(id);
       },
       (error: unknown) => {
         if (!this.compiling.delete(id)) return;
@@ -171,7 +167,7 @@ export class EngineCore {
     const scheduledAt = performance.now();
     const sampled = await this.runner.execute(scheduled, (ids) => this.structuredOutputs.bitmask(ids));
     const executedAt = performance.now();
-    for (const [id, token] of sampled) this.advanceGrammar(id, token.tokenId);
+    this.structuredOutputs.accept([...sampled].map(([id, token]) => [id, token.tokenId]));
     const tokenIds = new Map([...sampled].map(([id, token]) => [id, [token.tokenId]]));
     const outputs = this.scheduler.updateFromOutput(scheduled, tokenIds);
     for (const output of outputs) if (output.finished) this.structuredOutputs.free(output.requestId);
@@ -189,22 +185,11 @@ export class EngineCore {
     });
   }
 
-  private advanceGrammar(requestId: string, tokenId: number): void {
-    if (this.structuredOutputs.accept(requestId, tokenId)) return;
-    // The mask allowed only what the grammar accepts, so this is a bug, not the client's error:
-    // as vLLM, say so and let the request go on unconstrained rather than fail the batch.
-    logger.error(`request ${requestId}: its grammar rejected sampled token ${tokenId}; it continues unconstrained`);
-    this.structuredOutputs.free(requestId);
-  }
-
   close(): void {
+    this.structuredOutputs.close();
     this.runner.free();
     this.kvCache.free();
   }
-}
-
-function noGrammarVocab(): Promise<GrammarVocab> {
-  return Promise.reject(new Error("this engine was started without a tokenizer, which grammars need"));
 }
 
 /**

@@ -52,7 +52,7 @@ export class LLM {
           ...(await withGenerationConfig(onDevice.model, options.generationConfig)),
           tokenizer,
         };
-        const grammarVocab = async () => tokenizer.grammarVocab();
+        const grammarVocab = { dir: onDevice.model.dir, tokenizer: options.tokenizer };
         return { onDevice, model, core: EngineCore.create(onDevice.backend, model, options, grammarVocab) };
       } catch (error) {
         onDevice.close();

@@ -11,7 +11,10 @@ import { loadTokenizer, type ModelTokenizer } from "./tokenizer.ts";
  * for the embedded Qwen3 tokenizer (lets a config-only model, e.g. a benchmark shape with
  * dummy weights, be served).
  */
-export async function loadModelTokenizer(source: ModelSource, tokenizer?: string): Promise<ModelTokenizer> {
+export async function loadModelTokenizer(
+  source: Pick<ModelSource, "dir">,
+  tokenizer?: string,
+): Promise<ModelTokenizer> {
   if (tokenizer === DEMO_MODEL_NAME) return demoTokenizer();
   if (tokenizer !== undefined) return loadTokenizer(resolve(tokenizer));
   return source.dir === null ? demoTokenizer() : loadTokenizer(source.dir);

@@ -9,8 +9,19 @@
 // slot (-1), length 0 and temperature 0, so they write nothing and their outputs are ignored.
 // Graphs are captured lazily, on a key's first use, and dropped when the forward's workspace
 // moves (it grows for a larger prefill), since they captured its addresses.
+//
+// A step with grammar-constrained rows replays a graph of the forward pass alone; its masks,
+// filled on the grammar thread while that graph runs, are applied and the rows sampled after it
+// (two launches instead of the whole forward's hundreds).
 import type { Address, Backend, Graph } from "../backend/backend.ts";
-import { type DeviceSamplingParams, type ForwardBatch, type ModelForward, packStep } from "./forward.ts";
+import type { PendingBitmask } from "../engine/structured-output/token-bitmask.ts";
+import {
+  type DeviceSamplingBuffers,
+  type DeviceSamplingParams,
+  type ForwardBatch,
+  type ModelForward,
+  packStep,
+} from "./forward.ts";
 
 /** vLLM's capture sizes: 1, 2, 4, then every multiple of 8. */
 export function captureSizes(maxBatch: number): number[] {
@@ -23,8 +34,12 @@ export function captureSizes(maxBatch: number): number[] {
 interface CapturedStep {
   graph: Graph;
   buffer: Address;
-  /** Where vt_sample writes the step's tokens, inside the buffer. */
-  out: Address;
+  /** The step's logits, in the forward's workspace. */
+  logits: Address;
+  /** The step's sampling parameters and, at .out, its tokens, inside the buffer. */
+  sampling: DeviceSamplingBuffers;
+  /** Whether the graph samples too (false: the forward pass alone, for masked steps). */
+  samples: boolean;
   workspaceVersion: number;
 }
 
@@ -64,17 +79,25 @@ export class DecodeGraphs {
     return batch.maxBlocksPerSeq <= this.maxBlocks;
   }
 
-  /** Replays (capturing first if needed) the step's graph; returns each sequence's token. */
-  run(batch: ForwardBatch, params: DeviceSamplingParams): Int32Array {
+  /**
+   * Replays (capturing first if needed) the step's graph; returns each sequence's token. With a
+   * bitmask, the masks are awaited while the graph runs and applied before sampling.
+   */
+  async run(batch: ForwardBatch, params: DeviceSamplingParams, bitmask: PendingBitmask = null): Promise<Int32Array> {
     this.forward.checkPositions(batch.positions);
     const numSeqs = batch.seqLens.length;
     const padded = this.sizes.find((n) => n >= numSeqs)!;
     // Table widths in powers of two bound both the upload and the attention launch to 2x need.
     const blocks = Math.min(this.maxBlocks, 2 ** Math.ceil(Math.log2(Math.max(1, batch.maxBlocksPerSeq))));
-    const step = this.step(padded, blocks);
+    const step = this.step(padded, blocks, bitmask === null);
     this.backend.upload(step.buffer, packStep(padBatch(batch, padded, blocks), padParams(params, padded)).packed);
     step.graph.launch();
-    return this.backend.download(new Int32Array(numSeqs), step.out);
+    if (!step.samples) {
+      // Mask rows index the sampled rows, which are the graph's first numSeqs rows.
+      this.forward.applyBitmask(step.logits, padded, await bitmask);
+      this.forward.enqueueSample(step.logits, padded, step.sampling);
+    }
+    return this.backend.download(new Int32Array(numSeqs), step.sampling.out);
   }
 
   free(): void {
@@ -87,8 +110,8 @@ export class DecodeGraphs {
     this.backend.free(step.buffer);
   }
 
-  private step(padded: number, blocks: number): CapturedStep {
-    const key = `${padded}x${blocks}`;
+  private step(padded: number, blocks: number, samples: boolean): CapturedStep {
+    const key = `${padded}x${blocks}${samples ? "" : " logits"}`;
     const existing = this.steps.get(key);
     if (existing && existing.workspaceVersion === this.forward.workspaceVersion) return existing;
     if (existing) {
@@ -108,16 +131,17 @@ export class DecodeGraphs {
     };
     const { meta, sampling } = layout.at(buffer);
     let graph: Graph;
+    let logits: Address | null = null;
     try {
       graph = this.backend.captureGraph(() => {
-        const logits = this.forward.enqueue(meta, shape);
-        this.forward.enqueueSample(logits, padded, sampling);
+        logits = this.forward.enqueue(meta, shape);
+        if (samples) this.forward.enqueueSample(logits, padded, sampling);
       });
     } catch (error) {
       this.backend.free(buffer);
       throw error;
     }
-    const step = { graph, buffer, out: sampling.out, workspaceVersion: this.forward.workspaceVersion };
+    const step = { graph, buffer, logits: logits!, sampling, samples, workspaceVersion: this.forward.workspaceVersion };
     this.steps.set(key, step);
     return step;
   }

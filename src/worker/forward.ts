@@ -6,7 +6,7 @@ import { type Address, offsetAddress } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
 import { type DType, dtypeBytes } from "../backend/dtype.ts";
 import { GrowableBuffer } from "../backend/growable-buffer.ts";
-import type { TokenBitmask } from "../engine/structured-output/token-bitmask.ts";
+import type { PendingBitmask, TokenBitmask } from "../engine/structured-output/token-bitmask.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { ModelWeights } from "../model/weights.ts";
 import type { KvCacheTensors } from "./kv-cache-tensors.ts";
@@ -383,10 +383,13 @@ export class ModelForward {
     return ws.logits;
   }
 
-  /** The logits of the selected rows (masked if a bitmask is given), downloaded as f32 [numLogits * vocab]. */
-  logits(batch: ForwardBatch, bitmask: TokenBitmask | null = null): Float32Array {
+  /**
+   * The logits of the selected rows (masked if a bitmask is given), downloaded as f32
+   * [numLogits * vocab]. A pending bitmask is awaited only once the forward pass is enqueued.
+   */
+  async logits(batch: ForwardBatch, bitmask: PendingBitmask = null): Promise<Float32Array> {
     const logits = this.forward(batch);
-    this.applyBitmask(logits, batch.logitsIndices.length, bitmask);
+    this.applyBitmask(logits, batch.logitsIndices.length, await bitmask);
     const count = batch.logitsIndices.length * this.config.vocabSize;
     if (this.actDtype === "f32") return this.backend.download(new Float32Array(count), logits);
     const scratch = this.scratch.reserve(count * 4);
@@ -396,9 +399,9 @@ export class ModelForward {
 
   /**
    * Next tokens of the selected rows drawn on the device (vt_sample), after the grammar masks if
-   * any: only ids come back.
+   * any: only ids come back. A pending bitmask is awaited only once the forward pass is enqueued.
    */
-  sample(batch: ForwardBatch, params: DeviceSamplingParams, bitmask: TokenBitmask | null = null): Int32Array {
+  async sample(batch: ForwardBatch, params: DeviceSamplingParams, bitmask: PendingBitmask = null): Promise<Int32Array> {
     this.checkPositions(batch.positions);
     const shape = batchShape(batch);
     this.reserve(shape.numTokens, shape.numLogits);
@@ -407,13 +410,13 @@ export class ModelForward {
     this.backend.upload(base, step.packed);
     const { meta, sampling } = step.at(base);
     const logits = this.enqueue(meta, shape);
-    this.applyBitmask(logits, shape.numLogits, bitmask);
+    this.applyBitmask(logits, shape.numLogits, await bitmask);
     this.enqueueSample(logits, shape.numLogits, sampling);
     return this.backend.download(new Int32Array(shape.numLogits), sampling.out);
   }
 
   /** Sets the logits of the tokens each mask forbids to -inf: only the masks cross to the device. */
-  private applyBitmask(logits: Address, numRows: number, bitmask: TokenBitmask | null): void {
+  applyBitmask(logits: Address, numRows: number, bitmask: TokenBitmask | null): void {
     if (bitmask === null) return;
     const { rowIndices, words, wordsPerRow } = bitmask;
     const base = this.masks.reserve(words.byteLength + align256(rowIndices.byteLength));

@@ -7,7 +7,7 @@ import { RequestGenerator } from "../engine/random.ts";
 import { type SampledToken, type SamplingRow, sample, type TokenLogprobs, tokenLogprobs } from "../engine/sampler.ts";
 import type { SamplingParams } from "../engine/sampling-params.ts";
 import type { SchedulerOutput } from "../engine/scheduler-output.ts";
-import type { TokenBitmask } from "../engine/structured-output/token-bitmask.ts";
+import type { PendingBitmask } from "../engine/structured-output/token-bitmask.ts";
 import type { EngineModel } from "../model/load-model.ts";
 import { DecodeGraphs } from "./decode-graphs.ts";
 import { type DeviceSamplingParams, type ForwardBatch, ModelForward } from "./forward.ts";
@@ -62,8 +62,11 @@ function deviceSamplingParams(states: RunnerRequestState[]): DeviceSamplingParam
   return params;
 }
 
-/** The allowed-token masks of the requests sampled this step (in row order), or null if none is constrained. */
-export type BitmaskProvider = (requestIds: readonly string[]) => Promise<TokenBitmask | null>;
+/**
+ * Asks for the allowed-token masks of the requests sampled this step (in row order); null if none
+ * is constrained. The masks may still be filling while the forward pass runs.
+ */
+export type BitmaskProvider = (requestIds: readonly string[]) => PendingBitmask;
 
 export interface ModelRunnerOptions {
   /** Never replay decode steps as graphs (vLLM's --enforce-eager). */
@@ -84,7 +87,7 @@ export class ModelRunner {
   readonly blockSize: number;
 
   constructor(
-    backend: Backend,
+    private readonly backend: Backend,
     private readonly model: EngineModel,
     kvCache: KvCacheTensors,
     options: ModelRunnerOptions,
@@ -149,25 +152,28 @@ export class ModelRunner {
     const sampling = scheduled.filter((s) => s.samples);
     const states = sampling.map((s) => this.state(s.id));
     const sampled = new Map<string, SampledToken>();
-    const bitmask = sampling.length > 0 && bitmaskOf ? await bitmaskOf(sampling.map((s) => s.id)) : null;
+    // Asked for before the forward pass and, on a GPU, awaited after it: the grammar thread fills
+    // the masks while the device runs. The CPU's forward pass takes every core, and masks filled
+    // beside it would slow it more than they gain (its threads wait at each barrier for one the
+    // grammar thread displaced), so there they are awaited first, filled on idle cores.
+    const pending = sampling.length > 0 && bitmaskOf ? bitmaskOf(sampling.map((s) => s.id)) : null;
+    const bitmask = this.backend.opsRunOnHost ? await pending : pending;
     if (sampling.length === 0) {
       // Only prefill chunks this step: their K/V is all that is needed.
       this.forward.forward(batch);
     } else if (states.every(isDeviceSamplable)) {
       // vt_sample on either backend: one seed gives the same tokens on the CPU and on CUDA, and only
-      // token ids (not a vocabulary of logits per row) come back to the host. Graphs have no mask
-      // step, so a step with a constrained row runs eagerly.
+      // token ids (not a vocabulary of logits per row) come back to the host.
       const params = deviceSamplingParams(states);
-      const ids =
-        bitmask === null && this.graphs?.canRun(batch)
-          ? this.graphs.run(batch, params)
-          : this.forward.sample(batch, params, bitmask);
+      const ids = this.graphs?.canRun(batch)
+        ? await this.graphs.run(batch, params, bitmask)
+        : await this.forward.sample(batch, params, bitmask);
       const logprobs = this.deviceLogprobs(states, ids);
       sampling.forEach((s, i) => {
         sampled.set(s.id, { tokenId: ids[i]!, logprobs: logprobs[i]! });
       });
     } else {
-      const logits = this.forward.logits(batch, bitmask);
+      const logits = await this.forward.logits(batch, bitmask);
       const rows: SamplingRow[] = states.map((state) => ({
         params: state.params,
         promptTokenIds: state.tokenIds.slice(0, state.numPromptTokens),

@@ -118,6 +118,37 @@ describe("bench throughput", () => {
     },
     SLOW,
   );
+
+  test(
+    "--structured-output constrains every request and reports the grammar's mask time",
+    () => {
+      const schemaFile = join(dir, "schema.json");
+      const schema = { type: "object", properties: { id: { type: "integer" } }, required: ["id"] };
+      writeFileSync(schemaFile, JSON.stringify(schema));
+      for (const [value, constraint] of [
+        ["json", { json: { type: "array", minItems: 4, maxItems: 4 } }],
+        [schemaFile, { json: schema }],
+      ] as const) {
+        const args = [...TINY, "--num-prompts", "4", "--input-len", "8", "--output-len", "16"];
+        const { stdout, report } = bench("throughput", [...args, "--structured-output", value]);
+        expect(stdout).toContain("grammar mask ms/token");
+        expect(report.configuration.structuredOutput).toMatchObject(constraint);
+        expect(report.results.rejectedRequests).toBe(0);
+        expect(report.results.outputTokens).toBeGreaterThan(0);
+        expect(report.results.maskMsPerToken).toBeGreaterThan(0);
+      }
+    },
+    SLOW,
+  );
+
+  test("--structured-output refuses what it does not know", () => {
+    const result = Bun.spawnSync([EXECUTABLE, "bench", "throughput", ...TINY, "--structured-output", "yaml"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr.toString()).toContain("--structured-output yaml: expected json | json_object | FILE.json");
+  });
 });
 
 describe("bench latency", () => {

@@ -160,6 +160,22 @@ describe("constrained requests among others", () => {
     expect(await run({}, true)).toEqual(alone);
   });
 
+  test("a grammar that does not compile fails its own request; the others and later ones go on", async () => {
+    const llm = new LLM({ model: modelDir, device: "cpu", maxModelLen: 128 });
+    try {
+      const bad = new SamplingParams({ temperature: 0, maxTokens: 20, structuredOutputs: { regex: "[a-" } });
+      const results = await llm.generate(["one", "two", "three"], [bad, constrained, free]);
+      expect(results[0]!.error).toMatch(/invalid structured output/);
+      expect(results[1]!.error).toBeNull();
+      expect(() => JSON.parse(results[1]!.outputs[0]!.text)).not.toThrow();
+      expect(results[2]!.outputs[0]!.tokenIds.length).toBe(100);
+      const later = await llm.generate("four", constrained);
+      expect(ajv.validate(schema, JSON.parse(later[0]!.outputs[0]!.text))).toBe(true);
+    } finally {
+      await llm.close();
+    }
+  });
+
   test("preemption under a tiny KV budget loses nothing", async () => {
     const alone = await run({}, false);
     // Room for 9 blocks (144 tokens), a little more than one sequence: the batch preempts and recomputes.

@@ -4,6 +4,7 @@
 // batch sizes, growing block tables and a workspace that moves under the graphs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
+import { bitmaskWords, type TokenBitmask } from "../../src/engine/structured-output/token-bitmask.ts";
 import { type EngineModel, loadModelWeights, resolveModel } from "../../src/model/load-model.ts";
 import { captureSizes, DecodeGraphs } from "../../src/worker/decode-graphs.ts";
 import { type DeviceSamplingParams, type ForwardBatch, ModelForward } from "../../src/worker/forward.ts";
@@ -94,6 +95,16 @@ class Runner {
   }
 }
 
+/** Masks for the given sampled rows, each allowing only its listed tokens. */
+function maskOf(vocab: number, rows: number[], allowed: number[][]): TokenBitmask {
+  const wordsPerRow = bitmaskWords(vocab);
+  const words = new Int32Array(rows.length * wordsPerRow);
+  allowed.forEach((tokens, i) => {
+    for (const t of tokens) words[i * wordsPerRow + (t >> 5)]! |= 1 << (t & 31);
+  });
+  return { rowIndices: Int32Array.from(rows), words, wordsPerRow };
+}
+
 function params(rows: number, step: number): DeviceSamplingParams {
   // Row 0 greedy, the others random with different filters; draws vary with the step.
   return {
@@ -106,7 +117,7 @@ function params(rows: number, step: number): DeviceSamplingParams {
 }
 
 describe("decode graphs", () => {
-  test("replayed steps give the eager steps' tokens as batches grow, shrink and cross blocks", () => {
+  test("replayed steps give the eager steps' tokens as batches grow, shrink and cross blocks", async () => {
     const eager = new Runner();
     const graphed = new Runner();
     try {
@@ -128,8 +139,8 @@ describe("decode graphs", () => {
         const eagerBatch = eager.batch(active, done, ones);
         const graphBatch = graphed.batch(active, done, ones);
         expect(graphed.graphs.canRun(graphBatch)).toBe(true);
-        const expected = eager.forward.sample(eagerBatch, params(active.length, step));
-        const actual = graphed.graphs.run(graphBatch, params(active.length, step));
+        const expected = await eager.forward.sample(eagerBatch, params(active.length, step));
+        const actual = await graphed.graphs.run(graphBatch, params(active.length, step));
         expect(Array.from(actual)).toEqual(Array.from(expected));
         active.forEach((tokens, s) => {
           tokens.push(expected[s]!);
@@ -144,7 +155,7 @@ describe("decode graphs", () => {
     }
   });
 
-  test("a workspace that grows after capture is recaptured, not replayed stale", () => {
+  test("a workspace that grows after capture is recaptured, not replayed stale", async () => {
     const graphed = new Runner();
     const eager = new Runner();
     try {
@@ -155,9 +166,9 @@ describe("decode graphs", () => {
       const done = [0, 0];
       for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, [3, 4]));
       done.splice(0, 2, 3, 4);
-      const decode = () => {
-        const expected = eager.forward.sample(eager.batch(sequences, done, [1, 1]), params(2, 0));
-        const actual = graphed.graphs.run(graphed.batch(sequences, done, [1, 1]), params(2, 0));
+      const decode = async () => {
+        const expected = await eager.forward.sample(eager.batch(sequences, done, [1, 1]), params(2, 0));
+        const actual = await graphed.graphs.run(graphed.batch(sequences, done, [1, 1]), params(2, 0));
         expect(Array.from(actual)).toEqual(Array.from(expected));
         sequences.forEach((s, i) => {
           s.push(expected[i]!);
@@ -165,14 +176,69 @@ describe("decode graphs", () => {
         done[0]! += 1;
         done[1]! += 1;
       };
-      decode();
+      await decode();
       const version = graphed.forward.workspaceVersion;
       graphed.forward.reserve(200, 8); // as a large prefill would
       expect(graphed.forward.workspaceVersion).toBeGreaterThan(version);
-      decode();
+      await decode();
     } finally {
       graphed.free();
       eager.free();
+    }
+  });
+
+  test("a masked step replays the forward alone and samples within masks that arrive while it runs", async () => {
+    const eager = new Runner();
+    const graphed = new Runner();
+    try {
+      const vocab = model.config.vocabSize;
+      const sequences = [6, 11, 4].map((length, s) => Array.from({ length }, (_, i) => (i * 7 + s * 5 + 2) % vocab));
+      const done = sequences.map(() => 0);
+      const prefill = sequences.map((s) => s.length);
+      for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, prefill));
+      prefill.forEach((n, s) => {
+        done[s] = n;
+      });
+      // The eager path must enqueue the forward pass before it waits for the masks.
+      const enqueue = eager.forward.enqueue.bind(eager.forward);
+      let enqueued = false;
+      eager.forward.enqueue = (...args) => {
+        enqueued = true;
+        return enqueue(...args);
+      };
+      const forwardBeforeMasks: boolean[] = [];
+      for (let step = 0; step < 4; step++) {
+        // Rows 0 and 2 are constrained to three tokens each; row 1 is free.
+        const allowed = [0, 2].map((row) => [0, 1, 2].map((k) => (step * 11 + row * 5 + k * 17) % vocab));
+        const mask = maskOf(vocab, [0, 2], allowed);
+        const ones = sequences.map(() => 1);
+        enqueued = false;
+        const awaited = {
+          // biome-ignore lint/suspicious/noThenProperty: a thenable that records when it is awaited
+          then: (resolve: (value: TokenBitmask) => void) => {
+            forwardBeforeMasks.push(enqueued);
+            resolve(mask);
+          },
+        } as unknown as Promise<TokenBitmask>;
+        const expected = await eager.forward.sample(eager.batch(sequences, done, ones), params(3, step), awaited);
+        const arriving = new Promise<TokenBitmask>((resolve) => setTimeout(() => resolve(mask), 5));
+        const actual = await graphed.graphs.run(graphed.batch(sequences, done, ones), params(3, step), arriving);
+        expect(Array.from(actual)).toEqual(Array.from(expected));
+        expect(allowed[0]).toContain(actual[0]!);
+        expect(allowed[1]).toContain(actual[2]!);
+        sequences.forEach((tokens, s) => {
+          tokens.push(expected[s]!);
+          done[s]! += 1;
+        });
+      }
+      expect(forwardBeforeMasks).toEqual([true, true, true, true]);
+      // The unmasked capture of the same shape is a different graph.
+      const before = graphed.graphs.size;
+      await graphed.graphs.run(graphed.batch(sequences, done, [1, 1, 1]), params(3, 0));
+      expect(graphed.graphs.size).toBe(before + 1);
+    } finally {
+      eager.free();
+      graphed.free();
     }
   });
 

@@ -42,14 +42,14 @@ interface Comparison {
 
 /** Runs the schedule through the native forward and compares every computed row's logits with
  * the reference at the same position. */
-function runSchedule(
+async function runSchedule(
   config: ModelConfig,
   forward: ModelForward,
   blockSize: number,
   numBlocks: number,
   reference: Float32Array[],
   sequences: number[][],
-): Comparison {
+): Promise<Comparison> {
   const vocab = config.vocabSize;
   // Physical blocks handed out in a scrambled order, so a table is never the identity.
   const freeBlocks = Array.from({ length: numBlocks }, (_, i) => (i * 7 + 3) % numBlocks);
@@ -90,7 +90,7 @@ function runSchedule(
       maxBlocksPerSeq,
       logitsIndices: Int32Array.from(tokenIds, (_, i) => i),
     };
-    const logits = forward.logits(batch);
+    const logits = await forward.logits(batch);
     scheduled.forEach(({ s }, row) => {
       for (let t = queryStartLoc[row]!; t < queryStartLoc[row + 1]!; t++) {
         const expected = reference[s]!.subarray(positions[t]! * vocab, (positions[t]! + 1) * vocab);
@@ -140,7 +140,7 @@ async function compareWithReference(
   const forward = new ModelForward(backend, config, loaded.weights, kvCache, loaded.actDtype);
   try {
     return {
-      ...runSchedule(config, forward, blockSize, numBlocks, reference, sequences),
+      ...(await runSchedule(config, forward, blockSize, numBlocks, reference, sequences)),
       weightDtype: loaded.weights.dtype,
     };
   } finally {

@@ -6,6 +6,7 @@ import { openModelOnDevice } from "../../engine/model-on-device.ts";
 import { RequestGenerator } from "../../engine/random.ts";
 import { loadModelTokenizer } from "../../model/load-tokenizer.ts";
 import { deviceOf, fixed, formatTable, percent, writeReport } from "../report.ts";
+import { benchmarkConstraint } from "../structured-output.ts";
 import { type Workload, workloadRequests } from "../workload.ts";
 import { engineConfig, runRequests } from "./offline.ts";
 
@@ -14,22 +15,37 @@ export interface ThroughputOptions {
   workload: Workload;
   /** The dataset flags as given, which the output names and the report's configuration repeats. */
   datasetFlags: { dataset: string; inputLen: string; outputLen: string; rangeRatio: number };
+  /** `--structured-output`: every request constrained (see src/bench/structured-output.ts). */
+  structuredOutput?: string;
   outputJson: string | undefined;
 }
 
 /** Runs the whole workload at once, prints the rates, and writes the report. */
 export async function runThroughput(options: ThroughputOptions): Promise<void> {
   const { datasetFlags } = options;
+  const constraint =
+    options.structuredOutput === undefined
+      ? undefined
+      : benchmarkConstraint(options.structuredOutput, options.workload.output.high);
   const bench = await openModelOnDevice(options.core);
-  const core = EngineCore.create(bench.backend, bench.model, engineConfig(options.core));
+  const grammarVocab = { dir: bench.model.dir, tokenizer: options.core.tokenizer };
+  const core = EngineCore.create(bench.backend, bench.model, engineConfig(options.core), grammarVocab);
   try {
     const requests = await workloadRequests(options.workload, {
       random: new RequestGenerator(options.core.seed),
       vocabSize: bench.model.config.vocabSize,
       maxModelLen: core.config.maxModelLen,
-      tokenizer: () => loadModelTokenizer(bench.model),
+      tokenizer: () => loadModelTokenizer(bench.model, options.core.tokenizer),
     });
-    const result = await runRequests(core, requests, "throughput");
+    const eosTokenIds = bench.model.generationConfig.eosTokenIds ?? bench.model.config.eosTokenIds;
+    const result = await runRequests(
+      core,
+      requests,
+      "throughput",
+      constraint ? { structuredOutputs: constraint, eosTokenIds } : {},
+    );
+    const masks = core.structuredOutputs.maskTime;
+    const maskMsPerToken = masks.count > 0 ? masks.totalMs / masks.count : null;
     console.log(
       `${bench.model.name} on ${bench.backend.name} (${bench.backend.deviceName}), ${requests.length} requests from ${datasetFlags.dataset}`,
     );
@@ -44,6 +60,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<void> {
         ["most running at once", String(result.maxConcurrentRequests)],
         ["prefix cache hit rate", percent(result.prefixCacheHitRate)],
         ["preemptions", String(result.numPreemptions)],
+        ...(constraint ? [["grammar mask ms/token", fixed(maskMsPerToken ?? 0, 3)]] : []),
       ]),
     );
     await writeReport(options.outputJson, {
@@ -56,12 +73,13 @@ export async function runThroughput(options: ThroughputOptions): Promise<void> {
         inputLen: datasetFlags.inputLen,
         outputLen: datasetFlags.outputLen,
         rangeRatio: datasetFlags.rangeRatio,
+        structuredOutput: constraint ?? null,
         seed: options.core.seed,
         dtype: bench.model.weights.dtype,
         engine: core.config,
         kvCacheSize: core.kvCacheSize,
       },
-      results: result,
+      results: { ...result, maskMsPerToken },
     });
   } finally {
     core.close();

@@ -2,6 +2,7 @@
 // dataset (vLLM's `--dataset random` or a JSONL file, with its lengths), `--output-json` and
 // `--plot`.
 import type { ArgsDef, ParsedArgs } from "citty";
+import { STRUCTURED_OUTPUT_CHOICES } from "../../bench/structured-output.ts";
 import type { LengthRange, Workload } from "../../bench/workload.ts";
 import { UsageError } from "../../usage-error.ts";
 import { integer, number } from "../engine-args.ts";
@@ -28,6 +29,13 @@ export const reportArgs = {
   "output-json": {
     type: "string",
     description: "Write every figure, the configuration and the device to this JSON file",
+  },
+} as const satisfies ArgsDef;
+
+export const structuredOutputArgs = {
+  "structured-output": {
+    type: "string",
+    description: `Constrain every request's output: ${STRUCTURED_OUTPUT_CHOICES} (json: a JSON schema of about --output-len tokens; FILE.json: a JSON schema)`,
   },
 } as const satisfies ArgsDef;
 

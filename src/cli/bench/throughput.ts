@@ -3,7 +3,7 @@
 import { defineCommand } from "citty";
 import { runThroughput } from "../../bench/engine/throughput.ts";
 import { coreOptions, engineArgs, modelArgs } from "../engine-args.ts";
-import { datasetArgs, reportArgs, workloadOf } from "./bench-args.ts";
+import { datasetArgs, reportArgs, structuredOutputArgs, workloadOf } from "./bench-args.ts";
 import { runBench } from "./run-bench.ts";
 
 export default defineCommand({
@@ -11,7 +11,7 @@ export default defineCommand({
     name: "throughput",
     description: "Offline throughput: all requests at once to an in-process engine (requests/s, tokens/s)",
   },
-  args: { ...modelArgs, ...engineArgs, ...datasetArgs, ...reportArgs },
+  args: { ...modelArgs, ...engineArgs, ...datasetArgs, ...structuredOutputArgs, ...reportArgs },
   run: ({ args }) =>
     runBench(() =>
       runThroughput({
@@ -23,6 +23,7 @@ export default defineCommand({
           outputLen: args["output-len"],
           rangeRatio: Number(args["range-ratio"]),
         },
+        structuredOutput: args["structured-output"],
         outputJson: args["output-json"],
       }),
     ),

@@ -1,18 +1,13 @@
 // The API side's handle on the grammar-checking thread (grammar-check-worker.ts): one thread,
 // started on first use and retired after a source it refused (xgrammar aborted in it): later
 // checks go to a fresh thread, and the retired one ends once its own checks are answered.
+
+import { threadEntry } from "../thread-entry.ts";
 import type { GrammarCheckRequest, GrammarCheckResult } from "./grammar-check-worker.ts";
 import type { GrammarSource } from "./structured-outputs.ts";
 
-/** As the engine core's: inside the compiled executable, entries are named relative to src/. */
-function checkWorkerPath(): string {
-  return import.meta.url.includes("/$bunfs/")
-    ? "./engine/structured-output/grammar-check-worker.ts"
-    : new URL("./grammar-check-worker.ts", import.meta.url).href;
-}
-
 class CheckThread {
-  readonly worker = new Worker(checkWorkerPath());
+  readonly worker = new Worker(threadEntry("engine/structured-output/grammar-check-worker.ts"));
   readonly pending = new Map<number, (error: string | null) => void>();
   retired = false;
 

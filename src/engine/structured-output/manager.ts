@@ -1,88 +1,166 @@
-// The engine core's structured outputs (vLLM's StructuredOutputManager): one grammar matcher per
-// constrained request, fed every token the request samples, and the step's allowed-token masks.
-// A matcher lives as long as its request, preemption included: a recomputed request resumes its
-// grammar where it was, without replaying its output.
-import type { GrammarMatcher } from "@mlc-ai/web-xgrammar";
-import type { GrammarVocab } from "../../model/tokenizer.ts";
+// The engine core's structured outputs (vLLM's StructuredOutputManager): the handle on the grammar
+// thread (grammar-worker.ts), which compiles the grammars and holds one matcher per constrained
+// request. The engine asks for a step's masks before its forward pass and collects them after,
+// so they are filled while the model runs; sampled tokens are sent on without waiting.
+import { logger } from "../../logger.ts";
 import type { Request } from "../request.ts";
-import { GrammarCompiler } from "./grammar-compiler.ts";
+import { threadEntry } from "../thread-entry.ts";
+import type { GrammarSpec } from "./grammar-matchers.ts";
+import type { FromGrammar, GrammarVocabSource, ToGrammar } from "./grammar-protocol.ts";
 import { grammarSource } from "./structured-outputs.ts";
 import { bitmaskWords, type TokenBitmask } from "./token-bitmask.ts";
-import { xgrammarCall } from "./xgrammar.ts";
 
-interface RequestGrammar {
-  matcher: GrammarMatcher;
-  /** Token ids after which the grammar starts (end of reasoning); empty: from the first token. */
-  startAfter: readonly number[];
-  /** The output's last tokens while waiting for startAfter. */
-  recent: number[];
-  started: boolean;
+interface PendingAdd {
+  resolve: () => void;
+  reject: (error: Error) => void;
+  /** Freed (aborted) before its grammar was ready. */
+  freed: boolean;
 }
 
 export class StructuredOutputManager {
-  private compiler: Promise<GrammarCompiler> | null = null;
-  private readonly grammars = new Map<string, RequestGrammar>();
-  /** Milliseconds spent filling masks, and masks filled, since the engine started. */
+  private thread: Worker | null = null;
+  /** Requests with a matcher in the thread. */
+  private readonly constrained = new Set<string>();
+  private readonly adding = new Map<string, PendingAdd>();
+  /** Callers waiting for masks, in the order they asked. */
+  private readonly maskWaiters: ((masks: TokenBitmask | null) => void)[] = [];
+  /** Milliseconds the grammar thread spent filling masks, and masks filled, since the engine started. */
   readonly maskTime = { totalMs: 0, count: 0 };
 
   constructor(
-    /** The tokenizer's vocabulary, loaded the first time a request needs a grammar. */
-    private readonly loadVocab: () => Promise<GrammarVocab>,
+    /** Where the grammar thread loads the vocabulary from; null: this engine has no tokenizer. */
+    private readonly vocab: GrammarVocabSource | null,
     private readonly vocabSize: number,
   ) {}
 
-  /** Compiles (or finds cached) the request's grammar and gives it a matcher. */
-  async prepare(request: Request): Promise<void> {
-    const outputs = request.samplingParams.structuredOutputs!;
-    this.compiler ??= this.loadVocab().then((vocab) => GrammarCompiler.create(vocab, this.vocabSize));
-    const compiler = await this.compiler;
-    const compiled = await compiler.compile(grammarSource(outputs));
-    // The grammar may end only where the request itself would stop: EOS or a stop token id (a
-    // request that names none gets the stop tokens xgrammar finds in the vocabulary).
-    const stops = [...new Set([...request.eosTokenIds, ...request.samplingParams.stopTokenIds])];
-    const matcher = await xgrammarCall(() =>
-      compiler.xg.GrammarMatcher.createGrammarMatcher(compiled, stops.length > 0 ? stops : undefined),
-    );
-    const startAfter = outputs.startAfterTokenIds ?? [];
-    this.grammars.set(request.requestId, { matcher, startAfter, recent: [], started: startAfter.length === 0 });
-  }
-
-  /** The masks of the requests (in sampled-row order) whose grammar constrains their next token. */
-  async bitmask(requestIds: readonly string[]): Promise<TokenBitmask | null> {
-    const rows: number[] = [];
-    const masks: Int32Array[] = [];
-    const started = performance.now();
-    for (const [row, id] of requestIds.entries()) {
-      const grammar = this.grammars.get(id);
-      if (!grammar?.started) continue;
-      rows.push(row);
-      masks.push(await grammar.matcher.getNextTokenBitmask());
+  /** Resolves once the request's grammar is compiled and its matcher made. */
+  prepare(request: Request): Promise<void> {
+    if (this.vocab === null) {
+      return Promise.reject(new Error("this engine was started without a tokenizer, which grammars need"));
     }
-    if (rows.length === 0) return null;
-    this.maskTime.totalMs += performance.now() - started;
-    this.maskTime.count += rows.length;
-    const wordsPerRow = bitmaskWords(this.vocabSize);
-    const words = new Int32Array(rows.length * wordsPerRow);
-    masks.forEach((mask, i) => {
-      words.set(mask.subarray(0, wordsPerRow), i * wordsPerRow);
+    const outputs = request.samplingParams.structuredOutputs!;
+    let spec: GrammarSpec;
+    try {
+      spec = {
+        source: grammarSource(outputs),
+        // The grammar may end only where the request itself would stop: EOS or a stop token id.
+        stopTokenIds: [...new Set([...request.eosTokenIds, ...request.samplingParams.stopTokenIds])],
+        startAfterTokenIds: outputs.startAfterTokenIds ?? [],
+      };
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const requestId = request.requestId;
+    return new Promise((resolve, reject) => {
+      this.adding.set(requestId, { resolve, reject, freed: false });
+      this.post({ type: "add", requestId, spec });
     });
-    return { rowIndices: Int32Array.from(rows), words, wordsPerRow };
   }
 
-  /** Advances the request's grammar by its newly sampled token; false if the grammar refuses it. */
-  accept(requestId: string, tokenId: number): boolean {
-    const grammar = this.grammars.get(requestId);
-    if (!grammar) return true;
-    if (grammar.started) return grammar.matcher.acceptToken(tokenId);
-    const { recent, startAfter } = grammar;
-    recent.push(tokenId);
-    if (recent.length > startAfter.length) recent.shift();
-    grammar.started = recent.length === startAfter.length && recent.every((id, i) => id === startAfter[i]);
-    return true;
+  /**
+   * Asks for the masks of a step's sampled rows (in order); null without a round trip when none
+   * of them has a grammar.
+   */
+  bitmask(requestIds: readonly string[]): Promise<TokenBitmask | null> | null {
+    if (!requestIds.some((id) => this.constrained.has(id))) return null;
+    return new Promise((resolve) => {
+      this.maskWaiters.push(resolve);
+      this.post({ type: "masks", requestIds: [...requestIds] });
+    });
+  }
+
+  /** The step's sampled tokens, to advance the grammars (a refusal is reported by the thread). */
+  accept(sampled: Iterable<[requestId: string, tokenId: number]>): void {
+    const tokens = [...sampled].filter(([id]) => this.constrained.has(id));
+    if (tokens.length > 0) this.post({ type: "accept", tokens });
   }
 
   free(requestId: string): void {
-    this.grammars.get(requestId)?.matcher.dispose();
-    this.grammars.delete(requestId);
+    const adding = this.adding.get(requestId);
+    if (adding) adding.freed = true;
+    else if (!this.constrained.delete(requestId)) return;
+    this.post({ type: "free", requestIds: [requestId] });
+  }
+
+  close(): void {
+    this.thread?.terminate();
+    this.thread = null;
+  }
+
+  private post(message: ToGrammar): void {
+    this.ensureThread().postMessage(message);
+    this.holdWhileWaiting();
+  }
+
+  /**
+   * An engine's exit must not wait for an idle grammar thread, but while an answer is awaited the
+   * thread is all that keeps the process (say, an offline benchmark) alive.
+   */
+  private holdWhileWaiting(): void {
+    if (this.adding.size > 0 || this.maskWaiters.length > 0) this.thread?.ref();
+    else this.thread?.unref();
+  }
+
+  private ensureThread(): Worker {
+    if (this.thread) return this.thread;
+    const thread = new Worker(threadEntry("engine/structured-output/grammar-worker.ts"));
+    thread.onmessage = (event: MessageEvent<FromGrammar>) => this.receive(event.data);
+    thread.onerror = (event) => this.threadFailed(event.message);
+    thread.postMessage({ type: "init", vocab: this.vocab!, vocabSize: this.vocabSize } satisfies ToGrammar);
+    this.thread = thread;
+    return thread;
+  }
+
+  private receive(message: FromGrammar): void {
+    this.handle(message);
+    this.holdWhileWaiting();
+  }
+
+  private handle(message: FromGrammar): void {
+    switch (message.type) {
+      case "added": {
+        const adding = this.adding.get(message.requestId);
+        if (!adding) return;
+        this.adding.delete(message.requestId);
+        if (message.error !== null) adding.reject(new Error(message.error));
+        else {
+          if (!adding.freed) this.constrained.add(message.requestId);
+          adding.resolve();
+        }
+        return;
+      }
+      case "masks": {
+        const { masks, fillMs } = message;
+        this.maskTime.totalMs += fillMs;
+        this.maskTime.count += masks?.rowIndices.length ?? 0;
+        const bitmask = masks && { ...masks, wordsPerRow: bitmaskWords(this.vocabSize) };
+        this.maskWaiters.shift()?.(bitmask);
+        return;
+      }
+      case "refused":
+        // The mask allowed only what the grammar accepts, so this is a bug, not the client's error:
+        // as vLLM, say so and let the request go on unconstrained rather than fail the batch.
+        logger.error(
+          `request ${message.requestId}: its grammar rejected sampled token ${message.tokenId}; it continues unconstrained`,
+        );
+        this.constrained.delete(message.requestId);
+        return;
+      case "failed":
+        this.threadFailed(message.error);
+        return;
+    }
+  }
+
+  /** A dead grammar thread fails no batch: its requests go on unconstrained, new ones get a new thread. */
+  private threadFailed(error: string): void {
+    logger.error(
+      `the grammar thread failed (${error}); ${this.constrained.size} constrained request(s) continue unconstrained`,
+    );
+    this.thread?.terminate();
+    this.thread = null;
+    this.constrained.clear();
+    for (const adding of this.adding.values()) adding.reject(new Error(`the grammar thread failed: ${error}`));
+    this.adding.clear();
+    for (const waiter of this.maskWaiters.splice(0)) waiter(null);
   }
 }

@@ -13,3 +13,6 @@ export interface TokenBitmask {
 export function bitmaskWords(vocabSize: number): number {
   return Math.ceil(vocabSize / 32);
 }
+
+/** A step's masks, possibly still being filled (by the grammar thread, while the forward pass runs). */
+export type PendingBitmask = TokenBitmask | null | Promise<TokenBitmask | null>;
