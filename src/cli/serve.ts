@@ -18,6 +18,9 @@ import { bytes, coreOptions, engineArgs, integer, modelArgs } from "./engine-arg
 
 const mib = (size: number) => `${(size / 2 ** 20).toFixed(1)} MiB`;
 
+/** OpenAI's own bound on n, which vLLM's users meet there. */
+const DEFAULT_MAX_N = 128;
+
 const serveArgs = {
   ...modelArgs,
   model: { ...modelArgs.model, description: `${modelArgs.model.description}; --model DIR, repeated, serves several` },
@@ -44,7 +47,12 @@ const serveArgs = {
   "max-pending-requests": {
     type: "string",
     default: "1024",
-    description: "Queued + running requests of one model past which new ones get 503",
+    description:
+      "Queued + running sequences (n per prompt) of one model past which new requests get 503; a request asking for more alone gets 400",
+  },
+  "max-n": {
+    type: "string",
+    description: `Largest n (samples per prompt) a request may ask for, 400 past it (default: ${DEFAULT_MAX_N}, or --max-pending-requests if lower; at most --max-pending-requests)`,
   },
   "max-request-body": { type: "string", default: "8MiB", description: "Largest request body accepted (413 past it)" },
   "chat-template": {
@@ -172,6 +180,17 @@ function parserOptions(args: ServeArgs) {
   return { toolCallParser, reasoningParser, enableAutoToolChoice };
 }
 
+/** A request with more samples than the pending bound could never be admitted: --max-n stays within it. */
+function maxNOption(value: string | undefined, maxPendingRequests: number): number {
+  if (value === undefined) return Math.min(DEFAULT_MAX_N, maxPendingRequests);
+  const maxN = integer("max-n", value, 1);
+  if (maxN > maxPendingRequests)
+    throw new UsageError(
+      `--max-n ${maxN} is more than --max-pending-requests ${maxPendingRequests}: no request with that many samples could ever be admitted`,
+    );
+  return maxN;
+}
+
 function logStarted({ servedModelName, engine }: ServedModel, seconds: number): void {
   const { info, source } = engine;
   const { kvCacheSize } = info;
@@ -198,13 +217,22 @@ export default defineCommand({
       const port = integer("port", args.port, 0);
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
       const maxPendingRequests = integer("max-pending-requests", args["max-pending-requests"], 1);
+      const maxN = maxNOption(args["max-n"], maxPendingRequests);
       const maxBodyBytes = bytes("max-request-body", args["max-request-body"]);
       const parsers = parserOptions(args);
 
       models = await startServedModels(specs, logStarted);
       const apiKey = args["api-key"] ?? process.env.VLLM_API_KEY ?? null;
       const grammarChecker = new GrammarChecker();
-      const context: ServerContext = { models, apiKey, maxPendingRequests, maxBodyBytes, ...parsers, grammarChecker };
+      const context: ServerContext = {
+        models,
+        apiKey,
+        maxPendingRequests,
+        maxN,
+        maxBodyBytes,
+        ...parsers,
+        grammarChecker,
+      };
       const server = Bun.serve({
         hostname: args.host,
         port,

@@ -8,8 +8,13 @@ import type { Metrics } from "./metrics.ts";
 export interface ServerOptions {
   /** When set, /v1 routes want `Authorization: Bearer <apiKey>`. */
   apiKey: string | null;
-  /** Queued plus running requests of one model's engine past which new ones get 503. */
+  /**
+   * Queued plus running sequences (n per prompt) of one model's engine past which new requests get
+   * 503; a request that alone asks for more gets 400.
+   */
   maxPendingRequests: number;
+  /** The largest `n` a request may ask for (400 past it). */
+  maxN: number;
   /** Request bodies past this many bytes get 413. */
   maxBodyBytes: number;
   /** Parses tool calls out of free text (vLLM's --tool-call-parser), or null. */

@@ -32,6 +32,8 @@ export function samplingParams(context: ModelContext, body: GenerationFields, bu
       promptField,
     );
   }
+  if (body.n !== null && body.n !== undefined && body.n > context.maxN)
+    throw new ApiError(400, `n must be at most ${context.maxN} (this server's --max-n), got ${body.n}`, "n");
   const maxTokens = budget.maxTokens ?? defaultMaxTokens(context, promptLength);
   if (promptLength + maxTokens > contextLength) {
     throw new ApiError(

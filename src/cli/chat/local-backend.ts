@@ -26,6 +26,7 @@ export class LocalBackend implements ChatBackend {
       servedModelName: engine.source.name,
       apiKey: null,
       maxPendingRequests: 1,
+      maxN: 1,
       maxBodyBytes: Number.MAX_SAFE_INTEGER,
       chatTemplate,
       toolCallParser: null,
