@@ -74,6 +74,30 @@ describe("request errors", () => {
     expectError(await post("/v1/completions", { prompt: "hi", n: 0 }), 400, /^n must be >= 1/, "n");
   });
 
+  test("values the device's 32-bit types cannot hold: top_k keeps every token, temperature is a 400", async () => {
+    for (const top_k of [2 ** 31, 2 ** 32 + 5]) {
+      expect((await post("/v1/completions", { prompt: "hi", max_tokens: 2, top_k })).status).toBe(200);
+    }
+    expectError(
+      await post("/v1/completions", { prompt: "hi", temperature: 1e39 }),
+      400,
+      /^temperature must be at most 3\.4028234663852886e\+38/,
+      "temperature",
+    );
+  });
+
+  test('a logit_bias key "__proto__" is refused as a key that is not a token id, not dropped', async () => {
+    expectError(
+      await post(
+        "/v1/chat/completions",
+        '{"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"__proto__": 5}}',
+      ),
+      400,
+      /^logit_bias keys must be token ids, got "__proto__"/,
+      "logit_bias",
+    );
+  });
+
   test("a prompt as long as the context, or one that max_tokens would overflow, is a 400", async () => {
     expectError(
       await post("/v1/completions", { prompt: "a ".repeat(600) }),
