@@ -7,6 +7,7 @@ import { type ArgsDef, defineCommand, type ParsedArgs, parseArgs } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
 import { GrammarChecker } from "../engine/structured-output/grammar-checker.ts";
 import { logger } from "../logger.ts";
+import { allowedHosts } from "../server/allowed-hosts.ts";
 import { createApp } from "../server/app.ts";
 import type { ServedModel, ServerContext } from "../server/context.ts";
 import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
@@ -30,6 +31,11 @@ const serveArgs = {
     description: `${engineArgs["gpu-memory-utilization"].description}; several models share it, equally unless --models-config says otherwise`,
   },
   host: { type: "string", default: "127.0.0.1", description: "Address to listen on (0.0.0.0 for every interface)" },
+  "allowed-hosts": {
+    type: "string",
+    description:
+      "Host names the server answers to, comma-separated, * for any; others get 421, a guard against DNS rebinding (default: localhost, 127.0.0.1, [::1] when --host is a loopback address; any otherwise)",
+  },
   port: { type: "string", default: "8000", description: "Port to listen on (0 picks a free one)" },
   "served-model-name": {
     type: "string",
@@ -236,7 +242,9 @@ export default defineCommand({
       const server = Bun.serve({
         hostname: args.host,
         port,
-        fetch: createApp(context, (error) => logger.error("request failed:", error)),
+        fetch: createApp(context, { allowedHosts: allowedHosts(args["allowed-hosts"], args.host) }, (error) =>
+          logger.error("request failed:", error),
+        ),
         // Generation can take longer than any idle limit between a request and its first byte.
         idleTimeout: 0,
         // Bun's own limit would answer 413 with no body: the app enforces --max-request-body

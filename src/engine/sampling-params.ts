@@ -2,6 +2,7 @@
 // when the request arrives so the sampler can trust every field.
 
 import type { GenerationConfig } from "../model/generation-config.ts";
+import { quoteInput } from "../quote-input.ts";
 import {
   constraintKind,
   type StructuredOutputs,
@@ -236,7 +237,7 @@ function parseLogitBias(bias: SamplingParamsInit["logitBias"]): Map<number, numb
   for (const [key, value] of entries) {
     const id = Number(key);
     if (!/^\d+$/.test(key) || !Number.isSafeInteger(id)) {
-      throw new SamplingParamsError("logitBias", `keys must be token ids, got ${JSON.stringify(key)}`);
+      throw new SamplingParamsError("logitBias", `keys must be token ids, got ${JSON.stringify(quoteInput(key))}`);
     }
     parsed.set(id, inRange(`logitBias[${id}]`, value, -MAX_LOGIT_BIAS, MAX_LOGIT_BIAS));
   }

@@ -2,6 +2,7 @@
 // template writes the special tokens itself, so the text is encoded without adding any more.
 import type { ChatMessage } from "../model/chat-template.ts";
 import { renderChatTemplate } from "../model/chat-template.ts";
+import { quoteInput } from "../quote-input.ts";
 import type { ModelContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
 import type { ChatMessageInput } from "./schemas.ts";
@@ -22,7 +23,7 @@ function messageText(message: ChatMessageInput, index: number): string {
       if (part.type !== "text" || part.text === undefined) {
         throw new ApiError(
           400,
-          `content part of type "${part.type}" is not supported by this text-only model`,
+          `content part of type "${quoteInput(part.type)}" is not supported by this text-only model`,
           `messages.${index}.content.${p}`,
         );
       }

@@ -2,6 +2,7 @@
 // picks one model; from there on the handler sees that model's engine as if it were the only one.
 import type { AsyncEngine } from "../engine/async-engine.ts";
 import type { GrammarChecker } from "../engine/structured-output/grammar-checker.ts";
+import { quoteInput } from "../quote-input.ts";
 import { ApiError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -63,7 +64,7 @@ export function routeModel(context: ServerContext, requested: string | null | un
   if (!model)
     throw new ApiError(
       404,
-      `The model \`${requested}\` does not exist; this server serves ${servedNames(context)}.`,
+      `The model \`${quoteInput(requested)}\` does not exist; this server serves ${servedNames(context)}.`,
       "model",
     );
   return { ...options, ...model };

@@ -30,7 +30,11 @@ afterAll(async () => {
 });
 
 const completion = (headers: Record<string, string>, body: unknown = { prompt: "hi", max_tokens: 2 }) =>
-  fetch(`${server.url}/v1/completions`, { method: "POST", headers, body: JSON.stringify(body) });
+  fetch(`${server.url}/v1/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
 
 describe("--api-key (here from VLLM_API_KEY)", () => {
   test("a missing or wrong key is a 401 in OpenAI's shape", async () => {
