@@ -9,15 +9,19 @@ import { GrammarChecker } from "../engine/structured-output/grammar-checker.ts";
 import { logger } from "../logger.ts";
 import { allowedHosts } from "../server/allowed-hosts.ts";
 import { createApp } from "../server/app.ts";
+import { withConnectionLimits } from "../server/connections.ts";
 import type { ServedModel, ServerContext } from "../server/context.ts";
 import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
 import { REASONING_PARSERS } from "../server/reasoning/reasoning-parser.ts";
 import { type ModelSpec, shutdownServedModels, startServedModels } from "../server/served-models.ts";
 import { TOOL_PARSERS } from "../server/tool-parsers/tool-parser.ts";
 import { UsageError } from "../usage-error.ts";
-import { bytes, coreOptions, engineArgs, integer, modelArgs } from "./engine-args.ts";
+import { bytes, coreOptions, engineArgs, integer, modelArgs, number } from "./engine-args.ts";
 
 const mib = (size: number) => `${(size / 2 ** 20).toFixed(1)} MiB`;
+
+/** Bun's longest idle timeout. */
+const MAX_IDLE_TIMEOUT_SECONDS = 255;
 
 /** OpenAI's own bound on n, which vLLM's users meet there. */
 const DEFAULT_MAX_N = 128;
@@ -61,6 +65,22 @@ const serveArgs = {
     description: `Largest n (samples per prompt) a request may ask for, 400 past it (default: ${DEFAULT_MAX_N}, or --max-pending-requests if lower; at most --max-pending-requests)`,
   },
   "max-request-body": { type: "string", default: "8MiB", description: "Largest request body accepted (413 past it)" },
+  "request-body-timeout": {
+    type: "string",
+    default: "30",
+    description: "Seconds a client has to send a request's whole body; past it, 408 and the connection is closed",
+  },
+  "timeout-keep-alive": {
+    type: "string",
+    default: "5",
+    description: `Seconds an idle connection stays open, between requests or before one arrives (1 to ${MAX_IDLE_TIMEOUT_SECONDS}; closed within 4 s after)`,
+  },
+  "limit-concurrency": {
+    type: "string",
+    default: "1024",
+    description:
+      "POSTs in progress at once (streams included) past which another gets 503; with --max-request-body, bounds the memory of bodies in flight",
+  },
   "chat-template": {
     type: "string",
     description: "A Jinja chat template file, instead of the tokenizer's (every model's)",
@@ -225,6 +245,13 @@ export default defineCommand({
       const maxPendingRequests = integer("max-pending-requests", args["max-pending-requests"], 1);
       const maxN = maxNOption(args["max-n"], maxPendingRequests);
       const maxBodyBytes = bytes("max-request-body", args["max-request-body"]);
+      const requestBodyTimeoutMs = 1000 * number("request-body-timeout", args["request-body-timeout"], 0.001);
+      const keepAliveTimeoutSeconds = integer("timeout-keep-alive", args["timeout-keep-alive"], 1);
+      if (keepAliveTimeoutSeconds > MAX_IDLE_TIMEOUT_SECONDS)
+        throw new UsageError(
+          `--timeout-keep-alive must be at most ${MAX_IDLE_TIMEOUT_SECONDS}, got ${keepAliveTimeoutSeconds}`,
+        );
+      const limitConcurrency = integer("limit-concurrency", args["limit-concurrency"], 1);
       const parsers = parserOptions(args);
 
       models = await startServedModels(specs, logStarted);
@@ -242,11 +269,18 @@ export default defineCommand({
       const server = Bun.serve({
         hostname: args.host,
         port,
-        fetch: createApp(context, { allowedHosts: allowedHosts(args["allowed-hosts"], args.host) }, (error) =>
-          logger.error("request failed:", error),
+        fetch: withConnectionLimits(
+          createApp(
+            context,
+            { allowedHosts: allowedHosts(args["allowed-hosts"], args.host), requestBodyTimeoutMs },
+            (error) => logger.error("request failed:", error),
+          ),
+          { keepAliveTimeoutSeconds, limitConcurrency },
+          (request) => logger.info(`client disconnected: ${request.method} ${new URL(request.url).pathname}`),
         ),
-        // Generation can take longer than any idle limit between a request and its first byte.
-        idleTimeout: 0,
+        // Idle connections, and requests before their handler runs; withConnectionLimits lifts it
+        // from a POST in progress, which its own deadlines govern.
+        idleTimeout: keepAliveTimeoutSeconds,
         // Bun's own limit would answer 413 with no body: the app enforces --max-request-body
         // itself, reading bodies as streams, so that the client gets OpenAI's error shape.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,

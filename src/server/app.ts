@@ -5,7 +5,7 @@ import packageJson from "../../package.json";
 import { quoteInput } from "../quote-input.ts";
 import { type AllowedHosts, checkHost } from "./allowed-hosts.ts";
 import { checkApiKey } from "./auth.ts";
-import { checkJsonContentType, readJsonBody } from "./body.ts";
+import { checkJsonContentType, readJsonBody, UnreadBodyError } from "./body.ts";
 import { createChatCompletion } from "./chat-completions.ts";
 import { createCompletion } from "./completions.ts";
 import type { ServerContext } from "./context.ts";
@@ -17,10 +17,12 @@ import { unixSeconds } from "./usage.ts";
 
 type Handler = (request: Request) => Response | Promise<Response>;
 
-/** What the HTTP layer checks before any handler runs. */
+/** What the HTTP layer checks before any handler runs, and how long a body may take. */
 export interface HttpOptions {
   /** Host names the server answers to (--allowed-hosts), or null for any. */
   allowedHosts: AllowedHosts;
+  /** A request's body must arrive in full within this (--request-body-timeout). */
+  requestBodyTimeoutMs: number;
 }
 
 /** The methods a route answers: HEAD wherever GET is. */
@@ -35,7 +37,8 @@ export function createApp(
   onInternalError: (error: unknown) => void,
 ): (request: Request) => Promise<Response> {
   const startedAt = unixSeconds();
-  const json = (request: Request) => readJsonBody(request, context.maxBodyBytes);
+  const json = (request: Request) =>
+    readJsonBody(request, { maxBytes: context.maxBodyBytes, timeoutMs: http.requestBodyTimeoutMs });
   const routes: Record<string, Record<string, Handler>> = {
     // Unhealthy once any model's engine core has failed, so an orchestrator restarts the server.
     "/health": {
@@ -83,8 +86,9 @@ export function createApp(
       return method === "HEAD" ? new Response(null, { status: response.status, headers: response.headers }) : response;
     } catch (error) {
       const apiError = toApiError(error);
-      if (apiError.status === 500) onInternalError(error);
-      return errorResponse(apiError);
+      // A client gone mid-body fails the read; its leaving is logged once, elsewhere.
+      if (apiError.status === 500 && !request.signal.aborted) onInternalError(error);
+      return errorResponse(apiError, apiError instanceof UnreadBodyError ? { Connection: "close" } : undefined);
     }
   };
 }

@@ -1,11 +1,20 @@
-// Reads a request's JSON body within a size limit. The declared length is checked before
-// anything is read, and a chunked body is counted as it arrives, so an oversize upload costs
-// at most the limit in memory.
+// Reads a request's JSON body within a size limit and a deadline. The declared length is checked
+// before anything is read, and a chunked body is counted as it arrives, so an oversize upload costs
+// at most the limit in memory; a body that stops short of its length, or trickles in, costs its
+// connection at most the deadline.
 import { quoteInput } from "../quote-input.ts";
 import { ApiError } from "./errors.ts";
 
+/** The body was left unread: its connection cannot carry another request and must be closed. */
+export class UnreadBodyError extends ApiError {}
+
+export interface BodyLimits {
+  maxBytes: number;
+  timeoutMs: number;
+}
+
 function tooLarge(limit: number): ApiError {
-  return new ApiError(413, `the request body is larger than the limit of ${limit} bytes`);
+  return new UnreadBodyError(413, `the request body is larger than the limit of ${limit} bytes`);
 }
 
 /**
@@ -24,18 +33,37 @@ export function checkJsonContentType(request: Request): void {
   );
 }
 
-export async function readJsonBody(request: Request, limit: number): Promise<unknown> {
-  const declared = Number(request.headers.get("content-length") ?? 0);
-  if (declared > limit) throw tooLarge(limit);
+async function readWithin(body: ReadableStream<Uint8Array>, { maxBytes, timeoutMs }: BodyLimits) {
+  const reader = body.getReader();
+  let timer: Timer | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const seconds = timeoutMs / 1000;
+      reject(new UnreadBodyError(408, `the request body did not arrive in full within ${seconds} s`));
+    }, timeoutMs);
+  });
   const parts: Uint8Array[] = [];
   let size = 0;
-  if (request.body) {
-    for await (const part of request.body) {
-      size += part.byteLength;
-      if (size > limit) throw tooLarge(limit);
-      parts.push(part);
+  try {
+    for (;;) {
+      const { value, done } = await Promise.race([reader.read(), expired]);
+      if (done) return parts;
+      size += value.byteLength;
+      if (size > maxBytes) throw tooLarge(maxBytes);
+      parts.push(value);
     }
+  } catch (error) {
+    void reader.cancel().catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+export async function readJsonBody(request: Request, limits: BodyLimits): Promise<unknown> {
+  const declared = Number(request.headers.get("content-length") ?? 0);
+  if (declared > limits.maxBytes) throw tooLarge(limits.maxBytes);
+  const parts = request.body ? await readWithin(request.body, limits) : [];
   const text = Buffer.concat(parts).toString("utf8");
   try {
     return JSON.parse(text);

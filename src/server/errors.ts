@@ -75,6 +75,6 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError(500, `internal server error: ${error instanceof Error ? error.message : String(error)}`);
 }
 
-export function errorResponse(error: ApiError): Response {
-  return Response.json(error.toJSON(), { status: error.status });
+export function errorResponse(error: ApiError, headers?: Record<string, string>): Response {
+  return Response.json(error.toJSON(), { status: error.status, headers });
 }
