@@ -32,7 +32,8 @@ EMU_HEADERS := $(GPU_HEADERS) $(wildcard cuda/emu/*.h)
 TS_SOURCES := $(shell find src -name '*.ts')
 EXECUTABLE := dist/vllm-ts
 # The threads' entries, compiled into the executable beside the command's.
-WORKER_ENTRIES := src/engine/core-worker.ts src/engine/structured-output/grammar-check-worker.ts
+WORKER_ENTRIES := src/engine/core-worker.ts src/engine/structured-output/grammar-check-worker.ts \
+  src/server/tokenizer-worker.ts
 
 .PHONY: all deps native gpu-kit chromium clang-format lint format test serve bench clean
 

@@ -5,6 +5,7 @@ import type { GrammarChecker } from "../engine/structured-output/grammar-checker
 import { quoteInput } from "../quote-input.ts";
 import { ApiError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
+import type { TokenizerThread } from "./tokenizer-thread.ts";
 
 export interface ServerOptions {
   /** When set, /v1 routes want `Authorization: Bearer <apiKey>`. */
@@ -36,6 +37,11 @@ export interface ServedModel {
   metrics: Metrics;
   /** Overrides the tokenizer's chat template (--chat-template, or the config's chatTemplate). */
   chatTemplate: string | null;
+  /**
+   * Where long text is tokenized, off the HTTP thread; null: always on the calling thread (the chat
+   * REPL has no HTTP thread to keep free).
+   */
+  tokenizerThread: TokenizerThread | null;
 }
 
 export interface ServerContext extends ServerOptions {

@@ -23,6 +23,20 @@ interface SequenceTiming {
   isFirst: boolean;
 }
 
+/**
+ * A request that alone asks for more sequences than the server ever holds could never be admitted:
+ * a 400, checked before its prompts are tokenized.
+ */
+export function checkSequenceCount(context: ModelContext, numSequences: number): void {
+  const { maxPendingRequests } = context;
+  if (numSequences <= maxPendingRequests) return;
+  throw new ApiError(
+    400,
+    `this request asks for ${numSequences} sequences (prompts × n), more than this server ever holds at once ` +
+      `(--max-pending-requests ${maxPendingRequests}); split it`,
+  );
+}
+
 export class Generation implements AsyncIterable<ChoiceDelta> {
   private readonly arrivedAt = performance.now();
   private readonly timings = new Map<number, SequenceTiming>();
@@ -44,13 +58,7 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
   static start(context: ModelContext, requestId: string, prompts: readonly PromptInput[]): Generation {
     const { engine, maxPendingRequests } = context;
     const numSequences = prompts.reduce((sum, prompt) => sum + prompt.params.n, 0);
-    if (numSequences > maxPendingRequests) {
-      throw new ApiError(
-        400,
-        `this request asks for ${numSequences} sequences (prompts × n), more than this server ever holds at once ` +
-          `(--max-pending-requests ${maxPendingRequests}); split it`,
-      );
-    }
+    checkSequenceCount(context, numSequences);
     if (engine.numUnfinishedSequences + numSequences > maxPendingRequests) {
       throw new ApiError(
         503,

@@ -9,15 +9,18 @@ import { structuredOutputFields } from "./structured-outputs.ts";
 import { toolFields } from "./tools.ts";
 
 const isTokenId = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+const isTokenIdList = (value: unknown) => Array.isArray(value) && value.every(isTokenId);
 
 /**
- * A list of token ids, checked in one loop: through zod's per-element checks (and, for a prompt,
- * the string-list alternative of its union tried first) a list of a million ids held the event
- * loop for seconds.
+ * Lists of a body's length (a million token ids, or prompts) are checked in one loop each: through
+ * zod's per-element checks (and, for a prompt, its union's other alternatives tried first) they
+ * held the event loop for seconds.
  */
-const tokenIds = z.custom<number[]>((value) => Array.isArray(value) && value.every(isTokenId), {
-  error: "must be a list of token ids (integers >= 0)",
-});
+function listOf<T>(isItem: (value: unknown) => boolean, error: string) {
+  return z.custom<T[]>((value) => Array.isArray(value) && value.every(isItem), { error });
+}
+
+const tokenIds = listOf<number>(isTokenId, "must be a list of token ids (integers >= 0)");
 
 /**
  * Token id → bias, read as entries into a Map: copied into an object (as z.record does), a key
@@ -57,7 +60,12 @@ const generationFields = {
 
 export const completionRequestSchema = z.object({
   ...generationFields,
-  prompt: z.union([z.string(), tokenIds, z.array(z.string()), z.array(tokenIds)]),
+  prompt: z.union([
+    z.string(),
+    tokenIds,
+    listOf<string>((value) => typeof value === "string", "must be a list of strings"),
+    listOf<number[]>(isTokenIdList, "must be a list of token id lists"),
+  ]),
   echo: z.boolean().nullish(),
   logprobs: z.number().int().nullish(),
   suffix: z.string().nullish(),
