@@ -3,9 +3,9 @@
 //
 // Bun applies its idle timeout to a request in progress however many bytes flow (a streamed
 // answer is cut when it expires, and so is a body that trickles in), and a per-request timeout
-// stays with the connection after the request. So a POST runs with Bun's timeout off, under its own
-// deadlines (the body's, then the generation's), and its connection goes back to the keep-alive
-// idle timeout as its response completes.
+// stays with the connection after the request. So a request runs with Bun's timeout off, under its
+// own deadlines (the body's, then the generation's; /metrics waits for the engine's step), and its
+// connection goes back to the keep-alive idle timeout as its response completes.
 import { ApiError, errorResponse } from "./errors.ts";
 
 /** What of Bun's server the policy uses. */
@@ -48,8 +48,7 @@ export function withConnectionLimits(
   return async (request, server) => {
     // Bun aborts the signal only when the client leaves before its answer is complete.
     request.signal.addEventListener("abort", () => onClientDisconnected(request), { once: true });
-    if (request.method !== "POST") return app(request);
-    if (server.pendingRequests > options.limitConcurrency) {
+    if (request.method === "POST" && server.pendingRequests > options.limitConcurrency) {
       const error = new ApiError(
         503,
         `the server has ${options.limitConcurrency} requests in progress, its limit (--limit-concurrency); retry later`,
