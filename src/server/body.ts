@@ -26,7 +26,11 @@ export function checkJsonContentType(request: Request): void {
   const header = request.headers.get("content-type") ?? "";
   const [mediaType, ...parameters] = header.split(";").map((part) => part.trim().toLowerCase());
   const charset = parameters.find((parameter) => parameter.startsWith("charset="))?.slice("charset=".length);
-  if (mediaType === "application/json" && (charset === undefined || charset.replace(/"/g, "") === "utf-8")) return;
+  if (
+    mediaType === "application/json" &&
+    (charset === undefined || ["utf-8", "utf8"].includes(charset.replace(/"/g, "")))
+  )
+    return;
   throw new ApiError(
     415,
     `the request body must be sent as Content-Type: application/json, not ${header ? quoteInput(header) : "without one"}`,
