@@ -5,7 +5,7 @@ import { ApiError } from "./errors.ts";
 import { type ChoiceDelta, checkSequenceCount, Generation } from "./generation.ts";
 import { CompletionLogprobsWriter } from "./logprobs.ts";
 import { decodeTokenIds, encodeText } from "./prompt-tokens.ts";
-import { checkStreamOptions, samplingParams } from "./sampling.ts";
+import { checkN, checkStreamOptions, samplingParams } from "./sampling.ts";
 import { type CompletionRequest, completionRequestSchema, refuseUnsupportedFields } from "./schemas.ts";
 import { sseResponse } from "./sse.ts";
 import { structuredOutputs } from "./structured-outputs.ts";
@@ -45,6 +45,7 @@ export async function createCompletion(server: ServerContext, body: unknown, sig
   const constraint = await structuredOutputs(context, request);
   const { prompts: entries, isSingle } = promptList(request.prompt);
   // Before any prompt is tokenized: a list of a million prompts is refused at once.
+  checkN(context, request.n);
   checkSequenceCount(context, entries.length * (request.n ?? 1));
   const tokenized = await Promise.all(
     entries.map((entry, i) => promptTokenIds(context, entry, isSingle ? "prompt" : `prompt.${i}`)),
