@@ -73,7 +73,7 @@ const serveArgs = {
   "timeout-keep-alive": {
     type: "string",
     default: "5",
-    description: `Seconds an idle connection stays open, between requests or before one arrives (1 to ${MAX_IDLE_TIMEOUT_SECONDS}; closed within 4 s after)`,
+    description: `Seconds an idle connection stays open, between requests or before one arrives (1 to ${MAX_IDLE_TIMEOUT_SECONDS}; closed up to 8 s later, Bun's timer moving in 4 s steps)`,
   },
   "limit-concurrency": {
     type: "string",

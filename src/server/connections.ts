@@ -16,7 +16,7 @@ export interface HttpServer {
 }
 
 export interface ConnectionOptions {
-  /** Seconds an idle keep-alive connection stays open (Bun rounds it up to 4 s steps). */
+  /** Seconds an idle keep-alive connection stays open (Bun's timer moves in 4 s steps). */
   keepAliveTimeoutSeconds: number;
   /** POSTs in progress past which another gets 503. */
   limitConcurrency: number;
