@@ -33,7 +33,7 @@ TS_SOURCES := $(shell find src -name '*.ts')
 EXECUTABLE := dist/vllm-ts
 # The threads' entries, compiled into the executable beside the command's.
 WORKER_ENTRIES := src/engine/core-worker.ts src/engine/structured-output/grammar-check-worker.ts \
-	src/engine/structured-output/grammar-worker.ts
+	src/engine/structured-output/grammar-worker.ts src/server/tokenizer-worker.ts
 
 .PHONY: all deps native gpu-kit chromium clang-format lint format test serve bench clean
 

@@ -7,16 +7,24 @@ import { type ArgsDef, defineCommand, type ParsedArgs, parseArgs } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
 import { GrammarChecker } from "../engine/structured-output/grammar-checker.ts";
 import { logger } from "../logger.ts";
+import { allowedHosts } from "../server/allowed-hosts.ts";
 import { createApp } from "../server/app.ts";
+import { withConnectionLimits } from "../server/connections.ts";
 import type { ServedModel, ServerContext } from "../server/context.ts";
 import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
 import { REASONING_PARSERS } from "../server/reasoning/reasoning-parser.ts";
 import { type ModelSpec, shutdownServedModels, startServedModels } from "../server/served-models.ts";
 import { TOOL_PARSERS } from "../server/tool-parsers/tool-parser.ts";
 import { UsageError } from "../usage-error.ts";
-import { bytes, coreOptions, engineArgs, integer, modelArgs } from "./engine-args.ts";
+import { bytes, coreOptions, engineArgs, integer, modelArgs, number } from "./engine-args.ts";
 
 const mib = (size: number) => `${(size / 2 ** 20).toFixed(1)} MiB`;
+
+/** Bun's longest idle timeout. */
+const MAX_IDLE_TIMEOUT_SECONDS = 255;
+
+/** OpenAI's own bound on n, which vLLM's users meet there. */
+const DEFAULT_MAX_N = 128;
 
 const serveArgs = {
   ...modelArgs,
@@ -27,6 +35,11 @@ const serveArgs = {
     description: `${engineArgs["gpu-memory-utilization"].description}; several models share it, equally unless --models-config says otherwise`,
   },
   host: { type: "string", default: "127.0.0.1", description: "Address to listen on (0.0.0.0 for every interface)" },
+  "allowed-hosts": {
+    type: "string",
+    description:
+      "Host names the server answers to, comma-separated, * for any; others get 421, a guard against DNS rebinding (default: localhost, 127.0.0.1, [::1] when --host is a loopback address; any otherwise)",
+  },
   port: { type: "string", default: "8000", description: "Port to listen on (0 picks a free one)" },
   "served-model-name": {
     type: "string",
@@ -44,9 +57,30 @@ const serveArgs = {
   "max-pending-requests": {
     type: "string",
     default: "1024",
-    description: "Queued + running requests of one model past which new ones get 503",
+    description:
+      "Queued + running sequences (n per prompt) of one model past which new requests get 503; a request asking for more alone gets 400",
+  },
+  "max-n": {
+    type: "string",
+    description: `Largest n (samples per prompt) a request may ask for, 400 past it (default: ${DEFAULT_MAX_N}, or --max-pending-requests if lower; at most --max-pending-requests)`,
   },
   "max-request-body": { type: "string", default: "8MiB", description: "Largest request body accepted (413 past it)" },
+  "request-body-timeout": {
+    type: "string",
+    default: "30",
+    description: "Seconds a client has to send a request's whole body; past it, 408 and the connection is closed",
+  },
+  "timeout-keep-alive": {
+    type: "string",
+    default: "5",
+    description: `Seconds an idle connection stays open, between requests or before one arrives (1 to ${MAX_IDLE_TIMEOUT_SECONDS}; closed up to 8 s later, Bun's timer moving in 4 s steps)`,
+  },
+  "limit-concurrency": {
+    type: "string",
+    default: "1024",
+    description:
+      "POSTs in progress at once (streams included) past which another gets 503; with --max-request-body, bounds the memory of bodies in flight",
+  },
   "chat-template": {
     type: "string",
     description: "A Jinja chat template file, instead of the tokenizer's (every model's)",
@@ -172,6 +206,17 @@ function parserOptions(args: ServeArgs) {
   return { toolCallParser, reasoningParser, enableAutoToolChoice };
 }
 
+/** A request with more samples than the pending bound could never be admitted: --max-n stays within it. */
+function maxNOption(value: string | undefined, maxPendingRequests: number): number {
+  if (value === undefined) return Math.min(DEFAULT_MAX_N, maxPendingRequests);
+  const maxN = integer("max-n", value, 1);
+  if (maxN > maxPendingRequests)
+    throw new UsageError(
+      `--max-n ${maxN} is more than --max-pending-requests ${maxPendingRequests}: no request with that many samples could ever be admitted`,
+    );
+  return maxN;
+}
+
 function logStarted({ servedModelName, engine }: ServedModel, seconds: number): void {
   const { info, source } = engine;
   const { kvCacheSize } = info;
@@ -198,19 +243,44 @@ export default defineCommand({
       const port = integer("port", args.port, 0);
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
       const maxPendingRequests = integer("max-pending-requests", args["max-pending-requests"], 1);
+      const maxN = maxNOption(args["max-n"], maxPendingRequests);
       const maxBodyBytes = bytes("max-request-body", args["max-request-body"]);
+      const requestBodyTimeoutMs = 1000 * number("request-body-timeout", args["request-body-timeout"], 0.001);
+      const keepAliveTimeoutSeconds = integer("timeout-keep-alive", args["timeout-keep-alive"], 1);
+      if (keepAliveTimeoutSeconds > MAX_IDLE_TIMEOUT_SECONDS)
+        throw new UsageError(
+          `--timeout-keep-alive must be at most ${MAX_IDLE_TIMEOUT_SECONDS}, got ${keepAliveTimeoutSeconds}`,
+        );
+      const limitConcurrency = integer("limit-concurrency", args["limit-concurrency"], 1);
       const parsers = parserOptions(args);
 
       models = await startServedModels(specs, logStarted);
       const apiKey = args["api-key"] ?? process.env.VLLM_API_KEY ?? null;
       const grammarChecker = new GrammarChecker();
-      const context: ServerContext = { models, apiKey, maxPendingRequests, maxBodyBytes, ...parsers, grammarChecker };
+      const context: ServerContext = {
+        models,
+        apiKey,
+        maxPendingRequests,
+        maxN,
+        maxBodyBytes,
+        ...parsers,
+        grammarChecker,
+      };
       const server = Bun.serve({
         hostname: args.host,
         port,
-        fetch: createApp(context, (error) => logger.error("request failed:", error)),
-        // Generation can take longer than any idle limit between a request and its first byte.
-        idleTimeout: 0,
+        fetch: withConnectionLimits(
+          createApp(
+            context,
+            { allowedHosts: allowedHosts(args["allowed-hosts"], args.host), requestBodyTimeoutMs },
+            (error) => logger.error("request failed:", error),
+          ),
+          { keepAliveTimeoutSeconds, limitConcurrency },
+          (request) => logger.info(`client disconnected: ${request.method} ${new URL(request.url).pathname}`),
+        ),
+        // Idle connections, and requests before their handler runs; withConnectionLimits lifts it
+        // from a POST in progress, which its own deadlines govern.
+        idleTimeout: keepAliveTimeoutSeconds,
         // Bun's own limit would answer 413 with no body: the app enforces --max-request-body
         // itself, reading bodies as streams, so that the client gets OpenAI's error shape.
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,

@@ -60,6 +60,7 @@ class DeltaStream implements AsyncIterable<CompletionDelta> {
 interface Parent {
   stream: DeltaStream;
   children: string[];
+  /** Its children still generating. */
   unfinished: number;
 }
 
@@ -67,6 +68,8 @@ export class AsyncEngine {
   private readonly processor: OutputProcessor;
   private readonly parents = new Map<string, Parent>();
   private readonly parentOf = new Map<string, string>();
+  /** The parents' unfinished children, summed as they change rather than counted on demand. */
+  private unfinishedSequences = 0;
   private readonly pendingStats = new Map<
     number,
     { resolve: (stats: SchedulerStats) => void; reject: (error: Error) => void }
@@ -123,6 +126,7 @@ export class AsyncEngine {
     const stream = new DeltaStream(() => this.abort(requestId));
     const children = childRequests(requestId, sampling);
     this.parents.set(requestId, { stream, children: children.map((c) => c.requestId), unfinished: children.length });
+    this.unfinishedSequences += children.length;
     const eosTokenIds = this.source.generationConfig.eosTokenIds ?? this.source.config.eosTokenIds;
     for (const child of children) {
       this.parentOf.set(child.requestId, requestId);
@@ -149,8 +153,9 @@ export class AsyncEngine {
     parent.stream.end();
   }
 
-  get numUnfinishedRequests(): number {
-    return this.parents.size;
+  /** Sequences generating or waiting to: n per request (each sample is an engine request). */
+  get numUnfinishedSequences(): number {
+    return this.unfinishedSequences;
   }
 
   /** Why the engine core stopped working (the Worker failed or was shut down), or null. */
@@ -190,6 +195,8 @@ export class AsyncEngine {
   }
 
   private forget(requestId: string, parent: Parent): void {
+    this.unfinishedSequences -= parent.unfinished;
+    parent.unfinished = 0;
     for (const child of parent.children) {
       this.parentOf.delete(child);
       this.processor.remove(child);
@@ -209,7 +216,10 @@ export class AsyncEngine {
           if (!parent || !delta) continue;
           if (delta.stoppedByString) stoppedByString.push(output.requestId);
           parent.stream.push(delta);
-          if (delta.finished && --parent.unfinished === 0) {
+          if (!delta.finished) continue;
+          parent.unfinished--;
+          this.unfinishedSequences--;
+          if (parent.unfinished === 0) {
             this.forget(parentId!, parent);
             parent.stream.end();
           }

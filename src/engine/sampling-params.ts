@@ -2,6 +2,7 @@
 // when the request arrives so the sampler can trust every field.
 
 import type { GenerationConfig } from "../model/generation-config.ts";
+import { quoteInput } from "../quote-input.ts";
 import {
   constraintKind,
   type StructuredOutputs,
@@ -14,6 +15,14 @@ export const GREEDY_TEMPERATURE = 1e-5;
 export const MAX_LOGPROBS = 20;
 /** OpenAI's range for logit_bias values; ±100 is enough to force or ban a token. */
 export const MAX_LOGIT_BIAS = 100;
+/**
+ * The device takes top_k as an int32, where a larger k would wrap around (2^32 + 5 becoming 5). No
+ * vocabulary comes near it, and any k at least the vocabulary's size keeps every token, so a larger
+ * k is stored as this one without changing what it means.
+ */
+export const MAX_TOP_K = 2 ** 31 - 1;
+/** The device takes temperatures as 32-bit floats: past the largest one a temperature becomes inf. */
+export const MAX_TEMPERATURE = 3.4028234663852886e38;
 
 export interface SamplingParamsInit {
   n: number;
@@ -25,8 +34,11 @@ export interface SamplingParamsInit {
   repetitionPenalty: number;
   presencePenalty: number;
   frequencyPenalty: number;
-  /** Token id → value added to its logit, in [-100, 100]. */
-  logitBias: Record<number, number>;
+  /**
+   * Token id → value added to its logit, in [-100, 100]. A Map keeps any key a client sent, where
+   * an object would swallow "__proto__".
+   */
+  logitBias: Readonly<Record<number, number>> | ReadonlyMap<string, number>;
   seed: number | null;
   maxTokens: number;
   minTokens: number;
@@ -82,6 +94,12 @@ export class SamplingParams {
     this.n = integerAtLeast("n", init.n ?? 1, 1);
     this.temperature = finite("temperature", init.temperature ?? 1);
     if (this.temperature < 0) throw new SamplingParamsError("temperature", `must be >= 0, got ${this.temperature}`);
+    if (this.temperature > MAX_TEMPERATURE) {
+      throw new SamplingParamsError(
+        "temperature",
+        `must be at most ${MAX_TEMPERATURE} (the largest 32-bit float), got ${this.temperature}`,
+      );
+    }
     this.topP = finite("topP", init.topP ?? 1);
     if (!(this.topP > 0 && this.topP <= 1))
       throw new SamplingParamsError("topP", `must be in (0, 1], got ${this.topP}`);
@@ -89,7 +107,7 @@ export class SamplingParams {
     if (!Number.isSafeInteger(topK) || topK < -1) {
       throw new SamplingParamsError("topK", `must be 0 or -1 (off) or a positive integer, got ${String(topK)}`);
     }
-    this.topK = Math.max(topK, 0);
+    this.topK = Math.min(Math.max(topK, 0), MAX_TOP_K);
     this.minP = inRange("minP", init.minP ?? 0, 0, 1);
     this.repetitionPenalty = finite("repetitionPenalty", init.repetitionPenalty ?? 1);
     if (this.repetitionPenalty <= 0) {
@@ -213,12 +231,13 @@ function integerAtLeast(field: string, value: number, min: number): number {
 }
 
 /** JSON object keys arrive as strings ("50256"); they must still be token ids. */
-function parseLogitBias(bias: Record<number, number>): Map<number, number> {
+function parseLogitBias(bias: SamplingParamsInit["logitBias"]): Map<number, number> {
   const parsed = new Map<number, number>();
-  for (const [key, value] of Object.entries(bias)) {
+  const entries = bias instanceof Map ? bias.entries() : Object.entries(bias);
+  for (const [key, value] of entries) {
     const id = Number(key);
     if (!/^\d+$/.test(key) || !Number.isSafeInteger(id)) {
-      throw new SamplingParamsError("logitBias", `keys must be token ids, got ${JSON.stringify(key)}`);
+      throw new SamplingParamsError("logitBias", `keys must be token ids, got ${JSON.stringify(quoteInput(key))}`);
     }
     parsed.set(id, inRange(`logitBias[${id}]`, value, -MAX_LOGIT_BIAS, MAX_LOGIT_BIAS));
   }

@@ -5,6 +5,7 @@
 import type { KVCacheBlock } from "./kv-cache-block.ts";
 import type { KVCacheManager } from "./kv-cache-manager.ts";
 import { promptAdmissionError, type Request } from "./request.ts";
+import { RequestQueue } from "./request-queue.ts";
 import { type EngineScheduler, type SchedulerLimits, validateSchedulerLimits } from "./scheduler-interface.ts";
 import {
   type CachedRequestData,
@@ -41,7 +42,7 @@ export class Scheduler implements EngineScheduler {
   /** Every waiting or running request, by id. */
   private readonly requests = new Map<string, Request>();
   /** Arrival order, except that preempted requests go back to the head. */
-  private readonly waiting: Request[] = [];
+  private readonly waiting = new RequestQueue();
   /** Admission order: the last one is the newest, the first to be preempted. */
   private readonly running: Request[] = [];
   private readonly step = new StepProtocol();
@@ -122,7 +123,7 @@ export class Scheduler implements EngineScheduler {
       tokenBudget > 0 &&
       this.running.length < this.maxNumSeqs
     ) {
-      const request = this.waiting[0]!;
+      const request = this.waiting.peek()!;
       const computed = this.kvCacheManager.getComputedBlocks(request);
       let numNewTokens = request.numTokens - computed.numComputedTokens;
       if (this.enableChunkedPrefill) {
@@ -262,15 +263,16 @@ export class Scheduler implements EngineScheduler {
     request.numComputedTokens = 0;
     request.numPreemptions++;
     this.numPreemptions++;
-    this.waiting.unshift(request);
+    this.waiting.pushFront(request);
   }
 
   /** Drops a finished or aborted request from the queues and frees its blocks at once. */
   private remove(request: Request): void {
     this.requests.delete(request.requestId);
-    for (const queue of [this.running, this.waiting]) {
-      const index = queue.indexOf(request);
-      if (index >= 0) queue.splice(index, 1);
+    // A waiting request leaves its queue in O(1); the running list is at most maxNumSeqs long.
+    if (this.waiting.remove(request.requestId) === undefined) {
+      const index = this.running.indexOf(request);
+      if (index >= 0) this.running.splice(index, 1);
     }
     this.kvCacheManager.free(request);
     this.step.finishedRequestIds.add(request.requestId);

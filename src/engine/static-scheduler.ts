@@ -6,6 +6,7 @@ import type { BlockPool } from "./block-pool.ts";
 import type { KVCacheBlock } from "./kv-cache-block.ts";
 import type { KVCacheManager } from "./kv-cache-manager.ts";
 import { promptAdmissionError, type Request } from "./request.ts";
+import { RequestQueue } from "./request-queue.ts";
 import { type EngineScheduler, type SchedulerLimits, validateSchedulerLimits } from "./scheduler-interface.ts";
 import {
   type CachedRequestData,
@@ -42,7 +43,7 @@ export class StaticScheduler implements EngineScheduler {
   /** Every member decodes every step, so a batch must fit in one step's budget. */
   private readonly maxBatchSize: number;
   private readonly blocksPerRequest: number;
-  private readonly waiting: Request[] = [];
+  private readonly waiting = new RequestQueue();
   private readonly batch = new Map<string, BatchMember>();
   private readonly step = new StepProtocol();
 
@@ -67,7 +68,7 @@ export class StaticScheduler implements EngineScheduler {
 
   addRequest(request: Request): void {
     const { requestId } = request;
-    if (this.batch.has(requestId) || this.waiting.some((queued) => queued.requestId === requestId)) {
+    if (this.batch.has(requestId) || this.waiting.has(requestId)) {
       throw new Error(`request ${requestId} is already in the scheduler`);
     }
     const error = promptAdmissionError(request, this.maxModelLen);
@@ -136,8 +137,7 @@ export class StaticScheduler implements EngineScheduler {
   /** A waiting request leaves the queue; a member stops computing, keeping its reservation. */
   abort(requestIds: Iterable<string>): void {
     for (const requestId of requestIds) {
-      const index = this.waiting.findIndex((request) => request.requestId === requestId);
-      const request = index >= 0 ? this.waiting.splice(index, 1)[0]! : this.batch.get(requestId)?.request;
+      const request = this.waiting.remove(requestId) ?? this.batch.get(requestId)?.request;
       if (request === undefined || request.isFinished) continue;
       request.status = "FINISHED_ABORTED";
       this.step.finishedRequestIds.add(requestId);
@@ -202,7 +202,8 @@ export class StaticScheduler implements EngineScheduler {
   private formBatch(): void {
     const numFitting = Math.floor(this.blockPool.numFreeBlocks / this.blocksPerRequest);
     const size = Math.min(this.maxBatchSize, this.waiting.length, numFitting);
-    for (const request of this.waiting.splice(0, size)) {
+    for (let i = 0; i < size; i++) {
+      const request = this.waiting.shift()!;
       request.status = "RUNNING";
       const blocks = this.blockPool.getNewBlocks(this.blocksPerRequest);
       this.batch.set(request.requestId, { request, blocks, sentToRunner: false });

@@ -49,6 +49,48 @@ export interface GrammarVocab {
   prependSpace: boolean;
 }
 
+/**
+ * Normalizers that shrink text at most threefold: a Unicode normalization form composes up to three
+ * code points into one character (Hangul L+V+T: 9 bytes into 3), case mapping turns 3-byte letters
+ * into 1-byte ones (the Kelvin sign into k). Prepend only adds.
+ */
+const NORMALIZER_SHRINK: Record<string, number> = { NFC: 3, NFD: 3, NFKC: 3, NFKD: 3, Lowercase: 3, Prepend: 1 };
+
+/**
+ * How many times fewer bytes the normalized text may have than the client's, or null when the
+ * normalizer may shrink it without bound (StripAccents, Strip, a regex Replace, a precompiled
+ * charsmap, ...). A sequence shrinks by the product of its steps'.
+ */
+function normalizerShrink(normalizer: unknown): number | null {
+  if (!isRecord(normalizer)) return 1;
+  if (normalizer.type === "Sequence") {
+    let shrink = 1;
+    for (const step of Array.isArray(normalizer.normalizers) ? normalizer.normalizers : []) {
+      const factor = normalizerShrink(step);
+      if (factor === null) return null;
+      shrink *= factor;
+    }
+    return shrink;
+  }
+  if (normalizer.type === "Replace") {
+    // A fixed string replaced by a non-empty one (SentencePiece's " " by "▁") shrinks by their ratio.
+    const pattern = isRecord(normalizer.pattern) ? normalizer.pattern.String : undefined;
+    const content = normalizer.content;
+    if (typeof pattern !== "string" || typeof content !== "string" || content === "") return null;
+    return Math.max(1, Buffer.byteLength(pattern) / Buffer.byteLength(content));
+  }
+  return NORMALIZER_SHRINK[String(normalizer.type)] ?? null;
+}
+
+/** The bytes of text a vocabulary token spells, as its encoding writes them. */
+function spelledBytes(token: string, encoding: VocabEncoding): number {
+  // One character of GPT-2's byte-level alphabet per byte.
+  if (encoding === "byte_level") return token.length;
+  if (encoding === "byte_fallback")
+    return /^<0x[0-9A-Fa-f]{2}>$/.test(token) ? 1 : Buffer.byteLength(token.replaceAll("▁", " "));
+  return Buffer.byteLength(token);
+}
+
 function decoderTypes(decoder: unknown): string[] {
   if (!isRecord(decoder)) return [];
   const nested = Array.isArray(decoder.decoders) ? decoder.decoders.flatMap(decoderTypes) : [];
@@ -73,11 +115,14 @@ export class ModelTokenizer {
   readonly eosTokenId: number | null;
   readonly chatTemplate: string | null;
   private readonly specialIds: Set<number>;
+  private longestTokenBytes: number | null = null;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
     config: TokenizerConfig,
     private readonly encoding: { encoding: VocabEncoding; prependSpace: boolean },
+    /** See normalizerShrink. */
+    private readonly normalizerShrink: number | null,
   ) {
     if (!tokenizer.model) throw new Error("tokenizer.json has no model");
     this.vocabSize = tokenizer.model.vocab.length;
@@ -107,6 +152,7 @@ export class ModelTokenizer {
       new Tokenizer(tokenizerJson, tokenizerConfig),
       tokenizerConfig as TokenizerConfig,
       vocabEncoding(tokenizerJson),
+      normalizerShrink(tokenizerJson.normalizer),
     );
   }
 
@@ -133,6 +179,29 @@ export class ModelTokenizer {
   grammarVocab(): GrammarVocab {
     const tokens = Array.from({ length: this.vocabSize }, (_, id) => this.idToToken(id) ?? "");
     return { tokens, ...this.encoding };
+  }
+
+  /**
+   * The most bytes of a client's text that one token can stand for: the vocabulary's longest token
+   * (added tokens as their text), times what the normalizer may shrink text by. A text of B bytes
+   * encodes into at least B / maxBytesPerToken tokens, so one longer than a model's context allows
+   * can be refused without encoding it. Null when the normalizer gives no such bound.
+   */
+  get maxBytesPerToken(): number | null {
+    if (this.normalizerShrink === null) return null;
+    if (this.longestTokenBytes === null) {
+      const added = this.tokenizer.get_added_tokens_decoder();
+      let longest = 1;
+      for (let id = 0; id < this.vocabSize; id++) {
+        const addedToken = added.get(id);
+        const bytes = addedToken
+          ? Buffer.byteLength(addedToken.content)
+          : spelledBytes(this.idToToken(id) ?? "", this.encoding.encoding);
+        longest = Math.max(longest, bytes);
+      }
+      this.longestTokenBytes = longest;
+    }
+    return Math.ceil(this.longestTokenBytes * this.normalizerShrink);
   }
 
   isSpecial(id: number): boolean {

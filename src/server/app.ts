@@ -1,8 +1,11 @@
-// The HTTP surface: routes to handlers, the API key on /v1, and one rule for failures: every
-// request gets an answer in OpenAI's error shape, whatever a handler throws.
+// The HTTP surface: routes to handlers, the Host and the API key checked, JSON wanted on /v1, and
+// one rule for failures: every request gets an answer in OpenAI's error shape, whatever a handler
+// throws.
 import packageJson from "../../package.json";
+import { quoteInput } from "../quote-input.ts";
+import { type AllowedHosts, checkHost } from "./allowed-hosts.ts";
 import { checkApiKey } from "./auth.ts";
-import { readJsonBody } from "./body.ts";
+import { checkJsonContentType, readJsonBody, UnreadBodyError } from "./body.ts";
 import { createChatCompletion } from "./chat-completions.ts";
 import { createCompletion } from "./completions.ts";
 import type { ServerContext } from "./context.ts";
@@ -14,12 +17,28 @@ import { unixSeconds } from "./usage.ts";
 
 type Handler = (request: Request) => Response | Promise<Response>;
 
+/** What the HTTP layer checks before any handler runs, and how long a body may take. */
+export interface HttpOptions {
+  /** Host names the server answers to (--allowed-hosts), or null for any. */
+  allowedHosts: AllowedHosts;
+  /** A request's body must arrive in full within this (--request-body-timeout). */
+  requestBodyTimeoutMs: number;
+}
+
+/** The methods a route answers: HEAD wherever GET is. */
+function methodsOf(route: Record<string, Handler>): string[] {
+  const methods = Object.keys(route);
+  return route.GET ? [...methods, "HEAD"] : methods;
+}
+
 export function createApp(
   context: ServerContext,
+  http: HttpOptions,
   onInternalError: (error: unknown) => void,
 ): (request: Request) => Promise<Response> {
   const startedAt = unixSeconds();
-  const json = (request: Request) => readJsonBody(request, context.maxBodyBytes);
+  const json = (request: Request) =>
+    readJsonBody(request, { maxBytes: context.maxBodyBytes, timeoutMs: http.requestBodyTimeoutMs });
   const routes: Record<string, Record<string, Handler>> = {
     // Unhealthy once any model's engine core has failed, so an orchestrator restarts the server.
     "/health": {
@@ -51,18 +70,25 @@ export function createApp(
 
   return async (request) => {
     try {
+      checkHost(request, http.allowedHosts);
       const { pathname } = new URL(request.url);
+      const { method } = request;
       const route = routes[pathname];
-      if (!route) throw new ApiError(404, `no route ${request.method} ${pathname}`);
-      const handler = route[request.method];
+      if (!route) throw new ApiError(404, `no route ${quoteInput(method)} ${quoteInput(pathname)}`);
+      const handler = route[method] ?? (method === "HEAD" ? route.GET : undefined);
       if (!handler)
-        throw new ApiError(405, `${pathname} accepts ${Object.keys(route).join(", ")}, not ${request.method}`);
-      if (context.apiKey !== null && pathname.startsWith("/v1/")) checkApiKey(request, context.apiKey);
-      return await handler(request);
+        throw new ApiError(405, `${pathname} accepts ${methodsOf(route).join(", ")}, not ${quoteInput(method)}`);
+      const isApi = pathname.startsWith("/v1/");
+      if (context.apiKey !== null && isApi) checkApiKey(request, context.apiKey);
+      if (isApi && method === "POST") checkJsonContentType(request);
+      const response = await handler(request);
+      // HEAD answers as GET would, without the body.
+      return method === "HEAD" ? new Response(null, { status: response.status, headers: response.headers }) : response;
     } catch (error) {
       const apiError = toApiError(error);
-      if (apiError.status === 500) onInternalError(error);
-      return errorResponse(apiError);
+      // A client gone mid-body fails the read; its leaving is logged once, elsewhere.
+      if (apiError.status === 500 && !request.signal.aborted) onInternalError(error);
+      return errorResponse(apiError, apiError instanceof UnreadBodyError ? { Connection: "close" } : undefined);
     }
   };
 }

@@ -9,7 +9,7 @@ import {
   chatMessageParts,
   mergeDeltas,
 } from "./chat-output.ts";
-import { renderChat } from "./chat-prompt.ts";
+import { chatPrompt } from "./chat-prompt.ts";
 import { type ModelContext, routeModel, type ServerContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
 import { type ChoiceDelta, Generation } from "./generation.ts";
@@ -83,8 +83,7 @@ export async function createChatCompletion(
   const request = chatCompletionRequestSchema.parse(body);
   const context = routeModel(server, request.model);
   checkStreamOptions(request);
-  const prompt = renderChat(context, request);
-  const tokenIds = context.engine.tokenizer.encode(prompt, { addSpecialTokens: false });
+  const { prompt, tokenIds } = await chatPrompt(context, request);
   const options = outputOptions(context, request, prompt);
   const constraint = await structuredOutputs(context, request, toolConstraint(options.mode, request.tools ?? []));
   const params = samplingParams(context, request, {

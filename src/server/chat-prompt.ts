@@ -1,9 +1,10 @@
 // A conversation as prompt token ids: OpenAI messages → the model's chat template → tokens. The
 // template writes the special tokens itself, so the text is encoded without adding any more.
 import type { ChatMessage } from "../model/chat-template.ts";
-import { renderChatTemplate } from "../model/chat-template.ts";
+import { quoteInput } from "../quote-input.ts";
 import type { ModelContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
+import { encodeChat } from "./prompt-tokens.ts";
 import type { ChatMessageInput } from "./schemas.ts";
 
 export interface ChatPromptFields {
@@ -22,7 +23,7 @@ function messageText(message: ChatMessageInput, index: number): string {
       if (part.type !== "text" || part.text === undefined) {
         throw new ApiError(
           400,
-          `content part of type "${part.type}" is not supported by this text-only model`,
+          `content part of type "${quoteInput(part.type)}" is not supported by this text-only model`,
           `messages.${index}.content.${p}`,
         );
       }
@@ -48,25 +49,31 @@ function templateToolCalls(toolCalls: unknown): unknown {
   });
 }
 
-export function renderChat(context: ModelContext, fields: ChatPromptFields): string {
+/** The conversation's prompt and its token ids, the text measured and rendered as prompt-tokens.ts decides. */
+export function chatPrompt(
+  context: ModelContext,
+  fields: ChatPromptFields,
+): Promise<{ prompt: string; tokenIds: number[] }> {
   const { tokenizer } = context.engine;
-  const messages: ChatMessage[] = fields.messages.map((message, i) => ({
-    ...message,
-    // Templates written before OpenAI's "developer" role know it as "system".
-    role: message.role === "developer" ? "system" : message.role,
-    content: messageText(message, i),
-    ...(message.tool_calls !== undefined ? { tool_calls: templateToolCalls(message.tool_calls) } : {}),
-  }));
-  return renderChatTemplate(context.chatTemplate ?? tokenizer.chatTemplate, {
+  let bytes = 0;
+  const messages: ChatMessage[] = fields.messages.map((message, i) => {
+    const content = messageText(message, i);
+    bytes += Buffer.byteLength(content);
+    return {
+      ...message,
+      // Templates written before OpenAI's "developer" role know it as "system".
+      role: message.role === "developer" ? "system" : message.role,
+      content,
+      ...(message.tool_calls !== undefined ? { tool_calls: templateToolCalls(message.tool_calls) } : {}),
+    };
+  });
+  const input = {
     messages,
     addGenerationPrompt: fields.add_generation_prompt ?? true,
     bosToken: tokenizer.bosToken,
     eosToken: tokenizer.eosToken,
     tools: fields.tools,
     extra: fields.chat_template_kwargs ?? undefined,
-  });
-}
-
-export function chatPromptTokenIds(context: ModelContext, fields: ChatPromptFields): number[] {
-  return context.engine.tokenizer.encode(renderChat(context, fields), { addSpecialTokens: false });
+  };
+  return encodeChat(context, context.chatTemplate ?? tokenizer.chatTemplate, input, bytes);
 }

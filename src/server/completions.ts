@@ -2,32 +2,30 @@
 // or many, and vLLM's sampling extras.
 import { type ModelContext, routeModel, type ServerContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
-import { type ChoiceDelta, Generation } from "./generation.ts";
+import { type ChoiceDelta, checkSequenceCount, Generation } from "./generation.ts";
 import { CompletionLogprobsWriter } from "./logprobs.ts";
-import { checkStreamOptions, samplingParams } from "./sampling.ts";
+import { decodeTokenIds, encodeText } from "./prompt-tokens.ts";
+import { checkN, checkStreamOptions, samplingParams } from "./sampling.ts";
 import { type CompletionRequest, completionRequestSchema, refuseUnsupportedFields } from "./schemas.ts";
 import { sseResponse } from "./sse.ts";
 import { structuredOutputs } from "./structured-outputs.ts";
 import { newRequestId, Usage, unixSeconds } from "./usage.ts";
 
-/** Each prompt of the request as token ids; text gets the tokenizer's special tokens (a BOS). */
-function promptTokenIds(context: ModelContext, prompt: CompletionRequest["prompt"]): number[][] {
-  const { tokenizer, source } = context.engine;
+/** The request's prompts: one (text or token ids) or a list of them. */
+function promptList(prompt: CompletionRequest["prompt"]): { prompts: (string | number[])[]; isSingle: boolean } {
   if (prompt.length === 0) throw new ApiError(400, "prompt must not be empty", "prompt");
   const isSingle = typeof prompt === "string" || typeof prompt[0] === "number";
-  const prompts = (isSingle ? [prompt] : prompt) as (string | number[])[];
-  return prompts.map((entry, i) => {
-    if (typeof entry === "string") return tokenizer.encode(entry);
-    const outside = entry.find((id) => id >= source.config.vocabSize);
-    if (outside !== undefined) {
-      throw new ApiError(
-        400,
-        `token id ${outside} is outside the vocabulary (size ${source.config.vocabSize})`,
-        isSingle ? "prompt" : `prompt.${i}`,
-      );
-    }
-    return entry;
-  });
+  return { prompts: (isSingle ? [prompt] : prompt) as (string | number[])[], isSingle };
+}
+
+/** A prompt as token ids; text gets the tokenizer's special tokens (a BOS). */
+async function promptTokenIds(context: ModelContext, entry: string | number[], field: string): Promise<number[]> {
+  if (typeof entry === "string") return encodeText(context, entry, { addSpecialTokens: true, field });
+  const { vocabSize } = context.engine.source.config;
+  const outside = entry.find((id) => id >= vocabSize);
+  if (outside !== undefined)
+    throw new ApiError(400, `token id ${outside} is outside the vocabulary (size ${vocabSize})`, field);
+  return entry;
 }
 
 export async function createCompletion(server: ServerContext, body: unknown, signal: AbortSignal): Promise<Response> {
@@ -45,7 +43,14 @@ export async function createCompletion(server: ServerContext, body: unknown, sig
     );
   }
   const constraint = await structuredOutputs(context, request);
-  const prompts = promptTokenIds(context, request.prompt).map((tokenIds) => ({
+  const { prompts: entries, isSingle } = promptList(request.prompt);
+  // Before any prompt is tokenized: a list of a million prompts is refused at once.
+  checkN(context, request.n);
+  checkSequenceCount(context, entries.length * (request.n ?? 1));
+  const tokenized = await Promise.all(
+    entries.map((entry, i) => promptTokenIds(context, entry, isSingle ? "prompt" : `prompt.${i}`)),
+  );
+  const prompts = tokenized.map((tokenIds) => ({
     tokenIds,
     params: samplingParams(context, request, {
       promptLength: tokenIds.length,
@@ -56,7 +61,9 @@ export async function createCompletion(server: ServerContext, body: unknown, sig
     }),
   }));
   const { tokenizer } = context.engine;
-  const echoTexts = request.echo ? prompts.map((prompt) => tokenizer.decode(prompt.tokenIds)) : null;
+  const echoTexts = request.echo
+    ? await Promise.all(prompts.map((prompt) => decodeTokenIds(context, prompt.tokenIds)))
+    : null;
   const id = newRequestId("cmpl");
   const head = { id, object: "text_completion", created: unixSeconds(), model: context.servedModelName };
   const usage = new Usage(prompts.reduce((sum, prompt) => sum + prompt.tokenIds.length, 0));

@@ -2,14 +2,21 @@
 // picks one model; from there on the handler sees that model's engine as if it were the only one.
 import type { AsyncEngine } from "../engine/async-engine.ts";
 import type { GrammarChecker } from "../engine/structured-output/grammar-checker.ts";
+import { quoteInput } from "../quote-input.ts";
 import { ApiError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
+import type { TokenizerThread } from "./tokenizer-thread.ts";
 
 export interface ServerOptions {
   /** When set, /v1 routes want `Authorization: Bearer <apiKey>`. */
   apiKey: string | null;
-  /** Queued plus running requests of one model's engine past which new ones get 503. */
+  /**
+   * Queued plus running sequences (n per prompt) of one model's engine past which new requests get
+   * 503; a request that alone asks for more gets 400.
+   */
   maxPendingRequests: number;
+  /** The largest `n` a request may ask for (400 past it). */
+  maxN: number;
   /** Request bodies past this many bytes get 413. */
   maxBodyBytes: number;
   /** Parses tool calls out of free text (vLLM's --tool-call-parser), or null. */
@@ -30,6 +37,11 @@ export interface ServedModel {
   metrics: Metrics;
   /** Overrides the tokenizer's chat template (--chat-template, or the config's chatTemplate). */
   chatTemplate: string | null;
+  /**
+   * Where long text is tokenized, off the HTTP thread; null: always on the calling thread (the chat
+   * REPL has no HTTP thread to keep free).
+   */
+  tokenizerThread: TokenizerThread | null;
 }
 
 export interface ServerContext extends ServerOptions {
@@ -58,7 +70,7 @@ export function routeModel(context: ServerContext, requested: string | null | un
   if (!model)
     throw new ApiError(
       404,
-      `The model \`${requested}\` does not exist; this server serves ${servedNames(context)}.`,
+      `The model \`${quoteInput(requested)}\` does not exist; this server serves ${servedNames(context)}.`,
       "model",
     );
   return { ...options, ...model };

@@ -3,6 +3,13 @@
 import { z } from "zod";
 import { SamplingParamsError } from "../engine/sampling-params.ts";
 import { ChatTemplateError } from "../model/chat-template.ts";
+import { quoteInput } from "../quote-input.ts";
+
+/**
+ * How long a message may be: messages of libraries (zod, JSON.parse, Jinja, xgrammar) may quote a
+ * client's input at any length.
+ */
+const MAX_MESSAGE_LENGTH = 2000;
 
 /** OpenAI's error types, by status. */
 const TYPE_OF_STATUS: Record<number, string> = {
@@ -10,19 +17,26 @@ const TYPE_OF_STATUS: Record<number, string> = {
   401: "AuthenticationError",
   404: "NotFoundError",
   405: "MethodNotAllowedError",
+  408: "RequestTimeoutError",
   413: "RequestTooLargeError",
+  415: "UnsupportedMediaTypeError",
+  421: "MisdirectedRequestError",
   500: "InternalServerError",
   503: "ServiceUnavailableError",
 };
 
 export class ApiError extends Error {
+  readonly param: string | null;
+
   constructor(
     readonly status: number,
     message: string,
-    readonly param: string | null = null,
+    param: string | null = null,
   ) {
-    super(message);
+    super(quoteInput(message, MAX_MESSAGE_LENGTH));
     this.name = "ApiError";
+    // A field's path may hold a client's keys.
+    this.param = param === null ? null : quoteInput(param);
   }
 
   toJSON() {
@@ -61,6 +75,6 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError(500, `internal server error: ${error instanceof Error ? error.message : String(error)}`);
 }
 
-export function errorResponse(error: ApiError): Response {
-  return Response.json(error.toJSON(), { status: error.status });
+export function errorResponse(error: ApiError, headers?: Record<string, string>): Response {
+  return Response.json(error.toJSON(), { status: error.status, headers });
 }

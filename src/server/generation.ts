@@ -23,6 +23,20 @@ interface SequenceTiming {
   isFirst: boolean;
 }
 
+/**
+ * A request that alone asks for more sequences than the server ever holds could never be admitted:
+ * a 400, checked before its prompts are tokenized.
+ */
+export function checkSequenceCount(context: ModelContext, numSequences: number): void {
+  const { maxPendingRequests } = context;
+  if (numSequences <= maxPendingRequests) return;
+  throw new ApiError(
+    400,
+    `this request asks for ${numSequences} sequences (prompts × n), more than this server ever holds at once ` +
+      `(--max-pending-requests ${maxPendingRequests}); split it`,
+  );
+}
+
 export class Generation implements AsyncIterable<ChoiceDelta> {
   private readonly arrivedAt = performance.now();
   private readonly timings = new Map<number, SequenceTiming>();
@@ -37,13 +51,18 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     this.numUnfinished = streams.length * n;
   }
 
-  /** Submits every prompt, or none: a prompt the engine refuses withdraws those before it. */
+  /**
+   * Submits every prompt, or none: a prompt the engine refuses withdraws those before it. Admission
+   * counts sequences, n per prompt, since each is an engine request of its own.
+   */
   static start(context: ModelContext, requestId: string, prompts: readonly PromptInput[]): Generation {
-    const { engine } = context;
-    if (engine.numUnfinishedRequests + prompts.length > context.maxPendingRequests) {
+    const { engine, maxPendingRequests } = context;
+    const numSequences = prompts.reduce((sum, prompt) => sum + prompt.params.n, 0);
+    checkSequenceCount(context, numSequences);
+    if (engine.numUnfinishedSequences + numSequences > maxPendingRequests) {
       throw new ApiError(
         503,
-        `\`${context.servedModelName}\` is at capacity (${context.maxPendingRequests} pending requests); retry later`,
+        `\`${context.servedModelName}\` is at capacity (${maxPendingRequests} pending sequences); retry later`,
       );
     }
     const requestIds = prompts.length === 1 ? [requestId] : prompts.map((_, i) => `${requestId}-${i}`);

@@ -32,6 +32,7 @@ export function samplingParams(context: ModelContext, body: GenerationFields, bu
       promptField,
     );
   }
+  checkN(context, body.n);
   const maxTokens = budget.maxTokens ?? defaultMaxTokens(context, promptLength);
   if (promptLength + maxTokens > contextLength) {
     throw new ApiError(
@@ -63,6 +64,12 @@ export function samplingParams(context: ModelContext, body: GenerationFields, bu
     structuredOutputs: budget.structuredOutputs ?? undefined,
   };
   return new SamplingParams(init);
+}
+
+/** n past --max-n is a 400 (SamplingParams checks that it is a positive integer). */
+export function checkN(context: ModelContext, n: number | null | undefined): void {
+  if (n !== null && n !== undefined && n > context.maxN)
+    throw new ApiError(400, `n must be at most ${context.maxN} (this server's --max-n), got ${n}`, "n");
 }
 
 /** As vLLM: the rest of the context, capped by generation_config's max_new_tokens if it has one. */

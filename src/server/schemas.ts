@@ -8,7 +8,29 @@ import { ApiError } from "./errors.ts";
 import { structuredOutputFields } from "./structured-outputs.ts";
 import { toolFields } from "./tools.ts";
 
-const tokenId = z.number().int().min(0);
+const isTokenId = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+const isTokenIdList = (value: unknown) => Array.isArray(value) && value.every(isTokenId);
+
+/**
+ * Lists of a body's length (a million token ids, or prompts) are checked in one loop each: through
+ * zod's per-element checks (and, for a prompt, its union's other alternatives tried first) they
+ * held the event loop for seconds.
+ */
+function listOf<T>(isItem: (value: unknown) => boolean, error: string) {
+  return z.custom<T[]>((value) => Array.isArray(value) && value.every(isItem), { error });
+}
+
+const tokenIds = listOf<number>(isTokenId, "must be a list of token ids (integers >= 0)");
+
+/**
+ * Token id → bias, read as entries into a Map: copied into an object (as z.record does), a key
+ * such as "__proto__" would vanish instead of being refused as the token id it is not.
+ */
+const logitBias = z.preprocess(
+  (value) =>
+    typeof value === "object" && value !== null && !Array.isArray(value) ? new Map(Object.entries(value)) : value,
+  z.map(z.string(), z.number(), { error: "must be an object of token ids to biases" }),
+);
 
 /** Fields shared by /v1/completions and /v1/chat/completions: OpenAI's and vLLM's extras. */
 const generationFields = {
@@ -20,7 +42,7 @@ const generationFields = {
   seed: z.number().int().nullish(),
   presence_penalty: z.number().nullish(),
   frequency_penalty: z.number().nullish(),
-  logit_bias: z.record(z.string(), z.number()).nullish(),
+  logit_bias: logitBias.nullish(),
   stop: z.union([z.string(), z.array(z.string())]).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
@@ -30,7 +52,7 @@ const generationFields = {
   repetition_penalty: z.number().nullish(),
   min_tokens: z.number().int().nullish(),
   ignore_eos: z.boolean().nullish(),
-  stop_token_ids: z.array(tokenId).nullish(),
+  stop_token_ids: tokenIds.nullish(),
   skip_special_tokens: z.boolean().nullish(),
   include_stop_str_in_output: z.boolean().nullish(),
   ...structuredOutputFields,
@@ -38,7 +60,12 @@ const generationFields = {
 
 export const completionRequestSchema = z.object({
   ...generationFields,
-  prompt: z.union([z.string(), z.array(z.string()), z.array(tokenId), z.array(z.array(tokenId))]),
+  prompt: z.union([
+    z.string(),
+    tokenIds,
+    listOf<string>((value) => typeof value === "string", "must be a list of strings"),
+    listOf<number[]>(isTokenIdList, "must be a list of token id lists"),
+  ]),
   echo: z.boolean().nullish(),
   logprobs: z.number().int().nullish(),
   suffix: z.string().nullish(),
@@ -79,7 +106,7 @@ export const tokenizeRequestSchema = z.union([
 ]);
 export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
 
-export const detokenizeRequestSchema = z.object({ model: z.string().nullish(), tokens: z.array(tokenId) });
+export const detokenizeRequestSchema = z.object({ model: z.string().nullish(), tokens: tokenIds });
 
 /** OpenAI's fields that change the output and that this server does not implement, per endpoint. */
 const UNSUPPORTED_FIELDS = {

@@ -6,6 +6,7 @@ import { AsyncEngine } from "../engine/async-engine.ts";
 import type { CoreOptions } from "../engine/core-protocol.ts";
 import type { ServedModel } from "./context.ts";
 import { Metrics } from "./metrics.ts";
+import { TokenizerThread } from "./tokenizer-thread.ts";
 
 export interface ModelSpec {
   /** The engine's options; gpuMemoryUtilization is this model's share of the device. */
@@ -37,7 +38,13 @@ export async function startServedModels(
       const started = performance.now();
       const engine = await AsyncEngine.start({ ...spec.options, gpuMemoryUtilization: ceilings[i]! });
       const servedModelName = spec.servedModelName ?? engine.source.name;
-      models.push({ servedModelName, engine, metrics: new Metrics(servedModelName), chatTemplate: spec.chatTemplate });
+      models.push({
+        servedModelName,
+        engine,
+        metrics: new Metrics(servedModelName),
+        chatTemplate: spec.chatTemplate,
+        tokenizerThread: new TokenizerThread(engine.source, spec.options.tokenizer),
+      });
       if (models.some((model, j) => j < i && model.servedModelName === servedModelName)) {
         throw new Error(`two models are served as "${servedModelName}": give each its own served model name`);
       }
@@ -51,5 +58,6 @@ export async function startServedModels(
 }
 
 export async function shutdownServedModels(models: readonly ServedModel[]): Promise<void> {
+  for (const model of models) model.tokenizerThread?.close();
   await Promise.all(models.map((model) => model.engine.shutdown()));
 }

@@ -4,6 +4,7 @@
 // "auto" lets the model choose, and a tool-call parser finds the calls in its text.
 import { z } from "zod";
 import type { StructuredOutputs } from "../engine/structured-output/structured-outputs.ts";
+import { quoteInput } from "../quote-input.ts";
 import type { ModelContext } from "./context.ts";
 import { ApiError } from "./errors.ts";
 
@@ -67,7 +68,7 @@ export function toolMode(context: ModelContext, body: ToolFields): ToolMode {
   if (!tools.some((tool) => tool.function.name === name)) {
     throw new ApiError(
       400,
-      `tool_choice names the function "${name}", which is not in tools (${tools.map((t) => t.function.name).join(", ")})`,
+      `tool_choice names the function "${quoteInput(name)}", which is not in tools (${quoteInput(tools.map((t) => t.function.name).join(", "))})`,
       "tool_choice",
     );
   }

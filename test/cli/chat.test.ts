@@ -178,7 +178,7 @@ describe("the in-process backend", () => {
     expect(pieces).toHaveLength(1);
     expect(full.startsWith(pieces[0]!)).toBe(true);
     expect(full.length).toBeGreaterThan(pieces[0]!.length);
-    expect(engine.numUnfinishedRequests).toBe(0);
+    expect(engine.numUnfinishedSequences).toBe(0);
   });
 });
 

@@ -73,7 +73,7 @@ describe("AsyncEngine", () => {
     for await (const _ of engine.generate("left", engine.tokenizer.encode("abandon me"), greedy(400))) {
       if (++received === 3) break;
     }
-    expect(engine.numUnfinishedRequests).toBe(0);
+    expect(engine.numUnfinishedSequences).toBe(0);
     const stats = await engine.stats();
     expect(stats.numRunning + stats.numWaiting).toBe(0);
     expect(stats.kvCacheUsage).toBe(0);

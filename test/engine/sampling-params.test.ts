@@ -3,6 +3,7 @@
 
 import { describe, expect, test } from "bun:test";
 import {
+  MAX_TOP_K,
   SamplingParams,
   SamplingParamsError,
   type SamplingParamsInit,
@@ -55,6 +56,12 @@ describe("defaults", () => {
     expect(new SamplingParams({ topK: 40 }).topK).toBe(40);
   });
 
+  test("a topK past the device's int32 keeps every token, as it means, instead of wrapping around", () => {
+    expect(new SamplingParams({ topK: 2 ** 31 }).topK).toBe(MAX_TOP_K);
+    expect(new SamplingParams({ topK: 2 ** 32 + 5 }).topK).toBe(MAX_TOP_K);
+    expect(MAX_TOP_K).toBe(2 ** 31 - 1);
+  });
+
   test("a single stop string becomes a list", () => {
     expect(new SamplingParams({ stop: "###" }).stop).toEqual(["###"]);
     expect(new SamplingParams({ stop: ["a", "b"] }).stop).toEqual(["a", "b"]);
@@ -75,6 +82,7 @@ describe("validation names the field and the accepted range", () => {
     [{ n: 1.5 }, "n", /n must be an integer/],
     [{ temperature: -0.1 }, "temperature", /temperature must be >= 0, got -0.1/],
     [{ temperature: Number.NaN }, "temperature", /temperature must be a finite number/],
+    [{ temperature: 1e39 }, "temperature", /temperature must be at most 3\.4028234663852886e\+38 .*got 1e\+39/],
     [{ topP: 0 }, "topP", /topP must be in \(0, 1\], got 0/],
     [{ topP: 1.01 }, "topP", /topP must be in \(0, 1\]/],
     [{ topK: -2 }, "topK", /topK must be 0 or -1 \(off\) or a positive integer, got -2/],
@@ -86,6 +94,8 @@ describe("validation names the field and the accepted range", () => {
     [{ frequencyPenalty: -3 }, "frequencyPenalty", /frequencyPenalty must be in \[-2, 2\], got -3/],
     [{ logitBias: { 5: 101 } }, "logitBias[5]", /logitBias\[5\] must be in \[-100, 100\], got 101/],
     [{ logitBias: JSON.parse('{"x": 1}') }, "logitBias", /logitBias keys must be token ids, got "x"/],
+    [{ logitBias: JSON.parse('{"__proto__": 1}') }, "logitBias", /logitBias keys must be token ids, got "__proto__"/],
+    [{ logitBias: new Map([["__proto__", 1]]) }, "logitBias", /logitBias keys must be token ids, got "__proto__"/],
     [{ seed: 0.5 }, "seed", /seed must be an integer/],
     [{ maxTokens: 0 }, "maxTokens", /maxTokens must be >= 1, got 0/],
     [{ minTokens: -1 }, "minTokens", /minTokens must be >= 0/],

@@ -64,6 +64,32 @@ describe.each(Object.entries(families))("%s tokenizer", (_family, tokenizer) => 
   });
 });
 
+describe.each(Object.entries(families))("%s maxBytesPerToken", (_family, tokenizer) => {
+  // Runs of whitespace and repeated symbols are what the longest tokens spell; special-token text is
+  // one token; Hangul jamo are composed by NFC; the Kelvin sign is lower-cased to one byte.
+  const DENSE_TEXTS = [
+    " ",
+    "\n",
+    "\t",
+    "=",
+    "-",
+    "<|im_start|>",
+    "<|begin_of_text|>",
+    "</s>",
+    "\u1100\u1161\u11a8",
+    "\u212a",
+  ];
+
+  test("no text has more bytes per token than it says, so no prompt that fits is refused", () => {
+    const bound = tokenizer.maxBytesPerToken!;
+    for (const unit of [...DENSE_TEXTS, ...VARIED_TEXTS]) {
+      const text = unit.repeat(Math.ceil(4000 / unit.length));
+      const numTokens = tokenizer.encode(text, { addSpecialTokens: false }).length;
+      expect(Buffer.byteLength(text) / numTokens).toBeLessThanOrEqual(bound);
+    }
+  });
+});
+
 describe("Qwen3 tokenizer", () => {
   test('"Hello world" encodes to the known ids [9707, 1879], with no BOS', () => {
     expect(qwen3.encode("Hello world")).toEqual([9707, 1879]);
@@ -275,6 +301,22 @@ describe("ModelTokenizer.fromJSON", () => {
       { name: "default", template: "plain" },
     ];
     expect(ModelTokenizer.fromJSON(tiny.tokenizerJson, { chat_template }).chatTemplate).toBe("plain");
+  });
+
+  test("maxBytesPerToken: the longest token, times what the normalizer may shrink text by, or null past any bound", () => {
+    const withNormalizer = (normalizer: unknown) =>
+      ModelTokenizer.fromJSON({ ...tiny.tokenizerJson, normalizer }, tiny.tokenizerConfig).maxBytesPerToken;
+    // The tiny vocabulary's longest token is the added "<|endoftext|>".
+    const longest = withNormalizer(null)!;
+    expect(longest).toBe("<|endoftext|>".length);
+    expect(withNormalizer({ type: "NFC" })).toBe(3 * longest);
+    const nfcLowercase = { type: "Sequence", normalizers: [{ type: "NFC" }, { type: "Lowercase" }] };
+    expect(withNormalizer(nfcLowercase)).toBe(9 * longest);
+    const sentencePiece = { type: "Replace", pattern: { String: " " }, content: "▁" };
+    expect(withNormalizer(sentencePiece)).toBe(longest);
+    expect(withNormalizer({ type: "StripAccents" })).toBeNull();
+    expect(withNormalizer({ type: "Replace", pattern: { Regex: "\\s+" }, content: " " })).toBeNull();
+    expect(withNormalizer({ type: "Sequence", normalizers: [{ type: "NFC" }, { type: "Strip" }] })).toBeNull();
   });
 
   test("a token the config names as special counts as special even if tokenizer.json does not flag it", () => {

@@ -74,6 +74,30 @@ describe("request errors", () => {
     expectError(await post("/v1/completions", { prompt: "hi", n: 0 }), 400, /^n must be >= 1/, "n");
   });
 
+  test("values the device's 32-bit types cannot hold: top_k keeps every token, temperature is a 400", async () => {
+    for (const top_k of [2 ** 31, 2 ** 32 + 5]) {
+      expect((await post("/v1/completions", { prompt: "hi", max_tokens: 2, top_k })).status).toBe(200);
+    }
+    expectError(
+      await post("/v1/completions", { prompt: "hi", temperature: 1e39 }),
+      400,
+      /^temperature must be at most 3\.4028234663852886e\+38/,
+      "temperature",
+    );
+  });
+
+  test('a logit_bias key "__proto__" is refused as a key that is not a token id, not dropped', async () => {
+    expectError(
+      await post(
+        "/v1/chat/completions",
+        '{"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"__proto__": 5}}',
+      ),
+      400,
+      /^logit_bias keys must be token ids, got "__proto__"/,
+      "logit_bias",
+    );
+  });
+
   test("a prompt as long as the context, or one that max_tokens would overflow, is a 400", async () => {
     expectError(
       await post("/v1/completions", { prompt: "a ".repeat(600) }),
@@ -135,6 +159,50 @@ describe("request errors", () => {
     expect(((await notFound.json()) as ErrorBody).error.message).toContain("/v1/embeddings");
     const wrongMethod = await fetch(`${server.url}/v1/completions`);
     expect(wrongMethod.status).toBe(405);
+  });
+
+  test("a model name of a megabyte is quoted in the 404 cut to 100 characters", async () => {
+    const result = await post("/v1/completions", { model: "m".repeat(2 ** 20 - 100), prompt: "hi" });
+    expectError(result, 404, new RegExp(`^The model \`${"m".repeat(100)}…\` does not exist`), "model");
+    expect(result.body.error.message.length).toBeLessThan(200);
+  });
+
+  test("JSON sent as anything but application/json (charset utf-8 allowed) is a 415 on /v1", async () => {
+    const body = JSON.stringify({ prompt: "hi", max_tokens: 2 });
+    const status = async (contentType: string | null) =>
+      (
+        await fetch(`${server.url}/v1/completions`, {
+          method: "POST",
+          headers: contentType === null ? {} : { "Content-Type": contentType },
+          body: contentType === null ? new Blob([body]) : body,
+        })
+      ).status;
+    expect(await status("text/plain")).toBe(415);
+    expect(await status("application/x-www-form-urlencoded")).toBe(415);
+    expect(await status("application/json; charset=latin1")).toBe(415);
+    expect(await status(null)).toBe(415);
+    expect(await status("application/json; charset=utf-8")).toBe(200);
+    expect(await status("Application/JSON")).toBe(200);
+    expectError(await post("/v1/completions", body, { headers: { "Content-Type": "text/plain" } }), 415, /text\/plain/);
+  });
+
+  test("a Host the server does not answer to (DNS rebinding) is a 421; loopback names are served", async () => {
+    const withHost = (host: string) => fetch(`${server.url}/v1/models`, { headers: { Host: host } });
+    const foreign = await withHost("attacker.example:8000");
+    expect(foreign.status).toBe(421);
+    expect(((await foreign.json()) as ErrorBody).error).toMatchObject({
+      message: expect.stringContaining("attacker.example:8000"),
+      code: 421,
+    });
+    for (const host of ["localhost:8000", "127.0.0.1", "[::1]:9"]) expect((await withHost(host)).status).toBe(200);
+  });
+
+  test("HEAD answers every GET route as GET would, without a body", async () => {
+    for (const path of ["/health", "/v1/models", "/metrics", "/version"]) {
+      const response = await fetch(`${server.url}${path}`, { method: "HEAD" });
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe("");
+    }
   });
 
   test("a body over the size limit is a 413", async () => {

@@ -53,6 +53,7 @@ describe("load", () => {
   test("the HTTP thread answers /health while the engine decodes a long stream", async () => {
     const response = await fetch(`${server.url}/v1/completions`, {
       method: "POST",
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ prompt: "keep going", max_tokens: 400, ignore_eos: true, stream: true, model }),
     });
     const reader = response.body!.getReader();
@@ -72,6 +73,7 @@ describe("load", () => {
     const controller = new AbortController();
     const response = await fetch(`${server.url}/v1/completions`, {
       method: "POST",
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ prompt: "hello world", max_tokens: 480, ignore_eos: true, stream: true }),
       signal: controller.signal,
     });
@@ -89,6 +91,7 @@ describe("load", () => {
     const controller = new AbortController();
     const pending = fetch(`${server.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 400, ignore_eos: true }),
       signal: controller.signal,
     }).catch(() => null);

@@ -65,7 +65,11 @@ afterAll(async () => {
 });
 
 const post = (server: ServerProcess, path: string, body: unknown) =>
-  fetch(`${server.url}${path}`, { method: "POST", body: JSON.stringify(body) });
+  fetch(`${server.url}${path}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
 
 interface Completion {
   model: string;

@@ -30,7 +30,11 @@ afterAll(async () => {
 });
 
 const completion = (headers: Record<string, string>, body: unknown = { prompt: "hi", max_tokens: 2 }) =>
-  fetch(`${server.url}/v1/completions`, { method: "POST", headers, body: JSON.stringify(body) });
+  fetch(`${server.url}/v1/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
 
 describe("--api-key (here from VLLM_API_KEY)", () => {
   test("a missing or wrong key is a 401 in OpenAI's shape", async () => {
@@ -53,15 +57,17 @@ describe("--api-key (here from VLLM_API_KEY)", () => {
 });
 
 describe("--max-pending-requests", () => {
-  test("a request that would pass the bound is a 503, and nothing of it runs", async () => {
+  test("a request that alone passes the bound is a 400 naming it, and nothing of it runs", async () => {
     const promptTokens = await metricValue(server.url, "vllm:prompt_tokens_total");
     const response = await completion(
       { Authorization: `Bearer ${API_KEY}` },
       { prompt: ["a", "b", "c"], max_tokens: 2 },
     );
-    expect(response.status).toBe(503);
+    expect(response.status).toBe(400);
     expect(await metricValue(server.url, "vllm:prompt_tokens_total")).toBe(promptTokens);
-    expect(((await response.json()) as { error: { message: string } }).error.message).toContain("at capacity");
+    expect(((await response.json()) as { error: { message: string } }).error.message).toContain(
+      "--max-pending-requests 2",
+    );
     expect(
       (await completion({ Authorization: `Bearer ${API_KEY}` }, { prompt: ["a", "b"], max_tokens: 2 })).status,
     ).toBe(200);

@@ -9,6 +9,7 @@ describe("graceful shutdown", () => {
       const server = await startServer(await writeServerTestModel());
       const response = await fetch(`${server.url}/v1/completions`, {
         method: "POST",
+        headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ prompt: "hello", max_tokens: 500, ignore_eos: true, stream: true }),
       });
       const reader = response.body!.getReader();

@@ -270,6 +270,7 @@ describe("without --enable-auto-tool-choice", () => {
   test('tools with the default "auto" choice are refused, as vLLM does', async () => {
     const response = await fetch(`${plain.url}/v1/chat/completions`, {
       method: "POST",
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ model: "tiny", messages, tools: [weatherTool] }),
     });
     expect(response.status).toBe(400);

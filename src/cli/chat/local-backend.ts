@@ -6,7 +6,7 @@ import { AsyncEngine } from "../../engine/async-engine.ts";
 import type { CoreOptions } from "../../engine/core-protocol.ts";
 import { GrammarChecker } from "../../engine/structured-output/grammar-checker.ts";
 import type { ChatMessage } from "../../model/chat-template.ts";
-import { chatPromptTokenIds } from "../../server/chat-prompt.ts";
+import { chatPrompt } from "../../server/chat-prompt.ts";
 import type { ModelContext } from "../../server/context.ts";
 import { Metrics } from "../../server/metrics.ts";
 import { samplingParams } from "../../server/sampling.ts";
@@ -26,8 +26,10 @@ export class LocalBackend implements ChatBackend {
       servedModelName: engine.source.name,
       apiKey: null,
       maxPendingRequests: 1,
+      maxN: 1,
       maxBodyBytes: Number.MAX_SAFE_INTEGER,
       chatTemplate,
+      tokenizerThread: null,
       toolCallParser: null,
       enableAutoToolChoice: false,
       reasoningParser: null,
@@ -45,7 +47,7 @@ export class LocalBackend implements ChatBackend {
 
   async *stream(messages: ChatMessage[], settings: ChatSettings, signal: AbortSignal): AsyncIterable<string> {
     const { engine } = this.context;
-    const tokenIds = chatPromptTokenIds(this.context, { messages });
+    const { tokenIds } = await chatPrompt(this.context, { messages });
     const params = samplingParams(
       this.context,
       { temperature: settings.temperature, top_p: settings.topP, seed: settings.seed },
