@@ -11,7 +11,8 @@
 #include "vllm_ts.h"
 
 struct vt_context {
-  int32_t num_threads;  // OpenMP threads used by every op of this context
+  int32_t num_threads;           // OpenMP threads used by every op of this context
+  bool batch_invariant = false;  // vt_context_set_batch_invariant
 };
 
 namespace vt {

@@ -76,6 +76,14 @@ vt_status vt_context_destroy(vt_context* ctx) {
   return vt::ok();
 }
 
+// The matmul is the one op whose order of operations depends on its row count (vt_matmul's packed
+// path from 32 rows); attention and the row-wise ops compute each row alike at any batch.
+vt_status vt_context_set_batch_invariant(vt_context* ctx, int32_t enabled) {
+  VT_REQUIRE(ctx, "vt_context_set_batch_invariant", "ctx is NULL");
+  ctx->batch_invariant = enabled != 0;
+  return vt::ok();
+}
+
 // Every CPU op runs to completion before it returns.
 vt_status vt_synchronize(vt_context* ctx) {
   VT_REQUIRE(ctx, "vt_synchronize", "ctx is NULL");

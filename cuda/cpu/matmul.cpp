@@ -72,6 +72,7 @@ struct Problem {
   const float* bias;  // f32, or null
   float* out;
   int m, n, k;
+  bool batch_invariant;  // every m on the dot path, whose rows do not depend on m
 };
 
 // out[i0.., j0..] (+)= x[i0 + i, kb:ke] · w[j0 + j, kb:ke] for i < R, j < C. The first k block
@@ -358,7 +359,7 @@ constexpr int kPackedMinRows = 32;
 template <vt_dtype D>
 void run_columns(const Problem& p, int jb, int je) {
 #if defined(__AVX512F__)
-  if (p.m >= kPackedMinRows) return packed_columns<D>(p, jb, je);
+  if (p.m >= kPackedMinRows && !p.batch_invariant) return packed_columns<D>(p, jb, je);
 #endif
   dot_columns<D>(p, jb, je);
 }
@@ -386,7 +387,8 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
                   static_cast<float*>(out),
                   m,
                   n,
-                  k};
+                  k,
+                  ctx->batch_invariant};
 
   // Columns split in whole 16-wide vectors so every thread runs full micro-kernels.
   const int vectors = (n + 15) / 16;

@@ -108,6 +108,16 @@ vt_status vt_context_destroy(vt_context* ctx) {
   return error == cudaSuccess ? vt::ok() : vt::gpu::cuda_fail(error, "vt_context_destroy");
 }
 
+// The tensor-core GEMM of prefill and the GEMV of decode sum in different orders; no kernel set
+// with one order for every batch exists here yet.
+vt_status vt_context_set_batch_invariant(vt_context* ctx, int32_t enabled) {
+  const char* op = "vt_context_set_batch_invariant";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  if (enabled)
+    return vt::fail(VT_ERR_UNSUPPORTED, std::string(op) + ": batch-invariant kernels are not implemented on CUDA");
+  return vt::ok();
+}
+
 vt_status vt_synchronize(vt_context* ctx) {
   const char* op = "vt_synchronize";
   VT_REQUIRE(ctx, op, "ctx is NULL");

@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define VT_ABI_VERSION 3
+#define VT_ABI_VERSION 4
 
 typedef enum vt_status {
   VT_OK = 0,
@@ -90,6 +90,15 @@ vt_status vt_device_count(int32_t* out_count);
  */
 vt_status vt_context_create(int32_t device_index, int32_t num_threads, vt_context** out);
 vt_status vt_context_destroy(vt_context* ctx);
+
+/*
+ * Batch-invariant numerics (vLLM's VLLM_BATCH_INVARIANT): when enabled, every row of every op's
+ * output is computed in the same order of operations whatever the number of rows in the call, so
+ * a sequence's logits are bit-identical whether its tokens run one per step or many per step (a
+ * request recomputed after preemption samples what it sampled before). Costs prefill speed.
+ * CUDA returns VT_ERR_UNSUPPORTED.
+ */
+vt_status vt_context_set_batch_invariant(vt_context* ctx, int32_t enabled);
 
 /* Block until every op enqueued on ctx has finished. */
 vt_status vt_synchronize(vt_context* ctx);

@@ -113,6 +113,11 @@ export class Backend extends NativeOps {
 
   // ---- memory -------------------------------------------------------------------------------
 
+  /** Batch-invariant numerics: each row's result independent of the rows batched with it (CPU only). */
+  setBatchInvariant(enabled: boolean): void {
+    this.check("vt_context_set_batch_invariant", this.s.vt_context_set_batch_invariant(this.context, enabled ? 1 : 0));
+  }
+
   synchronize(): void {
     this.check("vt_synchronize", this.s.vt_synchronize(this.context));
   }
@@ -165,11 +170,6 @@ export class Backend extends NativeOps {
   }
 
   // ---- graphs ---------------------------------------------------------------------------------
-
-  /** Whether ops run on the host's cores as they are called (the CPU), rather than on a device. */
-  get opsRunOnHost(): boolean {
-    return this.name === "cpu";
-  }
 
   /** Whether this backend records graphs (CUDA); the CPU runs every op as it is called. */
   get supportsGraphs(): boolean {

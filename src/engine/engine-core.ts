@@ -3,6 +3,7 @@
 // runner; it never sees text.
 import type { Backend } from "../backend/backend.ts";
 import { dtypeBytes } from "../backend/dtype.ts";
+import { logger } from "../logger.ts";
 import type { EngineModel } from "../model/load-model.ts";
 import { KvCacheTensors } from "../worker/kv-cache-tensors.ts";
 import { ModelRunner } from "../worker/model-runner.ts";
@@ -12,10 +13,21 @@ import type { Request } from "./request.ts";
 import type { TokenLogprobs } from "./sampler.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { EngineScheduler } from "./scheduler-interface.ts";
-import { type EngineCoreOutput, engineCoreOutput, type SchedulerStats } from "./scheduler-output.ts";
+import {
+  type EngineCoreOutput,
+  engineCoreOutput,
+  type SchedulerOutput,
+  type SchedulerStats,
+} from "./scheduler-output.ts";
 import { StaticScheduler } from "./static-scheduler.ts";
 import type { GrammarVocabSource } from "./structured-output/grammar-protocol.ts";
 import { StructuredOutputManager } from "./structured-output/manager.ts";
+
+/**
+ * A test hook: VLLM_TS_INJECT_STEP_FAULT=N makes the engine's N-th model step throw, as a native
+ * failure would, so tests can check that the engine survives it.
+ */
+const INJECTED_FAULT_STEP = Number(process.env.VLLM_TS_INJECT_STEP_FAULT ?? 0);
 
 /** On the CPU the "device" is the host: without an explicit budget, take this much at most. */
 const CPU_DEFAULT_KV_BYTES = 4 * 2 ** 30;
@@ -44,6 +56,8 @@ export interface StepTiming {
 
 export class EngineCore {
   lastStepTiming: StepTiming | null = null;
+  /** Steps that ran (or tried to run) the model. */
+  private numModelSteps = 0;
   readonly structuredOutputs: StructuredOutputManager;
   /** Constrained requests whose grammar is compiling: they wait here, the batch does not. */
   private readonly compiling = new Map<string, Request>();
@@ -165,7 +179,13 @@ export class EngineCore {
     const started = performance.now();
     const scheduled = this.scheduler.schedule();
     const scheduledAt = performance.now();
-    const sampled = await this.runner.execute(scheduled, (ids) => this.structuredOutputs.bitmask(ids));
+    let sampled: Awaited<ReturnType<ModelRunner["execute"]>>;
+    try {
+      if (++this.numModelSteps === INJECTED_FAULT_STEP) throw new Error("a fault injected for testing");
+      sampled = await this.runner.execute(scheduled, (ids) => this.structuredOutputs.bitmask(ids));
+    } catch (error) {
+      return this.failStep(scheduled, error);
+    }
     const executedAt = performance.now();
     this.structuredOutputs.accept([...sampled].map(([id, token]) => [id, token.tokenId]));
     const tokenIds = new Map([...sampled].map(([id, token]) => [id, [token.tokenId]]));
@@ -183,6 +203,26 @@ export class EngineCore {
       const logprobs = sampled.get(output.requestId)?.logprobs;
       return { ...output, logprobs: logprobs && output.newTokenIds.length > 0 ? [logprobs] : null };
     });
+  }
+
+  /**
+   * A step that threw fails the requests it ran (their blocks freed, each with the error, a 500 for
+   * its client) and no others: the engine goes on with the next step. vLLM's engine would die.
+   */
+  private failStep(scheduled: SchedulerOutput, error: unknown): StepOutput[] {
+    const ids = [...scheduled.numScheduledTokens.keys()];
+    const reason = error instanceof Error ? error.message : String(error);
+    logger.error(
+      `a step of ${ids.length} request(s) failed; they end with an error and the engine goes on: ${error instanceof Error ? (error.stack ?? reason) : reason}`,
+    );
+    for (const id of ids) this.structuredOutputs.free(id);
+    const failed = this.scheduler.abort(ids, `the engine failed while running this request: ${reason}`);
+    // The step ends as any other (nothing sampled; the failed requests are gone), with the
+    // admission rejections it owes.
+    const outputs = this.scheduler.updateFromOutput(scheduled, new Map());
+    outputs.push(...[...failed, ...this.rejected].map((request) => engineCoreOutput(request, [])));
+    this.rejected = [];
+    return outputs.map((output) => ({ ...output, logprobs: null }));
   }
 
   close(): void {

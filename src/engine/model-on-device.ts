@@ -18,6 +18,7 @@ export async function openModelOnDevice(options: CoreOptions & { libraryPath?: s
     libraryPath: options.libraryPath,
   });
   try {
+    if (options.batchInvariant) backend.setBatchInvariant(true);
     const model = loadModelWeights(backend, await resolveModel(options.model), options);
     return {
       backend,

@@ -63,6 +63,12 @@ export const MODEL_OPTIONS = {
     default: 0,
     description: "CPU threads (0 = all cores)",
   },
+  batchInvariant: {
+    value: { kind: "boolean" },
+    default: false,
+    description:
+      "Batch-invariant numerics (vLLM's VLLM_BATCH_INVARIANT): a sequence's tokens do not depend on what it is batched with, so a seeded request preempted and recomputed samples what it would have (CPU only; slower prefill)",
+  },
   tokenizer: {
     value: { kind: "text" },
     description:

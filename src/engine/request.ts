@@ -13,10 +13,15 @@ export type RequestStatus =
   | "FINISHED_LENGTH"
   | "FINISHED_ABORTED"
   /** Rejected at admission; `error` says why. */
-  | "FINISHED_IGNORED";
+  | "FINISHED_IGNORED"
+  /** Ended by the engine's own failure (a step that threw); `error` says what failed. */
+  | "FINISHED_ERROR";
 
-/** OpenAI's finish reasons, plus "rejected" for a request that never ran. */
-export type FinishReason = "stop" | "length" | "abort" | "rejected";
+/**
+ * OpenAI's finish reasons, plus "rejected" for a request that never ran and "error" for one the
+ * engine failed (vLLM's FinishReason.ERROR).
+ */
+export type FinishReason = "stop" | "length" | "abort" | "rejected" | "error";
 
 export interface RequestOptions {
   requestId: string;
@@ -46,7 +51,7 @@ export class Request implements KVRequest {
   numPreemptions = 0;
   /** The stop token id that finished the request (null for EOS, length, abort). */
   stopReason: number | null = null;
-  /** Why the request was rejected, for the client. */
+  /** Why the request was rejected or failed, for the client. */
   error: string | null = null;
 
   constructor(init: RequestOptions) {
@@ -83,6 +88,8 @@ export class Request implements KVRequest {
         return "abort";
       case "FINISHED_IGNORED":
         return "rejected";
+      case "FINISHED_ERROR":
+        return "error";
       default:
         return null;
     }
@@ -142,6 +149,12 @@ export class Request implements KVRequest {
   /** Marks the request rejected at admission, with a message the client can act on. */
   reject(error: string): void {
     this.status = "FINISHED_IGNORED";
+    this.error = error;
+  }
+
+  /** Marks the request ended by an engine failure that is not the client's doing. */
+  fail(error: string): void {
+    this.status = "FINISHED_ERROR";
     this.error = error;
   }
 }

@@ -15,8 +15,11 @@ export interface EngineScheduler {
     output: SchedulerOutput,
     sampledTokenIds: ReadonlyMap<string, readonly number[]>,
   ): EngineCoreOutput[];
-  /** Ends the requests now; unknown or finished ids are ignored. */
-  abort(requestIds: Iterable<string>): void;
+  /**
+   * Ends the requests now, aborted or, given an error, failed with it; unknown or finished ids
+   * are ignored. Returns the requests it ended.
+   */
+  abort(requestIds: Iterable<string>, error?: string): Request[];
   /** True while a request waits, runs, or has a rejection not yet reported. */
   hasUnfinishedRequests(): boolean;
   readonly numRunning: number;

@@ -174,13 +174,17 @@ export class Scheduler implements EngineScheduler {
     return outputs;
   }
 
-  abort(requestIds: Iterable<string>): void {
+  abort(requestIds: Iterable<string>, error?: string): Request[] {
+    const ended: Request[] = [];
     for (const requestId of requestIds) {
       const request = this.requests.get(requestId);
       if (request === undefined) continue;
-      request.status = "FINISHED_ABORTED";
+      if (error === undefined) request.status = "FINISHED_ABORTED";
+      else request.fail(error);
       this.remove(request);
+      ended.push(request);
     }
+    return ended;
   }
 
   hasUnfinishedRequests(): boolean {

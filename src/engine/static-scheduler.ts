@@ -135,14 +135,18 @@ export class StaticScheduler implements EngineScheduler {
   }
 
   /** A waiting request leaves the queue; a member stops computing, keeping its reservation. */
-  abort(requestIds: Iterable<string>): void {
+  abort(requestIds: Iterable<string>, error?: string): Request[] {
+    const ended: Request[] = [];
     for (const requestId of requestIds) {
       const request = this.waiting.remove(requestId) ?? this.batch.get(requestId)?.request;
       if (request === undefined || request.isFinished) continue;
-      request.status = "FINISHED_ABORTED";
+      if (error === undefined) request.status = "FINISHED_ABORTED";
+      else request.fail(error);
       this.step.finishedRequestIds.add(requestId);
+      ended.push(request);
     }
     this.releaseBatchIfDone();
+    return ended;
   }
 
   hasUnfinishedRequests(): boolean {

@@ -102,7 +102,8 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
         }
         pending.set(promptIndex, next(promptIndex));
         const delta = result.value;
-        if (delta.error) throw new ApiError(400, delta.error);
+        // A request the engine failed is the server's fault, one it rejected the client's.
+        if (delta.error) throw new ApiError(delta.output.finishReason === "error" ? 500 : 400, delta.error);
         const index = promptIndex * this.n + delta.output.index;
         this.record(index, delta);
         yield { index, promptIndex, delta };

@@ -87,7 +87,7 @@ export class ModelRunner {
   readonly blockSize: number;
 
   constructor(
-    private readonly backend: Backend,
+    backend: Backend,
     private readonly model: EngineModel,
     kvCache: KvCacheTensors,
     options: ModelRunnerOptions,
@@ -152,12 +152,9 @@ export class ModelRunner {
     const sampling = scheduled.filter((s) => s.samples);
     const states = sampling.map((s) => this.state(s.id));
     const sampled = new Map<string, SampledToken>();
-    // Asked for before the forward pass and, on a GPU, awaited after it: the grammar thread fills
-    // the masks while the device runs. The CPU's forward pass takes every core, and masks filled
-    // beside it would slow it more than they gain (its threads wait at each barrier for one the
-    // grammar thread displaced), so there they are awaited first, filled on idle cores.
-    const pending = sampling.length > 0 && bitmaskOf ? bitmaskOf(sampling.map((s) => s.id)) : null;
-    const bitmask = this.backend.opsRunOnHost ? await pending : pending;
+    // Asked for before the forward pass, awaited after it: the grammar thread fills the masks
+    // while the model runs.
+    const bitmask = sampling.length > 0 && bitmaskOf ? bitmaskOf(sampling.map((s) => s.id)) : null;
     if (sampling.length === 0) {
       // Only prefill chunks this step: their K/V is all that is needed.
       this.forward.forward(batch);

@@ -138,6 +138,31 @@ describe("vt_matmul", () => {
     }
   });
 
+  test("batch-invariant mode: each row of a 64-row product is bit-identical to that row alone (CPU); CUDA refuses it", () => {
+    if (backend.name === "cuda") {
+      expect(() => backend.setBatchInvariant(true)).toThrow(/status 3\).*not implemented on CUDA/);
+      return;
+    }
+    const [m, n, k] = [64, 200, 300];
+    const x = randomValues(m * k, 3);
+    backend.setBatchInvariant(true);
+    try {
+      for (const weightDtype of ["f32", "bf16"] as const) {
+        const w = device.upload(rounded(randomValues(n * k, 4), weightDtype), weightDtype);
+        const product = (rows: Float32Array, count: number) => {
+          const out = device.alloc(count * n * 4);
+          backend.matmul({ x: device.upload(rows), w, out, m: count, n, k, actDtype: "f32", weightDtype });
+          return device.download(out, count * n);
+        };
+        const all = product(x, m);
+        for (const row of [0, 17, 63])
+          expect(product(x.subarray(row * k, (row + 1) * k), 1)).toEqual(all.subarray(row * n, (row + 1) * n));
+      }
+    } finally {
+      backend.setBatchInvariant(false);
+    }
+  });
+
   test("m = 0 is a no-op that leaves out untouched", () => {
     const out = device.upload(Float32Array.of(42));
     backend.matmul({
