@@ -11,6 +11,7 @@ import { allowedHosts } from "../server/allowed-hosts.ts";
 import { createApp } from "../server/app.ts";
 import { withConnectionLimits } from "../server/connections.ts";
 import type { ServedModel, ServerContext } from "../server/context.ts";
+import { CorsPolicy, parseListFlag } from "../server/cors.ts";
 import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
 import { REASONING_PARSERS } from "../server/reasoning/reasoning-parser.ts";
 import { type ModelSpec, shutdownServedModels, startServedModels } from "../server/served-models.ts";
@@ -39,6 +40,26 @@ const serveArgs = {
     type: "string",
     description:
       "Host names the server answers to, comma-separated, * for any; others get 421, a guard against DNS rebinding (default: localhost, 127.0.0.1, [::1] when --host is a loopback address; any otherwise)",
+  },
+  "allowed-origins": {
+    type: "string",
+    default: '["*"]',
+    description: "Web origins whose pages may call the server (CORS): a JSON list or comma-separated, * for any",
+  },
+  "allowed-methods": {
+    type: "string",
+    default: '["*"]',
+    description: "HTTP methods cross-origin pages may use (CORS): a JSON list or comma-separated, * for any",
+  },
+  "allowed-headers": {
+    type: "string",
+    default: '["*"]',
+    description: "Request headers cross-origin pages may send (CORS): a JSON list or comma-separated, * for any",
+  },
+  "allow-credentials": {
+    type: "boolean",
+    default: false,
+    description: "Let cross-origin pages send cookies and Authorization (CORS)",
   },
   port: { type: "string", default: "8000", description: "Port to listen on (0 picks a free one)" },
   "served-model-name": {
@@ -246,6 +267,12 @@ export default defineCommand({
       const maxN = maxNOption(args["max-n"], maxPendingRequests);
       const maxBodyBytes = bytes("max-request-body", args["max-request-body"]);
       const requestBodyTimeoutMs = 1000 * number("request-body-timeout", args["request-body-timeout"], 0.001);
+      const cors = new CorsPolicy({
+        allowedOrigins: parseListFlag("allowed-origins", args["allowed-origins"]),
+        allowedMethods: parseListFlag("allowed-methods", args["allowed-methods"]).map((m) => m.toUpperCase()),
+        allowedHeaders: parseListFlag("allowed-headers", args["allowed-headers"]),
+        allowCredentials: args["allow-credentials"],
+      });
       const keepAliveTimeoutSeconds = integer("timeout-keep-alive", args["timeout-keep-alive"], 1);
       if (keepAliveTimeoutSeconds > MAX_IDLE_TIMEOUT_SECONDS)
         throw new UsageError(
@@ -272,7 +299,7 @@ export default defineCommand({
         fetch: withConnectionLimits(
           createApp(
             context,
-            { allowedHosts: allowedHosts(args["allowed-hosts"], args.host), requestBodyTimeoutMs },
+            { allowedHosts: allowedHosts(args["allowed-hosts"], args.host), requestBodyTimeoutMs, cors },
             (error) => logger.error("request failed:", error),
           ),
           { keepAliveTimeoutSeconds, limitConcurrency },

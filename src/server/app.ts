@@ -1,6 +1,6 @@
-// The HTTP surface: routes to handlers, the Host and the API key checked, JSON wanted on /v1, and
-// one rule for failures: every request gets an answer in OpenAI's error shape, whatever a handler
-// throws.
+// The HTTP surface: routes to handlers, the Host and the API key checked, JSON wanted on /v1, CORS
+// for web pages, and one rule for failures: every request gets an answer in OpenAI's error shape,
+// whatever a handler throws.
 import packageJson from "../../package.json";
 import { quoteInput } from "../quote-input.ts";
 import { type AllowedHosts, checkHost } from "./allowed-hosts.ts";
@@ -9,6 +9,7 @@ import { checkJsonContentType, readJsonBody, UnreadBodyError } from "./body.ts";
 import { createChatCompletion } from "./chat-completions.ts";
 import { createCompletion } from "./completions.ts";
 import type { ServerContext } from "./context.ts";
+import type { CorsPolicy } from "./cors.ts";
 import { ApiError, errorResponse, toApiError } from "./errors.ts";
 import { renderMetrics } from "./metrics.ts";
 import { listModels } from "./models.ts";
@@ -23,6 +24,8 @@ export interface HttpOptions {
   allowedHosts: AllowedHosts;
   /** A request's body must arrive in full within this (--request-body-timeout). */
   requestBodyTimeoutMs: number;
+  /** Which web pages may call the server (--allowed-origins and friends). */
+  cors: CorsPolicy;
 }
 
 /** The methods a route answers: HEAD wherever GET is. */
@@ -68,9 +71,11 @@ export function createApp(
     },
   };
 
-  return async (request) => {
+  const answer = async (request: Request): Promise<Response> => {
     try {
       checkHost(request, http.allowedHosts);
+      const preflight = http.cors.preflight(request);
+      if (preflight) return preflight;
       const { pathname } = new URL(request.url);
       const { method } = request;
       const route = routes[pathname];
@@ -91,4 +96,6 @@ export function createApp(
       return errorResponse(apiError, apiError instanceof UnreadBodyError ? { Connection: "close" } : undefined);
     }
   };
+  // Errors included: a page must be able to read why its request failed.
+  return async (request) => http.cors.decorate(request, await answer(request));
 }
