@@ -94,6 +94,7 @@ describe("--models-config", () => {
       loadFormat: "dummy",
       seed: 1,
       numThreads: 2,
+      batchInvariant: true,
       tokenizer: "/t",
       generationConfig: "vllm",
       blockSize: 8,
