@@ -3,7 +3,10 @@
 // and validates does so because the grammar's masks allowed nothing else.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv from "ajv";
+import { EngineCore } from "../../src/engine/engine-core.ts";
 import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
+import { openModelOnDevice } from "../../src/engine/model-on-device.ts";
+import { Request } from "../../src/engine/request.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
 import type { StructuredOutputs } from "../../src/engine/structured-output/structured-outputs.ts";
 import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
@@ -173,6 +176,26 @@ describe("constrained requests among others", () => {
       expect(ajv.validate(schema, JSON.parse(later[0]!.outputs[0]!.text))).toBe(true);
     } finally {
       await llm.close();
+    }
+  });
+
+  test("a request aborted while its grammar compiles leaves nothing behind; the next is served", async () => {
+    const { backend, model, close } = await openModelOnDevice({ model: modelDir, device: "cpu" });
+    const core = EngineCore.create(backend, model, { maxModelLen: 128 }, { dir: modelDir });
+    try {
+      const request = (id: string) =>
+        new Request({ requestId: id, promptTokenIds: [1, 2, 3], samplingParams: constrained, eosTokenIds: [0] });
+      core.addRequest(request("aborted"));
+      core.abort(["aborted"]);
+      core.addRequest(request("served"));
+      const finished: string[] = [];
+      while (core.hasUnfinishedRequests())
+        for (const output of await core.step()) if (output.finished) finished.push(output.requestId);
+      expect(finished).toEqual(["served"]);
+      expect(core.stats()).toMatchObject({ numRunning: 0, numWaiting: 0, kvCacheUsage: 0 });
+    } finally {
+      core.close();
+      close();
     }
   });
 
