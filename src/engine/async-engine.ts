@@ -79,6 +79,8 @@ export class AsyncEngine {
   private closed: (() => void) | null = null;
   /** The scheduler's figures after the latest step. */
   latestStats: SchedulerStats | null = null;
+  /** Told after every engine step how many tokens it computed (for the iteration-tokens metric). */
+  onStep: ((numScheduledTokens: number) => void) | null = null;
 
   private constructor(
     private readonly worker: Worker,
@@ -208,6 +210,7 @@ export class AsyncEngine {
     switch (message.type) {
       case "outputs": {
         this.latestStats = message.stats;
+        this.onStep?.(message.numScheduledTokens);
         const stoppedByString: string[] = [];
         for (const output of message.outputs) {
           const parentId = this.parentOf.get(output.requestId);

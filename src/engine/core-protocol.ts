@@ -37,7 +37,8 @@ export interface CoreInfo {
 
 export type FromCore =
   | { type: "ready"; info: CoreInfo }
-  | { type: "outputs"; outputs: StepOutput[]; stats: SchedulerStats }
+  /** numScheduledTokens: the tokens the step computed (vLLM's iteration tokens). */
+  | { type: "outputs"; outputs: StepOutput[]; stats: SchedulerStats; numScheduledTokens: number }
   | { type: "stats"; id: number; stats: SchedulerStats }
   | { type: "failed"; message: string }
   | { type: "closed" };

@@ -77,7 +77,9 @@ async function run(): Promise<void> {
       }
     }
     if (core.hasUnfinishedRequests()) {
-      post({ type: "outputs", outputs: await core.step(), stats: core.stats() });
+      const outputs = await core.step();
+      const numScheduledTokens = core.lastStepTiming?.numScheduledTokens ?? 0;
+      post({ type: "outputs", outputs, stats: core.stats(), numScheduledTokens });
       await yieldToMessages();
     } else {
       await nextMessage();

@@ -30,6 +30,8 @@ export interface CompletionDelta {
   stoppedByString: boolean;
   output: CompletionOutput;
   error: string | null;
+  /** Seconds the sequence waited in the engine's queue before it was first scheduled. */
+  queueSeconds: number | null;
 }
 
 interface SequenceState {
@@ -110,6 +112,7 @@ export class OutputProcessor {
       stoppedByString,
       output,
       error: step.error,
+      queueSeconds: step.queueSeconds,
     };
   }
 }

@@ -48,6 +48,8 @@ export class Request implements KVRequest {
   readonly arrivalTime: number;
   readonly extraKey?: string;
   status: RequestStatus = "WAITING";
+  /** Seconds (the clock of arrivalTime) when a scheduler first gave it KV blocks; null until then. */
+  firstScheduledTime: number | null = null;
   numPreemptions = 0;
   /** The stop token id that finished the request (null for EOS, length, abort). */
   stopReason: number | null = null;

@@ -66,6 +66,8 @@ export interface EngineCoreOutput {
   stopReason: number | null;
   /** Why the request was rejected at admission. */
   error: string | null;
+  /** Seconds from its arrival to its first scheduling (null until then). */
+  queueSeconds: number | null;
 }
 
 export interface SchedulerStats {
@@ -74,6 +76,10 @@ export interface SchedulerStats {
   kvCacheUsage: number;
   /** Tokens found in the prefix cache / tokens of admitted requests (resumed ones included). */
   prefixCacheHitRate: number;
+  /** Tokens of admitted requests looked up in the prefix cache, since the scheduler was created. */
+  prefixCacheQueries: number;
+  /** Of those, tokens found there. */
+  prefixCacheHits: number;
   /** Since the scheduler was created. */
   numPreemptions: number;
   /** KV slots holding a token (a slot shared by several requests counts once). */
@@ -123,5 +129,6 @@ export function engineCoreOutput(request: Request, newTokenIds: number[]): Engin
     finishReason: request.finishReason,
     stopReason: request.stopReason,
     error: request.error,
+    queueSeconds: request.firstScheduledTime === null ? null : request.firstScheduledTime - request.arrivalTime,
   };
 }

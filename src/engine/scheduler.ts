@@ -135,6 +135,7 @@ export class Scheduler implements EngineScheduler {
       this.waiting.shift();
       this.running.push(request);
       request.status = "RUNNING";
+      request.firstScheduledTime ??= performance.now() / 1000;
       request.numComputedTokens = computed.numComputedTokens;
       this.numAdmittedTokens += request.numTokens;
       this.numPrefixHitTokens += computed.numComputedTokens;
@@ -198,6 +199,8 @@ export class Scheduler implements EngineScheduler {
       numWaiting: this.waiting.length,
       kvCacheUsage: this.kvCacheManager.usage,
       prefixCacheHitRate: this.numAdmittedTokens === 0 ? 0 : this.numPrefixHitTokens / this.numAdmittedTokens,
+      prefixCacheQueries: this.numAdmittedTokens,
+      prefixCacheHits: this.numPrefixHitTokens,
       numPreemptions: this.numPreemptions,
       tokensStored: kv.tokensStored,
       allocatedSlots: kv.allocatedSlots,

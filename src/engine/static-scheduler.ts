@@ -162,6 +162,8 @@ export class StaticScheduler implements EngineScheduler {
       numWaiting: this.waiting.length,
       kvCacheUsage: this.blockPool.usage,
       prefixCacheHitRate: 0,
+      prefixCacheQueries: 0,
+      prefixCacheHits: 0,
       numPreemptions: 0,
       tokensStored,
       allocatedSlots,
@@ -209,6 +211,7 @@ export class StaticScheduler implements EngineScheduler {
     for (let i = 0; i < size; i++) {
       const request = this.waiting.shift()!;
       request.status = "RUNNING";
+      request.firstScheduledTime ??= performance.now() / 1000;
       const blocks = this.blockPool.getNewBlocks(this.blocksPerRequest);
       this.batch.set(request.requestId, { request, blocks, sentToRunner: false });
     }

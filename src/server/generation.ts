@@ -18,9 +18,13 @@ export interface ChoiceDelta {
   delta: CompletionDelta;
 }
 
+/** One sequence's times (performance.now() ms) and tokens so far. */
 interface SequenceTiming {
+  firstTokenAt: number | null;
   lastAt: number;
-  isFirst: boolean;
+  numTokens: number;
+  /** Seconds it waited in the engine's queue, once the engine says. */
+  queueSeconds: number | null;
 }
 
 /**
@@ -47,6 +51,8 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     private readonly requestIds: string[],
     private readonly streams: AsyncIterable<CompletionDelta>[],
     readonly n: number,
+    /** Each prompt's token count, for the per-request metrics. */
+    private readonly promptLengths: readonly number[],
   ) {
     this.numUnfinished = streams.length * n;
   }
@@ -75,7 +81,8 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
       throw error;
     }
     for (const prompt of prompts) context.metrics.recordPrompt(prompt.tokenIds.length);
-    return new Generation(context, requestIds, streams, prompts[0]!.params.n);
+    const promptLengths = prompts.map((prompt) => prompt.tokenIds.length);
+    return new Generation(context, requestIds, streams, prompts[0]!.params.n, promptLengths);
   }
 
   /** Frees the engine's work at once (the client is gone); the stream then ends. */
@@ -105,7 +112,7 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
         // A request the engine failed is the server's fault, one it rejected the client's.
         if (delta.error) throw new ApiError(delta.output.finishReason === "error" ? 500 : 400, delta.error);
         const index = promptIndex * this.n + delta.output.index;
-        this.record(index, delta);
+        this.record(index, promptIndex, delta);
         yield { index, promptIndex, delta };
       }
     } finally {
@@ -113,18 +120,35 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     }
   }
 
-  private record(index: number, delta: CompletionDelta): void {
+  private record(index: number, promptIndex: number, delta: CompletionDelta): void {
     const now = performance.now();
-    const timing = this.timings.get(index) ?? { lastAt: this.arrivedAt, isFirst: true };
+    const timing = this.timings.get(index) ?? {
+      firstTokenAt: null,
+      lastAt: this.arrivedAt,
+      numTokens: 0,
+      queueSeconds: null,
+    };
+    timing.queueSeconds ??= delta.queueSeconds;
     if (delta.tokenIds.length > 0) {
-      this.context.metrics.recordTokens(delta.tokenIds.length, (now - timing.lastAt) / 1000, timing.isFirst);
+      const isFirst = timing.firstTokenAt === null;
+      this.context.metrics.recordTokens(delta.tokenIds.length, (now - timing.lastAt) / 1000, isFirst);
+      timing.firstTokenAt ??= now;
       timing.lastAt = now;
-      timing.isFirst = false;
+      timing.numTokens += delta.tokenIds.length;
     }
     this.timings.set(index, timing);
     if (delta.finished) {
       this.numUnfinished--;
-      this.context.metrics.recordFinished(delta.output.finishReason ?? "stop", (now - this.arrivedAt) / 1000);
+      this.context.metrics.recordFinished({
+        finishReason: delta.output.finishReason ?? "stop",
+        arrivedAt: this.arrivedAt,
+        scheduledAt: this.arrivedAt + 1000 * (timing.queueSeconds ?? 0),
+        firstTokenAt: timing.firstTokenAt,
+        lastTokenAt: timing.lastAt,
+        finishedAt: now,
+        promptTokens: this.promptLengths[promptIndex]!,
+        generationTokens: timing.numTokens,
+      });
     }
   }
 }

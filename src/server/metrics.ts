@@ -1,8 +1,11 @@
-// Prometheus metrics under vLLM's names, so vLLM's dashboards read this server. Gauges come from
-// a fresh read of each engine's scheduler stats; token counters and latency histograms are
-// measured here, where requests arrive and their tokens leave. Every series carries its model's
-// model_name label, and each metric's series from all models sit under one HELP/TYPE header, as
-// the exposition format wants.
+// Prometheus metrics under vLLM V1's names, so vLLM's dashboards (its Grafana one included) read
+// this server. Gauges and the prefix-cache and preemption counters come from a fresh read of each
+// engine's scheduler stats; token counters and latency histograms are measured here, where
+// requests arrive and their tokens leave, with each request's queue time from the engine. Every
+// series carries its model's model_name label, and each metric's series from all models sit under
+// one HELP/TYPE header, as the exposition format wants. Counters end in _total, as Prometheus'
+// client names them.
+import type { CoreInfo } from "../engine/core-protocol.ts";
 import type { SchedulerStats } from "../engine/scheduler-output.ts";
 
 /** vLLM's bucket boundaries, in seconds. */
@@ -11,6 +14,31 @@ const TTFT_BUCKETS = [
 ];
 const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
 const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
+
+/** vLLM's token-count buckets: 1, 2, 5, 10, 20, 50, ... up to `max`. */
+export function oneTwoFiveBuckets(max: number): number[] {
+  const buckets: number[] = [];
+  for (let scale = 1; ; scale *= 10) {
+    for (const mantissa of [1, 2, 5]) {
+      if (mantissa * scale > max) return buckets;
+      buckets.push(mantissa * scale);
+    }
+  }
+}
+
+/** One finished sequence, its times in performance.now() milliseconds. */
+export interface FinishedSequence {
+  finishReason: string;
+  arrivedAt: number;
+  /** When the engine first scheduled it (arrival + its queue time). */
+  scheduledAt: number;
+  /** Null if it generated nothing. */
+  firstTokenAt: number | null;
+  lastTokenAt: number;
+  finishedAt: number;
+  promptTokens: number;
+  generationTokens: number;
+}
 
 /** One metric: its header and its sample lines. */
 interface Family {
@@ -69,12 +97,64 @@ export class Metrics {
     "Histogram of end to end request latency in seconds.",
     E2E_BUCKETS,
   );
+  private readonly queueTime = new Histogram(
+    "vllm:request_queue_time_seconds",
+    "Histogram of time spent in WAITING phase for request.",
+    E2E_BUCKETS,
+  );
+  private readonly prefillTime = new Histogram(
+    "vllm:request_prefill_time_seconds",
+    "Histogram of time spent in PREFILL phase for request.",
+    E2E_BUCKETS,
+  );
+  private readonly decodeTime = new Histogram(
+    "vllm:request_decode_time_seconds",
+    "Histogram of time spent in DECODE phase for request.",
+    E2E_BUCKETS,
+  );
+  private readonly inferenceTime = new Histogram(
+    "vllm:request_inference_time_seconds",
+    "Histogram of time spent in RUNNING phase for request.",
+    E2E_BUCKETS,
+  );
+  private readonly timePerOutputToken = new Histogram(
+    "vllm:request_time_per_output_token_seconds",
+    "Histogram of time_per_output_token_seconds per request.",
+    ITL_BUCKETS,
+  );
+  private readonly requestPromptTokens: Histogram;
+  private readonly requestGenerationTokens: Histogram;
+  private readonly iterationTokens: Histogram;
 
   /** The label pair of every series, `model_name="..."`. */
   private readonly labels: string;
 
-  constructor(modelName: string) {
+  constructor(
+    modelName: string,
+    private readonly info: CoreInfo,
+  ) {
     this.labels = `model_name="${modelName.replace(/["\\\n]/g, "_")}"`;
+    const tokens = oneTwoFiveBuckets(info.config.maxModelLen);
+    this.requestPromptTokens = new Histogram(
+      "vllm:request_prompt_tokens",
+      "Number of prefill tokens processed.",
+      tokens,
+    );
+    this.requestGenerationTokens = new Histogram(
+      "vllm:request_generation_tokens",
+      "Number of generation tokens processed.",
+      tokens,
+    );
+    this.iterationTokens = new Histogram(
+      "vllm:iteration_tokens_total",
+      "Histogram of number of tokens per engine_step.",
+      oneTwoFiveBuckets(info.config.maxNumBatchedTokens),
+    );
+  }
+
+  /** One engine step that computed numScheduledTokens tokens. */
+  recordIteration(numScheduledTokens: number): void {
+    if (numScheduledTokens > 0) this.iterationTokens.observe(numScheduledTokens);
   }
 
   recordPrompt(numTokens: number): void {
@@ -87,9 +167,21 @@ export class Metrics {
     (isFirst ? this.timeToFirstToken : this.interTokenLatency).observe(sinceLast);
   }
 
-  recordFinished(finishReason: string, e2eSeconds: number): void {
+  /** vLLM's phases: queued until first scheduled, prefill until the first token, decode until the last. */
+  recordFinished(sequence: FinishedSequence): void {
+    const seconds = (from: number, to: number) => Math.max(0, to - from) / 1000;
+    const { finishReason, arrivedAt, scheduledAt, firstTokenAt, lastTokenAt, finishedAt } = sequence;
     this.finished.set(finishReason, (this.finished.get(finishReason) ?? 0) + 1);
-    this.e2eLatency.observe(e2eSeconds);
+    this.e2eLatency.observe(seconds(arrivedAt, finishedAt));
+    this.queueTime.observe(seconds(arrivedAt, scheduledAt));
+    this.requestPromptTokens.observe(sequence.promptTokens);
+    this.requestGenerationTokens.observe(sequence.generationTokens);
+    if (firstTokenAt === null) return;
+    this.prefillTime.observe(seconds(scheduledAt, firstTokenAt));
+    this.decodeTime.observe(seconds(firstTokenAt, lastTokenAt));
+    this.inferenceTime.observe(seconds(scheduledAt, lastTokenAt));
+    if (sequence.generationTokens > 1)
+      this.timePerOutputToken.observe(seconds(firstTokenAt, lastTokenAt) / (sequence.generationTokens - 1));
   }
 
   families(stats: SchedulerStats): Family[] {
@@ -105,10 +197,16 @@ export class Metrics {
       metric("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", stats.numWaiting),
       metric("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", stats.kvCacheUsage),
       metric(
-        "vllm:prefix_cache_hit_rate",
-        "gauge",
-        "Prefix-cache hit rate: cached tokens / tokens of admitted requests.",
-        stats.prefixCacheHitRate,
+        "vllm:prefix_cache_queries_total",
+        "counter",
+        "Prefix cache queries, in terms of number of queried tokens.",
+        stats.prefixCacheQueries,
+      ),
+      metric(
+        "vllm:prefix_cache_hits_total",
+        "counter",
+        "Prefix cache hits, in terms of number of cached tokens.",
+        stats.prefixCacheHits,
       ),
       metric(
         "vllm:num_preemptions_total",
@@ -134,7 +232,37 @@ export class Metrics {
       this.timeToFirstToken.family(labels),
       this.interTokenLatency.family(labels),
       this.e2eLatency.family(labels),
+      this.queueTime.family(labels),
+      this.prefillTime.family(labels),
+      this.decodeTime.family(labels),
+      this.inferenceTime.family(labels),
+      this.timePerOutputToken.family(labels),
+      this.requestPromptTokens.family(labels),
+      this.requestGenerationTokens.family(labels),
+      this.iterationTokens.family(labels),
+      this.cacheConfigInfo(labels),
     ];
+  }
+
+  /** vLLM's cache_config_info: the KV cache's configuration as labels of a gauge set to 1. */
+  private cacheConfigInfo(labels: string): Family {
+    const { config, kvCacheSize } = this.info;
+    const info = {
+      block_size: kvCacheSize.blockSize,
+      cache_dtype: "auto",
+      enable_prefix_caching: config.enablePrefixCaching ? "True" : "False",
+      gpu_memory_utilization: config.gpuMemoryUtilization,
+      num_gpu_blocks: kvCacheSize.numBlocks,
+    };
+    const infoLabels = Object.entries(info)
+      .map(([key, value]) => `${key}="${value}"`)
+      .join(",");
+    return {
+      name: "vllm:cache_config_info",
+      type: "gauge",
+      help: "Information of the LLMEngine CacheConfig",
+      samples: [`vllm:cache_config_info{${labels},${infoLabels}} 1`],
+    };
   }
 }
 

@@ -38,10 +38,12 @@ export async function startServedModels(
       const started = performance.now();
       const engine = await AsyncEngine.start({ ...spec.options, gpuMemoryUtilization: ceilings[i]! });
       const servedModelName = spec.servedModelName ?? engine.source.name;
+      const metrics = new Metrics(servedModelName, engine.info);
+      engine.onStep = (numScheduledTokens) => metrics.recordIteration(numScheduledTokens);
       models.push({
         servedModelName,
         engine,
-        metrics: new Metrics(servedModelName),
+        metrics,
         chatTemplate: spec.chatTemplate,
         tokenizerThread: new TokenizerThread(engine.source, spec.options.tokenizer),
       });

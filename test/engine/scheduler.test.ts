@@ -301,6 +301,8 @@ describe("admission and abort", () => {
         finishReason: "rejected",
         stopReason: null,
         error: "prompt has 65 tokens; max model length is 64. Shorten the prompt or raise --max-model-len.",
+        // Never scheduled, so it never waited in the running sense.
+        queueSeconds: null,
       },
       expect.objectContaining({
         requestId: "empty",
@@ -310,6 +312,7 @@ describe("admission and abort", () => {
     ]);
     // A prompt of exactly maxModelLen runs, and stops after one token: no position is left.
     expect(outputs[2]).toMatchObject({ requestId: "fits", finished: true, finishReason: "length" });
+    expect(outputs[2]!.queueSeconds).toBeGreaterThanOrEqual(0);
     expect(engine.tokens.get("fits")).toHaveLength(1);
   });
 

@@ -116,6 +116,14 @@ describe("load", () => {
       "vllm:time_to_first_token_seconds",
       "vllm:inter_token_latency_seconds",
       "vllm:e2e_request_latency_seconds",
+      "vllm:request_queue_time_seconds",
+      "vllm:request_prefill_time_seconds",
+      "vllm:request_decode_time_seconds",
+      "vllm:request_inference_time_seconds",
+      "vllm:request_time_per_output_token_seconds",
+      "vllm:request_prompt_tokens",
+      "vllm:request_generation_tokens",
+      "vllm:iteration_tokens_total",
     ]) {
       expect(text).toContain(`# TYPE ${name} histogram`);
       expect(Number(/_count\{[^}]*\} (\d+)/.exec(text.slice(text.indexOf(`${name}_count`)))![1])).toBeGreaterThan(0);
@@ -123,10 +131,43 @@ describe("load", () => {
     for (const name of [
       "vllm:prompt_tokens_total",
       "vllm:num_requests_waiting",
-      "vllm:prefix_cache_hit_rate",
+      "vllm:prefix_cache_queries_total",
+      "vllm:prefix_cache_hits_total",
       "vllm:num_preemptions_total",
     ]) {
+      expect(text).toContain(`# TYPE ${name} ${name.endsWith("_total") ? "counter" : "gauge"}`);
       expect(text).toContain(`${name}{`);
     }
+    // vLLM V0's gauge is gone: dashboards compute the rate from the two counters.
+    expect(text).not.toContain("vllm:prefix_cache_hit_rate");
+    expect(text).toMatch(/vllm:cache_config_info\{model_name="[^"]+",block_size="16",.*num_gpu_blocks="\d+"\} 1/);
+  });
+
+  test("per-request histograms observe each sequence's phases and token counts", async () => {
+    const sumOf = async (name: string) => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return Number(new RegExp(`^${name}_sum\\{[^}]*\\} (\\S+)$`, "m").exec(text)![1]);
+    };
+    const countOf = (name: string) => metricValue(server.url, `${name}_count`);
+    const before = {
+      prompt: await sumOf("vllm:request_prompt_tokens"),
+      generation: await sumOf("vllm:request_generation_tokens"),
+      tpot: await countOf("vllm:request_time_per_output_token_seconds"),
+      queries: await metricValue(server.url, "vllm:prefix_cache_queries_total"),
+    };
+    const completion = await client.completions.create({
+      model,
+      prompt: "count these prompt tokens",
+      max_tokens: 5,
+      n: 2,
+      ignore_eos: true,
+    } as OpenAI.CompletionCreateParamsNonStreaming);
+    const promptTokens = completion.usage!.prompt_tokens;
+    expect(await sumOf("vllm:request_prompt_tokens")).toBe(before.prompt + 2 * promptTokens);
+    expect(await sumOf("vllm:request_generation_tokens")).toBe(before.generation + 10);
+    expect(await countOf("vllm:request_time_per_output_token_seconds")).toBe(before.tpot + 2);
+    expect(await metricValue(server.url, "vllm:prefix_cache_queries_total")).toBeGreaterThanOrEqual(
+      before.queries + promptTokens,
+    );
   });
 });

@@ -22,7 +22,7 @@ export class LocalBackend implements ChatBackend {
     // The server's limits do not apply to one user at a prompt; metrics are kept but never read.
     this.context = {
       engine,
-      metrics: new Metrics(engine.source.name),
+      metrics: new Metrics(engine.source.name, engine.info),
       servedModelName: engine.source.name,
       apiKey: null,
       maxPendingRequests: 1,
