@@ -2,6 +2,7 @@
 // The vllm-ts command line: one executable, subcommands loaded lazily.
 import { defineCommand, runMain } from "citty";
 import packageJson from "../../package.json";
+import { ArgumentError, checkArguments, commandArgs, resolveCommand } from "./strict-args.ts";
 
 const main = defineCommand({
   meta: {
@@ -17,4 +18,13 @@ const main = defineCommand({
   },
 });
 
+// A command line its command cannot take stops here, before anything loads, as vLLM's does.
+const { command, path, args } = await resolveCommand(main, process.argv.slice(2));
+try {
+  checkArguments(await commandArgs(command), args);
+} catch (error) {
+  if (!(error instanceof ArgumentError)) throw error;
+  console.error(`${["vllm-ts", ...path].join(" ")}: error: ${error.message}`);
+  process.exit(2);
+}
 runMain(main);
