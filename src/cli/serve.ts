@@ -61,6 +61,11 @@ const serveArgs = {
     default: false,
     description: "Let cross-origin pages send cookies and Authorization (CORS)",
   },
+  config: {
+    type: "string",
+    description:
+      "A YAML file of flags, as vLLM's: flag names (kebab or snake case) to values; the command line's own flags win",
+  },
   port: { type: "string", default: "8000", description: "Port to listen on (0 picks a free one)" },
   "served-model-name": {
     type: "string",

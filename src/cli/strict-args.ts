@@ -71,6 +71,8 @@ export function checkArguments(argsDef: ArgsDef, args: readonly string[]): void 
   for (const [name, def] of Object.entries(argsDef)) {
     if (def.type === "positional") {
       numPositionals++;
+      // citty reads `--model DIR` as the positional MODEL too (serve takes it repeated).
+      flags.set(name, "string");
       continue;
     }
     const kind = def.type === "boolean" ? "boolean" : "string";
