@@ -1,14 +1,14 @@
 // The element types of tensors, with every name each goes by in one table: the C ABI's vt_dtype
 // code (read from cuda/include/vllm_ts.h), its size, its name in a safetensors header and in a
-// config.json's torch_dtype (vLLM's --dtype). Plus the exact conversions between f32 and the
+// config.json's torch_dtype, and the other spellings vLLM's --dtype takes. Plus the exact conversions between f32 and the
 // 16-bit types (round to nearest even, as vt_convert does), so TS references see the very bits a
 // kernel sees.
 import { vt_dtype } from "../../build/vllm-ts-abi.ts";
 
 export const DTYPES = {
-  f32: { code: vt_dtype.VT_F32, bytes: 4, safetensors: "F32", torch: "float32" },
-  f16: { code: vt_dtype.VT_F16, bytes: 2, safetensors: "F16", torch: "float16" },
-  bf16: { code: vt_dtype.VT_BF16, bytes: 2, safetensors: "BF16", torch: "bfloat16" },
+  f32: { code: vt_dtype.VT_F32, bytes: 4, safetensors: "F32", torch: "float32", aliases: ["float"] },
+  f16: { code: vt_dtype.VT_F16, bytes: 2, safetensors: "F16", torch: "float16", aliases: ["half"] },
+  bf16: { code: vt_dtype.VT_BF16, bytes: 2, safetensors: "BF16", torch: "bfloat16", aliases: [] },
 } as const;
 
 export type DType = keyof typeof DTYPES;
@@ -27,6 +27,14 @@ export function dtypeOfSafetensorsName(name: unknown): DType | undefined {
 
 export function dtypeOfTorchName(name: TorchDtypeName): DType {
   return ALL_DTYPES.find((d) => DTYPES[d].torch === name)!;
+}
+
+/** Every name vLLM's --dtype takes for a dtype: torch's, then the others (half, float). */
+export const DTYPE_FLAG_NAMES = ALL_DTYPES.flatMap((d) => [DTYPES[d].torch, ...DTYPES[d].aliases]);
+export type DtypeFlagName = (typeof DTYPE_FLAG_NAMES)[number];
+
+export function dtypeOfFlagName(name: DtypeFlagName): DType {
+  return ALL_DTYPES.find((d) => DTYPES[d].torch === name || (DTYPES[d].aliases as readonly string[]).includes(name))!;
 }
 
 const scratchF32 = new Float32Array(1);

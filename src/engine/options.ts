@@ -2,7 +2,7 @@
 // does, named as vLLM names them. The engine's config type and defaults, the command-line flags
 // of serve, chat, generate and bench (src/cli/option-args.ts) and the --models-config schema
 // (src/server/models-config.ts) are all derived from these two tables.
-import { TORCH_DTYPE_NAMES } from "../backend/dtype.ts";
+import { DTYPE_FLAG_NAMES } from "../backend/dtype.ts";
 
 export type OptionValue =
   | { kind: "integer"; min: number }
@@ -47,7 +47,7 @@ export const MODEL_OPTIONS = {
     description: "Where the model runs; auto takes CUDA when a GPU is present",
   },
   dtype: {
-    value: { kind: "choice", choices: ["auto", ...TORCH_DTYPE_NAMES] },
+    value: { kind: "choice", choices: ["auto", ...DTYPE_FLAG_NAMES] },
     default: "auto",
     description: "Weight dtype (auto: the checkpoint's torch_dtype)",
   },

@@ -6,7 +6,7 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
-import { type DType, dtypeOfTorchName, type TorchDtypeName } from "../backend/dtype.ts";
+import { type DType, type DtypeFlagName, dtypeOfFlagName } from "../backend/dtype.ts";
 import { loadModelConfig, type ModelConfig } from "./config.ts";
 import { DEMO_MODEL_NAME, DEMO_SEED, demoConfig } from "./demo.ts";
 import { ModelLoadError } from "./errors.ts";
@@ -16,7 +16,7 @@ import { openSafetensors } from "./safetensors.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
 import { dummyWeights, loadWeightsFromSafetensors, type ModelWeights } from "./weights.ts";
 
-export type DtypeOption = "auto" | TorchDtypeName;
+export type DtypeOption = "auto" | DtypeFlagName;
 export type LoadFormat = "auto" | "dummy";
 
 export interface LoadModelOptions {
@@ -103,7 +103,7 @@ export async function resolveModel(model: string | undefined): Promise<ModelSour
 
 export function loadModelWeights(backend: Backend, source: ModelSource, options: LoadModelOptions = {}): EngineModel {
   const { config, dir } = source;
-  const dtype = options.dtype && options.dtype !== "auto" ? dtypeOfTorchName(options.dtype) : config.dtype;
+  const dtype = options.dtype && options.dtype !== "auto" ? dtypeOfFlagName(options.dtype) : config.dtype;
   const weights =
     dir === null
       ? dummyWeights(backend, config, dtype, DEMO_SEED)

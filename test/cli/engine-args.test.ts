@@ -2,6 +2,7 @@
 // defaults, the engine's defaults and the --models-config schema all come from that table, and a
 // bad value is refused naming its flag.
 import { describe, expect, test } from "bun:test";
+import { dtypeOfFlagName } from "../../src/backend/dtype.ts";
 import { coreOptions, engineArgs, modelArgs, optionsFromFlags } from "../../src/cli/engine-args.ts";
 import { defaultEngineConfig, ENGINE_OPTIONS, flagOf, MODEL_OPTIONS } from "../../src/engine/options.ts";
 import { type ModelEntry, parseModelsConfig } from "../../src/server/models-config.ts";
@@ -68,6 +69,20 @@ describe("reading the flags", () => {
       scheduling: "static",
       tokenizer: "/t",
     });
+  });
+
+  test("--dtype takes vLLM's spellings: half and float too, each naming one dtype", () => {
+    for (const [name, dtype] of [
+      ["half", "f16"],
+      ["float16", "f16"],
+      ["float", "f32"],
+      ["float32", "f32"],
+      ["bfloat16", "bf16"],
+    ] as const) {
+      expect(coreOptions({ dtype: name }).dtype).toBe(name);
+      expect(dtypeOfFlagName(name)).toBe(dtype);
+    }
+    expect(() => coreOptions({ dtype: "fp8" })).toThrow(/--dtype/);
   });
 
   test("a flag not given is left to the engine", () => {
