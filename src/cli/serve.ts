@@ -12,6 +12,7 @@ import { createApp } from "../server/app.ts";
 import { withConnectionLimits } from "../server/connections.ts";
 import type { ServedModel, ServerContext } from "../server/context.ts";
 import { CorsPolicy, parseListFlag } from "../server/cors.ts";
+import { ApiError, errorResponse } from "../server/errors.ts";
 import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
 import { REASONING_PARSERS } from "../server/reasoning/reasoning-parser.ts";
 import { type ModelSpec, shutdownServedModels, startServedModels } from "../server/served-models.ts";
@@ -126,6 +127,34 @@ const serveArgs = {
 } as const satisfies ArgsDef;
 
 type ServeArgs = ParsedArgs<typeof serveArgs>;
+
+/** The server, bound and answering 503 until the app replaces its handler; a clear error if it cannot bind. */
+function listen(host: string, port: number, keepAliveTimeoutSeconds: number) {
+  try {
+    return Bun.serve({
+      hostname: host,
+      port,
+      fetch: () => errorResponse(new ApiError(503, "the server is loading its models; retry in a moment")),
+      // Idle connections, and requests before their handler runs; withConnectionLimits lifts it
+      // from a request in progress, which its own deadlines govern.
+      idleTimeout: keepAliveTimeoutSeconds,
+      // Bun's own limit would answer 413 with no body: the app enforces --max-request-body
+      // itself, reading bodies as streams, so that the client gets OpenAI's error shape.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const detail = error instanceof Error ? error.message : String(error);
+    // Bun reports a host it cannot bind in several ways (EADDRNOTAVAIL, EINVAL, even ENOTTY).
+    const why =
+      code === "EADDRINUSE"
+        ? "the port is in use (another server?)"
+        : code === "EACCES"
+          ? "permission denied (ports below 1024 need privileges)"
+          : `--host is not an address of this machine, or the port is invalid (${detail})`;
+    throw new UsageError(`cannot listen on ${host}:${port}: ${why}`);
+  }
+}
 
 const REPEATABLE = ["model", "served-model-name"] as const;
 type Repeated = Record<(typeof REPEATABLE)[number], string[]>;
@@ -286,6 +315,12 @@ export default defineCommand({
       const limitConcurrency = integer("limit-concurrency", args["limit-concurrency"], 1);
       const parsers = parserOptions(args);
 
+      // Bound before the models load, as vLLM binds its socket first: a port in use fails at once,
+      // not after minutes of loading. Until they are ready, every request gets a 503.
+      const server = listen(args.host, port, keepAliveTimeoutSeconds);
+      logger.info(
+        `listening on http://${server.hostname}:${server.port}; loading ${specs.length === 1 ? "the model" : `${specs.length} models`}`,
+      );
       models = await startServedModels(specs, logStarted);
       const apiKey = args["api-key"] ?? process.env.VLLM_API_KEY ?? null;
       const grammarChecker = new GrammarChecker();
@@ -298,9 +333,7 @@ export default defineCommand({
         ...parsers,
         grammarChecker,
       };
-      const server = Bun.serve({
-        hostname: args.host,
-        port,
+      server.reload({
         fetch: withConnectionLimits(
           createApp(
             context,
@@ -310,12 +343,6 @@ export default defineCommand({
           { keepAliveTimeoutSeconds, limitConcurrency },
           (request) => logger.info(`client disconnected: ${request.method} ${new URL(request.url).pathname}`),
         ),
-        // Idle connections, and requests before their handler runs; withConnectionLimits lifts it
-        // from a POST in progress, which its own deadlines govern.
-        idleTimeout: keepAliveTimeoutSeconds,
-        // Bun's own limit would answer 413 with no body: the app enforces --max-request-body
-        // itself, reading bodies as streams, so that the client gets OpenAI's error shape.
-        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       });
       const names = models.map((model) => model.servedModelName).join(", ");
       // performance.now() counts from the process's start: the figure a user waits for.
