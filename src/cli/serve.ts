@@ -16,6 +16,7 @@ import { ApiError, errorResponse } from "../server/errors.ts";
 import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
 import { REASONING_PARSERS } from "../server/reasoning/reasoning-parser.ts";
 import { type ModelSpec, shutdownServedModels, startServedModels } from "../server/served-models.ts";
+import { logStatsPeriodically, statsIntervalSeconds } from "../server/stats-log.ts";
 import { TOOL_PARSERS } from "../server/tool-parsers/tool-parser.ts";
 import { UsageError } from "../usage-error.ts";
 import { bytes, coreOptions, engineArgs, integer, modelArgs, number } from "./engine-args.ts";
@@ -61,6 +62,23 @@ const serveArgs = {
     type: "boolean",
     default: false,
     description: "Let cross-origin pages send cookies and Authorization (CORS)",
+  },
+  "disable-log-requests": {
+    type: "boolean",
+    default: false,
+    description:
+      "No log line per request (by default: id, model, prompt and output tokens, finish reasons, status, time; never the text)",
+  },
+  "enable-log-requests": {
+    type: "boolean",
+    default: false,
+    description: "A log line per request (the default; vLLM's flag, accepted)",
+  },
+  "disable-log-stats": {
+    type: "boolean",
+    default: false,
+    description:
+      "No stats line every 10 s (VLLM_LOG_STATS_INTERVAL) while busy: running and waiting, tok/s, KV cache and prefix-cache use",
   },
   config: {
     type: "string",
@@ -154,6 +172,11 @@ function listen(host: string, port: number, keepAliveTimeoutSeconds: number) {
           : `--host is not an address of this machine, or the port is invalid (${detail})`;
     throw new UsageError(`cannot listen on ${host}:${port}: ${why}`);
   }
+}
+
+function logRequestsOption(enable: boolean, disable: boolean): boolean {
+  if (enable && disable) throw new UsageError("--enable-log-requests and --disable-log-requests contradict each other");
+  return !disable;
 }
 
 const REPEATABLE = ["model", "served-model-name"] as const;
@@ -314,6 +337,7 @@ export default defineCommand({
         );
       const limitConcurrency = integer("limit-concurrency", args["limit-concurrency"], 1);
       const parsers = parserOptions(args);
+      const logRequests = logRequestsOption(args["enable-log-requests"], args["disable-log-requests"]);
 
       // Bound before the models load, as vLLM binds its socket first: a port in use fails at once,
       // not after minutes of loading. Until they are ready, every request gets a 503.
@@ -332,6 +356,7 @@ export default defineCommand({
         maxBodyBytes,
         ...parsers,
         grammarChecker,
+        logRequests,
       };
       server.reload({
         fetch: withConnectionLimits(
@@ -344,6 +369,7 @@ export default defineCommand({
           (request) => logger.info(`client disconnected: ${request.method} ${new URL(request.url).pathname}`),
         ),
       });
+      if (!args["disable-log-stats"]) logStatsPeriodically(models, statsIntervalSeconds());
       const names = models.map((model) => model.servedModelName).join(", ");
       // performance.now() counts from the process's start: the figure a user waits for.
       const readyAfter = (performance.now() / 1000).toFixed(2);

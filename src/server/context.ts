@@ -27,6 +27,8 @@ export interface ServerOptions {
   reasoningParser: string | null;
   /** Checks clients' schemas, regexes and grammars before they reach an engine. */
   grammarChecker: GrammarChecker;
+  /** One log line per finished request (vLLM's request logs; off with --disable-log-requests). */
+  logRequests: boolean;
 }
 
 /** One model the server serves: its own engine (Worker, KV cache), tokenizer and metrics. */

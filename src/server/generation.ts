@@ -3,8 +3,9 @@
 // disconnect and the latency metrics live here, so both endpoints share them.
 import type { CompletionDelta } from "../engine/output-processor.ts";
 import type { SamplingParams } from "../engine/sampling-params.ts";
+import { logger } from "../logger.ts";
 import type { ModelContext } from "./context.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, toApiError } from "./errors.ts";
 
 export interface PromptInput {
   tokenIds: number[];
@@ -44,10 +45,14 @@ export function checkSequenceCount(context: ModelContext, numSequences: number):
 export class Generation implements AsyncIterable<ChoiceDelta> {
   private readonly arrivedAt = performance.now();
   private readonly timings = new Map<number, SequenceTiming>();
+  private readonly finishReasons: string[] = [];
+  private clientGone = false;
   private numUnfinished: number;
 
   private constructor(
     private readonly context: ModelContext,
+    /** The HTTP request's id, which its log line names. */
+    private readonly requestId: string,
     private readonly requestIds: string[],
     private readonly streams: AsyncIterable<CompletionDelta>[],
     readonly n: number,
@@ -82,11 +87,12 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     }
     for (const prompt of prompts) context.metrics.recordPrompt(prompt.tokenIds.length);
     const promptLengths = prompts.map((prompt) => prompt.tokenIds.length);
-    return new Generation(context, requestIds, streams, prompts[0]!.params.n, promptLengths);
+    return new Generation(context, requestId, requestIds, streams, prompts[0]!.params.n, promptLengths);
   }
 
   /** Frees the engine's work at once (the client is gone); the stream then ends. */
   abort(): void {
+    this.clientGone = true;
     for (const id of this.requestIds) this.context.engine.abort(id);
   }
 
@@ -100,6 +106,7 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     const iterators = this.streams.map((stream) => stream[Symbol.asyncIterator]());
     const next = (promptIndex: number) => iterators[promptIndex]!.next().then((result) => ({ promptIndex, result }));
     const pending = new Map(iterators.map((_, i) => [i, next(i)]));
+    let status = 200;
     try {
       while (pending.size > 0) {
         const { promptIndex, result } = await Promise.race(pending.values());
@@ -115,9 +122,27 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
         this.record(index, promptIndex, delta);
         yield { index, promptIndex, delta };
       }
+    } catch (error) {
+      status = toApiError(error).status;
+      throw error;
     } finally {
+      // 499: the client left before the end (nginx's code); 503: the server is shutting down.
       if (pending.size > 0) this.abort();
+      if (status === 200 && this.clientGone) status = 499;
+      else if (status === 200 && this.numUnfinished > 0) status = 503;
+      if (this.context.logRequests) this.logCompletion(status);
     }
+  }
+
+  /** vLLM's request log: what was asked and what came out, never the text. */
+  private logCompletion(status: number): void {
+    const promptTokens = this.promptLengths.reduce((sum, length) => sum + length, 0);
+    const outputTokens = [...this.timings.values()].reduce((sum, timing) => sum + timing.numTokens, 0);
+    const reasons = [...new Set(this.finishReasons)].join(",") || "none";
+    const seconds = ((performance.now() - this.arrivedAt) / 1000).toFixed(3);
+    logger.info(
+      `request ${this.requestId}: model ${this.context.servedModelName}, ${promptTokens} prompt + ${outputTokens} output tokens, finished ${reasons}, status ${status}, ${seconds} s`,
+    );
   }
 
   private record(index: number, promptIndex: number, delta: CompletionDelta): void {
@@ -139,6 +164,7 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     this.timings.set(index, timing);
     if (delta.finished) {
       this.numUnfinished--;
+      this.finishReasons.push(delta.output.finishReason ?? "stop");
       this.context.metrics.recordFinished({
         finishReason: delta.output.finishReason ?? "stop",
         arrivedAt: this.arrivedAt,

@@ -157,6 +157,11 @@ export class Metrics {
     if (numScheduledTokens > 0) this.iterationTokens.observe(numScheduledTokens);
   }
 
+  /** Tokens counted so far, for the periodic stats line. */
+  tokenTotals(): { promptTokens: number; generationTokens: number } {
+    return { promptTokens: this.promptTokens, generationTokens: this.generationTokens };
+  }
+
   recordPrompt(numTokens: number): void {
     this.promptTokens += numTokens;
   }

@@ -33,6 +33,7 @@ export class LocalBackend implements ChatBackend {
       toolCallParser: null,
       enableAutoToolChoice: false,
       reasoningParser: null,
+      logRequests: false,
       grammarChecker: new GrammarChecker(),
     };
   }

@@ -1,0 +1,40 @@
+// vLLM's periodic stats line: every interval (10 s, or VLLM_LOG_STATS_INTERVAL seconds), one line
+// per model that was busy since the last one: requests running and waiting, prompt and generation
+// throughput, KV-cache use and prefix-cache hit rate. Off with --disable-log-stats.
+import { logger } from "../logger.ts";
+import type { ServedModel } from "./context.ts";
+
+const DEFAULT_INTERVAL_SECONDS = 10;
+
+export function statsIntervalSeconds(): number {
+  const value = Number(process.env.VLLM_LOG_STATS_INTERVAL ?? DEFAULT_INTERVAL_SECONDS);
+  return Number.isFinite(value) && value > 0 ? value : DEFAULT_INTERVAL_SECONDS;
+}
+
+const percent = (fraction: number) => `${(100 * fraction).toFixed(1)}%`;
+
+/** Starts the stats lines; the timer never keeps the process alive. */
+export function logStatsPeriodically(models: readonly ServedModel[], seconds: number): void {
+  let last = models.map((model) => model.metrics.tokenTotals());
+  let lastAt = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const elapsed = (now - lastAt) / 1000;
+    const totals = models.map((model) => model.metrics.tokenTotals());
+    models.forEach((model, i) => {
+      const promptRate = (totals[i]!.promptTokens - last[i]!.promptTokens) / elapsed;
+      const generationRate = (totals[i]!.generationTokens - last[i]!.generationTokens) / elapsed;
+      const stats = model.engine.latestStats;
+      const queued = stats ? stats.numRunning + stats.numWaiting : 0;
+      if (queued === 0 && promptRate === 0 && generationRate === 0) return;
+      logger.info(
+        `${model.servedModelName}: ${stats?.numRunning ?? 0} running, ${stats?.numWaiting ?? 0} waiting; ` +
+          `prompt ${promptRate.toFixed(1)} tok/s, generation ${generationRate.toFixed(1)} tok/s; ` +
+          `KV cache ${percent(stats?.kvCacheUsage ?? 0)} used; prefix cache hit rate ${percent(stats?.prefixCacheHitRate ?? 0)}`,
+      );
+    });
+    last = totals;
+    lastAt = now;
+  }, seconds * 1000);
+  timer.unref();
+}

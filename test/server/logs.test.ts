@@ -1,0 +1,66 @@
+// vLLM's logs: one line per request (id, model, tokens, finish reasons, status, time; never the
+// prompt's text), a stats line while busy, and neither with --disable-log-requests and
+// --disable-log-stats.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
+
+let logged: ServerProcess;
+let quiet: ServerProcess;
+
+beforeAll(async () => {
+  const modelDir = await writeServerTestModel();
+  const env = { VLLM_LOG_STATS_INTERVAL: "0.2" };
+  logged = await startServer(modelDir, ["--served-model-name", "tiny"], env);
+  quiet = await startServer(modelDir, ["--disable-log-requests", "--disable-log-stats"], env);
+});
+
+afterAll(async () => {
+  await logged?.stop();
+  await quiet?.stop();
+});
+
+const complete = (server: ServerProcess, body: object) =>
+  fetch(`${server.url}/v1/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ prompt: "a secret prompt", max_tokens: 40, ignore_eos: true, n: 2, ...body }),
+  });
+
+test("one line per request with its tokens, finish reasons and status; never the prompt's text", async () => {
+  const response = await complete(logged, {});
+  const { id, usage } = (await response.json()) as { id: string; usage: { prompt_tokens: number } };
+  await Bun.sleep(300);
+  const line = logged
+    .logs()
+    .split("\n")
+    .find((l) => l.includes(`request ${id}:`));
+  expect(line).toContain(`model tiny, ${usage.prompt_tokens} prompt + 80 output tokens, finished length, status 200`);
+  expect(logged.logs()).not.toContain("secret");
+  // While it ran, the stats line came at least once.
+  expect(logged.logs()).toMatch(
+    /tiny: \d+ running, \d+ waiting; prompt [\d.]+ tok\/s, generation [\d.]+ tok\/s; KV cache/,
+  );
+});
+
+test("a client that leaves is logged with status 499", async () => {
+  const controller = new AbortController();
+  const response = await fetch(`${logged.url}/v1/completions`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ prompt: "stream", max_tokens: 400, ignore_eos: true, stream: true }),
+    signal: controller.signal,
+  });
+  await response.body!.getReader().read();
+  controller.abort();
+  await Bun.sleep(300);
+  expect(logged.logs()).toMatch(
+    /request cmpl-[\w-]+: model tiny, \d+ prompt \+ \d+ output tokens, finished none, status 499/,
+  );
+});
+
+test("--disable-log-requests and --disable-log-stats silence both", async () => {
+  expect((await complete(quiet, {})).status).toBe(200);
+  await Bun.sleep(500);
+  expect(quiet.logs()).not.toMatch(/request cmpl-/);
+  expect(quiet.logs()).not.toMatch(/running, \d+ waiting/);
+});
