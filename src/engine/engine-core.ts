@@ -187,7 +187,7 @@ export class EngineCore {
       return this.failStep(scheduled, error);
     }
     const executedAt = performance.now();
-    this.structuredOutputs.accept([...sampled].map(([id, token]) => [id, token.tokenId]));
+    this.structuredOutputs.accept(sampled);
     const tokenIds = new Map([...sampled].map(([id, token]) => [id, [token.tokenId]]));
     const outputs = this.scheduler.updateFromOutput(scheduled, tokenIds);
     for (const output of outputs) if (output.finished) this.structuredOutputs.free(output.requestId);

@@ -70,8 +70,11 @@ export class StructuredOutputManager {
   }
 
   /** The step's sampled tokens, to advance the grammars (a refusal is reported by the thread). */
-  accept(sampled: Iterable<[requestId: string, tokenId: number]>): void {
-    const tokens = [...sampled].filter(([id]) => this.constrained.has(id));
+  accept(sampled: ReadonlyMap<string, { tokenId: number }>): void {
+    // Most steps of most servers have no constrained request: nothing to copy then.
+    if (this.constrained.size === 0) return;
+    const tokens: [string, number][] = [];
+    for (const [id, token] of sampled) if (this.constrained.has(id)) tokens.push([id, token.tokenId]);
     if (tokens.length > 0) this.post({ type: "accept", tokens });
   }
 
