@@ -338,6 +338,7 @@ export default defineCommand({
       const limitConcurrency = integer("limit-concurrency", args["limit-concurrency"], 1);
       const parsers = parserOptions(args);
       const logRequests = logRequestsOption(args["enable-log-requests"], args["disable-log-requests"]);
+      const statsInterval = args["disable-log-stats"] ? null : statsIntervalSeconds();
 
       // Bound before the models load, as vLLM binds its socket first: a port in use fails at once,
       // not after minutes of loading. Until they are ready, every request gets a 503.
@@ -369,7 +370,7 @@ export default defineCommand({
           (request) => logger.info(`client disconnected: ${request.method} ${new URL(request.url).pathname}`),
         ),
       });
-      if (!args["disable-log-stats"]) logStatsPeriodically(models, statsIntervalSeconds());
+      if (statsInterval !== null) logStatsPeriodically(models, statsInterval);
       const names = models.map((model) => model.servedModelName).join(", ");
       // performance.now() counts from the process's start: the figure a user waits for.
       const readyAfter = (performance.now() / 1000).toFixed(2);

@@ -2,13 +2,18 @@
 // per model that was busy since the last one: requests running and waiting, prompt and generation
 // throughput, KV-cache use and prefix-cache hit rate. Off with --disable-log-stats.
 import { logger } from "../logger.ts";
+import { UsageError } from "../usage-error.ts";
 import type { ServedModel } from "./context.ts";
 
 const DEFAULT_INTERVAL_SECONDS = 10;
 
 export function statsIntervalSeconds(): number {
-  const value = Number(process.env.VLLM_LOG_STATS_INTERVAL ?? DEFAULT_INTERVAL_SECONDS);
-  return Number.isFinite(value) && value > 0 ? value : DEFAULT_INTERVAL_SECONDS;
+  const text = process.env.VLLM_LOG_STATS_INTERVAL;
+  if (text === undefined) return DEFAULT_INTERVAL_SECONDS;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new UsageError(`VLLM_LOG_STATS_INTERVAL must be a positive number of seconds, got ${JSON.stringify(text)}`);
+  return value;
 }
 
 const percent = (fraction: number) => `${(100 * fraction).toFixed(1)}%`;

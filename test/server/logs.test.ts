@@ -2,6 +2,7 @@
 // prompt's text), a stats line while busy, and neither with --disable-log-requests and
 // --disable-log-stats.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { resolve } from "node:path";
 import { type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
 
 let logged: ServerProcess;
@@ -55,6 +56,18 @@ test("a client that leaves is logged with status 499", async () => {
   await Bun.sleep(300);
   expect(logged.logs()).toMatch(
     /request cmpl-[\w-]+: model tiny, \d+ prompt \+ \d+ output tokens, finished none, status 499/,
+  );
+});
+
+test("a stats interval that is not a positive number stops the server with a message", () => {
+  const result = Bun.spawnSync([resolve(import.meta.dir, "../../dist/vllm-ts"), "serve", "--port", "0"], {
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...Bun.env, VLLM_LOG_STATS_INTERVAL: "soon" },
+  });
+  expect(result.exitCode).toBe(1);
+  expect(result.stderr.toString()).toContain(
+    'VLLM_LOG_STATS_INTERVAL must be a positive number of seconds, got "soon"',
   );
 });
 
