@@ -1,9 +1,11 @@
 // The HTTP surface: routes to handlers, the Host and the API key checked, JSON wanted on /v1, CORS
-// for web pages, and one rule for failures: every request gets an answer in OpenAI's error shape,
-// whatever a handler throws.
+// for web pages, and one rule for failures: every request gets an answer in its protocol's error
+// shape (Anthropic's on /v1/messages, OpenAI's elsewhere), whatever a handler throws.
 import packageJson from "../../package.json";
 import { quoteInput } from "../quote-input.ts";
 import { type AllowedHosts, checkHost } from "./allowed-hosts.ts";
+import { anthropicErrorResponse } from "./anthropic/errors.ts";
+import { countMessageTokens, createMessage } from "./anthropic/messages.ts";
 import { checkApiKey } from "./auth.ts";
 import { checkJsonContentType, readJsonBody, UnreadBodyError } from "./body.ts";
 import { createChatCompletion } from "./chat-completions.ts";
@@ -13,6 +15,7 @@ import type { CorsPolicy } from "./cors.ts";
 import { ApiError, errorResponse, toApiError } from "./errors.ts";
 import { renderMetrics } from "./metrics.ts";
 import { listModels } from "./models.ts";
+import { createResponse } from "./responses/create-response.ts";
 import { detokenize, tokenize } from "./tokenize.ts";
 import { unixSeconds } from "./usage.ts";
 
@@ -69,6 +72,9 @@ export function createApp(
     "/v1/chat/completions": {
       POST: async (request) => createChatCompletion(context, await json(request), request.signal),
     },
+    "/v1/responses": { POST: async (request) => createResponse(context, await json(request), request.signal) },
+    "/v1/messages": { POST: async (request) => createMessage(context, await json(request), request.signal) },
+    "/v1/messages/count_tokens": { POST: async (request) => countMessageTokens(context, await json(request)) },
   };
 
   const answer = async (request: Request): Promise<Response> => {
@@ -93,7 +99,10 @@ export function createApp(
       const apiError = toApiError(error);
       // A client gone mid-body fails the read; its leaving is logged once, elsewhere.
       if (apiError.status === 500 && !request.signal.aborted) onInternalError(error);
-      return errorResponse(apiError, apiError instanceof UnreadBodyError ? { Connection: "close" } : undefined);
+      const headers = apiError instanceof UnreadBodyError ? { Connection: "close" } : undefined;
+      // Anthropic's clients read errors in Anthropic's shape.
+      const isAnthropic = new URL(request.url).pathname.startsWith("/v1/messages");
+      return (isAnthropic ? anthropicErrorResponse : errorResponse)(apiError, headers);
     }
   };
   // Errors included: a page must be able to read why its request failed.

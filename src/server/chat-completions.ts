@@ -1,54 +1,14 @@
 // POST /v1/chat/completions: the conversation rendered by the model's chat template, then the
 // same generation as completions, answered in the chat shapes: reasoning split off, tool calls
 // parsed or enforced, structured outputs constrained by a grammar.
-import type { StructuredOutputs } from "../engine/structured-output/structured-outputs.ts";
-import {
-  type ChatDelta,
-  ChatDeltaStream,
-  type ChatOutputOptions,
-  chatMessageParts,
-  mergeDeltas,
-} from "./chat-output.ts";
-import { chatPrompt } from "./chat-prompt.ts";
-import { type ModelContext, routeModel, type ServerContext } from "./context.ts";
-import { ApiError } from "./errors.ts";
-import { type ChoiceDelta, Generation } from "./generation.ts";
+import { type ChatDelta, ChatDeltaStream, chatMessageParts, mergeDeltas } from "./chat-output.ts";
+import { startChatRun } from "./chat-run.ts";
+import type { ServerContext } from "./context.ts";
+import type { ChoiceDelta } from "./generation.ts";
 import { chatLogprobs } from "./logprobs.ts";
-import { reasoningParser } from "./reasoning/reasoning-parser.ts";
-import { checkStreamOptions, samplingParams } from "./sampling.ts";
-import { type ChatCompletionRequest, chatCompletionRequestSchema, refuseUnsupportedFields } from "./schemas.ts";
+import { chatCompletionRequestSchema, refuseUnsupportedFields } from "./schemas.ts";
 import { sseResponse } from "./sse.ts";
-import { structuredOutputs } from "./structured-outputs.ts";
-import { toolConstraint, toolMode } from "./tools.ts";
-import { newRequestId, Usage, unixSeconds } from "./usage.ts";
-
-/** Chat asks for logprobs with a flag and a count; the engine takes one number (or none). */
-function requestedLogprobs(request: ChatCompletionRequest): number | null {
-  if (request.logprobs) return request.top_logprobs ?? 0;
-  if (request.top_logprobs) throw new ApiError(400, "top_logprobs needs logprobs set to true", "top_logprobs");
-  return null;
-}
-
-/** How the choices' text becomes messages, and the grammar that applies after any reasoning. */
-function outputOptions(context: ModelContext, request: ChatCompletionRequest, prompt: string): ChatOutputOptions {
-  const reasoning = context.reasoningParser === null ? null : reasoningParser(context.reasoningParser);
-  // The template may open (deepseek_r1) or close (Qwen3 without thinking) the reasoning itself.
-  const tail = prompt.trimEnd();
-  const closedByPrompt = reasoning !== null && tail.endsWith(reasoning.endMarker);
-  const inReasoning =
-    reasoning !== null && !closedByPrompt && (reasoning.startsInReasoning || tail.endsWith(reasoning.startMarker));
-  return { mode: toolMode(context, request), reasoning, inReasoning, closedByPrompt };
-}
-
-/**
- * The grammar starts after the reasoning: once the end marker's tokens have been generated, unless
- * the prompt already closed it (or the model cannot reason under this parser).
- */
-function afterReasoning(context: ModelContext, options: ChatOutputOptions, outputs: StructuredOutputs | null) {
-  if (!outputs || !options.reasoning || options.closedByPrompt) return outputs;
-  const startAfterTokenIds = context.engine.tokenizer.encode(options.reasoning.endMarker, { addSpecialTokens: false });
-  return { ...outputs, startAfterTokenIds };
-}
+import { unixSeconds } from "./usage.ts";
 
 function messageDelta(delta: ChatDelta): object {
   return {
@@ -81,23 +41,9 @@ export async function createChatCompletion(
 ): Promise<Response> {
   refuseUnsupportedFields(body, "chat");
   const request = chatCompletionRequestSchema.parse(body);
-  const context = routeModel(server, request.model);
-  checkStreamOptions(request);
-  const { prompt, tokenIds } = await chatPrompt(context, request);
-  const options = outputOptions(context, request, prompt);
-  const constraint = await structuredOutputs(context, request, toolConstraint(options.mode, request.tools ?? []));
-  const params = samplingParams(context, request, {
-    promptLength: tokenIds.length,
-    promptField: "messages",
-    maxTokens: request.max_completion_tokens ?? request.max_tokens,
-    logprobs: requestedLogprobs(request),
-    structuredOutputs: afterReasoning(context, options, constraint),
-  });
-  const id = newRequestId("chatcmpl");
+  const { context, id, params, options, usage, generation } = await startChatRun(server, request, "chatcmpl");
   const created = unixSeconds();
   const model = context.servedModelName;
-  const usage = new Usage(tokenIds.length);
-  const generation = Generation.start(context, id, [{ tokenIds, params }]);
   const { tokenizer } = context.engine;
   const logprobsOf = (tokenIdsOf: readonly number[], logprobs: ChoiceDelta["delta"]["logprobs"]) =>
     logprobs && chatLogprobs(tokenizer, tokenIdsOf, logprobs);

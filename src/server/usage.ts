@@ -3,12 +3,16 @@
 import type { ChoiceDelta } from "./generation.ts";
 
 export class Usage {
-  private completionTokens = 0;
+  private generated = 0;
 
-  constructor(private readonly promptTokens: number) {}
+  constructor(readonly promptTokens: number) {}
 
   add({ delta }: ChoiceDelta): void {
-    this.completionTokens += delta.tokenIds.length;
+    this.generated += delta.tokenIds.length;
+  }
+
+  get completionTokens(): number {
+    return this.generated;
   }
 
   toJSON() {
@@ -20,9 +24,13 @@ export class Usage {
   }
 }
 
-/** vLLM's ids: a prefix and a uuid's hex digits. */
-export function newRequestId(prefix: "cmpl" | "chatcmpl"): string {
-  return `${prefix}-${crypto.randomUUID().replaceAll("-", "")}`;
+/** What an id says it names: a completion, a chat completion, a response, an Anthropic message. */
+export type RequestIdPrefix = "cmpl" | "chatcmpl" | "resp" | "msg";
+
+/** vLLM's ids: a prefix and a uuid's hex digits (Anthropic's and the Responses API's join with "_"). */
+export function newRequestId(prefix: RequestIdPrefix): string {
+  const separator = prefix === "resp" || prefix === "msg" ? "_" : "-";
+  return `${prefix}${separator}${crypto.randomUUID().replaceAll("-", "")}`;
 }
 
 /** OpenAI's `created`: Unix seconds. */
