@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { type ArgsDef, defineCommand, type ParsedArgs, parseArgs } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
 import { GrammarChecker } from "../engine/structured-output/grammar-checker.ts";
-import { logger } from "../logger.ts";
+import { configureLogger, logger } from "../logger.ts";
 import { allowedHosts } from "../server/allowed-hosts.ts";
 import { createApp } from "../server/app.ts";
 import { withConnectionLimits } from "../server/connections.ts";
@@ -20,6 +20,7 @@ import { logStatsPeriodically, statsIntervalSeconds } from "../server/stats-log.
 import { TOOL_PARSERS } from "../server/tool-parsers/tool-parser.ts";
 import { UsageError } from "../usage-error.ts";
 import { bytes, coreOptions, engineArgs, integer, modelArgs, number } from "./engine-args.ts";
+import { logSettings } from "./log-options.ts";
 
 const mib = (size: number) => `${(size / 2 ** 20).toFixed(1)} MiB`;
 
@@ -79,6 +80,17 @@ const serveArgs = {
     default: false,
     description:
       "No stats line every 10 s (VLLM_LOG_STATS_INTERVAL) while busy: running and waiting, tok/s, KV cache and prefix-cache use",
+  },
+  "log-level": {
+    type: "string",
+    description:
+      "The least severe log lines shown: debug, info, warn or error (default: $VLLM_LOGGING_LEVEL, else info)",
+  },
+  "log-format": {
+    type: "string",
+    default: "text",
+    description:
+      "text, or json: one JSON object per log line on stderr (time, level, message and the line's figures as fields)",
   },
   config: {
     type: "string",
@@ -317,6 +329,8 @@ export default defineCommand({
     try {
       const { repeated, rest } = takeRepeatedOptions(rawArgs);
       const args = parseArgs<typeof serveArgs>(rest, serveArgs);
+      // First, so that every line after it, a bad flag's included, has the level and format asked for.
+      configureLogger(logSettings(args["log-level"], args["log-format"]));
       const specs = modelSpecs(args, repeated);
       const port = integer("port", args.port, 0);
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);

@@ -1,6 +1,8 @@
 // The engine client of the server (vLLM's AsyncLLM): the engine core runs in a Worker; this side
 // tokenizes, detokenizes, applies stop strings and hands each caller an async stream of its
 // request's deltas. Leaving the stream early aborts the request, so its KV blocks are freed.
+
+import { loggerSettings } from "../logger.ts";
 import { type ModelSource, resolveModel, withGenerationConfig } from "../model/load-model.ts";
 import { loadModelTokenizer } from "../model/load-tokenizer.ts";
 import type { ModelTokenizer } from "../model/tokenizer.ts";
@@ -104,7 +106,7 @@ export class AsyncEngine {
         else if (message.type === "failed") reject(new Error(message.message));
       };
       worker.onerror = (event) => reject(new Error(`engine core failed to start: ${event.message}`));
-      worker.postMessage({ type: "init", options } satisfies ToCore);
+      worker.postMessage({ type: "init", options, log: loggerSettings() } satisfies ToCore);
     });
     try {
       const tokenizer = await loadModelTokenizer(source, options.tokenizer);

@@ -1,5 +1,6 @@
 // Messages between the async engine (main thread) and the engine core's Worker. Only token ids,
 // plain sampling parameters and small records cross; text stays on the main thread.
+import type { LogSettings } from "../logger.ts";
 import type { KvCacheSize, StepOutput } from "./engine-core.ts";
 import type { EngineConfig, ModelOptions } from "./options.ts";
 import type { SamplingParamsInit } from "./sampling-params.ts";
@@ -19,7 +20,8 @@ export interface WireRequest {
 }
 
 export type ToCore =
-  | { type: "init"; options: CoreOptions }
+  /** log: the main thread's logger settings, for the core's own lines; null keeps consola's defaults. */
+  | { type: "init"; options: CoreOptions; log: LogSettings | null }
   | { type: "add"; request: WireRequest }
   | { type: "abort"; requestIds: string[] }
   | { type: "stats"; id: number }

@@ -1,6 +1,7 @@
 // The engine core's thread: loads the weights, then steps while there is work and sleeps on
 // its message port when there is none, so the HTTP thread never waits for a forward pass.
 
+import { configureLogger } from "../logger.ts";
 import type { CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
 import { EngineCore } from "./engine-core.ts";
 import { type ModelOnDevice, openModelOnDevice } from "./model-on-device.ts";
@@ -49,6 +50,7 @@ async function run(): Promise<void> {
   await nextMessage();
   const init = inbox.shift()!;
   if (init.type !== "init") throw new Error(`engine core: expected init, got ${init.type}`);
+  if (init.log) configureLogger(init.log);
   const { onDevice, core } = await start(init.options);
   for (;;) {
     while (inbox.length > 0) {

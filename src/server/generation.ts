@@ -3,7 +3,7 @@
 // disconnect and the latency metrics live here, so both endpoints share them.
 import type { CompletionDelta } from "../engine/output-processor.ts";
 import type { SamplingParams } from "../engine/sampling-params.ts";
-import { logger } from "../logger.ts";
+import { logger, withFields } from "../logger.ts";
 import type { ModelContext } from "./context.ts";
 import { ApiError, toApiError } from "./errors.ts";
 
@@ -139,9 +139,21 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     const promptTokens = this.promptLengths.reduce((sum, length) => sum + length, 0);
     const outputTokens = [...this.timings.values()].reduce((sum, timing) => sum + timing.numTokens, 0);
     const reasons = [...new Set(this.finishReasons)].join(",") || "none";
-    const seconds = ((performance.now() - this.arrivedAt) / 1000).toFixed(3);
+    const seconds = Math.round(performance.now() - this.arrivedAt) / 1000;
+    const model = this.context.servedModelName;
     logger.info(
-      `request ${this.requestId}: model ${this.context.servedModelName}, ${promptTokens} prompt + ${outputTokens} output tokens, finished ${reasons}, status ${status}, ${seconds} s`,
+      withFields(
+        `request ${this.requestId}: model ${model}, ${promptTokens} prompt + ${outputTokens} output tokens, finished ${reasons}, status ${status}, ${seconds.toFixed(3)} s`,
+        {
+          request_id: this.requestId,
+          model,
+          prompt_tokens: promptTokens,
+          output_tokens: outputTokens,
+          finish_reason: reasons,
+          status,
+          seconds,
+        },
+      ),
     );
   }
 
