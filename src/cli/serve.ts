@@ -16,13 +16,12 @@ import { ApiError, errorResponse } from "../server/errors.ts";
 import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
 import { REASONING_PARSERS } from "../server/reasoning/reasoning-parser.ts";
 import { type ModelSpec, shutdownServedModels, startServedModels } from "../server/served-models.ts";
+import { logLoadStep, logModelStarted, logReady } from "../server/startup-log.ts";
 import { logStatsPeriodically, statsIntervalSeconds } from "../server/stats-log.ts";
 import { TOOL_PARSERS } from "../server/tool-parsers/tool-parser.ts";
 import { UsageError } from "../usage-error.ts";
 import { bytes, coreOptions, engineArgs, integer, modelArgs, number } from "./engine-args.ts";
 import { logSettings } from "./log-options.ts";
-
-const mib = (size: number) => `${(size / 2 ** 20).toFixed(1)} MiB`;
 
 /** Bun's longest idle timeout. */
 const MAX_IDLE_TIMEOUT_SECONDS = 255;
@@ -307,20 +306,6 @@ function maxNOption(value: string | undefined, maxPendingRequests: number): numb
   return maxN;
 }
 
-function logStarted({ servedModelName, engine }: ServedModel, seconds: number): void {
-  const { info, source } = engine;
-  const { kvCacheSize } = info;
-  logger.info(
-    `${servedModelName}: ${source.dir ?? source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ` +
-      `loaded on ${info.device} (${info.deviceName}) in ${seconds.toFixed(2)} s` +
-      (info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""),
-  );
-  logger.info(
-    `${servedModelName}: KV cache: ${kvCacheSize.numBlocks} blocks of ${kvCacheSize.blockSize} tokens ` +
-      `(${kvCacheSize.maxTokens} tokens, ${mib(kvCacheSize.bytes)}); max model len ${info.config.maxModelLen}`,
-  );
-}
-
 export default defineCommand({
   meta: { name: "serve", description: "Serve one or more models over an OpenAI-compatible HTTP API" },
   args: serveArgs,
@@ -360,7 +345,7 @@ export default defineCommand({
       logger.info(
         `listening on http://${server.hostname}:${server.port}; loading ${specs.length === 1 ? "the model" : `${specs.length} models`}`,
       );
-      models = await startServedModels(specs, logStarted);
+      models = await startServedModels(specs, { loaded: logLoadStep, started: logModelStarted });
       const apiKey = args["api-key"] ?? process.env.VLLM_API_KEY ?? null;
       const grammarChecker = new GrammarChecker();
       const context: ServerContext = {
@@ -385,11 +370,12 @@ export default defineCommand({
         ),
       });
       if (statsInterval !== null) logStatsPeriodically(models, statsInterval);
-      const names = models.map((model) => model.servedModelName).join(", ");
       // performance.now() counts from the process's start: the figure a user waits for.
-      const readyAfter = (performance.now() / 1000).toFixed(2);
-      logger.success(
-        `serving ${names} at http://${server.hostname}:${server.port}/v1${apiKey ? " (API key required)" : ""}, ready ${readyAfter} s after start`,
+      logReady(
+        models.map((model) => model.servedModelName),
+        `http://${server.hostname}:${server.port}/v1`,
+        Boolean(apiKey),
+        performance.now() / 1000,
       );
 
       const running = models;

@@ -6,7 +6,7 @@ import { loggerSettings } from "../logger.ts";
 import { type ModelSource, resolveModel, withGenerationConfig } from "../model/load-model.ts";
 import { loadModelTokenizer } from "../model/load-tokenizer.ts";
 import type { ModelTokenizer } from "../model/tokenizer.ts";
-import type { CoreInfo, CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
+import type { CoreInfo, CoreOptions, FromCore, LoadStep, ToCore } from "./core-protocol.ts";
 import { type CompletionDelta, OutputProcessor } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";
 import { type SamplingParams, withDefaults } from "./sampling-params.ts";
@@ -95,14 +95,19 @@ export class AsyncEngine {
     worker.onerror = (event) => this.receive({ type: "failed", message: event.message });
   }
 
-  static async start(options: CoreOptions = {}): Promise<AsyncEngine> {
+  /** `onLoaded` hears of each start-up step of the core as it finishes (serve logs them). */
+  static async start(
+    options: CoreOptions = {},
+    onLoaded: (step: LoadStep, source: ModelSource) => void = () => {},
+  ): Promise<AsyncEngine> {
     const source = await withGenerationConfig(await resolveModel(options.model), options.generationConfig);
     const worker = new Worker(threadEntry("engine/core-worker.ts"));
     // The core loads weights on its thread while this one loads the tokenizer.
     const ready = new Promise<CoreInfo>((resolve, reject) => {
       worker.onmessage = (event: MessageEvent<FromCore>) => {
         const message = event.data;
-        if (message.type === "ready") resolve(message.info);
+        if (message.type === "loaded") onLoaded(message.step, source);
+        else if (message.type === "ready") resolve(message.info);
         else if (message.type === "failed") reject(new Error(message.message));
       };
       worker.onerror = (event) => reject(new Error(`engine core failed to start: ${event.message}`));
@@ -247,6 +252,7 @@ export class AsyncEngine {
       case "closed":
         this.closed?.();
         break;
+      case "loaded":
       case "ready":
         break;
     }

@@ -37,7 +37,15 @@ export interface CoreInfo {
   weightBytes: number;
 }
 
+/** A step of the core's start-up as it finishes, timed on the core's thread. */
+export type LoadStep =
+  /** The backend opened and the weights on its device. */
+  | { step: "weights"; bytes: number; seconds: number }
+  /** The KV cache allocated (with the model runner beside it). */
+  | { step: "kvCache"; size: KvCacheSize; seconds: number };
+
 export type FromCore =
+  | { type: "loaded"; step: LoadStep }
   | { type: "ready"; info: CoreInfo }
   /** numScheduledTokens: the tokens the step computed (vLLM's iteration tokens). */
   | { type: "outputs"; outputs: StepOutput[]; stats: SchedulerStats; numScheduledTokens: number }

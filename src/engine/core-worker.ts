@@ -27,11 +27,20 @@ function yieldToMessages(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+const secondsSince = (start: number) => (performance.now() - start) / 1000;
+
 async function start(options: CoreOptions): Promise<{ onDevice: ModelOnDevice; core: EngineCore }> {
+  const loadStarted = performance.now();
   const onDevice = await openModelOnDevice(options);
   const { backend, model } = onDevice;
+  post({
+    type: "loaded",
+    step: { step: "weights", bytes: model.weights.totalBytes, seconds: secondsSince(loadStarted) },
+  });
+  const allocateStarted = performance.now();
   // Grammars need the vocabulary: their thread loads the tokenizer when a request first asks for one.
   const core = EngineCore.create(backend, model, options, { dir: model.dir, tokenizer: options.tokenizer });
+  post({ type: "loaded", step: { step: "kvCache", size: core.kvCacheSize, seconds: secondsSince(allocateStarted) } });
   post({
     type: "ready",
     info: {

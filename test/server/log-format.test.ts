@@ -35,6 +35,8 @@ test("every line is a JSON object with time, level and message", async () => {
     expect(["debug", "info", "warn", "error"]).toContain(record.level as string);
     expect(typeof record.message).toBe("string");
   }
+  const weights = JSON.parse(lines.find((line) => line.includes('"step":"weights"'))!);
+  expect(weights).toMatchObject({ level: "info", model: "tiny", bytes: expect.any(Number) });
 });
 
 test("a request's record carries its id, model, tokens, finish reason, status and time as fields", async () => {
