@@ -91,6 +91,12 @@ const serveArgs = {
     description:
       "text, or json: one JSON object per log line on stderr (time, level, message and the line's figures as fields)",
   },
+  "log-prompts": {
+    type: "boolean",
+    default: false,
+    description:
+      "Put the prompts in each request's log line (cut at 500 characters or token ids; for chat, the conversation as the chat template renders it)",
+  },
   config: {
     type: "string",
     description:
@@ -357,6 +363,7 @@ export default defineCommand({
         ...parsers,
         grammarChecker,
         logRequests,
+        logPrompts: args["log-prompts"],
       };
       server.reload({
         fetch: withConnectionLimits(

@@ -97,7 +97,7 @@ export async function createChatCompletion(
   const created = unixSeconds();
   const model = context.servedModelName;
   const usage = new Usage(tokenIds.length);
-  const generation = Generation.start(context, id, [{ tokenIds, params }]);
+  const generation = Generation.start(context, id, [{ tokenIds, params, asGiven: prompt }]);
   const { tokenizer } = context.engine;
   const logprobsOf = (tokenIdsOf: readonly number[], logprobs: ChoiceDelta["delta"]["logprobs"]) =>
     logprobs && chatLogprobs(tokenizer, tokenIdsOf, logprobs);
