@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { type ArgsDef, defineCommand, type ParsedArgs, parseArgs } from "citty";
 import type { CoreOptions } from "../engine/core-protocol.ts";
 import { GrammarChecker } from "../engine/structured-output/grammar-checker.ts";
-import { logger } from "../logger.ts";
+import { configureLogger, logger } from "../logger.ts";
 import { allowedHosts } from "../server/allowed-hosts.ts";
 import { createApp } from "../server/app.ts";
 import { withConnectionLimits } from "../server/connections.ts";
@@ -16,12 +16,12 @@ import { ApiError, errorResponse } from "../server/errors.ts";
 import { type ModelEntry, parseModelsConfig } from "../server/models-config.ts";
 import { REASONING_PARSERS } from "../server/reasoning/reasoning-parser.ts";
 import { type ModelSpec, shutdownServedModels, startServedModels } from "../server/served-models.ts";
+import { logLoadStep, logModelStarted, logReady } from "../server/startup-log.ts";
 import { logStatsPeriodically, statsIntervalSeconds } from "../server/stats-log.ts";
 import { TOOL_PARSERS } from "../server/tool-parsers/tool-parser.ts";
 import { UsageError } from "../usage-error.ts";
 import { bytes, coreOptions, engineArgs, integer, modelArgs, number } from "./engine-args.ts";
-
-const mib = (size: number) => `${(size / 2 ** 20).toFixed(1)} MiB`;
+import { logSettings } from "./log-options.ts";
 
 /** Bun's longest idle timeout. */
 const MAX_IDLE_TIMEOUT_SECONDS = 255;
@@ -79,6 +79,23 @@ const serveArgs = {
     default: false,
     description:
       "No stats line every 10 s (VLLM_LOG_STATS_INTERVAL) while busy: running and waiting, tok/s, KV cache and prefix-cache use",
+  },
+  "log-level": {
+    type: "string",
+    description:
+      "The least severe log lines shown: debug, info, warn or error (default: $VLLM_LOGGING_LEVEL, else info)",
+  },
+  "log-format": {
+    type: "string",
+    default: "text",
+    description:
+      "text, or json: one JSON object per log line on stderr (time, level, message and the line's figures as fields)",
+  },
+  "log-prompts": {
+    type: "boolean",
+    default: false,
+    description:
+      "Put the prompts in each request's log line (cut at 500 characters or token ids; for chat, the conversation as the chat template renders it)",
   },
   config: {
     type: "string",
@@ -295,20 +312,6 @@ function maxNOption(value: string | undefined, maxPendingRequests: number): numb
   return maxN;
 }
 
-function logStarted({ servedModelName, engine }: ServedModel, seconds: number): void {
-  const { info, source } = engine;
-  const { kvCacheSize } = info;
-  logger.info(
-    `${servedModelName}: ${source.dir ?? source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ` +
-      `loaded on ${info.device} (${info.deviceName}) in ${seconds.toFixed(2)} s` +
-      (info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""),
-  );
-  logger.info(
-    `${servedModelName}: KV cache: ${kvCacheSize.numBlocks} blocks of ${kvCacheSize.blockSize} tokens ` +
-      `(${kvCacheSize.maxTokens} tokens, ${mib(kvCacheSize.bytes)}); max model len ${info.config.maxModelLen}`,
-  );
-}
-
 export default defineCommand({
   meta: { name: "serve", description: "Serve one or more models over an OpenAI-compatible HTTP API" },
   args: serveArgs,
@@ -317,6 +320,8 @@ export default defineCommand({
     try {
       const { repeated, rest } = takeRepeatedOptions(rawArgs);
       const args = parseArgs<typeof serveArgs>(rest, serveArgs);
+      // First, so that every line after it, a bad flag's included, has the level and format asked for.
+      configureLogger(logSettings(args["log-level"], args["log-format"]));
       const specs = modelSpecs(args, repeated);
       const port = integer("port", args.port, 0);
       if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
@@ -346,7 +351,7 @@ export default defineCommand({
       logger.info(
         `listening on http://${server.hostname}:${server.port}; loading ${specs.length === 1 ? "the model" : `${specs.length} models`}`,
       );
-      models = await startServedModels(specs, logStarted);
+      models = await startServedModels(specs, { loaded: logLoadStep, started: logModelStarted });
       const apiKey = args["api-key"] ?? process.env.VLLM_API_KEY ?? null;
       const grammarChecker = new GrammarChecker();
       const context: ServerContext = {
@@ -358,6 +363,7 @@ export default defineCommand({
         ...parsers,
         grammarChecker,
         logRequests,
+        logPrompts: args["log-prompts"],
       };
       server.reload({
         fetch: withConnectionLimits(
@@ -371,11 +377,12 @@ export default defineCommand({
         ),
       });
       if (statsInterval !== null) logStatsPeriodically(models, statsInterval);
-      const names = models.map((model) => model.servedModelName).join(", ");
       // performance.now() counts from the process's start: the figure a user waits for.
-      const readyAfter = (performance.now() / 1000).toFixed(2);
-      logger.success(
-        `serving ${names} at http://${server.hostname}:${server.port}/v1${apiKey ? " (API key required)" : ""}, ready ${readyAfter} s after start`,
+      logReady(
+        models.map((model) => model.servedModelName),
+        `http://${server.hostname}:${server.port}/v1`,
+        Boolean(apiKey),
+        performance.now() / 1000,
       );
 
       const running = models;

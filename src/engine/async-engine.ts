@@ -1,10 +1,12 @@
 // The engine client of the server (vLLM's AsyncLLM): the engine core runs in a Worker; this side
 // tokenizes, detokenizes, applies stop strings and hands each caller an async stream of its
 // request's deltas. Leaving the stream early aborts the request, so its KV blocks are freed.
+
+import { loggerSettings } from "../logger.ts";
 import { type ModelSource, resolveModel, withGenerationConfig } from "../model/load-model.ts";
 import { loadModelTokenizer } from "../model/load-tokenizer.ts";
 import type { ModelTokenizer } from "../model/tokenizer.ts";
-import type { CoreInfo, CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
+import type { CoreInfo, CoreOptions, FromCore, LoadStep, ToCore } from "./core-protocol.ts";
 import { type CompletionDelta, OutputProcessor } from "./output-processor.ts";
 import { childRequests } from "./parallel-sampling.ts";
 import { type SamplingParams, withDefaults } from "./sampling-params.ts";
@@ -93,18 +95,23 @@ export class AsyncEngine {
     worker.onerror = (event) => this.receive({ type: "failed", message: event.message });
   }
 
-  static async start(options: CoreOptions = {}): Promise<AsyncEngine> {
+  /** `onLoaded` hears of each start-up step of the core as it finishes (serve logs them). */
+  static async start(
+    options: CoreOptions = {},
+    onLoaded: (step: LoadStep, source: ModelSource) => void = () => {},
+  ): Promise<AsyncEngine> {
     const source = await withGenerationConfig(await resolveModel(options.model), options.generationConfig);
     const worker = new Worker(threadEntry("engine/core-worker.ts"));
     // The core loads weights on its thread while this one loads the tokenizer.
     const ready = new Promise<CoreInfo>((resolve, reject) => {
       worker.onmessage = (event: MessageEvent<FromCore>) => {
         const message = event.data;
-        if (message.type === "ready") resolve(message.info);
+        if (message.type === "loaded") onLoaded(message.step, source);
+        else if (message.type === "ready") resolve(message.info);
         else if (message.type === "failed") reject(new Error(message.message));
       };
       worker.onerror = (event) => reject(new Error(`engine core failed to start: ${event.message}`));
-      worker.postMessage({ type: "init", options } satisfies ToCore);
+      worker.postMessage({ type: "init", options, log: loggerSettings() } satisfies ToCore);
     });
     try {
       const tokenizer = await loadModelTokenizer(source, options.tokenizer);
@@ -245,6 +252,7 @@ export class AsyncEngine {
       case "closed":
         this.closed?.();
         break;
+      case "loaded":
       case "ready":
         break;
     }

@@ -1,5 +1,6 @@
 // Messages between the async engine (main thread) and the engine core's Worker. Only token ids,
 // plain sampling parameters and small records cross; text stays on the main thread.
+import type { LogSettings } from "../logger.ts";
 import type { KvCacheSize, StepOutput } from "./engine-core.ts";
 import type { EngineConfig, ModelOptions } from "./options.ts";
 import type { SamplingParamsInit } from "./sampling-params.ts";
@@ -19,7 +20,8 @@ export interface WireRequest {
 }
 
 export type ToCore =
-  | { type: "init"; options: CoreOptions }
+  /** log: the main thread's logger settings, for the core's own lines; null keeps consola's defaults. */
+  | { type: "init"; options: CoreOptions; log: LogSettings | null }
   | { type: "add"; request: WireRequest }
   | { type: "abort"; requestIds: string[] }
   | { type: "stats"; id: number }
@@ -35,7 +37,15 @@ export interface CoreInfo {
   weightBytes: number;
 }
 
+/** A step of the core's start-up as it finishes, timed on the core's thread. */
+export type LoadStep =
+  /** The backend opened and the weights on its device. */
+  | { step: "weights"; bytes: number; seconds: number }
+  /** The KV cache allocated (with the model runner beside it). */
+  | { step: "kvCache"; size: KvCacheSize; seconds: number };
+
 export type FromCore =
+  | { type: "loaded"; step: LoadStep }
   | { type: "ready"; info: CoreInfo }
   /** numScheduledTokens: the tokens the step computed (vLLM's iteration tokens). */
   | { type: "outputs"; outputs: StepOutput[]; stats: SchedulerStats; numScheduledTokens: number }

@@ -1,6 +1,7 @@
 // The engine core's thread: loads the weights, then steps while there is work and sleeps on
 // its message port when there is none, so the HTTP thread never waits for a forward pass.
 
+import { configureLogger } from "../logger.ts";
 import type { CoreOptions, FromCore, ToCore } from "./core-protocol.ts";
 import { EngineCore } from "./engine-core.ts";
 import { type ModelOnDevice, openModelOnDevice } from "./model-on-device.ts";
@@ -26,11 +27,20 @@ function yieldToMessages(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+const secondsSince = (start: number) => (performance.now() - start) / 1000;
+
 async function start(options: CoreOptions): Promise<{ onDevice: ModelOnDevice; core: EngineCore }> {
+  const loadStarted = performance.now();
   const onDevice = await openModelOnDevice(options);
   const { backend, model } = onDevice;
+  post({
+    type: "loaded",
+    step: { step: "weights", bytes: model.weights.totalBytes, seconds: secondsSince(loadStarted) },
+  });
+  const allocateStarted = performance.now();
   // Grammars need the vocabulary: their thread loads the tokenizer when a request first asks for one.
   const core = EngineCore.create(backend, model, options, { dir: model.dir, tokenizer: options.tokenizer });
+  post({ type: "loaded", step: { step: "kvCache", size: core.kvCacheSize, seconds: secondsSince(allocateStarted) } });
   post({
     type: "ready",
     info: {
@@ -49,6 +59,7 @@ async function run(): Promise<void> {
   await nextMessage();
   const init = inbox.shift()!;
   if (init.type !== "init") throw new Error(`engine core: expected init, got ${init.type}`);
+  if (init.log) configureLogger(init.log);
   const { onDevice, core } = await start(init.options);
   for (;;) {
     while (inbox.length > 0) {

@@ -73,6 +73,6 @@ export async function startChatRun(
     structuredOutputs: afterReasoning(context, options, constraint),
   });
   const id = newRequestId(idPrefix);
-  const generation = Generation.start(context, id, [{ tokenIds, params }]);
+  const generation = Generation.start(context, id, [{ tokenIds, params, asGiven: prompt }]);
   return { context, id, params, options, usage: new Usage(tokenIds.length), generation };
 }

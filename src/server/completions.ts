@@ -50,7 +50,8 @@ export async function createCompletion(server: ServerContext, body: unknown, sig
   const tokenized = await Promise.all(
     entries.map((entry, i) => promptTokenIds(context, entry, isSingle ? "prompt" : `prompt.${i}`)),
   );
-  const prompts = tokenized.map((tokenIds) => ({
+  const prompts = tokenized.map((tokenIds, i) => ({
+    asGiven: entries[i],
     tokenIds,
     params: samplingParams(context, request, {
       promptLength: tokenIds.length,

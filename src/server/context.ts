@@ -29,6 +29,8 @@ export interface ServerOptions {
   grammarChecker: GrammarChecker;
   /** One log line per finished request (vLLM's request logs; off with --disable-log-requests). */
   logRequests: boolean;
+  /** The request log lines show the prompts (--log-prompts); by default they never do. */
+  logPrompts: boolean;
 }
 
 /** One model the server serves: its own engine (Worker, KV cache), tokenizer and metrics. */

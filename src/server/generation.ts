@@ -3,13 +3,15 @@
 // disconnect and the latency metrics live here, so both endpoints share them.
 import type { CompletionDelta } from "../engine/output-processor.ts";
 import type { SamplingParams } from "../engine/sampling-params.ts";
-import { logger } from "../logger.ts";
 import type { ModelContext } from "./context.ts";
 import { ApiError, toApiError } from "./errors.ts";
+import { logRequest, type PromptAsGiven } from "./request-log.ts";
 
 export interface PromptInput {
   tokenIds: number[];
   params: SamplingParams;
+  /** What --log-prompts logs: the prompt as the client gave it (chat: the rendered conversation). */
+  asGiven?: PromptAsGiven;
 }
 
 export interface ChoiceDelta {
@@ -58,6 +60,8 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     readonly n: number,
     /** Each prompt's token count, for the per-request metrics. */
     private readonly promptLengths: readonly number[],
+    /** Each prompt as given (its token ids when the caller gave no other form), for --log-prompts. */
+    private readonly promptsAsGiven: readonly PromptAsGiven[],
   ) {
     this.numUnfinished = streams.length * n;
   }
@@ -87,7 +91,8 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     }
     for (const prompt of prompts) context.metrics.recordPrompt(prompt.tokenIds.length);
     const promptLengths = prompts.map((prompt) => prompt.tokenIds.length);
-    return new Generation(context, requestId, requestIds, streams, prompts[0]!.params.n, promptLengths);
+    const asGiven = prompts.map((prompt) => prompt.asGiven ?? prompt.tokenIds);
+    return new Generation(context, requestId, requestIds, streams, prompts[0]!.params.n, promptLengths, asGiven);
   }
 
   /** Frees the engine's work at once (the client is gone); the stream then ends. */
@@ -134,15 +139,17 @@ export class Generation implements AsyncIterable<ChoiceDelta> {
     }
   }
 
-  /** vLLM's request log: what was asked and what came out, never the text. */
   private logCompletion(status: number): void {
-    const promptTokens = this.promptLengths.reduce((sum, length) => sum + length, 0);
-    const outputTokens = [...this.timings.values()].reduce((sum, timing) => sum + timing.numTokens, 0);
-    const reasons = [...new Set(this.finishReasons)].join(",") || "none";
-    const seconds = ((performance.now() - this.arrivedAt) / 1000).toFixed(3);
-    logger.info(
-      `request ${this.requestId}: model ${this.context.servedModelName}, ${promptTokens} prompt + ${outputTokens} output tokens, finished ${reasons}, status ${status}, ${seconds} s`,
-    );
+    logRequest({
+      requestId: this.requestId,
+      model: this.context.servedModelName,
+      promptTokens: this.promptLengths.reduce((sum, length) => sum + length, 0),
+      outputTokens: [...this.timings.values()].reduce((sum, timing) => sum + timing.numTokens, 0),
+      finishReason: [...new Set(this.finishReasons)].join(",") || "none",
+      status,
+      seconds: Math.round(performance.now() - this.arrivedAt) / 1000,
+      prompts: this.context.logPrompts ? this.promptsAsGiven : null,
+    });
   }
 
   private record(index: number, promptIndex: number, delta: CompletionDelta): void {

@@ -26,6 +26,20 @@ export function oneTwoFiveBuckets(max: number): number[] {
   }
 }
 
+/**
+ * A bucket bound as vLLM's Python client (prometheus_client) writes it: 1.0, 0.25, 2560.0, 1e+06.
+ * A bound is a label value, so series from vllm-ts and vLLM share buckets only if they spell them
+ * alike (the format itself would also take 1 or 1000000).
+ */
+export function bucketBound(bound: number): string {
+  const repr = Number.isInteger(bound) ? `${bound}.0` : String(bound);
+  const dot = repr.indexOf(".");
+  // Go, whose spelling the client copies, switches to an exponent from 10^6 on.
+  if (bound <= 0 || dot <= 6) return repr;
+  const mantissa = `${repr[0]}.${repr.slice(1, dot)}${repr.slice(dot + 1)}`.replace(/[.0]+$/, "");
+  return `${mantissa}e+0${dot - 1}`;
+}
+
 /** One finished sequence, its times in performance.now() milliseconds. */
 export interface FinishedSequence {
   finishReason: string;
@@ -68,7 +82,9 @@ class Histogram {
   }
 
   family(labels: string): Family {
-    const samples = this.buckets.map((bound, i) => `${this.name}_bucket{${labels},le="${bound}"} ${this.counts[i]}`);
+    const samples = this.buckets.map(
+      (bound, i) => `${this.name}_bucket{${labels},le="${bucketBound(bound)}"} ${this.counts[i]}`,
+    );
     samples.push(
       `${this.name}_bucket{${labels},le="+Inf"} ${this.count}`,
       `${this.name}_sum{${labels}} ${this.sum}`,

@@ -3,7 +3,7 @@
 // the engines started before it; so each model's utilization is its share of the device, and the
 // k-th engine may fill the device up to the sum of the first k shares.
 import { AsyncEngine } from "../engine/async-engine.ts";
-import type { CoreOptions } from "../engine/core-protocol.ts";
+import type { CoreOptions, LoadStep } from "../engine/core-protocol.ts";
 import type { ServedModel } from "./context.ts";
 import { Metrics } from "./metrics.ts";
 import { TokenizerThread } from "./tokenizer-thread.ts";
@@ -26,17 +26,26 @@ export function memoryCeilings(shares: readonly number[]): number[] {
   return ceilings.map((ceiling) => Math.min(ceiling, 1));
 }
 
+/** What the server hears while its models start (and logs). */
+export interface StartupListener {
+  /** One loading step of the model served as `modelName`, as it finishes. */
+  loaded(modelName: string, step: LoadStep): void;
+  started(model: ServedModel, startSeconds: number): void;
+}
+
 /** Starts every model in order; a failure shuts down those already started. */
 export async function startServedModels(
   specs: readonly ModelSpec[],
-  onStarted: (model: ServedModel, startSeconds: number) => void,
+  listener: StartupListener,
 ): Promise<ServedModel[]> {
   const ceilings = memoryCeilings(specs.map((spec) => spec.options.gpuMemoryUtilization));
   const models: ServedModel[] = [];
   try {
     for (const [i, spec] of specs.entries()) {
       const started = performance.now();
-      const engine = await AsyncEngine.start({ ...spec.options, gpuMemoryUtilization: ceilings[i]! });
+      const engine = await AsyncEngine.start({ ...spec.options, gpuMemoryUtilization: ceilings[i]! }, (step, source) =>
+        listener.loaded(spec.servedModelName ?? source.name, step),
+      );
       const servedModelName = spec.servedModelName ?? engine.source.name;
       const metrics = new Metrics(servedModelName, engine.info);
       engine.onStep = (numScheduledTokens) => metrics.recordIteration(numScheduledTokens);
@@ -50,7 +59,7 @@ export async function startServedModels(
       if (models.some((model, j) => j < i && model.servedModelName === servedModelName)) {
         throw new Error(`two models are served as "${servedModelName}": give each its own served model name`);
       }
-      onStarted(models[i]!, (performance.now() - started) / 1000);
+      listener.started(models[i]!, (performance.now() - started) / 1000);
     }
     return models;
   } catch (error) {

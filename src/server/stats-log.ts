@@ -1,7 +1,7 @@
 // vLLM's periodic stats line: every interval (10 s, or VLLM_LOG_STATS_INTERVAL seconds), one line
 // per model that was busy since the last one: requests running and waiting, prompt and generation
 // throughput, KV-cache use and prefix-cache hit rate. Off with --disable-log-stats.
-import { logger } from "../logger.ts";
+import { logger, withFields } from "../logger.ts";
 import { UsageError } from "../usage-error.ts";
 import type { ServedModel } from "./context.ts";
 
@@ -32,10 +32,25 @@ export function logStatsPeriodically(models: readonly ServedModel[], seconds: nu
       const stats = model.engine.latestStats;
       const queued = stats ? stats.numRunning + stats.numWaiting : 0;
       if (queued === 0 && promptRate === 0 && generationRate === 0) return;
+      const running = stats?.numRunning ?? 0;
+      const waiting = stats?.numWaiting ?? 0;
+      const kvCacheUsage = stats?.kvCacheUsage ?? 0;
+      const prefixCacheHitRate = stats?.prefixCacheHitRate ?? 0;
       logger.info(
-        `${model.servedModelName}: ${stats?.numRunning ?? 0} running, ${stats?.numWaiting ?? 0} waiting; ` +
-          `prompt ${promptRate.toFixed(1)} tok/s, generation ${generationRate.toFixed(1)} tok/s; ` +
-          `KV cache ${percent(stats?.kvCacheUsage ?? 0)} used; prefix cache hit rate ${percent(stats?.prefixCacheHitRate ?? 0)}`,
+        withFields(
+          `${model.servedModelName}: ${running} running, ${waiting} waiting; ` +
+            `prompt ${promptRate.toFixed(1)} tok/s, generation ${generationRate.toFixed(1)} tok/s; ` +
+            `KV cache ${percent(kvCacheUsage)} used; prefix cache hit rate ${percent(prefixCacheHitRate)}`,
+          {
+            model: model.servedModelName,
+            running,
+            waiting,
+            prompt_tokens_per_second: promptRate,
+            generation_tokens_per_second: generationRate,
+            kv_cache_usage: kvCacheUsage,
+            prefix_cache_hit_rate: prefixCacheHitRate,
+          },
+        ),
       );
     });
     last = totals;

@@ -8,13 +8,15 @@
 // (forward pass + vt_sample) runs, and only the token ids come back. Padding rows have no cache
 // slot (-1), length 0 and temperature 0, so they write nothing and their outputs are ignored.
 // Graphs are captured lazily, on a key's first use, and dropped when the forward's workspace
-// moves (it grows for a larger prefill), since they captured its addresses.
+// moves (it grows for a larger prefill), since they captured its addresses. So unlike vLLM's
+// start-up capture, each capture is logged (at debug level) when it happens, during serving.
 //
 // A step with grammar-constrained rows replays a graph of the forward pass alone; its masks,
 // filled on the grammar thread while that graph runs, are applied and the rows sampled after it
 // (two launches instead of the whole forward's hundreds).
 import type { Address, Backend, Graph } from "../backend/backend.ts";
 import type { PendingBitmask } from "../engine/structured-output/token-bitmask.ts";
+import { logger, withFields } from "../logger.ts";
 import {
   type DeviceSamplingBuffers,
   type DeviceSamplingParams,
@@ -132,6 +134,7 @@ export class DecodeGraphs {
     const { meta, sampling } = layout.at(buffer);
     let graph: Graph;
     let logits: Address | null = null;
+    const captureStarted = performance.now();
     try {
       graph = this.backend.captureGraph(() => {
         logits = this.forward.enqueue(meta, shape);
@@ -143,6 +146,14 @@ export class DecodeGraphs {
     }
     const step = { graph, buffer, logits: logits!, sampling, samples, workspaceVersion: this.forward.workspaceVersion };
     this.steps.set(key, step);
+    const seconds = (performance.now() - captureStarted) / 1000;
+    logger.debug(
+      withFields(
+        `captured a decode graph (batch ${padded}, block tables ${blocks} wide${samples ? "" : ", logits only"}) ` +
+          `in ${seconds.toFixed(3)} s; ${this.steps.size} held`,
+        { step: "graph_capture", batch_size: padded, blocks, samples, graphs: this.steps.size, seconds },
+      ),
+    );
     return step;
   }
 }

@@ -7,12 +7,15 @@ import { writeRandomModel } from "./random-model.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
 const START_TIMEOUT_MS = 30_000;
+const LOG_WAIT_MS = 10_000;
 
 export interface ServerProcess {
   /** http://127.0.0.1:<port> */
   url: string;
   /** What the server logged so far. */
   logs(): string;
+  /** The first line the server logged that matches `pattern`, once it has (at most 10 s). */
+  waitForLog(pattern: RegExp): Promise<string>;
   /** Sends the signal and resolves with the exit code. */
   stop(signal?: "SIGTERM" | "SIGINT"): Promise<number>;
 }
@@ -75,6 +78,15 @@ export async function startServer(
     child.kill(signal);
     return child.exited;
   };
+  const waitForLog = async (pattern: RegExp) => {
+    const giveUpAt = Date.now() + LOG_WAIT_MS;
+    for (;;) {
+      const line = log.text.split("\n").find((l) => pattern.test(l));
+      if (line !== undefined) return line;
+      if (Date.now() > giveUpAt) throw new Error(`the server logged nothing matching ${pattern}:\n${log.text}`);
+      await Bun.sleep(20);
+    }
+  };
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode}:\n${log.text}`);
@@ -86,7 +98,7 @@ export async function startServer(
         () => false,
       ))
     )
-      return { url, logs: () => log.text, stop };
+      return { url, logs: () => log.text, waitForLog, stop };
     await Bun.sleep(50);
   }
   child.kill("SIGKILL");

@@ -34,6 +34,7 @@ export class LocalBackend implements ChatBackend {
       enableAutoToolChoice: false,
       reasoningParser: null,
       logRequests: false,
+      logPrompts: false,
       grammarChecker: new GrammarChecker(),
     };
   }
