@@ -35,7 +35,7 @@ EXECUTABLE := dist/vllm-ts
 WORKER_ENTRIES := src/engine/core-worker.ts src/engine/structured-output/grammar-check-worker.ts \
 	src/engine/structured-output/grammar-worker.ts src/server/tokenizer-worker.ts
 
-.PHONY: all deps native gpu-kit chromium clang-format lint format test serve bench clean
+.PHONY: all deps native gpu-kit chromium llama-cpp clang-format lint format test serve bench clean
 
 all: $(EXECUTABLE)
 
@@ -207,6 +207,16 @@ format: node_modules/.installed clang-format
 # The benchmark charts' test renders SVG in headless Chromium, from Debian's package.
 chromium:
 	@[ -x /usr/bin/chromium ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+# llama.cpp's prebuilt CPU libraries (the npm package node-llama-cpp ships), for the tests that
+# check the quantized formats against llama.cpp's own code and for peer benchmarks. Optional:
+# those tests say they are skipped without it; CI does not install it.
+LLAMA_CPP_DIR := build/llama.cpp
+llama-cpp: $(LLAMA_CPP_DIR)/lib/libggml-base.so
+$(LLAMA_CPP_DIR)/lib/libggml-base.so:
+	rm -rf $(LLAMA_CPP_DIR) && mkdir -p $(LLAMA_CPP_DIR)/lib
+	cd $(LLAMA_CPP_DIR) && npm pack --silent @node-llama-cpp/linux-x64@3.22.1 && tar xzf node-llama-cpp-linux-x64-3.22.1.tgz
+	cp $(LLAMA_CPP_DIR)/package/bins/linux-x64/*.so $(LLAMA_CPP_DIR)/lib/
 
 # Formatting and lint first, then the whole suite on the CPU backend (it also runs the engine end to end on the emulated CUDA
 # library), then the native-op and model tests again on the CUDA kernels running in the

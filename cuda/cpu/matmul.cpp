@@ -72,6 +72,7 @@ struct Problem {
   const float* bias;  // f32, or null
   float* out;
   int m, n, k;
+  size_t ldo;            // elements between rows of out (n, or more when w is a slice of the columns)
   bool batch_invariant;  // every m on the dot path, whose rows do not depend on m
 };
 
@@ -124,7 +125,7 @@ void dot_tile(const Problem& p, int i0, int j0, int kb, int ke, bool first) {
     } else {
       for (int j = 0; j < C; j++) sums[j] = simd::reduce_add(acc[i][j]);
     }
-    float* o = p.out + size_t(i0 + i) * p.n + j0;
+    float* o = p.out + size_t(i0 + i) * p.ldo + j0;
     for (int j = 0; j < C; j++) o[j] = first ? sums[j] + (p.bias ? p.bias[j0 + j] : 0.0f) : o[j] + sums[j];
   }
 }
@@ -282,7 +283,7 @@ void micro_kernel(const float* x, size_t ldx, const float* panel, int kc, float*
 // R x kc slice of x stays in L1 while the packed block streams from L2.
 template <int R>
 void micro_panels(const Problem& p, int i, int kb, int kc, const float* packed, int jc, int cols) {
-  const size_t k = size_t(p.k), n = size_t(p.n);
+  const size_t k = size_t(p.k), n = p.ldo;
   const float* x = p.x + i * k + kb;
   const bool first = kb == 0;
   for (int pj = 0; pj < cols; pj += kNr) {
@@ -364,6 +365,35 @@ void run_columns(const Problem& p, int jb, int je) {
   dot_columns<D>(p, jb, je);
 }
 
+// ---- quantized weights -------------------------------------------------------------------
+
+// Quantized w: a thread dequantizes its rows of w a tile at a time into f32 rows of its own and
+// runs the f32 kernels on them, so w is read from memory in its quantized size, once. The tile
+// stays in L2 while every row of x passes over it (16 rows of k = 4096: 256 KiB); the packed
+// path wants wider tiles to fill its panels.
+void quantized_columns(const Problem& p, vt_dtype type, int jb, int je) {
+  thread_local std::vector<float> rows;
+  const int tile = p.m >= 32 && !p.batch_invariant ? 96 : 16;
+  const size_t k = size_t(p.k), blocks = k / size_t(vt::quant::block_elements(type));
+  const size_t row_bytes = blocks * size_t(vt::quant::block_bytes(type));
+  rows.resize(size_t(tile) * k);
+  for (int j = jb; j < je; j += tile) {
+    const int count = std::min(tile, je - j);
+    for (int r = 0; r < count; r++) {
+      const auto* row = static_cast<const uint8_t*>(p.w) + size_t(j + r) * row_bytes;
+      for (size_t b = 0; b < blocks; b++)
+        vt::quant::dequantize_block(type, row + b * vt::quant::block_bytes(type),
+                                    rows.data() + size_t(r) * k + b * vt::quant::block_elements(type));
+    }
+    Problem tile_problem = p;
+    tile_problem.w = rows.data();
+    tile_problem.bias = p.bias ? p.bias + j : nullptr;
+    tile_problem.out = p.out + j;
+    tile_problem.n = count;
+    run_columns<VT_F32>(tile_problem, 0, count);
+  }
+}
+
 }  // namespace
 
 extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m,
@@ -371,27 +401,39 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
   const char* op = "vt_matmul";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
-  VT_TRY(vt::check_storage_dtype(op, "weight_dtype", weight_dtype));
-  VT_TRY(vt::check_matmul_args(op, x, w, out, m, n, k));
+  VT_TRY(vt::check_matmul_args(op, x, w, out, m, n, k, weight_dtype));
   if (m == 0) return vt::ok();
+  const bool quantized = vt::quant::is_quantized(weight_dtype);
 
-  // The bias is tiny next to w: widen it once so the kernels read f32.
+  // The bias is tiny next to w: widen it once so the kernels read f32 (with quantized weights it
+  // is in act_dtype, f32, already).
   std::vector<float> bias_f32;
-  if (bias && weight_dtype != VT_F32) {
+  if (bias && weight_dtype != VT_F32 && !quantized) {
     bias_f32.resize(size_t(n));
     for (int j = 0; j < n; j++) bias_f32[j] = vt::load(bias, weight_dtype, j);
   }
   const Problem p{static_cast<const float*>(x),
                   w,
-                  bias ? (weight_dtype == VT_F32 ? static_cast<const float*>(bias) : bias_f32.data()) : nullptr,
+                  bias ? (bias_f32.empty() ? static_cast<const float*>(bias) : bias_f32.data()) : nullptr,
                   static_cast<float*>(out),
                   m,
                   n,
                   k,
+                  size_t(n),
                   ctx->batch_invariant};
 
   // Columns split in whole 16-wide vectors so every thread runs full micro-kernels.
   const int vectors = (n + 15) / 16;
+  if (quantized) {
+#pragma omp parallel num_threads(vt::threads_for(ctx, size_t(m) * n * k))
+    {
+      const int t = omp_get_thread_num(), count = omp_get_num_threads();
+      const int jb = std::min(n, int(int64_t(vectors) * t / count) * 16);
+      const int je = std::min(n, int(int64_t(vectors) * (t + 1) / count) * 16);
+      if (jb < je) quantized_columns(p, weight_dtype, jb, je);
+    }
+    return vt::ok();
+  }
   vt::with_dtype(weight_dtype, [&](auto D) {
 #pragma omp parallel num_threads(vt::threads_for(ctx, size_t(m) * n * k))
     {

@@ -6,6 +6,7 @@
 // resident blocks; the count % 8 elements of the tail are done one per thread at the end.
 // Misaligned pointers (offsets into a buffer) fall back to element accesses in the same loop.
 #include "checks.h"
+#include "quant.cuh"
 #include "uniform.h"
 #include "vec.cuh"
 
@@ -75,10 +76,12 @@ vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void*
   VT_TRY(vt::check_convert_args(op, dst, dst_dtype, src, src_dtype, count));
   if (count == 0) return vt::ok();
   if (dst_dtype == src_dtype) {
-    VT_CUDA_TRY(cudaMemcpyAsync(dst, src, count * vt::dtype_bytes(src_dtype), cudaMemcpyDeviceToDevice, ctx->stream),
+    VT_CUDA_TRY(cudaMemcpyAsync(dst, src, vt::storage_bytes(src_dtype, count), cudaMemcpyDeviceToDevice, ctx->stream),
                 op);
     return vt::ok();
   }
+  if (vt::quant::is_quantized(src_dtype) || vt::quant::is_quantized(dst_dtype))
+    return convert_quantized(ctx, dst, dst_dtype, src, src_dtype, count);
   // Both sides must hold whole aligned Packs of 8: 16 bytes for 16-bit dtypes, 32 (two 16-byte
   // vectors) for f32, so 16-byte alignment of both pointers is what the vector path needs.
   const bool vector = is_aligned(dst, 16) && is_aligned(src, 16);

@@ -5,6 +5,7 @@
 //     otherwise:                                gemm_tensor_core.cuh, wmma tiles.
 //   act f32 with weight f32, f16 or bf16 (the tests, f32 models):
 //     m <= 8 and aligned rows: gemv.cuh; otherwise gemm_simt.cuh (FP32 FMA tiles).
+//   quantized weights (any act dtype): quant.cu.
 //   anything else: VT_ERR_UNSUPPORTED.
 // Nothing is allocated here, so the op can be captured in a CUDA graph.
 #include <type_traits>
@@ -15,14 +16,19 @@
 #include "gemm_simt.cuh"
 #include "gemm_tensor_core.cuh"
 #include "gemv.cuh"
+#include "quant.cuh"
 #include "vec.cuh"
 
 extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m,
                                int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype) {
   const char* op = "vt_matmul";
   VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_matmul_args(op, x, w, out, m, n, k, weight_dtype));
+  if (vt::quant::is_quantized(weight_dtype)) {
+    VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
+    return m == 0 ? vt::ok() : vt::gpu::quantized_matmul(ctx, x, w, bias, out, m, n, k, act_dtype, weight_dtype);
+  }
   VT_TRY(vt::gpu::check_act_storage(op, act_dtype, "weight_dtype", weight_dtype));
-  VT_TRY(vt::check_matmul_args(op, x, w, out, m, n, k));
   if (m == 0) return vt::ok();
 
   if (act_dtype != VT_F32 && ctx->blas)

@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define VT_ABI_VERSION 4
+#define VT_ABI_VERSION 5
 
 typedef enum vt_status {
   VT_OK = 0,
@@ -46,7 +46,22 @@ typedef enum vt_status {
   VT_ERR_DEVICE = 4            /* the device or its runtime reported an error */
 } vt_status;
 
-typedef enum vt_dtype { VT_F32 = 0, VT_F16 = 1, VT_BF16 = 2 } vt_dtype;
+/*
+ * Element types. The last five are llama.cpp's block-quantized weight formats (GGUF's Q8_0, Q4_0,
+ * Q4_K, Q5_K, Q6_K): a row of k weights is k / 32 (Q8_0, Q4_0) or k / 256 (the K-quants) blocks of
+ * 34, 18, 144, 176 or 210 bytes, laid out as cuda/shared/quant.h defines. They are accepted only
+ * where an op says so (vt_convert, and vt_matmul's weight_dtype), with k a multiple of the block.
+ */
+typedef enum vt_dtype {
+  VT_F32 = 0,
+  VT_F16 = 1,
+  VT_BF16 = 2,
+  VT_Q8_0 = 3,
+  VT_Q4_0 = 4,
+  VT_Q4_K = 5,
+  VT_Q5_K = 6,
+  VT_Q6_K = 7
+} vt_dtype;
 
 typedef enum vt_copy_kind {
   VT_COPY_HOST_TO_DEVICE = 0,
@@ -128,7 +143,9 @@ vt_status vt_memset(vt_context* ctx, void* ptr, int32_t value, size_t bytes);
 
 /*
  * Convert `count` elements between dtypes on the device (f32 <-> f16 <-> bf16; same dtype is a
- * copy). Rounds to nearest even.
+ * copy). Rounds to nearest even. A quantized src is dequantized, a quantized dst quantized
+ * (block by block, quant.h's quantizers), from or to any unquantized dtype; count must then be a
+ * multiple of the quantized format's block.
  */
 vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void* src, vt_dtype src_dtype, size_t count);
 
@@ -211,7 +228,8 @@ vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num
 /*
  * out[m, n] = sum_k x[m, k] * w[n, k] + bias[n]     (w in nn.Linear's [out, in] layout)
  *   x: act [m, k]; w: weight [n, k]; bias: weight [n] or NULL; out: act [m, n]. Accumulates in
- *   f32. out must not alias x.
+ *   f32. out must not alias x. weight_dtype may be a quantized format (k a multiple of its
+ *   block; rows of w are n rows of blocks); the bias is then in act_dtype.
  */
 vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m, int32_t n,
                     int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 
+#include "quant.h"
 #include "status.h"
 
 namespace vt {
@@ -30,10 +31,28 @@ inline vt_status check_memcpy_args(const char* op, const void* dst, const void* 
 
 // ---- conversion ------------------------------------------------------------------------------
 
+// A dtype or a quantized weight format.
+inline vt_status check_weight_format(const char* op, const char* what, vt_dtype d) {
+  if (valid_dtype(d) || quant::is_quantized(d)) return VT_OK;
+  return fail(VT_ERR_INVALID_ARGUMENT, std::string(op) + ": unknown " + what + " " + std::to_string(int(d)));
+}
+
+// `count` elements of `d` are whole blocks when `d` is quantized.
+inline vt_status check_whole_blocks(const char* op, const char* what, vt_dtype d, size_t count) {
+  if (!quant::is_quantized(d) || count % size_t(quant::block_elements(d)) == 0) return VT_OK;
+  return fail(VT_ERR_INVALID_ARGUMENT, std::string(op) + ": " + what + " " + std::to_string(count) +
+                                           " is not a multiple of " + dtype_name(d) + "'s block of " +
+                                           std::to_string(quant::block_elements(d)));
+}
+
 inline vt_status check_convert_args(const char* op, const void* dst, vt_dtype dst_dtype, const void* src,
                                     vt_dtype src_dtype, size_t count) {
-  VT_TRY(check_storage_dtype(op, "dst_dtype", dst_dtype));
-  VT_TRY(check_storage_dtype(op, "src_dtype", src_dtype));
+  VT_TRY(check_weight_format(op, "dst_dtype", dst_dtype));
+  VT_TRY(check_weight_format(op, "src_dtype", src_dtype));
+  VT_REQUIRE(!(quant::is_quantized(dst_dtype) && quant::is_quantized(src_dtype)) || dst_dtype == src_dtype, op,
+             "cannot convert between two quantized formats");
+  VT_TRY(check_whole_blocks(op, "count", src_dtype, count));
+  VT_TRY(check_whole_blocks(op, "count", dst_dtype, count));
   if (count == 0) return VT_OK;
   VT_REQUIRE(dst && src, op, "dst or src is NULL");
   VT_REQUIRE(count <= SIZE_MAX / 4, op, "count is too large");
@@ -92,10 +111,12 @@ inline vt_status check_silu_and_mul_args(const char* op, const void* x, const vo
 }
 
 inline vt_status check_matmul_args(const char* op, const void* x, const void* w, const void* out, int32_t m, int32_t n,
-                                   int32_t k) {
+                                   int32_t k, vt_dtype weight_dtype) {
+  VT_TRY(check_weight_format(op, "weight_dtype", weight_dtype));
   VT_REQUIRE(m >= 0 && n > 0 && k > 0, op,
              "need m >= 0, n > 0 and k > 0, got m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " +
                  std::to_string(k));
+  VT_TRY(check_whole_blocks(op, "k", weight_dtype, size_t(k)));
   if (m > 0) VT_REQUIRE(x && w && out, op, "x, w or out is NULL");
   return VT_OK;
 }

@@ -14,11 +14,30 @@ namespace vt {
 vt_status fail(vt_status status, const std::string& message);
 vt_status ok();
 
+// The unquantized dtypes (quant.h knows the quantized ones).
 inline bool valid_dtype(vt_dtype d) { return d == VT_F32 || d == VT_F16 || d == VT_BF16; }
 inline size_t dtype_bytes(vt_dtype d) { return d == VT_F32 ? 4 : 2; }
 
 inline const char* dtype_name(vt_dtype d) {
-  return d == VT_F32 ? "f32" : d == VT_F16 ? "f16" : d == VT_BF16 ? "bf16" : "unknown";
+  switch (d) {
+    case VT_F32:
+      return "f32";
+    case VT_F16:
+      return "f16";
+    case VT_BF16:
+      return "bf16";
+    case VT_Q8_0:
+      return "q8_0";
+    case VT_Q4_0:
+      return "q4_0";
+    case VT_Q4_K:
+      return "q4_k";
+    case VT_Q5_K:
+      return "q5_k";
+    case VT_Q6_K:
+      return "q6_k";
+  }
+  return "unknown";
 }
 
 // A storage dtype (weights, KV cache): any of the three.

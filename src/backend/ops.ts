@@ -5,10 +5,9 @@
 import type { Pointer } from "bun:ffi";
 import { vt_copy_kind, vt_rope_scaling_type } from "../../build/vllm-ts-abi.ts";
 import type { Address } from "./address.ts";
-import { DTYPES, type DType } from "./dtype.ts";
+import type { DType } from "./dtype.ts";
 import { checkStatus, type NativeSymbols } from "./native-library.ts";
-
-const code = (dtype: DType) => DTYPES[dtype].code;
+import { formatCode as code, type WeightFormat } from "./weight-format.ts";
 
 export class NativeOps {
   protected constructor(
@@ -20,7 +19,8 @@ export class NativeOps {
     checkStatus(this.s, op, status);
   }
 
-  convert(dst: Address, dstDtype: DType, src: Address, srcDtype: DType, count: number): void {
+  /** Between dtypes, or quantizing into / dequantizing from a quantized format (whole blocks). */
+  convert(dst: Address, dstDtype: WeightFormat, src: Address, srcDtype: WeightFormat, count: number): void {
     this.check("vt_convert", this.s.vt_convert(this.context, dst, code(dstDtype), src, code(srcDtype), count));
   }
 
@@ -183,7 +183,8 @@ export class NativeOps {
     n: number;
     k: number;
     actDtype: DType;
-    weightDtype: DType;
+    /** A quantized format takes its bias in actDtype. */
+    weightDtype: WeightFormat;
   }): void {
     this.check(
       "vt_matmul",

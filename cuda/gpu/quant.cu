@@ -1,0 +1,147 @@
+// Quantized weight formats on the GPU (cuda/shared/quant.h's blocks): vt_convert's quantizing
+// and dequantizing, and vt_matmul with quantized weights.
+//   m <= 8 (decode): one warp per output column; the warp walks its row of w a block at a time,
+//     each lane dequantizing every 32nd element of the block, so w is read once, in its
+//     quantized size, and x (m rows) from L1/L2.
+//   m > 8 (prefill): 64 x 64 output tiles; per step of 32 k-values, the block dequantizes its 64
+//     rows of w and loads 64 rows of x into shared memory as f32, and each thread accumulates a
+//     4 x 4 patch with FMAs (SIMT; a tensor-core path is still to come).
+#include "checks.h"
+#include "quant.cuh"
+
+namespace vt::gpu {
+namespace {
+
+constexpr int kMaxGemvRows = 8;
+constexpr int kGemvWarps = 4;  // output columns per block of the decode kernel
+
+template <class TX>
+__global__ void quant_gemv_kernel(const TX* x, const uint8_t* w, const TX* bias, TX* out, int m, int n, int k,
+                                  vt_dtype type) {
+  const int lane = threadIdx.x % kWarpSize;
+  const int j = blockIdx.x * kGemvWarps + threadIdx.x / kWarpSize;
+  if (j >= n) return;
+  const int elements = quant::block_elements(type), bytes = quant::block_bytes(type);
+  const uint8_t* row = w + size_t(j) * (k / elements) * bytes;
+  float acc[kMaxGemvRows] = {};
+  for (int b = 0; b < k / elements; b++) {
+    const uint8_t* block = row + size_t(b) * bytes;
+    for (int e = lane; e < elements; e += kWarpSize) {
+      const float v = quant::dequantize_element(type, block, e);
+      const int q = b * elements + e;
+#pragma unroll
+      for (int i = 0; i < kMaxGemvRows; i++)
+        if (i < m) acc[i] += v * to_float(x[size_t(i) * k + q]);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kMaxGemvRows; i++) {
+    if (i >= m) break;
+    const float sum = warp_sum(acc[i]);
+    if (lane == 0) out[size_t(i) * n + j] = from_float<TX>(sum + (bias ? to_float(bias[j]) : 0.0f));
+  }
+}
+
+constexpr int kTile = 64, kTileK = 32, kThreadsPerSide = 16;  // 256 threads, 4 x 4 outputs each
+
+template <class TX>
+__global__ void quant_gemm_kernel(const TX* x, const uint8_t* w, const TX* bias, TX* out, int m, int n, int k,
+                                  vt_dtype type) {
+  __shared__ float xs[kTile][kTileK + 1];
+  __shared__ float ws[kTile][kTileK + 1];
+  const int tx = threadIdx.x % kThreadsPerSide, ty = threadIdx.x / kThreadsPerSide;
+  const int i0 = blockIdx.y * kTile, j0 = blockIdx.x * kTile;
+  const int elements = quant::block_elements(type), bytes = quant::block_bytes(type);
+  const size_t row_bytes = size_t(k / elements) * bytes;
+  float acc[4][4] = {};
+  for (int q0 = 0; q0 < k; q0 += kTileK) {
+    for (int t = threadIdx.x; t < kTile * kTileK; t += blockDim.x) {
+      const int r = t / kTileK, c = t % kTileK, q = q0 + c;
+      xs[r][c] = i0 + r < m ? to_float(x[size_t(i0 + r) * k + q]) : 0.0f;
+      ws[r][c] = j0 + r < n ? quant::dequantize_element(
+                                  type, w + size_t(j0 + r) * row_bytes + size_t(q / elements) * bytes, q % elements)
+                            : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll 8
+    for (int c = 0; c < kTileK; c++) {
+      float a[4], b[4];
+#pragma unroll
+      for (int u = 0; u < 4; u++) {
+        a[u] = xs[ty + kThreadsPerSide * u][c];
+        b[u] = ws[tx + kThreadsPerSide * u][c];
+      }
+#pragma unroll
+      for (int u = 0; u < 4; u++)
+#pragma unroll
+        for (int v = 0; v < 4; v++) acc[u][v] += a[u] * b[v];
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int u = 0; u < 4; u++) {
+    const int i = i0 + ty + kThreadsPerSide * u;
+    if (i >= m) continue;
+#pragma unroll
+    for (int v = 0; v < 4; v++) {
+      const int j = j0 + tx + kThreadsPerSide * v;
+      if (j < n) out[size_t(i) * n + j] = from_float<TX>(acc[u][v] + (bias ? to_float(bias[j]) : 0.0f));
+    }
+  }
+}
+
+// One thread per block of the quantized side.
+template <class T>
+__global__ void convert_blocks_kernel(void* dst, const void* src, size_t blocks, vt_dtype format, bool dequantize) {
+  const size_t b = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (b >= blocks) return;
+  const int elements = quant::block_elements(format), bytes = quant::block_bytes(format);
+  float values[256];
+  if (dequantize) {
+    quant::dequantize_block(format, static_cast<const uint8_t*>(src) + b * bytes, values);
+    for (int e = 0; e < elements; e++) static_cast<T*>(dst)[b * elements + e] = from_float<T>(values[e]);
+  } else {
+    for (int e = 0; e < elements; e++) values[e] = to_float(static_cast<const T*>(src)[b * elements + e]);
+    quant::quantize_block(format, values, static_cast<uint8_t*>(dst) + b * bytes);
+  }
+}
+
+}  // namespace
+
+vt_status convert_quantized(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void* src, vt_dtype src_dtype,
+                            size_t count) {
+  const bool dequantize = quant::is_quantized(src_dtype);
+  const vt_dtype format = dequantize ? src_dtype : dst_dtype, plain = dequantize ? dst_dtype : src_dtype;
+  const size_t blocks = count / size_t(quant::block_elements(format));
+  constexpr int threads = 128;
+  with_dtype(plain, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    auto kernel = &convert_blocks_kernel<T>;
+    VT_LAUNCH(kernel, unsigned(ceil_div(blocks, threads)), threads, 0, ctx->stream, dst, src, blocks, format,
+              dequantize);
+  });
+  return launch_status("vt_convert");
+}
+
+vt_status quantized_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m,
+                           int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype) {
+  const auto* wq = static_cast<const uint8_t*>(w);
+  with_dtype(act_dtype, [&](auto tag) {
+    using TX = typename decltype(tag)::type;
+    const auto* xt = static_cast<const TX*>(x);
+    const auto* bt = static_cast<const TX*>(bias);
+    auto* ot = static_cast<TX*>(out);
+    if (m <= kMaxGemvRows) {
+      auto kernel = &quant_gemv_kernel<TX>;
+      VT_LAUNCH(kernel, unsigned(ceil_div(n, kGemvWarps)), kGemvWarps * kWarpSize, 0, ctx->stream, xt, wq, bt, ot, m, n,
+                k, weight_dtype);
+    } else {
+      auto kernel = &quant_gemm_kernel<TX>;
+      const dim3 grid(unsigned(ceil_div(n, kTile)), unsigned(ceil_div(m, kTile)));
+      VT_LAUNCH(kernel, grid, kThreadsPerSide * kThreadsPerSide, 0, ctx->stream, xt, wq, bt, ot, m, n, k, weight_dtype);
+    }
+  });
+  return launch_status("vt_matmul");
+}
+
+}  // namespace vt::gpu

@@ -1,0 +1,87 @@
+// The quantized weight formats (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K): vt_convert's quantizer and
+// dequantizer bit for bit against the TypeScript reference, vt_matmul with quantized weights
+// against an f64 product with the dequantized weights (decode and prefill shapes, with a bias),
+// and the argument checks. The reference's block layouts are tested in test/reference/quant.test.ts.
+import { describe, expect, test } from "bun:test";
+import { ALL_QUANT_FORMATS, QUANT_FORMATS, type QuantFormat } from "../../src/backend/weight-format.ts";
+import { referenceMatmul } from "../../src/reference/matmul.ts";
+import { dequantize, quantize } from "../../src/reference/quant.ts";
+import { expectClose, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
+
+const device = await useTestDevice();
+const backend = device.backend;
+
+/** Values with the spread of real weights: mostly small, some blocks all zero, some outliers. */
+function weightLike(count: number, seed: number): Float32Array {
+  const values = randomValues(count, seed);
+  for (let i = 0; i < count; i++) values[i] = values[i]! ** 3 * (i % 97 === 0 ? 8 : 1);
+  values.fill(0, 0, Math.min(count, 64));
+  return values;
+}
+
+function uploadBytes(bytes: Uint8Array) {
+  const address = device.alloc(bytes.byteLength);
+  backend.upload(address, bytes);
+  return address;
+}
+
+describe.each(ALL_QUANT_FORMATS)("%s", (format: QuantFormat) => {
+  const { blockElements } = QUANT_FORMATS[format];
+
+  test("vt_convert quantizes and dequantizes as the reference does, bit for bit", () => {
+    const count = blockElements * 7;
+    const values = weightLike(count, 3);
+    const expected = quantize(format, values);
+    const blocks = device.alloc(expected.byteLength);
+    backend.convert(blocks, format, device.upload(values), "f32", count);
+    const got = backend.download(new Uint8Array(expected.byteLength), blocks);
+    expect(Buffer.from(got).equals(Buffer.from(expected))).toBe(true);
+
+    const back = device.alloc(count * 4);
+    backend.convert(back, "f32", blocks, format, count);
+    expect(device.download(back, count)).toEqual(dequantize(format, expected));
+    // From bf16 weights, as a model quantized on load starts.
+    const fromBf16 = device.alloc(expected.byteLength);
+    backend.convert(fromBf16, format, device.upload(values, "bf16"), "bf16", count);
+    const viaBf16 = backend.download(new Uint8Array(expected.byteLength), fromBf16);
+    expect(Buffer.from(viaBf16).equals(Buffer.from(quantize(format, rounded(values, "bf16"))))).toBe(true);
+  });
+
+  // m: decode (1, 3), the CUDA gemv's limit (8) and past it, and the CPU's packed path (40).
+  test.each([1, 3, 8, 9, 40])("vt_matmul with m = %i matches the product with the dequantized weights", (m) => {
+    const n = 37;
+    const k = blockElements * (blockElements === 32 ? 9 : 2);
+    const x = randomValues(m * k, 11);
+    const blocks = quantize(format, weightLike(n * k, 12));
+    const bias = randomValues(n, 13);
+    const out = device.alloc(m * n * 4);
+    backend.matmul({
+      x: device.upload(x),
+      w: uploadBytes(blocks),
+      bias: device.upload(bias),
+      out,
+      m,
+      n,
+      k,
+      actDtype: "f32",
+      weightDtype: format,
+    });
+    const expected = referenceMatmul(x, dequantize(format, blocks), bias, m, n, k);
+    expectClose(device.download(out, m * n), expected, { rtol: 0, atol: 1e-5 * Math.sqrt(k) });
+  });
+});
+
+describe("argument checks", () => {
+  test("k must be whole blocks, and two quantized formats do not convert into each other", () => {
+    const x = device.upload(randomValues(48, 1));
+    const w = device.alloc(1024);
+    const out = device.alloc(4 * 4);
+    expect(() => backend.matmul({ x, w, out, m: 1, n: 1, k: 48, actDtype: "f32", weightDtype: "q8_0" })).toThrow(
+      /k 48 is not a multiple of q8_0's block of 32/,
+    );
+    expect(() => backend.convert(w, "q4_0", w, "q8_0", 32)).toThrow(/cannot convert between two quantized formats/);
+    expect(() => backend.convert(w, "f32", w, "q4_k", 100)).toThrow(
+      /count 100 is not a multiple of q4_k's block of 256/,
+    );
+  });
+});
