@@ -228,7 +228,7 @@ test: lint all chromium $(EMU_LIB) $(EMU_ASAN_LIB) $(EMU_SELFTEST) gpu-kit
 	$(BUN) x tsc --noEmit -p .
 	$(BUN) test --timeout 120000
 	ASAN_OPTIONS=$(ASAN_TEST_OPTIONS) LD_PRELOAD=$(LIBASAN) VLLM_TS_LIBRARY=$(CURDIR)/$(EMU_ASAN_LIB) \
-	  $(BUN) test --timeout 300000 test/native test/worker/forward.test.ts
+	  $(BUN) test --timeout 300000 test/native test/worker/forward.test.ts test/worker/quantized-forward.test.ts
 	OUT=$(CURDIR)/build/gpu-check-dry-run LIBASAN=$(LIBASAN) ASAN_TEST_OPTIONS=$(ASAN_TEST_OPTIONS) \
 	  bash bench/gpu/check.sh --dry-run
 

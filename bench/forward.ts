@@ -3,11 +3,13 @@
 // 8, 32 and 64. Efficiency is reported against baselines measured in the same run: the largest
 // matmul throughput the backend reaches on this machine (a compute-bound square-ish shape) and
 // the device's copy bandwidth (a large device-to-device memcpy, bytes read + written).
-//   bun bench/forward.ts [--model bench/models/qwen2.5-0.5b] [--output-json FILE] [--threads N]
+//   bun bench/forward.ts [--model bench/models/qwen2.5-0.5b] [--quantization q8_0|q4_0|q4_k|q5_k|q6_k]
+//                        [--output-json FILE] [--threads N]
 import { parseArgs } from "node:util";
+import { activationDtype } from "../src/backend/activation-dtype.ts";
 import { Backend } from "../src/backend/backend.ts";
+import { ALL_QUANT_FORMATS, type QuantFormat } from "../src/backend/weight-format.ts";
 import { loadModelConfig, type ModelConfig } from "../src/model/config.ts";
-import { activationDtype } from "../src/model/load-model.ts";
 import { dummyWeights } from "../src/model/weights.ts";
 import { type ForwardBatch, ModelForward } from "../src/worker/forward.ts";
 import { KvCacheTensors } from "../src/worker/kv-cache-tensors.ts";
@@ -17,6 +19,7 @@ const { values: options } = parseArgs({
     model: { type: "string", default: "bench/models/qwen2.5-0.5b" },
     "output-json": { type: "string" },
     threads: { type: "string", default: "0" },
+    quantization: { type: "string" },
     "prompt-len": { type: "string", default: "512" },
     "decode-context": { type: "string", default: "256" },
     "decode-steps": { type: "string", default: "8" },
@@ -78,7 +81,11 @@ const backend = await Backend.open({ numThreads: Number(options.threads) });
 const config = await loadModelConfig(options.model!);
 const weightDtype = "bf16";
 const actDtype = activationDtype(backend, weightDtype);
-const weights = dummyWeights(backend, config, weightDtype, 1);
+const quantization = (options.quantization ?? null) as QuantFormat | null;
+if (quantization !== null && !ALL_QUANT_FORMATS.includes(quantization))
+  throw new Error(`--quantization must be one of ${ALL_QUANT_FORMATS.join(", ")}`);
+const weights = dummyWeights(backend, config, { dtype: weightDtype, quantization }, 1);
+const weightFormat = quantization ?? weightDtype;
 const maxBatch = Math.max(...batchSizes);
 const blocksNeeded = Math.max(
   Math.ceil(promptLength / BLOCK_SIZE),
@@ -143,6 +150,7 @@ const result = {
   architecture: config.architecture,
   device: `${backend.name} (${backend.deviceName})`,
   weightDtype,
+  weightFormat,
   weightMiB: weightBytes / 2 ** 20,
   baselines: { matmulPeakGflops: matmulPeak, copyBandwidthGBps: copyBandwidth },
   prefill: {
@@ -156,7 +164,9 @@ const result = {
 };
 
 const f = (n: number, digits = 1) => n.toFixed(digits);
-console.log(`${result.model} (${config.architecture}, ${f(result.weightMiB)} MiB bf16 weights) on ${result.device}`);
+console.log(
+  `${result.model} (${config.architecture}, ${f(result.weightMiB)} MiB of ${weightFormat} weights) on ${result.device}`,
+);
 console.log(`baselines: matmul ${f(matmulPeak)} GFLOP/s (512x4096x4096, bf16 weights), copy ${f(copyBandwidth)} GB/s`);
 console.log(
   `prefill ${promptLength} tokens: ${f(result.prefill.tokensPerSecond)} tokens/s, ${f(prefillGflops)} GFLOP/s (${f(100 * result.prefill.fractionOfMatmulPeak, 0)}% of matmul peak)`,

@@ -20,7 +20,6 @@ export const UNSUPPORTED_VLLM_FLAGS: Record<string, UnsupportedFlag> = {
     accepts: one,
   },
   "data-parallel-size": { reason: "data parallelism is not implemented; run one server per device", accepts: one },
-  quantization: { reason: "quantized models are not supported yet: weights load as f32, f16 or bf16" },
   "kv-cache-dtype": {
     reason: "the KV cache takes the model's activation dtype; no other is implemented",
     accepts: (value) => value === "auto",

@@ -3,6 +3,7 @@
 // of serve, chat, generate and bench (src/cli/option-args.ts) and the --models-config schema
 // (src/server/models-config.ts) are all derived from these two tables.
 import { DTYPE_FLAG_NAMES } from "../backend/dtype.ts";
+import { ALL_QUANT_FORMATS } from "../backend/weight-format.ts";
 
 export type OptionValue =
   | { kind: "integer"; min: number }
@@ -50,6 +51,11 @@ export const MODEL_OPTIONS = {
     value: { kind: "choice", choices: ["auto", ...DTYPE_FLAG_NAMES] },
     default: "auto",
     description: "Weight dtype (auto: the checkpoint's torch_dtype)",
+  },
+  quantization: {
+    value: { kind: "choice", choices: ALL_QUANT_FORMATS },
+    description:
+      "Quantize the linear layers on load into one of llama.cpp's formats (in-situ quantization; a layer whose input size is not whole blocks of 256 takes q4_0 for q4_k, q8_0 for q5_k and q6_k, else --dtype); a GGUF file's own formats are kept unless this is given",
   },
   loadFormat: {
     value: { kind: "choice", choices: ["auto", "dummy"] },

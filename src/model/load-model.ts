@@ -5,8 +5,10 @@
 // and only the API side needs it.
 import { existsSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { activationDtype } from "../backend/activation-dtype.ts";
 import type { Backend } from "../backend/backend.ts";
 import { type DType, type DtypeFlagName, dtypeOfFlagName } from "../backend/dtype.ts";
+import type { QuantFormat } from "../backend/weight-format.ts";
 import { loadModelConfig, type ModelConfig } from "./config.ts";
 import { DEMO_MODEL_NAME, DEMO_SEED, demoConfig } from "./demo.ts";
 import { ModelLoadError } from "./errors.ts";
@@ -26,6 +28,8 @@ export interface LoadModelOptions {
   loadFormat?: LoadFormat;
   /** Seed of dummy weights. */
   seed?: number;
+  /** Quantize the matrices on load into this format (--quantization). */
+  quantization?: QuantFormat;
 }
 
 /** What describes a model, without its weights. */
@@ -46,11 +50,6 @@ export interface EngineModel extends ModelSource {
 
 export interface LoadedModel extends EngineModel {
   tokenizer: ModelTokenizer;
-}
-
-/** The CPU backend computes in f32 whatever the weights; the CUDA backend in the weights' dtype. */
-export function activationDtype(backend: Backend, weightDtype: DType): DType {
-  return backend.name === "cpu" ? "f32" : weightDtype;
 }
 
 /**
@@ -104,11 +103,12 @@ export async function resolveModel(model: string | undefined): Promise<ModelSour
 export function loadModelWeights(backend: Backend, source: ModelSource, options: LoadModelOptions = {}): EngineModel {
   const { config, dir } = source;
   const dtype = options.dtype && options.dtype !== "auto" ? dtypeOfFlagName(options.dtype) : config.dtype;
+  const storage = { dtype, quantization: options.quantization ?? null };
   const weights =
     dir === null
-      ? dummyWeights(backend, config, dtype, DEMO_SEED)
+      ? dummyWeights(backend, config, storage, DEMO_SEED)
       : options.loadFormat === "dummy"
-        ? dummyWeights(backend, config, dtype, options.seed ?? 0)
-        : loadWeightsFromSafetensors(backend, config, openSafetensors(dir), dir, dtype);
+        ? dummyWeights(backend, config, storage, options.seed ?? 0)
+        : loadWeightsFromSafetensors(backend, config, openSafetensors(dir), dir, storage);
   return { ...source, weights, actDtype: activationDtype(backend, dtype) };
 }

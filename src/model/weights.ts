@@ -1,85 +1,161 @@
 // Model weights in device memory, uploaded once at load. Q/K/V and gate/up are fused into one
-// matrix each (rows stacked in that order), which is what the forward pass multiplies by.
-// Sources: a safetensors checkpoint, or deterministic random values (`--load-format dummy`).
+// matrix each (rows stacked in that order), which is what the forward pass multiplies by. Each
+// matrix has its own format: the model's dtype, or a quantized one (a GGUF file's, or
+// --quantization's, applied on load). Sources: a safetensors checkpoint, or deterministic random
+// values (`--load-format dummy`).
+
+import { activationDtype } from "../backend/activation-dtype.ts";
 import { type Address, offsetAddress } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
-import { type DType, dtypeBytes } from "../backend/dtype.ts";
+import type { DType } from "../backend/dtype.ts";
+import {
+  isQuantFormat,
+  QUANT_FORMATS,
+  type QuantFormat,
+  storageBytes,
+  type WeightFormat,
+} from "../backend/weight-format.ts";
 import type { ModelConfig } from "./config.ts";
 import { ModelLoadError } from "./errors.ts";
 import type { SafetensorsStore } from "./safetensors.ts";
 import { fillUniform } from "./uniform-hash.ts";
 import { expectedShapes, tensorNames } from "./weight-names.ts";
 
+/** A linear layer's weight matrix ([out, in] rows) and how it is stored. */
+export interface Matrix {
+  address: Address;
+  format: WeightFormat;
+}
+
 export interface LayerWeights {
   inputNorm: Address;
-  qkv: Address;
+  qkv: Matrix;
   qkvBias: Address | null;
   qNorm: Address | null;
   kNorm: Address | null;
-  o: Address;
+  o: Matrix;
   postNorm: Address;
-  gateUp: Address;
-  down: Address;
+  gateUp: Matrix;
+  down: Matrix;
 }
 
 export interface ModelWeights {
+  /** Norms, embeddings, biases, the KV cache, and unquantized matrices. */
   dtype: DType;
   embed: Address;
   layers: LayerWeights[];
   finalNorm: Address;
-  lmHead: Address;
+  lmHead: Matrix;
   totalBytes: number;
   free(): void;
 }
 
 /** Where the values of each (unfused) Hugging Face tensor come from. */
 interface TensorSource {
-  /** Write tensor `name` of `count` elements into `dst` (weights dtype). */
-  place(name: string, dst: Address, count: number): void;
+  /** The format the tensor is stored in at the source (a GGUF file's may be quantized). */
+  formatOf(name: string): WeightFormat;
+  /** Write tensor `name` of `count` elements into `dst`, stored as `format`. */
+  place(name: string, dst: Address, count: number, format: WeightFormat): void;
+}
+
+/** How the engine stores a checkpoint: the dtype of everything, and a quantization of the matrices. */
+export interface StorageChoice {
+  dtype: DType;
+  /** Quantize the matrices on load (--quantization); null keeps the source's formats. */
+  quantization: QuantFormat | null;
+}
+
+/** Most precise first: a fused matrix whose parts differ takes the most precise of them. */
+const PRECISION: readonly WeightFormat[] = ["f32", "f16", "bf16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_0"];
+
+/**
+ * A K-quant needs rows of whole 256-value blocks; a matrix whose rows are not (hidden sizes such
+ * as 896 or 576) takes a 32-value format of about the same size, as llama.cpp falls back.
+ */
+const FALLBACK: Record<QuantFormat, QuantFormat | null> = {
+  q4_k: "q4_0",
+  q5_k: "q8_0",
+  q6_k: "q8_0",
+  q8_0: null,
+  q4_0: null,
+};
+
+/**
+ * The format of a matrix with rows of k: the source's (the most precise of its parts'), or the
+ * requested quantization when k is whole blocks of it, else its fallback, else the model's dtype.
+ */
+function matrixFormat(parts: readonly WeightFormat[], k: number, storage: StorageChoice): WeightFormat {
+  const { quantization, dtype } = storage;
+  if (quantization === null) {
+    const quantized = parts.filter(isQuantFormat);
+    if (quantized.length === 0) return dtype;
+    return PRECISION.find((format) => parts.includes(format))!;
+  }
+  for (let format: QuantFormat | null = quantization; format !== null; format = FALLBACK[format])
+    if (k % QUANT_FORMATS[format].blockElements === 0) return format;
+  return dtype;
 }
 
 /** Allocates the fused layout and asks the source to fill each piece. */
-function buildWeights(backend: Backend, config: ModelConfig, dtype: DType, source: TensorSource): ModelWeights {
+function buildWeights(
+  backend: Backend,
+  config: ModelConfig,
+  storage: StorageChoice,
+  source: TensorSource,
+): ModelWeights {
   const names = tensorNames(config);
   const shapes = expectedShapes(config);
-  const bytesPerElement = dtypeBytes(dtype);
+  const { dtype } = storage;
   const allocations: Address[] = [];
   let totalBytes = 0;
   const count = (name: string) => shapes.get(name)!.reduce((a, b) => a * b, 1);
 
   // One allocation per fused tensor, filled piece by piece in row order.
-  const fused = (parts: (string | null)[]): Address | null => {
+  const fused = (parts: (string | null)[], format: (present: string[]) => WeightFormat): Matrix | null => {
     const present = parts.filter((p): p is string => p !== null);
     if (present.length === 0) return null;
+    const target = format(present);
     const elements = present.reduce((sum, name) => sum + count(name), 0);
-    const address = backend.malloc(elements * bytesPerElement);
+    const address = backend.malloc(storageBytes(target, elements));
     allocations.push(address);
-    totalBytes += elements * bytesPerElement;
+    totalBytes += storageBytes(target, elements);
     let offset = 0;
     for (const name of present) {
-      source.place(name, offsetAddress(address, offset * bytesPerElement), count(name));
-      offset += count(name);
+      source.place(name, offsetAddress(address, offset), count(name), target);
+      offset += storageBytes(target, count(name));
     }
-    return address;
+    return { address, format: target };
   };
+  const plain = (parts: (string | null)[], format: DType = dtype) => fused(parts, () => format)?.address ?? null;
+  const matrix = (parts: string[]) =>
+    fused(parts, (present) => matrixFormat(present.map(source.formatOf), shapes.get(present[0]!)![1]!, storage))!;
 
   try {
-    const embed = fused([names.embed])!;
-    const layers = names.layers.map(
-      (l): LayerWeights => ({
-        inputNorm: fused([l.inputNorm])!,
-        qkv: fused([l.q, l.k, l.v])!,
-        qkvBias: fused([l.qBias, l.kBias, l.vBias]),
-        qNorm: fused([l.qNorm]),
-        kNorm: fused([l.kNorm]),
-        o: fused([l.o])!,
-        postNorm: fused([l.postNorm])!,
-        gateUp: fused([l.gate, l.up])!,
-        down: fused([l.down])!,
-      }),
-    );
-    const finalNorm = fused([names.finalNorm])!;
-    const lmHead = config.tieWordEmbeddings ? embed : fused([names.lmHead])!;
+    const embed = plain([names.embed])!;
+    const layers = names.layers.map((l): LayerWeights => {
+      const qkv = matrix([l.q, l.k, l.v]);
+      // A quantized matrix takes its bias in the activation dtype.
+      const biasDtype = isQuantFormat(qkv.format) ? activationDtype(backend, dtype) : dtype;
+      return {
+        inputNorm: plain([l.inputNorm])!,
+        qkv,
+        qkvBias: plain([l.qBias, l.kBias, l.vBias], biasDtype),
+        qNorm: plain([l.qNorm]),
+        kNorm: plain([l.kNorm]),
+        o: matrix([l.o]),
+        postNorm: plain([l.postNorm])!,
+        gateUp: matrix([l.gate, l.up]),
+        down: matrix([l.down]),
+      };
+    });
+    const finalNorm = plain([names.finalNorm])!;
+    // A tied head reads the embedding, unless its matrix is stored quantized: then it gets a copy
+    // of its own in that format (the embedding lookup reads the dtype's).
+    const tiedFormat = matrixFormat([source.formatOf(names.embed)], config.hiddenSize, storage);
+    const lmHead =
+      config.tieWordEmbeddings && !isQuantFormat(tiedFormat)
+        ? { address: embed, format: dtype }
+        : matrix([names.lmHead]);
     return {
       dtype,
       embed,
@@ -99,18 +175,58 @@ function buildWeights(backend: Backend, config: ModelConfig, dtype: DType, sourc
   }
 }
 
-/** Upload a checkpoint, converting each tensor to `dtype` on the device when it differs. */
+/**
+ * Stores `bytes` (`count` elements of `from`) at `dst` as `to`, through device scratch space
+ * when they differ. Two quantized formats convert through f32.
+ */
+class Converter {
+  private scratch: { address: Address; bytes: number }[] = [];
+
+  constructor(private readonly backend: Backend) {}
+
+  place(bytes: Uint8Array, from: WeightFormat, dst: Address, to: WeightFormat, count: number): void {
+    const { backend } = this;
+    if (from === to) {
+      backend.upload(dst, bytes);
+      return;
+    }
+    const staged = this.space(0, bytes.byteLength);
+    backend.upload(staged, bytes);
+    if (isQuantFormat(from) && isQuantFormat(to)) {
+      const f32 = this.space(1, count * 4);
+      backend.convert(f32, "f32", staged, from, count);
+      backend.convert(dst, to, f32, "f32", count);
+    } else {
+      backend.convert(dst, to, staged, from, count);
+    }
+  }
+
+  free(): void {
+    for (const { address } of this.scratch.splice(0)) this.backend.free(address);
+  }
+
+  private space(slot: number, bytes: number): Address {
+    const held = this.scratch[slot];
+    if (held && held.bytes >= bytes) return held.address;
+    if (held) this.backend.free(held.address);
+    this.scratch[slot] = { address: this.backend.malloc(bytes), bytes };
+    return this.scratch[slot]!.address;
+  }
+}
+
+/** Upload a checkpoint, converting (or quantizing) each tensor on the device as `storage` says. */
 export function loadWeightsFromSafetensors(
   backend: Backend,
   config: ModelConfig,
   store: SafetensorsStore,
   modelDir: string,
-  dtype: DType,
+  storage: StorageChoice,
 ): ModelWeights {
   const shapes = expectedShapes(config);
-  let scratch: { address: Address; bytes: number } | null = null;
+  const converter = new Converter(backend);
   const source: TensorSource = {
-    place(name, dst, count) {
+    formatOf: () => storage.dtype,
+    place(name, dst, count, format) {
       const tensor = store.tensor(name);
       const expected = shapes.get(name)!;
       if (tensor.shape.length !== expected.length || tensor.shape.some((d, i) => d !== expected[i])) {
@@ -119,24 +235,13 @@ export function loadWeightsFromSafetensors(
           `tensor ${name} has shape [${tensor.shape}] but config.json implies [${expected}]`,
         );
       }
-      const sourceDtype = tensor.dtype;
-      if (sourceDtype === dtype) {
-        backend.upload(dst, tensor.bytes);
-        return;
-      }
-      if (!scratch || scratch.bytes < tensor.bytes.byteLength) {
-        if (scratch) backend.free(scratch.address);
-        scratch = { address: backend.malloc(tensor.bytes.byteLength), bytes: tensor.bytes.byteLength };
-      }
-      backend.upload(scratch.address, tensor.bytes);
-      backend.convert(dst, dtype, scratch.address, sourceDtype, count);
+      converter.place(tensor.bytes, tensor.dtype, dst, format, count);
     },
   };
   try {
-    return buildWeights(backend, config, dtype, source);
+    return buildWeights(backend, config, storage, source);
   } finally {
-    const s = scratch as { address: Address } | null;
-    if (s) backend.free(s.address);
+    converter.free();
   }
 }
 
@@ -145,26 +250,51 @@ export function loadWeightsFromSafetensors(
  * ±1/sqrt(fan_in) so activations keep their scale through the layers, norm weights near 1.
  * Each tensor's seed derives from `seed` and its position, so a model is the same every run.
  */
-export function dummyWeights(backend: Backend, config: ModelConfig, dtype: DType, seed: number): ModelWeights {
+export function dummyWeights(
+  backend: Backend,
+  config: ModelConfig,
+  storage: StorageChoice,
+  seed: number,
+): ModelWeights {
   const shapes = expectedShapes(config);
-  let tensorIndex = 0;
+  const { dtype } = storage;
+  // A tensor placed twice (a tied head quantized apart from the embedding) gets its first seed.
+  const seeds = new Map<string, number>();
+  let scratch: Address | null = null;
   const source: TensorSource = {
-    place(name, dst, count) {
-      const tensorSeed = (seed * 1000003 + tensorIndex++) >>> 0;
+    formatOf: () => dtype,
+    place(name, dst, count, format) {
+      if (!seeds.has(name)) seeds.set(name, (seed * 1000003 + seeds.size) >>> 0);
+      const tensorSeed = seeds.get(name)!;
       const shape = shapes.get(name)!;
       if (name.endsWith("norm.weight")) {
         const values = new Float32Array(count);
         fillUniform(values, tensorSeed, 0.1);
         for (let i = 0; i < count; i++) values[i]! += 1;
-        uploadF32(backend, dst, dtype, values);
-      } else {
-        const fanIn = shape.length === 2 ? shape[1]! : shape[0]!;
-        const scale = name.endsWith("embed_tokens.weight") ? 1 : 1 / Math.sqrt(fanIn);
-        backend.fillUniform(dst, dtype, count, tensorSeed, scale);
+        uploadF32(backend, dst, format as DType, values);
+        return;
       }
+      const fanIn = shape.length === 2 ? shape[1]! : shape[0]!;
+      const scale = name.endsWith("embed_tokens.weight") ? 1 : 1 / Math.sqrt(fanIn);
+      if (!isQuantFormat(format)) {
+        backend.fillUniform(dst, format, count, tensorSeed, scale);
+        return;
+      }
+      // Quantized: the values the unquantized model would have, quantized as on load.
+      if (scratch === null) scratch = backend.malloc(largestTensor(shapes) * 4);
+      backend.fillUniform(scratch, "f32", count, tensorSeed, scale);
+      backend.convert(dst, format, scratch, "f32", count);
     },
   };
-  return buildWeights(backend, config, dtype, source);
+  try {
+    return buildWeights(backend, config, storage, source);
+  } finally {
+    if (scratch !== null) backend.free(scratch);
+  }
+}
+
+function largestTensor(shapes: Map<string, number[]>): number {
+  return Math.max(...[...shapes.values()].map((shape) => shape.reduce((a, b) => a * b, 1)));
 }
 
 /** Upload f32 host values into a `dtype` device tensor. */

@@ -221,14 +221,14 @@ export class ModelForward {
       });
       b.matmul({
         x: ws.normed,
-        w: layer.qkv,
+        w: layer.qkv.address,
         bias: layer.qkvBias,
         out: ws.qkv,
         m: numTokens,
         n: this.qkvDim,
         k: h,
         actDtype: act,
-        weightDtype: wd,
+        weightDtype: layer.qkv.format,
       });
       const q = ws.qkv;
       const k = offsetAddress(ws.qkv, qDim * actBytes);
@@ -309,13 +309,13 @@ export class ModelForward {
       });
       b.matmul({
         x: ws.attention,
-        w: layer.o,
+        w: layer.o.address,
         out: ws.hidden,
         m: numTokens,
         n: h,
         k: qDim,
         actDtype: act,
-        weightDtype: wd,
+        weightDtype: layer.o.format,
       });
       b.rmsNorm({
         input: ws.hidden,
@@ -330,24 +330,24 @@ export class ModelForward {
       });
       b.matmul({
         x: ws.normed,
-        w: layer.gateUp,
+        w: layer.gateUp.address,
         out: ws.gateUp,
         m: numTokens,
         n: 2 * c.intermediateSize,
         k: h,
         actDtype: act,
-        weightDtype: wd,
+        weightDtype: layer.gateUp.format,
       });
       b.siluAndMul({ x: ws.gateUp, out: ws.mlp, numTokens, d: c.intermediateSize, actDtype: act });
       b.matmul({
         x: ws.mlp,
-        w: layer.down,
+        w: layer.down.address,
         out: ws.hidden,
         m: numTokens,
         n: h,
         k: c.intermediateSize,
         actDtype: act,
-        weightDtype: wd,
+        weightDtype: layer.down.format,
       });
     });
     b.rmsNorm({
@@ -372,13 +372,13 @@ export class ModelForward {
     });
     b.matmul({
       x: ws.selected,
-      w: this.weights.lmHead,
+      w: this.weights.lmHead.address,
       out: ws.logits,
       m: numLogits,
       n: c.vocabSize,
       k: h,
       actDtype: act,
-      weightDtype: wd,
+      weightDtype: this.weights.lmHead.format,
     });
     return ws.logits;
   }

@@ -52,7 +52,7 @@ describe("checkArguments", () => {
   test("vLLM flags not implemented are refused with a reason; values that ask for nothing pass", () => {
     expect(refusal(["--tensor-parallel-size", "2"])).toContain("tensor parallelism is not implemented");
     expect(refusal(["--tensor-parallel-size", "1"])).toBeNull();
-    expect(refusal(["--quantization=awq"])).toContain("--quantization: quantized models are not supported yet");
+    expect(refusal(["--speculative-config", "{}"])).toContain("speculative decoding is not implemented");
     expect(refusal(["--kv-cache-dtype", "auto"])).toBeNull();
     expect(refusal(["--kv-cache-dtype", "fp8"])).toContain("--kv-cache-dtype:");
     expect(refusal(["--enable-lora"])).toBe("--enable-lora: LoRA adapters are not implemented");

@@ -5,10 +5,10 @@
 // two also against PyTorch with a torch baseline. Activations are in the dtype the model computes
 // in on the backend (f32 on the CPU, bf16 on CUDA); weights and the KV cache are bf16.
 import packageJson from "../../../package.json";
+import { activationDtype } from "../../backend/activation-dtype.ts";
 import { Backend, type BackendOptions } from "../../backend/backend.ts";
 import type { DType } from "../../backend/dtype.ts";
 import { logger } from "../../logger.ts";
-import { activationDtype } from "../../model/load-model.ts";
 import { cublasDisabledByEnvironment, cublasLoadable, openOwnKernelsBackend } from "./cublas-toggle.ts";
 import {
   type AttentionSweepSetup,

@@ -1,0 +1,90 @@
+// Models quantized on load (--quantization) through the paged, batched native forward: for each
+// format, the logits equal the reference forward's on the dequantized weights (the quantization
+// is the only change, and it is exactly the reference's), and, against the unquantized model, the
+// KL divergence and top-1 agreement are printed, as llama.cpp's perplexity tool reports them.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Backend } from "../../src/backend/backend.ts";
+import { ALL_QUANT_FORMATS, type QuantFormat } from "../../src/backend/weight-format.ts";
+import { tensorNames } from "../../src/model/weight-names.ts";
+import { dequantize, quantize } from "../../src/reference/quant.ts";
+import { type Comparison, compareWithReference } from "../helpers/forward-schedule.ts";
+import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
+
+let backend: Backend;
+let model: RandomModel;
+beforeAll(async () => {
+  backend = await Backend.open({ device: "cpu" });
+  // Every matrix's input size is whole blocks of 256, so each is quantized (none falls back).
+  model = await writeRandomModel({
+    architecture: "Qwen3ForCausalLM",
+    dtype: "float32",
+    hiddenSize: 256,
+    intermediateSize: 512,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 64,
+    tieWordEmbeddings: false,
+    seed: 17,
+  });
+});
+afterAll(() => backend.close());
+
+/** The model's weights with every matrix as it reads back after quantizing to `format`. */
+function quantizedWeights(format: QuantFormat): Map<string, Float32Array> {
+  const names = tensorNames(model.config);
+  const matrices = [names.lmHead, ...names.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down])];
+  const weights = new Map(model.weights);
+  for (const name of matrices) weights.set(name, dequantize(format, quantize(format, model.weights.get(name)!)));
+  return weights;
+}
+
+function logSoftmax(logits: Float32Array): Float64Array {
+  const max = Math.max(...logits);
+  const sum = logits.reduce((s, x) => s + Math.exp(x - max), 0);
+  return Float64Array.from(logits, (x) => x - max - Math.log(sum));
+}
+
+const argmax = (values: ArrayLike<number>) => {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
+};
+
+/** Mean KL(unquantized || quantized) over the rows, and how often both pick the same top token. */
+function agreement(rows: Comparison["rows"]): { kl: number; top1: number } {
+  let kl = 0;
+  let same = 0;
+  for (const { actual, expected } of rows) {
+    const p = logSoftmax(expected);
+    const q = logSoftmax(actual);
+    for (let v = 0; v < p.length; v++) kl += Math.exp(p[v]!) * (p[v]! - q[v]!);
+    if (argmax(actual) === argmax(expected)) same++;
+  }
+  return { kl: kl / rows.length, top1: same / rows.length };
+}
+
+describe.each(ALL_QUANT_FORMATS)("--quantization %s", (format) => {
+  test("the logits are the reference forward's on the dequantized weights", async () => {
+    const { maxError, logitScale } = await compareWithReference(
+      backend,
+      model,
+      16,
+      "f32",
+      { quantization: format },
+      quantizedWeights(format),
+    );
+    expect(logitScale).toBeGreaterThan(0.5);
+    expect(maxError).toBeLessThanOrEqual(1e-4 * logitScale);
+  });
+
+  test("against the unquantized model: KL divergence and top-1 agreement", async () => {
+    const { rows } = await compareWithReference(backend, model, 32, "f32", { quantization: format });
+    const { kl, top1 } = agreement(rows);
+    console.log(`${format}: KL divergence ${kl.toExponential(2)}, top-1 agreement ${(100 * top1).toFixed(1)}%`);
+    // Bounds a broken layout or scale would blow through; each bit fewer costs about 4x the KL.
+    const bounds = { q8_0: [5e-3, 0.95], q6_k: [5e-2, 0.85], q5_k: [0.2, 0.75], q4_k: [1, 0.6], q4_0: [1, 0.6] };
+    expect(kl).toBeLessThan(bounds[format][0]!);
+    expect(top1).toBeGreaterThan(bounds[format][1]!);
+  });
+});
