@@ -23,6 +23,7 @@
 #include "checks.h"
 #include "common.h"
 #include "op.h"
+#include "quant_dot.h"
 #include "simd.h"
 
 // GCC 12 also flags (as -Wuninitialized) the undefined pass-through operand of the AVX-512
@@ -424,6 +425,23 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
 
   // Columns split in whole 16-wide vectors so every thread runs full micro-kernels.
   const int vectors = (n + 15) / 16;
+  if (quantized && m <= vt::cpu::kQuantDotMaxRows && !ctx->batch_invariant) {
+    // Decode: x in int8, integer dot products (quant_dot.h). Batch-invariant numerics keep every m
+    // on the dequantizing path below, whose rows do not depend on m.
+    thread_local vt::cpu::QuantizedActivations quantized_x;
+    vt::cpu::quantize_activations(static_cast<const float*>(x), m, k, vt::quant::block_elements(weight_dtype),
+                                  quantized_x);
+    // Bound here: inside the parallel region the name would mean each thread's own instance.
+    const vt::cpu::QuantizedActivations& activations = quantized_x;
+    const auto* wq = static_cast<const uint8_t*>(w);
+#pragma omp parallel num_threads(vt::threads_for(ctx, size_t(m) * n * k))
+    {
+      const int t = omp_get_thread_num(), count = omp_get_num_threads();
+      const int jb = int(int64_t(n) * t / count), je = int(int64_t(n) * (t + 1) / count);
+      vt::cpu::quant_dot_columns(activations, wq, weight_dtype, p.bias, p.out, size_t(n), jb, je);
+    }
+    return vt::ok();
+  }
   if (quantized) {
 #pragma omp parallel num_threads(vt::threads_for(ctx, size_t(m) * n * k))
     {

@@ -218,3 +218,19 @@ export function quantize(format: QuantFormat, values: Float32Array): Uint8Array 
     out.set(quantizeBlock(format, values.subarray(i * blockElements, (i + 1) * blockElements)), i * blockBytes);
   return out;
 }
+
+/**
+ * Rows of activations as the CPU's integer decode path reads them for weights of `format` (x
+ * quantized to int8 per block of the format's size with the scale max |x| / 127, kept in f32):
+ * each value's dequantized f32.
+ */
+export function quantizeActivations(x: Float32Array, format: QuantFormat): Float32Array {
+  const block = QUANT_FORMATS[format].blockElements;
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < x.length / block; b++) {
+    const d = f(maxAbs(x, block * b, block) / 127);
+    const id = d > 0 ? f(1 / d) : 0;
+    for (let i = block * b; i < block * (b + 1); i++) out[i] = clamp(nearest(f(x[i]! * id)), -127, 127) * d;
+  }
+  return out;
+}

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { ALL_QUANT_FORMATS, QUANT_FORMATS, type QuantFormat } from "../../src/backend/weight-format.ts";
 import { referenceMatmul } from "../../src/reference/matmul.ts";
-import { dequantize, quantize } from "../../src/reference/quant.ts";
+import { dequantize, quantize, quantizeActivations } from "../../src/reference/quant.ts";
 import { expectClose, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
 
 const device = await useTestDevice();
@@ -66,7 +66,11 @@ describe.each(ALL_QUANT_FORMATS)("%s", (format: QuantFormat) => {
       actDtype: "f32",
       weightDtype: format,
     });
-    const expected = referenceMatmul(x, dequantize(format, blocks), bias, m, n, k);
+    // The CPU's decode path (m <= 8) multiplies x quantized to int8 per block, as llama.cpp does;
+    // the CUDA kernels and the CPU's larger m keep x in f32.
+    const int8Activations = backend.name === "cpu" && m <= 8;
+    const xRead = int8Activations ? quantizeActivations(x, format) : x;
+    const expected = referenceMatmul(xRead, dequantize(format, blocks), bias, m, n, k);
     expectClose(device.download(out, m * n), expected, { rtol: 0, atol: 1e-5 * Math.sqrt(k) });
   });
 });

@@ -1,0 +1,194 @@
+// The integer decode path of quantized matmuls (see quant_dot.h). Products of weight bytes and x
+// bytes go through maddubs (unsigned x signed, pairs summed into int16) and madd (pairs of int16
+// times a scale, summed into int32):
+//   Q4_0 (0..15, offset 8) and the K-quants (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63 with offset 32)
+//   are unsigned as stored; their offsets and Q4_K/Q5_K's mins come back through the sums of x.
+//   Q8_0 is signed: |w| times x with w's sign.
+// No step saturates: a pair is at most 2 x 128 x 127 < 2^15.
+#include "quant_dot.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "quant.h"
+
+namespace vt::cpu {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float half(const uint8_t* p) {
+  uint16_t h;
+  __builtin_memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 16 bytes' low nibbles then their high nibbles: Q4_0's element order.
+inline __m256i nibbles_low_then_high(const uint8_t* p) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i mask = _mm_set1_epi8(0x0f);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask));
+}
+
+// Eight int32 sums of four unsigned weight bytes times signed x bytes, each pair scaled by `scale`
+// (int16 lanes: the first 8 cover values 0-15, the last 8 values 16-31).
+inline __m256i dot_u8(__m256i w, __m256i x, __m256i scale) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), scale);
+}
+
+// Q8_0 and Q4_0: x in blocks of 32, a float multiply-add per block.
+template <bool Q4>
+void dot_rows_32(const QuantizedActivations& x, const uint8_t* w, const float* bias, float* out, size_t ldo, int jb,
+                 int je) {
+  constexpr int block_bytes = Q4 ? 18 : 34;
+  const int m = x.m, chunks = x.k / 32;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int j = jb; j < je; j++) {
+    const uint8_t* row = w + size_t(j) * chunks * block_bytes;
+    __m256 acc[kQuantDotMaxRows];
+    float offset[kQuantDotMaxRows] = {};
+    for (int i = 0; i < m; i++) acc[i] = _mm256_setzero_ps();
+    for (int c = 0; c < chunks; c++) {
+      const uint8_t* b = row + size_t(c) * block_bytes;
+      const float d = half(b);
+      const __m256i wq = Q4 ? nibbles_low_then_high(b + 2) : load32(b + 2);
+      const __m256i magnitude = Q4 ? wq : _mm256_abs_epi8(wq);
+      for (int i = 0; i < m; i++) {
+        const size_t at = size_t(i) * chunks + c;
+        __m256i xq = load32(x.q.data() + at * 32);
+        if (!Q4) xq = _mm256_sign_epi8(xq, wq);
+        const float s = d * x.scale[at];
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8(magnitude, xq, ones)), _mm256_set1_ps(s), acc[i]);
+        if (Q4) offset[i] -= 8.0f * s * float(x.sums[2 * at] + x.sums[2 * at + 1]);
+      }
+    }
+    for (int i = 0; i < m; i++) out[size_t(i) * ldo + j] = hsum(acc[i]) + offset[i] + (bias ? bias[j] : 0.0f);
+  }
+}
+
+// A K-quant super-block unpacked: 8 chunks of 32 unsigned bytes, each half-chunk's integer scale
+// (as int16 lanes for madd), and what the sums of x are multiplied by (mins, or the offset 32).
+struct SuperBlock {
+  __m256i q[8];
+  __m256i scale[8];
+  int sum_coefficient[16];  // per 16 values
+  float d, dmin;            // value = d * (scale * q) - dmin * (coefficient * 1), per 16 values
+};
+
+inline void unpack_q45_k(const uint8_t* b, bool five, SuperBlock& s) {
+  s.d = half(b);
+  s.dmin = half(b + 2);
+  const uint8_t* qs = b + (five ? 48 : 16);
+  const __m256i mask = _mm256_set1_epi8(0x0f);
+  const __m256i high = five ? load32(b + 16) : _mm256_setzero_si256();
+  for (int p = 0; p < 4; p++) {
+    const __m256i bytes = load32(qs + 32 * p);
+    s.q[2 * p] = _mm256_and_si256(bytes, mask);
+    s.q[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
+  }
+  for (int j = 0; j < 8; j++) {
+    if (five) {
+      const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(high, j), _mm256_set1_epi8(1));
+      s.q[j] = _mm256_or_si256(s.q[j], _mm256_slli_epi16(bit, 4));
+    }
+    int scale, min;
+    vt::quant::k_scale_min(b + 4, j, &scale, &min);
+    s.scale[j] = _mm256_set1_epi16(int16_t(scale));
+    s.sum_coefficient[2 * j] = s.sum_coefficient[2 * j + 1] = min;
+  }
+}
+
+inline void unpack_q6_k(const uint8_t* b, SuperBlock& s) {
+  s.d = half(b + 208);
+  s.dmin = s.d * 32.0f;  // value = d * scale * (q - 32)
+  const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
+  const __m256i mask = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+  for (int c = 0; c < 8; c++) {
+    const int h = c / 4, g = c % 4;
+    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(load32(b + 64 * h + 32 * (g & 1)), 4 * (g / 2)), mask);
+    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(load32(b + 128 + 32 * h), 2 * g), three);
+    s.q[c] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+    s.scale[c] = _mm256_set_m128i(_mm_set1_epi16(scales[2 * c + 1]), _mm_set1_epi16(scales[2 * c]));
+    s.sum_coefficient[2 * c] = scales[2 * c];
+    s.sum_coefficient[2 * c + 1] = scales[2 * c + 1];
+  }
+}
+
+// The K-quants: x in blocks of 256, integer sums over a whole super-block, one float
+// multiply-add per super-block.
+void dot_rows_k(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, const float* bias, float* out,
+                size_t ldo, int jb, int je) {
+  const int m = x.m, blocks = x.k / 256, bytes = vt::quant::block_bytes(type);
+  for (int j = jb; j < je; j++) {
+    const uint8_t* row = w + size_t(j) * blocks * bytes;
+    __m256 acc[kQuantDotMaxRows];
+    float offset[kQuantDotMaxRows] = {};
+    for (int i = 0; i < m; i++) acc[i] = _mm256_setzero_ps();
+    for (int sb = 0; sb < blocks; sb++) {
+      SuperBlock s;
+      const uint8_t* b = row + size_t(sb) * bytes;
+      if (type == VT_Q6_K)
+        unpack_q6_k(b, s);
+      else
+        unpack_q45_k(b, type == VT_Q5_K, s);
+      for (int i = 0; i < m; i++) {
+        const size_t at = size_t(i) * blocks + sb;
+        const int8_t* xq = x.q.data() + at * 256;
+        __m256i sum = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) sum = _mm256_add_epi32(sum, dot_u8(s.q[c], load32(xq + 32 * c), s.scale[c]));
+        const float dx = x.scale[at];
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(s.d * dx), acc[i]);
+        const int32_t* sums = x.sums.data() + at * 16;
+        int32_t weighted = 0;
+        for (int g = 0; g < 16; g++) weighted += s.sum_coefficient[g] * sums[g];
+        offset[i] -= s.dmin * dx * float(weighted);
+      }
+    }
+    for (int i = 0; i < m; i++) out[size_t(i) * ldo + j] = hsum(acc[i]) + offset[i] + (bias ? bias[j] : 0.0f);
+  }
+}
+
+}  // namespace
+
+void quantize_activations(const float* x, int m, int k, int block, QuantizedActivations& out) {
+  out.m = m;
+  out.k = k;
+  out.block = block;
+  out.q.resize(size_t(m) * k);
+  out.scale.resize(size_t(m) * k / block);
+  out.sums.resize(size_t(m) * k / 16);
+  for (size_t b = 0; b < size_t(m) * k / block; b++) {
+    const float* v = x + b * block;
+    const float d = vt::quant::max_abs(v, block) / 127.0f;
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    out.scale[b] = d;
+    for (int i = 0; i < block; i++) out.q[b * block + i] = int8_t(vt::quant::clamp(vt::quant::nearest(v[i] * id), -127, 127));
+  }
+  for (size_t g = 0; g < out.sums.size(); g++) {
+    int32_t sum = 0;
+    for (int i = 0; i < 16; i++) sum += out.q[g * 16 + i];
+    out.sums[g] = sum;
+  }
+}
+
+void quant_dot_columns(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, const float* bias, float* out,
+                       size_t ldo, int jb, int je) {
+  switch (type) {
+    case VT_Q8_0:
+      return dot_rows_32<false>(x, w, bias, out, ldo, jb, je);
+    case VT_Q4_0:
+      return dot_rows_32<true>(x, w, bias, out, ldo, jb, je);
+    default:
+      return dot_rows_k(x, w, type, bias, out, ldo, jb, je);
+  }
+}
+
+}  // namespace vt::cpu

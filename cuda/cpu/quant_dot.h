@@ -1,0 +1,37 @@
+// vt_matmul's decode path for quantized weights on the CPU, as llama.cpp computes it: the few
+// rows of x are quantized to int8 per block of the weight format's size (32 for Q8_0 and Q4_0,
+// 256 for the K-quants; a scale per block: max |x| / 127), and each 32-value chunk of a weight
+// row is unpacked to bytes and multiplied with them in integers (maddubs, then madd by the
+// sub-block's scale), so a K-quant's 256 values need one float multiply-add, and w is read once,
+// in its quantized size. src/reference/quant.ts's quantizeActivations is the reference of the x
+// side.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "vllm_ts.h"
+
+namespace vt::cpu {
+
+// Rows of x quantized to int8 per block.
+struct QuantizedActivations {
+  int m = 0, k = 0, block = 0;
+  std::vector<int8_t> q;      // [m, k]
+  std::vector<float> scale;   // [m, k / block]
+  std::vector<int32_t> sums;  // [m, k / 16]: the sum of q over each 16 values
+};
+
+// x: f32 [m, k], k a multiple of `block` (32 or 256).
+void quantize_activations(const float* x, int m, int k, int block, QuantizedActivations& out);
+
+// out[i, j] = sum_q w[j, q] * x[i, q] (+ bias[j]) for i < m and jb <= j < je; w holds n rows of
+// `type` blocks; out rows are ldo apart.
+void quant_dot_columns(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, const float* bias, float* out,
+                       size_t ldo, int jb, int je);
+
+// The largest m this path takes: past it, dequantizing w into f32 tiles and running the f32
+// kernels costs less than re-reading the unpacked chunks for every row of x.
+constexpr int kQuantDotMaxRows = 8;
+
+}  // namespace vt::cpu
