@@ -14,7 +14,7 @@ import { type GenerationConfig, loadGenerationConfig } from "./generation-config
 import { parseHubReference, resolveHubModel } from "./hub/hub-model.ts";
 import { openSafetensors } from "./safetensors.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
-import { dummyWeights, loadWeightsFromSafetensors, type ModelWeights } from "./weights.ts";
+import { dummyWeights, loadWeightsFromStore, type ModelWeights } from "./weights.ts";
 
 export type DtypeOption = "auto" | DtypeFlagName;
 export type LoadFormat = "auto" | "dummy";
@@ -109,6 +109,6 @@ export function loadModelWeights(backend: Backend, source: ModelSource, options:
       ? dummyWeights(backend, config, dtype, DEMO_SEED)
       : options.loadFormat === "dummy"
         ? dummyWeights(backend, config, dtype, options.seed ?? 0)
-        : loadWeightsFromSafetensors(backend, config, openSafetensors(dir), dir, dtype);
+        : loadWeightsFromStore(backend, config, openSafetensors(dir), dir, dtype);
   return { ...source, weights, actDtype: activationDtype(backend, dtype) };
 }

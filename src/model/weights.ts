@@ -1,12 +1,13 @@
 // Model weights in device memory, uploaded once at load. Q/K/V and gate/up are fused into one
 // matrix each (rows stacked in that order), which is what the forward pass multiplies by.
-// Sources: a safetensors checkpoint, or deterministic random values (`--load-format dummy`).
+// Sources: a checkpoint read through a TensorStore (safetensors or GGUF), or deterministic random
+// values (`--load-format dummy`).
 import { type Address, offsetAddress } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
 import { type DType, dtypeBytes } from "../backend/dtype.ts";
 import type { ModelConfig } from "./config.ts";
 import { ModelLoadError } from "./errors.ts";
-import type { SafetensorsStore } from "./safetensors.ts";
+import type { TensorStore } from "./tensor-store.ts";
 import { fillUniform } from "./uniform-hash.ts";
 import { expectedShapes, tensorNames } from "./weight-names.ts";
 
@@ -100,10 +101,10 @@ function buildWeights(backend: Backend, config: ModelConfig, dtype: DType, sourc
 }
 
 /** Upload a checkpoint, converting each tensor to `dtype` on the device when it differs. */
-export function loadWeightsFromSafetensors(
+export function loadWeightsFromStore(
   backend: Backend,
   config: ModelConfig,
-  store: SafetensorsStore,
+  store: TensorStore,
   modelDir: string,
   dtype: DType,
 ): ModelWeights {
