@@ -299,7 +299,7 @@ function logStarted({ servedModelName, engine }: ServedModel, seconds: number): 
   const { info, source } = engine;
   const { kvCacheSize } = info;
   logger.info(
-    `${servedModelName}: ${source.dir ?? source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ` +
+    `${servedModelName}: ${source.ggufFile ?? source.dir ?? source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ` +
       `loaded on ${info.device} (${info.deviceName}) in ${seconds.toFixed(2)} s` +
       (info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""),
   );

@@ -94,7 +94,7 @@ export class AsyncEngine {
   }
 
   static async start(options: CoreOptions = {}): Promise<AsyncEngine> {
-    const source = await withGenerationConfig(await resolveModel(options.model), options.generationConfig);
+    const source = await withGenerationConfig(await resolveModel(options.model, options), options.generationConfig);
     const worker = new Worker(threadEntry("engine/core-worker.ts"));
     // The core loads weights on its thread while this one loads the tokenizer.
     const ready = new Promise<CoreInfo>((resolve, reject) => {
