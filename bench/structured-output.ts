@@ -40,7 +40,7 @@ const bench = await openModelOnDevice({
   loadFormat: "dummy",
   device: options.device as CoreOptions["device"],
 });
-const grammarVocab = { dir: null, tokenizer: DEMO_MODEL_NAME };
+const grammarVocab = { dir: null, ggufFile: null, tokenizer: DEMO_MODEL_NAME };
 const rows: Record<string, number | string>[] = [];
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 try {

@@ -170,7 +170,8 @@ void quantize_activations(const float* x, int m, int k, int block, QuantizedActi
     const float d = vt::quant::max_abs(v, block) / 127.0f;
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
     out.scale[b] = d;
-    for (int i = 0; i < block; i++) out.q[b * block + i] = int8_t(vt::quant::clamp(vt::quant::nearest(v[i] * id), -127, 127));
+    for (int i = 0; i < block; i++)
+      out.q[b * block + i] = int8_t(vt::quant::clamp(vt::quant::nearest(v[i] * id), -127, 127));
   }
   for (size_t g = 0; g < out.sums.size(); g++) {
     int32_t sum = 0;

@@ -117,7 +117,7 @@ export const modelArgs = {
     type: "positional",
     required: false,
     description:
-      "Local Hugging Face model directory or hub repo id Org/Name[@revision] (default: the embedded random-weight demo model, vllm-ts-demo)",
+      "Local Hugging Face model directory, a .gguf file, or hub repo id Org/Name[:QUANT][@revision] (default: the embedded random-weight demo model, vllm-ts-demo)",
   },
   ...flagsOf(MODEL_OPTIONS),
 } as const satisfies ArgsDef;

@@ -100,7 +100,7 @@ export class AsyncEngine {
     options: CoreOptions = {},
     onLoaded: (step: LoadStep, source: ModelSource) => void = () => {},
   ): Promise<AsyncEngine> {
-    const source = await withGenerationConfig(await resolveModel(options.model), options.generationConfig);
+    const source = await withGenerationConfig(await resolveModel(options.model, options), options.generationConfig);
     const worker = new Worker(threadEntry("engine/core-worker.ts"));
     // The core loads weights on its thread while this one loads the tokenizer.
     const ready = new Promise<CoreInfo>((resolve, reject) => {

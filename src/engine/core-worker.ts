@@ -39,7 +39,11 @@ async function start(options: CoreOptions): Promise<{ onDevice: ModelOnDevice; c
   });
   const allocateStarted = performance.now();
   // Grammars need the vocabulary: their thread loads the tokenizer when a request first asks for one.
-  const core = EngineCore.create(backend, model, options, { dir: model.dir, tokenizer: options.tokenizer });
+  const core = EngineCore.create(backend, model, options, {
+    dir: model.dir,
+    ggufFile: model.ggufFile,
+    tokenizer: options.tokenizer,
+  });
   post({ type: "loaded", step: { step: "kvCache", size: core.kvCacheSize, seconds: secondsSince(allocateStarted) } });
   post({
     type: "ready",

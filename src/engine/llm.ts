@@ -52,7 +52,11 @@ export class LLM {
           ...(await withGenerationConfig(onDevice.model, options.generationConfig)),
           tokenizer,
         };
-        const grammarVocab = { dir: onDevice.model.dir, tokenizer: options.tokenizer };
+        const grammarVocab = {
+          dir: onDevice.model.dir,
+          ggufFile: onDevice.model.ggufFile,
+          tokenizer: options.tokenizer,
+        };
         return { onDevice, model, core: EngineCore.create(onDevice.backend, model, options, grammarVocab) };
       } catch (error) {
         onDevice.close();

@@ -19,7 +19,7 @@ export async function openModelOnDevice(options: CoreOptions & { libraryPath?: s
   });
   try {
     if (options.batchInvariant) backend.setBatchInvariant(true);
-    const model = loadModelWeights(backend, await resolveModel(options.model), options);
+    const model = loadModelWeights(backend, await resolveModel(options.model, options), options);
     return {
       backend,
       model,

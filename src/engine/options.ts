@@ -75,6 +75,11 @@ export const MODEL_OPTIONS = {
     description:
       "Batch-invariant numerics (vLLM's VLLM_BATCH_INVARIANT): a sequence's tokens do not depend on what it is batched with, so a seeded request preempted and recomputed samples what it would have (CPU only; slower prefill)",
   },
+  ggufFile: {
+    value: { kind: "text" },
+    description:
+      "The GGUF file to load from the model's Hub repo or local folder (or pick it by quantization tag: Org/Name-GGUF:Q4_K_M)",
+  },
   tokenizer: {
     value: { kind: "text" },
     description:

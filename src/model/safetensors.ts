@@ -4,21 +4,9 @@
 
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { DTYPES, type DType, dtypeOfSafetensorsName } from "../backend/dtype.ts";
+import { DTYPES, dtypeOfSafetensorsName } from "../backend/dtype.ts";
 import { ModelLoadError, readJsonFile } from "./errors.ts";
-
-export interface SafetensorsTensor {
-  dtype: DType;
-  shape: number[];
-  /** Little-endian element bytes, a view into the mapped file (not necessarily aligned). */
-  bytes: Uint8Array;
-}
-
-export interface SafetensorsStore {
-  has(name: string): boolean;
-  names(): string[];
-  tensor(name: string): SafetensorsTensor;
-}
+import type { TensorStore } from "./tensor-store.ts";
 
 /** Element sizes of every dtype the format defines, so sizes can be checked before use. */
 const FORMAT_DTYPE_BYTES: Record<string, number> = {
@@ -146,7 +134,7 @@ function readShardedIndex(modelDir: string): Map<string, TensorEntry> {
 }
 
 /** Opens the weights of `modelDir`: model.safetensors if present, else the sharded index. */
-export function openSafetensors(modelDir: string): SafetensorsStore {
+export function openSafetensors(modelDir: string): TensorStore {
   const singleFile = join(modelDir, SINGLE_FILE);
   let tensors: Map<string, TensorEntry>;
   if (existsSync(singleFile)) tensors = readSafetensorsFile(singleFile);

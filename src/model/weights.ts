@@ -1,8 +1,8 @@
 // Model weights in device memory, uploaded once at load. Q/K/V and gate/up are fused into one
 // matrix each (rows stacked in that order), which is what the forward pass multiplies by. Each
 // matrix has its own format: the model's dtype, or a quantized one (a GGUF file's, or
-// --quantization's, applied on load). Sources: a safetensors checkpoint, or deterministic random
-// values (`--load-format dummy`).
+// --quantization's, applied on load). Sources: a checkpoint read through a TensorStore (safetensors or
+// GGUF), or deterministic random values (`--load-format dummy`).
 
 import { activationDtype } from "../backend/activation-dtype.ts";
 import { type Address, offsetAddress } from "../backend/address.ts";
@@ -17,7 +17,7 @@ import {
 } from "../backend/weight-format.ts";
 import type { ModelConfig } from "./config.ts";
 import { ModelLoadError } from "./errors.ts";
-import type { SafetensorsStore } from "./safetensors.ts";
+import type { StoredTensor, TensorStore } from "./tensor-store.ts";
 import { fillUniform } from "./uniform-hash.ts";
 import { expectedShapes, tensorNames } from "./weight-names.ts";
 
@@ -215,27 +215,37 @@ class Converter {
 }
 
 /** Upload a checkpoint, converting (or quantizing) each tensor on the device as `storage` says. */
-export function loadWeightsFromSafetensors(
+export function loadWeightsFromStore(
   backend: Backend,
   config: ModelConfig,
-  store: SafetensorsStore,
+  store: TensorStore,
   modelDir: string,
   storage: StorageChoice,
 ): ModelWeights {
   const shapes = expectedShapes(config);
   const converter = new Converter(backend);
+  // A tensor is asked for its format just before it is placed: look it up once.
+  let last: { name: string; tensor: StoredTensor } | null = null;
+  const tensor = (name: string) => {
+    if (last?.name !== name) last = { name, tensor: store.tensor(name) };
+    return last.tensor;
+  };
   const source: TensorSource = {
-    formatOf: () => storage.dtype,
+    // Quantized tensors (a GGUF file's) keep their format; the others take the model's dtype.
+    formatOf: (name) => {
+      const format = tensor(name).dtype;
+      return isQuantFormat(format) ? format : storage.dtype;
+    },
     place(name, dst, count, format) {
-      const tensor = store.tensor(name);
+      const stored = tensor(name);
       const expected = shapes.get(name)!;
-      if (tensor.shape.length !== expected.length || tensor.shape.some((d, i) => d !== expected[i])) {
+      if (stored.shape.length !== expected.length || stored.shape.some((d, i) => d !== expected[i])) {
         throw new ModelLoadError(
           modelDir,
-          `tensor ${name} has shape [${tensor.shape}] but config.json implies [${expected}]`,
+          `tensor ${name} has shape [${stored.shape}] but the model's config implies [${expected}]`,
         );
       }
-      converter.place(tensor.bytes, tensor.dtype, dst, format, count);
+      converter.place(stored.bytes, stored.dtype, dst, format, count);
     },
   };
   try {

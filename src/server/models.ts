@@ -9,7 +9,7 @@ export function listModels(context: ServerContext, startedAt: number): Response 
       object: "model",
       created: startedAt,
       owned_by: "vllm-ts",
-      root: model.engine.source.dir ?? model.engine.source.name,
+      root: model.engine.source.ggufFile ?? model.engine.source.dir ?? model.engine.source.name,
       parent: null,
       max_model_len: maxModelLen(model),
     })),

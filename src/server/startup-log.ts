@@ -43,12 +43,12 @@ export function logModelStarted({ servedModelName, engine }: ServedModel, startS
   const { info, source } = engine;
   logger.info(
     withFields(
-      `${servedModelName}: ${source.dir ?? source.name} (${source.config.architecture}) loaded on ${info.device} (${info.deviceName}) ` +
+      `${servedModelName}: ${source.ggufFile ?? source.dir ?? source.name} (${source.config.architecture}) loaded on ${info.device} (${info.deviceName}) ` +
         `in ${seconds(startSeconds)}; max model len ${info.config.maxModelLen}` +
         (info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""),
       {
         model: servedModelName,
-        source: source.dir ?? source.name,
+        source: source.ggufFile ?? source.dir ?? source.name,
         architecture: source.config.architecture,
         device: info.device,
         device_name: info.deviceName,

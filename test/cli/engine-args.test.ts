@@ -55,6 +55,7 @@ describe("reading the flags", () => {
       "enforce-eager": true,
       scheduling: "static",
       tokenizer: "/t",
+      "gguf-file": "model-Q8_0.gguf",
     });
     expect(options).toEqual({
       model: "/m",
@@ -68,6 +69,7 @@ describe("reading the flags", () => {
       enforceEager: true,
       scheduling: "static",
       tokenizer: "/t",
+      ggufFile: "model-Q8_0.gguf",
     });
   });
 
@@ -112,6 +114,7 @@ describe("--models-config", () => {
       batchInvariant: true,
       tokenizer: "/t",
       generationConfig: "vllm",
+      ggufFile: "model-Q8_0.gguf",
       blockSize: 8,
       maxNumSeqs: 4,
       maxNumBatchedTokens: 64,

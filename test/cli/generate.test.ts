@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadTokenizer } from "../../src/model/tokenizer.ts";
 import { referenceForward } from "../../src/reference/forward.ts";
+import { writeGgufModel } from "../helpers/gguf-model-writer.ts";
 import { writeRandomModel } from "../helpers/random-model.ts";
 
 const built = resolve(import.meta.dir, "../../dist/vllm-ts");
@@ -88,6 +89,17 @@ describe("dist/vllm-ts generate", () => {
     const result = run(["generate", model.dir, "--prompt", prompt, "--max-tokens", "6", "--device", "cpu"]);
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(`${expected}\n`);
+  });
+
+  test("a .gguf file generates what its safetensors folder generates", async () => {
+    const model = await writeRandomModel({ architecture: "LlamaForCausalLM", hiddenSize: 64, numHeads: 4, seed: 4 });
+    const file = await writeGgufModel(model, { type: "F32" });
+    const args = ["--prompt", "hello world", "--max-tokens", "6", "--device", "cpu"];
+    const fromFolder = run(["generate", model.dir, ...args]);
+    const fromGguf = run(["generate", file, ...args]);
+    expect(fromGguf.code).toBe(0);
+    expect(fromGguf.stderr).toContain("model model (LlamaForCausalLM");
+    expect(fromGguf.stdout).toBe(fromFolder.stdout);
   });
 
   test("a folder without config.json fails with a message naming the file", () => {

@@ -62,7 +62,7 @@ describe("checkArguments", () => {
 describe("the executable", () => {
   const run = (args: string[]) => {
     const result = Bun.spawnSync([EXECUTABLE, ...args], { stdout: "pipe", stderr: "pipe" });
-    return { code: result.exitCode, stderr: result.stderr.toString() };
+    return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
   };
 
   test("serve stops with status 2 and argparse's kind of message, before loading anything", () => {
@@ -74,6 +74,15 @@ describe("the executable", () => {
     const parallel = run(["serve", "--tensor-parallel-size=2"]);
     expect(parallel.code).toBe(2);
     expect(parallel.stderr).toContain("tensor parallelism is not implemented");
+  });
+
+  test("--gguf-file is a flag of every command that loads a model, described in its help", () => {
+    for (const command of [["serve"], ["generate"], ["chat"], ["bench", "throughput"]]) {
+      const help = run([...command, "--help"]);
+      expect({ command, code: help.code }).toEqual({ command, code: 0 });
+      expect(help.stdout).toContain("--gguf-file");
+      expect(help.stdout).toContain("The GGUF file to load from the model's Hub repo or local folder");
+    }
   });
 
   test("subcommands are checked against their own flags", () => {

@@ -181,7 +181,7 @@ describe("constrained requests among others", () => {
 
   test("a request aborted while its grammar compiles leaves nothing behind; the next is served", async () => {
     const { backend, model, close } = await openModelOnDevice({ model: modelDir, device: "cpu" });
-    const core = EngineCore.create(backend, model, { maxModelLen: 128 }, { dir: modelDir });
+    const core = EngineCore.create(backend, model, { maxModelLen: 128 }, { dir: modelDir, ggufFile: null });
     try {
       const request = (id: string) =>
         new Request({ requestId: id, promptTokenIds: [1, 2, 3], samplingParams: constrained, eosTokenIds: [0] });

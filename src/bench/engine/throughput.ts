@@ -28,7 +28,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<void> {
       ? undefined
       : benchmarkConstraint(options.structuredOutput, options.workload.output.high);
   const bench = await openModelOnDevice(options.core);
-  const grammarVocab = { dir: bench.model.dir, tokenizer: options.core.tokenizer };
+  const grammarVocab = { dir: bench.model.dir, ggufFile: bench.model.ggufFile, tokenizer: options.core.tokenizer };
   const core = EngineCore.create(bench.backend, bench.model, engineConfig(options.core), grammarVocab);
   try {
     const requests = await workloadRequests(options.workload, {

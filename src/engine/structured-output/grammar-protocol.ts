@@ -1,10 +1,9 @@
 // Messages between the engine core and its grammar thread (grammar-worker.ts). All plain data.
+import type { ModelSource } from "../../model/load-model.ts";
 import type { GrammarSpec, RowMasks } from "./grammar-matchers.ts";
 
 /** Where the grammar thread finds the model's tokenizer (loaded there, on first use). */
-export interface GrammarVocabSource {
-  /** The model's folder; null for the embedded demo model. */
-  dir: string | null;
+export interface GrammarVocabSource extends Pick<ModelSource, "dir" | "ggufFile"> {
   /** vLLM's --tokenizer, if given. */
   tokenizer?: string;
 }

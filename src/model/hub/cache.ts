@@ -23,7 +23,7 @@ export function blobPath(repoDir: string, blobName: string): string {
 }
 
 /** The commit a revision stands for in the cache: a commit hash is itself, a branch or tag its ref. */
-function cachedCommit(repoDir: string, revision: string): string | null {
+export function cachedCommit(repoDir: string, revision: string): string | null {
   if (COMMIT_HASH.test(revision)) return revision;
   const ref = join(repoDir, "refs", revision);
   return existsSync(ref) ? readFileSync(ref, "utf8").trim() : null;

@@ -10,6 +10,7 @@ import { ModelLoadError } from "../errors.ts";
 import { blobPath, INDEX_FILE, indexedShards, linkSnapshotFile, snapshotDir, writeRef } from "./cache.ts";
 import { markingUnreachable } from "./errors.ts";
 import { filesToDownload, findEntry } from "./files.ts";
+import { type GgufSelection, selectGgufFile } from "./gguf-selection.ts";
 import { type DownloadProgress, stderrProgress } from "./progress.ts";
 import type { HubSettings } from "./settings.ts";
 
@@ -71,6 +72,34 @@ async function fetchFile(download: Download, entry: ListFileEntry, progress: Dow
   await linkSnapshotFile(repoDir, commit, entry.path, name);
 }
 
+/** The commit `revision` stands for and the repo's top-level files there. */
+async function listRevision(repo: string, revision: string, repoDir: string, settings: HubSettings) {
+  const access = { hubUrl: settings.endpoint, accessToken: settings.token, fetch: markingUnreachable() };
+  const { sha: commit } = await modelInfo({ ...access, name: repo, revision, additionalFields: ["sha"] });
+  const listing = await Array.fromAsync(
+    listFiles({ ...access, repo: { type: "model", name: repo }, revision: commit }),
+  );
+  const download: Download = { repo, commit, repoDir, access };
+  return { download, listing };
+}
+
+/** Fetches `entries` not yet in the snapshot, with one progress line for them all. */
+async function fetchMissing(download: Download, entries: ListFileEntry[]): Promise<void> {
+  const dir = snapshotDir(download.repoDir, download.commit);
+  // Files of an interrupted download, or blobs shared with another revision, are not fetched again.
+  const unlinked = entries.filter((entry) => !existsSync(join(dir, entry.path)));
+  const unfetched = unlinked.filter((entry) => !hasBlob(download.repoDir, entry));
+  const totalBytes = unfetched.reduce((sum, entry) => sum + entry.size, 0);
+  const label = `${download.repo}@${download.commit.slice(0, 8)}`;
+  const progress = unfetched.length > 0 ? stderrProgress(label, unfetched.length, totalBytes) : SILENT;
+  try {
+    for (const entry of unlinked) await fetchFile(download, entry, progress);
+  } finally {
+    // Ends the progress line, so an error prints on a line of its own.
+    progress.finish();
+  }
+}
+
 /** Downloads what the model needs at `revision` into the cache; returns the snapshot directory. */
 export async function downloadSnapshot(
   repo: string,
@@ -78,19 +107,16 @@ export async function downloadSnapshot(
   repoDir: string,
   settings: HubSettings,
 ): Promise<string> {
-  const access = { hubUrl: settings.endpoint, accessToken: settings.token, fetch: markingUnreachable() };
-  const { sha: commit } = await modelInfo({ ...access, name: repo, revision, additionalFields: ["sha"] });
-  const listing = await Array.fromAsync(
-    listFiles({ ...access, repo: { type: "model", name: repo }, revision: commit }),
-  );
-  const download: Download = { repo, commit, repoDir, access };
+  const { download, listing } = await listRevision(repo, revision, repoDir, settings);
+  const { commit } = download;
   const dir = snapshotDir(repoDir, commit);
 
   if (!findEntry(listing, "config.json")) {
-    throw new ModelLoadError(
-      repo,
-      `no config.json at commit ${commit}: not a Hugging Face transformers model repository`,
-    );
+    const hasGguf = listing.some((entry) => entry.path.endsWith(".gguf"));
+    const hint = hasGguf
+      ? "; it holds GGUF files: pick one with --gguf-file NAME or the Org/Name:QUANT form"
+      : ": not a Hugging Face transformers model repository";
+    throw new ModelLoadError(repo, `no config.json at commit ${commit}${hint}`);
   }
   const index = findEntry(listing, INDEX_FILE);
   if (index) await fetchFile(download, index, SILENT);
@@ -98,22 +124,30 @@ export async function downloadSnapshot(
   if (!files.some((entry) => entry.path.endsWith(".safetensors"))) {
     throw new ModelLoadError(
       repo,
-      `no safetensors weights at commit ${commit} (vllm-ts does not load .bin, .pth or .gguf)`,
+      `no safetensors weights at commit ${commit} (vllm-ts does not load .bin or .pth; for .gguf, name the file with --gguf-file)`,
     );
   }
-
-  // Files of an interrupted download, or blobs shared with another revision, are not fetched again.
-  const unlinked = files.filter((entry) => !existsSync(join(dir, entry.path)));
-  const unfetched = unlinked.filter((entry) => !hasBlob(repoDir, entry));
-  const totalBytes = unfetched.reduce((sum, entry) => sum + entry.size, 0);
-  const progress =
-    unfetched.length > 0 ? stderrProgress(`${repo}@${commit.slice(0, 8)}`, unfetched.length, totalBytes) : SILENT;
-  try {
-    for (const entry of unlinked) await fetchFile(download, entry, progress);
-  } finally {
-    // Ends the progress line, so an error prints on a line of its own.
-    progress.finish();
-  }
+  await fetchMissing(download, files);
   await writeRef(repoDir, revision, commit);
   return dir;
+}
+
+/** Downloads the selected GGUF file of `revision` into the cache; returns its path. */
+export async function downloadGgufFile(
+  repo: string,
+  revision: string,
+  selection: GgufSelection,
+  repoDir: string,
+  settings: HubSettings,
+): Promise<string> {
+  const { download, listing } = await listRevision(repo, revision, repoDir, settings);
+  const files = listing.filter((entry) => entry.type === "file");
+  const name = selectGgufFile(
+    files.map((entry) => entry.path),
+    selection,
+    repo,
+  );
+  await fetchMissing(download, [findEntry(files, name)!]);
+  await writeRef(repoDir, revision, download.commit);
+  return join(snapshotDir(repoDir, download.commit), name);
 }

@@ -1,0 +1,159 @@
+// Writes a random Hugging Face model (random-model.ts) as llama.cpp's converter would write it in
+// GGUF: llama.cpp's tensor names, 1-D tensors in F32 and matrices in the chosen float type, the
+// q/k rows of Llama models permuted for llama.cpp's RoPE, hyper-parameters as <arch>.* metadata and
+// the model's tokenizer as tokenizer.ggml.*.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { encodeFromF32 } from "../../src/backend/dtype.ts";
+import type { Architecture } from "../../src/model/config.ts";
+import { byteLevelTokenizerMetadata } from "./gguf-tokenizer-metadata.ts";
+import { f32, type GgufEntry, type GgufTensorToWrite, ggufBytes, str, u32 } from "./gguf-writer.ts";
+import type { RandomModel } from "./random-model.ts";
+
+export type GgufFloatType = "F32" | "F16" | "BF16";
+
+const FLOAT_TYPES: Record<GgufFloatType, { id: number; dtype: "f32" | "f16" | "bf16"; fileType: number }> = {
+  F32: { id: 0, dtype: "f32", fileType: 0 },
+  F16: { id: 1, dtype: "f16", fileType: 1 },
+  BF16: { id: 30, dtype: "bf16", fileType: 32 },
+};
+
+const GGUF_ARCH: Record<Architecture, string> = {
+  LlamaForCausalLM: "llama",
+  MistralForCausalLM: "llama",
+  Qwen2ForCausalLM: "qwen2",
+  Qwen3ForCausalLM: "qwen3",
+};
+
+const LAYER_PARTS: [string, string][] = [
+  ["input_layernorm.weight", "attn_norm.weight"],
+  ["self_attn.q_proj.weight", "attn_q.weight"],
+  ["self_attn.k_proj.weight", "attn_k.weight"],
+  ["self_attn.v_proj.weight", "attn_v.weight"],
+  ["self_attn.q_proj.bias", "attn_q.bias"],
+  ["self_attn.k_proj.bias", "attn_k.bias"],
+  ["self_attn.v_proj.bias", "attn_v.bias"],
+  ["self_attn.q_norm.weight", "attn_q_norm.weight"],
+  ["self_attn.k_norm.weight", "attn_k_norm.weight"],
+  ["self_attn.o_proj.weight", "attn_output.weight"],
+  ["post_attention_layernorm.weight", "ffn_norm.weight"],
+  ["mlp.gate_proj.weight", "ffn_gate.weight"],
+  ["mlp.up_proj.weight", "ffn_up.weight"],
+  ["mlp.down_proj.weight", "ffn_down.weight"],
+];
+
+export function llamaCppName(name: string): string {
+  if (name === "model.embed_tokens.weight") return "token_embd.weight";
+  if (name === "model.norm.weight") return "output_norm.weight";
+  if (name === "lm_head.weight") return "output.weight";
+  const match = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
+  const part = LAYER_PARTS.find(([hf]) => hf === match?.[2]);
+  if (!match || !part) throw new Error(`no llama.cpp name for ${name}`);
+  return `blk.${match[1]}.${part[1]}`;
+}
+
+/** The converter's permute(): rows of each head reshaped (2, D/2) and transposed to (D/2, 2). */
+export function permuteLlamaRows(values: Float32Array, rows: number, heads: number): Float32Array {
+  const rowLength = values.length / rows;
+  const headDim = rows / heads;
+  const out = new Float32Array(values.length);
+  for (let head = 0; head < heads; head++) {
+    for (let half = 0; half < 2; half++) {
+      for (let j = 0; j < headDim / 2; j++) {
+        const from = head * headDim + half * (headDim / 2) + j;
+        const to = head * headDim + j * 2 + half;
+        out.set(values.subarray(from * rowLength, (from + 1) * rowLength), to * rowLength);
+      }
+    }
+  }
+  return out;
+}
+
+export interface GgufModelOptions {
+  type: GgufFloatType;
+  /** Where to write; default: model.gguf in the model's folder. */
+  file?: string;
+  /** Extra or replaced metadata. */
+  metadata?: Record<string, GgufEntry>;
+}
+
+export function ggufModelMetadata(model: RandomModel): Record<string, GgufEntry> {
+  const { config } = model;
+  const arch = GGUF_ARCH[config.architecture];
+  const tokenizerJson = JSON.parse(readFileSync(join(model.dir, "tokenizer.json"), "utf8"));
+  const tokenizerConfig = JSON.parse(readFileSync(join(model.dir, "tokenizer_config.json"), "utf8"));
+  const pre = tokenizerJson.pre_tokenizer?.type === "ByteLevel" ? "gpt-2" : arch === "llama" ? "llama-bpe" : "qwen2";
+  return {
+    "general.architecture": str(arch),
+    "general.name": str("random test model"),
+    [`${arch}.context_length`]: u32(config.maxPositionEmbeddings),
+    [`${arch}.embedding_length`]: u32(config.hiddenSize),
+    [`${arch}.feed_forward_length`]: u32(config.intermediateSize),
+    [`${arch}.block_count`]: u32(config.numLayers),
+    [`${arch}.attention.head_count`]: u32(config.numHeads),
+    [`${arch}.attention.head_count_kv`]: u32(config.numKvHeads),
+    [`${arch}.attention.key_length`]: u32(config.headDim),
+    [`${arch}.attention.value_length`]: u32(config.headDim),
+    [`${arch}.attention.layer_norm_rms_epsilon`]: f32(config.rmsNormEps),
+    [`${arch}.rope.freq_base`]: f32(config.ropeTheta),
+    ...byteLevelTokenizerMetadata(tokenizerJson, tokenizerConfig, {
+      pre,
+      vocabSize: config.vocabSize,
+      ...(config.bosTokenId === null ? {} : { bosTokenId: config.bosTokenId }),
+    }),
+  };
+}
+
+export function ggufModelTensors(model: RandomModel, type: GgufFloatType): GgufTensorToWrite[] {
+  const { config } = model;
+  const float = FLOAT_TYPES[type];
+  const permuted = GGUF_ARCH[config.architecture] === "llama";
+  return [...model.weights].map(([name, values]) => {
+    const rows = rowsOf(model, name);
+    const heads = /q_proj\.(weight|bias)$/.test(name)
+      ? config.numHeads
+      : /k_proj\.(weight|bias)$/.test(name)
+        ? config.numKvHeads
+        : null;
+    const data = permuted && heads !== null ? permuteLlamaRows(values, rows ?? values.length, heads) : values;
+    // The converter keeps 1-D tensors (norms, biases) in F32 whatever the file's type.
+    const stored = rows === null ? FLOAT_TYPES.F32 : float;
+    return {
+      name: llamaCppName(name),
+      typeId: stored.id,
+      shape: rows === null ? [values.length] : [rows, values.length / rows],
+      data: encodeFromF32(data, stored.dtype),
+    };
+  });
+}
+
+/** Rows of a 2-D tensor of the model, null for a 1-D one. */
+function rowsOf(model: RandomModel, name: string): number | null {
+  const { config } = model;
+  if (name === "model.embed_tokens.weight" || name === "lm_head.weight") return config.vocabSize;
+  if (!name.endsWith("_proj.weight")) return null;
+  const q = config.numHeads * config.headDim;
+  const kv = config.numKvHeads * config.headDim;
+  const rows: Record<string, number> = {
+    q_proj: q,
+    k_proj: kv,
+    v_proj: kv,
+    o_proj: config.hiddenSize,
+    gate_proj: config.intermediateSize,
+    up_proj: config.intermediateSize,
+    down_proj: config.hiddenSize,
+  };
+  return rows[/\.(\w+_proj)\.weight$/.exec(name)![1]!]!;
+}
+
+/** Writes the model as one GGUF file; returns its path. */
+export async function writeGgufModel(model: RandomModel, options: GgufModelOptions): Promise<string> {
+  const file = options.file ?? join(model.dir, "model.gguf");
+  const metadata = {
+    ...ggufModelMetadata(model),
+    "general.file_type": u32(FLOAT_TYPES[options.type].fileType),
+    ...options.metadata,
+  };
+  await Bun.write(file, ggufBytes(metadata, ggufModelTensors(model, options.type)));
+  return file;
+}

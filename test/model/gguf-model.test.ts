@@ -1,0 +1,167 @@
+// A model read from a GGUF file is the model its safetensors folder holds: the same config, the
+// same tensors under the same names (Llama's q/k rows put back), and the engine computes the same
+// logprobs and greedy tokens from either, for F32, F16 and BF16 files of each architecture.
+import { afterAll, describe, expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { TorchDtypeName } from "../../src/backend/dtype.ts";
+import { LLM } from "../../src/engine/llm.ts";
+import { SamplingParams } from "../../src/engine/sampling-params.ts";
+import type { Architecture } from "../../src/model/config.ts";
+import { ggufModel, ggufTensorStore } from "../../src/model/gguf/gguf-model.ts";
+import { openSafetensors } from "../../src/model/safetensors.ts";
+import { type GgufFloatType, writeGgufModel } from "../helpers/gguf-model-writer.ts";
+import { str, u32 } from "../helpers/gguf-writer.ts";
+import { type RandomModel, type RandomModelOptions, writeRandomModel } from "../helpers/random-model.ts";
+
+const dirs: string[] = [];
+afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+async function randomModel(options: RandomModelOptions): Promise<RandomModel> {
+  const model = await writeRandomModel({
+    hiddenSize: 64,
+    intermediateSize: 96,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    maxPositionEmbeddings: 256,
+    ...options,
+  });
+  dirs.push(model.dir);
+  return model;
+}
+
+const TORCH_NAME: Record<GgufFloatType, TorchDtypeName> = { F32: "float32", F16: "float16", BF16: "bfloat16" };
+
+describe("config from GGUF metadata", () => {
+  const cases: [Architecture, RandomModelOptions][] = [
+    ["LlamaForCausalLM", { tieWordEmbeddings: false }],
+    ["MistralForCausalLM", { tieWordEmbeddings: true }],
+    ["Qwen2ForCausalLM", { tieWordEmbeddings: true }],
+    ["Qwen3ForCausalLM", { tieWordEmbeddings: false, headDim: 32 }],
+  ];
+  for (const [architecture, options] of cases) {
+    test(`${architecture}: every field the engine uses matches config.json's`, async () => {
+      const model = await randomModel({ architecture, dtype: "bfloat16", ...options });
+      const { config, generationConfig } = ggufModel(await writeGgufModel(model, { type: "BF16" }));
+      const expected = model.config;
+      expect(config).toEqual({
+        ...expected,
+        // Mistral files are llama files; their sliding window is not in GGUF metadata.
+        architecture: architecture === "MistralForCausalLM" ? "LlamaForCausalLM" : architecture,
+        slidingWindow: null,
+        rmsNormEps: Math.fround(expected.rmsNormEps),
+        eosTokenIds: [expected.eosTokenIds[0]!],
+      });
+      expect(generationConfig).toEqual({ eosTokenIds: config.eosTokenIds, bosTokenId: expected.bosTokenId! });
+    });
+  }
+
+  test("the weights' dtype is the type most matrices have", async () => {
+    const model = await randomModel({ architecture: "Qwen3ForCausalLM", dtype: "float16" });
+    for (const type of ["F32", "F16", "BF16"] as const) {
+      const file = await writeGgufModel(model, { type, file: join(model.dir, `${type}.gguf`) });
+      expect(ggufModel(file).config.dtype).toBe(({ F32: "f32", F16: "f16", BF16: "bf16" } as const)[type]);
+    }
+  });
+
+  test("an end-of-turn token joins the end-of-sequence one", async () => {
+    const model = await randomModel({ architecture: "LlamaForCausalLM" });
+    const metadata = { "tokenizer.ggml.eot_token_id": u32(3) };
+    const file = await writeGgufModel(model, { type: "F32", metadata });
+    expect(ggufModel(file).config.eosTokenIds).toEqual([model.config.eosTokenIds[0]!, 3]);
+  });
+
+  test("unsupported architectures, RoPE scalings and missing hyper-parameters are refused by name", async () => {
+    const model = await randomModel({ architecture: "LlamaForCausalLM" });
+    const refusal = async (metadata: Parameters<typeof writeGgufModel>[1]["metadata"]) => {
+      const file = await writeGgufModel(model, { type: "F32", metadata, file: join(model.dir, "bad.gguf") });
+      try {
+        ggufModel(file);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("loaded");
+    };
+    expect(await refusal({ "general.architecture": str("gemma2") })).toContain(
+      'metadata "general.architecture" is "gemma2", which is not supported (supported: llama, qwen2, qwen3)',
+    );
+    expect(await refusal({ "llama.rope.scaling.type": str("yarn") })).toContain(
+      'metadata "llama.rope.scaling.type" is "yarn"; only unscaled RoPE',
+    );
+    expect(await refusal({ "llama.block_count": str("two") })).toContain(
+      'metadata "llama.block_count" must be an integer, got "two"',
+    );
+    expect(await refusal({ "split.count": u32(3) })).toContain("one of 3 parts of a split model");
+  });
+});
+
+describe("tensors from GGUF", () => {
+  for (const architecture of ["LlamaForCausalLM", "Qwen2ForCausalLM"] as const) {
+    test(`${architecture}: every tensor has the safetensors bytes under its Hugging Face name`, async () => {
+      const model = await randomModel({ architecture, numKvHeads: 4 });
+      const file = await writeGgufModel(model, { type: "F32" });
+      const gguf = ggufTensorStore(file, model.config);
+      const safetensors = openSafetensors(model.dir);
+      expect(gguf.names().toSorted()).toEqual(safetensors.names().toSorted());
+      for (const name of safetensors.names()) {
+        const expected = safetensors.tensor(name);
+        const actual = gguf.tensor(name);
+        expect({ name, shape: actual.shape, dtype: actual.dtype }).toEqual({
+          name,
+          shape: expected.shape,
+          dtype: "f32",
+        });
+        expect(Buffer.from(actual.bytes).equals(Buffer.from(expected.bytes))).toBe(true);
+      }
+    });
+  }
+
+  test("a quantized tensor is refused by name and type, its raw blocks still readable", async () => {
+    const model = await randomModel({ architecture: "Qwen3ForCausalLM" });
+    const file = join(model.dir, "model.gguf");
+    await writeGgufModel(model, { type: "F32", file });
+    const { ggufBytes } = await import("../helpers/gguf-writer.ts");
+    const q4k = { name: "blk.0.attn_q.weight", typeId: 12, shape: [64, 256], data: new Uint8Array(64 * 144) };
+    const quantized = join(model.dir, "quantized.gguf");
+    await Bun.write(quantized, ggufBytes({ "general.architecture": str("qwen3") }, [q4k]));
+    const store = ggufTensorStore(quantized, model.config);
+    expect(store.raw("model.layers.0.self_attn.q_proj.weight").type.name).toBe("Q4_K");
+    expect(() => store.tensor("model.layers.0.self_attn.q_proj.weight")).toThrow(
+      "tensor blk.0.attn_q.weight is Q4_K, which this build does not load yet",
+    );
+  });
+});
+
+describe("the engine on a GGUF file", () => {
+  const prompts = ["The quick brown fox", "hello hello", "1 2 3 4 5 6 7 8"];
+  const params = new SamplingParams({ temperature: 0, maxTokens: 8, ignoreEos: true, logprobs: 3 });
+
+  async function generate(model: string) {
+    const llm = new LLM({ model, device: "cpu", maxModelLen: 64 });
+    try {
+      const outputs = await llm.generate(prompts, params);
+      return outputs.map((output) => ({ prompt: output.promptTokenIds, ...output.outputs[0]! }));
+    } finally {
+      await llm.close();
+    }
+  }
+
+  const cases: [Architecture, GgufFloatType][] = [
+    ["LlamaForCausalLM", "F32"],
+    ["LlamaForCausalLM", "F16"],
+    ["LlamaForCausalLM", "BF16"],
+    ["Qwen2ForCausalLM", "F16"],
+    ["Qwen3ForCausalLM", "BF16"],
+  ];
+  for (const [architecture, type] of cases) {
+    test(`${architecture} in ${type}: the same prompt ids, tokens and logprobs as the safetensors folder`, async () => {
+      const model = await randomModel({ architecture, dtype: TORCH_NAME[type], seed: 5 });
+      const file = await writeGgufModel(model, { type });
+      const [fromFolder, fromGguf] = [await generate(model.dir), await generate(file)];
+      expect(fromGguf).toEqual(fromFolder);
+      expect(fromGguf[0]!.tokenIds.length).toBe(8);
+    });
+  }
+});
