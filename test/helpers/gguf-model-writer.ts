@@ -69,8 +69,13 @@ export function permuteLlamaRows(values: Float32Array, rows: number, heads: numb
   return out;
 }
 
+/** A matrix stored quantized: its GGUF type id and its blocks, from the rows as the file orders them. */
+export type GgufQuantizer = (name: string, rows: Float32Array) => { typeId: number; data: Uint8Array } | null;
+
 export interface GgufModelOptions {
   type: GgufFloatType;
+  /** Matrices to store quantized (by Hugging Face name); the others take `type`. */
+  quantize?: GgufQuantizer;
   /** Where to write; default: model.gguf in the model's folder. */
   file?: string;
   /** Extra or replaced metadata. */
@@ -104,7 +109,11 @@ export function ggufModelMetadata(model: RandomModel): Record<string, GgufEntry>
   };
 }
 
-export function ggufModelTensors(model: RandomModel, type: GgufFloatType): GgufTensorToWrite[] {
+export function ggufModelTensors(
+  model: RandomModel,
+  type: GgufFloatType,
+  quantize: GgufQuantizer = () => null,
+): GgufTensorToWrite[] {
   const { config } = model;
   const float = FLOAT_TYPES[type];
   const permuted = GGUF_ARCH[config.architecture] === "llama";
@@ -118,12 +127,10 @@ export function ggufModelTensors(model: RandomModel, type: GgufFloatType): GgufT
     const data = permuted && heads !== null ? permuteLlamaRows(values, rows ?? values.length, heads) : values;
     // The converter keeps 1-D tensors (norms, biases) in F32 whatever the file's type.
     const stored = rows === null ? FLOAT_TYPES.F32 : float;
-    return {
-      name: llamaCppName(name),
-      typeId: stored.id,
-      shape: rows === null ? [values.length] : [rows, values.length / rows],
-      data: encodeFromF32(data, stored.dtype),
-    };
+    const shape = rows === null ? [values.length] : [rows, values.length / rows];
+    const quantized = rows === null ? null : quantize(name, data);
+    if (quantized) return { name: llamaCppName(name), shape, ...quantized };
+    return { name: llamaCppName(name), typeId: stored.id, shape, data: encodeFromF32(data, stored.dtype) };
   });
 }
 
@@ -154,6 +161,6 @@ export async function writeGgufModel(model: RandomModel, options: GgufModelOptio
     "general.file_type": u32(FLOAT_TYPES[options.type].fileType),
     ...options.metadata,
   };
-  await Bun.write(file, ggufBytes(metadata, ggufModelTensors(model, options.type)));
+  await Bun.write(file, ggufBytes(metadata, ggufModelTensors(model, options.type, options.quantize)));
   return file;
 }
