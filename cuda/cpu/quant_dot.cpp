@@ -44,17 +44,27 @@ inline __m256i dot_u8(__m256i w, __m256i x, __m256i scale) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), scale);
 }
 
-// Q8_0 and Q4_0: x in blocks of 32, a float multiply-add per block.
-template <bool Q4>
+// Eight int32 sums of four unsigned weight bytes times signed x bytes: one VNNI instruction where
+// the CPU has it.
+inline __m256i dot_u8(__m256i w, __m256i x) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+#endif
+}
+
+// Q8_0 and Q4_0: x in blocks of 32, a float multiply-add per block. M rows of x, known at
+// compile time so the accumulators stay in registers.
+template <bool Q4, int M>
 void dot_rows_32(const QuantizedActivations& x, const uint8_t* w, const float* bias, float* out, size_t ldo, int jb,
                  int je) {
-  constexpr int block_bytes = Q4 ? 18 : 34;
-  const int m = x.m, chunks = x.k / 32;
-  const __m256i ones = _mm256_set1_epi16(1);
+  constexpr int block_bytes = Q4 ? 18 : 34, m = M;
+  const int chunks = x.k / 32;
   for (int j = jb; j < je; j++) {
     const uint8_t* row = w + size_t(j) * chunks * block_bytes;
-    __m256 acc[kQuantDotMaxRows];
-    float offset[kQuantDotMaxRows] = {};
+    __m256 acc[M];
+    float offset[M] = {};
     for (int i = 0; i < m; i++) acc[i] = _mm256_setzero_ps();
     for (int c = 0; c < chunks; c++) {
       const uint8_t* b = row + size_t(c) * block_bytes;
@@ -66,7 +76,7 @@ void dot_rows_32(const QuantizedActivations& x, const uint8_t* w, const float* b
         __m256i xq = load32(x.q.data() + at * 32);
         if (!Q4) xq = _mm256_sign_epi8(xq, wq);
         const float s = d * x.scale[at];
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8(magnitude, xq, ones)), _mm256_set1_ps(s), acc[i]);
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8(magnitude, xq)), _mm256_set1_ps(s), acc[i]);
         if (Q4) offset[i] -= 8.0f * s * float(x.sums[2 * at] + x.sums[2 * at + 1]);
       }
     }
@@ -75,17 +85,31 @@ void dot_rows_32(const QuantizedActivations& x, const uint8_t* w, const float* b
 }
 
 // A K-quant super-block unpacked: 8 chunks of 32 unsigned bytes, each half-chunk's integer scale
-// (as int16 lanes for madd), and what the sums of x are multiplied by (mins, or the offset 32).
+// (as int16 lanes for madd), and the integer coefficients of the 16 sums of x (the mins, or the
+// offset 32 times the scales), with value = d * (scale * q) - dmin * (coefficient per 16 values).
 struct SuperBlock {
   __m256i q[8];
   __m256i scale[8];
-  int sum_coefficient[16];  // per 16 values
-  float d, dmin;            // value = d * (scale * q) - dmin * (coefficient * 1), per 16 values
+  __m256i sum_coefficients;  // 16 int16
+  float d, dmin;
 };
+
+inline uint32_t word(const uint8_t* p) {
+  uint32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
 
 inline void unpack_q45_k(const uint8_t* b, bool five, SuperBlock& s) {
   s.d = half(b);
   s.dmin = half(b + 2);
+  // The 12 bytes of 6-bit scales and mins (quant.h's k_scale_min), four at a time.
+  const uint32_t a = word(b + 4), m = word(b + 8), c = word(b + 12);
+  const uint64_t scales = uint64_t(a & 0x3f3f3f3f) | uint64_t((c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030)) << 32;
+  const uint64_t mins =
+      uint64_t(m & 0x3f3f3f3f) | uint64_t(((c >> 4) & 0x0f0f0f0f) | ((m >> 2) & 0x30303030)) << 32;
+  const __m128i min_bytes = _mm_cvtsi64_si128(int64_t(mins));
+  s.sum_coefficients = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(min_bytes, min_bytes));
   const uint8_t* qs = b + (five ? 48 : 16);
   const __m256i mask = _mm256_set1_epi8(0x0f);
   const __m256i high = five ? load32(b + 16) : _mm256_setzero_si256();
@@ -99,10 +123,7 @@ inline void unpack_q45_k(const uint8_t* b, bool five, SuperBlock& s) {
       const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(high, j), _mm256_set1_epi8(1));
       s.q[j] = _mm256_or_si256(s.q[j], _mm256_slli_epi16(bit, 4));
     }
-    int scale, min;
-    vt::quant::k_scale_min(b + 4, j, &scale, &min);
-    s.scale[j] = _mm256_set1_epi16(int16_t(scale));
-    s.sum_coefficient[2 * j] = s.sum_coefficient[2 * j + 1] = min;
+    s.scale[j] = _mm256_set1_epi16(int16_t((scales >> (8 * j)) & 0xff));
   }
 }
 
@@ -110,6 +131,7 @@ inline void unpack_q6_k(const uint8_t* b, SuperBlock& s) {
   s.d = half(b + 208);
   s.dmin = s.d * 32.0f;  // value = d * scale * (q - 32)
   const auto* scales = reinterpret_cast<const int8_t*>(b + 192);
+  s.sum_coefficients = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
   const __m256i mask = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
   for (int c = 0; c < 8; c++) {
     const int h = c / 4, g = c % 4;
@@ -117,21 +139,19 @@ inline void unpack_q6_k(const uint8_t* b, SuperBlock& s) {
     const __m256i high = _mm256_and_si256(_mm256_srli_epi16(load32(b + 128 + 32 * h), 2 * g), three);
     s.q[c] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
     s.scale[c] = _mm256_set_m128i(_mm_set1_epi16(scales[2 * c + 1]), _mm_set1_epi16(scales[2 * c]));
-    s.sum_coefficient[2 * c] = scales[2 * c];
-    s.sum_coefficient[2 * c + 1] = scales[2 * c + 1];
   }
 }
 
 // The K-quants: x in blocks of 256, integer sums over a whole super-block, one float
-// multiply-add per super-block.
+// multiply-add per super-block (and one more for the sums of x).
+template <int M>
 void dot_rows_k(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, const float* bias, float* out,
                 size_t ldo, int jb, int je) {
-  const int m = x.m, blocks = x.k / 256, bytes = vt::quant::block_bytes(type);
+  const int blocks = x.k / 256, bytes = vt::quant::block_bytes(type);
   for (int j = jb; j < je; j++) {
     const uint8_t* row = w + size_t(j) * blocks * bytes;
-    __m256 acc[kQuantDotMaxRows];
-    float offset[kQuantDotMaxRows] = {};
-    for (int i = 0; i < m; i++) acc[i] = _mm256_setzero_ps();
+    __m256 acc[M], offset[M];
+    for (int i = 0; i < M; i++) acc[i] = offset[i] = _mm256_setzero_ps();
     for (int sb = 0; sb < blocks; sb++) {
       SuperBlock s;
       const uint8_t* b = row + size_t(sb) * bytes;
@@ -139,20 +159,20 @@ void dot_rows_k(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, 
         unpack_q6_k(b, s);
       else
         unpack_q45_k(b, type == VT_Q5_K, s);
-      for (int i = 0; i < m; i++) {
+      for (int i = 0; i < M; i++) {
         const size_t at = size_t(i) * blocks + sb;
         const int8_t* xq = x.q.data() + at * 256;
         __m256i sum = _mm256_setzero_si256();
         for (int c = 0; c < 8; c++) sum = _mm256_add_epi32(sum, dot_u8(s.q[c], load32(xq + 32 * c), s.scale[c]));
         const float dx = x.scale[at];
         acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(s.d * dx), acc[i]);
-        const int32_t* sums = x.sums.data() + at * 16;
-        int32_t weighted = 0;
-        for (int g = 0; g < 16; g++) weighted += s.sum_coefficient[g] * sums[g];
-        offset[i] -= s.dmin * dx * float(weighted);
+        const __m256i sums = load32(x.sums.data() + at * 16);
+        const __m256 weighted = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, s.sum_coefficients));
+        offset[i] = _mm256_fmadd_ps(weighted, _mm256_set1_ps(s.dmin * dx), offset[i]);
       }
     }
-    for (int i = 0; i < m; i++) out[size_t(i) * ldo + j] = hsum(acc[i]) + offset[i] + (bias ? bias[j] : 0.0f);
+    for (int i = 0; i < M; i++)
+      out[size_t(i) * ldo + j] = hsum(_mm256_sub_ps(acc[i], offset[i])) + (bias ? bias[j] : 0.0f);
   }
 }
 
@@ -174,21 +194,49 @@ void quantize_activations(const float* x, int m, int k, int block, QuantizedActi
       out.q[b * block + i] = int8_t(vt::quant::clamp(vt::quant::nearest(v[i] * id), -127, 127));
   }
   for (size_t g = 0; g < out.sums.size(); g++) {
-    int32_t sum = 0;
+    int sum = 0;
     for (int i = 0; i < 16; i++) sum += out.q[g * 16 + i];
-    out.sums[g] = sum;
+    out.sums[g] = int16_t(sum);
   }
 }
 
-void quant_dot_columns(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, const float* bias, float* out,
-                       size_t ldo, int jb, int je) {
+namespace {
+
+template <int M>
+void dot_rows(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, const float* bias, float* out,
+              size_t ldo, int jb, int je) {
   switch (type) {
     case VT_Q8_0:
-      return dot_rows_32<false>(x, w, bias, out, ldo, jb, je);
+      return dot_rows_32<false, M>(x, w, bias, out, ldo, jb, je);
     case VT_Q4_0:
-      return dot_rows_32<true>(x, w, bias, out, ldo, jb, je);
+      return dot_rows_32<true, M>(x, w, bias, out, ldo, jb, je);
     default:
-      return dot_rows_k(x, w, type, bias, out, ldo, jb, je);
+      return dot_rows_k<M>(x, w, type, bias, out, ldo, jb, je);
+  }
+}
+
+}  // namespace
+
+void quant_dot_columns(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, const float* bias, float* out,
+                       size_t ldo, int jb, int je) {
+  static_assert(kQuantDotMaxRows == 8, "one instance per m below");
+  switch (x.m) {
+    case 1:
+      return dot_rows<1>(x, w, type, bias, out, ldo, jb, je);
+    case 2:
+      return dot_rows<2>(x, w, type, bias, out, ldo, jb, je);
+    case 3:
+      return dot_rows<3>(x, w, type, bias, out, ldo, jb, je);
+    case 4:
+      return dot_rows<4>(x, w, type, bias, out, ldo, jb, je);
+    case 5:
+      return dot_rows<5>(x, w, type, bias, out, ldo, jb, je);
+    case 6:
+      return dot_rows<6>(x, w, type, bias, out, ldo, jb, je);
+    case 7:
+      return dot_rows<7>(x, w, type, bias, out, ldo, jb, je);
+    default:
+      return dot_rows<8>(x, w, type, bias, out, ldo, jb, je);
   }
 }
 

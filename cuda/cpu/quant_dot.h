@@ -19,7 +19,7 @@ struct QuantizedActivations {
   int m = 0, k = 0, block = 0;
   std::vector<int8_t> q;      // [m, k]
   std::vector<float> scale;   // [m, k / block]
-  std::vector<int32_t> sums;  // [m, k / 16]: the sum of q over each 16 values
+  std::vector<int16_t> sums;  // [m, k / 16]: the sum of q over each 16 values (|sum| <= 2032)
 };
 
 // x: f32 [m, k], k a multiple of `block` (32 or 256).
