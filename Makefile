@@ -157,7 +157,8 @@ KIT_NATIVE := build/kit-native
 KIT_CPU_CXXFLAGS := $(patsubst -march=native,-march=x86-64-v3,$(CPU_CXXFLAGS))
 KIT_CPU_OBJECTS := $(patsubst build/cpu/%,$(KIT_NATIVE)/cpu/%,$(CPU_OBJECTS))
 KIT_TESTS := $(filter-out test/native/emulation.test.ts,$(wildcard test/native/*.test.ts)) \
-	test/worker/forward.test.ts test/worker/decode-graphs.test.ts test/engine/cuda-backend.test.ts
+	test/worker/forward.test.ts test/worker/quantized-forward.test.ts test/worker/decode-graphs.test.ts \
+	test/engine/cuda-backend.test.ts
 KIT_INPUTS := $(TS_SOURCES) $(shell find test bench/gpu -name '*.ts') bench/gpu/check.sh \
 	bench/torch_baseline.py bench/hf_generate_baseline.py $(wildcard bench/models/*/config.json)
 

@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { activationDtype } from "../src/backend/activation-dtype.ts";
 import { Backend } from "../src/backend/backend.ts";
+import { dtypeBytes } from "../src/backend/dtype.ts";
 import { ALL_QUANT_FORMATS, type QuantFormat } from "../src/backend/weight-format.ts";
 import { loadModelConfig, type ModelConfig } from "../src/model/config.ts";
 import { dummyWeights } from "../src/model/weights.ts";
@@ -124,6 +125,10 @@ const copyBandwidth = (() => {
 
 const macs = linearMacsPerToken(config);
 const weightBytes = weights.totalBytes;
+// A decode step reads every weight once except the embedding table, of which it reads a row per
+// token (unless the LM head is that table).
+const embeddingBytes = config.tieWordEmbeddings ? 0 : config.vocabSize * config.hiddenSize * dtypeBytes(weightDtype);
+const stepBytes = weightBytes - embeddingBytes;
 const lmHeadMacs = config.vocabSize * config.hiddenSize;
 
 const prefillBatch = batchOf(1, promptLength, 0);
@@ -140,8 +145,8 @@ const decode = batchSizes.map((batchSize) => {
     stepMs: stepSeconds * 1000,
     tokensPerSecond: batchSize / stepSeconds,
     gflops,
-    // Every weight byte is read once per step, whatever the batch.
-    weightGBps: weightBytes / stepSeconds / 1e9,
+    // Every weight byte but the embedding's is read once per step, whatever the batch.
+    weightGBps: stepBytes / stepSeconds / 1e9,
   };
 });
 

@@ -62,6 +62,12 @@ const FIGURE_ROWS: { label: string; target: string; value: (f: (stage: string, k
       ),
   },
   {
+    label: "Q4_K matmul, m = 1 (Llama-3.1-8B layers), weight bandwidth fraction of peak (min .. max)",
+    target: ">= 0.70",
+    value: (f) =>
+      range(f("quantized-matmul", "q4k_m1_fraction_of_peak_min"), f("quantized-matmul", "q4k_m1_fraction_of_peak_max")),
+  },
+  {
     label: "end to end, output tokens/s: vllm-ts / HF generate",
     target: "14-24x",
     value: (f) =>

@@ -122,7 +122,10 @@ const tests: Stage = {
     // Every op against its reference, and the paged forward of all four architectures against the
     // f64 reference forward: the whole process on the CUDA library.
     const kernels = await bundledTests(context, run, {
-      files: [...testFiles(context, "native"), ...testFiles(context, "worker", ["forward.test.js"])],
+      files: [
+        ...testFiles(context, "native"),
+        ...testFiles(context, "worker", ["forward.test.js", "quantized-forward.test.js"]),
+      ],
       junit: join(context.raw, "tests-kernels.xml"),
       env: { VLLM_TS_LIBRARY: context.cudaLibrary },
     });
@@ -201,14 +204,20 @@ const e2e: Stage = {
 };
 
 /** Small shapes of the kernels with shared memory, KV writes and sampling: the sanitizers are slow. */
-const SANITIZED_FILES = ["paged-attention.test.js", "kv-cache.test.js", "sample.test.js", "token-bitmask.test.js"];
+const SANITIZED_FILES = [
+  "paged-attention.test.js",
+  "kv-cache.test.js",
+  "sample.test.js",
+  "token-bitmask.test.js",
+  "quant.test.js",
+];
 const SANITIZED_TESTS =
-  "head_dim 128, block 16$|vt_write_kv_cache|vt_copy_blocks|greedy rows|hand-made rows|vt_apply_token_bitmask";
+  "head_dim 128, block 16$|vt_write_kv_cache|vt_copy_blocks|greedy rows|hand-made rows|vt_apply_token_bitmask|vt_convert quantizes|vt_matmul with m = (1|9) matches";
 
 function sanitizerStage(tool: "memcheck" | "racecheck"): Stage {
   return {
     name: tool,
-    title: `compute-sanitizer ${tool}: attention, KV-cache, sampling and token-bitmask kernels`,
+    title: `compute-sanitizer ${tool}: attention, KV-cache, sampling, token-bitmask and quantized kernels`,
     limitSeconds: 45,
     dryLimitSeconds: 300,
     async run(context, run) {

@@ -183,6 +183,35 @@ const prefillAndMatmul: Stage = {
   },
 };
 
+const quantizedMatmul: Stage = {
+  name: "quantized-matmul",
+  title: "Q4_K matmul: weight bandwidth at m = 1, TFLOP/s at m = 256",
+  limitSeconds: 30,
+  dryLimitSeconds: 60,
+  run(context, run) {
+    // The rehearsal's tiny model has rows of 128 values, too short for Q4_K's blocks of 256.
+    const grid = context.dryRun
+      ? ["--weight-format", "q4_0", "--model", context.models.llama, "--matmul-rows", "1,16", ...QUICK_TIMING_FLAGS]
+      : ["--weight-format", "q4_k", "--matmul-rows", "1,256"];
+    const args = ["bench", "kernels", "--device", "cuda", "--sweep", "matmul", ...grid];
+    return benchStage(context, run, args, join(context.raw, "quantized-matmul.json"), (report: KernelsReport) => {
+      const rows = report.matmul.results.filter((r) => r.path === "default");
+      const decode = rows.filter((r) => r.m === 1);
+      const figures: Record<string, Figure> = {
+        q4k_m1_fraction_of_peak_min: minOf(decode.map((r) => r.fraction_of_peak_bandwidth)),
+        q4k_m1_fraction_of_peak_max: maxOf(decode.map((r) => r.fraction_of_peak_bandwidth)),
+        q4k_m1_weight_gbs_max: maxOf(decode.map((r) => r.weight_gbs)),
+        q4k_tflops_max: maxOf(rows.filter((r) => r.m > 1).map((r) => r.tflops)),
+      };
+      return {
+        status: report.matmul.failed.length > 0 ? "failed" : "passed",
+        summary: `Q4_K at m = 1: ${figures.q4k_m1_fraction_of_peak_min ?? "-"} to ${figures.q4k_m1_fraction_of_peak_max ?? "-"} of peak bandwidth (target 0.7); ${figures.q4k_tflops_max} TFLOP/s at best`,
+        figures,
+      };
+    });
+  },
+};
+
 /** Dummy weights of a real model's shapes, the embedded tokenizer (the vocabulary is Qwen's). */
 const dummyModel = (model: string) => [
   model,
@@ -367,6 +396,7 @@ export const figureStages: Stage[] = [
   decodeAttention,
   torchBaseline,
   prefillAndMatmul,
+  quantizedMatmul,
   throughput,
   hfGenerate,
   graphs,

@@ -106,8 +106,7 @@ inline void unpack_q45_k(const uint8_t* b, bool five, SuperBlock& s) {
   // The 12 bytes of 6-bit scales and mins (quant.h's k_scale_min), four at a time.
   const uint32_t a = word(b + 4), m = word(b + 8), c = word(b + 12);
   const uint64_t scales = uint64_t(a & 0x3f3f3f3f) | uint64_t((c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030)) << 32;
-  const uint64_t mins =
-      uint64_t(m & 0x3f3f3f3f) | uint64_t(((c >> 4) & 0x0f0f0f0f) | ((m >> 2) & 0x30303030)) << 32;
+  const uint64_t mins = uint64_t(m & 0x3f3f3f3f) | uint64_t(((c >> 4) & 0x0f0f0f0f) | ((m >> 2) & 0x30303030)) << 32;
   const __m128i min_bytes = _mm_cvtsi64_si128(int64_t(mins));
   s.sum_coefficients = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(min_bytes, min_bytes));
   const uint8_t* qs = b + (five ? 48 : 16);
@@ -203,8 +202,8 @@ void quantize_activations(const float* x, int m, int k, int block, QuantizedActi
 namespace {
 
 template <int M>
-void dot_rows(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, const float* bias, float* out,
-              size_t ldo, int jb, int je) {
+void dot_rows(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, const float* bias, float* out, size_t ldo,
+              int jb, int je) {
   switch (type) {
     case VT_Q8_0:
       return dot_rows_32<false, M>(x, w, bias, out, ldo, jb, je);

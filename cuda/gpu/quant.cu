@@ -1,8 +1,8 @@
 // Quantized weight formats on the GPU (cuda/shared/quant.h's blocks): vt_convert's quantizing
 // and dequantizing, and vt_matmul with quantized weights.
-//   m <= 8 (decode): one warp per output column; the warp walks its row of w a block at a time,
-//     each lane dequantizing every 32nd element of the block, so w is read once, in its
-//     quantized size, and x (m rows) from L1/L2.
+//   m <= 8 (decode): one warp per output column; each lane takes whole chunks of 32 values of the
+//     row (every 32nd chunk), their scales read once, so w is read once, in its quantized size,
+//     and x (m rows) from L1/L2.
 //   m > 8 (prefill): 64 x 64 output tiles; per step of 32 k-values, the block dequantizes its 64
 //     rows of w and loads 64 rows of x into shared memory as f32, and each thread accumulates a
 //     4 x 4 patch with FMAs (SIMT; a tensor-core path is still to come).
@@ -21,17 +21,19 @@ __global__ void quant_gemv_kernel(const TX* x, const uint8_t* w, const TX* bias,
   const int lane = threadIdx.x % kWarpSize;
   const int j = blockIdx.x * kGemvWarps + threadIdx.x / kWarpSize;
   if (j >= n) return;
-  const int elements = quant::block_elements(type), bytes = quant::block_bytes(type);
-  const uint8_t* row = w + size_t(j) * (k / elements) * bytes;
+  const uint8_t* row = w + size_t(j) * (k / quant::block_elements(type)) * quant::block_bytes(type);
   float acc[kMaxGemvRows] = {};
-  for (int b = 0; b < k / elements; b++) {
-    const uint8_t* block = row + size_t(b) * bytes;
-    for (int e = lane; e < elements; e += kWarpSize) {
-      const float v = quant::dequantize_element(type, block, e);
-      const int q = b * elements + e;
+  for (int c = lane; c < k / 32; c += kWarpSize) {
+    float values[32];
+    quant::dequantize_chunk(type, row, c, values);
 #pragma unroll
-      for (int i = 0; i < kMaxGemvRows; i++)
-        if (i < m) acc[i] += v * to_float(x[size_t(i) * k + q]);
+    for (int i = 0; i < kMaxGemvRows; i++) {
+      if (i >= m) break;
+      const TX* xc = x + size_t(i) * k + 32 * c;
+      float sum = 0.0f;
+#pragma unroll
+      for (int l = 0; l < 32; l++) sum += values[l] * to_float(xc[l]);
+      acc[i] += sum;
     }
   }
 #pragma unroll

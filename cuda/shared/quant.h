@@ -242,6 +242,36 @@ VT_QUANT_INLINE float dequantize_element(vt_dtype type, const uint8_t* b, int e)
   }
 }
 
+// Chunk c (values 32c..32c+31) of a row of blocks, the same values dequantize_block writes: every
+// format's chunk shares its scales, so a kernel thread can take a chunk whole.
+VT_QUANT_INLINE void dequantize_chunk(vt_dtype type, const uint8_t* row, int c, float* y) {
+  if (type == VT_Q8_0 || type == VT_Q4_0) return dequantize_block(type, row + size_t(c) * block_bytes(type), y);
+  const uint8_t* b = row + size_t(c / 8) * block_bytes(type);
+  const int j = c % 8;
+  if (type == VT_Q6_K) {
+    const int h = j / 4, g = j % 4;
+    const float d = half_to_float(b + 208);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * h + 2 * g);
+    const float d0 = mul(d, float(sc[0])), d1 = mul(d, float(sc[1]));
+    for (int l = 0; l < 32; l++) {
+      const int low = (b[64 * h + l + 32 * (g & 1)] >> (4 * (g / 2))) & 0xf;
+      const int high = (b[128 + 32 * h + l] >> (2 * g)) & 3;
+      y[l] = mul(l < 16 ? d0 : d1, float((low | (high << 4)) - 32));
+    }
+    return;
+  }
+  const bool five = type == VT_Q5_K;
+  int scale, min;
+  k_scale_min(b + 4, j, &scale, &min);
+  const float ds = mul(half_to_float(b), float(scale)), dm = mul(half_to_float(b + 2), float(min));
+  const uint8_t* q = b + (five ? 48 : 16) + 32 * (j / 2);
+  for (int l = 0; l < 32; l++) {
+    int v = (q[l] >> ((j & 1) * 4)) & 0xf;
+    if (five) v |= ((b[16 + l] >> j) & 1) << 4;
+    y[l] = mul(ds, float(v)) - dm;
+  }
+}
+
 // ---- quantizers: block_elements(type) floats to one block -------------------------------------
 
 // Symmetric: d = max|x| / 127, q = nearest(x / d).

@@ -8,6 +8,7 @@ import packageJson from "../../../package.json";
 import { activationDtype } from "../../backend/activation-dtype.ts";
 import { Backend, type BackendOptions } from "../../backend/backend.ts";
 import type { DType } from "../../backend/dtype.ts";
+import type { WeightFormat } from "../../backend/weight-format.ts";
 import { logger } from "../../logger.ts";
 import { cublasDisabledByEnvironment, cublasLoadable, openOwnKernelsBackend } from "./cublas-toggle.ts";
 import {
@@ -38,6 +39,8 @@ export interface KernelsBenchOptions {
   coldBytes: number;
   /** Size of the device copy that measures the bandwidth baseline. */
   copyBytes: number;
+  /** The matmul sweep's weights: bf16, or a quantized format. */
+  matmulWeights: WeightFormat;
   /** The sweeps to run; null for the quick look at every op. */
   sweeps: KernelSweep[] | null;
   /** JSON of bench/torch_baseline.py to compare the prefill and matmul sweeps with. */
@@ -140,7 +143,7 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
           {
             model,
             rowCounts: grids.matmulRows,
-            weightDtype: STORAGE_DTYPE,
+            weightDtype: options.matmulWeights,
             actDtype,
             coldBytes,
             timing,

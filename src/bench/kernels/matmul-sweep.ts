@@ -6,6 +6,7 @@
 // forward pass, where every layer's weights come from DRAM.
 import type { Backend } from "../../backend/backend.ts";
 import type { DType } from "../../backend/dtype.ts";
+import type { WeightFormat } from "../../backend/weight-format.ts";
 import { formatTable } from "../report.ts";
 import { errorMessage, type FailedCase, type MemoryBaselines } from "./decode-attention-sweep.ts";
 import { type KernelModel, type MatmulLayer, matmulLayers } from "./model-shapes.ts";
@@ -22,7 +23,7 @@ export interface MatmulRow {
   k: number;
   path: MatmulPath;
   act_dtype: DType;
-  weight_dtype: DType;
+  weight_dtype: WeightFormat;
   time_us: number;
   tflops: number;
   /** Weight bytes read per second: the bound for small m only. */
@@ -36,7 +37,7 @@ export interface MatmulRow {
 export interface MatmulSetup {
   model: KernelModel;
   rowCounts: number[];
-  weightDtype: DType;
+  weightDtype: WeightFormat;
   actDtype: DType;
   coldBytes: number;
   timing: TimingOptions;

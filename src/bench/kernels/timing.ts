@@ -3,6 +3,7 @@
 // has its own file (paged-attention-timing.ts).
 import type { Address, Backend } from "../../backend/backend.ts";
 import { type DType, dtypeBytes } from "../../backend/dtype.ts";
+import { isQuantFormat, storageBytes, type WeightFormat } from "../../backend/weight-format.ts";
 
 export interface TimingOptions {
   /** Keep repeating a measurement for at least this long. */
@@ -83,7 +84,7 @@ export interface MatmulResult {
   n: number;
   k: number;
   m: number;
-  weightDtype: DType;
+  weightDtype: WeightFormat;
   actDtype: DType;
   microseconds: number;
   gflops: number;
@@ -96,17 +97,32 @@ export interface MatmulResult {
  * on this backend: f32 on the CPU, the weights' dtype on CUDA). Weights rotate through enough
  * copies to fill `coldBytes`, as in a forward pass where every layer's weights come from DRAM.
  */
+/** Random weights in `format`: quantized ones are random values quantized on the device. */
+function fillWeights(backend: Backend, w: Address, format: WeightFormat, count: number, seed: number): void {
+  if (!isQuantFormat(format)) {
+    backend.fillUniform(w, format, count, seed, 0.05);
+    return;
+  }
+  const staging = backend.malloc(count * 4);
+  try {
+    backend.fillUniform(staging, "f32", count, seed, 0.05);
+    backend.convert(w, format, staging, "f32", count);
+  } finally {
+    backend.free(staging);
+  }
+}
+
 export function timeMatmul(
   backend: Backend,
   options: TimingOptions,
   shape: MatmulShape,
-  weightDtype: DType,
+  weightDtype: WeightFormat,
   coldBytes: number,
   actDtype: DType = "f32",
 ): MatmulResult[] {
   const { n, k } = shape;
   const maxM = Math.max(...shape.rowCounts);
-  const weightBytes = n * k * dtypeBytes(weightDtype);
+  const weightBytes = storageBytes(weightDtype, n * k);
   const x = backend.malloc(maxM * k * dtypeBytes(actDtype));
   const out = backend.malloc(maxM * n * dtypeBytes(actDtype));
   const copies: Address[] = [];
@@ -115,7 +131,7 @@ export function timeMatmul(
     for (let c = 0; c < Math.max(1, Math.ceil(coldBytes / weightBytes)); c++) {
       const w = backend.malloc(weightBytes);
       copies.push(w);
-      backend.fillUniform(w, weightDtype, n * k, 2 + c, 0.05);
+      fillWeights(backend, w, weightDtype, n * k, 2 + c);
     }
     return shape.rowCounts.map((m) => {
       const seconds = bestSeconds(backend, options, (call) =>

@@ -1,6 +1,7 @@
 // `vllm-ts bench kernels`: the native ops on the active device, a quick look at every op or, with
 // --sweep, the GPU figures on a model's shapes (src/bench/kernels/benchmark.ts runs them).
 import { defineCommand } from "citty";
+import { ALL_QUANT_FORMATS } from "../../backend/weight-format.ts";
 import { KERNEL_SWEEPS, type KernelSweep, runKernelsBenchmark } from "../../bench/kernels/benchmark.ts";
 import { UsageError } from "../../usage-error.ts";
 import { choice, integer, number } from "../engine-args.ts";
@@ -56,6 +57,11 @@ export default defineCommand({
       description: "prefill-attention: prompt tokens per sequence (one causal chunk)",
     },
     "matmul-rows": { type: "string", default: "1,8,64,256,1024,4096", description: "matmul: rows (tokens) m" },
+    "weight-format": {
+      type: "string",
+      default: "bf16",
+      description: `matmul: the weights' format, bf16 or quantized (${ALL_QUANT_FORMATS.join(", ")})`,
+    },
     "block-size": { type: "string", default: "16", description: "Sweeps: tokens per KV-cache block" },
     "memory-fraction": {
       type: "string",
@@ -117,6 +123,7 @@ export default defineCommand({
         coldBytes,
         copyBytes,
         sweeps,
+        matmulWeights: choice("weight-format", args["weight-format"], ["bf16", ...ALL_QUANT_FORMATS] as const),
         torchBaseline: args["torch-baseline"],
         modelDir: args.model,
         memoryFraction,
