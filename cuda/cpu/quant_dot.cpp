@@ -1,8 +1,8 @@
 // The integer decode path of quantized matmuls (see quant_dot.h). Products of weight bytes and x
 // bytes go through maddubs (unsigned x signed, pairs summed into int16) and madd (pairs of int16
-// times a scale, summed into int32):
-//   Q4_0 (0..15, offset 8) and the K-quants (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63 with offset 32)
-//   are unsigned as stored; their offsets and Q4_K/Q5_K's mins come back through the sums of x.
+// times a scale, summed into int32), or VNNI's dpbusd:
+//   Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants are unsigned as stored; their offsets (Q4_0's 8,
+//   Q5_0's 16, Q6_K's 32) and mins come back through the sums of x.
 //   Q8_0 is signed: |w| times x with w's sign.
 // No step saturates: a pair is at most 2 x 128 x 127 < 2^15.
 #include "quant_dot.h"
@@ -31,6 +31,12 @@ inline float half(const uint8_t* p) {
 
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
+inline uint32_t word(const uint8_t* p) {
+  uint32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
 // 16 bytes' low nibbles then their high nibbles: Q4_0's element order.
 inline __m256i nibbles_low_then_high(const uint8_t* p) {
   const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -54,33 +60,66 @@ inline __m256i dot_u8(__m256i w, __m256i x) {
 #endif
 }
 
-// Q8_0 and Q4_0: x in blocks of 32, a float multiply-add per block. M rows of x, known at
+// Byte i of the result is 0x10 if bit i of `bits` is set, else 0: Q5's fifth bits in place.
+inline __m256i fifth_bits(uint32_t bits) {
+  // Byte i takes byte i / 8 of the word (the shuffle works within 128-bit lanes, each holding the
+  // word four times), then keeps bit i % 8 by setting every other bit and comparing with all-ones.
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(int(bits)), _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i others = _mm256_set1_epi64x(int64_t(0x7fbfdfeff7fbfdfeull));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi8(-1));
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+// A 32-value block as unsigned bytes (Q8_0's as signed ones), its scale d, and what its values add
+// per unit of x: value = d * q + offset (offset -8 d for Q4_0, -16 d for Q5_0, the min for Q4_1
+// and Q5_1, 0 for Q8_0).
+struct Block32 {
+  __m256i q;
+  float d, offset;
+};
+
+template <vt_dtype T>
+inline Block32 unpack32(const uint8_t* b) {
+  const float d = half(b);
+  switch (T) {
+    case VT_Q8_0:
+      return {load32(b + 2), d, 0.0f};
+    case VT_Q4_0:
+      return {nibbles_low_then_high(b + 2), d, -8.0f * d};
+    case VT_Q4_1:
+      return {nibbles_low_then_high(b + 4), d, half(b + 2)};
+    case VT_Q5_0:
+      return {_mm256_or_si256(nibbles_low_then_high(b + 6), fifth_bits(word(b + 2))), d, -16.0f * d};
+    default:  // VT_Q5_1
+      return {_mm256_or_si256(nibbles_low_then_high(b + 8), fifth_bits(word(b + 4))), d, half(b + 2)};
+  }
+}
+
+// The 32-value formats: x in blocks of 32, a float multiply-add per block. M rows of x, known at
 // compile time so the accumulators stay in registers.
-template <bool Q4, int M>
+template <vt_dtype T, int M>
 void dot_rows_32(const QuantizedActivations& x, const uint8_t* w, const float* bias, float* out, size_t ldo, int jb,
                  int je) {
-  constexpr int block_bytes = Q4 ? 18 : 34, m = M;
-  const int chunks = x.k / 32;
+  const int chunks = x.k / 32, block_bytes = vt::quant::block_bytes(T);
   for (int j = jb; j < je; j++) {
     const uint8_t* row = w + size_t(j) * chunks * block_bytes;
     __m256 acc[M];
     float offset[M] = {};
-    for (int i = 0; i < m; i++) acc[i] = _mm256_setzero_ps();
+    for (int i = 0; i < M; i++) acc[i] = _mm256_setzero_ps();
     for (int c = 0; c < chunks; c++) {
-      const uint8_t* b = row + size_t(c) * block_bytes;
-      const float d = half(b);
-      const __m256i wq = Q4 ? nibbles_low_then_high(b + 2) : load32(b + 2);
-      const __m256i magnitude = Q4 ? wq : _mm256_abs_epi8(wq);
-      for (int i = 0; i < m; i++) {
+      const Block32 block = unpack32<T>(row + size_t(c) * block_bytes);
+      const __m256i magnitude = T == VT_Q8_0 ? _mm256_abs_epi8(block.q) : block.q;
+      for (int i = 0; i < M; i++) {
         const size_t at = size_t(i) * chunks + c;
         __m256i xq = load32(x.q.data() + at * 32);
-        if (!Q4) xq = _mm256_sign_epi8(xq, wq);
-        const float s = d * x.scale[at];
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8(magnitude, xq)), _mm256_set1_ps(s), acc[i]);
-        if (Q4) offset[i] -= 8.0f * s * float(x.sums[2 * at] + x.sums[2 * at + 1]);
+        if (T == VT_Q8_0) xq = _mm256_sign_epi8(xq, block.q);
+        const float dx = x.scale[at];
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8(magnitude, xq)), _mm256_set1_ps(block.d * dx), acc[i]);
+        if (T != VT_Q8_0) offset[i] += block.offset * dx * float(x.sums[2 * at] + x.sums[2 * at + 1]);
       }
     }
-    for (int i = 0; i < m; i++) out[size_t(i) * ldo + j] = hsum(acc[i]) + offset[i] + (bias ? bias[j] : 0.0f);
+    for (int i = 0; i < M; i++) out[size_t(i) * ldo + j] = hsum(acc[i]) + offset[i] + (bias ? bias[j] : 0.0f);
   }
 }
 
@@ -93,12 +132,6 @@ struct SuperBlock {
   __m256i sum_coefficients;  // 16 int16
   float d, dmin;
 };
-
-inline uint32_t word(const uint8_t* p) {
-  uint32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
-}
 
 inline void unpack_q45_k(const uint8_t* b, bool five, SuperBlock& s) {
   s.d = half(b);
@@ -206,9 +239,15 @@ void dot_rows(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, co
               int jb, int je) {
   switch (type) {
     case VT_Q8_0:
-      return dot_rows_32<false, M>(x, w, bias, out, ldo, jb, je);
+      return dot_rows_32<VT_Q8_0, M>(x, w, bias, out, ldo, jb, je);
     case VT_Q4_0:
-      return dot_rows_32<true, M>(x, w, bias, out, ldo, jb, je);
+      return dot_rows_32<VT_Q4_0, M>(x, w, bias, out, ldo, jb, je);
+    case VT_Q4_1:
+      return dot_rows_32<VT_Q4_1, M>(x, w, bias, out, ldo, jb, je);
+    case VT_Q5_0:
+      return dot_rows_32<VT_Q5_0, M>(x, w, bias, out, ldo, jb, je);
+    case VT_Q5_1:
+      return dot_rows_32<VT_Q5_1, M>(x, w, bias, out, ldo, jb, je);
     default:
       return dot_rows_k<M>(x, w, type, bias, out, ldo, jb, je);
   }

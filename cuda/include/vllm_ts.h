@@ -47,10 +47,11 @@ typedef enum vt_status {
 } vt_status;
 
 /*
- * Element types. The last five are llama.cpp's block-quantized weight formats (GGUF's Q8_0, Q4_0,
- * Q4_K, Q5_K, Q6_K): a row of k weights is k / 32 (Q8_0, Q4_0) or k / 256 (the K-quants) blocks of
- * 34, 18, 144, 176 or 210 bytes, laid out as cuda/shared/quant.h defines. They are accepted only
- * where an op says so (vt_convert, and vt_matmul's weight_dtype), with k a multiple of the block.
+ * Element types. From VT_Q8_0 on, llama.cpp's block-quantized weight formats (GGUF's types of the
+ * same names): a row of k weights is k / 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) or k / 256 (the
+ * K-quants) blocks of 34, 18, 20, 22, 24, 144, 176 or 210 bytes, laid out as cuda/shared/quant.h
+ * defines. They are accepted only where an op says so (vt_convert, and vt_matmul's weight_dtype),
+ * with k a multiple of the block.
  */
 typedef enum vt_dtype {
   VT_F32 = 0,
@@ -60,7 +61,10 @@ typedef enum vt_dtype {
   VT_Q4_0 = 4,
   VT_Q4_K = 5,
   VT_Q5_K = 6,
-  VT_Q6_K = 7
+  VT_Q6_K = 7,
+  VT_Q4_1 = 8,
+  VT_Q5_0 = 9,
+  VT_Q5_1 = 10
 } vt_dtype;
 
 typedef enum vt_copy_kind {

@@ -1,5 +1,5 @@
-// The quantized weight formats of vllm_ts.h (llama.cpp's block layouts: Q8_0, Q4_0, Q4_K, Q5_K,
-// Q6_K), one block at a time: the layout, the dequantizer and the quantizer of each. One
+// The quantized weight formats of vllm_ts.h (llama.cpp's block layouts: Q8_0, Q4_0, Q4_1, Q5_0,
+// Q5_1, Q4_K, Q5_K, Q6_K), one block at a time: the layout, the dequantizer and the quantizer of each. One
 // definition for the CPU library, the CUDA kernels and the emulation; src/reference/quant.ts is
 // the TypeScript reference they are tested against, bit for bit.
 //
@@ -31,12 +31,10 @@ VT_QUANT_INLINE float mul(float a, float b) { return __fmul_rn(a, b); }
 VT_QUANT_INLINE float mul(float a, float b) { return a * b; }
 #endif
 
-VT_QUANT_INLINE bool is_quantized(vt_dtype d) {
-  return d == VT_Q8_0 || d == VT_Q4_0 || d == VT_Q4_K || d == VT_Q5_K || d == VT_Q6_K;
-}
+VT_QUANT_INLINE bool is_quantized(vt_dtype d) { return d >= VT_Q8_0 && d <= VT_Q5_1; }
 
 // Elements per block.
-VT_QUANT_INLINE int block_elements(vt_dtype d) { return d == VT_Q8_0 || d == VT_Q4_0 ? 32 : 256; }
+VT_QUANT_INLINE int block_elements(vt_dtype d) { return d == VT_Q4_K || d == VT_Q5_K || d == VT_Q6_K ? 256 : 32; }
 
 // Bytes per block.
 VT_QUANT_INLINE int block_bytes(vt_dtype d) {
@@ -45,6 +43,12 @@ VT_QUANT_INLINE int block_bytes(vt_dtype d) {
       return 34;
     case VT_Q4_0:
       return 18;
+    case VT_Q4_1:
+      return 20;
+    case VT_Q5_0:
+      return 22;
+    case VT_Q5_1:
+      return 24;
     case VT_Q4_K:
       return 144;
     case VT_Q5_K:
@@ -153,6 +157,28 @@ VT_QUANT_INLINE void dequantize_q4_0(const uint8_t* b, float* y) {
   }
 }
 
+// Q4_1, Q5_0 and Q5_1: 32 values, element i's low 4 bits in the low nibble of byte i (i < 16) or
+// the high nibble of byte i - 16, Q5's fifth bit in bit i of a 32-bit word; Q5_0 is centred on 16
+// (value = d * (q - 16)), the others have a min (value = d * q + m).
+VT_QUANT_INLINE int q5_high_bits_at(vt_dtype type) { return type == VT_Q5_0 ? 2 : 4; }
+
+VT_QUANT_INLINE int q451_quant(vt_dtype type, const uint8_t* b, int e) {
+  const int qs = type == VT_Q4_1 ? 4 : type == VT_Q5_0 ? 6 : 8;
+  int q = (e < 16 ? b[qs + e] & 0xf : b[qs + e - 16] >> 4);
+  if (type != VT_Q4_1) {
+    const uint8_t* qh = b + q5_high_bits_at(type);
+    q |= ((qh[e / 8] >> (e % 8)) & 1) << 4;
+  }
+  return q;
+}
+
+VT_QUANT_INLINE float dequantize_q451_element(vt_dtype type, const uint8_t* b, int e) {
+  const float d = half_to_float(b);
+  const int q = q451_quant(type, b, e);
+  if (type == VT_Q5_0) return mul(d, float(q - 16));
+  return mul(d, float(q)) + half_to_float(b + 2);
+}
+
 // Q4_K and Q5_K: 8 sub-blocks of 32, value = d * scale_j * q - dmin * min_j, q of 4 (or 5) bits.
 VT_QUANT_INLINE void dequantize_q45_k(const uint8_t* b, float* y, bool five) {
   const float d = half_to_float(b), dmin = half_to_float(b + 2);
@@ -205,6 +231,11 @@ VT_QUANT_INLINE void dequantize_block(vt_dtype type, const uint8_t* b, float* y)
       return dequantize_q8_0(b, y);
     case VT_Q4_0:
       return dequantize_q4_0(b, y);
+    case VT_Q4_1:
+    case VT_Q5_0:
+    case VT_Q5_1:
+      for (int e = 0; e < 32; e++) y[e] = dequantize_q451_element(type, b, e);
+      return;
     case VT_Q4_K:
       return dequantize_q45_k(b, y, false);
     case VT_Q5_K:
@@ -222,6 +253,10 @@ VT_QUANT_INLINE float dequantize_element(vt_dtype type, const uint8_t* b, int e)
       return mul(half_to_float(b), float(int8_t(b[2 + e])));
     case VT_Q4_0:
       return mul(half_to_float(b), float((e < 16 ? b[2 + e] & 0xf : b[2 + e - 16] >> 4) - 8));
+    case VT_Q4_1:
+    case VT_Q5_0:
+    case VT_Q5_1:
+      return dequantize_q451_element(type, b, e);
     case VT_Q4_K:
     case VT_Q5_K: {
       const bool five = type == VT_Q5_K;
@@ -245,7 +280,7 @@ VT_QUANT_INLINE float dequantize_element(vt_dtype type, const uint8_t* b, int e)
 // Chunk c (values 32c..32c+31) of a row of blocks, the same values dequantize_block writes: every
 // format's chunk shares its scales, so a kernel thread can take a chunk whole.
 VT_QUANT_INLINE void dequantize_chunk(vt_dtype type, const uint8_t* row, int c, float* y) {
-  if (type == VT_Q8_0 || type == VT_Q4_0) return dequantize_block(type, row + size_t(c) * block_bytes(type), y);
+  if (block_elements(type) == 32) return dequantize_block(type, row + size_t(c) * block_bytes(type), y);
   const uint8_t* b = row + size_t(c / 8) * block_bytes(type);
   const int j = c % 8;
   if (type == VT_Q6_K) {
@@ -291,6 +326,35 @@ VT_QUANT_INLINE void quantize_q4_0(const float* x, uint8_t* b) {
     const int lo = clamp(nearest(mul(x[i], id)) + 8, 0, 15), hi = clamp(nearest(mul(x[i + 16], id)) + 8, 0, 15);
     b[2 + i] = uint8_t(lo | (hi << 4));
   }
+}
+
+// Q5_0: symmetric around 16, d = max|x| / 15. Q4_1 and Q5_1: the range [min, max] in 15 or 31
+// steps, against the f16 d and min the decoder reads.
+VT_QUANT_INLINE void quantize_q451(vt_dtype type, const float* x, uint8_t* b) {
+  const int qs = type == VT_Q4_1 ? 4 : type == VT_Q5_0 ? 6 : 8;
+  int q[32];
+  if (type == VT_Q5_0) {
+    const float d = max_abs(x, 32) / 15.0f;
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    float_to_half(d, b);
+    for (int i = 0; i < 32; i++) q[i] = clamp(nearest(mul(x[i], id)) + 16, 0, 31);
+  } else {
+    const int levels = type == VT_Q4_1 ? 15 : 31;
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < 32; i++) {
+      lo = fminf(lo, x[i]);
+      hi = fmaxf(hi, x[i]);
+    }
+    float_to_half((hi - lo) / float(levels), b);
+    float_to_half(lo, b + 2);
+    const float dq = half_to_float(b), mq = half_to_float(b + 2);
+    for (int i = 0; i < 32; i++) q[i] = dq > 0.0f ? clamp(nearest((x[i] - mq) / dq), 0, levels) : 0;
+  }
+  uint32_t high = 0;
+  for (int i = 0; i < 16; i++) b[qs + i] = uint8_t((q[i] & 0xf) | ((q[i + 16] & 0xf) << 4));
+  for (int i = 0; i < 32; i++) high |= uint32_t(q[i] >> 4) << i;
+  if (type != VT_Q4_1)
+    for (int j = 0; j < 4; j++) b[q5_high_bits_at(type) + j] = uint8_t(high >> (8 * j));
 }
 
 // Q4_K / Q5_K: per sub-block of 32, the range [min(x, 0), max(x)] in `levels` steps; the
@@ -370,6 +434,10 @@ VT_QUANT_INLINE void quantize_block(vt_dtype type, const float* x, uint8_t* b) {
       return quantize_q8_0(x, b);
     case VT_Q4_0:
       return quantize_q4_0(x, b);
+    case VT_Q4_1:
+    case VT_Q5_0:
+    case VT_Q5_1:
+      return quantize_q451(type, x, b);
     case VT_Q4_K:
       return quantize_q45_k(x, b, false);
     case VT_Q5_K:

@@ -36,6 +36,12 @@ inline const char* dtype_name(vt_dtype d) {
       return "q5_k";
     case VT_Q6_K:
       return "q6_k";
+    case VT_Q4_1:
+      return "q4_1";
+    case VT_Q5_0:
+      return "q5_0";
+    case VT_Q5_1:
+      return "q5_1";
   }
   return "unknown";
 }

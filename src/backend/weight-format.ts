@@ -1,6 +1,6 @@
 // How a weight tensor is stored: one of the element dtypes, or one of llama.cpp's block-quantized
-// formats (GGUF's Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), each with its C ABI code (vt_dtype), block shape
-// and GGUF name in one table. cuda/shared/quant.h lays the blocks out; src/reference/quant.ts is
+// formats (GGUF's Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), each with its C ABI code
+// (vt_dtype), block shape and GGUF name in one table. cuda/shared/quant.h lays the blocks out; src/reference/quant.ts is
 // their TypeScript reference.
 import { vt_dtype } from "../../build/vllm-ts-abi.ts";
 import { DTYPES, type DType, dtypeBytes } from "./dtype.ts";
@@ -8,6 +8,9 @@ import { DTYPES, type DType, dtypeBytes } from "./dtype.ts";
 export const QUANT_FORMATS = {
   q8_0: { code: vt_dtype.VT_Q8_0, blockElements: 32, blockBytes: 34, ggml: "Q8_0" },
   q4_0: { code: vt_dtype.VT_Q4_0, blockElements: 32, blockBytes: 18, ggml: "Q4_0" },
+  q4_1: { code: vt_dtype.VT_Q4_1, blockElements: 32, blockBytes: 20, ggml: "Q4_1" },
+  q5_0: { code: vt_dtype.VT_Q5_0, blockElements: 32, blockBytes: 22, ggml: "Q5_0" },
+  q5_1: { code: vt_dtype.VT_Q5_1, blockElements: 32, blockBytes: 24, ggml: "Q5_1" },
   q4_k: { code: vt_dtype.VT_Q4_K, blockElements: 256, blockBytes: 144, ggml: "Q4_K" },
   q5_k: { code: vt_dtype.VT_Q5_K, blockElements: 256, blockBytes: 176, ggml: "Q5_K" },
   q6_k: { code: vt_dtype.VT_Q6_K, blockElements: 256, blockBytes: 210, ggml: "Q6_K" },

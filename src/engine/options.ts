@@ -55,7 +55,7 @@ export const MODEL_OPTIONS = {
   quantization: {
     value: { kind: "choice", choices: ALL_QUANT_FORMATS },
     description:
-      "Quantize the linear layers on load into one of llama.cpp's formats (in-situ quantization; a layer whose input size is not whole blocks of 256 takes q4_0 for q4_k, q8_0 for q5_k and q6_k, else --dtype); a GGUF file's own formats are kept unless this is given",
+      "Quantize the linear layers on load into one of llama.cpp's formats (in-situ quantization; a layer whose input size is not whole blocks of 256 takes q5_0 for q4_k, q5_1 for q5_k, q8_0 for q6_k, as llama.cpp does); a GGUF file's own formats are kept unless this is given",
   },
   loadFormat: {
     value: { kind: "choice", choices: ["auto", "dummy"] },

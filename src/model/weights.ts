@@ -66,18 +66,33 @@ export interface StorageChoice {
 }
 
 /** Most precise first: a fused matrix whose parts differ takes the most precise of them. */
-const PRECISION: readonly WeightFormat[] = ["f32", "f16", "bf16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_0"];
+const PRECISION: readonly WeightFormat[] = [
+  "f32",
+  "f16",
+  "bf16",
+  "q8_0",
+  "q6_k",
+  "q5_1",
+  "q5_k",
+  "q5_0",
+  "q4_1",
+  "q4_k",
+  "q4_0",
+];
 
 /**
  * A K-quant needs rows of whole 256-value blocks; a matrix whose rows are not (hidden sizes such
  * as 896 or 576) takes a 32-value format of about the same size, as llama.cpp falls back.
  */
 const FALLBACK: Record<QuantFormat, QuantFormat | null> = {
-  q4_k: "q4_0",
-  q5_k: "q8_0",
+  q4_k: "q5_0",
+  q5_k: "q5_1",
   q6_k: "q8_0",
   q8_0: null,
   q4_0: null,
+  q4_1: null,
+  q5_0: null,
+  q5_1: null,
 };
 
 /**

@@ -72,6 +72,24 @@ function dequantizeQ4_0(b: Uint8Array, y: Float32Array): void {
   }
 }
 
+/** Q4_1, Q5_0, Q5_1: where the quants start, and where Q5's 32 fifth bits are. */
+const Q451 = {
+  q4_1: { qs: 4, high: null },
+  q5_0: { qs: 6, high: 2 },
+  q5_1: { qs: 8, high: 4 },
+} as const;
+type Q451Format = keyof typeof Q451;
+
+function dequantizeQ451(format: Q451Format, b: Uint8Array, y: Float32Array): void {
+  const { qs, high } = Q451[format];
+  const d = readHalf(b, 0);
+  for (let e = 0; e < 32; e++) {
+    let q = e < 16 ? b[qs + e]! & 0xf : b[qs + e - 16]! >> 4;
+    if (high !== null) q |= ((b[high + (e >> 3)]! >> (e & 7)) & 1) << 4;
+    y[e] = format === "q5_0" ? f(d * (q - 16)) : f(f(d * q) + readHalf(b, 2));
+  }
+}
+
 function dequantizeQ45K(b: Uint8Array, y: Float32Array, five: boolean): void {
   const d = readHalf(b, 0);
   const dmin = readHalf(b, 2);
@@ -106,6 +124,7 @@ export function dequantizeBlock(format: QuantFormat, b: Uint8Array): Float32Arra
   const y = new Float32Array(QUANT_FORMATS[format].blockElements);
   if (format === "q8_0") dequantizeQ8_0(b, y);
   else if (format === "q4_0") dequantizeQ4_0(b, y);
+  else if (format === "q4_1" || format === "q5_0" || format === "q5_1") dequantizeQ451(format, b, y);
   else if (format === "q4_k") dequantizeQ45K(b, y, false);
   else if (format === "q5_k") dequantizeQ45K(b, y, true);
   else dequantizeQ6K(b, y);
@@ -139,6 +158,35 @@ function quantizeQ4_0(x: Float32Array, b: Uint8Array): void {
     const lo = clamp(nearest(f(x[i]! * id)) + 8, 0, 15);
     const hi = clamp(nearest(f(x[i + 16]! * id)) + 8, 0, 15);
     b[2 + i] = lo | (hi << 4);
+  }
+}
+
+function quantizeQ451(format: Q451Format, x: Float32Array, b: Uint8Array): void {
+  const { qs, high } = Q451[format];
+  const q: number[] = [];
+  if (format === "q5_0") {
+    const d = f(maxAbs(x, 0, 32) / 15);
+    const id = d > 0 ? f(1 / d) : 0;
+    writeHalf(b, 0, d);
+    for (let i = 0; i < 32; i++) q.push(clamp(nearest(f(x[i]! * id)) + 16, 0, 31));
+  } else {
+    const levels = format === "q4_1" ? 15 : 31;
+    let lo = x[0]!;
+    let hi = x[0]!;
+    for (let i = 1; i < 32; i++) {
+      lo = Math.min(lo, x[i]!);
+      hi = Math.max(hi, x[i]!);
+    }
+    writeHalf(b, 0, f(f(hi - lo) / levels));
+    writeHalf(b, 2, lo);
+    const dq = readHalf(b, 0);
+    const mq = readHalf(b, 2);
+    for (let i = 0; i < 32; i++) q.push(dq > 0 ? clamp(nearest(f(f(x[i]! - mq) / dq)), 0, levels) : 0);
+  }
+  for (let i = 0; i < 16; i++) b[qs + i] = (q[i]! & 0xf) | ((q[i + 16]! & 0xf) << 4);
+  if (high !== null) {
+    b.fill(0, high, high + 4);
+    for (let i = 0; i < 32; i++) b[high + (i >> 3)]! |= (q[i]! >> 4) << (i & 7);
   }
 }
 
@@ -202,6 +250,7 @@ export function quantizeBlock(format: QuantFormat, x: Float32Array): Uint8Array 
   const b = new Uint8Array(QUANT_FORMATS[format].blockBytes);
   if (format === "q8_0") quantizeQ8_0(x, b);
   else if (format === "q4_0") quantizeQ4_0(x, b);
+  else if (format === "q4_1" || format === "q5_0" || format === "q5_1") quantizeQ451(format, x, b);
   else if (format === "q4_k") quantizeQ45K(x, b, false);
   else if (format === "q5_k") quantizeQ45K(x, b, true);
   else quantizeQ6K(x, b);

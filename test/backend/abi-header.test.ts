@@ -47,7 +47,19 @@ describe("the header's declarations", () => {
 
   test("the version and enums come from the header", () => {
     expect(header.version).toBe(Number(/#define VT_ABI_VERSION (\d+)/.exec(headerText)![1]));
-    expect(header.enums.vt_dtype).toEqual({ VT_F32: 0, VT_F16: 1, VT_BF16: 2 });
+    expect(header.enums.vt_dtype).toEqual({
+      VT_F32: 0,
+      VT_F16: 1,
+      VT_BF16: 2,
+      VT_Q8_0: 3,
+      VT_Q4_0: 4,
+      VT_Q4_K: 5,
+      VT_Q5_K: 6,
+      VT_Q6_K: 7,
+      VT_Q4_1: 8,
+      VT_Q5_0: 9,
+      VT_Q5_1: 10,
+    });
     expect(header.enums.vt_copy_kind!.VT_COPY_DEVICE_TO_DEVICE).toBe(2);
   });
 

@@ -56,6 +56,7 @@ describe("reading the flags", () => {
       scheduling: "static",
       tokenizer: "/t",
       "gguf-file": "model-Q8_0.gguf",
+      quantization: "q4_k",
     });
     expect(options).toEqual({
       model: "/m",
@@ -70,6 +71,7 @@ describe("reading the flags", () => {
       scheduling: "static",
       tokenizer: "/t",
       ggufFile: "model-Q8_0.gguf",
+      quantization: "q4_k",
     });
   });
 
@@ -115,6 +117,7 @@ describe("--models-config", () => {
       tokenizer: "/t",
       generationConfig: "vllm",
       ggufFile: "model-Q8_0.gguf",
+      quantization: "q4_k",
       blockSize: 8,
       maxNumSeqs: 4,
       maxNumBatchedTokens: 64,

@@ -11,6 +11,9 @@ const LIBRARY = resolve(import.meta.dir, "../../build/llama.cpp/lib/libggml-base
 const ROW_FUNCTIONS = {
   q8_0: "q8_0",
   q4_0: "q4_0",
+  q4_1: "q4_1",
+  q5_0: "q5_0",
+  q5_1: "q5_1",
   q4_k: "q4_K",
   q5_k: "q5_K",
   q6_k: "q6_K",

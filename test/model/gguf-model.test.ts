@@ -123,14 +123,14 @@ describe("tensors from GGUF", () => {
     const file = join(model.dir, "model.gguf");
     await writeGgufModel(model, { type: "F32", file });
     const { ggufBytes } = await import("../helpers/gguf-writer.ts");
-    // Q4_1: 32 values in 20 bytes, a format llama.cpp has and this engine does not.
-    const q41 = { name: "blk.0.attn_q.weight", typeId: 3, shape: [64, 256], data: new Uint8Array(64 * 8 * 20) };
+    // Q2_K: 256 values in 84 bytes, a format llama.cpp has and this engine does not.
+    const q2k = { name: "blk.0.attn_q.weight", typeId: 10, shape: [64, 256], data: new Uint8Array(64 * 84) };
     const quantized = join(model.dir, "quantized.gguf");
-    await Bun.write(quantized, ggufBytes({ "general.architecture": str("qwen3") }, [q41]));
+    await Bun.write(quantized, ggufBytes({ "general.architecture": str("qwen3") }, [q2k]));
     const store = ggufTensorStore(quantized, model.config);
-    expect(store.raw("model.layers.0.self_attn.q_proj.weight").type.name).toBe("Q4_1");
+    expect(store.raw("model.layers.0.self_attn.q_proj.weight").type.name).toBe("Q2_K");
     expect(() => store.tensor("model.layers.0.self_attn.q_proj.weight")).toThrow(
-      "tensor blk.0.attn_q.weight is Q4_1, which this engine does not load (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)",
+      "tensor blk.0.attn_q.weight is Q2_K, which this engine does not load (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)",
     );
   });
 });

@@ -12,7 +12,16 @@ import { type GgufQuantizer, writeGgufModel } from "../helpers/gguf-model-writer
 import { ggmlQuantize, missingReason } from "../helpers/llama-cpp.ts";
 import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
 
-const GGML_TYPE_IDS: Record<QuantFormat, number> = { q4_0: 2, q8_0: 8, q4_k: 12, q5_k: 13, q6_k: 14 };
+const GGML_TYPE_IDS: Record<QuantFormat, number> = {
+  q4_0: 2,
+  q4_1: 3,
+  q5_0: 6,
+  q5_1: 7,
+  q8_0: 8,
+  q4_k: 12,
+  q5_k: 13,
+  q6_k: 14,
+};
 
 /** Q4_K_M's choice of format per matrix. */
 function formatOf(name: string): QuantFormat {

@@ -45,6 +45,21 @@ describe("block layouts", () => {
     expect(y[161]).toBe(35 * (9 + 16) - 0.5 * 49);
   });
 
+  test("Q4_1: f16 scale and min, then 16 bytes of nibbles as Q4_0's, plus the min", () => {
+    // d = 2, m = -0.5 (f16 0xB800)
+    const y = dequantizeBlock("q4_1", block(20, { 1: 0x40, 3: 0xb8, 4: 0x1f }));
+    expect([y[0], y[16], y[1]]).toEqual([29.5, 1.5, -0.5]);
+  });
+
+  test("Q5_0 and Q5_1: a 32-bit word of fifth bits (bit i for element i) before the nibbles", () => {
+    // d = 2; element 0: nibble 15 and fifth bit set = 31; element 17: nibble 0, fifth bit set = 16.
+    const q50 = dequantizeBlock("q5_0", block(22, { 1: 0x40, 2: 0x01, 4: 0x02, 6: 0x0f }));
+    expect([q50[0], q50[17], q50[1]]).toEqual([2 * (31 - 16), 0, 2 * -16]);
+    // d = 2, m = -0.5
+    const q51 = dequantizeBlock("q5_1", block(24, { 1: 0x40, 3: 0xb8, 4: 0x01, 6: 0x02, 8: 0x0f }));
+    expect([q51[0], q51[17], q51[1]]).toEqual([2 * 31 - 0.5, 2 * 16 - 0.5, -0.5]);
+  });
+
   test("Q6_K: 128 bytes of low nibbles, 64 of 2-bit highs, 16 signed scales, then d; values minus 32", () => {
     // d = 0.25 (f16 0x3400); element 244 = 128 + 3 * 32 + 20: low nibble in the high half of
     // byte 64 + 20 + 32, high bits 6-7 of byte 128 + 32 + 20, scale 8 + 1 + 6.
@@ -62,7 +77,16 @@ describe.each(ALL_QUANT_FORMATS)("%s", (format) => {
   test("quantize then dequantize stays within the format's step", () => {
     const back = dequantize(format, quantize(format, values));
     // The coarsest step: a range of 2 in 15 levels (4-bit formats), plus the 6-bit scales' error.
-    const step = { q8_0: 1 / 127, q4_0: 1 / 7, q4_k: 2 / 15, q5_k: 2 / 31, q6_k: 1 / 31 }[format];
+    const step = {
+      q8_0: 1 / 127,
+      q4_0: 1 / 7,
+      q4_1: 2 / 15,
+      q5_0: 1 / 15,
+      q5_1: 2 / 31,
+      q4_k: 2 / 15,
+      q5_k: 2 / 31,
+      q6_k: 1 / 31,
+    }[format];
     for (let i = 0; i < values.length; i++) expect(Math.abs(back[i]! - values[i]!)).toBeLessThanOrEqual(step);
   });
 

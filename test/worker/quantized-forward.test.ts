@@ -84,7 +84,16 @@ describe.each(ALL_QUANT_FORMATS)("--quantization %s", (format) => {
     const { kl, top1 } = agreement(rows);
     console.log(`${format}: KL divergence ${kl.toExponential(2)}, top-1 agreement ${(100 * top1).toFixed(1)}%`);
     // Bounds a broken layout or scale would blow through; each bit fewer costs about 4x the KL.
-    const bounds = { q8_0: [5e-3, 0.95], q6_k: [5e-2, 0.85], q5_k: [0.2, 0.75], q4_k: [1, 0.6], q4_0: [1, 0.6] };
+    const bounds = {
+      q8_0: [5e-3, 0.95],
+      q6_k: [5e-2, 0.85],
+      q5_k: [0.2, 0.75],
+      q5_1: [0.2, 0.75],
+      q5_0: [0.2, 0.75],
+      q4_k: [1, 0.6],
+      q4_1: [1, 0.6],
+      q4_0: [1, 0.6],
+    };
     expect(kl).toBeLessThan(bounds[format][0]!);
     expect(top1).toBeGreaterThan(bounds[format][1]!);
   });
