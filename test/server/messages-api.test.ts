@@ -43,7 +43,6 @@ const weather: Anthropic.Tool = {
  * client's types no longer list them, hence spread in from a variable).
  */
 const GREEDY = { temperature: 0 };
-const SAMPLED = { temperature: 1 };
 
 const SYSTEM = "You are terse.";
 const QUESTION = "What is the capital of France?";
@@ -125,7 +124,7 @@ describe("/v1/messages", () => {
       tools: [weather],
       tool_choice: { type: "any" as const, disable_parallel_tool_use: true },
       max_tokens: 80,
-      ...SAMPLED,
+      ...GREEDY,
     };
     const message = await anthropic.messages.create(request);
     expect(message.stop_reason).toBe("tool_use");
@@ -156,7 +155,7 @@ describe("/v1/messages", () => {
       tools: [weather, { name: "noop", input_schema: { type: "object" } }],
       tool_choice: { type: "tool", name: "get_weather" },
       max_tokens: 80,
-      ...SAMPLED,
+      ...GREEDY,
     });
     const uses = message.content.filter((block) => block.type === "tool_use");
     expect(uses.map((block) => block.name)).toEqual(["get_weather"]);
@@ -219,7 +218,7 @@ describe("/v1/messages", () => {
   test("output_config.format returns JSON of the schema", async () => {
     const message = await anthropic.messages.create({
       ...params,
-      ...SAMPLED,
+      ...GREEDY,
       max_tokens: 60,
       output_config: { format: { type: "json_schema", schema: PERSON_SCHEMA } },
     });

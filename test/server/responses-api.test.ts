@@ -131,7 +131,7 @@ describe("/v1/responses", () => {
       model: "tiny",
       input: "Who are you?",
       max_output_tokens: 60,
-      temperature: 1,
+      temperature: 0,
       text: { format: { type: "json_schema", name: "person", schema: PERSON_SCHEMA, strict: true } },
     });
     const value = JSON.parse(response.output_text) as { name: string; age: number };
@@ -147,7 +147,7 @@ describe("/v1/responses", () => {
       tool_choice: "required" as const,
       parallel_tool_calls: false,
       max_output_tokens: 80,
-      temperature: 1,
+      temperature: 0,
     };
     const response = await client.responses.create(params);
     const calls = response.output.filter((item) => item.type === "function_call");

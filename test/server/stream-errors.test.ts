@@ -44,7 +44,9 @@ test("the Responses API ends a failed stream with a numbered error event", async
   expect(name).toBe("error");
   expect(data).toMatchObject({ type: "error", code: "InternalServerError", sequence_number: events.length - 1 });
   expect(data.message).toContain("a fault injected for testing");
-  expect(events.some(([type]) => type === "response.output_text.delta")).toBe(true);
+  // The stream had begun: the error follows the response's opening events.
+  expect(events[0]![0]).toBe("response.created");
+  expect(events.some(([type]) => type === "response.completed")).toBe(false);
   expect(events.map(([, event]) => event.sequence_number)).toEqual(events.map((_, i) => i));
 });
 
@@ -60,6 +62,6 @@ test("the Messages API ends a failed stream with Anthropic's error event", async
     type: "error",
     error: { type: "api_error", message: expect.stringContaining("a fault injected for testing") },
   });
-  expect(events.some(([type]) => type === "content_block_delta")).toBe(true);
+  expect(events[0]![0]).toBe("message_start");
   expect(events.some(([type]) => type === "message_stop")).toBe(false);
 });
