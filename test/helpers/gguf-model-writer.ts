@@ -109,6 +109,33 @@ export function ggufModelMetadata(model: RandomModel): Record<string, GgufEntry>
   };
 }
 
+/**
+ * Llama 3.1's rope_scaling as llama.cpp's converter stores it: a divisor per frequency (the factor
+ * for long wavelengths, 1 for short ones, a blend between).
+ */
+export function ropeFreqsTensor(config: RandomModel["config"]): GgufTensorToWrite {
+  const scaling = config.ropeScaling!;
+  const original = scaling.originalMaxPositionEmbeddings;
+  const lowWavelength = original / scaling.lowFreqFactor;
+  const highWavelength = original / scaling.highFreqFactor;
+  const divisors = new Float32Array(config.headDim / 2);
+  for (let i = 0; i < divisors.length; i++) {
+    const wavelength = (2 * Math.PI) / config.ropeTheta ** ((-2 * i) / config.headDim);
+    if (wavelength < highWavelength) divisors[i] = 1;
+    else if (wavelength > lowWavelength) divisors[i] = scaling.factor;
+    else {
+      const smooth = (original / wavelength - scaling.lowFreqFactor) / (scaling.highFreqFactor - scaling.lowFreqFactor);
+      divisors[i] = 1 / ((1 - smooth) / scaling.factor + smooth);
+    }
+  }
+  return {
+    name: "rope_freqs.weight",
+    typeId: FLOAT_TYPES.F32.id,
+    shape: [divisors.length],
+    data: new Uint8Array(divisors.buffer),
+  };
+}
+
 export function ggufModelTensors(
   model: RandomModel,
   type: GgufFloatType,
@@ -117,21 +144,25 @@ export function ggufModelTensors(
   const { config } = model;
   const float = FLOAT_TYPES[type];
   const permuted = GGUF_ARCH[config.architecture] === "llama";
-  return [...model.weights].map(([name, values]) => {
-    const rows = rowsOf(model, name);
-    const heads = /q_proj\.(weight|bias)$/.test(name)
-      ? config.numHeads
-      : /k_proj\.(weight|bias)$/.test(name)
-        ? config.numKvHeads
-        : null;
-    const data = permuted && heads !== null ? permuteLlamaRows(values, rows ?? values.length, heads) : values;
-    // The converter keeps 1-D tensors (norms, biases) in F32 whatever the file's type.
-    const stored = rows === null ? FLOAT_TYPES.F32 : float;
-    const shape = rows === null ? [values.length] : [rows, values.length / rows];
-    const quantized = rows === null ? null : quantize(name, data);
-    if (quantized) return { name: llamaCppName(name), shape, ...quantized };
-    return { name: llamaCppName(name), typeId: stored.id, shape, data: encodeFromF32(data, stored.dtype) };
-  });
+  const extra = config.ropeScaling ? [ropeFreqsTensor(config)] : [];
+  return [
+    ...extra,
+    ...[...model.weights].map(([name, values]) => {
+      const rows = rowsOf(model, name);
+      const heads = /q_proj\.(weight|bias)$/.test(name)
+        ? config.numHeads
+        : /k_proj\.(weight|bias)$/.test(name)
+          ? config.numKvHeads
+          : null;
+      const data = permuted && heads !== null ? permuteLlamaRows(values, rows ?? values.length, heads) : values;
+      // The converter keeps 1-D tensors (norms, biases) in F32 whatever the file's type.
+      const stored = rows === null ? FLOAT_TYPES.F32 : float;
+      const shape = rows === null ? [values.length] : [rows, values.length / rows];
+      const quantized = rows === null ? null : quantize(name, data);
+      if (quantized) return { name: llamaCppName(name), shape, ...quantized };
+      return { name: llamaCppName(name), typeId: stored.id, shape, data: encodeFromF32(data, stored.dtype) };
+    }),
+  ];
 }
 
 /** Rows of a 2-D tensor of the model, null for a 1-D one. */

@@ -32,6 +32,15 @@ async function randomModel(options: RandomModelOptions): Promise<RandomModel> {
   return model;
 }
 
+/** Llama 3.1's rope_scaling, which a GGUF file carries as a rope_freqs tensor. */
+const LLAMA31_SCALING = {
+  type: "llama3",
+  factor: 8,
+  lowFreqFactor: 1,
+  highFreqFactor: 4,
+  originalMaxPositionEmbeddings: 8192,
+} as const;
+
 const TORCH_NAME: Record<GgufFloatType, TorchDtypeName> = { F32: "float32", F16: "float16", BF16: "bfloat16" };
 
 describe("config from GGUF metadata", () => {
@@ -40,9 +49,10 @@ describe("config from GGUF metadata", () => {
     ["MistralForCausalLM", { tieWordEmbeddings: true }],
     ["Qwen2ForCausalLM", { tieWordEmbeddings: true }],
     ["Qwen3ForCausalLM", { tieWordEmbeddings: false, headDim: 32 }],
+    ["LlamaForCausalLM", { ropeScaling: LLAMA31_SCALING }],
   ];
   for (const [architecture, options] of cases) {
-    test(`${architecture}: every field the engine uses matches config.json's`, async () => {
+    test(`${architecture}${options.ropeScaling ? " (Llama 3.1's RoPE scaling, as rope_freqs)" : ""}: every field the engine uses matches config.json's`, async () => {
       const model = await randomModel({ architecture, dtype: "bfloat16", ...options });
       const { config, generationConfig } = ggufModel(await writeGgufModel(model, { type: "BF16" }));
       const expected = model.config;
@@ -94,6 +104,25 @@ describe("config from GGUF metadata", () => {
       'metadata "llama.block_count" must be an integer, got "two"',
     );
     expect(await refusal({ "split.count": u32(3) })).toContain("one of 3 parts of a split model");
+  });
+
+  test("rope_freqs that are not Llama 3.1's scaling are refused", async () => {
+    const model = await randomModel({ architecture: "LlamaForCausalLM", ropeScaling: LLAMA31_SCALING });
+    const { ggufBytes } = await import("../helpers/gguf-writer.ts");
+    const { ggufModelMetadata, ggufModelTensors } = await import("../helpers/gguf-model-writer.ts");
+    const tensors = ggufModelTensors(model, "F32").map((tensor) =>
+      tensor.name === "rope_freqs.weight"
+        ? {
+            ...tensor,
+            data: new Uint8Array(
+              Float32Array.of(...new Array(8).fill(3), ...new Array(tensor.shape[0]! - 8).fill(1.5)).buffer,
+            ),
+          }
+        : tensor,
+    );
+    const file = join(model.dir, "odd-rope.gguf");
+    await Bun.write(file, ggufBytes(ggufModelMetadata(model), tensors));
+    expect(() => ggufModel(file)).toThrow("rope_freqs.weight (per-frequency RoPE divisors) is not Llama 3.1's scaling");
   });
 });
 
@@ -156,6 +185,11 @@ describe("the engine on a GGUF file", () => {
     ["Qwen2ForCausalLM", "F16"],
     ["Qwen3ForCausalLM", "BF16"],
   ];
+  test("LlamaForCausalLM with Llama 3.1's RoPE scaling (rope_freqs): the same tokens as the safetensors folder", async () => {
+    const model = await randomModel({ architecture: "LlamaForCausalLM", ropeScaling: LLAMA31_SCALING, seed: 5 });
+    const file = await writeGgufModel(model, { type: "F32" });
+    expect(await generate(file)).toEqual(await generate(model.dir));
+  });
   for (const [architecture, type] of cases) {
     test(`${architecture} in ${type}: the same prompt ids, tokens and logprobs as the safetensors folder`, async () => {
       const model = await randomModel({ architecture, dtype: TORCH_NAME[type], seed: 5 });

@@ -3,10 +3,11 @@
 // output.weight ties the LM head to the embedding, q biases mean attention biases, q/k norms
 // mean Qwen3's per-head norms.
 import type { DType } from "../../backend/dtype.ts";
-import type { Architecture, ModelConfig } from "../config.ts";
+import type { Architecture, ModelConfig, RopeScaling } from "../config.ts";
 import type { GgufFile } from "./gguf-file.ts";
 import { GgufMetadata } from "./gguf-metadata.ts";
 import { dtypeOfGgmlType } from "./gguf-tensor-store.ts";
+import { llama3ScalingOf } from "./rope-freqs.ts";
 
 /** GGUF architecture names and the model classes they are; Mistral files say "llama". */
 export const GGUF_ARCHITECTURES: Record<string, Architecture> = {
@@ -26,18 +27,31 @@ export function ggufArchitecture(metadata: GgufMetadata): string {
   return architecture;
 }
 
-/** Only plain RoPE: llama.cpp's linear, YaRN and LongRoPE scalings have no kernel here. */
-function checkRopeScaling(gguf: GgufFile, metadata: GgufMetadata, arch: string): null {
+/**
+ * Plain RoPE, or Llama 3.1's scaling (a rope_freqs tensor: see rope-freqs.ts); llama.cpp's
+ * linear, YaRN and LongRoPE scalings have no kernel here.
+ */
+function ropeScaling(
+  gguf: GgufFile,
+  metadata: GgufMetadata,
+  arch: string,
+  headDim: number,
+  theta: number,
+): RopeScaling | null {
   const key = `${arch}.rope.scaling.type`;
   const type = metadata.optionalString(key) ?? "none";
   if (type !== "none") metadata.fail(key, `is ${JSON.stringify(type)}; only unscaled RoPE ("none") is supported`);
-  if (gguf.tensors.has("rope_freqs.weight")) {
+  const freqs = gguf.tensors.get("rope_freqs.weight");
+  if (!freqs) return null;
+  const stored = freqs.type.name === "F32" ? new Float32Array(freqs.bytes.slice().buffer) : null;
+  const scaling = stored && llama3ScalingOf(stored, headDim, theta);
+  if (!scaling) {
     metadata.fail(
       key,
-      "is absent but the file carries rope_freqs.weight (per-frequency RoPE factors, as Llama 3.1's scaling), which is not supported yet",
+      "is absent and the file's rope_freqs.weight (per-frequency RoPE divisors) is not Llama 3.1's scaling with any factors its checkpoints use: not supported",
     );
   }
-  return null;
+  return scaling;
 }
 
 /**
@@ -82,6 +96,7 @@ export function ggufModelConfig(gguf: GgufFile): ModelConfig {
     metadata.fail(key("attention.value_length"), `must equal the key length ${headDim}`);
   }
   const vocabSize = metadata.stringArray("tokenizer.ggml.tokens").length;
+  const ropeTheta = metadata.positiveNumber(key("rope.freq_base"), 10000);
   const bosTokenId = metadata.optionalInteger("tokenizer.ggml.bos_token_id") ?? null;
   return {
     architecture: GGUF_ARCHITECTURES[arch]!,
@@ -93,8 +108,8 @@ export function ggufModelConfig(gguf: GgufFile): ModelConfig {
     numKvHeads,
     headDim,
     rmsNormEps: metadata.positiveNumber(key("attention.layer_norm_rms_epsilon")),
-    ropeTheta: metadata.positiveNumber(key("rope.freq_base"), 10000),
-    ropeScaling: checkRopeScaling(gguf, metadata, arch),
+    ropeTheta,
+    ropeScaling: ropeScaling(gguf, metadata, arch, headDim, ropeTheta),
     maxPositionEmbeddings: metadata.positiveInteger(key("context_length")),
     tieWordEmbeddings: !gguf.tensors.has("output.weight"),
     attentionBias: gguf.tensors.has("blk.0.attn_q.bias"),
