@@ -5,10 +5,10 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { inflateSync } from "node:zlib";
+import { chromiumCommand } from "../helpers/chromium.ts";
 import { type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
-const CHROMIUM = "/usr/bin/chromium";
 const SLOW = 30_000;
 const NUM_PROMPTS = 8;
 const COMPARE = [
@@ -133,29 +133,12 @@ describe("bench compare --plot", () => {
       const opened = svg.match(/<[a-z][^>]*>/g)!.filter((tag) => !tag.endsWith("/>")).length;
       expect(svg.match(/<\/[a-z]+>/g)!.length).toBe(opened);
 
-      if (!existsSync(CHROMIUM))
-        throw new Error(
-          `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to check the rendering`,
-        );
       const screenshot = join(dir, "compare.png");
-      const chromium = Bun.spawnSync(
-        [
-          CHROMIUM,
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          `--user-data-dir=${mkdtempSync(join(dir, "chromium-"))}`,
-          `--screenshot=${screenshot}`,
-          "--window-size=1200,900",
-          `file://${file}`,
-        ],
-        { stdout: "pipe", stderr: "pipe" },
-      );
+      const command = chromiumCommand(mkdtempSync(join(dir, "chromium-")), `file://${file}`, [
+        `--screenshot=${screenshot}`,
+        "--window-size=1200,900",
+      ]);
+      const chromium = Bun.spawnSync(command, { stdout: "pipe", stderr: "pipe" });
       expect(existsSync(screenshot)).toBe(true);
       expect(chromium.exitCode).toBe(0);
       const { width, height, ink } = inkFraction(readFileSync(screenshot));

@@ -150,3 +150,15 @@ export function expectQuantizedRowsClose(rows: Comparison["rows"], logitScale: n
       );
   }
 }
+
+/** A model shape whose every matrix has rows of whole 256-value blocks, so each K-quant applies as is. */
+export const QUANTIZABLE_SHAPE = {
+  dtype: "float32",
+  hiddenSize: 256,
+  intermediateSize: 512,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 64,
+  tieWordEmbeddings: false,
+} as const;

@@ -7,7 +7,7 @@ import { Backend } from "../../src/backend/backend.ts";
 import { QUANT_FORMATS, type QuantFormat } from "../../src/backend/weight-format.ts";
 import { loadModelWeights, resolveModel } from "../../src/model/load-model.ts";
 import { dequantize, quantize } from "../../src/reference/quant.ts";
-import { compareWithReference, expectQuantizedRowsClose } from "../helpers/forward-schedule.ts";
+import { compareWithReference, expectQuantizedRowsClose, QUANTIZABLE_SHAPE } from "../helpers/forward-schedule.ts";
 import { type GgufQuantizer, writeGgufModel } from "../helpers/gguf-model-writer.ts";
 import { ggmlQuantize, missingReason } from "../helpers/llama-cpp.ts";
 import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
@@ -43,14 +43,7 @@ beforeAll(async () => {
   // Llama: its q/k rows are permuted in the file, quantized blocks and all.
   model = await writeRandomModel({
     architecture: "LlamaForCausalLM",
-    dtype: "float32",
-    hiddenSize: 256,
-    intermediateSize: 512,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    headDim: 64,
-    tieWordEmbeddings: false,
+    ...QUANTIZABLE_SHAPE,
     seed: 23,
   });
 });

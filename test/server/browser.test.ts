@@ -4,12 +4,12 @@
 // The stream must come in several chunks that add up to the text a plain request gets; a server
 // whose --allowed-origins names another origin must leave the page's fetch failing, unsent.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { chromiumCommand, requireChromium } from "../helpers/chromium.ts";
 import { type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const API_KEY = "browser-test-key";
 const MODEL = "tiny";
 const CHAT = {
@@ -36,8 +36,7 @@ let restricted: ServerProcess;
 let results: Record<string, PageResult>;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} is missing: install Debian's chromium (make chromium) to run the browser test`);
+  requireChromium();
   const modelDir = await writeServerTestModel();
   const common = ["--served-model-name", MODEL, "--api-key", API_KEY];
   open = await startServer(modelDir, common);
@@ -109,22 +108,11 @@ async function runPage(servers: Record<string, string>): Promise<Record<string, 
     },
   });
   const profile = mkdtempSync(join(tmpdir(), "vllm-ts-browser-"));
-  const chromium = Bun.spawn(
-    [
-      CHROMIUM,
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      `--user-data-dir=${profile}`,
-      `http://127.0.0.1:${pageServer.port}/`,
-    ],
-    { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
-  );
+  const chromium = Bun.spawn(chromiumCommand(profile, `http://127.0.0.1:${pageServer.port}/`), {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
   try {
     const exitedFirst = chromium.exited.then(async (code) => {
       throw new Error(

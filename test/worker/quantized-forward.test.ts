@@ -8,7 +8,12 @@ import { Backend } from "../../src/backend/backend.ts";
 import { ALL_QUANT_FORMATS, type QuantFormat } from "../../src/backend/weight-format.ts";
 import { tensorNames } from "../../src/model/weight-names.ts";
 import { dequantize, quantize } from "../../src/reference/quant.ts";
-import { type Comparison, compareWithReference, expectQuantizedRowsClose } from "../helpers/forward-schedule.ts";
+import {
+  type Comparison,
+  compareWithReference,
+  expectQuantizedRowsClose,
+  QUANTIZABLE_SHAPE,
+} from "../helpers/forward-schedule.ts";
 import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
 
 let backend: Backend;
@@ -18,14 +23,7 @@ beforeAll(async () => {
   // Every matrix's input size is whole blocks of 256, so each is quantized (none falls back).
   model = await writeRandomModel({
     architecture: "Qwen3ForCausalLM",
-    dtype: "float32",
-    hiddenSize: 256,
-    intermediateSize: 512,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    headDim: 64,
-    tieWordEmbeddings: false,
+    ...QUANTIZABLE_SHAPE,
     seed: 17,
   });
 });
