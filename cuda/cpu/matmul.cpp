@@ -429,8 +429,7 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
     // Decode: x in int8, integer dot products (quant_dot.h). Batch-invariant numerics keep every m
     // on the dequantizing path below, whose rows do not depend on m.
     thread_local vt::cpu::QuantizedActivations quantized_x;
-    vt::cpu::quantize_activations(static_cast<const float*>(x), m, k, vt::quant::block_elements(weight_dtype),
-                                  quantized_x);
+    vt::cpu::quantize_activations(static_cast<const float*>(x), m, k, weight_dtype, quantized_x);
     // Bound here: inside the parallel region the name would mean each thread's own instance.
     const vt::cpu::QuantizedActivations& activations = quantized_x;
     const auto* wq = static_cast<const uint8_t*>(w);

@@ -9,9 +9,17 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "quant.h"
+
+// GCC 12 flags (as -Wuninitialized) the undefined pass-through operand of AVX-512 intrinsics
+// (the casts and reductions); a false positive, as in matmul.cpp.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace vt::cpu {
 namespace {
@@ -208,9 +216,93 @@ void dot_rows_k(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, 
   }
 }
 
+#if defined(__AVX512BW__)
+// Q4_K and Q5_K on 512-bit vectors, two chunks per instruction. A 64-byte load of the quants
+// holds chunks 4r and 4r + 2 in its low nibbles and 4r + 1 and 4r + 3 in its high ones, so x is
+// stored with its chunks in that order (interleave_pairs), and each pair's scales are spread
+// over the two halves of one vector.
+constexpr int kPairOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+
+void interleave_pairs(QuantizedActivations& x) {
+  int8_t natural[256];
+  for (size_t b = 0; b < x.q.size() / 256; b++) {
+    int8_t* q = x.q.data() + b * 256;
+    std::copy(q, q + 256, natural);
+    for (int slot = 0; slot < 8; slot++) std::copy_n(natural + 32 * kPairOrder[slot], 32, q + 32 * slot);
+  }
+}
+
+// Lanes 0-15 hold a, lanes 16-31 b (as int16 indices for permutexvar).
+inline __m512i pair_index(int a, int b) {
+  return _mm512_inserti64x4(_mm512_set1_epi16(int16_t(a)), _mm256_set1_epi16(int16_t(b)), 1);
+}
+
+template <int M, bool Five>
+void dot_rows_q45k_512(const QuantizedActivations& x, const uint8_t* w, const float* bias, float* out, size_t ldo,
+                       int jb, int je) {
+  const int blocks = x.k / 256, bytes = Five ? 176 : 144;
+  const __m512i mask = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
+  const __m512i index[4] = {pair_index(0, 2), pair_index(1, 3), pair_index(4, 6), pair_index(5, 7)};
+  for (int j = jb; j < je; j++) {
+    const uint8_t* row = w + size_t(j) * blocks * bytes;
+    __m512 acc[M];
+    __m256 offset[M];
+    for (int i = 0; i < M; i++) {
+      acc[i] = _mm512_setzero_ps();
+      offset[i] = _mm256_setzero_ps();
+    }
+    for (int sb = 0; sb < blocks; sb++) {
+      const uint8_t* b = row + size_t(sb) * bytes;
+      const float d = half(b), dmin = half(b + 2);
+      const uint32_t a = word(b + 4), m = word(b + 8), c = word(b + 12);
+      const uint64_t scale_bytes = uint64_t(a & 0x3f3f3f3f) | uint64_t((c & 0x0f0f0f0f) | ((a >> 2) & 0x30303030))
+                                                                  << 32;
+      const uint64_t min_bytes = uint64_t(m & 0x3f3f3f3f) | uint64_t(((c >> 4) & 0x0f0f0f0f) | ((m >> 2) & 0x30303030))
+                                                                << 32;
+      const __m512i scales16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_cvtsi64_si128(int64_t(scale_bytes))));
+      const __m128i mins = _mm_cvtsi64_si128(int64_t(min_bytes));
+      const __m256i min_coefficients = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));
+      __m512i q[4], scale[4];
+      const uint8_t* qs = b + (Five ? 48 : 16);
+      for (int r = 0; r < 2; r++) {
+        const __m512i packed = _mm512_loadu_si512(qs + 64 * r);
+        q[2 * r] = _mm512_and_si512(packed, mask);
+        q[2 * r + 1] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), mask);
+      }
+      if (Five) {
+        const __m512i high = _mm512_broadcast_i64x4(load32(b + 16));
+        for (int t = 0; t < 4; t++) {
+          // Chunk c's fifth bits are bit c of each qh byte; index[t] names the pair's chunks.
+          const __m512i bits = _mm512_and_si512(_mm512_srlv_epi16(high, index[t]), one);
+          q[t] = _mm512_or_si512(q[t], _mm512_slli_epi16(bits, 4));
+        }
+      }
+      for (int t = 0; t < 4; t++) scale[t] = _mm512_permutexvar_epi16(index[t], scales16);
+      for (int i = 0; i < M; i++) {
+        const size_t at = size_t(i) * blocks + sb;
+        const int8_t* xq = x.q.data() + at * 256;
+        __m512i sum = _mm512_setzero_si512();
+        for (int t = 0; t < 4; t++) {
+          const __m512i xv = _mm512_loadu_si512(xq + 64 * t);
+          sum = _mm512_add_epi32(sum, _mm512_madd_epi16(_mm512_maddubs_epi16(q[t], xv), scale[t]));
+        }
+        const float dx = x.scale[at];
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * dx), acc[i]);
+        const __m256i sums = load32(x.sums.data() + at * 16);
+        const __m256 weighted = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, min_coefficients));
+        offset[i] = _mm256_fmadd_ps(weighted, _mm256_set1_ps(dmin * dx), offset[i]);
+      }
+    }
+    for (int i = 0; i < M; i++)
+      out[size_t(i) * ldo + j] = _mm512_reduce_add_ps(acc[i]) - hsum(offset[i]) + (bias ? bias[j] : 0.0f);
+  }
+}
+#endif
+
 }  // namespace
 
-void quantize_activations(const float* x, int m, int k, int block, QuantizedActivations& out) {
+void quantize_activations(const float* x, int m, int k, vt_dtype type, QuantizedActivations& out) {
+  const int block = vt::quant::block_elements(type);
   out.m = m;
   out.k = k;
   out.block = block;
@@ -230,6 +322,9 @@ void quantize_activations(const float* x, int m, int k, int block, QuantizedActi
     for (int i = 0; i < 16; i++) sum += out.q[g * 16 + i];
     out.sums[g] = int16_t(sum);
   }
+#if defined(__AVX512BW__)
+  if (type == VT_Q4_K || type == VT_Q5_K) interleave_pairs(out);
+#endif
 }
 
 namespace {
@@ -248,6 +343,12 @@ void dot_rows(const QuantizedActivations& x, const uint8_t* w, vt_dtype type, co
       return dot_rows_32<VT_Q5_0, M>(x, w, bias, out, ldo, jb, je);
     case VT_Q5_1:
       return dot_rows_32<VT_Q5_1, M>(x, w, bias, out, ldo, jb, je);
+#if defined(__AVX512BW__)
+    case VT_Q4_K:
+      return dot_rows_q45k_512<M, false>(x, w, bias, out, ldo, jb, je);
+    case VT_Q5_K:
+      return dot_rows_q45k_512<M, true>(x, w, bias, out, ldo, jb, je);
+#endif
     default:
       return dot_rows_k<M>(x, w, type, bias, out, ldo, jb, je);
   }

@@ -4,7 +4,8 @@
 // row is unpacked to bytes and multiplied with them in integers (maddubs, then madd by the
 // sub-block's scale), so a K-quant's 256 values need one float multiply-add, and w is read once,
 // in its quantized size. src/reference/quant.ts's quantizeActivations is the reference of the x
-// side.
+// side. It needs AVX2 (the builds target the machine, or x86-64-v3 for the GPU kit); Q4_K and Q5_K
+// take 512-bit vectors where AVX-512 is there.
 #pragma once
 
 #include <cstdint>
@@ -14,16 +15,16 @@
 
 namespace vt::cpu {
 
-// Rows of x quantized to int8 per block.
+// Rows of x quantized to int8 per block, laid out for one weight format's kernel.
 struct QuantizedActivations {
   int m = 0, k = 0, block = 0;
-  std::vector<int8_t> q;      // [m, k]
+  std::vector<int8_t> q;      // [m, k], in the order the format's kernel reads (see quant_dot.cpp)
   std::vector<float> scale;   // [m, k / block]
   std::vector<int16_t> sums;  // [m, k / 16]: the sum of q over each 16 values (|sum| <= 2032)
 };
 
-// x: f32 [m, k], k a multiple of `block` (32 or 256).
-void quantize_activations(const float* x, int m, int k, int block, QuantizedActivations& out);
+// x: f32 [m, k], for weights of `type` (k a multiple of its block).
+void quantize_activations(const float* x, int m, int k, vt_dtype type, QuantizedActivations& out);
 
 // out[i, j] = sum_q w[j, q] * x[i, q] (+ bias[j]) for i < m and jb <= j < je; w holds n rows of
 // `type` blocks; out rows are ldo apart.
