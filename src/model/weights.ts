@@ -101,11 +101,7 @@ const FALLBACK: Record<QuantFormat, QuantFormat | null> = {
  */
 function matrixFormat(parts: readonly WeightFormat[], k: number, storage: StorageChoice): WeightFormat {
   const { quantization, dtype } = storage;
-  if (quantization === null) {
-    const quantized = parts.filter(isQuantFormat);
-    if (quantized.length === 0) return dtype;
-    return PRECISION.find((format) => parts.includes(format))!;
-  }
+  if (quantization === null) return PRECISION.find((format) => parts.includes(format))!;
   for (let format: QuantFormat | null = quantization; format !== null; format = FALLBACK[format])
     if (k % QUANT_FORMATS[format].blockElements === 0) return format;
   return dtype;
@@ -285,6 +281,7 @@ export function dummyWeights(
   const { dtype } = storage;
   // A tensor placed twice (a tied head quantized apart from the embedding) gets its first seed.
   const seeds = new Map<string, number>();
+  const converter = new Converter(backend);
   let scratch: Address | null = null;
   const source: TensorSource = {
     formatOf: () => dtype,
@@ -296,7 +293,7 @@ export function dummyWeights(
         const values = new Float32Array(count);
         fillUniform(values, tensorSeed, 0.1);
         for (let i = 0; i < count; i++) values[i]! += 1;
-        uploadF32(backend, dst, format as DType, values);
+        converter.place(new Uint8Array(values.buffer), "f32", dst, format, count);
         return;
       }
       const fanIn = shape.length === 2 ? shape[1]! : shape[0]!;
@@ -314,25 +311,11 @@ export function dummyWeights(
   try {
     return buildWeights(backend, config, storage, source);
   } finally {
+    converter.free();
     if (scratch !== null) backend.free(scratch);
   }
 }
 
 function largestTensor(shapes: Map<string, number[]>): number {
   return Math.max(...[...shapes.values()].map((shape) => shape.reduce((a, b) => a * b, 1)));
-}
-
-/** Upload f32 host values into a `dtype` device tensor. */
-function uploadF32(backend: Backend, dst: Address, dtype: DType, values: Float32Array): void {
-  if (dtype === "f32") {
-    backend.upload(dst, values);
-    return;
-  }
-  const scratch = backend.malloc(values.byteLength);
-  try {
-    backend.upload(scratch, values);
-    backend.convert(dst, dtype, scratch, "f32", values.length);
-  } finally {
-    backend.free(scratch);
-  }
 }

@@ -78,11 +78,11 @@ export function createApp(
   };
 
   const answer = async (request: Request): Promise<Response> => {
+    const { pathname } = new URL(request.url);
     try {
       checkHost(request, http.allowedHosts);
       const preflight = http.cors.preflight(request);
       if (preflight) return preflight;
-      const { pathname } = new URL(request.url);
       const { method } = request;
       const route = routes[pathname];
       if (!route) throw new ApiError(404, `no route ${quoteInput(method)} ${quoteInput(pathname)}`);
@@ -101,7 +101,7 @@ export function createApp(
       if (apiError.status === 500 && !request.signal.aborted) onInternalError(error);
       const headers = apiError instanceof UnreadBodyError ? { Connection: "close" } : undefined;
       // Anthropic's clients read errors in Anthropic's shape.
-      const isAnthropic = new URL(request.url).pathname.startsWith("/v1/messages");
+      const isAnthropic = pathname.startsWith("/v1/messages");
       return (isAnthropic ? anthropicErrorResponse : errorResponse)(apiError, headers);
     }
   };
