@@ -219,6 +219,7 @@ describe("/v1/responses", () => {
       [{ tools: [{ type: "web_search" }] }, /function tools only/],
       [{ input: [{ role: "user", content: [{ type: "input_image", image_url: "https://x/y.png" }] }] }, /text-only/],
       [{ reasoning: { effort: "high" } }, /reasoning settings are not supported/],
+      [{ text: { verbosity: "low" } }, /text.verbosity is not supported/],
       [{ input: [{ type: "item_reference", id: "msg_1" }] }, /input/],
     ];
     for (const [fields, message] of refused) {

@@ -102,6 +102,9 @@ export function refuseUnsupportedResponseFields(body: unknown): void {
     throw new ApiError(400, `include: ${quoteInput(String(fields.include[0]))} is not supported`, "include");
   if (fields.truncation !== undefined && fields.truncation !== null && fields.truncation !== "disabled")
     throw new ApiError(400, 'truncation: only "disabled" is supported; a conversation too long is a 400', "truncation");
+  const text = fields.text as { verbosity?: unknown } | null | undefined;
+  if (text?.verbosity !== undefined && text.verbosity !== null)
+    throw new ApiError(400, "text.verbosity is not supported: the model has no verbosity setting", "text.verbosity");
 }
 
 function partsText(parts: z.infer<typeof content>, param: string): string {
