@@ -1,6 +1,7 @@
 // vt_matmul for 16-bit activations and weights (f16 or bf16, the same) beyond the few rows
 // gemv.cuh takes, when cuBLAS is absent: a tiled GEMM on the tensor cores through nvcuda::wmma
-// (16 x 16 x 16 fragments, 16-bit inputs, f32 accumulators).
+// (16 x 16 x 16 fragments, 16-bit inputs, f32 accumulators). Quantized weights (quant.cu) use
+// the same kernel with w's tiles dequantized to the activations' dtype as they are staged.
 //
 // Bound: tensor-core throughput for large m (prefill), weight bandwidth for m up to a few dozen.
 // The tensor cores are fed from shared memory, so the tiles are sized for the ratio of shared
@@ -79,6 +80,16 @@ __device__ __forceinline__ void fetch_tile(const T* __restrict__ src, int rows, 
   }
 }
 
+// The w operand as stored: rows of k 16-bit values, read like x.
+template <class T>
+struct HalfWeights {
+  const T* w;
+  template <bool kVectorLoads, int ROWS>
+  __device__ __forceinline__ void fetch(int n, int row0, int k0, int k, TileRegs<T, ROWS>& regs) const {
+    fetch_tile<kVectorLoads>(w, n, row0, k0, k, regs);
+  }
+};
+
 template <class T, int ROWS>
 __device__ __forceinline__ void stage_tile(T* tile, const TileRegs<T, ROWS>& regs) {
 #pragma unroll
@@ -90,15 +101,17 @@ __device__ __forceinline__ void stage_tile(T* tile, const TileRegs<T, ROWS>& reg
   }
 }
 
-// Launch: grid (ceil(n / BN), ceil(m / BM)), 256 threads. T: __half or __nv_bfloat16.
+// Launch: grid (ceil(n / BN), ceil(m / BM)), 256 threads. T: __half or __nv_bfloat16. W: where
+// the w tiles come from (HalfWeights, or quant.cu's quantized rows, dequantized as staged); its
+// fetch fills a thread's chunks of the BN x 32 tile as fetch_tile does.
 // Two resident blocks per SM (<= 128 registers: 64 of them accumulators for 128 x 128 tiles;
 // 2 x 40 KiB of shared memory), so one block's MMAs overlap the other's barrier and staging.
 // The element-wise staging (k % 8 != 0, rare) holds too many addresses for that and would spill
 // heavily: it runs one block per SM.
-template <class T, int BM, int BN, bool kVectorLoads>
+template <class T, class W, int BM, int BN, bool kVectorLoads>
 __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
-    gemm_tensor_core_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
-                            T* __restrict__ out, int m, int n, int k, bool vector_stores) {
+    gemm_tensor_core_kernel(const T* __restrict__ x, const W w, const T* __restrict__ bias, T* __restrict__ out, int m,
+                            int n, int k, bool vector_stores) {
   namespace wmma = nvcuda::wmma;
   constexpr int kWarpRows = BM / kTcWarpsM, kWarpCols = BN / kTcWarpsN;
   constexpr int FM = kWarpRows / 16, FN = kWarpCols / 16;
@@ -122,7 +135,7 @@ __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
   TileRegs<T, BM> x_regs;
   TileRegs<T, BN> w_regs;
   fetch_tile<kVectorLoads>(x, m, row0, 0, k, x_regs);
-  fetch_tile<kVectorLoads>(w, n, col0, 0, k, w_regs);
+  w.template fetch<kVectorLoads>(n, col0, 0, k, w_regs);
   stage_tile(tiles, x_regs);
   stage_tile(tiles + BM * kTcStride, w_regs);
   __syncthreads();
@@ -132,7 +145,7 @@ __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
     const bool more = s + 1 < slices;
     if (more) {
       fetch_tile<kVectorLoads>(x, m, row0, (s + 1) * kTcSlice, k, x_regs);
-      fetch_tile<kVectorLoads>(w, n, col0, (s + 1) * kTcSlice, k, w_regs);
+      w.template fetch<kVectorLoads>(n, col0, (s + 1) * kTcSlice, k, w_regs);
     }
     const T* xs = tiles + (s % 2) * kStageElems;
     const T* ws = xs + BM * kTcStride;
@@ -195,28 +208,35 @@ __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
   }
 }
 
-template <class T, int BM, int BN>
-inline void launch_gemm_tensor_core_tiles(cudaStream_t stream, const T* x, const T* w, const T* bias, T* out, int m,
-                                          int n, int k) {
-  const bool vector_loads = k % 8 == 0 && is_aligned(x, 16) && is_aligned(w, 16);
+// vector_loads: k % 8 == 0 and x (and w, when W reads it with vector loads) 16-byte aligned.
+template <class T, class W, int BM, int BN>
+inline void launch_gemm_tensor_core_tiles(cudaStream_t stream, const T* x, const W& w, const T* bias, T* out, int m,
+                                          int n, int k, bool vector_loads) {
   const bool vector_stores = n % 8 == 0 && is_aligned(out, 16);
   const dim3 grid(ceil_div(size_t(n), BN), ceil_div(size_t(m), BM));
   if (vector_loads) {
-    auto kernel = &gemm_tensor_core_kernel<T, BM, BN, true>;
+    auto kernel = &gemm_tensor_core_kernel<T, W, BM, BN, true>;
     VT_LAUNCH(kernel, grid, kTcThreads, 0, stream, x, w, bias, out, m, n, k, vector_stores);
   } else {
-    auto kernel = &gemm_tensor_core_kernel<T, BM, BN, false>;
+    auto kernel = &gemm_tensor_core_kernel<T, W, BM, BN, false>;
     VT_LAUNCH(kernel, grid, kTcThreads, 0, stream, x, w, bias, out, m, n, k, vector_stores);
   }
+}
+
+template <class T, class W>
+inline void launch_gemm_tensor_core(cudaStream_t stream, const T* x, const W& w, const T* bias, T* out, int m, int n,
+                                    int k, bool vector_loads) {
+  if (m <= kTcSmallTileMaxRows)
+    launch_gemm_tensor_core_tiles<T, W, 64, 64>(stream, x, w, bias, out, m, n, k, vector_loads);
+  else
+    launch_gemm_tensor_core_tiles<T, W, 128, 128>(stream, x, w, bias, out, m, n, k, vector_loads);
 }
 
 template <class T>
 inline void launch_gemm_tensor_core(cudaStream_t stream, const T* x, const T* w, const T* bias, T* out, int m, int n,
                                     int k) {
-  if (m <= kTcSmallTileMaxRows)
-    launch_gemm_tensor_core_tiles<T, 64, 64>(stream, x, w, bias, out, m, n, k);
-  else
-    launch_gemm_tensor_core_tiles<T, 128, 128>(stream, x, w, bias, out, m, n, k);
+  const bool vector_loads = k % 8 == 0 && is_aligned(x, 16) && is_aligned(w, 16);
+  launch_gemm_tensor_core(stream, x, HalfWeights<T>{w}, bias, out, m, n, k, vector_loads);
 }
 
 }  // namespace vt::gpu::matmul

@@ -3,10 +3,17 @@
 //   m <= 8 (decode): one warp per output column; each lane takes whole chunks of 32 values of the
 //     row (every 32nd chunk), their scales read once, so w is read once, in its quantized size,
 //     and x (m rows) from L1/L2.
-//   m > 8 (prefill): 64 x 64 output tiles; per step of 32 k-values, the block dequantizes its 64
-//     rows of w and loads 64 rows of x into shared memory as f32, and each thread accumulates a
-//     4 x 4 patch with FMAs (SIMT; a tensor-core path is still to come).
+//   m > 8 (prefill), 16-bit activations: gemm_tensor_core.cuh's wmma kernel, its w tiles
+//     dequantized to the activations' dtype as they are staged (8 values per thread and chunk,
+//     the chunk's scales decoded once); w is read once per block row of the output, as the
+//     16-bit GEMM reads it, in fewer bytes.
+//   m > 8, f32 activations (tests, f32 models): 64 x 64 output tiles on the CUDA cores; per step
+//     of 32 k-values the block dequantizes its 64 rows of w and loads 64 rows of x into shared
+//     memory as f32, and each thread accumulates a 4 x 4 patch with FMAs.
+#include <type_traits>
+
 #include "checks.h"
+#include "gemm_tensor_core.cuh"
 #include "quant.cuh"
 
 namespace vt::gpu {
@@ -44,6 +51,28 @@ __global__ void quant_gemv_kernel(const TX* x, const uint8_t* w, const TX* bias,
   }
 }
 
+// The tensor-core kernel's w operand: rows of quantized blocks, each thread's 16-byte chunk of a
+// staged tile (8 consecutive values of one row) dequantized and rounded to T.
+template <class T>
+struct QuantizedWeights {
+  const uint8_t* w;
+  vt_dtype type;
+  size_t row_bytes;
+  template <bool, int ROWS>
+  __device__ __forceinline__ void fetch(int n, int row0, int k0, int k, matmul::TileRegs<T, ROWS>& regs) const {
+#pragma unroll
+    for (int i = 0; i < matmul::TileRegs<T, ROWS>::kChunks; i++) {
+      const int c = int(threadIdx.x) + i * matmul::kTcThreads;
+      const int r = row0 + c / matmul::kTcChunksPerRow;
+      const int q = k0 + (c % matmul::kTcChunksPerRow) * 8;
+      float values[8] = {};
+      if (r < n && q < k) quant::dequantize_eight(type, w + size_t(r) * row_bytes, q, values);
+#pragma unroll
+      for (int e = 0; e < 8; e++) regs.chunk[i].v[e] = from_float<T>(values[e]);
+    }
+  }
+};
+
 constexpr int kTile = 64, kTileK = 32, kThreadsPerSide = 16;  // 256 threads, 4 x 4 outputs each
 
 template <class TX>
@@ -53,16 +82,20 @@ __global__ void quant_gemm_kernel(const TX* x, const uint8_t* w, const TX* bias,
   __shared__ float ws[kTile][kTileK + 1];
   const int tx = threadIdx.x % kThreadsPerSide, ty = threadIdx.x / kThreadsPerSide;
   const int i0 = blockIdx.y * kTile, j0 = blockIdx.x * kTile;
-  const int elements = quant::block_elements(type), bytes = quant::block_bytes(type);
-  const size_t row_bytes = size_t(k / elements) * bytes;
+  const size_t row_bytes = size_t(k / quant::block_elements(type)) * quant::block_bytes(type);
   float acc[4][4] = {};
+  // Each thread stages 8 consecutive values of one row of x and of w per step.
+  static_assert(kTile * kTileK == 8 * kThreadsPerSide * kThreadsPerSide, "one 8-value chunk per thread");
+  const int stage_row = threadIdx.x / (kTileK / 8), stage_col = (threadIdx.x % (kTileK / 8)) * 8;
   for (int q0 = 0; q0 < k; q0 += kTileK) {
-    for (int t = threadIdx.x; t < kTile * kTileK; t += blockDim.x) {
-      const int r = t / kTileK, c = t % kTileK, q = q0 + c;
-      xs[r][c] = i0 + r < m ? to_float(x[size_t(i0 + r) * k + q]) : 0.0f;
-      ws[r][c] = j0 + r < n ? quant::dequantize_element(
-                                  type, w + size_t(j0 + r) * row_bytes + size_t(q / elements) * bytes, q % elements)
-                            : 0.0f;
+    float values[8] = {};
+    if (j0 + stage_row < n)
+      quant::dequantize_eight(type, w + size_t(j0 + stage_row) * row_bytes, q0 + stage_col, values);
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+      ws[stage_row][stage_col + e] = values[e];
+      xs[stage_row][stage_col + e] =
+          i0 + stage_row < m ? to_float(x[size_t(i0 + stage_row) * k + q0 + stage_col + e]) : 0.0f;
     }
     __syncthreads();
 #pragma unroll 8
@@ -137,6 +170,11 @@ vt_status quantized_matmul(vt_context* ctx, const void* x, const void* w, const 
       auto kernel = &quant_gemv_kernel<TX>;
       VT_LAUNCH(kernel, unsigned(ceil_div(n, kGemvWarps)), kGemvWarps * kWarpSize, 0, ctx->stream, xt, wq, bt, ot, m, n,
                 k, weight_dtype);
+    } else if constexpr (!std::is_same_v<TX, float>) {
+      const size_t row_bytes = size_t(k / quant::block_elements(weight_dtype)) * quant::block_bytes(weight_dtype);
+      // k is whole blocks of 32 or 256 values, so only x's alignment decides the loads.
+      matmul::launch_gemm_tensor_core(ctx->stream, xt, QuantizedWeights<TX>{wq, weight_dtype, row_bytes}, bt, ot, m, n,
+                                      k, is_aligned(xt, 16));
     } else {
       auto kernel = &quant_gemm_kernel<TX>;
       const dim3 grid(unsigned(ceil_div(n, kTile)), unsigned(ceil_div(m, kTile)));

@@ -245,38 +245,6 @@ VT_QUANT_INLINE void dequantize_block(vt_dtype type, const uint8_t* b, float* y)
   }
 }
 
-// Element e of a block alone, the same value dequantize_block writes (for kernels whose threads
-// share a block).
-VT_QUANT_INLINE float dequantize_element(vt_dtype type, const uint8_t* b, int e) {
-  switch (type) {
-    case VT_Q8_0:
-      return mul(half_to_float(b), float(int8_t(b[2 + e])));
-    case VT_Q4_0:
-      return mul(half_to_float(b), float((e < 16 ? b[2 + e] & 0xf : b[2 + e - 16] >> 4) - 8));
-    case VT_Q4_1:
-    case VT_Q5_0:
-    case VT_Q5_1:
-      return dequantize_q451_element(type, b, e);
-    case VT_Q4_K:
-    case VT_Q5_K: {
-      const bool five = type == VT_Q5_K;
-      const int j = e / 32, l = e % 32;
-      int scale, min;
-      k_scale_min(b + 4, j, &scale, &min);
-      int v = (b[(five ? 48 : 16) + 32 * (j / 2) + l] >> ((j & 1) * 4)) & 0xf;
-      if (five) v |= ((b[16 + l] >> j) & 1) << 4;
-      return mul(mul(half_to_float(b), float(scale)), float(v)) - mul(half_to_float(b + 2), float(min));
-    }
-    default: {  // VT_Q6_K
-      const int h = e / 128, g = (e % 128) / 32, l = e % 32;
-      const int low = (b[64 * h + l + 32 * (g & 1)] >> (4 * (g / 2))) & 0xf;
-      const int high = (b[128 + 32 * h + l] >> (2 * g)) & 3;
-      const int8_t scale = int8_t(b[192 + 8 * h + l / 16 + 2 * g]);
-      return mul(mul(half_to_float(b + 208), float(scale)), float((low | (high << 4)) - 32));
-    }
-  }
-}
-
 // Chunk c (values 32c..32c+31) of a row of blocks, the same values dequantize_block writes: every
 // format's chunk shares its scales, so a kernel thread can take a chunk whole.
 VT_QUANT_INLINE void dequantize_chunk(vt_dtype type, const uint8_t* row, int c, float* y) {
@@ -304,6 +272,59 @@ VT_QUANT_INLINE void dequantize_chunk(vt_dtype type, const uint8_t* row, int c, 
     int v = (q[l] >> ((j & 1) * 4)) & 0xf;
     if (five) v |= ((b[16 + l] >> j) & 1) << 4;
     y[l] = mul(ds, float(v)) - dm;
+  }
+}
+
+// Values q..q+7 of a row of blocks (q a multiple of 8), the same values dequantize_block writes.
+// Eight aligned values never straddle a scale (the smallest sub-block is Q6_K's 16), so a kernel
+// staging 8-value chunks decodes each chunk's scales once.
+VT_QUANT_INLINE void dequantize_eight(vt_dtype type, const uint8_t* row, int q, float* y) {
+  const uint8_t* b = row + size_t(q / block_elements(type)) * block_bytes(type);
+  const int e0 = q % block_elements(type);
+  switch (type) {
+    case VT_Q8_0: {
+      const float d = half_to_float(b);
+      for (int l = 0; l < 8; l++) y[l] = mul(d, float(int8_t(b[2 + e0 + l])));
+      return;
+    }
+    case VT_Q4_0: {
+      const float d = half_to_float(b);
+      for (int l = 0; l < 8; l++) {
+        const int e = e0 + l;
+        y[l] = mul(d, float((e < 16 ? b[2 + e] & 0xf : b[2 + e - 16] >> 4) - 8));
+      }
+      return;
+    }
+    case VT_Q4_1:
+    case VT_Q5_0:
+    case VT_Q5_1:
+      for (int l = 0; l < 8; l++) y[l] = dequantize_q451_element(type, b, e0 + l);
+      return;
+    case VT_Q4_K:
+    case VT_Q5_K: {
+      const bool five = type == VT_Q5_K;
+      const int j = e0 / 32, l0 = e0 % 32;
+      int scale, min;
+      k_scale_min(b + 4, j, &scale, &min);
+      const float ds = mul(half_to_float(b), float(scale)), dm = mul(half_to_float(b + 2), float(min));
+      const uint8_t* qs = b + (five ? 48 : 16) + 32 * (j / 2);
+      for (int l = 0; l < 8; l++) {
+        int v = (qs[l0 + l] >> ((j & 1) * 4)) & 0xf;
+        if (five) v |= ((b[16 + l0 + l] >> j) & 1) << 4;
+        y[l] = mul(ds, float(v)) - dm;
+      }
+      return;
+    }
+    default: {  // VT_Q6_K
+      const int h = e0 / 128, g = (e0 % 128) / 32, l0 = e0 % 32;
+      const float ds = mul(half_to_float(b + 208), float(int8_t(b[192 + 8 * h + l0 / 16 + 2 * g])));
+      for (int l = 0; l < 8; l++) {
+        const int low = (b[64 * h + l0 + l + 32 * (g & 1)] >> (4 * (g / 2))) & 0xf;
+        const int high = (b[128 + 32 * h + l0 + l] >> (2 * g)) & 3;
+        y[l] = mul(ds, float((low | (high << 4)) - 32));
+      }
+      return;
+    }
   }
 }
 

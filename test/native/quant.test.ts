@@ -1,8 +1,11 @@
-// The quantized weight formats (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K): vt_convert's quantizer and
-// dequantizer bit for bit against the TypeScript reference, vt_matmul with quantized weights
-// against an f64 product with the dequantized weights (decode and prefill shapes, with a bias),
-// and the argument checks. The reference's block layouts are tested in test/reference/quant.test.ts.
+// The quantized weight formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): vt_convert's
+// quantizer and dequantizer bit for bit against the TypeScript reference; vt_matmul with
+// quantized weights against an f64 product with the dequantized weights (decode and prefill
+// shapes, with a bias; f32 activations, and on CUDA 16-bit ones through the tensor-core path);
+// the argument checks. The reference's block layouts are tested in test/reference/quant.test.ts.
 import { describe, expect, test } from "bun:test";
+import type { Address } from "../../src/backend/backend.ts";
+import { encodeFromF32 } from "../../src/backend/dtype.ts";
 import { ALL_QUANT_FORMATS, QUANT_FORMATS, type QuantFormat } from "../../src/backend/weight-format.ts";
 import { referenceMatmul } from "../../src/reference/matmul.ts";
 import { dequantize, quantize, quantizeActivations } from "../../src/reference/quant.ts";
@@ -72,6 +75,50 @@ describe.each(ALL_QUANT_FORMATS)("%s", (format: QuantFormat) => {
     const xRead = int8Activations ? quantizeActivations(x, format) : x;
     const expected = referenceMatmul(xRead, dequantize(format, blocks), bias, m, n, k);
     expectClose(device.download(out, m * n), expected, { rtol: 0, atol: 1e-5 * Math.sqrt(k) });
+  });
+});
+
+// 16-bit activations (the CUDA backend's model path): the decode kernel (m <= 8) and, past it, the
+// tensor-core GEMM with w's tiles dequantized as they are staged: 64 x 64 tiles (m <= 64) and
+// 128 x 128 ones, n off the tile widths, k over several 32-deep slices, x unaligned (element-wise
+// loads) once. The CPU computes in f32 and refuses them (status 3).
+const halfUlp = { bf16: 2 ** -8, f16: 2 ** -11 } as const;
+describe.each(["q4_0", "q5_1", "q4_k", "q6_k"] as const)("%s with 16-bit activations", (format) => {
+  const { blockElements } = QUANT_FORMATS[format];
+  const cases: [m: number, n: number, dtype: "bf16" | "f16", xOffset: number][] = [
+    [3, 37, "bf16", 0],
+    [9, 70, "f16", 0],
+    [40, 37, "bf16", 0],
+    [130, 136, "bf16", 0],
+    [17, 20, "f16", 2],
+  ];
+  test.each(cases)("m = %i, n = %i, %s activations (x offset by %i bytes)", (m, n, dtype, xOffset) => {
+    const k = blockElements === 32 ? 96 : 256;
+    const x = rounded(randomValues(m * k, 21), dtype);
+    const blocks = quantize(format, weightLike(n * k, 22));
+    const bias = rounded(randomValues(n, 23), dtype);
+    const xBase = device.alloc(m * k * 2 + xOffset);
+    const xAddress = (xBase + xOffset) as Address;
+    backend.upload(xAddress, encodeFromF32(x, dtype));
+    const out = device.alloc(m * n * 2);
+    const ran = device.ranWithHalfActivations("vt_matmul", () =>
+      backend.matmul({
+        x: xAddress,
+        w: uploadBytes(blocks),
+        bias: device.upload(bias, dtype),
+        out,
+        m,
+        n,
+        k,
+        actDtype: dtype,
+        weightDtype: format,
+      }),
+    );
+    if (!ran) return;
+    // The tensor-core path (m > 8) also rounds the dequantized weights to the activations' dtype.
+    const weights = dequantize(format, blocks);
+    const expected = referenceMatmul(x, m > 8 ? rounded(weights, dtype) : weights, bias, m, n, k);
+    expectClose(device.download(out, m * n, dtype), expected, { rtol: halfUlp[dtype], atol: 1e-5 * Math.sqrt(k) });
   });
 });
 
