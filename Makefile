@@ -35,7 +35,7 @@ EXECUTABLE := dist/vllm-ts
 WORKER_ENTRIES := src/engine/core-worker.ts src/engine/structured-output/grammar-check-worker.ts \
 	src/engine/structured-output/grammar-worker.ts src/server/tokenizer-worker.ts
 
-.PHONY: all deps native gpu-kit chromium llama-cpp clang-format lint format test serve bench clean
+.PHONY: all deps native gpu-kit chromium llama-cpp llama-cpp-tools clang-format lint format test serve bench clean
 
 all: $(EXECUTABLE)
 
@@ -218,6 +218,34 @@ $(LLAMA_CPP_DIR)/lib/libggml-base.so:
 	rm -rf $(LLAMA_CPP_DIR) && mkdir -p $(LLAMA_CPP_DIR)/lib
 	cd $(LLAMA_CPP_DIR) && npm pack --silent @node-llama-cpp/linux-x64@3.22.1 && tar xzf node-llama-cpp-linux-x64-3.22.1.tgz
 	cp $(LLAMA_CPP_DIR)/package/bins/linux-x64/*.so $(LLAMA_CPP_DIR)/lib/
+
+# llama.cpp's own benchmark and quantize tools, for the side-by-side benchmark (bench/peer/): only
+# the tools' files are compiled, from the git bundle of the same llama.cpp build (0ad4a86) that
+# node-llama-cpp ships, against the prebuilt libraries above. They sit beside those libraries
+# because ggml looks for its CPU variants (libggml-cpu-*.so) in the executable's folder. Optional
+# as `llama-cpp` is; CI does not build them.
+LLAMA_CPP_SOURCE := $(LLAMA_CPP_DIR)/source
+LLAMA_CPP_TOOLS := $(addprefix $(LLAMA_CPP_DIR)/lib/,llama-bench llama-batched-bench llama-quantize)
+LLAMA_CPP_TOOL_FLAGS := -std=c++17 -O2 -DNDEBUG -pthread -I$(LLAMA_CPP_SOURCE)/include \
+	-I$(LLAMA_CPP_SOURCE)/ggml/include -I$(LLAMA_CPP_SOURCE)/common
+LLAMA_CPP_TOOL_LIBS := -L$(LLAMA_CPP_DIR)/lib -l:libllama-common.so -l:libllama.v0.5.0.so \
+	-l:libggml.v0.5.0.so -l:libggml-base.so -Wl,-rpath,'$$ORIGIN'
+llama-cpp-tools: $(LLAMA_CPP_TOOLS)
+
+$(LLAMA_CPP_SOURCE)/.cloned: $(LLAMA_CPP_DIR)/lib/libggml-base.so
+	rm -rf $(LLAMA_CPP_SOURCE) $(LLAMA_CPP_DIR)/node-llama-cpp && mkdir -p $(LLAMA_CPP_DIR)/node-llama-cpp
+	cd $(LLAMA_CPP_DIR)/node-llama-cpp && npm pack --silent node-llama-cpp@3.22.1 && \
+	  tar xzf node-llama-cpp-3.22.1.tgz package/llama/gitRelease.bundle
+	git -c advice.detachedHead=false clone --quiet $(LLAMA_CPP_DIR)/node-llama-cpp/package/llama/gitRelease.bundle $(LLAMA_CPP_SOURCE)
+	touch $@
+
+# Each tool is its folder's main.cpp and the file of the same name as the folder's library.
+$(LLAMA_CPP_DIR)/lib/llama-bench: LLAMA_CPP_TOOL := llama-bench/llama-bench
+$(LLAMA_CPP_DIR)/lib/llama-batched-bench: LLAMA_CPP_TOOL := batched-bench/batched-bench
+$(LLAMA_CPP_DIR)/lib/llama-quantize: LLAMA_CPP_TOOL := quantize/quantize
+$(LLAMA_CPP_TOOLS): $(LLAMA_CPP_SOURCE)/.cloned
+	$(CXX) $(LLAMA_CPP_TOOL_FLAGS) $(LLAMA_CPP_SOURCE)/tools/$(dir $(LLAMA_CPP_TOOL))main.cpp \
+	  $(LLAMA_CPP_SOURCE)/tools/$(LLAMA_CPP_TOOL).cpp -o $@ $(LLAMA_CPP_TOOL_LIBS)
 
 # Formatting and lint first, then the whole suite on the CPU backend (it also runs the engine end to end on the emulated CUDA
 # library), then the native-op and model tests again on the CUDA kernels running in the

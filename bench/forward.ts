@@ -2,16 +2,18 @@
 // `--load-format dummy`): prefill tokens/s for a 512-token prompt and decode tokens/s at batch 1,
 // 8, 32 and 64. Efficiency is reported against baselines measured in the same run: the largest
 // matmul throughput the backend reaches on this machine (a compute-bound square-ish shape) and
-// the device's copy bandwidth (a large device-to-device memcpy, bytes read + written).
-//   bun bench/forward.ts [--model bench/models/qwen2.5-0.5b] [--quantization q8_0|q4_0|q4_k|q5_k|q6_k]
-//                        [--output-json FILE] [--threads N]
+// the device's copy bandwidth (a large device-to-device memcpy, bytes read + written). A GGUF file
+// as --model gives its own weights instead (the llama.cpp side-by-side benchmark, bench/peer/).
+//   bun bench/forward.ts [--model bench/models/qwen2.5-0.5b | FILE.gguf] [--quantization q8_0|q4_0|q4_k|q5_k|q6_k]
+//                        [--output-json FILE] [--threads N] [--batch-sizes 1,8,32,64]
 import { parseArgs } from "node:util";
 import { activationDtype } from "../src/backend/activation-dtype.ts";
 import { Backend } from "../src/backend/backend.ts";
 import { dtypeBytes } from "../src/backend/dtype.ts";
 import { ALL_QUANT_FORMATS, type QuantFormat } from "../src/backend/weight-format.ts";
 import { loadModelConfig, type ModelConfig } from "../src/model/config.ts";
-import { dummyWeights } from "../src/model/weights.ts";
+import { ggufModel, ggufTensorStore } from "../src/model/gguf/gguf-model.ts";
+import { dummyWeights, loadWeightsFromStore, type ModelWeights } from "../src/model/weights.ts";
 import { type ForwardBatch, ModelForward } from "../src/worker/forward.ts";
 import { KvCacheTensors } from "../src/worker/kv-cache-tensors.ts";
 
@@ -24,6 +26,7 @@ const { values: options } = parseArgs({
     "prompt-len": { type: "string", default: "512" },
     "decode-context": { type: "string", default: "256" },
     "decode-steps": { type: "string", default: "8" },
+    "batch-sizes": { type: "string", default: "1,8,32,64" },
   },
 });
 
@@ -31,7 +34,9 @@ const BLOCK_SIZE = 16;
 const promptLength = Number(options["prompt-len"]);
 const decodeContext = Number(options["decode-context"]);
 const decodeSteps = Number(options["decode-steps"]);
-const batchSizes = [1, 8, 32, 64];
+const batchSizes = options["batch-sizes"]!.split(",").map(Number);
+if (batchSizes.some((size) => !Number.isInteger(size) || size < 1))
+  throw new Error("--batch-sizes must be positive integers separated by commas");
 
 function seconds(run: () => void, repeats: number): number {
   run(); // warm-up: first-touch of the workspace, thread pool start
@@ -79,14 +84,24 @@ function batchOf(numSeqs: number, newTokens: number, cached: number): ForwardBat
 }
 
 const backend = await Backend.open({ numThreads: Number(options.threads) });
-const config = await loadModelConfig(options.model!);
+const ggufFile = options.model!.endsWith(".gguf") ? options.model! : null;
+const config = ggufFile ? ggufModel(ggufFile).config : await loadModelConfig(options.model!);
 const weightDtype = "bf16";
 const actDtype = activationDtype(backend, weightDtype);
 const quantization = (options.quantization ?? null) as QuantFormat | null;
 if (quantization !== null && !ALL_QUANT_FORMATS.includes(quantization))
   throw new Error(`--quantization must be one of ${ALL_QUANT_FORMATS.join(", ")}`);
-const weights = dummyWeights(backend, config, { dtype: weightDtype, quantization }, 1);
-const weightFormat = quantization ?? weightDtype;
+const storage = { dtype: weightDtype, quantization } as const;
+const weights = ggufFile
+  ? loadWeightsFromStore(backend, config, ggufTensorStore(ggufFile, config), ggufFile, storage)
+  : dummyWeights(backend, config, storage, 1);
+
+/** The formats of the linear layers, as "q5_0+q4_k" when a file mixes them (llama.cpp's Q4_K_M). */
+function matrixFormats(modelWeights: ModelWeights): string {
+  const matrices = modelWeights.layers.flatMap((layer) => [layer.qkv, layer.o, layer.gateUp, layer.down]);
+  return [...new Set(matrices.map((matrix) => matrix.format))].join("+");
+}
+const weightFormat = matrixFormats(weights);
 const maxBatch = Math.max(...batchSizes);
 const blocksNeeded = Math.max(
   Math.ceil(promptLength / BLOCK_SIZE),

@@ -106,8 +106,23 @@ interface TensorSpec {
   offset: number;
 }
 
-function tensorSpecs(options: Resolved, headDim: number): TensorSpec[] {
-  const { hiddenSize, intermediateSize, numHeads, numKvHeads, vocabSize } = options;
+/** What the tensors' names and shapes depend on. */
+export type ModelShape = Pick<
+  ModelConfig,
+  | "architecture"
+  | "hiddenSize"
+  | "intermediateSize"
+  | "numLayers"
+  | "numHeads"
+  | "numKvHeads"
+  | "headDim"
+  | "vocabSize"
+  | "tieWordEmbeddings"
+  | "attentionBias"
+>;
+
+function tensorSpecs(options: ModelShape): TensorSpec[] {
+  const { hiddenSize, intermediateSize, numHeads, numKvHeads, vocabSize, headDim } = options;
   const linear = (name: string, outFeatures: number, inFeatures: number): TensorSpec =>
     // sqrt(3 / fan_in) gives outputs the variance of their inputs.
     ({ name, shape: [outFeatures, inFeatures], scale: Math.sqrt(3 / inFeatures), offset: 0 });
@@ -164,6 +179,14 @@ function storedValues(spec: TensorSpec, tensorIndex: number, seed: number, dtype
   return values;
 }
 
+/**
+ * The weights writeRandomModel would write for a model of this shape, without writing them: for
+ * writers of other formats (GGUF) at shapes too large to go through a safetensors file first.
+ */
+export function randomModelWeights(shape: ModelShape, seed: number, dtype: DType): Map<string, Float32Array> {
+  return new Map(tensorSpecs(shape).map((spec, index) => [spec.name, storedValues(spec, index, seed, dtype)]));
+}
+
 async function writeWeights(dir: string, tensors: [string, TensorToWrite][], sharded: boolean): Promise<void> {
   if (!sharded) {
     await writeSafetensors(join(dir, "model.safetensors"), Object.fromEntries(tensors));
@@ -211,7 +234,7 @@ export async function writeRandomModel(options: RandomModelOptions = {}): Promis
   const dir = await mkdtemp(join(tmpdir(), "vllm-ts-model-"));
   const tensorDtype = dtypeOfTorchName(resolved.dtype);
   const weights = new Map<string, Float32Array>();
-  const tensors = tensorSpecs(resolved, headDim).map((spec, index): [string, TensorToWrite] => {
+  const tensors = tensorSpecs({ ...resolved, headDim }).map((spec, index): [string, TensorToWrite] => {
     const data = storedValues(spec, index, resolved.seed, tensorDtype);
     weights.set(spec.name, data);
     return [spec.name, { dtype: tensorDtype, shape: spec.shape, data }];
