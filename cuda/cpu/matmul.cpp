@@ -15,6 +15,7 @@
 //    8 x kc slice, in L1) and streams the panels from L2. Its bound is the f32 FMA peak (two
 //    512-bit FMAs per cycle on Zen 5); packing costs O(n k), amortised over the m rows.
 // Builds without AVX-512 use the dot path for every m, with AVX2+FMA or plain scalar code.
+// Quantized w has kernels of its own (interleaved_dot.cpp), columns split by groups of 16 rows.
 #include <omp.h>
 
 #include <algorithm>
@@ -22,8 +23,9 @@
 
 #include "checks.h"
 #include "common.h"
+#include "interleaved_quant.h"
 #include "op.h"
-#include "quant_dot.h"
+#include "quantized_activations.h"
 #include "simd.h"
 
 // GCC 12 also flags (as -Wuninitialized) the undefined pass-through operand of the AVX-512
@@ -366,35 +368,6 @@ void run_columns(const Problem& p, int jb, int je) {
   dot_columns<D>(p, jb, je);
 }
 
-// ---- quantized weights -------------------------------------------------------------------
-
-// Quantized w: a thread dequantizes its rows of w a tile at a time into f32 rows of its own and
-// runs the f32 kernels on them, so w is read from memory in its quantized size, once. The tile
-// stays in L2 while every row of x passes over it (16 rows of k = 4096: 256 KiB); the packed
-// path wants wider tiles to fill its panels.
-void quantized_columns(const Problem& p, vt_dtype type, int jb, int je) {
-  thread_local std::vector<float> rows;
-  const int tile = p.m >= 32 && !p.batch_invariant ? 96 : 16;
-  const size_t k = size_t(p.k), blocks = k / size_t(vt::quant::block_elements(type));
-  const size_t row_bytes = blocks * size_t(vt::quant::block_bytes(type));
-  rows.resize(size_t(tile) * k);
-  for (int j = jb; j < je; j += tile) {
-    const int count = std::min(tile, je - j);
-    for (int r = 0; r < count; r++) {
-      const auto* row = static_cast<const uint8_t*>(p.w) + size_t(j + r) * row_bytes;
-      for (size_t b = 0; b < blocks; b++)
-        vt::quant::dequantize_block(type, row + b * vt::quant::block_bytes(type),
-                                    rows.data() + size_t(r) * k + b * vt::quant::block_elements(type));
-    }
-    Problem tile_problem = p;
-    tile_problem.w = rows.data();
-    tile_problem.bias = p.bias ? p.bias + j : nullptr;
-    tile_problem.out = p.out + j;
-    tile_problem.n = count;
-    run_columns<VT_F32>(tile_problem, 0, count);
-  }
-}
-
 }  // namespace
 
 extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m,
@@ -425,29 +398,20 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
 
   // Columns split in whole 16-wide vectors so every thread runs full micro-kernels.
   const int vectors = (n + 15) / 16;
-  if (quantized && m <= vt::cpu::kQuantDotMaxRows && !ctx->batch_invariant) {
-    // Decode: x in int8, integer dot products (quant_dot.h). Batch-invariant numerics keep every m
-    // on the dequantizing path below, whose rows do not depend on m.
+  if (quantized) {
+    // Interleaved quantized weights (interleaved_quant.h), x in int8 at every m. Each row of out
+    // depends on its row of x alone, so the numerics are batch-invariant as they are.
     thread_local vt::cpu::QuantizedActivations quantized_x;
-    vt::cpu::quantize_activations(static_cast<const float*>(x), m, k, weight_dtype, quantized_x);
-    // Bound here: inside the parallel region the name would mean each thread's own instance.
+    vt::cpu::quantize_activations(static_cast<const float*>(x), m, k, weight_dtype, quantized_x,
+                                  vt::threads_for(ctx, size_t(m) * k / 16));
     const vt::cpu::QuantizedActivations& activations = quantized_x;
     const auto* wq = static_cast<const uint8_t*>(w);
+    const int groups = (n + vt::cpu::interleaved::kGroupRows - 1) / vt::cpu::interleaved::kGroupRows;
 #pragma omp parallel num_threads(vt::threads_for(ctx, size_t(m) * n * k))
     {
       const int t = omp_get_thread_num(), count = omp_get_num_threads();
-      const int jb = int(int64_t(n) * t / count), je = int(int64_t(n) * (t + 1) / count);
-      vt::cpu::quant_dot_columns(activations, wq, weight_dtype, p.bias, p.out, size_t(n), jb, je);
-    }
-    return vt::ok();
-  }
-  if (quantized) {
-#pragma omp parallel num_threads(vt::threads_for(ctx, size_t(m) * n * k))
-    {
-      const int t = omp_get_thread_num(), count = omp_get_num_threads();
-      const int jb = std::min(n, int(int64_t(vectors) * t / count) * 16);
-      const int je = std::min(n, int(int64_t(vectors) * (t + 1) / count) * 16);
-      if (jb < je) quantized_columns(p, weight_dtype, jb, je);
+      const int gb = int(int64_t(groups) * t / count), ge = int(int64_t(groups) * (t + 1) / count);
+      vt::cpu::interleaved::dot_groups(activations, wq, weight_dtype, n, p.bias, p.out, size_t(n), gb, ge);
     }
     return vt::ok();
   }
@@ -460,5 +424,13 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
       if (jb < je) run_columns<decltype(D)::value>(p, jb, je);
     }
   });
+  return vt::ok();
+}
+
+extern "C" vt_status vt_pack_weights(vt_context* ctx, void* w, int32_t n, int32_t k, vt_dtype dtype) {
+  const char* op = "vt_pack_weights";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_pack_weights_args(op, w, n, k, dtype));
+  vt::cpu::interleaved::pack_matrix(static_cast<uint8_t*>(w), n, k, dtype, ctx->num_threads);
   return vt::ok();
 }

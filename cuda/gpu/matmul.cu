@@ -53,3 +53,10 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
   });
   return vt::gpu::launch_status(op);
 }
+
+// The kernels read quantized blocks as stored (quant.cu): nothing to rearrange.
+extern "C" vt_status vt_pack_weights(vt_context* ctx, void* w, int32_t n, int32_t k, vt_dtype dtype) {
+  const char* op = "vt_pack_weights";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  return vt::check_pack_weights_args(op, w, n, k, dtype);
+}

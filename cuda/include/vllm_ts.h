@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define VT_ABI_VERSION 5
+#define VT_ABI_VERSION 6
 
 typedef enum vt_status {
   VT_OK = 0,
@@ -233,10 +233,21 @@ vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num
  * out[m, n] = sum_k x[m, k] * w[n, k] + bias[n]     (w in nn.Linear's [out, in] layout)
  *   x: act [m, k]; w: weight [n, k]; bias: weight [n] or NULL; out: act [m, n]. Accumulates in
  *   f32. out must not alias x. weight_dtype may be a quantized format (k a multiple of its
- *   block; rows of w are n rows of blocks); the bias is then in act_dtype.
+ *   block; rows of w are n rows of blocks, passed through vt_pack_weights); the bias is then in
+ *   act_dtype.
  */
 vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m, int32_t n,
                     int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype);
+
+/*
+ * Prepare quantized weights for vt_matmul, in place: w holds n rows of k values as blocks of
+ * `dtype` (k a multiple of its block), as vt_convert or a GGUF file writes them; afterwards they
+ * are in the layout this library's vt_matmul reads, for vt_matmul only. Every quantized w goes
+ * through this once before its first vt_matmul. The CPU library interleaves the rows 16 at a
+ * time (cuda/cpu/interleaved_quant.h); the CUDA library reads the blocks as stored and leaves w
+ * unchanged.
+ */
+vt_status vt_pack_weights(vt_context* ctx, void* w, int32_t n, int32_t k, vt_dtype dtype);
 
 /*
  * dst[i, :] = src[indices[i], :] for rows of row_bytes bytes (e.g. the last token of each

@@ -121,6 +121,14 @@ inline vt_status check_matmul_args(const char* op, const void* x, const void* w,
   return VT_OK;
 }
 
+inline vt_status check_pack_weights_args(const char* op, const void* w, int32_t n, int32_t k, vt_dtype dtype) {
+  VT_REQUIRE(quant::is_quantized(dtype), op, "dtype " + std::to_string(int(dtype)) + " is not a quantized format");
+  VT_REQUIRE(n > 0 && k > 0, op, "need n > 0 and k > 0, got n " + std::to_string(n) + ", k " + std::to_string(k));
+  VT_TRY(check_whole_blocks(op, "k", dtype, size_t(k)));
+  VT_REQUIRE(w, op, "w is NULL");
+  return VT_OK;
+}
+
 // ---- rotary embedding ------------------------------------------------------------------------
 
 inline vt_status check_rope_cos_sin_cache_args(const char* op, const float* cos_sin, int32_t max_position,

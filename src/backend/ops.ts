@@ -7,7 +7,7 @@ import { vt_copy_kind, vt_rope_scaling_type } from "../../build/vllm-ts-abi.ts";
 import type { Address } from "./address.ts";
 import type { DType } from "./dtype.ts";
 import { checkStatus, type NativeSymbols } from "./native-library.ts";
-import { formatCode as code, type WeightFormat } from "./weight-format.ts";
+import { formatCode as code, type QuantFormat, type WeightFormat } from "./weight-format.ts";
 
 export class NativeOps {
   protected constructor(
@@ -201,6 +201,11 @@ export class NativeOps {
         code(a.weightDtype),
       ),
     );
+  }
+
+  /** Rearranges quantized weights (n rows of k) in place into the layout vt_matmul reads; once, before use. */
+  packWeights(a: { w: Address; n: number; k: number; format: QuantFormat }): void {
+    this.check("vt_pack_weights", this.s.vt_pack_weights(this.context, a.w, a.n, a.k, code(a.format)));
   }
 
   gatherRows(a: { dst: Address; src: Address; indices: Address; numRows: number; rowBytes: number }): void {

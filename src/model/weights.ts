@@ -135,6 +135,11 @@ function buildWeights(
       source.place(name, offsetAddress(address, offset), count(name), target);
       offset += storageBytes(target, count(name));
     }
+    // Quantized matrices take the layout the backend's matmul reads, once they are whole.
+    if (isQuantFormat(target)) {
+      const k = shapes.get(present[0]!)![1]!;
+      backend.packWeights({ w: address, n: elements / k, k, format: target });
+    }
     return { address, format: target };
   };
   const plain = (parts: (string | null)[], format: DType = dtype) => fused(parts, () => format)?.address ?? null;

@@ -22,9 +22,11 @@ function weightLike(count: number, seed: number): Float32Array {
   return values;
 }
 
-function uploadBytes(bytes: Uint8Array) {
-  const address = device.alloc(bytes.byteLength);
-  backend.upload(address, bytes);
+/** Quantized weights [n, k] on the device, packed for vt_matmul. */
+function uploadWeights(format: QuantFormat, blocks: Uint8Array, n: number, k: number) {
+  const address = device.alloc(blocks.byteLength);
+  backend.upload(address, blocks);
+  backend.packWeights({ w: address, n, k, format });
   return address;
 }
 
@@ -50,7 +52,8 @@ describe.each(ALL_QUANT_FORMATS)("%s", (format: QuantFormat) => {
     expect(Buffer.from(viaBf16).equals(Buffer.from(quantize(format, rounded(values, "bf16"))))).toBe(true);
   });
 
-  // m: decode (1, 3), the CUDA gemv's limit (8) and past it, and the CPU's packed path (40).
+  // m: decode (1, 3), the CUDA gemv's limit (8) and past it, 40 rows (the CPU's 4 rows of x at a
+  // time, and a remainder); n: two groups of 16 rows and a short one (the CPU's interleaved layout).
   test.each([1, 3, 8, 9, 40])("vt_matmul with m = %i matches the product with the dequantized weights", (m) => {
     const n = 37;
     const k = blockElements * (blockElements === 32 ? 9 : 2);
@@ -60,7 +63,7 @@ describe.each(ALL_QUANT_FORMATS)("%s", (format: QuantFormat) => {
     const out = device.alloc(m * n * 4);
     backend.matmul({
       x: device.upload(x),
-      w: uploadBytes(blocks),
+      w: uploadWeights(format, blocks, n, k),
       bias: device.upload(bias),
       out,
       m,
@@ -69,10 +72,9 @@ describe.each(ALL_QUANT_FORMATS)("%s", (format: QuantFormat) => {
       actDtype: "f32",
       weightDtype: format,
     });
-    // The CPU's decode path (m <= 8) multiplies x quantized to int8 per block, as llama.cpp does;
-    // the CUDA kernels and the CPU's larger m keep x in f32.
-    const int8Activations = backend.name === "cpu" && m <= 8;
-    const xRead = int8Activations ? quantizeActivations(x, format) : x;
+    // The CPU multiplies x quantized to int8 per block, as llama.cpp does; the CUDA kernels keep
+    // x in f32.
+    const xRead = backend.name === "cpu" ? quantizeActivations(x, format) : x;
     const expected = referenceMatmul(xRead, dequantize(format, blocks), bias, m, n, k);
     expectClose(device.download(out, m * n), expected, { rtol: 0, atol: 1e-5 * Math.sqrt(k) });
   });
@@ -104,7 +106,7 @@ describe.each(["q4_0", "q5_1", "q4_k", "q6_k"] as const)("%s with 16-bit activat
     const ran = device.ranWithHalfActivations("vt_matmul", () =>
       backend.matmul({
         x: xAddress,
-        w: uploadBytes(blocks),
+        w: uploadWeights(format, blocks, n, k),
         bias: device.upload(bias, dtype),
         out,
         m,
@@ -133,6 +135,17 @@ describe("argument checks", () => {
     expect(() => backend.convert(w, "q4_0", w, "q8_0", 32)).toThrow(/cannot convert between two quantized formats/);
     expect(() => backend.convert(w, "f32", w, "q4_k", 100)).toThrow(
       /count 100 is not a multiple of q4_k's block of 256/,
+    );
+  });
+
+  test("vt_pack_weights takes whole blocks of a quantized format", () => {
+    const w = device.alloc(1024);
+    expect(() => backend.packWeights({ w, n: 2, k: 48, format: "q8_0" })).toThrow(
+      /vt_pack_weights: k 48 is not a multiple of q8_0's block of 32/,
+    );
+    expect(() => backend.packWeights({ w, n: 0, k: 32, format: "q8_0" })).toThrow(/need n > 0 and k > 0/);
+    expect(() => backend.packWeights({ w, n: 1, k: 32, format: "bf16" as QuantFormat })).toThrow(
+      /dtype 2 is not a quantized format/,
     );
   });
 });

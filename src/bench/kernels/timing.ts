@@ -97,16 +97,17 @@ export interface MatmulResult {
  * on this backend: f32 on the CPU, the weights' dtype on CUDA). Weights rotate through enough
  * copies to fill `coldBytes`, as in a forward pass where every layer's weights come from DRAM.
  */
-/** Random weights in `format`: quantized ones are random values quantized on the device. */
-function fillWeights(backend: Backend, w: Address, format: WeightFormat, count: number, seed: number): void {
+/** Random weights [n, k] in `format`: quantized ones are random values quantized and packed on the device. */
+function fillWeights(backend: Backend, w: Address, format: WeightFormat, n: number, k: number, seed: number): void {
   if (!isQuantFormat(format)) {
-    backend.fillUniform(w, format, count, seed, 0.05);
+    backend.fillUniform(w, format, n * k, seed, 0.05);
     return;
   }
-  const staging = backend.malloc(count * 4);
+  const staging = backend.malloc(n * k * 4);
   try {
-    backend.fillUniform(staging, "f32", count, seed, 0.05);
-    backend.convert(w, format, staging, "f32", count);
+    backend.fillUniform(staging, "f32", n * k, seed, 0.05);
+    backend.convert(w, format, staging, "f32", n * k);
+    backend.packWeights({ w, n, k, format });
   } finally {
     backend.free(staging);
   }
@@ -131,7 +132,7 @@ export function timeMatmul(
     for (let c = 0; c < Math.max(1, Math.ceil(coldBytes / weightBytes)); c++) {
       const w = backend.malloc(weightBytes);
       copies.push(w);
-      fillWeights(backend, w, weightDtype, n * k, 2 + c);
+      fillWeights(backend, w, weightDtype, n, k, 2 + c);
     }
     return shape.rowCounts.map((m) => {
       const seconds = bestSeconds(backend, options, (call) =>
