@@ -4,8 +4,9 @@
 import { ptr as addressOf, type Pointer } from "bun:ffi";
 import { vt_copy_kind } from "../../build/vllm-ts-abi.ts";
 import { type Address, addressFrom } from "./address.ts";
+import { describeDevice } from "./device-description.ts";
 import { captureGraph, type Graph } from "./graph.ts";
-import { availableLibraries, type LibraryKind, nativeLibraryPath } from "./library.ts";
+import { cpuLibrary, cudaLibraryPath, hasCudaLibrary } from "./library.ts";
 import { NativeError, type NativeLibrary, openNativeLibrary } from "./native-library.ts";
 import { applyOpenMpDefaults } from "./openmp-env.ts";
 import { NativeOps } from "./ops.ts";
@@ -36,12 +37,39 @@ function hostAddress(view: ArrayBufferView): Address | null {
   return view.byteLength === 0 ? null : addressOf(view as DataView);
 }
 
+/** A library Backend.open tries, located only when its turn comes: the CPU's variant choice can
+ * fail (a CPU without AVX2) and must then fail that candidate alone. */
+interface LibraryCandidate {
+  label: string;
+  locate: () => Promise<{ path: string; cpuKernels: string | null }>;
+}
+
+/** The embedded libraries for `device`, in the order they are tried. */
+function embeddedCandidates(device: NonNullable<BackendOptions["device"]>): LibraryCandidate[] {
+  const candidates: LibraryCandidate[] = [];
+  if (device !== "cpu" && hasCudaLibrary())
+    candidates.push({ label: "cuda", locate: async () => ({ path: await cudaLibraryPath(), cpuKernels: null }) });
+  if (device !== "cuda")
+    candidates.push({
+      label: "cpu",
+      locate: async () => {
+        const { variant, path } = await cpuLibrary();
+        return { path, cpuKernels: variant };
+      },
+    });
+  if (candidates.length === 0) throw new Error(`no native library for device "${device}" in this build (have: cpu)`);
+  return candidates;
+}
+
 export class Backend extends NativeOps {
   private constructor(
     private readonly lib: NativeLibrary,
     context: Pointer,
     readonly name: string,
     readonly deviceName: string,
+    /** The embedded CPU library's variant this backend runs (cpu-variant.ts); null on CUDA and for a
+     * library given by path. */
+    readonly cpuKernels: string | null,
   ) {
     super(lib.symbols, context);
   }
@@ -49,24 +77,22 @@ export class Backend extends NativeOps {
   /** Why a preferred library was passed over for this one ("auto" without a usable GPU), or null. */
   fallbackReason: string | null = null;
 
+  /** The device as progress lines name it (device-description.ts). */
+  get description(): string {
+    return describeDevice(this.name, this.deviceName, this.cpuKernels);
+  }
+
   static async open(options: BackendOptions = {}): Promise<Backend> {
     const device = options.device ?? "auto";
-    const candidates: { label: string; path: string }[] = [];
     const libraryPath = options.libraryPath || process.env.VLLM_TS_LIBRARY;
-    if (libraryPath) candidates.push({ label: libraryPath, path: libraryPath });
-    else {
-      const kinds = availableLibraries();
-      const order: LibraryKind[] =
-        device === "cpu" ? ["cpu"] : device === "cuda" ? ["cuda" as LibraryKind] : (["cuda", "cpu"] as LibraryKind[]);
-      for (const kind of order)
-        if (kinds.includes(kind)) candidates.push({ label: kind, path: await nativeLibraryPath(kind) });
-      if (candidates.length === 0)
-        throw new Error(`no native library for device "${device}" in this build (have: ${kinds.join(", ")})`);
-    }
+    const candidates: LibraryCandidate[] = libraryPath
+      ? [{ label: libraryPath, locate: async () => ({ path: libraryPath, cpuKernels: null }) }]
+      : embeddedCandidates(device);
     const failures: string[] = [];
-    for (const { label, path } of candidates) {
+    for (const { label, locate } of candidates) {
       try {
-        const backend = Backend.openLibrary(path, options.numThreads ?? 0);
+        const { path, cpuKernels } = await locate();
+        const backend = Backend.openLibrary(path, options.numThreads ?? 0, cpuKernels);
         if (failures.length > 0) backend.fallbackReason = failures.join("; ");
         return backend;
       } catch (error) {
@@ -76,7 +102,7 @@ export class Backend extends NativeOps {
     throw new Error(`could not open a native backend for device "${device}":\n  ${failures.join("\n  ")}`);
   }
 
-  private static openLibrary(path: string, numThreads: number): Backend {
+  private static openLibrary(path: string, numThreads: number, cpuKernels: string | null): Backend {
     applyOpenMpDefaults();
     const lib = openNativeLibrary(path);
     const s = lib.symbols;
@@ -103,7 +129,7 @@ export class Backend extends NativeOps {
     const nameBuffer = new Uint8Array(256);
     check("vt_device_name", s.vt_device_name(context, nameBuffer, nameBuffer.length));
     const deviceName = new TextDecoder().decode(nameBuffer.subarray(0, nameBuffer.indexOf(0)));
-    return new Backend(lib, context, String(s.vt_backend_name()), deviceName);
+    return new Backend(lib, context, String(s.vt_backend_name()), deviceName, cpuKernels);
   }
 
   close(): void {

@@ -73,7 +73,7 @@ export const fixed = (value: number, digits = 2) => value.toFixed(digits);
 export const percent = (ratio: number) => `${(100 * ratio).toFixed(1)}%`;
 
 export function deviceOf(backend: Backend) {
-  return { backend: backend.name, name: backend.deviceName };
+  return { backend: backend.name, name: backend.deviceName, cpu_kernels: backend.cpuKernels };
 }
 
 export async function writeReport(

@@ -1,6 +1,7 @@
 // `vllm-ts generate`: continue one prompt and stream the text to stdout, through the same engine
 // the server uses, so a model can be tried from the shell. Logs and a summary go to stderr.
 import { defineCommand } from "citty";
+import { describeDevice } from "../backend/device-description.ts";
 import { AsyncEngine } from "../engine/async-engine.ts";
 import { SamplingParams } from "../engine/sampling-params.ts";
 import { logger } from "../logger.ts";
@@ -31,7 +32,7 @@ export default defineCommand({
       engine = await AsyncEngine.start(options);
       const { info, source } = engine;
       logger.info(
-        `device: ${info.device} (${info.deviceName})${info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""}`,
+        `device: ${describeDevice(info.device, info.deviceName, info.cpuKernels)}${info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""}`,
       );
       logger.info(
         `model ${source.name} (${source.config.architecture}, ${mib(info.weightBytes)} of weights) ready in ${((performance.now() - started) / 1000).toFixed(2)} s`,

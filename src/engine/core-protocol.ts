@@ -30,6 +30,8 @@ export type ToCore =
 export interface CoreInfo {
   device: string;
   deviceName: string;
+  /** The CPU library's variant the core runs (Backend.cpuKernels), or null. */
+  cpuKernels: string | null;
   /** Why the preferred device was not used (see Backend.fallbackReason), or null. */
   deviceFallback: string | null;
   kvCacheSize: KvCacheSize;

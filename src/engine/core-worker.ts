@@ -50,6 +50,7 @@ async function start(options: CoreOptions): Promise<{ onDevice: ModelOnDevice; c
     info: {
       device: backend.name,
       deviceName: backend.deviceName,
+      cpuKernels: backend.cpuKernels,
       deviceFallback: backend.fallbackReason,
       kvCacheSize: core.kvCacheSize,
       config: core.config,

@@ -1,6 +1,7 @@
 // serve's start-up lines, as vLLM's: each model's loading steps as they finish, with their times
 // (weights, KV cache), then one line on the model and the device it runs on, then the line that
 // says the server is ready and where. Each carries its figures as fields for --log-format json.
+import { describeDevice } from "../backend/device-description.ts";
 import type { LoadStep } from "../engine/core-protocol.ts";
 import { logger, withFields } from "../logger.ts";
 import type { ServedModel } from "./context.ts";
@@ -43,7 +44,7 @@ export function logModelStarted({ servedModelName, engine }: ServedModel, startS
   const { info, source } = engine;
   logger.info(
     withFields(
-      `${servedModelName}: ${source.ggufFile ?? source.dir ?? source.name} (${source.config.architecture}) loaded on ${info.device} (${info.deviceName}) ` +
+      `${servedModelName}: ${source.ggufFile ?? source.dir ?? source.name} (${source.config.architecture}) loaded on ${describeDevice(info.device, info.deviceName, info.cpuKernels)} ` +
         `in ${seconds(startSeconds)}; max model len ${info.config.maxModelLen}` +
         (info.deviceFallback ? `; not used: ${info.deviceFallback}` : ""),
       {
@@ -52,6 +53,7 @@ export function logModelStarted({ servedModelName, engine }: ServedModel, startS
         architecture: source.config.architecture,
         device: info.device,
         device_name: info.deviceName,
+        cpu_kernels: info.cpuKernels,
         max_model_len: info.config.maxModelLen,
         seconds: roundedSeconds(startSeconds),
       },

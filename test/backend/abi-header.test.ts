@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { cpuVariants } from "#embedded-libraries";
 import { ffiParameterType, parseAbiHeader, renderAbiModule } from "../../src/backend/abi-header.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -87,9 +88,10 @@ describe("the header's declarations", () => {
 describe("the libraries", () => {
   const declared = header.functions.map((f) => f.name).sort();
 
-  test("the CPU library exports exactly the header's functions", () => {
-    expect(exportedFunctions("build/libvllm_ts_cpu.so")).toEqual(declared);
-  });
+  for (const variant of cpuVariants)
+    test(`the CPU library's ${variant.name} variant exports exactly the header's functions`, () => {
+      expect(exportedFunctions(variant.library)).toEqual(declared);
+    });
 
   test("the CUDA kernels' library exports exactly the header's functions", () => {
     expect(exportedFunctions("build/libvllm_ts_cuda_emu.so")).toEqual(declared);

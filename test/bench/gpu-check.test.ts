@@ -5,7 +5,8 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
+import { cpuVariants } from "#embedded-libraries";
 import { parseJunit } from "../../bench/gpu/junit.ts";
 import { renderMarkdown, type StageReport } from "../../bench/gpu/report-markdown.ts";
 import { runCommand } from "../../bench/gpu/run-command.ts";
@@ -26,7 +27,7 @@ describe("the kit (make gpu-kit)", () => {
     expect(bytes).toBeLessThan(KIT_LIMIT_BYTES);
   });
 
-  test("holds the executable, every native-op test, the scripts, the baselines and the models", () => {
+  test("holds the executable, every native-op test, every CPU variant, the scripts, the baselines and the models", () => {
     const files = new Set(filesUnder(KIT));
     const nativeTests = readdirSync(resolve(import.meta.dir, "../native")).filter(
       (name) => name.endsWith(".test.ts") && name !== "emulation.test.ts",
@@ -41,7 +42,7 @@ describe("the kit (make gpu-kit)", () => {
       "tests/worker/forward.test.js",
       "tests/worker/decode-graphs.test.js",
       "tests/engine/cuda-backend.test.js",
-      "tests/libvllm_ts_cpu.so.xz",
+      ...cpuVariants.map((variant) => `tests/${basename(variant.library)}.xz`),
       "models/llama-3.1-8b/config.json",
       "models/qwen3-0.6b/config.json",
       ...nativeTests.map((name) => `tests/native/${name.replace(/\.ts$/, ".js")}`),

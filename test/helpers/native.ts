@@ -68,8 +68,9 @@ export class Device {
 }
 
 /**
- * Opens the test backend for the calling test file (the CPU library of this build, unless
- * VLLM_TS_LIBRARY names another; Backend.open reads it) and frees its buffers after every test.
+ * Opens the test backend for the calling test file (the CPU library's variant for this machine or
+ * the one VLLM_TS_CPU_VARIANT names, unless VLLM_TS_LIBRARY names another library; Backend.open
+ * reads both) and frees its buffers after every test.
  */
 export async function useTestDevice(): Promise<Device> {
   const backend = await Backend.open({ device: "cpu" });

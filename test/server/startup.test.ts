@@ -32,7 +32,7 @@ test("a host this machine does not have is named in the error", () => {
   expect(stderr).toContain("cannot listen on 999.1.1.1:0: --host is not an address of this machine");
 });
 
-test("loading logs the weights, then the KV cache, each with its time, then the model once, then the ready line", async () => {
+test("loading logs the weights, then the KV cache, each with its time, then the model and its device (CPU kernels named) once, then the ready line", async () => {
   const server = await startServer(await writeServerTestModel(), ["--served-model-name", "tiny"]);
   try {
     const lines = server.logs().split("\n");
@@ -45,7 +45,7 @@ test("loading logs the weights, then the KV cache, each with its time, then the 
       /listening on http:\/\/127\.0\.0\.1:\d+; loading the model$/,
       /tiny: weights: 0\.4 MiB loaded in \d+\.\d\d s$/,
       /tiny: KV cache: 2048 blocks of 16 tokens \(32768 tokens, 16\.0 MiB\) allocated in \d+\.\d\d s$/,
-      /tiny: \/\S+ \(Qwen3ForCausalLM\) loaded on cpu \(.+\) in \d+\.\d\d s; max model len 512$/,
+      /tiny: \/\S+ \(Qwen3ForCausalLM\) loaded on cpu \(.+; CPU kernels: [\w-]+\) in \d+\.\d\d s; max model len 512$/,
       /serving tiny at http:\/\/127\.0\.0\.1:\d+\/v1, ready \d+\.\d\d s after start$/,
     ].map(lineOf);
     expect(order).toEqual(order.toSorted((a, b) => a - b));

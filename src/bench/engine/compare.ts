@@ -130,7 +130,7 @@ export async function runCompare(options: CompareOptions): Promise<void> {
     });
     const throughputRatio = continuousRun.outputTokensPerSecond / staticRun.outputTokensPerSecond;
 
-    console.log(`${model.name} on ${backend.name} (${backend.deviceName}), ${model.weights.dtype} weights`);
+    console.log(`${model.name} on ${backend.description}, ${model.weights.dtype} weights`);
     console.log(
       `${numPrompts} requests, input ${input.low}-${input.high}, output ${output.low}-${output.high} tokens, max-num-seqs ${maxNumSeqs} static / ` +
         `${continuousMaxNumSeqs} continuous, max-model-len ${maxModelLen}, KV cache ${(staticRun.kvCacheSize.bytes / 2 ** 20).toFixed(1)} MiB`,

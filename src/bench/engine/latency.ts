@@ -58,7 +58,7 @@ export async function runLatency(options: LatencyOptions): Promise<void> {
     const outputTokens = runs.reduce((sum, run) => sum + run.outputTokens, 0);
     const outputTokensPerSecond = outputTokens / runs.reduce((sum, run) => sum + run.elapsedSeconds, 0);
     console.log(
-      `${bench.model.name} on ${bench.backend.name} (${bench.backend.deviceName}): batch ${batchSize}, input ${inputLen}, output ${outputLen} tokens, ${numIters} iterations after ${numItersWarmup} warm-up`,
+      `${bench.model.name} on ${bench.backend.description}: batch ${batchSize}, input ${inputLen}, output ${outputLen} tokens, ${numIters} iterations after ${numItersWarmup} warm-up`,
     );
     console.log(
       formatTable([

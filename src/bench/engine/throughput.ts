@@ -47,7 +47,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<void> {
     const masks = core.structuredOutputs.maskTime;
     const maskMsPerToken = masks.count > 0 ? masks.totalMs / masks.count : null;
     console.log(
-      `${bench.model.name} on ${bench.backend.name} (${bench.backend.deviceName}), ${requests.length} requests from ${datasetFlags.dataset}`,
+      `${bench.model.name} on ${bench.backend.description}, ${requests.length} requests from ${datasetFlags.dataset}`,
     );
     console.log(
       formatTable([

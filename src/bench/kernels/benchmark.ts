@@ -75,7 +75,7 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
       options.peakGBs !== null
         ? { entry: "--peak-gbs", bandwidthGBs: options.peakGBs }
         : peakBandwidth(backend.deviceName);
-    logger.info(`bench kernels on ${backend.name} (${backend.deviceName}), activations ${actDtype}`);
+    logger.info(`bench kernels on ${backend.description}, activations ${actDtype}`);
     if (torch && torch.device !== backend.deviceName) {
       logger.warn(
         `--torch-baseline was measured on "${torch.device}", this run is on "${backend.deviceName}": fractions of torch compare different machines`,
@@ -84,7 +84,7 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
     const copyGBps = copyBandwidthGBs(backend, timing, copyBytes);
     const baselines: MemoryBaselines = { copyBandwidthGBs: copyGBps, peakBandwidthGBs: peak?.bandwidthGBs ?? null };
     console.log(
-      `device ${backend.name} (${backend.deviceName}); activations ${actDtype}; copy bandwidth ${copyGBps.toFixed(1)} GB/s (read + write); ` +
+      `device ${backend.description}; activations ${actDtype}; copy bandwidth ${copyGBps.toFixed(1)} GB/s (read + write); ` +
         `peak bandwidth ${peak ? `${peak.bandwidthGBs} GB/s (${peak.entry})` : "unknown"}`,
     );
     const header = {
@@ -94,6 +94,7 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
       device: {
         backend: backend.name,
         name: backend.deviceName,
+        cpu_kernels: backend.cpuKernels,
         peak_bandwidth_gbs: peak?.bandwidthGBs ?? null,
         peak_bandwidth_entry: peak?.entry ?? null,
       },
