@@ -97,12 +97,12 @@ void dot_q4_x(const XRows& x, const uint8_t* group, int count, F32x16* out) {
     const uint8_t* p = group + size_t(b) * kBlockBytes;
     const F32x16 d = halves(p + kD);
     I32x16 low[4], high[4];
+    const I32x16 bits = kFifth ? load(p + kHigh) : zero();
     for (int s = 0; s < 4; s++) {
       const I32x16 raw = load(p + kQuants + kStep * s);
       low[s] = raw & low_nibbles;
       high[s] = shift_right16(raw, 4) & low_nibbles;
       if (kFifth) {
-        const I32x16 bits = load(p + kHigh);
         low[s] = low[s] | spread_fifth_bits(shift_right32(bits, 4 * s));
         high[s] = high[s] | spread_fifth_bits(shift_right32(bits, 16 + 4 * s));
       }
@@ -183,9 +183,9 @@ void dot_q45_k(const XRows& x, const uint8_t* group, int count, F32x16* out) {
       const I32x16 even_scale = widen_u8(scale_bytes[2 * q]), odd_scale = widen_u8(scale_bytes[2 * q + 1]);
       for (int i = 0; i < M; i++) {
         I32x16 even_sum = even[i][0], odd_sum = odd[i][0];
-        if (kChains == 2) {
-          even_sum = even_sum + even[i][kChains - 1];
-          odd_sum = odd_sum + odd[i][kChains - 1];
+        for (int c = 1; c < kChains; c++) {
+          even_sum = even_sum + even[i][c];
+          odd_sum = odd_sum + odd[i][c];
         }
         sums[i] = sums[i] + even_sum * even_scale + odd_sum * odd_scale;
       }

@@ -396,8 +396,6 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
                   size_t(n),
                   ctx->batch_invariant};
 
-  // Columns split in whole 16-wide vectors so every thread runs full micro-kernels.
-  const int vectors = (n + 15) / 16;
   if (quantized) {
     // Interleaved quantized weights (interleaved_quant.h), x in int8 at every m. Each row of out
     // depends on its row of x alone, so the numerics are batch-invariant as they are.
@@ -415,6 +413,8 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
     }
     return vt::ok();
   }
+  // Columns split in whole 16-wide vectors so every thread runs full micro-kernels.
+  const int vectors = (n + 15) / 16;
   vt::with_dtype(weight_dtype, [&](auto D) {
 #pragma omp parallel num_threads(vt::threads_for(ctx, size_t(m) * n * k))
     {

@@ -1,19 +1,14 @@
-// x quantized to int8 per block (quantized_activations.h), 16 values per step on 256-bit
-// vectors.
+// x quantized to int8 per block (quantized_activations.h): the block's largest magnitude on
+// simd.h's vectors, then 16 values per step on 256-bit ones.
 #include "quantized_activations.h"
 
 #include <immintrin.h>
 
 #include "quant.h"
+#include "simd.h"
 
 namespace vt::cpu {
 namespace {
-
-inline float max_lane(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
-}
 
 inline int sum_lanes(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -25,10 +20,12 @@ inline int sum_lanes(__m256i v) {
 // clamp do it (the products v * id rounded to nearest even by the conversion), 16 values at a
 // time, with the sum of each 16.
 void quantize_block(const float* v, int block, int8_t* q, float* scale, int16_t* sums) {
-  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  __m256 top = _mm256_setzero_ps();
-  for (int i = 0; i < block; i += 8) top = _mm256_max_ps(top, _mm256_and_ps(_mm256_loadu_ps(v + i), magnitude));
-  const float d = max_lane(top) / 127.0f;
+  simd::vec top = simd::zero();
+  for (int i = 0; i < block; i += simd::W) {
+    const simd::vec x = simd::load(v + i);
+    top = simd::max(top, simd::max(x, simd::sub(simd::zero(), x)));  // |x|
+  }
+  const float d = simd::reduce_max(top) / 127.0f;
   const __m256 id = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
   *scale = d;
   const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
