@@ -4,8 +4,9 @@
 // matmul throughput the backend reaches on this machine (a compute-bound square-ish shape) and
 // the device's copy bandwidth (a large device-to-device memcpy, bytes read + written). A GGUF file
 // as --model gives its own weights instead (the llama.cpp side-by-side benchmark, bench/peer/).
+// Decode steps replay captured graphs as the engine's do, or run op by op with --enforce-eager.
 //   bun bench/forward.ts [--model bench/models/qwen2.5-0.5b | FILE.gguf] [--quantization q8_0|q4_0|q4_k|q5_k|q6_k]
-//                        [--output-json FILE] [--threads N] [--batch-sizes 1,8,32,64]
+//                        [--output-json FILE] [--threads N] [--batch-sizes 1,8,32,64] [--enforce-eager]
 import { parseArgs } from "node:util";
 import { activationDtype } from "../src/backend/activation-dtype.ts";
 import { Backend } from "../src/backend/backend.ts";
@@ -14,7 +15,8 @@ import { ALL_QUANT_FORMATS, type QuantFormat } from "../src/backend/weight-forma
 import { loadModelConfig, type ModelConfig } from "../src/model/config.ts";
 import { ggufModel, ggufTensorStore } from "../src/model/gguf/gguf-model.ts";
 import { dummyWeights, loadWeightsFromStore, type ModelWeights } from "../src/model/weights.ts";
-import { type ForwardBatch, ModelForward } from "../src/worker/forward.ts";
+import { DecodeGraphs } from "../src/worker/decode-graphs.ts";
+import { type DeviceSamplingParams, type ForwardBatch, ModelForward } from "../src/worker/forward.ts";
 import { KvCacheTensors } from "../src/worker/kv-cache-tensors.ts";
 
 const { values: options } = parseArgs({
@@ -27,6 +29,7 @@ const { values: options } = parseArgs({
     "decode-context": { type: "string", default: "256" },
     "decode-steps": { type: "string", default: "8" },
     "batch-sizes": { type: "string", default: "1,8,32,64" },
+    "enforce-eager": { type: "boolean", default: false },
   },
 });
 
@@ -38,10 +41,10 @@ const batchSizes = options["batch-sizes"]!.split(",").map(Number);
 if (batchSizes.some((size) => !Number.isInteger(size) || size < 1))
   throw new Error("--batch-sizes must be positive integers separated by commas");
 
-function seconds(run: () => void, repeats: number): number {
-  run(); // warm-up: first-touch of the workspace, thread pool start
+async function seconds(run: () => unknown, repeats: number): Promise<number> {
+  await run(); // warm-up: first-touch of the workspace, thread pool start, graph capture
   const start = performance.now();
-  for (let i = 0; i < repeats; i++) run();
+  for (let i = 0; i < repeats; i++) await run();
   return (performance.now() - start) / 1000 / repeats;
 }
 
@@ -110,9 +113,23 @@ const blocksNeeded = Math.max(
 const kvCache = KvCacheTensors.allocate(backend, config, blocksNeeded, BLOCK_SIZE, weightDtype);
 backend.memset(kvCache.base, 0, blocksNeeded * KvCacheTensors.bytesPerBlock(config, BLOCK_SIZE, weightDtype));
 const forward = new ModelForward(backend, config, weights, kvCache, actDtype);
+const graphs = options["enforce-eager"]
+  ? null
+  : new DecodeGraphs(backend, forward, { maxBatch, blockSize: BLOCK_SIZE, maxModelLen: decodeContext + 1 });
+
+/** Greedy sampling parameters for `rows` sequences. */
+function greedyParams(rows: number): DeviceSamplingParams {
+  return {
+    temperatures: new Float32Array(rows),
+    topK: new Int32Array(rows),
+    topP: new Float32Array(rows).fill(1),
+    minP: new Float32Array(rows),
+    uniforms: new Float32Array(rows),
+  };
+}
 
 // Baselines in the same run.
-const matmulPeak = (() => {
+const matmulPeak = await (async () => {
   const m = 512,
     n = 4096,
     k = 4096;
@@ -121,18 +138,18 @@ const matmulPeak = (() => {
   const out = backend.malloc(m * n * 4);
   backend.fillUniform(x, "f32", m * k, 1, 1);
   backend.fillUniform(w, "bf16", n * k, 2, 0.01);
-  const t = seconds(() => backend.matmul({ x, w, out, m, n, k, actDtype: "f32", weightDtype: "bf16" }), 3);
+  const t = await seconds(() => backend.matmul({ x, w, out, m, n, k, actDtype: "f32", weightDtype: "bf16" }), 3);
   [x, w, out].forEach((a) => {
     backend.free(a);
   });
   return (2 * m * n * k) / t / 1e9;
 })();
-const copyBandwidth = (() => {
+const copyBandwidth = await (async () => {
   const bytes = 512 * 2 ** 20;
   const src = backend.malloc(bytes);
   const dst = backend.malloc(bytes);
   backend.memset(src, 1, bytes);
-  const t = seconds(() => backend.memcpy(dst, src, bytes, "deviceToDevice"), 5);
+  const t = await seconds(() => backend.memcpy(dst, src, bytes, "deviceToDevice"), 5);
   backend.free(src);
   backend.free(dst);
   return (2 * bytes) / t / 1e9;
@@ -147,14 +164,17 @@ const stepBytes = weightBytes - embeddingBytes;
 const lmHeadMacs = config.vocabSize * config.hiddenSize;
 
 const prefillBatch = batchOf(1, promptLength, 0);
-const prefillSeconds = seconds(() => forward.greedy(prefillBatch), 2);
+const prefillSeconds = await seconds(() => forward.greedy(prefillBatch), 2);
 const prefillGflops = (2 * (macs * promptLength + lmHeadMacs)) / prefillSeconds / 1e9;
 
-const decode = batchSizes.map((batchSize) => {
+const decode = [];
+for (const batchSize of batchSizes) {
   const batch = batchOf(batchSize, 1, decodeContext);
-  const stepSeconds = seconds(() => forward.greedy(batch), decodeSteps);
+  const params = greedyParams(batchSize);
+  const step = graphs ? () => graphs.run(batch, params) : () => forward.greedy(batch);
+  const stepSeconds = await seconds(step, decodeSteps);
   const gflops = (2 * batchSize * (macs + lmHeadMacs)) / stepSeconds / 1e9;
-  return {
+  decode.push({
     batchSize,
     contextLength: decodeContext,
     stepMs: stepSeconds * 1000,
@@ -162,8 +182,8 @@ const decode = batchSizes.map((batchSize) => {
     gflops,
     // Every weight byte but the embedding's is read once per step, whatever the batch.
     weightGBps: stepBytes / stepSeconds / 1e9,
-  };
-});
+  });
+}
 
 const result = {
   model: options.model,
@@ -172,6 +192,7 @@ const result = {
   weightDtype,
   weightFormat,
   weightMiB: weightBytes / 2 ** 20,
+  decodeSteps: graphs ? "captured graphs" : "op by op (--enforce-eager)",
   baselines: { matmulPeakGflops: matmulPeak, copyBandwidthGBps: copyBandwidth },
   prefill: {
     promptLength,
@@ -191,6 +212,7 @@ console.log(`baselines: matmul ${f(matmulPeak)} GFLOP/s (512x4096x4096, bf16 wei
 console.log(
   `prefill ${promptLength} tokens: ${f(result.prefill.tokensPerSecond)} tokens/s, ${f(prefillGflops)} GFLOP/s (${f(100 * result.prefill.fractionOfMatmulPeak, 0)}% of matmul peak)`,
 );
+console.log(`decode steps: ${result.decodeSteps}`);
 console.log("decode (context %d):  batch  step ms  tokens/s  GFLOP/s  weights GB/s  of copy bw", decodeContext);
 for (const d of result.decode) {
   console.log(
@@ -199,6 +221,7 @@ for (const d of result.decode) {
 }
 if (options["output-json"]) await Bun.write(options["output-json"], `${JSON.stringify(result, null, 2)}\n`);
 
+graphs?.free();
 forward.free();
 kvCache.free();
 weights.free();

@@ -20,6 +20,7 @@ vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_silu_and_mul_args(op, x, out, num_tokens, d));
+  VT_CAPTURE_OR_RUN(ctx, vt_silu_and_mul, x, out, num_tokens, d, act_dtype);
   auto* in = static_cast<const float*>(x);
   auto* y = static_cast<float*>(out);
   int32_t pieces = (d + kColumns - 1) / kColumns;

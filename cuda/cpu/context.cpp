@@ -8,6 +8,8 @@
 #include <string>
 
 #include "common.h"
+#include "cpu_topology.h"
+#include "graph.h"
 #include "meminfo.h"
 
 namespace {
@@ -65,13 +67,16 @@ vt_status vt_context_create(int32_t device_index, int32_t num_threads, vt_contex
              "num_threads must be >= 0 (0 = all cores), got " + std::to_string(num_threads));
   vt_context* ctx = new (std::nothrow) vt_context;
   if (!ctx) return vt::fail(VT_ERR_OUT_OF_MEMORY, "vt_context_create: out of host memory");
-  ctx->num_threads = num_threads > 0 ? num_threads : omp_get_num_procs();
+  const std::vector<int> cpus = vt::cpu::one_cpu_per_core();
+  ctx->num_threads = num_threads > 0 ? num_threads : int(cpus.size());
+  vt::cpu::pin_workers(ctx->num_threads, cpus);
   *out = ctx;
   return vt::ok();
 }
 
 vt_status vt_context_destroy(vt_context* ctx) {
   VT_REQUIRE(ctx, "vt_context_destroy", "ctx is NULL");
+  delete ctx->capture;  // a capture never ended
   delete ctx;
   return vt::ok();
 }
@@ -87,6 +92,7 @@ vt_status vt_context_set_batch_invariant(vt_context* ctx, int32_t enabled) {
 // Every CPU op runs to completion before it returns.
 vt_status vt_synchronize(vt_context* ctx) {
   VT_REQUIRE(ctx, "vt_synchronize", "ctx is NULL");
+  VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_synchronize"));
   return vt::ok();
 }
 

@@ -1,25 +1,61 @@
-// Graphs on the CPU backend: ops run as they are called, so there is nothing to record; the
-// model runner asks the backend first (Backend.supportsGraphs) and this answer is the fallback.
-#include "common.h"
+// vt_graph_* on the CPU backend (graph.h): capture records the ops' calls, launch replays them.
+#include "graph.h"
+
+#include <new>
+#include <string>
+
+namespace vt::cpu {
+
+vt_status record(vt_context* ctx, std::function<vt_status()> call) {
+  try {
+    ctx->capture->ops.push_back(std::move(call));
+  } catch (const std::bad_alloc&) {
+    return fail(VT_ERR_OUT_OF_MEMORY, "graph capture: out of host memory");
+  }
+  return ok();
+}
+
+vt_status refuse_while_capturing(const vt_context* ctx, const char* op) {
+  if (ctx->capture == nullptr) return VT_OK;
+  return fail(VT_ERR_INVALID_ARGUMENT, std::string(op) + ": not allowed while a graph is being captured");
+}
+
+}  // namespace vt::cpu
 
 extern "C" {
 
 vt_status vt_graph_begin_capture(vt_context* ctx) {
-  VT_REQUIRE(ctx, "vt_graph_begin_capture", "ctx is NULL");
-  return vt::fail(VT_ERR_UNSUPPORTED,
-                  "vt_graph_begin_capture: the CPU backend runs ops as they are called (no graphs)");
+  const char* op = "vt_graph_begin_capture";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_REQUIRE(ctx->capture == nullptr, op, "a graph is already being captured");
+  ctx->capture = new (std::nothrow) vt_graph;
+  if (!ctx->capture) return vt::fail(VT_ERR_OUT_OF_MEMORY, std::string(op) + ": out of host memory");
+  return vt::ok();
 }
 
-vt_status vt_graph_end_capture(vt_context*, vt_graph**) {
-  return vt::fail(VT_ERR_INVALID_ARGUMENT, "vt_graph_end_capture: no capture in progress");
+vt_status vt_graph_end_capture(vt_context* ctx, vt_graph** out) {
+  const char* op = "vt_graph_end_capture";
+  VT_REQUIRE(ctx && out, op, "ctx or out is NULL");
+  *out = nullptr;
+  VT_REQUIRE(ctx->capture, op, "no capture in progress");
+  *out = ctx->capture;
+  ctx->capture = nullptr;
+  return vt::ok();
 }
 
-vt_status vt_graph_launch(vt_context*, vt_graph*) {
-  return vt::fail(VT_ERR_INVALID_ARGUMENT, "vt_graph_launch: the CPU backend has no graphs");
+// Stops at the first op that fails; its message is vt_last_error's.
+vt_status vt_graph_launch(vt_context* ctx, vt_graph* graph) {
+  const char* op = "vt_graph_launch";
+  VT_REQUIRE(ctx && graph, op, "ctx or graph is NULL");
+  VT_TRY(vt::cpu::refuse_while_capturing(ctx, op));
+  for (const auto& call : graph->ops) VT_TRY(call());
+  return vt::ok();
 }
 
-vt_status vt_graph_destroy(vt_context*, vt_graph*) {
-  return vt::fail(VT_ERR_INVALID_ARGUMENT, "vt_graph_destroy: the CPU backend has no graphs");
+vt_status vt_graph_destroy(vt_context* ctx, vt_graph* graph) {
+  VT_REQUIRE(ctx && graph, "vt_graph_destroy", "ctx or graph is NULL");
+  delete graph;
+  return vt::ok();
 }
 
 }  // extern "C"

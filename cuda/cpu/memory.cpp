@@ -64,22 +64,26 @@ extern "C" {
 
 vt_status vt_malloc(vt_context* ctx, size_t bytes, void** out) {
   VT_REQUIRE(ctx, "vt_malloc", "ctx is NULL");
+  VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_malloc"));
   return allocate("vt_malloc", bytes, out);
 }
 
 vt_status vt_free(vt_context* ctx, void* ptr) {
   VT_REQUIRE(ctx, "vt_free", "ctx is NULL");
+  VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_free"));
   std::free(ptr);
   return vt::ok();
 }
 
 vt_status vt_malloc_host(vt_context* ctx, size_t bytes, void** out) {
   VT_REQUIRE(ctx, "vt_malloc_host", "ctx is NULL");
+  VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_malloc_host"));
   return allocate("vt_malloc_host", bytes, out);
 }
 
 vt_status vt_free_host(vt_context* ctx, void* ptr) {
   VT_REQUIRE(ctx, "vt_free_host", "ctx is NULL");
+  VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_free_host"));
   std::free(ptr);
   return vt::ok();
 }
@@ -88,6 +92,8 @@ vt_status vt_free_host(vt_context* ctx, void* ptr) {
 vt_status vt_memcpy(vt_context* ctx, void* dst, const void* src, size_t bytes, vt_copy_kind kind) {
   VT_REQUIRE(ctx, "vt_memcpy", "ctx is NULL");
   VT_TRY(vt::check_memcpy_args("vt_memcpy", dst, src, bytes, kind));
+  if (kind != VT_COPY_DEVICE_TO_DEVICE) VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_memcpy"));
+  VT_CAPTURE_OR_RUN(ctx, vt_memcpy, dst, src, bytes, kind);
   if (bytes == 0) return vt::ok();
   copy_bytes(ctx, dst, src, bytes);
   return vt::ok();
@@ -98,6 +104,7 @@ vt_status vt_memset(vt_context* ctx, void* ptr, int32_t value, size_t bytes) {
   VT_REQUIRE(ctx, "vt_memset", "ctx is NULL");
   if (bytes == 0) return vt::ok();
   VT_REQUIRE(ptr, "vt_memset", "ptr is NULL");
+  VT_CAPTURE_OR_RUN(ctx, vt_memset, ptr, value, bytes);
   auto* p = static_cast<char*>(ptr);
   int threads = vt::threads_for(ctx, bytes / 64);
   size_t piece = (bytes / threads + kAlignment - 1) / kAlignment * kAlignment;

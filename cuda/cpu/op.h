@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "common.h"
+#include "graph.h"
 
 namespace vt {
 

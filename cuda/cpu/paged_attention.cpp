@@ -333,6 +333,7 @@ vt_status check_batch(const char* op, const Problem& p, int32_t num_seqs, int32_
     VT_REQUIRE(q_len >= 0, op, "query_start_loc decreases at sequence " + std::to_string(s));
     VT_REQUIRE(q_len <= max_query_len, op,
                "sequence " + std::to_string(s) + " has more query tokens than max_query_len");
+    if (seq_len == 0) continue;  // padding: its rows become zeros
     VT_REQUIRE(seq_len >= q_len, op, at("seq_lens", s) + " is shorter than its query");
     VT_REQUIRE(seq_len <= max_seq_len, op, at("seq_lens", s) + " exceeds max_seq_len");
     VT_REQUIRE(int64_t(seq_len) <= int64_t(p.max_blocks_per_seq) * p.block_size, op,
@@ -362,6 +363,9 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
   VT_TRY(vt::check_paged_attention_sizes(op, num_seqs, num_tokens, max_blocks_per_seq));
   VT_TRY(vt::check_paged_attention_args(op, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
                                         num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size));
+  VT_CAPTURE_OR_RUN(ctx, vt_paged_attention, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
+                    num_seqs, num_tokens, max_query_len, max_seq_len, max_blocks_per_seq, num_q_heads, num_kv_heads,
+                    head_dim, q_row_stride, block_size, scale, sliding_window, act_dtype, cache_dtype);
 
   Problem p{static_cast<float*>(out),
             static_cast<const float*>(q),
@@ -385,7 +389,12 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
 
   const int tile_tokens = std::max(1, kTileRows / p.group);
   std::vector<Task> tasks;
-  for (int32_t seq = 0; seq < num_seqs; seq++)
+  for (int32_t seq = 0; seq < num_seqs; seq++) {
+    if (p.seq_lens[seq] == 0) {
+      const size_t row = size_t(num_q_heads) * head_dim;
+      std::fill_n(p.out + size_t(query_start_loc[seq]) * row, size_t(p.query_len(seq)) * row, 0.0f);
+      continue;
+    }
     for (int32_t first = 0; first < p.query_len(seq); first += tile_tokens) {
       int32_t end = std::min(p.query_len(seq), first + tile_tokens);
       int32_t last_position = p.first_position(seq) + end - 1;
@@ -393,6 +402,7 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
       for (int32_t kv_head = 0; kv_head < num_kv_heads; kv_head++)
         tasks.push_back({seq, kv_head, first, end, int64_t(end - first) * p.group * keys});
     }
+  }
   if (tasks.empty()) return vt::ok();
   std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.cost > b.cost; });
 

@@ -104,7 +104,8 @@ vt_status vt_device_count(int32_t* out_count);
 
 /*
  * Create a context on device `device_index` (ignored by the CPU backend).
- *   num_threads: CPU backend worker threads; 0 = all cores. Ignored by CUDA.
+ *   num_threads: CPU backend threads (the caller and its pinned workers); 0 = one per physical
+ *   core. Ignored by CUDA.
  *   out: receives the context.
  */
 vt_status vt_context_create(int32_t device_index, int32_t num_threads, vt_context** out);
@@ -287,6 +288,8 @@ vt_status vt_write_kv_cache(vt_context* ctx, const void* k, const void* v, void*
  *   block_tables: device int32 [num_seqs, max_blocks_per_seq]; seq_lens: device int32
  *   [num_seqs]; query_start_loc: device int32 [num_seqs + 1], starting at 0.
  *   max_query_len / max_seq_len: upper bounds over the batch (used to size GPU launches).
+ *   A sequence with seq_lens[s] = 0 (a padding row of a replayed graph) sees no key: its rows of
+ *   out are zeros.
  */
 vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const void* k_cache, const void* v_cache,
                              const int32_t* block_tables, const int32_t* seq_lens, const int32_t* query_start_loc,
@@ -381,10 +384,11 @@ vt_status vt_apply_token_bitmask(vt_context* ctx, void* logits, int32_t num_rows
 
 /*
  * Record instead of run: every op enqueued on ctx between begin and end is captured into a
- * graph (a CUDA graph on the CUDA backend), which vt_graph_launch replays with the same
- * arguments: the same device pointers, whose contents may change between launches. Between
- * begin and end only ops may be called (no vt_malloc/vt_free, no copies to or from the host,
- * no vt_synchronize). Backends without graphs (the CPU) return VT_ERR_UNSUPPORTED from begin.
+ * graph (a CUDA graph on the CUDA backend, the checked calls themselves on the CPU), which
+ * vt_graph_launch replays with the same arguments: the same device pointers, whose contents may
+ * change between launches. Between begin and end only ops may be called (no vt_malloc/vt_free,
+ * no copies to or from the host, no vt_synchronize, no vt_pack_weights); an op's argument
+ * errors are reported when it is captured.
  */
 vt_status vt_graph_begin_capture(vt_context* ctx);
 vt_status vt_graph_end_capture(vt_context* ctx, vt_graph** out);

@@ -197,11 +197,6 @@ export class Backend extends NativeOps {
 
   // ---- graphs ---------------------------------------------------------------------------------
 
-  /** Whether this backend records graphs (CUDA); the CPU runs every op as it is called. */
-  get supportsGraphs(): boolean {
-    return this.name === "cuda";
-  }
-
   /** Runs `record` with the ops it enqueues captured into a graph instead of run. */
   captureGraph(record: () => void): Graph {
     return captureGraph(this.s, this.context, record);

@@ -1,5 +1,5 @@
 // Graphs: the ops a function enqueues, recorded once and replayed in one native call (CUDA graphs;
-// the CPU backend runs every op as it is called and records none).
+// on the CPU, the recorded calls, cuda/cpu/graph.h).
 import type { Pointer } from "bun:ffi";
 import { addressFrom } from "./address.ts";
 import { checkStatus, type NativeSymbols } from "./native-library.ts";

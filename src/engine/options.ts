@@ -67,7 +67,7 @@ export const MODEL_OPTIONS = {
     flag: "threads",
     value: { kind: "integer", min: 0 },
     default: 0,
-    description: "CPU threads (0 = all cores)",
+    description: "CPU threads (0 = one per physical core)",
   },
   batchInvariant: {
     value: { kind: "boolean" },
@@ -124,7 +124,7 @@ export const ENGINE_OPTIONS = {
   enforceEager: {
     value: { kind: "boolean" },
     default: false,
-    description: "CUDA: run decode steps op by op instead of replaying captured graphs",
+    description: "Run decode steps op by op instead of replaying captured graphs",
   },
 } as const satisfies OptionTable;
 

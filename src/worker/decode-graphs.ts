@@ -1,6 +1,8 @@
 // Decode steps as captured graphs (vLLM's CUDA graphs): a decode step of a small model is
 // hundreds of tiny kernels whose launch cost (an FFI call plus a CUDA launch each) exceeds their
 // run time. A step of B sequences is padded to a captured batch size and replayed as one graph.
+// On the CPU a graph is the recorded op calls (cuda/cpu/graph.h): one FFI call per step, and the
+// OpenMP workers stay awake from one op to the next.
 //
 // A graph replays fixed device addresses and fixed launch shapes, so each one is keyed by
 // (padded batch size, block-table width) and owns a buffer laid out for exactly that key: the

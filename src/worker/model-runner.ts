@@ -94,14 +94,13 @@ export class ModelRunner {
   ) {
     this.forward = new ModelForward(backend, model.config, model.weights, kvCache, model.actDtype);
     this.blockSize = kvCache.blockSize;
-    this.graphs =
-      backend.supportsGraphs && !options.enforceEager
-        ? new DecodeGraphs(backend, this.forward, {
-            maxBatch: Math.min(options.maxNumSeqs, MAX_GRAPH_BATCH),
-            blockSize: kvCache.blockSize,
-            maxModelLen: options.maxModelLen,
-          })
-        : null;
+    this.graphs = !options.enforceEager
+      ? new DecodeGraphs(backend, this.forward, {
+          maxBatch: Math.min(options.maxNumSeqs, MAX_GRAPH_BATCH),
+          blockSize: kvCache.blockSize,
+          maxModelLen: options.maxModelLen,
+        })
+      : null;
   }
 
   free(): void {

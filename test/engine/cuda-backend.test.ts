@@ -46,11 +46,13 @@ async function tokens(engine: LLM, params: SamplingParams | SamplingParams[], in
 describe("the engine on the CUDA backend", () => {
   const greedy = new SamplingParams({ temperature: 0, maxTokens: 10, ignoreEos: true });
 
-  test("greedy tokens equal the CPU backend's, replaying decode graphs and op by op", async () => {
+  test("greedy tokens equal the CPU backend's, each replaying decode graphs and op by op", async () => {
     const cpu = await tokens(llm({ device: "cpu" }), greedy);
+    const cpuEager = await tokens(llm({ device: "cpu", enforceEager: true }), greedy);
     const graphs = await tokens(llm({ libraryPath: cudaLibraryUnderTest }), greedy);
     const eager = await tokens(llm({ libraryPath: cudaLibraryUnderTest, enforceEager: true }), greedy);
     expect(cpu.every((t) => t.length === 10)).toBe(true);
+    expect(cpuEager).toEqual(cpu);
     expect(graphs).toEqual(cpu);
     expect(eager).toEqual(cpu);
   });

@@ -1,7 +1,8 @@
-// Decode graphs on the CUDA backend (emulated in CI, real on a GPU): replaying a captured step
-// (padded to a capture size, index arrays and sampling parameters uploaded into the graph's own
-// buffer) gives the same tokens as running the step op by op, for greedy and random rows, across
-// batch sizes, growing block tables and a workspace that moves under the graphs.
+// Decode graphs on both backends (the CPU library, and the CUDA kernels emulated in CI, real on a
+// GPU): replaying a captured step (padded to a capture size, index arrays and sampling parameters
+// uploaded into the graph's own buffer) gives the same tokens as running the step op by op, for
+// greedy and random rows, across batch sizes, growing block tables and a workspace that moves
+// under the graphs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import { bitmaskWords, type TokenBitmask } from "../../src/engine/structured-output/token-bitmask.ts";
@@ -13,28 +14,9 @@ import { cudaLibraryUnderTest } from "../helpers/cuda-library.ts";
 import { writeRandomModel } from "../helpers/random-model.ts";
 
 const blockSize = 16;
+// The backend and model of the describe block running now (each opens its own).
 let backend: Backend;
 let model: EngineModel;
-
-beforeAll(async () => {
-  backend = await Backend.open({ libraryPath: cudaLibraryUnderTest });
-  const written = await writeRandomModel({
-    architecture: "LlamaForCausalLM",
-    dtype: "bfloat16",
-    hiddenSize: 64,
-    intermediateSize: 96,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    maxPositionEmbeddings: 256,
-    seed: 9,
-  });
-  model = loadModelWeights(backend, await resolveModel(written.dir));
-});
-afterAll(() => {
-  model.weights.free();
-  backend.close();
-});
 
 test("capture sizes are 1, 2, 4 and multiples of 8, ending at the largest batch", () => {
   expect(captureSizes(1)).toEqual([1]);
@@ -116,141 +98,166 @@ function params(rows: number, step: number): DeviceSamplingParams {
   };
 }
 
-describe("decode graphs", () => {
-  test("replayed steps give the eager steps' tokens as batches grow, shrink and cross blocks", async () => {
-    const eager = new Runner();
-    const graphed = new Runner();
-    try {
-      const vocab = model.config.vocabSize;
-      const sequences = [20, 5, 14, 9, 3].map((length, s) =>
-        Array.from({ length }, (_, i) => (i * 31 + s * 17 + 1) % vocab),
-      );
-      const done = sequences.map(() => 0);
-      // Prefill everyone (not a decode step: both run it op by op).
-      const prefill = sequences.map((s) => s.length);
-      for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, prefill));
-      prefill.forEach((n, s) => {
-        done[s] = n;
+for (const [label, libraryPath] of [
+  ["CPU", undefined],
+  ["CUDA", cudaLibraryUnderTest],
+] as const) {
+  describe(`decode graphs on the ${label} backend`, () => {
+    beforeAll(async () => {
+      backend = await Backend.open({ libraryPath });
+      const written = await writeRandomModel({
+        architecture: "LlamaForCausalLM",
+        dtype: "bfloat16",
+        hiddenSize: 64,
+        intermediateSize: 96,
+        numLayers: 2,
+        numHeads: 4,
+        numKvHeads: 2,
+        maxPositionEmbeddings: 256,
+        seed: 9,
       });
-      for (let step = 0; step < 14; step++) {
-        // The batch shrinks to its first 3 sequences halfway, so a second capture size is used.
-        const active = step < 7 ? sequences : sequences.slice(0, 3);
-        const ones = active.map(() => 1);
-        const eagerBatch = eager.batch(active, done, ones);
-        const graphBatch = graphed.batch(active, done, ones);
-        expect(graphed.graphs.canRun(graphBatch)).toBe(true);
-        const expected = await eager.forward.sample(eagerBatch, params(active.length, step));
-        const actual = await graphed.graphs.run(graphBatch, params(active.length, step));
-        expect(Array.from(actual)).toEqual(Array.from(expected));
-        active.forEach((tokens, s) => {
-          tokens.push(expected[s]!);
-          done[s]! += 1;
+      model = loadModelWeights(backend, await resolveModel(written.dir));
+    });
+    afterAll(() => {
+      model.weights.free();
+      backend.close();
+    });
+
+    test("replayed steps give the eager steps' tokens as batches grow, shrink and cross blocks", async () => {
+      const eager = new Runner();
+      const graphed = new Runner();
+      try {
+        const vocab = model.config.vocabSize;
+        const sequences = [20, 5, 14, 9, 3].map((length, s) =>
+          Array.from({ length }, (_, i) => (i * 31 + s * 17 + 1) % vocab),
+        );
+        const done = sequences.map(() => 0);
+        // Prefill everyone (not a decode step: both run it op by op).
+        const prefill = sequences.map((s) => s.length);
+        for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, prefill));
+        prefill.forEach((n, s) => {
+          done[s] = n;
         });
+        for (let step = 0; step < 14; step++) {
+          // The batch shrinks to its first 3 sequences halfway, so a second capture size is used.
+          const active = step < 7 ? sequences : sequences.slice(0, 3);
+          const ones = active.map(() => 1);
+          const eagerBatch = eager.batch(active, done, ones);
+          const graphBatch = graphed.batch(active, done, ones);
+          expect(graphed.graphs.canRun(graphBatch)).toBe(true);
+          const expected = await eager.forward.sample(eagerBatch, params(active.length, step));
+          const actual = await graphed.graphs.run(graphBatch, params(active.length, step));
+          expect(Array.from(actual)).toEqual(Array.from(expected));
+          active.forEach((tokens, s) => {
+            tokens.push(expected[s]!);
+            done[s]! += 1;
+          });
+        }
+        // Sizes 8 (5 sequences) and 4 (3 sequences), each at table widths 2 and (after 32 tokens) 4.
+        expect(graphed.graphs.size).toBeGreaterThanOrEqual(2);
+      } finally {
+        eager.free();
+        graphed.free();
       }
-      // Sizes 8 (5 sequences) and 4 (3 sequences), each at table widths 2 and (after 32 tokens) 4.
-      expect(graphed.graphs.size).toBeGreaterThanOrEqual(2);
-    } finally {
-      eager.free();
-      graphed.free();
-    }
-  });
+    });
 
-  test("a workspace that grows after capture is recaptured, not replayed stale", async () => {
-    const graphed = new Runner();
-    const eager = new Runner();
-    try {
-      const sequences = [
-        [1, 2, 3],
-        [4, 5, 6, 7],
-      ];
-      const done = [0, 0];
-      for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, [3, 4]));
-      done.splice(0, 2, 3, 4);
-      const decode = async () => {
-        const expected = await eager.forward.sample(eager.batch(sequences, done, [1, 1]), params(2, 0));
-        const actual = await graphed.graphs.run(graphed.batch(sequences, done, [1, 1]), params(2, 0));
-        expect(Array.from(actual)).toEqual(Array.from(expected));
-        sequences.forEach((s, i) => {
-          s.push(expected[i]!);
-        });
-        done[0]! += 1;
-        done[1]! += 1;
-      };
-      await decode();
-      const version = graphed.forward.workspaceVersion;
-      graphed.forward.reserve(200, 8); // as a large prefill would
-      expect(graphed.forward.workspaceVersion).toBeGreaterThan(version);
-      await decode();
-    } finally {
-      graphed.free();
-      eager.free();
-    }
-  });
-
-  test("a masked step replays the forward alone and samples within masks that arrive while it runs", async () => {
-    const eager = new Runner();
-    const graphed = new Runner();
-    try {
-      const vocab = model.config.vocabSize;
-      const sequences = [6, 11, 4].map((length, s) => Array.from({ length }, (_, i) => (i * 7 + s * 5 + 2) % vocab));
-      const done = sequences.map(() => 0);
-      const prefill = sequences.map((s) => s.length);
-      for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, prefill));
-      prefill.forEach((n, s) => {
-        done[s] = n;
-      });
-      // The eager path must enqueue the forward pass before it waits for the masks.
-      const enqueue = eager.forward.enqueue.bind(eager.forward);
-      let enqueued = false;
-      eager.forward.enqueue = (...args) => {
-        enqueued = true;
-        return enqueue(...args);
-      };
-      const forwardBeforeMasks: boolean[] = [];
-      for (let step = 0; step < 4; step++) {
-        // Rows 0 and 2 are constrained to three tokens each; row 1 is free.
-        const allowed = [0, 2].map((row) => [0, 1, 2].map((k) => (step * 11 + row * 5 + k * 17) % vocab));
-        const mask = maskOf(vocab, [0, 2], allowed);
-        const ones = sequences.map(() => 1);
-        enqueued = false;
-        const awaited = {
-          // biome-ignore lint/suspicious/noThenProperty: a thenable that records when it is awaited
-          then: (resolve: (value: TokenBitmask) => void) => {
-            forwardBeforeMasks.push(enqueued);
-            resolve(mask);
-          },
-        } as unknown as Promise<TokenBitmask>;
-        const expected = await eager.forward.sample(eager.batch(sequences, done, ones), params(3, step), awaited);
-        const arriving = new Promise<TokenBitmask>((resolve) => setTimeout(() => resolve(mask), 5));
-        const actual = await graphed.graphs.run(graphed.batch(sequences, done, ones), params(3, step), arriving);
-        expect(Array.from(actual)).toEqual(Array.from(expected));
-        expect(allowed[0]).toContain(actual[0]!);
-        expect(allowed[1]).toContain(actual[2]!);
-        sequences.forEach((tokens, s) => {
-          tokens.push(expected[s]!);
-          done[s]! += 1;
-        });
+    test("a workspace that grows after capture is recaptured, not replayed stale", async () => {
+      const graphed = new Runner();
+      const eager = new Runner();
+      try {
+        const sequences = [
+          [1, 2, 3],
+          [4, 5, 6, 7],
+        ];
+        const done = [0, 0];
+        for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, [3, 4]));
+        done.splice(0, 2, 3, 4);
+        const decode = async () => {
+          const expected = await eager.forward.sample(eager.batch(sequences, done, [1, 1]), params(2, 0));
+          const actual = await graphed.graphs.run(graphed.batch(sequences, done, [1, 1]), params(2, 0));
+          expect(Array.from(actual)).toEqual(Array.from(expected));
+          sequences.forEach((s, i) => {
+            s.push(expected[i]!);
+          });
+          done[0]! += 1;
+          done[1]! += 1;
+        };
+        await decode();
+        const version = graphed.forward.workspaceVersion;
+        graphed.forward.reserve(200, 8); // as a large prefill would
+        expect(graphed.forward.workspaceVersion).toBeGreaterThan(version);
+        await decode();
+      } finally {
+        graphed.free();
+        eager.free();
       }
-      expect(forwardBeforeMasks).toEqual([true, true, true, true]);
-      // The unmasked capture of the same shape is a different graph.
-      const before = graphed.graphs.size;
-      await graphed.graphs.run(graphed.batch(sequences, done, [1, 1, 1]), params(3, 0));
-      expect(graphed.graphs.size).toBe(before + 1);
-    } finally {
-      eager.free();
-      graphed.free();
-    }
-  });
+    });
 
-  test("prefill chunks and steps with unsampled rows are not replayed", () => {
-    const runner = new Runner();
-    try {
-      const prefill = runner.batch([[1, 2, 3]], [0], [3]);
-      expect(runner.graphs.canRun(prefill)).toBe(false);
-      const unsampled = { ...runner.batch([[1, 2, 3, 4]], [3], [1]), logitsIndices: new Int32Array(0) };
-      expect(runner.graphs.canRun(unsampled)).toBe(false);
-    } finally {
-      runner.free();
-    }
+    test("a masked step replays the forward alone and samples within masks that arrive while it runs", async () => {
+      const eager = new Runner();
+      const graphed = new Runner();
+      try {
+        const vocab = model.config.vocabSize;
+        const sequences = [6, 11, 4].map((length, s) => Array.from({ length }, (_, i) => (i * 7 + s * 5 + 2) % vocab));
+        const done = sequences.map(() => 0);
+        const prefill = sequences.map((s) => s.length);
+        for (const runner of [eager, graphed]) runner.forward.forward(runner.batch(sequences, done, prefill));
+        prefill.forEach((n, s) => {
+          done[s] = n;
+        });
+        // The eager path must enqueue the forward pass before it waits for the masks.
+        const enqueue = eager.forward.enqueue.bind(eager.forward);
+        let enqueued = false;
+        eager.forward.enqueue = (...args) => {
+          enqueued = true;
+          return enqueue(...args);
+        };
+        const forwardBeforeMasks: boolean[] = [];
+        for (let step = 0; step < 4; step++) {
+          // Rows 0 and 2 are constrained to three tokens each; row 1 is free.
+          const allowed = [0, 2].map((row) => [0, 1, 2].map((k) => (step * 11 + row * 5 + k * 17) % vocab));
+          const mask = maskOf(vocab, [0, 2], allowed);
+          const ones = sequences.map(() => 1);
+          enqueued = false;
+          const awaited = {
+            // biome-ignore lint/suspicious/noThenProperty: a thenable that records when it is awaited
+            then: (resolve: (value: TokenBitmask) => void) => {
+              forwardBeforeMasks.push(enqueued);
+              resolve(mask);
+            },
+          } as unknown as Promise<TokenBitmask>;
+          const expected = await eager.forward.sample(eager.batch(sequences, done, ones), params(3, step), awaited);
+          const arriving = new Promise<TokenBitmask>((resolve) => setTimeout(() => resolve(mask), 5));
+          const actual = await graphed.graphs.run(graphed.batch(sequences, done, ones), params(3, step), arriving);
+          expect(Array.from(actual)).toEqual(Array.from(expected));
+          expect(allowed[0]).toContain(actual[0]!);
+          expect(allowed[1]).toContain(actual[2]!);
+          sequences.forEach((tokens, s) => {
+            tokens.push(expected[s]!);
+            done[s]! += 1;
+          });
+        }
+        expect(forwardBeforeMasks).toEqual([true, true, true, true]);
+        // The unmasked capture of the same shape is a different graph.
+        const before = graphed.graphs.size;
+        await graphed.graphs.run(graphed.batch(sequences, done, [1, 1, 1]), params(3, 0));
+        expect(graphed.graphs.size).toBe(before + 1);
+      } finally {
+        eager.free();
+        graphed.free();
+      }
+    });
+
+    test("prefill chunks and steps with unsampled rows are not replayed", () => {
+      const runner = new Runner();
+      try {
+        const prefill = runner.batch([[1, 2, 3]], [0], [3]);
+        expect(runner.graphs.canRun(prefill)).toBe(false);
+        const unsampled = { ...runner.batch([[1, 2, 3, 4]], [3], [1]), logitsIndices: new Int32Array(0) };
+        expect(runner.graphs.canRun(unsampled)).toBe(false);
+      } finally {
+        runner.free();
+      }
+    });
   });
-});
+}

@@ -1,0 +1,19 @@
+// Which logical CPUs this process may run on, one per physical core, and the pinning of the
+// OpenMP workers to them: a decode step is bound by memory bandwidth, which two hyper-threads of
+// one core share, so the default thread count is the number of physical cores.
+#pragma once
+
+#include <vector>
+
+namespace vt::cpu {
+
+// One logical CPU of each physical core in this process's affinity mask (the lowest-numbered
+// sibling), in ascending order; never empty.
+std::vector<int> one_cpu_per_core();
+
+// Pins OpenMP thread t > 0 of a num_threads team to cpus[t % cpus.size()]. The calling thread
+// (the engine's, which runs thread 0 of every team) stays unpinned, and with as many threads as
+// cores no worker is placed on cpus[0], which the scheduler leaves to it.
+void pin_workers(int num_threads, const std::vector<int>& cpus);
+
+}  // namespace vt::cpu
