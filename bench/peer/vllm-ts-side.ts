@@ -82,6 +82,8 @@ export function throughputArgs(file: string, workload: PeerWorkload, outputJson:
     EXECUTABLE,
     ...["bench", "throughput", file, ...engineFlags(workload)],
     ...["--num-prompts", String(workload.requests), "--max-num-seqs", String(workload.requests)],
+    // Offline throughput wants large prefill chunks; the CPU's default of 256 guards serving latency.
+    ...["--max-num-batched-tokens", "2048"],
     ...["--input-len", String(workload.requestInputTokens), "--output-len", String(workload.requestOutputTokens)],
     ...["--output-json", outputJson],
   ];

@@ -96,7 +96,11 @@ export const MODEL_OPTIONS = {
 export const ENGINE_OPTIONS = {
   blockSize: { value: { kind: "integer", min: 1 }, default: 16, description: "Tokens per KV-cache block" },
   maxNumSeqs: { value: { kind: "integer", min: 1 }, default: 64, description: "Most sequences running in one step" },
-  maxNumBatchedTokens: { value: { kind: "integer", min: 1 }, default: 2048, description: "Token budget of one step" },
+  maxNumBatchedTokens: {
+    value: { kind: "integer", min: 1 },
+    description:
+      "Token budget of one step (default: 2048 on CUDA; 256 on the CPU, where a 2048-token prefill chunk would hold up the running decodes for seconds)",
+  },
   maxModelLen: {
     value: { kind: "integer", min: 1 },
     description: "Longest prompt + output (default: the model's max_position_embeddings)",

@@ -26,7 +26,6 @@ describe("the option table", () => {
     expect(defaultEngineConfig).toEqual({
       blockSize: 16,
       maxNumSeqs: 64,
-      maxNumBatchedTokens: 2048,
       enablePrefixCaching: true,
       enableChunkedPrefill: true,
       scheduling: "continuous",
