@@ -70,6 +70,7 @@ vt_status vt_context_create(int32_t device_index, int32_t num_threads, vt_contex
   const std::vector<int> cpus = vt::cpu::one_cpu_per_core();
   ctx->num_threads = num_threads > 0 ? num_threads : int(cpus.size());
   vt::cpu::pin_workers(ctx->num_threads, cpus);
+  if (ctx->num_threads > 1 && cpus.size() > 1) ctx->caller_cpu = cpus[0];
   *out = ctx;
   return vt::ok();
 }

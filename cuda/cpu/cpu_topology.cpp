@@ -56,4 +56,16 @@ void pin_workers(int num_threads, const std::vector<int>& cpus) {
   }
 }
 
+CallerPin::CallerPin(int cpu) {
+  if (cpu < 0 || sched_getaffinity(0, sizeof saved_, &saved_) != 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pinned_ = sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+CallerPin::~CallerPin() {
+  if (pinned_) sched_setaffinity(0, sizeof saved_, &saved_);
+}
+
 }  // namespace vt::cpu

@@ -3,6 +3,8 @@
 // one core share, so the default thread count is the number of physical cores.
 #pragma once
 
+#include <sched.h>
+
 #include <vector>
 
 namespace vt::cpu {
@@ -15,5 +17,20 @@ std::vector<int> one_cpu_per_core();
 // (the engine's, which runs thread 0 of every team) stays unpinned, and with as many threads as
 // cores no worker is placed on cpus[0], which the scheduler leaves to it.
 void pin_workers(int num_threads, const std::vector<int>& cpus);
+
+// Pins the calling thread to `cpu` for its lifetime and then restores its affinity: a graph's
+// replay keeps the engine's thread off the cores its spinning workers hold, and afterwards its
+// mask is its own again (threads it starts later inherit that mask, not this pin).
+class CallerPin {
+ public:
+  explicit CallerPin(int cpu);
+  ~CallerPin();
+  CallerPin(const CallerPin&) = delete;
+  CallerPin& operator=(const CallerPin&) = delete;
+
+ private:
+  cpu_set_t saved_;
+  bool pinned_ = false;
+};
 
 }  // namespace vt::cpu

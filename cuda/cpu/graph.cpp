@@ -4,6 +4,8 @@
 #include <new>
 #include <string>
 
+#include "cpu_topology.h"
+
 namespace vt::cpu {
 
 vt_status record(vt_context* ctx, std::function<vt_status()> call) {
@@ -48,6 +50,7 @@ vt_status vt_graph_launch(vt_context* ctx, vt_graph* graph) {
   const char* op = "vt_graph_launch";
   VT_REQUIRE(ctx && graph, op, "ctx or graph is NULL");
   VT_TRY(vt::cpu::refuse_while_capturing(ctx, op));
+  vt::cpu::CallerPin pin(ctx->caller_cpu);
   for (const auto& call : graph->ops) VT_TRY(call());
   return vt::ok();
 }
