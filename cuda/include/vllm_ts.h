@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define VT_ABI_VERSION 6
+#define VT_ABI_VERSION 7
 
 typedef enum vt_status {
   VT_OK = 0,
@@ -256,6 +256,51 @@ vt_status vt_pack_weights(vt_context* ctx, void* w, int32_t n, int32_t k, vt_dty
  */
 vt_status vt_gather_rows(vt_context* ctx, void* dst, const void* src, const int32_t* indices, int32_t num_rows,
                          size_t row_bytes);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Mixture of experts: route, group, the experts' matmuls, combine                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Routing: per token, p = softmax(logits[t, :]) over num_experts; its top_k most probable
+ * experts (ties: the lower id first), best first, go to expert_ids [num_tokens, top_k] and their
+ * p to weights [num_tokens, top_k], divided by the top_k's sum when renormalize != 0
+ * (norm_topk_prob). logits: act [num_tokens, num_experts]; expert_ids: device int32; weights:
+ * device f32. top_k <= num_experts <= 1024, top_k <= 32.
+ */
+vt_status vt_moe_route(vt_context* ctx, const void* logits, int32_t num_tokens, int32_t num_experts, int32_t top_k,
+                       int32_t renormalize, vt_dtype act_dtype, int32_t* expert_ids, float* weights);
+
+/*
+ * Grouping: the num_slots (token, choice) slots, slot s = token * top_k + choice with expert
+ * expert_ids[s], sorted by expert (a stable counting sort): expert e owns sorted_slots
+ * [expert_offsets[e], expert_offsets[e + 1]), ascending. expert_ids: device int32 [num_slots],
+ * each in [0, num_experts); sorted_slots: device int32 [num_slots]; expert_offsets: device int32
+ * [num_experts + 1].
+ */
+vt_status vt_moe_group(vt_context* ctx, const int32_t* expert_ids, int32_t num_slots, int32_t num_experts,
+                       int32_t* sorted_slots, int32_t* expert_offsets);
+
+/*
+ * The experts' linear layers in one call: for every slot s that expert e owns (vt_moe_group),
+ *   out[s, :] = x[s / slots_per_x_row, :] · w[e]^T
+ * so x holds either tokens (slots_per_x_row = top_k: each token's row feeds its top_k slots) or
+ * slots (1). w: weight [num_experts, n, k], the experts' matrices stacked (a quantized format:
+ * each expert's n rows of blocks, passed through vt_pack_weights one expert at a time); x: act
+ * [num_slots / slots_per_x_row, k]; out: act [num_slots, n], must not alias x. Each used
+ * expert's weights are read once per call however few slots it has.
+ */
+vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots_per_x_row, const void* w,
+                        const int32_t* sorted_slots, const int32_t* expert_offsets, void* out, int32_t num_slots,
+                        int32_t num_experts, int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype);
+
+/*
+ * Combining: out[t, :] = sum_j weights[t, j] * x[t * top_k + j, :], accumulated in f32.
+ * x: act [num_tokens * top_k, d]; weights: device f32 [num_tokens, top_k]; out: act
+ * [num_tokens, d].
+ */
+vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, void* out, int32_t num_tokens,
+                         int32_t top_k, int32_t d, vt_dtype act_dtype);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Paged KV cache                                                                              */

@@ -129,6 +129,59 @@ inline vt_status check_pack_weights_args(const char* op, const void* w, int32_t 
   return VT_OK;
 }
 
+// ---- mixture of experts ----------------------------------------------------------------------
+
+constexpr int32_t kMoeMaxExperts = 1024;
+constexpr int32_t kMoeMaxTopK = 32;
+
+inline vt_status check_moe_route_args(const char* op, const void* logits, int32_t num_tokens, int32_t num_experts,
+                                      int32_t top_k, const int32_t* expert_ids, const float* weights) {
+  VT_REQUIRE(num_tokens >= 0, op, "num_tokens is negative");
+  VT_REQUIRE(num_experts >= 1 && num_experts <= kMoeMaxExperts, op,
+             "num_experts must be 1.." + std::to_string(kMoeMaxExperts) + ", got " + std::to_string(num_experts));
+  VT_REQUIRE(top_k >= 1 && top_k <= num_experts && top_k <= kMoeMaxTopK, op,
+             "top_k must be 1..min(num_experts, " + std::to_string(kMoeMaxTopK) + "), got " + std::to_string(top_k));
+  if (num_tokens > 0) VT_REQUIRE(logits && expert_ids && weights, op, "logits, expert_ids or weights is NULL");
+  return VT_OK;
+}
+
+inline vt_status check_moe_group_args(const char* op, const int32_t* expert_ids, int32_t num_slots, int32_t num_experts,
+                                      const int32_t* sorted_slots, const int32_t* expert_offsets) {
+  VT_REQUIRE(num_slots >= 0, op, "num_slots is negative");
+  VT_REQUIRE(num_experts >= 1 && num_experts <= kMoeMaxExperts, op,
+             "num_experts must be 1.." + std::to_string(kMoeMaxExperts) + ", got " + std::to_string(num_experts));
+  VT_REQUIRE(expert_offsets, op, "expert_offsets is NULL");
+  if (num_slots > 0) VT_REQUIRE(expert_ids && sorted_slots, op, "expert_ids or sorted_slots is NULL");
+  return VT_OK;
+}
+
+inline vt_status check_moe_matmul_args(const char* op, const void* x, int32_t slots_per_x_row, const void* w,
+                                       const int32_t* sorted_slots, const int32_t* expert_offsets, const void* out,
+                                       int32_t num_slots, int32_t num_experts, int32_t n, int32_t k,
+                                       vt_dtype weight_dtype) {
+  VT_TRY(check_weight_format(op, "weight_dtype", weight_dtype));
+  VT_REQUIRE(num_slots >= 0 && n > 0 && k > 0, op,
+             "need num_slots >= 0, n > 0 and k > 0, got num_slots " + std::to_string(num_slots) + ", n " +
+                 std::to_string(n) + ", k " + std::to_string(k));
+  VT_REQUIRE(num_experts >= 1 && num_experts <= kMoeMaxExperts, op,
+             "num_experts must be 1.." + std::to_string(kMoeMaxExperts) + ", got " + std::to_string(num_experts));
+  VT_REQUIRE(slots_per_x_row >= 1, op, "slots_per_x_row must be >= 1, got " + std::to_string(slots_per_x_row));
+  VT_TRY(check_whole_blocks(op, "k", weight_dtype, size_t(k)));
+  VT_REQUIRE(expert_offsets, op, "expert_offsets is NULL");
+  if (num_slots > 0) VT_REQUIRE(x && w && sorted_slots && out, op, "x, w, sorted_slots or out is NULL");
+  return VT_OK;
+}
+
+inline vt_status check_moe_combine_args(const char* op, const void* x, const float* weights, const void* out,
+                                        int32_t num_tokens, int32_t top_k, int32_t d) {
+  VT_REQUIRE(num_tokens >= 0 && d >= 0, op,
+             "negative size (num_tokens " + std::to_string(num_tokens) + ", d " + std::to_string(d) + ")");
+  VT_REQUIRE(top_k >= 1 && top_k <= kMoeMaxTopK, op,
+             "top_k must be 1.." + std::to_string(kMoeMaxTopK) + ", got " + std::to_string(top_k));
+  if (num_tokens > 0 && d > 0) VT_REQUIRE(x && weights && out, op, "x, weights or out is NULL");
+  return VT_OK;
+}
+
 // ---- rotary embedding ------------------------------------------------------------------------
 
 inline vt_status check_rope_cos_sin_cache_args(const char* op, const float* cos_sin, int32_t max_position,

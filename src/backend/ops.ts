@@ -212,6 +212,100 @@ export class NativeOps {
     this.check("vt_gather_rows", this.s.vt_gather_rows(this.context, a.dst, a.src, a.indices, a.numRows, a.rowBytes));
   }
 
+  // ---- mixture of experts ---------------------------------------------------------------------
+
+  /** Each token's topK experts (int32 [numTokens, topK]) and their f32 weights, from router logits. */
+  moeRoute(a: {
+    logits: Address;
+    numTokens: number;
+    numExperts: number;
+    topK: number;
+    renormalize: boolean;
+    actDtype: DType;
+    expertIds: Address;
+    weights: Address;
+  }): void {
+    this.check(
+      "vt_moe_route",
+      this.s.vt_moe_route(
+        this.context,
+        a.logits,
+        a.numTokens,
+        a.numExperts,
+        a.topK,
+        a.renormalize ? 1 : 0,
+        code(a.actDtype),
+        a.expertIds,
+        a.weights,
+      ),
+    );
+  }
+
+  /** The slots sorted by expert (sortedSlots) and each expert's range of them (expertOffsets). */
+  moeGroup(a: {
+    expertIds: Address;
+    numSlots: number;
+    numExperts: number;
+    sortedSlots: Address;
+    expertOffsets: Address;
+  }): void {
+    this.check(
+      "vt_moe_group",
+      this.s.vt_moe_group(this.context, a.expertIds, a.numSlots, a.numExperts, a.sortedSlots, a.expertOffsets),
+    );
+  }
+
+  /** out[s] = x[s / slotsPerXRow] · w[expert of s]^T for every grouped slot s; w stacked [numExperts, n, k]. */
+  moeMatmul(a: {
+    x: Address;
+    slotsPerXRow: number;
+    w: Address;
+    sortedSlots: Address;
+    expertOffsets: Address;
+    out: Address;
+    numSlots: number;
+    numExperts: number;
+    n: number;
+    k: number;
+    actDtype: DType;
+    weightDtype: WeightFormat;
+  }): void {
+    this.check(
+      "vt_moe_matmul",
+      this.s.vt_moe_matmul(
+        this.context,
+        a.x,
+        a.slotsPerXRow,
+        a.w,
+        a.sortedSlots,
+        a.expertOffsets,
+        a.out,
+        a.numSlots,
+        a.numExperts,
+        a.n,
+        a.k,
+        code(a.actDtype),
+        code(a.weightDtype),
+      ),
+    );
+  }
+
+  /** out[t] = sum over j of weights[t, j] * x[t * topK + j]. */
+  moeCombine(a: {
+    x: Address;
+    weights: Address;
+    out: Address;
+    numTokens: number;
+    topK: number;
+    d: number;
+    actDtype: DType;
+  }): void {
+    this.check(
+      "vt_moe_combine",
+      this.s.vt_moe_combine(this.context, a.x, a.weights, a.out, a.numTokens, a.topK, a.d, code(a.actDtype)),
+    );
+  }
+
   // ---- paged KV cache -------------------------------------------------------------------------
 
   writeKvCache(a: {

@@ -1,0 +1,205 @@
+// Mixture of experts on CUDA: routing with a warp per token, grouping in one block (a thread per
+// expert counts and then lists its slots, so the order is deterministic without atomics), the
+// experts' matmuls in one launch over (column tile, expert), and combining as an elementwise loop.
+//
+// The matmul kernel is a gather GEMV: a warp owns one output column of one expert and takes that
+// expert's slots kRows at a time, so decode, where an expert has a slot or two, reads each used
+// expert's weights once and an unused expert's not at all (its blocks return at once). Prefill
+// re-reads them every kRows slots; a tiled kernel for many slots per expert is future work, and
+// quantized expert weights are refused here until it exists. Nothing is read on the host, so a
+// step with these ops can be captured in a graph.
+#include <cmath>
+#include <string>
+
+#include "checks.h"
+#include "common.cuh"
+#include "quant.h"
+#include "vec.cuh"
+
+namespace vt::gpu {
+namespace {
+
+constexpr int kRouteWarps = 4;   // tokens per routing block
+constexpr int kMatmulWarps = 8;  // output columns per matmul block
+constexpr int kRows = 4;         // slots a warp takes per pass over an expert's column
+constexpr int kCombineThreads = 256;
+
+// The top_k are chosen by repeated warp arg-max over the logits (the lowest id among equals),
+// which orders them as the probabilities do; each lane marks its taken experts in a bit mask
+// (bit i: expert lane + 32 i, so num_experts <= 1024).
+template <class A>
+__global__ void moe_route_kernel(const A* logits, int32_t num_tokens, int32_t num_experts, int32_t top_k,
+                                 bool renormalize, int32_t* expert_ids, float* weights) {
+  const int lane = threadIdx.x % kWarpSize;
+  const int32_t t = blockIdx.x * kRouteWarps + threadIdx.x / kWarpSize;
+  if (t >= num_tokens) return;  // the whole warp
+  const A* row = logits + size_t(t) * num_experts;
+  float max = -INFINITY;
+  for (int32_t e = lane; e < num_experts; e += kWarpSize) max = fmaxf(max, to_float(row[e]));
+  max = warp_max(max);
+  float sum = 0;
+  for (int32_t e = lane; e < num_experts; e += kWarpSize) sum += expf(to_float(row[e]) - max);
+  sum = warp_sum(sum);
+  uint32_t taken = 0;
+  float chosen = 0;
+  for (int32_t j = 0; j < top_k; j++) {
+    float best = -INFINITY;
+    int32_t best_index = INT32_MAX;
+    for (int32_t i = 0, e = lane; e < num_experts; i++, e += kWarpSize)
+      if (!((taken >> i) & 1u)) keep_best(to_float(row[e]), e, best, best_index);
+    warp_argmax(best, best_index);
+    if (best_index % kWarpSize == lane) taken |= 1u << (best_index / kWarpSize);
+    const float p = expf(best - max) / sum;
+    chosen += p;
+    if (lane == 0) {
+      expert_ids[size_t(t) * top_k + j] = best_index;
+      weights[size_t(t) * top_k + j] = p;
+    }
+  }
+  if (renormalize && lane == 0)
+    for (int32_t j = 0; j < top_k; j++) weights[size_t(t) * top_k + j] /= chosen;
+}
+
+// One block; thread e < num_experts owns expert e.
+__global__ void moe_group_kernel(const int32_t* expert_ids, int32_t num_slots, int32_t num_experts,
+                                 int32_t* sorted_slots, int32_t* expert_offsets) {
+  __shared__ int32_t start[kMoeMaxExperts + 1];
+  const int32_t e = threadIdx.x;
+  if (e < num_experts) {
+    int32_t count = 0;
+    for (int32_t s = 0; s < num_slots; s++) count += expert_ids[s] == e;
+    start[e + 1] = count;
+  }
+  if (e == 0) start[0] = 0;
+  __syncthreads();
+  if (e == 0)
+    for (int32_t i = 0; i < num_experts; i++) start[i + 1] += start[i];
+  __syncthreads();
+  if (e < num_experts) {
+    expert_offsets[e] = start[e];
+    int32_t next = start[e];
+    for (int32_t s = 0; s < num_slots; s++)
+      if (expert_ids[s] == e) sorted_slots[next++] = s;
+  }
+  if (e == 0) expert_offsets[num_experts] = start[num_experts];
+}
+
+template <class A, class W>
+__global__ void moe_matmul_kernel(const A* x, int32_t slots_per_x_row, const W* w, const int32_t* sorted_slots,
+                                  const int32_t* expert_offsets, A* out, int32_t n, int32_t k) {
+  const int32_t expert = blockIdx.y;
+  const int32_t first = expert_offsets[expert], last = expert_offsets[expert + 1];
+  const int lane = threadIdx.x % kWarpSize;
+  const int32_t column = blockIdx.x * kMatmulWarps + threadIdx.x / kWarpSize;
+  if (first >= last || column >= n) return;
+  const W* weights = w + (size_t(expert) * n + column) * k;
+  for (int32_t r = first; r < last; r += kRows) {
+    const int rows = min(kRows, last - r);
+    const A* inputs[kRows];
+#pragma unroll
+    for (int i = 0; i < kRows; i++) inputs[i] = x + size_t(sorted_slots[r + min(i, rows - 1)] / slots_per_x_row) * k;
+    float sums[kRows] = {};
+    for (int32_t j = lane; j < k; j += kWarpSize) {
+      const float weight = to_float(weights[j]);
+#pragma unroll
+      for (int i = 0; i < kRows; i++) sums[i] += weight * to_float(inputs[i][j]);
+    }
+#pragma unroll
+    for (int i = 0; i < kRows; i++) {
+      const float total = warp_sum(sums[i]);
+      if (i < rows && lane == 0) out[size_t(sorted_slots[r + i]) * n + column] = from_float<A>(total);
+    }
+  }
+}
+
+template <class A>
+__global__ void moe_combine_kernel(const A* x, const float* weights, A* out, int32_t num_tokens, int32_t top_k,
+                                   int32_t d) {
+  const size_t count = size_t(num_tokens) * d;
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
+    const size_t t = i / d, column = i - t * d;
+    float sum = 0;
+    for (int32_t j = 0; j < top_k; j++)
+      sum += weights[t * top_k + j] * to_float(x[(t * top_k + j) * size_t(d) + column]);
+    out[i] = from_float<A>(sum);
+  }
+}
+
+}  // namespace
+}  // namespace vt::gpu
+
+using namespace vt::gpu;
+
+extern "C" {
+
+vt_status vt_moe_route(vt_context* ctx, const void* logits, int32_t num_tokens, int32_t num_experts, int32_t top_k,
+                       int32_t renormalize, vt_dtype act_dtype, int32_t* expert_ids, float* weights) {
+  const char* op = "vt_moe_route";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
+  VT_TRY(vt::check_moe_route_args(op, logits, num_tokens, num_experts, top_k, expert_ids, weights));
+  if (num_tokens == 0) return vt::ok();
+  with_dtype(act_dtype, [&](auto a) {
+    using A = typename decltype(a)::type;
+    auto kernel = &moe_route_kernel<A>;
+    VT_LAUNCH(kernel, ceil_div(num_tokens, kRouteWarps), kRouteWarps * kWarpSize, 0, ctx->stream,
+              static_cast<const A*>(logits), num_tokens, num_experts, top_k, renormalize != 0, expert_ids, weights);
+  });
+  return launch_status(op);
+}
+
+vt_status vt_moe_group(vt_context* ctx, const int32_t* expert_ids, int32_t num_slots, int32_t num_experts,
+                       int32_t* sorted_slots, int32_t* expert_offsets) {
+  const char* op = "vt_moe_group";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_moe_group_args(op, expert_ids, num_slots, num_experts, sorted_slots, expert_offsets));
+  const unsigned threads = ceil_div(num_experts, kWarpSize) * kWarpSize;
+  VT_LAUNCH(moe_group_kernel, 1, threads, 0, ctx->stream, expert_ids, num_slots, num_experts, sorted_slots,
+            expert_offsets);
+  return launch_status(op);
+}
+
+vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots_per_x_row, const void* w,
+                        const int32_t* sorted_slots, const int32_t* expert_offsets, void* out, int32_t num_slots,
+                        int32_t num_experts, int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype) {
+  const char* op = "vt_moe_matmul";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
+  VT_TRY(vt::check_moe_matmul_args(op, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots, num_experts,
+                                   n, k, weight_dtype));
+  if (vt::quant::is_quantized(weight_dtype))
+    return vt::fail(VT_ERR_UNSUPPORTED, std::string(op) +
+                                            ": quantized expert weights are not implemented on CUDA (got " +
+                                            vt::dtype_name(weight_dtype) + ")");
+  if (num_slots == 0) return vt::ok();
+  const dim3 grid(ceil_div(n, kMatmulWarps), num_experts);
+  with_dtype(act_dtype, [&](auto a) {
+    using A = typename decltype(a)::type;
+    with_dtype(weight_dtype, [&](auto b) {
+      using W = typename decltype(b)::type;
+      auto kernel = &moe_matmul_kernel<A, W>;
+      VT_LAUNCH(kernel, grid, kMatmulWarps * kWarpSize, 0, ctx->stream, static_cast<const A*>(x), slots_per_x_row,
+                static_cast<const W*>(w), sorted_slots, expert_offsets, static_cast<A*>(out), n, k);
+    });
+  });
+  return launch_status(op);
+}
+
+vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, void* out, int32_t num_tokens,
+                         int32_t top_k, int32_t d, vt_dtype act_dtype) {
+  const char* op = "vt_moe_combine";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
+  VT_TRY(vt::check_moe_combine_args(op, x, weights, out, num_tokens, top_k, d));
+  if (num_tokens == 0 || d == 0) return vt::ok();
+  const unsigned blocks = grid_blocks(ctx, ceil_div(size_t(num_tokens) * d, kCombineThreads), kCombineThreads);
+  with_dtype(act_dtype, [&](auto a) {
+    using A = typename decltype(a)::type;
+    auto kernel = &moe_combine_kernel<A>;
+    VT_LAUNCH(kernel, blocks, kCombineThreads, 0, ctx->stream, static_cast<const A*>(x), weights, static_cast<A*>(out),
+              num_tokens, top_k, d);
+  });
+  return launch_status(op);
+}
+
+}  // extern "C"

@@ -1,0 +1,330 @@
+// The mixture-of-experts ops (route, group, the experts' matmuls, combine) against the plain
+// references, and the four chained into one MoE layer against a dense f64 computation.
+import { describe, expect, test } from "bun:test";
+import { offsetAddress } from "../../src/backend/address.ts";
+import type { DType } from "../../src/backend/dtype.ts";
+import * as ref from "../../src/reference/moe.ts";
+import { dequantize, quantize, quantizeActivations } from "../../src/reference/quant.ts";
+import { expectClose, NULL_ADDRESS, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
+
+const device = await useTestDevice();
+const backend = device.backend;
+
+function route(logits: Float32Array, numExperts: number, topK: number, renormalize: boolean) {
+  const numTokens = logits.length / numExperts;
+  const expertIds = device.alloc(numTokens * topK * 4);
+  const weights = device.alloc(numTokens * topK * 4);
+  backend.moeRoute({
+    logits: device.upload(logits),
+    numTokens,
+    numExperts,
+    topK,
+    renormalize,
+    actDtype: "f32",
+    expertIds,
+    weights,
+  });
+  return {
+    expertIds: device.downloadInt32(expertIds, numTokens * topK),
+    weights: device.download(weights, numTokens * topK),
+  };
+}
+
+function group(expertIds: Int32Array, numExperts: number) {
+  const sortedSlots = device.alloc(Math.max(1, expertIds.length) * 4);
+  const expertOffsets = device.alloc((numExperts + 1) * 4);
+  backend.moeGroup({
+    expertIds: device.uploadInt32(expertIds.length > 0 ? expertIds : [0]),
+    numSlots: expertIds.length,
+    numExperts,
+    sortedSlots,
+    expertOffsets,
+  });
+  return {
+    sortedSlots: device.downloadInt32(sortedSlots, expertIds.length),
+    offsets: device.downloadInt32(expertOffsets, numExperts + 1),
+    addresses: { sortedSlots, expertOffsets },
+  };
+}
+
+describe("vt_moe_route", () => {
+  for (const [numExperts, topK] of [
+    [8, 1],
+    [8, 2],
+    [64, 8],
+    [128, 8],
+  ] as const)
+    for (const renormalize of [false, true])
+      test(`softmax, then the top ${topK} of ${numExperts} experts${renormalize ? ", renormalized" : ""}`, () => {
+        const logits = randomValues(13 * numExperts, numExperts + topK, 4);
+        const actual = route(logits, numExperts, topK, renormalize);
+        const expected = ref.moeRoute(logits, numExperts, topK, renormalize);
+        expect(Array.from(actual.expertIds)).toEqual(Array.from(expected.expertIds));
+        expectClose(actual.weights, expected.weights, { rtol: 1e-5, atol: 1e-7 });
+      });
+
+  test("ties go to the lower expert id; a uniform router gives equal weights", () => {
+    const numExperts = 8;
+    const logits = Float32Array.from([
+      ...[0, 3, 3, 1, 3, 0, 0, 0], // three tied for first
+      ...new Array(numExperts).fill(0.5), // all tied
+    ]);
+    const actual = route(logits, numExperts, 2, true);
+    expect(Array.from(actual.expertIds)).toEqual([1, 2, 0, 1]);
+    expectClose(actual.weights, Float32Array.from([0.5, 0.5, 0.5, 0.5]));
+    const all = route(logits.subarray(numExperts), numExperts, numExperts, false);
+    expect(Array.from(all.expertIds)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expectClose(all.weights, new Float32Array(numExperts).fill(1 / 8));
+  });
+
+  test("bad sizes are refused naming the op", () => {
+    const buffer = device.alloc(64);
+    const args = {
+      logits: buffer,
+      numTokens: 1,
+      numExperts: 4,
+      topK: 5,
+      renormalize: false,
+      actDtype: "f32" as DType,
+      expertIds: buffer,
+      weights: buffer,
+    };
+    expect(() => backend.moeRoute(args)).toThrow(/status 1\): vt_moe_route: top_k must be/);
+    expect(() => backend.moeRoute({ ...args, topK: 1, numExperts: 2000 })).toThrow(/num_experts must be/);
+    expect(() => backend.moeRoute({ ...args, topK: 1, expertIds: NULL_ADDRESS })).toThrow(/NULL/);
+  });
+});
+
+describe("vt_moe_group", () => {
+  test("a stable counting sort of the slots by expert, empty experts included", () => {
+    const expertIds = Int32Array.from([3, 0, 3, 5, 0, 3, 7, 7, 0, 3]);
+    const actual = group(expertIds, 9);
+    const expected = ref.moeGroup(expertIds, 9);
+    expect(Array.from(actual.offsets)).toEqual(Array.from(expected.offsets));
+    expect(Array.from(actual.sortedSlots)).toEqual(Array.from(expected.sortedSlots));
+    expect(Array.from(actual.offsets)).toEqual([0, 3, 3, 3, 7, 7, 8, 8, 10, 10]);
+  });
+
+  test("every slot to one expert, and none at all", () => {
+    const one = group(new Int32Array(20).fill(2), 4);
+    expect(Array.from(one.offsets)).toEqual([0, 0, 0, 20, 20]);
+    expect(Array.from(one.sortedSlots)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(Array.from(group(new Int32Array(0), 4).offsets)).toEqual([0, 0, 0, 0, 0]);
+  });
+});
+
+describe("vt_moe_matmul", () => {
+  const weightDtypes: DType[] = ["f32", "f16", "bf16"];
+  for (const weightDtype of weightDtypes)
+    for (const slotsPerXRow of [1, 2])
+      test(`each slot times its expert's matrix, x of ${slotsPerXRow === 1 ? "slots" : "tokens"} (${weightDtype} weights)`, () => {
+        const numExperts = 6;
+        const n = 40;
+        const k = 72;
+        // Experts 1 and 4 get nothing; expert 2 gets 5 slots (more than a warp's rows at a time).
+        const expertIds = Int32Array.from([2, 0, 2, 3, 2, 5, 2, 0, 2, 3]);
+        const numSlots = expertIds.length;
+        const x = randomValues((numSlots / slotsPerXRow) * k, 31);
+        const w = rounded(randomValues(numExperts * n * k, 32, 0.2), weightDtype);
+        const groups = group(expertIds, numExperts);
+        const before = new Float32Array(numSlots * n).fill(7);
+        const out = device.upload(before);
+        backend.moeMatmul({
+          x: device.upload(x),
+          slotsPerXRow,
+          w: device.upload(w, weightDtype),
+          ...groups.addresses,
+          out,
+          numSlots,
+          numExperts,
+          n,
+          k,
+          actDtype: "f32",
+          weightDtype,
+        });
+        const expected = ref.moeMatmul({
+          x,
+          slotsPerXRow,
+          w,
+          groups: ref.moeGroup(expertIds, numExperts),
+          out: before,
+          n,
+          k,
+        });
+        expectClose(device.download(out, numSlots * n), expected, { rtol: 1e-5, atol: 1e-5 });
+      });
+
+  // Quantized experts: each expert's matrix packed on its own, as a GGUF file's stacked experts
+  // would be; the CPU computes them as vt_matmul does (activations in int8 per block).
+  test("quantized expert weights (q4_k): on the CPU as vt_matmul computes them; refused on CUDA", () => {
+    const numExperts = 3;
+    const n = 16;
+    const k = 256;
+    const expertIds = Int32Array.from([2, 0, 2, 2]);
+    const numSlots = expertIds.length;
+    const x = randomValues(numSlots * k, 61);
+    const blocks = quantize("q4_k", randomValues(numExperts * n * k, 62, 0.5));
+    const w = device.alloc(blocks.byteLength);
+    backend.upload(w, blocks);
+    const expertBytes = blocks.byteLength / numExperts;
+    const groups = group(expertIds, numExperts);
+    const out = device.alloc(numSlots * n * 4);
+    const run = () =>
+      backend.moeMatmul({
+        x: device.upload(x),
+        slotsPerXRow: 1,
+        w,
+        ...groups.addresses,
+        out,
+        numSlots,
+        numExperts,
+        n,
+        k,
+        actDtype: "f32",
+        weightDtype: "q4_k",
+      });
+    if (backend.name !== "cpu") {
+      expect(run).toThrow(/status 3\): vt_moe_matmul: quantized expert weights are not implemented on CUDA/);
+      return;
+    }
+    for (let e = 0; e < numExperts; e++)
+      backend.packWeights({ w: offsetAddress(w, e * expertBytes), n, k, format: "q4_k" });
+    run();
+    const expected = ref.moeMatmul({
+      x: quantizeActivations(x, "q4_k"),
+      slotsPerXRow: 1,
+      w: dequantize("q4_k", blocks),
+      groups: ref.moeGroup(expertIds, numExperts),
+      out: new Float32Array(numSlots * n),
+      n,
+      k,
+    });
+    expectClose(device.download(out, numSlots * n), expected, { rtol: 1e-4, atol: 1e-4 });
+  });
+
+  test("offsets that do not cover the slots are refused where the host reads them (CPU)", () => {
+    if (backend.name !== "cpu") return;
+    const groups = group(Int32Array.from([0, 1]), 2);
+    backend.upload(groups.addresses.expertOffsets, Int32Array.from([0, 1, 5]));
+    const buffer = device.alloc(1024);
+    expect(() =>
+      backend.moeMatmul({
+        x: buffer,
+        slotsPerXRow: 1,
+        w: buffer,
+        ...groups.addresses,
+        out: buffer,
+        numSlots: 2,
+        numExperts: 2,
+        n: 4,
+        k: 4,
+        actDtype: "f32",
+        weightDtype: "f32",
+      }),
+    ).toThrow(/vt_moe_matmul: expert_offsets must start at 0 and end at num_slots/);
+  });
+});
+
+describe("vt_moe_combine", () => {
+  test("each token's slots summed with its weights", () => {
+    const numTokens = 5;
+    const topK = 3;
+    const d = 70;
+    const x = randomValues(numTokens * topK * d, 41);
+    const weights = randomValues(numTokens * topK, 42).map(Math.abs);
+    const out = device.alloc(numTokens * d * 4);
+    backend.moeCombine({
+      x: device.upload(x),
+      weights: device.upload(weights),
+      out,
+      numTokens,
+      topK,
+      d,
+      actDtype: "f32",
+    });
+    expectClose(device.download(out, numTokens * d), ref.moeCombine(x, weights, topK, d), { rtol: 1e-5, atol: 1e-6 });
+  });
+});
+
+describe("a mixture-of-experts layer", () => {
+  // route -> group -> gate_up per slot -> SiLU-and-mul -> down per slot -> combine, against the
+  // same layer computed densely in f64: each token through its top_k experts' MLPs, weighted.
+  for (const [numExperts, topK, numTokens] of [
+    [8, 2, 1],
+    [8, 2, 9],
+    [64, 8, 3],
+  ] as const)
+    test(`${numExperts} experts, top ${topK}, ${numTokens} token(s)`, () => {
+      const hidden = 32;
+      const inter = 24;
+      const x = randomValues(numTokens * hidden, 51);
+      const router = randomValues(numTokens * numExperts, 52, 3);
+      const gateUp = randomValues(numExperts * 2 * inter * hidden, 53, 0.3);
+      const down = randomValues(numExperts * hidden * inter, 54, 0.3);
+      const numSlots = numTokens * topK;
+      const expertIds = device.alloc(numSlots * 4);
+      const weights = device.alloc(numSlots * 4);
+      backend.moeRoute({
+        logits: device.upload(router),
+        numTokens,
+        numExperts,
+        topK,
+        renormalize: true,
+        actDtype: "f32",
+        expertIds,
+        weights,
+      });
+      const sortedSlots = device.alloc(numSlots * 4);
+      const expertOffsets = device.alloc((numExperts + 1) * 4);
+      backend.moeGroup({ expertIds, numSlots, numExperts, sortedSlots, expertOffsets });
+      const gateUpOut = device.alloc(numSlots * 2 * inter * 4);
+      const common = { sortedSlots, expertOffsets, numSlots, numExperts, actDtype: "f32" as DType };
+      backend.moeMatmul({
+        ...common,
+        x: device.upload(x),
+        slotsPerXRow: topK,
+        w: device.upload(gateUp),
+        out: gateUpOut,
+        n: 2 * inter,
+        k: hidden,
+        weightDtype: "f32",
+      });
+      const activated = device.alloc(numSlots * inter * 4);
+      backend.siluAndMul({ x: gateUpOut, out: activated, numTokens: numSlots, d: inter, actDtype: "f32" });
+      const downOut = device.alloc(numSlots * hidden * 4);
+      backend.moeMatmul({
+        ...common,
+        x: activated,
+        slotsPerXRow: 1,
+        w: device.upload(down),
+        out: downOut,
+        n: hidden,
+        k: inter,
+        weightDtype: "f32",
+      });
+      const out = device.alloc(numTokens * hidden * 4);
+      backend.moeCombine({ x: downOut, weights, out, numTokens, topK, d: hidden, actDtype: "f32" });
+
+      const routing = ref.moeRoute(router, numExperts, topK, true);
+      const expected = new Float32Array(numTokens * hidden);
+      for (let t = 0; t < numTokens; t++)
+        for (let j = 0; j < topK; j++) {
+          const e = routing.expertIds[t * topK + j]!;
+          const act = Array.from({ length: inter }, (_, i) => {
+            let g = 0;
+            let u = 0;
+            for (let c = 0; c < hidden; c++) {
+              g += x[t * hidden + c]! * gateUp[(e * 2 * inter + i) * hidden + c]!;
+              u += x[t * hidden + c]! * gateUp[(e * 2 * inter + inter + i) * hidden + c]!;
+            }
+            return (g / (1 + Math.exp(-g))) * u;
+          });
+          for (let c = 0; c < hidden; c++) {
+            let sum = 0;
+            for (let i = 0; i < inter; i++) sum += act[i]! * down[(e * hidden + c) * inter + i]!;
+            expected[t * hidden + c]! += routing.weights[t * topK + j]! * sum;
+          }
+        }
+      expectClose(device.download(out, numTokens * hidden), expected, { rtol: 1e-4, atol: 1e-5 });
+    });
+});
