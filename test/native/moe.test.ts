@@ -246,85 +246,138 @@ describe("vt_moe_combine", () => {
   });
 });
 
+/** Sizes of one MoE layer under test. */
+interface LayerShape {
+  numExperts: number;
+  topK: number;
+  numTokens: number;
+  hidden: number;
+  inter: number;
+}
+
+/**
+ * An MoE layer's buffers on the device: route -> group -> gate_up per slot -> SiLU-and-mul -> down
+ * per slot -> combine, enqueued by enqueue() on whatever x and router logits hold then.
+ */
+function moeLayer(shape: LayerShape, gateUp: Float32Array, down: Float32Array) {
+  const { numExperts, topK, numTokens, hidden, inter } = shape;
+  const numSlots = numTokens * topK;
+  const b = {
+    x: device.alloc(numTokens * hidden * 4),
+    router: device.alloc(numTokens * numExperts * 4),
+    gateUp: device.upload(gateUp),
+    down: device.upload(down),
+    expertIds: device.alloc(numSlots * 4),
+    weights: device.alloc(numSlots * 4),
+    sortedSlots: device.alloc(numSlots * 4),
+    expertOffsets: device.alloc((numExperts + 1) * 4),
+    gateUpOut: device.alloc(numSlots * 2 * inter * 4),
+    activated: device.alloc(numSlots * inter * 4),
+    downOut: device.alloc(numSlots * hidden * 4),
+    out: device.alloc(numTokens * hidden * 4),
+  };
+  const enqueue = () => {
+    const f32 = "f32" as DType;
+    backend.moeRoute({
+      logits: b.router,
+      numTokens,
+      numExperts,
+      topK,
+      renormalize: true,
+      actDtype: f32,
+      expertIds: b.expertIds,
+      weights: b.weights,
+    });
+    const groups = { sortedSlots: b.sortedSlots, expertOffsets: b.expertOffsets };
+    backend.moeGroup({ expertIds: b.expertIds, numSlots, numExperts, ...groups });
+    const common = { ...groups, numSlots, numExperts, actDtype: f32, weightDtype: f32 };
+    backend.moeMatmul({
+      ...common,
+      x: b.x,
+      slotsPerXRow: topK,
+      w: b.gateUp,
+      out: b.gateUpOut,
+      n: 2 * inter,
+      k: hidden,
+    });
+    backend.siluAndMul({ x: b.gateUpOut, out: b.activated, numTokens: numSlots, d: inter, actDtype: f32 });
+    backend.moeMatmul({ ...common, x: b.activated, slotsPerXRow: 1, w: b.down, out: b.downOut, n: hidden, k: inter });
+    backend.moeCombine({ x: b.downOut, weights: b.weights, out: b.out, numTokens, topK, d: hidden, actDtype: f32 });
+  };
+  const run = (x: Float32Array, router: Float32Array, launch: () => void) => {
+    backend.upload(b.x, x);
+    backend.upload(b.router, router);
+    launch();
+    return device.download(b.out, numTokens * hidden);
+  };
+  return { enqueue, run };
+}
+
+/** The layer computed densely in f64: each token through its top_k experts' MLPs, weighted. */
+function denseLayer(
+  shape: LayerShape,
+  x: Float32Array,
+  router: Float32Array,
+  gateUp: Float32Array,
+  down: Float32Array,
+) {
+  const { numExperts, topK, numTokens, hidden, inter } = shape;
+  const routing = ref.moeRoute(router, numExperts, topK, true);
+  const expected = new Float32Array(numTokens * hidden);
+  for (let t = 0; t < numTokens; t++)
+    for (let j = 0; j < topK; j++) {
+      const e = routing.expertIds[t * topK + j]!;
+      const act = Array.from({ length: inter }, (_, i) => {
+        let g = 0;
+        let u = 0;
+        for (let c = 0; c < hidden; c++) {
+          g += x[t * hidden + c]! * gateUp[(e * 2 * inter + i) * hidden + c]!;
+          u += x[t * hidden + c]! * gateUp[(e * 2 * inter + inter + i) * hidden + c]!;
+        }
+        return (g / (1 + Math.exp(-g))) * u;
+      });
+      for (let c = 0; c < hidden; c++) {
+        let sum = 0;
+        for (let i = 0; i < inter; i++) sum += act[i]! * down[(e * hidden + c) * inter + i]!;
+        expected[t * hidden + c]! += routing.weights[t * topK + j]! * sum;
+      }
+    }
+  return expected;
+}
+
 describe("a mixture-of-experts layer", () => {
-  // route -> group -> gate_up per slot -> SiLU-and-mul -> down per slot -> combine, against the
-  // same layer computed densely in f64: each token through its top_k experts' MLPs, weighted.
+  const tolerance = { rtol: 1e-4, atol: 1e-5 };
   for (const [numExperts, topK, numTokens] of [
     [8, 2, 1],
     [8, 2, 9],
     [64, 8, 3],
   ] as const)
-    test(`${numExperts} experts, top ${topK}, ${numTokens} token(s)`, () => {
-      const hidden = 32;
-      const inter = 24;
-      const x = randomValues(numTokens * hidden, 51);
+    test(`${numExperts} experts, top ${topK}, ${numTokens} token(s), against the dense f64 layer`, () => {
+      const shape = { numExperts, topK, numTokens, hidden: 32, inter: 24 };
+      const gateUp = randomValues(numExperts * 2 * shape.inter * shape.hidden, 53, 0.3);
+      const down = randomValues(numExperts * shape.hidden * shape.inter, 54, 0.3);
+      const x = randomValues(numTokens * shape.hidden, 51);
       const router = randomValues(numTokens * numExperts, 52, 3);
-      const gateUp = randomValues(numExperts * 2 * inter * hidden, 53, 0.3);
-      const down = randomValues(numExperts * hidden * inter, 54, 0.3);
-      const numSlots = numTokens * topK;
-      const expertIds = device.alloc(numSlots * 4);
-      const weights = device.alloc(numSlots * 4);
-      backend.moeRoute({
-        logits: device.upload(router),
-        numTokens,
-        numExperts,
-        topK,
-        renormalize: true,
-        actDtype: "f32",
-        expertIds,
-        weights,
-      });
-      const sortedSlots = device.alloc(numSlots * 4);
-      const expertOffsets = device.alloc((numExperts + 1) * 4);
-      backend.moeGroup({ expertIds, numSlots, numExperts, sortedSlots, expertOffsets });
-      const gateUpOut = device.alloc(numSlots * 2 * inter * 4);
-      const common = { sortedSlots, expertOffsets, numSlots, numExperts, actDtype: "f32" as DType };
-      backend.moeMatmul({
-        ...common,
-        x: device.upload(x),
-        slotsPerXRow: topK,
-        w: device.upload(gateUp),
-        out: gateUpOut,
-        n: 2 * inter,
-        k: hidden,
-        weightDtype: "f32",
-      });
-      const activated = device.alloc(numSlots * inter * 4);
-      backend.siluAndMul({ x: gateUpOut, out: activated, numTokens: numSlots, d: inter, actDtype: "f32" });
-      const downOut = device.alloc(numSlots * hidden * 4);
-      backend.moeMatmul({
-        ...common,
-        x: activated,
-        slotsPerXRow: 1,
-        w: device.upload(down),
-        out: downOut,
-        n: hidden,
-        k: inter,
-        weightDtype: "f32",
-      });
-      const out = device.alloc(numTokens * hidden * 4);
-      backend.moeCombine({ x: downOut, weights, out, numTokens, topK, d: hidden, actDtype: "f32" });
-
-      const routing = ref.moeRoute(router, numExperts, topK, true);
-      const expected = new Float32Array(numTokens * hidden);
-      for (let t = 0; t < numTokens; t++)
-        for (let j = 0; j < topK; j++) {
-          const e = routing.expertIds[t * topK + j]!;
-          const act = Array.from({ length: inter }, (_, i) => {
-            let g = 0;
-            let u = 0;
-            for (let c = 0; c < hidden; c++) {
-              g += x[t * hidden + c]! * gateUp[(e * 2 * inter + i) * hidden + c]!;
-              u += x[t * hidden + c]! * gateUp[(e * 2 * inter + inter + i) * hidden + c]!;
-            }
-            return (g / (1 + Math.exp(-g))) * u;
-          });
-          for (let c = 0; c < hidden; c++) {
-            let sum = 0;
-            for (let i = 0; i < inter; i++) sum += act[i]! * down[(e * hidden + c) * inter + i]!;
-            expected[t * hidden + c]! += routing.weights[t * topK + j]! * sum;
-          }
-        }
-      expectClose(device.download(out, numTokens * hidden), expected, { rtol: 1e-4, atol: 1e-5 });
+      const layer = moeLayer(shape, gateUp, down);
+      expectClose(layer.run(x, router, layer.enqueue), denseLayer(shape, x, router, gateUp, down), tolerance);
     });
+
+  // Nothing of the routing is read on the host, so a captured layer follows new router logits.
+  test("a captured layer replays on new inputs and routes", () => {
+    const shape = { numExperts: 16, topK: 4, numTokens: 5, hidden: 32, inter: 24 };
+    const gateUp = randomValues(shape.numExperts * 2 * shape.inter * shape.hidden, 71, 0.3);
+    const down = randomValues(shape.numExperts * shape.hidden * shape.inter, 72, 0.3);
+    const layer = moeLayer(shape, gateUp, down);
+    const graph = backend.captureGraph(layer.enqueue);
+    try {
+      for (const seed of [73, 75]) {
+        const x = randomValues(shape.numTokens * shape.hidden, seed);
+        const router = randomValues(shape.numTokens * shape.numExperts, seed + 1, 3);
+        const replayed = layer.run(x, router, () => graph.launch());
+        expectClose(replayed, denseLayer(shape, x, router, gateUp, down), tolerance);
+      }
+    } finally {
+      graph.destroy();
+    }
+  });
 });
