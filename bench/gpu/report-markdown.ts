@@ -68,6 +68,11 @@ const FIGURE_ROWS: { label: string; target: string; value: (f: (stage: string, k
       range(f("quantized-matmul", "q4k_m1_fraction_of_peak_min"), f("quantized-matmul", "q4k_m1_fraction_of_peak_max")),
   },
   {
+    label: "MoE matmul, 1 token (Qwen3-30B-A3B, Mixtral-8x7B experts), used experts' weight bandwidth fraction of peak",
+    target: "(recorded)",
+    value: (f) => range(f("moe-matmul", "moe_t1_fraction_of_peak_min"), f("moe-matmul", "moe_t1_fraction_of_peak_max")),
+  },
+  {
     label: "end to end, output tokens/s: vllm-ts / HF generate",
     target: "14-24x",
     value: (f) =>

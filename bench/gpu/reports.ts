@@ -3,6 +3,7 @@
 import type { RunResult } from "../../src/bench/engine/offline.ts";
 import type { DecodeAttentionRow } from "../../src/bench/kernels/decode-attention-sweep.ts";
 import type { MatmulRow } from "../../src/bench/kernels/matmul-sweep.ts";
+import type { MoeRow } from "../../src/bench/kernels/moe-sweep.ts";
 import type { PrefillAttentionRow } from "../../src/bench/kernels/prefill-attention-sweep.ts";
 import type { Summary } from "../../src/bench/report.ts";
 
@@ -18,6 +19,7 @@ export interface KernelsReport {
   decode_attention: Sweep<DecodeAttentionRow>;
   prefill_attention: Sweep<PrefillAttentionRow>;
   matmul: Sweep<MatmulRow> & { cublas_loadable: boolean };
+  moe: Sweep<MoeRow>;
 }
 
 /** `bench latency`. */

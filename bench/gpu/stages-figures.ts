@@ -212,6 +212,34 @@ const quantizedMatmul: Stage = {
   },
 };
 
+const moeMatmul: Stage = {
+  name: "moe-matmul",
+  title: "Mixture-of-experts matmul: the used experts' weight bandwidth at 1 token, TFLOP/s at 256",
+  limitSeconds: 60,
+  dryLimitSeconds: 60,
+  run(context, run) {
+    const grid = context.dryRun
+      ? ["--moe-model", "tiny", "--moe-tokens", "1,4", ...QUICK_TIMING_FLAGS]
+      : ["--moe-model", "qwen3-30b-a3b,mixtral-8x7b", "--moe-tokens", "1,256"];
+    const args = ["bench", "kernels", "--device", "cuda", "--sweep", "moe", ...grid];
+    return benchStage(context, run, args, join(context.raw, "moe-matmul.json"), (report: KernelsReport) => {
+      const rows = report.moe.results;
+      const single = rows.filter((r) => r.tokens === 1);
+      const figures: Record<string, Figure> = {
+        moe_t1_fraction_of_peak_min: minOf(single.map((r) => r.fraction_of_peak_bandwidth)),
+        moe_t1_fraction_of_peak_max: maxOf(single.map((r) => r.fraction_of_peak_bandwidth)),
+        moe_t1_weight_gbs_max: maxOf(single.map((r) => r.weight_gbs)),
+        moe_tflops_max: maxOf(rows.filter((r) => r.tokens > 1).map((r) => r.tflops)),
+      };
+      return {
+        status: report.moe.failed.length > 0 ? "failed" : "passed",
+        summary: `at 1 token: ${figures.moe_t1_fraction_of_peak_min ?? "-"} to ${figures.moe_t1_fraction_of_peak_max ?? "-"} of peak bandwidth; ${figures.moe_tflops_max} TFLOP/s at best`,
+        figures,
+      };
+    });
+  },
+};
+
 /** Dummy weights of a real model's shapes, the embedded tokenizer (the vocabulary is Qwen's). */
 const dummyModel = (model: string) => [
   model,
@@ -397,6 +425,7 @@ export const figureStages: Stage[] = [
   torchBaseline,
   prefillAndMatmul,
   quantizedMatmul,
+  moeMatmul,
   throughput,
   hfGenerate,
   graphs,

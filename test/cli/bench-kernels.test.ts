@@ -15,6 +15,7 @@ import type { DecodeAttentionRow } from "../../src/bench/kernels/decode-attentio
 import { runDecodeAttentionSweep } from "../../src/bench/kernels/decode-attention-sweep.ts";
 import { peakBandwidth } from "../../src/bench/kernels/device-peaks.ts";
 import type { MatmulRow } from "../../src/bench/kernels/matmul-sweep.ts";
+import type { MoeRow } from "../../src/bench/kernels/moe-sweep.ts";
 import { planPagedAttention } from "../../src/bench/kernels/paged-attention-timing.ts";
 import type { PrefillAttentionRow } from "../../src/bench/kernels/prefill-attention-sweep.ts";
 import { prefillFlops } from "../../src/bench/kernels/prefill-attention-sweep.ts";
@@ -296,6 +297,10 @@ describe("bench kernels on the CPU backend", () => {
         "16,32",
         "--matmul-rows",
         "1,8",
+        "--moe-tokens",
+        "1",
+        "--moe-model",
+        "qwen3-30b-a3b",
         "--peak-gbs",
         "100",
         "--torch-baseline",
@@ -379,6 +384,18 @@ describe("bench kernels on the CPU backend", () => {
         expect(r.tflops).toBeCloseTo((2 * r.m * r.n * r.k) / r.time_us / 1e6, 3);
         expect(r.weight_gbs).toBeCloseTo((r.n * r.k * 2) / r.time_us / 1e3, 1);
         expect(r.fraction_of_peak_bandwidth).toBeCloseTo(r.weight_gbs / 100, 2);
+      }
+      const moe = report.moe;
+      expect(moe.failed).toEqual([]);
+      expect(moe.results.map((r: MoeRow) => `${r.model} ${r.layer} ${r.tokens} ${r.slots} ${r.n}x${r.k}`)).toEqual([
+        "qwen3-30b-a3b gate_up 1 8 1536x2048",
+        "qwen3-30b-a3b down 1 8 2048x768",
+      ]);
+      for (const r of moe.results) {
+        // One token's 8 slots go to 8 different experts, each read once.
+        expect(r.experts_used).toBe(8);
+        expect(r.tflops).toBeCloseTo((2 * r.slots * r.n * r.k) / r.time_us / 1e6, 3);
+        expect(r.weight_gbs).toBeCloseTo((r.experts_used * r.n * r.k * 2) / r.time_us / 1e3, 1);
       }
       const qkv8 = matmul.results.find((r: MatmulRow) => r.layer === "qkv" && r.m === 8);
       expect(qkv8.fraction_of_torch).toBeCloseTo(10 / qkv8.time_us, 2);
@@ -466,6 +483,10 @@ describe("bench kernels on the emulated CUDA library", () => {
           "16",
           "--matmul-rows",
           "1",
+          "--moe-model",
+          "tiny",
+          "--moe-tokens",
+          "3",
           ...QUICK,
         ],
         { VLLM_TS_LIBRARY: EMULATED_CUDA },
@@ -483,6 +504,11 @@ describe("bench kernels on the emulated CUDA library", () => {
         expect(rows.map((r: MatmulRow) => r.layer)).toEqual(["qkv", "o", "gate_up", "down"]);
         for (const r of rows) expect(r.tflops).toBeGreaterThan(0);
       }
+      expect(report.moe.failed).toEqual([]);
+      expect(report.moe.results).toMatchObject([
+        { model: "tiny", layer: "gate_up", tokens: 3, slots: 6, n: 64, k: 64, act_dtype: "bf16" },
+        { model: "tiny", layer: "down", tokens: 3, slots: 6, n: 64, k: 32, act_dtype: "bf16" },
+      ]);
     },
     SLOW,
   );

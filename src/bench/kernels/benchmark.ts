@@ -20,12 +20,13 @@ import {
 import { peakBandwidth } from "./device-peaks.ts";
 import { type MatmulPath, type MatmulSetup, printMatmulSweep, runMatmulSweep } from "./matmul-sweep.ts";
 import { kernelModel } from "./model-shapes.ts";
+import { type MoeShape, printMoeSweep, runMoeSweep } from "./moe-sweep.ts";
 import { printPrefillAttentionSweep, runPrefillAttentionSweep } from "./prefill-attention-sweep.ts";
 import { runKernelSummary } from "./summary.ts";
 import { copyBandwidthGBs, round, type TimingOptions } from "./timing.ts";
 import { readTorchBaseline, type TorchBaseline } from "./torch-baseline.ts";
 
-export const KERNEL_SWEEPS = ["decode-attention", "prefill-attention", "matmul"] as const;
+export const KERNEL_SWEEPS = ["decode-attention", "prefill-attention", "matmul", "moe"] as const;
 export type KernelSweep = (typeof KERNEL_SWEEPS)[number];
 
 /** Bf16 weights and KV cache: what the model runs on a GPU. */
@@ -55,7 +56,10 @@ export interface KernelsBenchOptions {
     prefillSeqs: number[];
     prefillLens: number[];
     matmulRows: number[];
+    moeTokens: number[];
   };
+  /** The moe sweep's expert shapes. */
+  moeShapes: MoeShape[];
   /** Tokens per KV-cache block in the sweeps. */
   blockSize: number;
   /** The device's peak memory bandwidth in GB/s as given; null to look it up in the table of known GPUs. */
@@ -152,6 +156,18 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
           baselines,
           torch,
         );
+      }
+      if (sweeps.includes("moe")) {
+        const setup = {
+          shapes: options.moeShapes,
+          tokenCounts: grids.moeTokens,
+          actDtype,
+          weightDtype: STORAGE_DTYPE,
+          timing,
+        };
+        const sweep = runMoeSweep(backend, setup, baselines);
+        printMoeSweep(sweep);
+        sections.moe = { shapes: options.moeShapes, results: sweep.rows, failed: sweep.failed };
       }
       body = {
         model: {

@@ -3,6 +3,7 @@
 import { defineCommand } from "citty";
 import { ALL_QUANT_FORMATS } from "../../backend/weight-format.ts";
 import { KERNEL_SWEEPS, type KernelSweep, runKernelsBenchmark } from "../../bench/kernels/benchmark.ts";
+import { MIXTRAL_8X7B_MOE, MOE_SHAPES, type MoeShape, QWEN3_30B_A3B_MOE } from "../../bench/kernels/moe-sweep.ts";
 import { UsageError } from "../../usage-error.ts";
 import { choice, integer, number } from "../engine-args.ts";
 import { runBench } from "./run-bench.ts";
@@ -14,6 +15,11 @@ function integerList(name: string, value: string, min: number): number[] {
     .filter((item) => item.length > 0);
   if (items.length === 0) throw new UsageError(`--${name} must be a comma-separated list of integers, got "${value}"`);
   return items.map((item) => integer(name, item, min));
+}
+
+function moeShapesOf(value: string): MoeShape[] {
+  const names = MOE_SHAPES.map((shape) => shape.name);
+  return value.split(",").map((name) => MOE_SHAPES[names.indexOf(choice("moe-model", name.trim(), names))]!);
 }
 
 function sweepsOf(value: string): KernelSweep[] {
@@ -34,7 +40,7 @@ export default defineCommand({
     sweep: {
       type: "string",
       description:
-        "decode-attention | prefill-attention | matmul | all (comma-separated); without it, a quick look at every op",
+        "decode-attention | prefill-attention | matmul | moe | all (comma-separated); without it, a quick look at every op",
     },
     model: {
       type: "string",
@@ -57,6 +63,12 @@ export default defineCommand({
       description: "prefill-attention: prompt tokens per sequence (one causal chunk)",
     },
     "matmul-rows": { type: "string", default: "1,8,64,256,1024,4096", description: "matmul: rows (tokens) m" },
+    "moe-tokens": { type: "string", default: "1,256", description: "moe: tokens per call (each in top_k slots)" },
+    "moe-model": {
+      type: "string",
+      default: [QWEN3_30B_A3B_MOE, MIXTRAL_8X7B_MOE].map((shape) => shape.name).join(","),
+      description: `moe: the expert shapes, of ${MOE_SHAPES.map((shape) => shape.name).join(", ")}`,
+    },
     "weight-format": {
       type: "string",
       default: "bf16",
@@ -133,7 +145,9 @@ export default defineCommand({
           prefillSeqs: integerList("prefill-seqs", args["prefill-seqs"], 1),
           prefillLens: integerList("prefill-lens", args["prefill-lens"], 1),
           matmulRows: integerList("matmul-rows", args["matmul-rows"], 1),
+          moeTokens: integerList("moe-tokens", args["moe-tokens"], 1),
         },
+        moeShapes: moeShapesOf(args["moe-model"]),
         blockSize: integer("block-size", args["block-size"], 1),
         peakGBs: args["peak-gbs"] === undefined ? null : number("peak-gbs", args["peak-gbs"], 1e-9),
         outputJson: args["output-json"],
