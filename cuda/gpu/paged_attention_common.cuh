@@ -37,7 +37,7 @@ struct Params {
   int32_t block_size, block_shift;  // block_size == 1 << block_shift
   int32_t sliding_window;           // <= 0: none
   float scale;
-  float soft_cap;  // 0: off; else scores become soft_cap * tanh(score / soft_cap)
+  float soft_cap;          // 0: off; else scores become soft_cap * tanh(score / soft_cap)
   int32_t partition_size;  // decode: keys per split-K partition (a multiple of the decode chunk)
   int32_t max_partitions;  // decode: gridDim.x, the stride of the partials
   int32_t head_chunks;     // decode: blocks per KV head (the group's query heads, GT per block)

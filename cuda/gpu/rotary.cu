@@ -30,9 +30,9 @@ struct Scaling {
   double factor, low_freq_factor, high_freq_factor, original_max_position;
 };
 
-// theta^(-2i/rotary_dim), divided by `factor` for linear scaling, or adjusted as Llama 3.1 does: low frequencies (long wavelengths) are
-// slowed down by `factor`, high ones kept, and the band between blends the two linearly. The
-// same double-precision steps as cuda/cpu/rotary.cpp.
+// theta^(-2i/rotary_dim), divided by `factor` for linear scaling, or adjusted as Llama 3.1 does: low frequencies (long
+// wavelengths) are slowed down by `factor`, high ones kept, and the band between blends the two linearly. The same
+// double-precision steps as cuda/cpu/rotary.cpp.
 __device__ __forceinline__ double inverse_frequency(int32_t i, int32_t rotary_dim, double theta, const Scaling& s) {
   double f = pow(theta, -2.0 * i / rotary_dim);
   if (s.type == VT_ROPE_SCALING_LINEAR) f = f / s.factor;
@@ -51,7 +51,8 @@ __device__ __forceinline__ double inverse_frequency(int32_t i, int32_t rotary_di
   return f;
 }
 
-__global__ void cos_sin_kernel(float* cos_sin, int32_t max_position, int32_t rotary_dim, double theta, Scaling scaling) {
+__global__ void cos_sin_kernel(float* cos_sin, int32_t max_position, int32_t rotary_dim, double theta,
+                               Scaling scaling) {
   const int32_t half = rotary_dim / 2;
   const int32_t first = blockIdx.x * kTablePositionsPerBlock;
   const int32_t last = first + kTablePositionsPerBlock < max_position ? first + kTablePositionsPerBlock : max_position;
@@ -124,7 +125,7 @@ vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_pos
                                            low_freq_factor, high_freq_factor, original_max_position));
   if (max_position == 0) return vt::ok();
   const Scaling scaling{scaling_type, double(factor), double(low_freq_factor), double(high_freq_factor),
-                       double(original_max_position)};
+                        double(original_max_position)};
   const int threads = row_threads(size_t(rotary_dim / 2), kTableMaxThreads);
   const unsigned blocks = ceil_div(size_t(max_position), kTablePositionsPerBlock);
   auto kernel = &cos_sin_kernel;

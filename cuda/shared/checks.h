@@ -11,8 +11,8 @@
 // checks too, and the call site returns vt::ok() right after it.
 #pragma once
 
-#include <cstddef>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 

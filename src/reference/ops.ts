@@ -66,7 +66,6 @@ export function headRmsNorm(
   return out;
 }
 
-
 /** theta^(-2i/rotaryDim) for i < rotaryDim/2, adjusted by the scaling when given. */
 export function ropeInverseFrequencies(
   rotaryDim: number,

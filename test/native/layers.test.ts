@@ -155,7 +155,7 @@ describe("vt_rope_cos_sin_cache", () => {
   test("linear scaling divides every frequency by the factor", () => {
     const plain = ref.ropeInverseFrequencies(128, 1000000);
     const scaled = ref.ropeInverseFrequencies(128, 1000000, linear);
-    plain.forEach((f, i) => expect(scaled[i]).toBe(f / 8));
+    expect(scaled).toEqual(plain.map((f) => f / 8));
   });
 
   test("llama3 scaling keeps high frequencies, divides low ones by factor and blends between", () => {

@@ -685,7 +685,10 @@ describe("argument errors", () => {
   });
 
   test("a negative soft cap is an invalid argument", () => {
-    expectFailure((args) => (args.softCap = -1), /status 1\): vt_paged_attention: soft_cap must be 0 \(off\) or positive/);
+    expectFailure(
+      (args) => (args.softCap = -1),
+      /status 1\): vt_paged_attention: soft_cap must be 0 \(off\) or positive/,
+    );
   });
 
   test("bf16 activations are unsupported with an f32 cache", () => {
