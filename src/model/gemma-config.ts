@@ -56,7 +56,8 @@ export function gemmaFields(fields: Json, file: string, config: ModelConfig): Ge
   const read = fieldReader(fields, file);
   const gemma3 = config.architecture === "Gemma3ForCausalLM";
   if (!read.present("head_dim")) throw new ModelLoadError(file, `missing required field "head_dim"`);
-  const activation = read.string("hidden_activation", read.string("hidden_act", "gelu_pytorch_tanh"));
+  // transformers' Gemma 2 and 3 read hidden_activation only (hidden_act is Gemma 1's).
+  const activation = read.string("hidden_activation", "gelu_pytorch_tanh");
   if (activation !== "gelu_pytorch_tanh") {
     throw new ModelLoadError(
       file,

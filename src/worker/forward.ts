@@ -203,8 +203,9 @@ export class ModelForward {
       table: this.weights.embed,
       vocabSize: c.vocabSize,
       hiddenSize: h,
-      // Rounded to the activation dtype first, as transformers makes Gemma's normalizer a tensor of it.
-      scale: c.embeddingScale === null ? 1 : roundToDtype(c.embeddingScale, act),
+      // Rounded to the model's dtype first: transformers makes Gemma's normalizer a tensor of the
+      // hidden states' dtype, the model's (the CPU's f32 activations must not make it finer).
+      scale: c.embeddingScale === null ? 1 : roundToDtype(c.embeddingScale, wd),
       out: ws.residual,
       weightDtype: wd,
       actDtype: act,
