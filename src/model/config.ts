@@ -184,6 +184,12 @@ function parseRopeScaling(json: Json, file: string): RopeScaling | null {
   if (type === "default" || type === undefined) return null;
   const read = fieldReader(fields, file, "rope_scaling.");
   if (type === "linear") return { type: "linear", factor: read.positiveNumber("factor") };
+  if (type === "longrope" || type === "su") {
+    throw new ModelLoadError(
+      file,
+      `rope_scaling type ${JSON.stringify(type)} (the long-context RoPE of Phi-3's 128k checkpoints) is not implemented`,
+    );
+  }
   if (type !== "llama3") {
     throw new ModelLoadError(
       file,

@@ -183,7 +183,7 @@ describe("Phi-3 config.json", () => {
     for (const type of ["longrope", "su"]) {
       const scaling = { type, short_factor: [1], long_factor: [1] };
       expect(await problem(() => parseModelConfig({ ...json, rope_scaling: scaling }, "c.json"))).toBe(
-        `unsupported rope_scaling type "${type}" (supported: llama3, linear, default)`,
+        `rope_scaling type "${type}" (the long-context RoPE of Phi-3's 128k checkpoints) is not implemented`,
       );
     }
     expect(await problem(() => parseModelConfig({ ...json, hidden_act: "gelu" }, "c.json"))).toBe(
