@@ -2,8 +2,9 @@
 // matrix each (rows stacked in that order), which is what the forward pass multiplies by. Each
 // matrix has its own format: the model's dtype, or a quantized one (a GGUF file's, or
 // --quantization's, applied on load). Gemma's norm weights, stored as offsets from 1, are held
-// as 1 + w, so every model's RMSNorm multiplies by its weight. Sources: a checkpoint read through a TensorStore (safetensors or
-// GGUF), or deterministic random values (`--load-format dummy`).
+// as 1 + w, so every model's RMSNorm multiplies by its weight. Sources: a checkpoint read
+// through a TensorStore (safetensors or GGUF), or deterministic random values
+// (`--load-format dummy`).
 
 import { activationDtype } from "../backend/activation-dtype.ts";
 import { type Address, offsetAddress } from "../backend/address.ts";
