@@ -8,6 +8,7 @@ import type { RopeFrequencyScaling } from "../backend/ops.ts";
 import { fieldReader, type Json } from "./config-fields.ts";
 import { ModelLoadError, readJsonFile } from "./errors.ts";
 import { gemmaFields } from "./gemma-config.ts";
+import { GEMMA3_MULTIMODAL, GEMMA3_TEXT_TENSOR_PREFIX, gemma3TextConfigOf } from "./gemma3-multimodal-config.ts";
 import { phi3Fields } from "./phi3-config.ts";
 
 export type Architecture =
@@ -91,6 +92,8 @@ export interface ModelConfig {
   normWeightsFromOne: boolean;
   /** RMSNorm also on the attention and MLP outputs before their residual adds (Gemma 2 and 3). */
   sandwichNorms: boolean;
+  /** Prefix of every tensor name ("language_model." in a Gemma 3 checkpoint with a vision tower). */
+  tensorPrefix: string;
   /** The checkpoint's torch_dtype. */
   dtype: DType;
   bosTokenId: number | null;
@@ -114,6 +117,7 @@ export function llamaFamilyDefaults(
   | "embeddingScale"
   | "normWeightsFromOne"
   | "sandwichNorms"
+  | "tensorPrefix"
 > {
   return {
     layerTypes: Array(numLayers).fill(slidingWindow === null ? "full_attention" : "sliding_attention"),
@@ -126,6 +130,7 @@ export function llamaFamilyDefaults(
     embeddingScale: null,
     normWeightsFromOne: false,
     sandwichNorms: false,
+    tensorPrefix: "",
   };
 }
 
@@ -159,13 +164,6 @@ function parseArchitecture(json: Json, file: string): Architecture {
     throw new ModelLoadError(file, `missing "architectures" (supported: ${supported})`);
   }
   const found = architectures.find((name): name is Architecture => SUPPORTED_ARCHITECTURES.includes(name));
-  if (found === undefined && architectures.includes("Gemma3ForConditionalGeneration")) {
-    throw new ModelLoadError(
-      file,
-      "Gemma3ForConditionalGeneration (Gemma 3 with its vision tower) is not supported; " +
-        "a text-only Gemma3ForCausalLM checkpoint is",
-    );
-  }
   if (found === undefined) {
     throw new ModelLoadError(file, `unsupported architecture ${architectures.join(", ")} (supported: ${supported})`);
   }
@@ -246,7 +244,10 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new ModelLoadError(file, "expected a JSON object");
   }
-  const fields = json as Json;
+  const raw = json as Json;
+  // A Gemma 3 checkpoint with a vision tower is read as its language model.
+  const multimodal = Array.isArray(raw.architectures) && raw.architectures.includes(GEMMA3_MULTIMODAL);
+  const fields = multimodal ? gemma3TextConfigOf(raw, file) : raw;
   const read = fieldReader(fields, file);
   const architecture = parseArchitecture(fields, file);
   const hiddenSize = read.positiveInt("hidden_size");
@@ -288,6 +289,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     qkNorm: architecture === "Qwen3ForCausalLM",
     slidingWindow,
     ...llamaFamilyDefaults(numLayers, headDim, slidingWindow),
+    tensorPrefix: multimodal ? GEMMA3_TEXT_TENSOR_PREFIX : "",
     dtype: parseDtype(fields, file),
     bosTokenId: read.tokenIds("bos_token_id")[0] ?? null,
     eosTokenIds: read.tokenIds("eos_token_id"),

@@ -33,9 +33,10 @@ export interface ModelTensorNames {
 
 export function tensorNames(config: ModelConfig): ModelTensorNames {
   const fusedInCheckpoint = config.architecture === "Phi3ForCausalLM";
+  const model = `${config.tensorPrefix}model`;
   const layers: LayerTensorNames[] = [];
   for (let i = 0; i < config.numLayers; i++) {
-    const p = `model.layers.${i}`;
+    const p = `${model}.layers.${i}`;
     const projections = (names: string[], kind: "weight" | "bias") =>
       names.map((name) => `${p}.self_attn.${name}_proj.${kind}`);
     const attentionParts = fusedInCheckpoint ? ["qkv"] : ["q", "k", "v"];
@@ -58,10 +59,10 @@ export function tensorNames(config: ModelConfig): ModelTensorNames {
     });
   }
   return {
-    embed: "model.embed_tokens.weight",
+    embed: `${model}.embed_tokens.weight`,
     layers,
-    finalNorm: "model.norm.weight",
-    lmHead: config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight",
+    finalNorm: `${model}.norm.weight`,
+    lmHead: config.tieWordEmbeddings ? `${model}.embed_tokens.weight` : `${config.tensorPrefix}lm_head.weight`,
   };
 }
 

@@ -40,6 +40,9 @@ export interface RandomModelOptions {
   queryPreAttnScalar?: number;
   /** Phi-3: partial_rotary_factor. */
   partialRotaryFactor?: number;
+  /** Gemma 3: written as Gemma3ForConditionalGeneration, the language model's fields in text_config
+   * and its tensors under "language_model.", beside a vision tower's tensor. */
+  visionTower?: boolean;
   maxPositionEmbeddings?: number;
   seed?: number;
   /** Split the weights over two files named by model.safetensors.index.json. */
@@ -159,8 +162,30 @@ function configJson(options: Resolved, specialIds: Record<SpecialToken, number>)
     json.sliding_window = slidingWindow ?? 4096;
     json.max_window_layers = slidingWindow !== undefined ? 0 : options.numLayers;
   }
-  return json;
+  return options.visionTower ? withVisionTower(json) : json;
 }
+
+/** A Gemma3ForConditionalGeneration config.json around a language model's. */
+function withVisionTower(text: Record<string, unknown>): Record<string, unknown> {
+  const { architectures: _, torch_dtype, bos_token_id, eos_token_id, ...textConfig } = text;
+  return {
+    architectures: ["Gemma3ForConditionalGeneration"],
+    model_type: "gemma3",
+    torch_dtype,
+    bos_token_id,
+    eos_token_id,
+    text_config: textConfig,
+    vision_config: { model_type: "siglip_vision_model", hidden_size: 8, patch_size: 2 },
+  };
+}
+
+/** A tensor of the vision tower, which a text-only engine must leave unread. */
+const VISION_TOWER_TENSOR: TensorSpec = {
+  name: "vision_tower.vision_model.embeddings.patch_embedding.weight",
+  shape: [8, 3, 2, 2],
+  scale: 0.1,
+  offset: 0,
+};
 
 interface TensorSpec {
   name: string;
@@ -183,7 +208,8 @@ export type ModelShape = Pick<
   | "vocabSize"
   | "tieWordEmbeddings"
   | "attentionBias"
->;
+> &
+  Partial<Pick<ModelConfig, "tensorPrefix">>;
 
 function tensorSpecs(options: ModelShape): TensorSpec[] {
   const { hiddenSize, intermediateSize, numHeads, numKvHeads, vocabSize, headDim } = options;
@@ -192,6 +218,7 @@ function tensorSpecs(options: ModelShape): TensorSpec[] {
     ({ name, shape: [outFeatures, inFeatures], scale: Math.sqrt(3 / inFeatures), offset: 0 });
   const bias = (name: string, size: number): TensorSpec => ({ name, shape: [size], scale: 0.1, offset: 0 });
   const { architecture } = options;
+  const model = `${options.tensorPrefix ?? ""}model`;
   const gemma = isGemma(architecture);
   const phi3 = architecture === "Phi3ForCausalLM";
   // Gemma stores norm weights as offsets from 1.
@@ -202,10 +229,10 @@ function tensorSpecs(options: ModelShape): TensorSpec[] {
   // Unit-scale embeddings (and an LM head like them, tied or not) make logits spread by several
   // units, so the top choice stands clear of the next.
   const specs: TensorSpec[] = [
-    { name: "model.embed_tokens.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 },
+    { name: `${model}.embed_tokens.weight`, shape: [vocabSize, hiddenSize], scale: 1, offset: 0 },
   ];
   for (let layer = 0; layer < options.numLayers; layer++) {
-    const prefix = `model.layers.${layer}`;
+    const prefix = `${model}.layers.${layer}`;
     specs.push(norm(`${prefix}.input_layernorm.weight`, hiddenSize));
     if (phi3) specs.push(linear(`${prefix}.self_attn.qkv_proj.weight`, qSize + 2 * kvSize, hiddenSize));
     else
@@ -241,9 +268,14 @@ function tensorSpecs(options: ModelShape): TensorSpec[] {
     specs.push(linear(`${prefix}.mlp.down_proj.weight`, hiddenSize, intermediateSize));
     if (gemma) specs.push(norm(`${prefix}.post_feedforward_layernorm.weight`, hiddenSize));
   }
-  specs.push(norm("model.norm.weight", hiddenSize));
+  specs.push(norm(`${model}.norm.weight`, hiddenSize));
   if (!options.tieWordEmbeddings)
-    specs.push({ name: "lm_head.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 });
+    specs.push({
+      name: `${options.tensorPrefix ?? ""}lm_head.weight`,
+      shape: [vocabSize, hiddenSize],
+      scale: 1,
+      offset: 0,
+    });
   return specs;
 }
 
@@ -310,7 +342,12 @@ export async function writeRandomModel(options: RandomModelOptions = {}): Promis
   const dir = await mkdtemp(join(tmpdir(), "vllm-ts-model-"));
   const tensorDtype = dtypeOfTorchName(resolved.dtype);
   const weights = new Map<string, Float32Array>();
-  const tensors = tensorSpecs({ ...resolved, headDim }).map((spec, index): [string, TensorToWrite] => {
+  const tensorPrefix = resolved.visionTower ? "language_model." : "";
+  const specs = [
+    ...tensorSpecs({ ...resolved, headDim, tensorPrefix }),
+    ...(resolved.visionTower ? [VISION_TOWER_TENSOR] : []),
+  ];
+  const tensors = specs.map((spec, index): [string, TensorToWrite] => {
     const data = storedValues(spec, index, resolved.seed, tensorDtype);
     weights.set(spec.name, data);
     return [spec.name, { dtype: tensorDtype, shape: spec.shape, data }];

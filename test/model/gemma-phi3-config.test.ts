@@ -1,6 +1,7 @@
 // Gemma 2, Gemma 3 and Phi-3 config.json files read into what their forward needs, and every
 // field of theirs the engine does not implement refused with the field named.
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Backend } from "../../src/backend/backend.ts";
 import { layerRope, layerSlidingWindow, loadModelConfig, parseModelConfig } from "../../src/model/config.ts";
@@ -126,10 +127,36 @@ describe("Gemma config.json", () => {
     expect(layerSlidingWindow(config, 4)).toBe(1024);
   });
 
-  test("the multimodal Gemma 3 checkpoint is refused, pointing at the text-only one", async () => {
-    const multimodal = { architectures: ["Gemma3ForConditionalGeneration"], text_config: GEMMA3_1B };
-    expect(await problem(() => parseModelConfig(multimodal, "config.json"))).toBe(
-      "Gemma3ForConditionalGeneration (Gemma 3 with its vision tower) is not supported; a text-only Gemma3ForCausalLM checkpoint is",
+  test("a checkpoint with a vision tower is read as its language model, text_config's gaps at transformers' defaults", () => {
+    // The shape of google/gemma-3-4b-it's config.json (vision_config abridged).
+    const multimodal = {
+      architectures: ["Gemma3ForConditionalGeneration"],
+      eos_token_id: [1, 106],
+      model_type: "gemma3",
+      text_config: {
+        hidden_size: 2560,
+        intermediate_size: 10240,
+        model_type: "gemma3_text",
+        num_hidden_layers: 34,
+        rope_scaling: { factor: 8.0, rope_type: "linear" },
+        sliding_window: 1024,
+      },
+      torch_dtype: "bfloat16",
+      vision_config: { model_type: "siglip_vision_model", hidden_size: 1152 },
+    };
+    const config = parseModelConfig(multimodal, "config.json");
+    const bench = parseModelConfig(
+      JSON.parse(readFileSync(join(REPOSITORY, "bench/models/gemma-3-4b/config.json"), "utf8")),
+      "config.json",
+    );
+    expect({ ...config, tensorPrefix: "" }).toEqual(bench);
+    expect(config.tensorPrefix).toBe("language_model.");
+    expect(config.eosTokenIds).toEqual([1, 106]);
+  });
+
+  test("a checkpoint with a vision tower but no text_config is refused", async () => {
+    expect(await problem(() => parseModelConfig({ architectures: ["Gemma3ForConditionalGeneration"] }, "c.json"))).toBe(
+      'Gemma3ForConditionalGeneration needs a "text_config" object',
     );
   });
 

@@ -152,6 +152,7 @@ describe("config.json", () => {
       embeddingScale: null,
       normWeightsFromOne: false,
       sandwichNorms: false,
+      tensorPrefix: "",
       dtype: "bf16",
       bosTokenId: 128000,
       eosTokenIds: [128001, 128008, 128009],

@@ -63,6 +63,19 @@ const architectures: { architecture: Architecture; options: RandomModelOptions }
       ropeScaling: { type: "linear", factor: 8 },
     },
   },
+  // The language model of a checkpoint with a vision tower (as google/gemma-3-4b-it).
+  {
+    architecture: "Gemma3ForCausalLM",
+    options: {
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 16,
+      tieWordEmbeddings: true,
+      slidingWindow: 16,
+      slidingWindowPattern: 2,
+      visionTower: true,
+    },
+  },
   { architecture: "Phi3ForCausalLM", options: { numHeads: 4, numKvHeads: 4, slidingWindow: 24 } },
   { architecture: "Phi3ForCausalLM", options: { numHeads: 4, numKvHeads: 2, partialRotaryFactor: 0.5 } },
 ];
@@ -74,6 +87,7 @@ function features(options: RandomModelOptions): string {
   if (options.slidingWindow) parts.push("sliding window");
   if (options.attnLogitSoftcapping || options.finalLogitSoftcapping) parts.push("soft-capping");
   if (options.partialRotaryFactor) parts.push("partial rotary");
+  if (options.visionTower) parts.push("text part of a checkpoint with a vision tower");
   return parts.length > 0 ? ` (${parts.join(", ")})` : "";
 }
 
