@@ -2,9 +2,9 @@
 // matrix each (rows stacked in that order), which is what the forward pass multiplies by. Each
 // matrix has its own format: the model's dtype, or a quantized one (a GGUF file's, or
 // --quantization's, applied on load). Gemma's norm weights, stored as offsets from 1, are held
-// as 1 + w, so every model's RMSNorm multiplies by its weight. Sources: a checkpoint read
-// through a TensorStore (safetensors or GGUF), or deterministic random values
-// (`--load-format dummy`).
+// as 1 + w (in f32 where the activations are), so every model's RMSNorm multiplies by its weight.
+// Sources: a checkpoint read through a TensorStore (safetensors or GGUF), or deterministic random
+// values (`--load-format dummy`).
 
 import { activationDtype } from "../backend/activation-dtype.ts";
 import { type Address, offsetAddress } from "../backend/address.ts";
@@ -48,6 +48,8 @@ export interface LayerWeights {
 export interface ModelWeights {
   /** Norms, embeddings, biases, the KV cache, and unquantized matrices. */
   dtype: DType;
+  /** The norms': dtype, or f32 for Gemma's 1 + w where the backend computes in f32. */
+  normDtype: DType;
   embed: Address;
   layers: LayerWeights[];
   finalNorm: Address;
@@ -149,9 +151,14 @@ function buildWeights(
     return { address, format: target };
   };
   const plain = (parts: (string | null)[], format: DType = dtype) => fused(parts, () => format)?.address ?? null;
+  // transformers multiplies by Gemma's 1 + w in f32: so does the engine wherever its activations
+  // are f32 (a 16-bit 1 + w would round it); the CUDA backend's 16-bit activations take weights of
+  // their own dtype.
+  const normDtype: DType = config.normWeightsFromOne && activationDtype(backend, dtype) === "f32" ? "f32" : dtype;
   const norm = (name: string | null): Address | null => {
-    const address = plain([name]);
-    if (address !== null && name !== null && config.normWeightsFromOne) addOne(backend, address, count(name), dtype);
+    const address = plain([name], normDtype);
+    if (address !== null && name !== null && config.normWeightsFromOne)
+      addOne(backend, address, count(name), normDtype);
     return address;
   };
   const matrix = (parts: string[]) =>
@@ -187,6 +194,7 @@ function buildWeights(
         : matrix([names.lmHead]);
     return {
       dtype,
+      normDtype,
       embed,
       layers,
       finalNorm,
@@ -206,8 +214,8 @@ function buildWeights(
 
 /**
  * Adds 1 to the `count` values of `dtype` at `address`: a Gemma norm weight w becomes the 1 + w it
- * multiplies by. The sum is rounded to the dtype once, where transformers multiplies by 1 + w in
- * f32 (a relative difference of at most 2^-9 in bf16). Norms are small, so this goes by the host.
+ * multiplies by (exact in f32; in bf16 a rounding of at most 2^-9 relative). Norms are small, so
+ * this goes by the host.
  */
 function addOne(backend: Backend, address: Address, count: number, dtype: DType): void {
   const values = decodeToF32(backend.download(new Uint8Array(count * dtypeBytes(dtype)), address), dtype);

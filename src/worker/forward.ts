@@ -191,6 +191,7 @@ export class ModelForward {
     const c = this.config;
     const act = this.actDtype;
     const wd = this.weights.dtype;
+    const nd = this.weights.normDtype;
     const eps = c.rmsNormEps;
     const h = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
@@ -222,7 +223,7 @@ export class ModelForward {
         hiddenSize: h,
         eps,
         actDtype: act,
-        weightDtype: wd,
+        weightDtype: nd,
       });
       b.matmul({
         x: ws.normed,
@@ -248,7 +249,7 @@ export class ModelForward {
           rowStride: this.qkvDim,
           eps,
           actDtype: act,
-          weightDtype: wd,
+          weightDtype: nd,
         });
         b.headRmsNorm({
           x: k,
@@ -259,7 +260,7 @@ export class ModelForward {
           rowStride: this.qkvDim,
           eps,
           actDtype: act,
-          weightDtype: wd,
+          weightDtype: nd,
         });
       }
       b.rotaryEmbedding({
@@ -333,7 +334,7 @@ export class ModelForward {
         hiddenSize: h,
         eps,
         actDtype: act,
-        weightDtype: wd,
+        weightDtype: nd,
       });
       b.matmul({
         x: ws.normed,
@@ -369,7 +370,7 @@ export class ModelForward {
       hiddenSize: h,
       eps,
       actDtype: act,
-      weightDtype: wd,
+      weightDtype: nd,
     });
     if (numLogits === 0) return ws.logits;
     // Only the rows that are sampled go through the LM head, the largest matmul of a decode step.
@@ -406,7 +407,7 @@ export class ModelForward {
       hiddenSize: this.config.hiddenSize,
       eps: this.config.rmsNormEps,
       actDtype: this.actDtype,
-      weightDtype: this.weights.dtype,
+      weightDtype: this.weights.normDtype,
     });
   }
 

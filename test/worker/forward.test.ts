@@ -175,7 +175,7 @@ describe("paged batched forward equals the reference forward", () => {
       });
       const { maxError, logitScale, weightDtype } = await compareWithReference(backend, model, 16, "bf16");
       expect(weightDtype).toBe("bf16");
-      // The cache's bf16 rounding, and Gemma's norm weights held as bf16(1 + w).
+      // The cache's bf16 rounding (and with bf16 activations, Gemma's norm weights held as bf16(1 + w)).
       expect(maxError).toBeLessThanOrEqual(2e-2 * logitScale);
     });
 });
