@@ -261,14 +261,13 @@ void accumulate(float* acc, int Dp, const float* weights, const float* correctio
   }
 }
 
-// Gemma 2's attention soft-capping, score = cap * tanh(score / cap), before the softmax; scalar,
-// since only that family pays for it.
+// Gemma 2's attention soft-capping, score = cap * tanh(score / cap), before the softmax, whole
+// vectors at a time: lanes past `count` hold no score, and softmax_step overwrites them.
 void soft_cap_scores(float* scores, int count, int row_begin, int row_end, float cap) {
-  for (int r = row_begin; r < row_end; r++)
-    for (int j = 0; j < count; j++) {
-      float& s = scores[size_t(r) * kScoreStride + j];
-      s = cap * std::tanh(s / cap);
-    }
+  for (int r = row_begin; r < row_end; r++) {
+    float* row = scores + size_t(r) * kScoreStride;
+    for (int j = 0; j < count; j += W) store(row + j, soft_cap(load(row + j), cap));
+  }
 }
 
 void run_task(const Problem& p, const Task& task, Scratch& s) {
