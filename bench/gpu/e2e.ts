@@ -1,5 +1,5 @@
 // The GPU check's end-to-end stage, run by the executable's own Bun: small random models of the
-// four architectures, written in the Hugging Face layout, continue one prompt greedily through
+// supported architectures, written in the Hugging Face layout, continue one prompt greedily through
 // `vllm-ts generate` on CUDA and on the CPU (the same text is expected from f32 weights; with bf16
 // weights CUDA computes in bf16 and the CPU in f32, so agreement there is reported, not required),
 // then `vllm-ts serve` on CUDA streams the same completion to the official openai client.
@@ -16,6 +16,9 @@ const ARCHITECTURES: Architecture[] = [
   "MistralForCausalLM",
   "Qwen2ForCausalLM",
   "Qwen3ForCausalLM",
+  "Gemma2ForCausalLM",
+  "Gemma3ForCausalLM",
+  "Phi3ForCausalLM",
 ];
 const DTYPES: TorchDtypeName[] = ["float32", "bfloat16"];
 const PROMPT = "The paged KV cache keeps every sequence in fixed-size blocks";

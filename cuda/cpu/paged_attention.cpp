@@ -39,6 +39,7 @@ struct Problem {
   const int32_t* query_start_loc;
   int32_t max_blocks_per_seq, num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size, sliding_window;
   float scale;
+  float soft_cap;  // 0: off
   vt_dtype cache_dtype;
   int32_t group;       // query heads per KV head
   int32_t padded_dim;  // head_dim rounded up to whole vectors
@@ -260,6 +261,15 @@ void accumulate(float* acc, int Dp, const float* weights, const float* correctio
   }
 }
 
+// Gemma 2's attention soft-capping, score = cap * tanh(score / cap), before the softmax, whole
+// vectors at a time: lanes past `count` hold no score, and softmax_step overwrites them.
+void soft_cap_scores(float* scores, int count, int row_begin, int row_end, float cap) {
+  for (int r = row_begin; r < row_end; r++) {
+    float* row = scores + size_t(r) * kScoreStride;
+    for (int j = 0; j < count; j += W) store(row + j, soft_cap(load(row + j), cap));
+  }
+}
+
 void run_task(const Problem& p, const Task& task, Scratch& s) {
   const int G = p.group, D = p.head_dim, Dp = p.padded_dim;
   const int tokens = task.end_token - task.first_token, rows = tokens * G;
@@ -296,6 +306,7 @@ void run_task(const Problem& p, const Task& task, Scratch& s) {
       load_cache_rows(p, p.k_cache, block_table, key, count, task.kv_head, s.keys.data(), s.key_rows.data());
       load_cache_rows(p, p.v_cache, block_table, key, count, task.kv_head, s.values.data(), s.value_rows.data());
       compute_scores(s.q.data(), Dp, s.key_rows.data(), count, token_begin * G, token_end * G, s.scores.data());
+      if (p.soft_cap > 0.0f) soft_cap_scores(s.scores.data(), count, token_begin * G, token_end * G, p.soft_cap);
       for (int i = token_begin; i < token_end; i++) {
         const int32_t position = first_position + i;
         const int valid_begin = std::max(p.window_start(position), key) - key;
@@ -355,17 +366,17 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
                              int32_t num_seqs, int32_t num_tokens, int32_t max_query_len, int32_t max_seq_len,
                              int32_t max_blocks_per_seq, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                              int32_t q_row_stride, int32_t block_size, float scale, int32_t sliding_window,
-                             vt_dtype act_dtype, vt_dtype cache_dtype) {
+                             float soft_cap, vt_dtype act_dtype, vt_dtype cache_dtype) {
   const char* op = "vt_paged_attention";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "cache_dtype", cache_dtype));
   VT_TRY(vt::check_paged_attention_sizes(op, num_seqs, num_tokens, max_blocks_per_seq));
   VT_TRY(vt::check_paged_attention_args(op, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
-                                        num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size));
+                                        num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size, soft_cap));
   VT_CAPTURE_OR_RUN(ctx, vt_paged_attention, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
                     num_seqs, num_tokens, max_query_len, max_seq_len, max_blocks_per_seq, num_q_heads, num_kv_heads,
-                    head_dim, q_row_stride, block_size, scale, sliding_window, act_dtype, cache_dtype);
+                    head_dim, q_row_stride, block_size, scale, sliding_window, soft_cap, act_dtype, cache_dtype);
 
   Problem p{static_cast<float*>(out),
             static_cast<const float*>(q),
@@ -382,6 +393,7 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
             block_size,
             sliding_window,
             scale,
+            soft_cap,
             cache_dtype,
             num_q_heads / num_kv_heads,
             round_up(head_dim)};

@@ -11,14 +11,15 @@
 
 namespace {
 
-// theta^(-2i/rotary_dim), adjusted as Llama 3.1 does: low frequencies (long wavelengths) are
-// slowed down by `factor`, high ones kept, and the band between blends the two linearly.
-std::vector<double> inverse_frequencies(int32_t rotary_dim, double theta, bool llama3, double factor,
+// theta^(-2i/rotary_dim), divided by `factor` for linear scaling, or adjusted as Llama 3.1 does: low frequencies (long
+// wavelengths) are slowed down by `factor`, high ones kept, and the band between blends the two linearly.
+std::vector<double> inverse_frequencies(int32_t rotary_dim, double theta, vt_rope_scaling_type scaling, double factor,
                                         double low_freq_factor, double high_freq_factor, double original_max_position) {
   std::vector<double> inv_freq(rotary_dim / 2);
   for (int32_t i = 0; i < rotary_dim / 2; i++) {
     double f = std::pow(theta, -2.0 * i / rotary_dim);
-    if (llama3) {
+    if (scaling == VT_ROPE_SCALING_LINEAR) f = f / factor;
+    if (scaling == VT_ROPE_SCALING_LLAMA3) {
       double wavelen = 2.0 * M_PI / f;
       double low_freq_wavelen = original_max_position / low_freq_factor;
       double high_freq_wavelen = original_max_position / high_freq_factor;
@@ -48,9 +49,8 @@ vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_pos
                                            low_freq_factor, high_freq_factor, original_max_position));
   VT_CAPTURE_OR_RUN(ctx, vt_rope_cos_sin_cache, cos_sin, max_position, rotary_dim, theta, scaling_type, factor,
                     low_freq_factor, high_freq_factor, original_max_position);
-  bool llama3 = scaling_type == VT_ROPE_SCALING_LLAMA3;
-  std::vector<double> inv_freq =
-      inverse_frequencies(rotary_dim, theta, llama3, factor, low_freq_factor, high_freq_factor, original_max_position);
+  std::vector<double> inv_freq = inverse_frequencies(rotary_dim, theta, scaling_type, factor, low_freq_factor,
+                                                     high_freq_factor, original_max_position);
   int32_t half = rotary_dim / 2;
 #pragma omp parallel for num_threads(ctx->num_threads) schedule(static)
   for (int32_t p = 0; p < max_position; p++) {

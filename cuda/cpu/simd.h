@@ -40,6 +40,7 @@ inline void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
 inline vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
 inline vec sub(vec a, vec b) { return _mm512_sub_ps(a, b); }
 inline vec mul(vec a, vec b) { return _mm512_mul_ps(a, b); }
+inline vec div(vec a, vec b) { return _mm512_div_ps(a, b); }
 inline vec max(vec a, vec b) { return _mm512_max_ps(a, b); }
 inline vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline float reduce_add(vec v) { return _mm512_reduce_add_ps(v); }
@@ -87,6 +88,7 @@ inline void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
 inline vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
 inline vec sub(vec a, vec b) { return _mm256_sub_ps(a, b); }
 inline vec mul(vec a, vec b) { return _mm256_mul_ps(a, b); }
+inline vec div(vec a, vec b) { return _mm256_div_ps(a, b); }
 inline vec max(vec a, vec b) { return _mm256_max_ps(a, b); }
 inline vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline float reduce_add(vec v) {
@@ -137,6 +139,7 @@ inline void store(float* p, vec v) { *p = v; }
 inline vec add(vec a, vec b) { return a + b; }
 inline vec sub(vec a, vec b) { return a - b; }
 inline vec mul(vec a, vec b) { return a * b; }
+inline vec div(vec a, vec b) { return a / b; }
 inline vec max(vec a, vec b) { return a > b ? a : b; }
 inline vec fma(vec a, vec b, vec c) { return a * b + c; }
 inline float reduce_add(vec v) { return v; }
@@ -147,6 +150,18 @@ inline vec load_bf16(const uint16_t* p) { return bf16_to_f32(*p); }
 inline vec exp_nonpositive(vec x) { return x < kExpUnderflow ? 0.0f : std::exp(x); }
 
 #endif
+
+// cap * tanh(x / cap) (Gemma 2's soft-capping of attention scores) through exp of a nonpositive
+// argument: with y = x / cap, tanh(y) = (1 - e^(-2|y|)) / (1 + e^(-2|y|)) * y / |y| (|y| kept off
+// 0). Its error is absolute, a few cap * 1e-7, which is what a softmax over the result feels.
+inline vec soft_cap(vec x, float cap) {
+  vec y = mul(x, set1(1.0f / cap));
+  vec magnitude = max(y, sub(zero(), y));
+  vec t = exp_nonpositive(mul(magnitude, set1(-2.0f)));
+  vec numerator = mul(sub(set1(1.0f), t), y);
+  vec denominator = mul(add(set1(1.0f), t), max(magnitude, set1(1e-30f)));
+  return mul(set1(cap), div(numerator, denominator));
+}
 
 // n rounded up to a whole number of vectors.
 constexpr int round_up(int n) { return (n + W - 1) / W * W; }

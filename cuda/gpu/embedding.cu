@@ -1,5 +1,5 @@
 // Token embedding lookup: a gather of table rows, converted from the weight dtype to the
-// activation dtype.
+// activation dtype and scaled (Gemma multiplies its embeddings by sqrt(hidden_size)).
 //
 // Memory bound (one read and one write per element, no arithmetic): a block copies whole rows
 // (a grid-stride loop over tokens), its threads striding over the row in Packs of 8 elements
@@ -16,7 +16,7 @@ constexpr int kVec = 8;
 
 template <class A, class W>
 __global__ void embedding_kernel(const int32_t* token_ids, int32_t num_tokens, const W* table, int32_t vocab_size,
-                                 int32_t hidden_size, A* out, bool vector) {
+                                 int32_t hidden_size, float scale, A* out, bool vector) {
   for (int32_t t = blockIdx.x; t < num_tokens; t += gridDim.x) {
     const int32_t id = token_ids[t];
     const bool inside = id >= 0 && id < vocab_size;
@@ -27,6 +27,8 @@ __global__ void embedding_kernel(const int32_t* token_ids, int32_t num_tokens, c
         float v[kVec];
         if (inside) {
           load_floats<kVec>(row + j * kVec, v);
+#pragma unroll
+          for (int e = 0; e < kVec; e++) v[e] *= scale;
         } else {
 #pragma unroll
           for (int e = 0; e < kVec; e++) v[e] = 0.0f;
@@ -35,7 +37,7 @@ __global__ void embedding_kernel(const int32_t* token_ids, int32_t num_tokens, c
       }
     } else {
       for (int32_t i = threadIdx.x; i < hidden_size; i += blockDim.x)
-        y[i] = from_float<A>(inside ? to_float(row[i]) : 0.0f);
+        y[i] = from_float<A>(inside ? to_float(row[i]) * scale : 0.0f);
     }
   }
 }
@@ -48,7 +50,8 @@ using namespace vt::gpu;
 extern "C" {
 
 vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_tokens, const void* table,
-                       int32_t vocab_size, int32_t hidden_size, void* out, vt_dtype weight_dtype, vt_dtype act_dtype) {
+                       int32_t vocab_size, int32_t hidden_size, float scale, void* out, vt_dtype weight_dtype,
+                       vt_dtype act_dtype) {
   const char* op = "vt_embedding";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(check_act_storage(op, act_dtype, "weight_dtype", weight_dtype));
@@ -62,7 +65,7 @@ vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_to
     using W = typename decltype(w)::type;
     auto kernel = &embedding_kernel<A, W>;
     VT_LAUNCH(kernel, blocks, threads, 0, ctx->stream, token_ids, num_tokens, static_cast<const W*>(table), vocab_size,
-              hidden_size, static_cast<A*>(out), vector);
+              hidden_size, scale, static_cast<A*>(out), vector);
   });
   return launch_status(op);
 }

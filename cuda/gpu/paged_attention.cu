@@ -110,7 +110,7 @@ extern "C" vt_status vt_paged_attention(vt_context* ctx, void* out, const void* 
                                         int32_t max_query_len, int32_t max_seq_len, int32_t max_blocks_per_seq,
                                         int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                                         int32_t q_row_stride, int32_t block_size, float scale, int32_t sliding_window,
-                                        vt_dtype act_dtype, vt_dtype cache_dtype) {
+                                        float soft_cap, vt_dtype act_dtype, vt_dtype cache_dtype) {
   const char* op = "vt_paged_attention";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(check_act_storage(op, act_dtype, "cache_dtype", cache_dtype));
@@ -118,7 +118,7 @@ extern "C" vt_status vt_paged_attention(vt_context* ctx, void* out, const void* 
   // The launch plan is sized from these (the CPU backend checks the batch against them instead).
   VT_REQUIRE(max_query_len >= 0 && max_seq_len >= 0, op, "max_query_len and max_seq_len must be >= 0");
   VT_TRY(vt::check_paged_attention_args(op, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
-                                        num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size));
+                                        num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size, soft_cap));
   if (head_dim % 8 != 0 || head_dim > 256)
     return vt::fail(VT_ERR_UNSUPPORTED,
                     std::string(op) + ": head_dim " + std::to_string(head_dim) + " is not a multiple of 8 up to 256");
@@ -149,6 +149,7 @@ extern "C" vt_status vt_paged_attention(vt_context* ctx, void* out, const void* 
   while ((1 << p.block_shift) < block_size) p.block_shift++;
   p.sliding_window = sliding_window;
   p.scale = scale;
+  p.soft_cap = soft_cap;
 
   // Split-K plan for the decodes (see the header comment).
   const int max_keys = sliding_window > 0 && sliding_window < max_seq_len ? sliding_window : max_seq_len;

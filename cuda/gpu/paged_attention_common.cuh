@@ -37,6 +37,7 @@ struct Params {
   int32_t block_size, block_shift;  // block_size == 1 << block_shift
   int32_t sliding_window;           // <= 0: none
   float scale;
+  float soft_cap;          // 0: off; else scores become soft_cap * tanh(score / soft_cap)
   int32_t partition_size;  // decode: keys per split-K partition (a multiple of the decode chunk)
   int32_t max_partitions;  // decode: gridDim.x, the stride of the partials
   int32_t head_chunks;     // decode: blocks per KV head (the group's query heads, GT per block)
@@ -55,6 +56,11 @@ __device__ __forceinline__ int64_t cache_row(const Params& p, const int32_t* tab
 // many split-K partitions of partition_size they form (at least 1, so a sequence without keys
 // still has one block that writes its zeros); the last partition ends at `end`. Both decode
 // kernels derive the split from this.
+// Gemma 2's attention soft-capping of a scaled score (the identity when soft_cap is 0).
+__device__ __forceinline__ float soft_cap_score(const Params& p, float score) {
+  return p.soft_cap > 0.f ? p.soft_cap * tanhf(score / p.soft_cap) : score;
+}
+
 struct DecodeRange {
   int begin, end, partitions;
 };

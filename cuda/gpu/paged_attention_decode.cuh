@@ -207,7 +207,7 @@ __global__ void __launch_bounds__(kDecodeThreads) paged_attention_decode_kernel(
           const float s = group_reduce_scatter<GT, LANES>(dot, gl);
           const int i = i0 + grp + u * NG;
           if (gl < GT && i < cn) {
-            const float score = ok[u] ? s : -INFINITY;
+            const float score = ok[u] ? soft_cap_score(p, s) : -INFINITY;
             s_score[my_head * SS + i] = score;
             my_max = fmaxf(my_max, score);
           }
@@ -363,10 +363,10 @@ __device__ __forceinline__ unsigned decode_issue_group(uint4 (&raw)[U][L::VPL], 
   return ok;
 }
 
-// The K pass's math for one group (keys first, first + NG, ...): scores into s_score, -inf for
-// keys without a row, and the running maximum of this lane's head.
+// The K pass's math for one group (keys first, first + NG, ...): scores (soft-capped when asked)
+// into s_score, -inf for keys without a row, and the running maximum of this lane's head.
 template <class L, class CacheT, int GT, int U>
-__device__ __forceinline__ void decode_score_group(const uint4 (&raw)[U][L::VPL], unsigned ok,
+__device__ __forceinline__ void decode_score_group(const Params& p, const uint4 (&raw)[U][L::VPL], unsigned ok,
                                                    const float (&q)[GT][L::E], int first, int count, float* s_score,
                                                    int gl, int my_head, float& my_max) {
   constexpr int V = L::V;
@@ -387,7 +387,7 @@ __device__ __forceinline__ void decode_score_group(const uint4 (&raw)[U][L::VPL]
     const float s = group_reduce_scatter<GT, L::LANES>(dot, gl);
     const int i = first + u * L::NG;
     if (gl < GT && i < count) {
-      const float score = (ok >> u) & 1u ? s : -INFINITY;
+      const float score = (ok >> u) & 1u ? soft_cap_score(p, s) : -INFINITY;
       s_score[my_head * L::SS + i] = score;
       my_max = fmaxf(my_max, score);
     }
@@ -515,9 +515,9 @@ __global__ void __launch_bounds__(kDecodeThreads) paged_attention_decode_pipelin
         const bool more = i0 + 2 * STEP < cn;
         const CacheT* next_cache = more ? k_cache : v_cache;
         const int next_i = more ? i0 + 2 * STEP : 0;
-        decode_score_group<L, CacheT>(ra, ok_a, q, i0 + grp, cn, s_score, gl, my_head, my_max);
+        decode_score_group<L, CacheT>(p, ra, ok_a, q, i0 + grp, cn, s_score, gl, my_head, my_max);
         ok_a = issue(ra, next_cache, slots, next_i + grp, cn);
-        decode_score_group<L, CacheT>(rb, ok_b, q, i0 + STEP + grp, cn, s_score, gl, my_head, my_max);
+        decode_score_group<L, CacheT>(p, rb, ok_b, q, i0 + STEP + grp, cn, s_score, gl, my_head, my_max);
         ok_b = issue(rb, next_cache, slots, next_i + STEP + grp, cn);
       }
       if (gl < GT) s_part[grp][my_head] = my_max;

@@ -274,7 +274,9 @@ __global__ void __launch_bounds__(kPrefillThreads) paged_attention_prefill_mma_k
           float x_max = -INFINITY;
 #pragma unroll
           for (int kf = 0; kf < KF; kf++) {
-            float x = s[rf][kf].x[i] * scale_log2;
+            // Soft-capping (Gemma 2) acts on the natural-base score, before the base change.
+            float x = p.soft_cap > 0.f ? soft_cap_score(p, s[rf][kf].x[i] * p.scale) * 1.44269504f
+                                       : s[rf][kf].x[i] * scale_log2;
             if (!whole) {
               // Causal (key <= position) and window tests on the row index: token = row / group.
               const int c = kf * 16 + col_in(i), key_rel = k0 + c - t.first_pos;
@@ -491,7 +493,7 @@ __global__ void __launch_bounds__(kPrefillThreads) paged_attention_prefill_simt_
         for (int e = 0; e < 8; e++) part[e] = fmaf(qs[r * LD + d + e], kvs[c * LD + d + e], part[e]);
       const float dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
       const bool ok = row_ok && key <= my_pos && key >= my_first_key && s_row[c] >= 0;
-      x[j] = ok ? dot * p.scale : -INFINITY;
+      x[j] = ok ? soft_cap_score(p, dot * p.scale) : -INFINITY;
       tile_max = fmaxf(tile_max, x[j]);
     }
 #pragma unroll

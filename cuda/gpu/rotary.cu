@@ -25,17 +25,18 @@ constexpr int kRotaryMaxThreads = 256;
 constexpr int kRotaryVec = 4;
 constexpr double kPi = 3.14159265358979323846;
 
-struct Llama3 {
-  bool enabled;
+struct Scaling {
+  vt_rope_scaling_type type;
   double factor, low_freq_factor, high_freq_factor, original_max_position;
 };
 
-// theta^(-2i/rotary_dim), adjusted as Llama 3.1 does: low frequencies (long wavelengths) are
-// slowed down by `factor`, high ones kept, and the band between blends the two linearly. The
-// same double-precision steps as cuda/cpu/rotary.cpp.
-__device__ __forceinline__ double inverse_frequency(int32_t i, int32_t rotary_dim, double theta, const Llama3& s) {
+// theta^(-2i/rotary_dim), divided by `factor` for linear scaling, or adjusted as Llama 3.1 does: low frequencies (long
+// wavelengths) are slowed down by `factor`, high ones kept, and the band between blends the two linearly. The same
+// double-precision steps as cuda/cpu/rotary.cpp.
+__device__ __forceinline__ double inverse_frequency(int32_t i, int32_t rotary_dim, double theta, const Scaling& s) {
   double f = pow(theta, -2.0 * i / rotary_dim);
-  if (s.enabled) {
+  if (s.type == VT_ROPE_SCALING_LINEAR) f = f / s.factor;
+  if (s.type == VT_ROPE_SCALING_LLAMA3) {
     double wavelen = 2.0 * kPi / f;
     double low_freq_wavelen = s.original_max_position / s.low_freq_factor;
     double high_freq_wavelen = s.original_max_position / s.high_freq_factor;
@@ -50,7 +51,8 @@ __device__ __forceinline__ double inverse_frequency(int32_t i, int32_t rotary_di
   return f;
 }
 
-__global__ void cos_sin_kernel(float* cos_sin, int32_t max_position, int32_t rotary_dim, double theta, Llama3 scaling) {
+__global__ void cos_sin_kernel(float* cos_sin, int32_t max_position, int32_t rotary_dim, double theta,
+                               Scaling scaling) {
   const int32_t half = rotary_dim / 2;
   const int32_t first = blockIdx.x * kTablePositionsPerBlock;
   const int32_t last = first + kTablePositionsPerBlock < max_position ? first + kTablePositionsPerBlock : max_position;
@@ -121,10 +123,9 @@ vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_pos
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_rope_cos_sin_cache_args(op, cos_sin, max_position, rotary_dim, theta, scaling_type, factor,
                                            low_freq_factor, high_freq_factor, original_max_position));
-  const bool llama3 = scaling_type == VT_ROPE_SCALING_LLAMA3;
   if (max_position == 0) return vt::ok();
-  const Llama3 scaling{llama3, double(factor), double(low_freq_factor), double(high_freq_factor),
-                       double(original_max_position)};
+  const Scaling scaling{scaling_type, double(factor), double(low_freq_factor), double(high_freq_factor),
+                        double(original_max_position)};
   const int threads = row_threads(size_t(rotary_dim / 2), kTableMaxThreads);
   const unsigned blocks = ceil_div(size_t(max_position), kTablePositionsPerBlock);
   auto kernel = &cos_sin_kernel;

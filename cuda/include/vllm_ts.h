@@ -82,7 +82,8 @@ typedef struct vt_graph vt_graph;
 /* RoPE frequency scaling, as in a Hugging Face config's "rope_scaling". */
 typedef enum vt_rope_scaling_type {
   VT_ROPE_SCALING_NONE = 0,
-  VT_ROPE_SCALING_LLAMA3 = 1 /* Llama 3.1: factor, low/high_freq_factor, original_max_position */
+  VT_ROPE_SCALING_LLAMA3 = 1, /* Llama 3.1: factor, low/high_freq_factor, original_max_position */
+  VT_ROPE_SCALING_LINEAR = 2  /* position interpolation: every inv_freq divided by factor */
 } vt_rope_scaling_type;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -169,12 +170,14 @@ vt_status vt_fill_uniform(vt_context* ctx, void* dst, vt_dtype dtype, size_t cou
 /* ------------------------------------------------------------------------------------------ */
 
 /*
- * out[t, :] = table[token_ids[t], :]
+ * out[t, :] = table[token_ids[t], :] * scale   (the product in f32, rounded once to act_dtype)
  *   token_ids: device int32 [num_tokens]; an id outside [0, vocab_size) gives a zero row.
  *   table: weight [vocab_size, hidden_size]; out: act [num_tokens, hidden_size].
+ *   scale: 1 for most models; Gemma's sqrt(hidden_size), rounded to act_dtype by the caller.
  */
 vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_tokens, const void* table,
-                       int32_t vocab_size, int32_t hidden_size, void* out, vt_dtype weight_dtype, vt_dtype act_dtype);
+                       int32_t vocab_size, int32_t hidden_size, float scale, void* out, vt_dtype weight_dtype,
+                       vt_dtype act_dtype);
 
 /*
  * Fused residual add and RMSNorm over rows of `hidden_size`:
@@ -204,7 +207,8 @@ vt_status vt_head_rms_norm(vt_context* ctx, void* x, const void* weight, int32_t
  *   wavelen > low_wavelen divides it by factor, between them it blends linearly with
  *   smooth = (original_max / wavelen - low_freq) / (high_freq - low_freq):
  *   inv_freq = (1 - smooth) * inv_freq / factor + smooth * inv_freq.
- *   The scaling arguments are ignored for VT_ROPE_SCALING_NONE.
+ *   VT_ROPE_SCALING_LINEAR: inv_freq / factor.
+ *   The scaling arguments are ignored for VT_ROPE_SCALING_NONE, and all but factor for LINEAR.
  *   cos_sin: device f32 [max_position, rotary_dim].
  */
 vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_position, int32_t rotary_dim, float theta,
@@ -229,6 +233,21 @@ vt_status vt_rotary_embedding(vt_context* ctx, const int32_t* positions, void* q
  * gate_up projection lays them out). x: act [num_tokens, 2d]; out: act [num_tokens, d].
  */
 vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num_tokens, int32_t d, vt_dtype act_dtype);
+
+/*
+ * out[t, i] = gelu_tanh(x[t, i]) * x[t, d + i] for i < d (Gemma's GeGLU, same layout as
+ * vt_silu_and_mul), with gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))), the
+ * "gelu_pytorch_tanh" of a Hugging Face config. x: act [num_tokens, 2d]; out: act [num_tokens, d].
+ */
+vt_status vt_gelu_tanh_and_mul(vt_context* ctx, const void* x, void* out, int32_t num_tokens, int32_t d,
+                               vt_dtype act_dtype);
+
+/*
+ * Soft-capping in place: x[i] = cap * tanh(x[i] / cap) for i < count (computed in f32), so no
+ * value leaves (-cap, cap). Gemma's final_logit_softcapping on the LM head's output.
+ *   x: act [count]; cap > 0.
+ */
+vt_status vt_soft_cap(vt_context* ctx, void* x, size_t count, float cap, vt_dtype act_dtype);
 
 /*
  * out[m, n] = sum_k x[m, k] * w[n, k] + bias[n]     (w in nn.Linear's [out, in] layout)
@@ -327,7 +346,8 @@ vt_status vt_write_kv_cache(vt_context* ctx, const void* k, const void* v, void*
  *   when sliding_window > 0, only to the last sliding_window of them).
  *   Its logical block b lives in physical block block_tables[s * max_blocks_per_seq + b].
  *   GQA: query head h reads KV head h / (num_q_heads / num_kv_heads).
- *   out[t, h, :] = softmax(scale * q[t, h] . K^T) V
+ *   out[t, h, :] = softmax(cap(scale * q[t, h] . K^T)) V, where cap(s) = soft_cap * tanh(s / soft_cap)
+ *   when soft_cap > 0 (Gemma 2's attn_logit_softcapping) and cap(s) = s when soft_cap = 0.
  *   q: act, num_q_heads * head_dim values at the start of each row, rows q_row_stride apart.
  *   out: act [num_tokens, num_q_heads * head_dim] (contiguous; must not alias q).
  *   block_tables: device int32 [num_seqs, max_blocks_per_seq]; seq_lens: device int32
@@ -341,7 +361,7 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
                              int32_t num_seqs, int32_t num_tokens, int32_t max_query_len, int32_t max_seq_len,
                              int32_t max_blocks_per_seq, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                              int32_t q_row_stride, int32_t block_size, float scale, int32_t sliding_window,
-                             vt_dtype act_dtype, vt_dtype cache_dtype);
+                             float soft_cap, vt_dtype act_dtype, vt_dtype cache_dtype);
 
 /*
  * Copy whole blocks inside one cache (copy-on-write of a shared block). The cache is seen as

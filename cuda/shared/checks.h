@@ -11,6 +11,7 @@
 // checks too, and the call site returns vt::ok() right after it.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -102,11 +103,18 @@ inline vt_status check_head_rms_norm_args(const char* op, const void* x, const v
   return VT_OK;
 }
 
-inline vt_status check_silu_and_mul_args(const char* op, const void* x, const void* out, int32_t num_tokens,
-                                         int32_t d) {
+// vt_silu_and_mul and vt_gelu_tanh_and_mul: a gated activation over a fused gate_up row.
+inline vt_status check_gated_activation_args(const char* op, const void* x, const void* out, int32_t num_tokens,
+                                             int32_t d) {
   VT_REQUIRE(num_tokens >= 0 && d >= 0, op,
              "negative size (num_tokens " + std::to_string(num_tokens) + ", d " + std::to_string(d) + ")");
   VT_REQUIRE(x && out, op, "x or out is NULL");
+  return VT_OK;
+}
+
+inline vt_status check_soft_cap_args(const char* op, const void* x, size_t count, float cap) {
+  VT_REQUIRE(cap > 0.0f && cap < INFINITY, op, "cap must be positive and finite, got " + std::to_string(cap));
+  if (count > 0) VT_REQUIRE(x, op, "x is NULL");
   return VT_OK;
 }
 
@@ -192,8 +200,10 @@ inline vt_status check_rope_cos_sin_cache_args(const char* op, const float* cos_
   VT_REQUIRE(rotary_dim > 0 && rotary_dim % 2 == 0, op,
              "rotary_dim must be positive and even, got " + std::to_string(rotary_dim));
   VT_REQUIRE(theta > 0.0f, op, "theta must be positive");
-  VT_REQUIRE(scaling_type == VT_ROPE_SCALING_NONE || scaling_type == VT_ROPE_SCALING_LLAMA3, op,
-             "unknown scaling_type " + std::to_string(int(scaling_type)));
+  VT_REQUIRE(scaling_type == VT_ROPE_SCALING_NONE || scaling_type == VT_ROPE_SCALING_LLAMA3 ||
+                 scaling_type == VT_ROPE_SCALING_LINEAR,
+             op, "unknown scaling_type " + std::to_string(int(scaling_type)));
+  if (scaling_type == VT_ROPE_SCALING_LINEAR) VT_REQUIRE(factor > 0.0f, op, "linear scaling needs factor > 0");
   if (scaling_type == VT_ROPE_SCALING_LLAMA3)
     VT_REQUIRE(
         factor > 0.0f && low_freq_factor > 0.0f && high_freq_factor > low_freq_factor && original_max_position > 0, op,
@@ -281,7 +291,10 @@ inline vt_status check_paged_attention_sizes(const char* op, int32_t num_seqs, i
 inline vt_status check_paged_attention_args(const char* op, const void* out, const void* q, const void* k_cache,
                                             const void* v_cache, const int32_t* block_tables, const int32_t* seq_lens,
                                             const int32_t* query_start_loc, int32_t num_q_heads, int32_t num_kv_heads,
-                                            int32_t head_dim, int32_t q_row_stride, int32_t block_size) {
+                                            int32_t head_dim, int32_t q_row_stride, int32_t block_size,
+                                            float soft_cap) {
+  VT_REQUIRE(soft_cap >= 0.0f && soft_cap < INFINITY, op,
+             "soft_cap must be 0 (off) or positive and finite, got " + std::to_string(soft_cap));
   VT_REQUIRE(num_q_heads > 0 && num_kv_heads > 0 && head_dim > 0 && block_size > 0, op,
              "num_q_heads, num_kv_heads, head_dim and block_size must be positive");
   VT_REQUIRE(num_q_heads % num_kv_heads == 0, op,

@@ -9,6 +9,11 @@ import type { DType } from "./dtype.ts";
 import { checkStatus, type NativeSymbols } from "./native-library.ts";
 import { formatCode as code, type QuantFormat, type WeightFormat } from "./weight-format.ts";
 
+/** RoPE frequency scaling: Llama 3.1's, or linear (every frequency divided by the factor). */
+export type RopeFrequencyScaling =
+  | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPosition: number }
+  | { type: "linear"; factor: number };
+
 export class NativeOps {
   protected constructor(
     protected readonly s: NativeSymbols,
@@ -36,6 +41,8 @@ export class NativeOps {
     table: Address;
     vocabSize: number;
     hiddenSize: number;
+    /** Multiplies every row (Gemma's sqrt(hidden_size)); 1 when absent. */
+    scale?: number;
     out: Address;
     weightDtype: DType;
     actDtype: DType;
@@ -49,6 +56,7 @@ export class NativeOps {
         a.table,
         a.vocabSize,
         a.hiddenSize,
+        a.scale ?? 1,
         a.out,
         code(a.weightDtype),
         code(a.actDtype),
@@ -117,10 +125,16 @@ export class NativeOps {
     maxPosition: number;
     rotaryDim: number;
     theta: number;
-    llama3?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPosition: number } | null;
+    scaling?: RopeFrequencyScaling | null;
   }): void {
-    const l = a.llama3;
-    const scaling = l ? vt_rope_scaling_type.VT_ROPE_SCALING_LLAMA3 : vt_rope_scaling_type.VT_ROPE_SCALING_NONE;
+    const s = a.scaling;
+    const l = s?.type === "llama3" ? s : null;
+    const scaling =
+      s?.type === "llama3"
+        ? vt_rope_scaling_type.VT_ROPE_SCALING_LLAMA3
+        : s?.type === "linear"
+          ? vt_rope_scaling_type.VT_ROPE_SCALING_LINEAR
+          : vt_rope_scaling_type.VT_ROPE_SCALING_NONE;
     this.check(
       "vt_rope_cos_sin_cache",
       this.s.vt_rope_cos_sin_cache(
@@ -130,7 +144,7 @@ export class NativeOps {
         a.rotaryDim,
         a.theta,
         scaling,
-        l?.factor ?? 1,
+        s?.factor ?? 1,
         l?.lowFreqFactor ?? 1,
         l?.highFreqFactor ?? 1,
         l?.originalMaxPosition ?? 0,
@@ -172,6 +186,18 @@ export class NativeOps {
 
   siluAndMul(a: { x: Address; out: Address; numTokens: number; d: number; actDtype: DType }): void {
     this.check("vt_silu_and_mul", this.s.vt_silu_and_mul(this.context, a.x, a.out, a.numTokens, a.d, code(a.actDtype)));
+  }
+
+  geluTanhAndMul(a: { x: Address; out: Address; numTokens: number; d: number; actDtype: DType }): void {
+    this.check(
+      "vt_gelu_tanh_and_mul",
+      this.s.vt_gelu_tanh_and_mul(this.context, a.x, a.out, a.numTokens, a.d, code(a.actDtype)),
+    );
+  }
+
+  /** x = cap * tanh(x / cap) in place, over `count` values. */
+  softCap(a: { x: Address; count: number; cap: number; actDtype: DType }): void {
+    this.check("vt_soft_cap", this.s.vt_soft_cap(this.context, a.x, a.count, a.cap, code(a.actDtype)));
   }
 
   matmul(a: {
@@ -362,6 +388,8 @@ export class NativeOps {
     blockSize: number;
     scale: number;
     slidingWindow: number;
+    /** Scores become softCap * tanh(score / softCap) before the softmax; 0 (the default) is off. */
+    softCap?: number;
     actDtype: DType;
     cacheDtype: DType;
   }): void {
@@ -388,6 +416,7 @@ export class NativeOps {
         a.blockSize,
         a.scale,
         a.slidingWindow,
+        a.softCap ?? 0,
         code(a.actDtype),
         code(a.cacheDtype),
       ),

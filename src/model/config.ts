@@ -1,26 +1,56 @@
 // A Hugging Face config.json read into the few numbers a Llama-family forward needs, validated up
-// front so that a bad checkpoint fails at load with the field named, not mid-forward.
+// front so that a bad checkpoint fails at load with the field named, not mid-forward. What Gemma
+// and Phi-3 add is read by gemma-config.ts and phi3-config.ts.
 
 import { join } from "node:path";
 import { type DType, dtypeOfTorchName, TORCH_DTYPE_NAMES, type TorchDtypeName } from "../backend/dtype.ts";
+import type { RopeFrequencyScaling } from "../backend/ops.ts";
+import { fieldReader, type Json } from "./config-fields.ts";
 import { ModelLoadError, readJsonFile } from "./errors.ts";
+import { gemmaFields } from "./gemma-config.ts";
+import { GEMMA3_MULTIMODAL, GEMMA3_TEXT_TENSOR_PREFIX, gemma3TextConfigOf } from "./gemma3-multimodal-config.ts";
+import { phi3Fields } from "./phi3-config.ts";
 
-export type Architecture = "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM";
+export type Architecture =
+  | "LlamaForCausalLM"
+  | "MistralForCausalLM"
+  | "Qwen2ForCausalLM"
+  | "Qwen3ForCausalLM"
+  | "Gemma2ForCausalLM"
+  | "Gemma3ForCausalLM"
+  | "Phi3ForCausalLM";
 
 export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   "LlamaForCausalLM",
   "MistralForCausalLM",
   "Qwen2ForCausalLM",
   "Qwen3ForCausalLM",
+  "Gemma2ForCausalLM",
+  "Gemma3ForCausalLM",
+  "Phi3ForCausalLM",
 ];
 
-export interface RopeScaling {
+export interface Llama3RopeScaling {
   type: "llama3";
   factor: number;
   lowFreqFactor: number;
   highFreqFactor: number;
   originalMaxPositionEmbeddings: number;
 }
+
+/** Position interpolation: every frequency divided by the factor (Gemma 3 4B and up). */
+export interface LinearRopeScaling {
+  type: "linear";
+  factor: number;
+}
+
+export type RopeScaling = Llama3RopeScaling | LinearRopeScaling;
+
+/** Hugging Face's names for a layer's attention span. */
+export type LayerType = "full_attention" | "sliding_attention";
+
+/** The MLP's gate activation: SiLU (Llama, Qwen, Phi-3) or tanh-approximated GELU (Gemma). */
+export type HiddenActivation = "silu" | "gelu_pytorch_tanh";
 
 export interface ModelConfig {
   architecture: Architecture;
@@ -40,54 +70,91 @@ export interface ModelConfig {
   attentionBias: boolean;
   /** Per-head RMSNorm on q and k (Qwen3). */
   qkNorm: boolean;
-  /** Attention looks back at most this many tokens; null = unlimited. */
+  /** Sliding layers look back at most this many tokens; null = unlimited. */
   slidingWindow: number | null;
+  /** Per layer: whether it attends within slidingWindow or to the whole context. */
+  layerTypes: LayerType[];
+  /** Dims of each head that RoPE rotates: headDim, or less with Phi-3's partial_rotary_factor. */
+  rotaryDim: number;
+  /** RoPE theta of the sliding layers when it differs (Gemma 3's rope_local_base_freq); ropeScaling
+   * then applies to the full-attention layers only. */
+  localRopeTheta: number | null;
+  hiddenAct: HiddenActivation;
+  /** Multiplies q.k before the softmax: 1/sqrt(headDim), or Gemma's query_pre_attn_scalar^-0.5. */
+  attentionScale: number;
+  /** Attention scores become cap * tanh(score / cap) (Gemma 2); null = off. */
+  attnLogitSoftcapping: number | null;
+  /** Logits become cap * tanh(logit / cap) (Gemma 2); null = off. */
+  finalLogitSoftcapping: number | null;
+  /** Multiplies the embeddings (Gemma: sqrt(hidden_size)); null = none. */
+  embeddingScale: number | null;
+  /** RMSNorm weights are offsets from 1: x * (1 + w) (Gemma). */
+  normWeightsFromOne: boolean;
+  /** RMSNorm also on the attention and MLP outputs before their residual adds (Gemma 2 and 3). */
+  sandwichNorms: boolean;
+  /** Prefix of every tensor name ("language_model." in a Gemma 3 checkpoint with a vision tower). */
+  tensorPrefix: string;
   /** The checkpoint's torch_dtype. */
   dtype: DType;
   bosTokenId: number | null;
   eosTokenIds: number[];
 }
 
-type Json = Record<string, unknown>;
+/** What a Llama-family model leaves at its plain value, for the fields other families change. */
+export function llamaFamilyDefaults(
+  numLayers: number,
+  headDim: number,
+  slidingWindow: number | null,
+): Pick<
+  ModelConfig,
+  | "layerTypes"
+  | "rotaryDim"
+  | "localRopeTheta"
+  | "hiddenAct"
+  | "attentionScale"
+  | "attnLogitSoftcapping"
+  | "finalLogitSoftcapping"
+  | "embeddingScale"
+  | "normWeightsFromOne"
+  | "sandwichNorms"
+  | "tensorPrefix"
+> {
+  return {
+    layerTypes: Array(numLayers).fill(slidingWindow === null ? "full_attention" : "sliding_attention"),
+    rotaryDim: headDim,
+    localRopeTheta: null,
+    hiddenAct: "silu",
+    attentionScale: 1 / Math.sqrt(headDim),
+    attnLogitSoftcapping: null,
+    finalLogitSoftcapping: null,
+    embeddingScale: null,
+    normWeightsFromOne: false,
+    sandwichNorms: false,
+    tensorPrefix: "",
+  };
+}
 
-/**
- * Field readers bound to one file, so every message names the file and the field; `scope`
- * prefixes fields of a nested object ("rope_scaling.").
- */
-function fieldReader(json: Json, file: string, scope = "") {
-  const fail = (field: string, expected: string): never => {
-    throw new ModelLoadError(file, `"${scope}${field}" must be ${expected}, got ${JSON.stringify(json[field])}`);
-  };
-  const present = (field: string) => json[field] !== undefined && json[field] !== null;
-  const positiveInt = (field: string, fallback?: number): number => {
-    if (!present(field)) {
-      if (fallback !== undefined) return fallback;
-      throw new ModelLoadError(file, `missing required field "${scope}${field}"`);
-    }
-    const value = json[field];
-    return Number.isInteger(value) && (value as number) > 0 ? (value as number) : fail(field, "a positive integer");
-  };
-  const positiveNumber = (field: string, fallback?: number): number => {
-    if (!present(field)) {
-      if (fallback !== undefined) return fallback;
-      throw new ModelLoadError(file, `missing required field "${scope}${field}"`);
-    }
-    const value = json[field];
-    return typeof value === "number" && value > 0 && Number.isFinite(value) ? value : fail(field, "a positive number");
-  };
-  const boolean = (field: string, fallback: boolean): boolean => {
-    if (!present(field)) return fallback;
-    const value = json[field];
-    return typeof value === "boolean" ? value : fail(field, "true or false");
-  };
-  const tokenIds = (field: string): number[] => {
-    if (!present(field)) return [];
-    const value = json[field];
-    const ids = Array.isArray(value) ? value : [value];
-    const valid = ids.every((id) => Number.isInteger(id) && id >= 0);
-    return valid ? (ids as number[]) : fail(field, "a token id or a list of token ids");
-  };
-  return { present, positiveInt, positiveNumber, boolean, tokenIds };
+/** The window of a layer's attention, 0 for the whole context (vt_paged_attention's convention). */
+export function layerSlidingWindow(config: ModelConfig, layer: number): number {
+  return config.layerTypes[layer] === "sliding_attention" ? (config.slidingWindow ?? 0) : 0;
+}
+
+/** A layer's RoPE: Gemma 3's sliding layers take their own theta and no scaling. */
+export function layerRope(config: ModelConfig, layer: number): { theta: number; scaling: RopeFrequencyScaling | null } {
+  if (config.localRopeTheta !== null && config.layerTypes[layer] === "sliding_attention")
+    return { theta: config.localRopeTheta, scaling: null };
+  const s = config.ropeScaling;
+  const scaling: RopeFrequencyScaling | null =
+    s?.type === "llama3"
+      ? {
+          type: "llama3",
+          factor: s.factor,
+          lowFreqFactor: s.lowFreqFactor,
+          highFreqFactor: s.highFreqFactor,
+          originalMaxPosition: s.originalMaxPositionEmbeddings,
+        }
+      : s;
+  return { theta: config.ropeTheta, scaling };
 }
 
 function parseArchitecture(json: Json, file: string): Architecture {
@@ -113,13 +180,20 @@ function parseRopeScaling(json: Json, file: string): RopeScaling | null {
   // Newer configs say "rope_type", older ones "type".
   const type = fields.rope_type ?? fields.type;
   if (type === "default" || type === undefined) return null;
+  const read = fieldReader(fields, file, "rope_scaling.");
+  if (type === "linear") return { type: "linear", factor: read.positiveNumber("factor") };
+  if (type === "longrope" || type === "su") {
+    throw new ModelLoadError(
+      file,
+      `rope_scaling type ${JSON.stringify(type)} (the long-context RoPE of Phi-3's 128k checkpoints) is not implemented`,
+    );
+  }
   if (type !== "llama3") {
     throw new ModelLoadError(
       file,
-      `unsupported rope_scaling type ${JSON.stringify(type)} (supported: llama3, default)`,
+      `unsupported rope_scaling type ${JSON.stringify(type)} (supported: llama3, linear, default)`,
     );
   }
-  const read = fieldReader(fields, file, "rope_scaling.");
   const lowFreqFactor = read.positiveNumber("low_freq_factor");
   const highFreqFactor = read.positiveNumber("high_freq_factor");
   if (highFreqFactor <= lowFreqFactor) {
@@ -145,10 +219,12 @@ function parseDtype(json: Json, file: string): DType {
   return dtypeOfTorchName(value as TorchDtypeName);
 }
 
+/** The window of a model whose layers all slide or none does (Gemma's mix: gemma-config.ts). */
 function parseSlidingWindow(json: Json, file: string, architecture: Architecture, numLayers: number): number | null {
   const read = fieldReader(json, file);
   if (architecture === "LlamaForCausalLM" || !read.present("sliding_window")) return null;
-  if (architecture === "MistralForCausalLM") return read.positiveInt("sliding_window");
+  if (architecture === "MistralForCausalLM" || architecture === "Phi3ForCausalLM")
+    return read.positiveInt("sliding_window");
   // Qwen2/3 configs carry a sliding_window even when it is switched off, and when it is on, only
   // layers from max_window_layers up slide (as in transformers); one window for all layers or
   // none is what the engine supports.
@@ -168,7 +244,10 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new ModelLoadError(file, "expected a JSON object");
   }
-  const fields = json as Json;
+  const raw = json as Json;
+  // A Gemma 3 checkpoint with a vision tower is read as its language model.
+  const multimodal = Array.isArray(raw.architectures) && raw.architectures.includes(GEMMA3_MULTIMODAL);
+  const fields = multimodal ? gemma3TextConfigOf(raw, file) : raw;
   const read = fieldReader(fields, file);
   const architecture = parseArchitecture(fields, file);
   const hiddenSize = read.positiveInt("hidden_size");
@@ -187,7 +266,11 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     );
   }
   const numLayers = read.positiveInt("num_hidden_layers");
-  return {
+  const headDim = read.positiveInt("head_dim", hiddenSize / numHeads);
+  const isGemma = architecture === "Gemma2ForCausalLM" || architecture === "Gemma3ForCausalLM";
+  // Gemma's windows are per layer (gemma-config.ts); the others slide on all layers or none.
+  const slidingWindow = isGemma ? null : parseSlidingWindow(fields, file, architecture, numLayers);
+  const config: ModelConfig = {
     architecture,
     vocabSize: read.positiveInt("vocab_size"),
     hiddenSize,
@@ -195,19 +278,32 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     numLayers,
     numHeads,
     numKvHeads,
-    headDim: read.positiveInt("head_dim", hiddenSize / numHeads),
+    headDim,
     rmsNormEps: read.positiveNumber("rms_norm_eps", 1e-6),
     ropeTheta: read.positiveNumber("rope_theta", 10000),
     ropeScaling: parseRopeScaling(fields, file),
     maxPositionEmbeddings: read.positiveInt("max_position_embeddings", 2048),
-    tieWordEmbeddings: read.boolean("tie_word_embeddings", false),
+    // Gemma's tie the LM head to the embedding unless told otherwise, as its transformers config.
+    tieWordEmbeddings: read.boolean("tie_word_embeddings", isGemma),
     attentionBias: architecture === "Qwen2ForCausalLM" || read.boolean("attention_bias", false),
     qkNorm: architecture === "Qwen3ForCausalLM",
-    slidingWindow: parseSlidingWindow(fields, file, architecture, numLayers),
+    slidingWindow,
+    ...llamaFamilyDefaults(numLayers, headDim, slidingWindow),
+    tensorPrefix: multimodal ? GEMMA3_TEXT_TENSOR_PREFIX : "",
     dtype: parseDtype(fields, file),
     bosTokenId: read.tokenIds("bos_token_id")[0] ?? null,
     eosTokenIds: read.tokenIds("eos_token_id"),
   };
+  if (isGemma) return { ...config, ...gemmaFields(fields, file, config) };
+  const activation = read.string("hidden_act", "silu");
+  if (activation !== "silu") {
+    throw new ModelLoadError(
+      file,
+      `unsupported "hidden_act" ${JSON.stringify(activation)} for ${architecture} (supported: silu)`,
+    );
+  }
+  if (architecture === "Phi3ForCausalLM") return { ...config, ...phi3Fields(fields, file, config) };
+  return config;
 }
 
 export async function loadModelConfig(modelDir: string): Promise<ModelConfig> {

@@ -1,21 +1,25 @@
-// Hugging Face tensor names of a Llama-family checkpoint, and how vllm-ts fuses them: q/k/v into
-// one QKV projection and gate/up into one gate_up projection, so each layer reads its input once.
+// Hugging Face tensor names of a Llama-family checkpoint (Gemma's and Phi-3's included), and how
+// vllm-ts fuses them: q/k/v into one QKV projection and gate/up into one gate_up projection, so
+// each layer reads its input once. Phi-3 ships both already fused, in the same row order.
 import type { ModelConfig } from "./config.ts";
 
 export interface LayerTensorNames {
   inputNorm: string;
-  q: string;
-  k: string;
-  v: string;
-  qBias: string | null;
-  kBias: string | null;
-  vBias: string | null;
+  /** The tensors whose rows, stacked in this order, are the fused QKV matrix (q, k, v). */
+  qkv: string[];
+  /** The biases of those rows, in the same order; empty when the projections have none. */
+  qkvBias: string[];
   qNorm: string | null;
   kNorm: string | null;
   o: string;
-  postNorm: string;
-  gate: string;
-  up: string;
+  /** Gemma's norm of the attention output, before its residual add. */
+  attentionOutputNorm: string | null;
+  /** The MLP's input norm: Llama's post_attention_layernorm, Gemma's pre_feedforward_layernorm. */
+  mlpInputNorm: string;
+  /** Gemma's norm of the MLP output, before its residual add. */
+  mlpOutputNorm: string | null;
+  /** The tensors whose rows, stacked in this order, are the fused gate_up matrix (gate, up). */
+  gateUp: string[];
   down: string;
 }
 
@@ -28,32 +32,37 @@ export interface ModelTensorNames {
 }
 
 export function tensorNames(config: ModelConfig): ModelTensorNames {
+  const fusedInCheckpoint = config.architecture === "Phi3ForCausalLM";
+  const model = `${config.tensorPrefix}model`;
   const layers: LayerTensorNames[] = [];
   for (let i = 0; i < config.numLayers; i++) {
-    const p = `model.layers.${i}`;
-    const bias = (name: string) => (config.attentionBias ? `${p}.self_attn.${name}_proj.bias` : null);
+    const p = `${model}.layers.${i}`;
+    const projections = (names: string[], kind: "weight" | "bias") =>
+      names.map((name) => `${p}.self_attn.${name}_proj.${kind}`);
+    const attentionParts = fusedInCheckpoint ? ["qkv"] : ["q", "k", "v"];
     layers.push({
       inputNorm: `${p}.input_layernorm.weight`,
-      q: `${p}.self_attn.q_proj.weight`,
-      k: `${p}.self_attn.k_proj.weight`,
-      v: `${p}.self_attn.v_proj.weight`,
-      qBias: bias("q"),
-      kBias: bias("k"),
-      vBias: bias("v"),
+      qkv: projections(attentionParts, "weight"),
+      qkvBias: config.attentionBias ? projections(attentionParts, "bias") : [],
       qNorm: config.qkNorm ? `${p}.self_attn.q_norm.weight` : null,
       kNorm: config.qkNorm ? `${p}.self_attn.k_norm.weight` : null,
       o: `${p}.self_attn.o_proj.weight`,
-      postNorm: `${p}.post_attention_layernorm.weight`,
-      gate: `${p}.mlp.gate_proj.weight`,
-      up: `${p}.mlp.up_proj.weight`,
+      attentionOutputNorm: config.sandwichNorms ? `${p}.post_attention_layernorm.weight` : null,
+      mlpInputNorm: config.sandwichNorms
+        ? `${p}.pre_feedforward_layernorm.weight`
+        : `${p}.post_attention_layernorm.weight`,
+      mlpOutputNorm: config.sandwichNorms ? `${p}.post_feedforward_layernorm.weight` : null,
+      gateUp: fusedInCheckpoint
+        ? [`${p}.mlp.gate_up_proj.weight`]
+        : [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`],
       down: `${p}.mlp.down_proj.weight`,
     });
   }
   return {
-    embed: "model.embed_tokens.weight",
+    embed: `${model}.embed_tokens.weight`,
     layers,
-    finalNorm: "model.norm.weight",
-    lmHead: config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight",
+    finalNorm: `${model}.norm.weight`,
+    lmHead: config.tieWordEmbeddings ? `${model}.embed_tokens.weight` : `${config.tensorPrefix}lm_head.weight`,
   };
 }
 
@@ -61,24 +70,24 @@ export function tensorNames(config: ModelConfig): ModelTensorNames {
 export function expectedShapes(config: ModelConfig): Map<string, number[]> {
   const names = tensorNames(config);
   const { hiddenSize: h, intermediateSize: inter, headDim: d, numHeads: nq, numKvHeads: nkv } = config;
+  // Rows of each part of the fused matrices, by the number of parts the checkpoint splits them in.
+  const qkvRows = (parts: number) => (parts === 1 ? [(nq + 2 * nkv) * d] : [nq * d, nkv * d, nkv * d]);
+  const gateUpRows = (parts: number) => (parts === 1 ? [2 * inter] : [inter, inter]);
   const shapes = new Map<string, number[]>();
   shapes.set(names.embed, [config.vocabSize, h]);
   shapes.set(names.finalNorm, [h]);
   shapes.set(names.lmHead, [config.vocabSize, h]);
   for (const l of names.layers) {
     shapes.set(l.inputNorm, [h]);
-    shapes.set(l.q, [nq * d, h]);
-    shapes.set(l.k, [nkv * d, h]);
-    shapes.set(l.v, [nkv * d, h]);
-    if (l.qBias) shapes.set(l.qBias, [nq * d]);
-    if (l.kBias) shapes.set(l.kBias, [nkv * d]);
-    if (l.vBias) shapes.set(l.vBias, [nkv * d]);
+    const rows = qkvRows(l.qkv.length);
+    for (const [i, name] of l.qkv.entries()) shapes.set(name, [rows[i]!, h]);
+    for (const [i, name] of l.qkvBias.entries()) shapes.set(name, [rows[i]!]);
     if (l.qNorm) shapes.set(l.qNorm, [d]);
     if (l.kNorm) shapes.set(l.kNorm, [d]);
     shapes.set(l.o, [h, nq * d]);
-    shapes.set(l.postNorm, [h]);
-    shapes.set(l.gate, [inter, h]);
-    shapes.set(l.up, [inter, h]);
+    for (const norm of [l.attentionOutputNorm, l.mlpInputNorm, l.mlpOutputNorm]) if (norm) shapes.set(norm, [h]);
+    const gateUp = gateUpRows(l.gateUp.length);
+    for (const [i, name] of l.gateUp.entries()) shapes.set(name, [gateUp[i]!, h]);
     shapes.set(l.down, [h, inter]);
   }
   return shapes;

@@ -1,13 +1,15 @@
 // Model weights in device memory, uploaded once at load. Q/K/V and gate/up are fused into one
 // matrix each (rows stacked in that order), which is what the forward pass multiplies by. Each
 // matrix has its own format: the model's dtype, or a quantized one (a GGUF file's, or
-// --quantization's, applied on load). Sources: a checkpoint read through a TensorStore (safetensors or
-// GGUF), or deterministic random values (`--load-format dummy`).
+// --quantization's, applied on load). Gemma's norm weights, stored as offsets from 1, are held
+// as 1 + w (in f32 where the activations are), so every model's RMSNorm multiplies by its weight.
+// Sources: a checkpoint read through a TensorStore (safetensors or GGUF), or deterministic random
+// values (`--load-format dummy`).
 
 import { activationDtype } from "../backend/activation-dtype.ts";
 import { type Address, offsetAddress } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
-import type { DType } from "../backend/dtype.ts";
+import { type DType, decodeToF32, dtypeBytes, encodeFromF32 } from "../backend/dtype.ts";
 import {
   isQuantFormat,
   QUANT_FORMATS,
@@ -34,7 +36,11 @@ export interface LayerWeights {
   qNorm: Address | null;
   kNorm: Address | null;
   o: Matrix;
-  postNorm: Address;
+  /** Gemma's norm of the attention output. */
+  attentionOutputNorm: Address | null;
+  mlpInputNorm: Address;
+  /** Gemma's norm of the MLP output. */
+  mlpOutputNorm: Address | null;
   gateUp: Matrix;
   down: Matrix;
 }
@@ -42,6 +48,8 @@ export interface LayerWeights {
 export interface ModelWeights {
   /** Norms, embeddings, biases, the KV cache, and unquantized matrices. */
   dtype: DType;
+  /** The norms': dtype, or f32 for Gemma's 1 + w where the backend computes in f32. */
+  normDtype: DType;
   embed: Address;
   layers: LayerWeights[];
   finalNorm: Address;
@@ -143,28 +151,40 @@ function buildWeights(
     return { address, format: target };
   };
   const plain = (parts: (string | null)[], format: DType = dtype) => fused(parts, () => format)?.address ?? null;
+  // transformers multiplies by Gemma's 1 + w in f32: so does the engine wherever its activations
+  // are f32 (a 16-bit 1 + w would round it); the CUDA backend's 16-bit activations take weights of
+  // their own dtype.
+  const normDtype: DType = config.normWeightsFromOne && activationDtype(backend, dtype) === "f32" ? "f32" : dtype;
+  const norm = (name: string | null): Address | null => {
+    const address = plain([name], normDtype);
+    if (address !== null && name !== null && config.normWeightsFromOne)
+      addOne(backend, address, count(name), normDtype);
+    return address;
+  };
   const matrix = (parts: string[]) =>
     fused(parts, (present) => matrixFormat(present.map(source.formatOf), shapes.get(present[0]!)![1]!, storage))!;
 
   try {
     const embed = plain([names.embed])!;
     const layers = names.layers.map((l): LayerWeights => {
-      const qkv = matrix([l.q, l.k, l.v]);
+      const qkv = matrix(l.qkv);
       // A quantized matrix takes its bias in the activation dtype.
       const biasDtype = isQuantFormat(qkv.format) ? activationDtype(backend, dtype) : dtype;
       return {
-        inputNorm: plain([l.inputNorm])!,
+        inputNorm: norm(l.inputNorm)!,
         qkv,
-        qkvBias: plain([l.qBias, l.kBias, l.vBias], biasDtype),
-        qNorm: plain([l.qNorm]),
-        kNorm: plain([l.kNorm]),
+        qkvBias: plain(l.qkvBias, biasDtype),
+        qNorm: norm(l.qNorm),
+        kNorm: norm(l.kNorm),
         o: matrix([l.o]),
-        postNorm: plain([l.postNorm])!,
-        gateUp: matrix([l.gate, l.up]),
+        attentionOutputNorm: norm(l.attentionOutputNorm),
+        mlpInputNorm: norm(l.mlpInputNorm)!,
+        mlpOutputNorm: norm(l.mlpOutputNorm),
+        gateUp: matrix(l.gateUp),
         down: matrix([l.down]),
       };
     });
-    const finalNorm = plain([names.finalNorm])!;
+    const finalNorm = norm(names.finalNorm)!;
     // A tied head reads the embedding, unless its matrix is stored quantized: then it gets a copy
     // of its own in that format (the embedding lookup reads the dtype's).
     const tiedFormat = matrixFormat([source.formatOf(names.embed)], config.hiddenSize, storage);
@@ -174,6 +194,7 @@ function buildWeights(
         : matrix([names.lmHead]);
     return {
       dtype,
+      normDtype,
       embed,
       layers,
       finalNorm,
@@ -189,6 +210,17 @@ function buildWeights(
     });
     throw error;
   }
+}
+
+/**
+ * Adds 1 to the `count` values of `dtype` at `address`: a Gemma norm weight w becomes the 1 + w it
+ * multiplies by (exact in f32; in bf16 a rounding of at most 2^-9 relative). Norms are small, so
+ * this goes by the host.
+ */
+function addOne(backend: Backend, address: Address, count: number, dtype: DType): void {
+  const values = decodeToF32(backend.download(new Uint8Array(count * dtypeBytes(dtype)), address), dtype);
+  for (let i = 0; i < count; i++) values[i]! += 1;
+  backend.upload(address, encodeFromF32(values, dtype));
 }
 
 /**
@@ -295,9 +327,10 @@ export function dummyWeights(
       const tensorSeed = seeds.get(name)!;
       const shape = shapes.get(name)!;
       if (name.endsWith("norm.weight")) {
+        // Near 1 as the model multiplies by them (Gemma's are stored as offsets from 1).
         const values = new Float32Array(count);
         fillUniform(values, tensorSeed, 0.1);
-        for (let i = 0; i < count; i++) values[i]! += 1;
+        if (!config.normWeightsFromOne) for (let i = 0; i < count; i++) values[i]! += 1;
         converter.place(new Uint8Array(values.buffer), "f32", dst, format, count);
         return;
       }

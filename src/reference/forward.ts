@@ -1,9 +1,11 @@
-// The plain reference forward of a Llama-family model, for tests only: one sequence, no paging,
-// no batching, no fusion, f64 arithmetic, weights by their Hugging Face names. It follows the
-// transformers modeling code step by step so the native forward can be checked against it.
-import type { ModelConfig } from "../model/config.ts";
+// The plain reference forward of a Llama-family model (Gemma 2/3 and Phi-3 included), for tests
+// only: one sequence, no paging, no batching, no fusion, f64 arithmetic, weights by their Hugging
+// Face names. It follows the transformers modeling code step by step so the native forward can
+// be checked against it.
+import { roundToDtype } from "../backend/dtype.ts";
+import { layerRope, layerSlidingWindow, type ModelConfig } from "../model/config.ts";
 import { tensorNames } from "../model/weight-names.ts";
-import { ropeInverseFrequencies } from "./ops.ts";
+import { geluTanh, ropeInverseFrequencies, silu, softCap } from "./ops.ts";
 
 type Weights = Map<string, Float32Array>;
 
@@ -11,6 +13,18 @@ function tensor(weights: Weights, name: string): Float32Array {
   const t = weights.get(name);
   if (!t) throw new Error(`reference forward: missing tensor ${name}`);
   return t;
+}
+
+/** The rows of several tensors stacked in order (q, k, v or gate, up; Phi-3 ships them so). */
+function stacked(weights: Weights, names: string[]): Float32Array {
+  const parts = names.map((name) => tensor(weights, name));
+  const out = new Float32Array(parts.reduce((sum, p) => sum + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 /** y[n] = sum_k x[k] * w[n, k] + bias[n] for one row. */
@@ -26,26 +40,16 @@ function linear(x: Float64Array, w: Float32Array, bias: Float32Array | null, out
   return y;
 }
 
-function rmsNorm(x: Float64Array, weight: Float32Array, eps: number): Float64Array {
+/** RMSNorm; Gemma's weights are offsets from 1 (x * (1 + w)). */
+function rmsNorm(x: Float64Array, weight: Float32Array, config: ModelConfig): Float64Array {
   let sumSquares = 0;
   for (const v of x) sumSquares += v * v;
-  const inv = 1 / Math.sqrt(sumSquares / x.length + eps);
-  return x.map((v, i) => v * inv * weight[i]!);
+  const inv = 1 / Math.sqrt(sumSquares / x.length + config.rmsNormEps);
+  const offset = config.normWeightsFromOne ? 1 : 0;
+  return x.map((v, i) => v * inv * (offset + weight[i]!));
 }
 
-/** Inverse RoPE frequencies, with Llama 3's piecewise rescaling when configured. */
-function inverseFrequencies(config: ModelConfig): number[] {
-  const s = config.ropeScaling;
-  const llama3 = s && {
-    factor: s.factor,
-    lowFreqFactor: s.lowFreqFactor,
-    highFreqFactor: s.highFreqFactor,
-    originalMaxPosition: s.originalMaxPositionEmbeddings,
-  };
-  return ropeInverseFrequencies(config.headDim, config.ropeTheta, llama3);
-}
-
-/** Rotate-half RoPE on one head in place. */
+/** Rotate-half RoPE on the first 2 * invFreq.length dims of one head, in place. */
 function rope(head: Float64Array, position: number, invFreq: number[]): void {
   const half = invFreq.length;
   for (let i = 0; i < half; i++) {
@@ -62,37 +66,42 @@ function rope(head: Float64Array, position: number, invFreq: number[]): void {
 /** Logits [tokens.length, vocab] for every position of one sequence starting at position 0. */
 export function referenceForward(config: ModelConfig, weights: Weights, tokens: number[]): Float32Array {
   const names = tensorNames(config);
-  const { hiddenSize: h, headDim: d, numHeads: nq, numKvHeads: nkv, vocabSize, rmsNormEps: eps } = config;
+  const { hiddenSize: h, headDim: d, numHeads: nq, numKvHeads: nkv, vocabSize } = config;
   const group = nq / nkv;
-  const invFreq = inverseFrequencies(config);
   const embed = tensor(weights, names.embed);
-  let hidden = tokens.map((t) => Float64Array.from(embed.subarray(t * h, (t + 1) * h)));
+  // Gemma's normalizer is a tensor of the checkpoint's dtype in transformers.
+  const embedScale = config.embeddingScale === null ? 1 : roundToDtype(config.embeddingScale, config.dtype);
+  let hidden = tokens.map((t) => Float64Array.from(embed.subarray(t * h, (t + 1) * h), (v) => v * embedScale));
+  const activation = config.hiddenAct === "gelu_pytorch_tanh" ? geluTanh : silu;
 
-  for (const l of names.layers) {
+  names.layers.forEach((l, layer) => {
+    const { theta, scaling } = layerRope(config, layer);
+    const invFreq = ropeInverseFrequencies(config.rotaryDim, theta, scaling);
+    const window = layerSlidingWindow(config, layer);
+    const qkvWeight = stacked(weights, l.qkv);
+    const qkvBias = l.qkvBias.length > 0 ? stacked(weights, l.qkvBias) : null;
+    const gateUpWeight = stacked(weights, l.gateUp);
     const keys: Float64Array[][] = [];
     const values: Float64Array[][] = [];
     const queries: Float64Array[][] = [];
     hidden.forEach((x, position) => {
-      const normed = rmsNorm(x, tensor(weights, l.inputNorm), eps);
-      const bias = (name: string | null) => (name ? tensor(weights, name) : null);
-      const q = linear(normed, tensor(weights, l.q), bias(l.qBias), nq * d);
-      const k = linear(normed, tensor(weights, l.k), bias(l.kBias), nkv * d);
-      const v = linear(normed, tensor(weights, l.v), bias(l.vBias), nkv * d);
-      const heads = (flat: Float64Array, count: number, norm: string | null) =>
+      const normed = rmsNorm(x, tensor(weights, l.inputNorm), config);
+      const qkv = linear(normed, qkvWeight, qkvBias, (nq + 2 * nkv) * d);
+      const heads = (first: number, count: number, norm: string | null) =>
         Array.from({ length: count }, (_, i) => {
-          let head: Float64Array = flat.slice(i * d, (i + 1) * d);
-          if (norm) head = rmsNorm(head, tensor(weights, norm), eps);
+          let head: Float64Array = qkv.slice((first + i) * d, (first + i + 1) * d);
+          if (norm) head = rmsNorm(head, tensor(weights, norm), config);
           rope(head, position, invFreq);
           return head;
         });
-      queries.push(heads(q, nq, l.qNorm));
-      keys.push(heads(k, nkv, l.kNorm));
-      values.push(Array.from({ length: nkv }, (_, i) => v.slice(i * d, (i + 1) * d)));
+      queries.push(heads(0, nq, l.qNorm));
+      keys.push(heads(nq, nkv, l.kNorm));
+      values.push(Array.from({ length: nkv }, (_, i) => qkv.slice((nq + nkv + i) * d, (nq + nkv + i + 1) * d)));
     });
 
     hidden = hidden.map((x, position) => {
       const attention = new Float64Array(nq * d);
-      const first = config.slidingWindow ? Math.max(0, position - config.slidingWindow + 1) : 0;
+      const first = window > 0 ? Math.max(0, position - window + 1) : 0;
       for (let head = 0; head < nq; head++) {
         const kvHead = Math.floor(head / group);
         const query = queries[position]![head]!;
@@ -101,7 +110,8 @@ export function referenceForward(config: ModelConfig, weights: Weights, tokens: 
           const key = keys[j]![kvHead]!;
           let dot = 0;
           for (let i = 0; i < d; i++) dot += query[i]! * key[i]!;
-          scores.push(dot / Math.sqrt(d));
+          const score = dot * config.attentionScale;
+          scores.push(config.attnLogitSoftcapping === null ? score : softCap(score, config.attnLogitSoftcapping));
         }
         const max = Math.max(...scores);
         const exp = scores.map((s) => Math.exp(s - max));
@@ -112,22 +122,25 @@ export function referenceForward(config: ModelConfig, weights: Weights, tokens: 
           for (let i = 0; i < d; i++) attention[head * d + i]! += p * value[i]!;
         }
       }
-      const afterAttention = linear(attention, tensor(weights, l.o), null, h).map((v, i) => v + x[i]!);
-      const normed = rmsNorm(afterAttention, tensor(weights, l.postNorm), eps);
-      const gate = linear(normed, tensor(weights, l.gate), null, config.intermediateSize);
-      const up = linear(normed, tensor(weights, l.up), null, config.intermediateSize);
-      const activated = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]!);
-      return linear(activated, tensor(weights, l.down), null, h).map((v, i) => v + afterAttention[i]!);
+      let attentionOut = linear(attention, tensor(weights, l.o), null, h);
+      if (l.attentionOutputNorm) attentionOut = rmsNorm(attentionOut, tensor(weights, l.attentionOutputNorm), config);
+      const afterAttention = attentionOut.map((v, i) => v + x[i]!);
+      const normed = rmsNorm(afterAttention, tensor(weights, l.mlpInputNorm), config);
+      const inter = config.intermediateSize;
+      const gateUp = linear(normed, gateUpWeight, null, 2 * inter);
+      const activated = Float64Array.from({ length: inter }, (_, i) => activation(gateUp[i]!) * gateUp[inter + i]!);
+      let mlpOut = linear(activated, tensor(weights, l.down), null, h);
+      if (l.mlpOutputNorm) mlpOut = rmsNorm(mlpOut, tensor(weights, l.mlpOutputNorm), config);
+      return mlpOut.map((v, i) => v + afterAttention[i]!);
     });
-  }
+  });
 
   const logits = new Float32Array(tokens.length * vocabSize);
   const lmHead = tensor(weights, names.lmHead);
+  const cap = config.finalLogitSoftcapping;
   hidden.forEach((x, position) => {
-    logits.set(
-      linear(rmsNorm(x, tensor(weights, names.finalNorm), eps), lmHead, null, vocabSize),
-      position * vocabSize,
-    );
+    const row = linear(rmsNorm(x, tensor(weights, names.finalNorm), config), lmHead, null, vocabSize);
+    logits.set(cap === null ? row : row.map((v) => softCap(v, cap)), position * vocabSize);
   });
   return logits;
 }

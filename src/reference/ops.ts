@@ -2,19 +2,20 @@
 // in f64, rounded to f32 where the native op stores f32. The native tests compare every kernel
 // with these, and the reference forward pass is built from them.
 import { type DType, roundToDtype } from "../backend/dtype.ts";
+import type { RopeFrequencyScaling } from "../backend/ops.ts";
 import { uniformValue } from "../model/uniform-hash.ts";
 
 /** Index arrays may come as typed arrays or plain lists. */
 export type Indices = Int32Array | readonly number[];
 
-/** out[t, :] = table[tokenIds[t], :]; an id outside the table gives a zero row. */
-export function embedding(table: Float32Array, hiddenSize: number, tokenIds: Indices): Float32Array {
+/** out[t, :] = table[tokenIds[t], :] * scale; an id outside the table gives a zero row. */
+export function embedding(table: Float32Array, hiddenSize: number, tokenIds: Indices, scale = 1): Float32Array {
   const vocabSize = table.length / hiddenSize;
   const out = new Float32Array(tokenIds.length * hiddenSize);
   for (let t = 0; t < tokenIds.length; t++) {
     const id = tokenIds[t]!;
     if (id < 0 || id >= vocabSize) continue;
-    out.set(table.subarray(id * hiddenSize, (id + 1) * hiddenSize), t * hiddenSize);
+    for (let i = 0; i < hiddenSize; i++) out[t * hiddenSize + i] = table[id * hiddenSize + i]! * scale;
   }
   return out;
 }
@@ -65,23 +66,17 @@ export function headRmsNorm(
   return out;
 }
 
-/** Llama 3.1 "rope_scaling" parameters. */
-export interface Llama3Scaling {
-  factor: number;
-  lowFreqFactor: number;
-  highFreqFactor: number;
-  originalMaxPosition: number;
-}
-
-/** theta^(-2i/rotaryDim) for i < rotaryDim/2, adjusted by Llama 3.1 scaling when given. */
+/** theta^(-2i/rotaryDim) for i < rotaryDim/2, adjusted by the scaling when given. */
 export function ropeInverseFrequencies(
   rotaryDim: number,
   theta: number,
-  llama3: Llama3Scaling | null = null,
+  scaling: RopeFrequencyScaling | null = null,
 ): number[] {
   const inverse: number[] = [];
+  const llama3 = scaling?.type === "llama3" ? scaling : null;
   for (let i = 0; i < rotaryDim / 2; i++) {
     let f = theta ** ((-2 * i) / rotaryDim);
+    if (scaling?.type === "linear") f = f / scaling.factor;
     if (llama3) {
       const wavelen = (2 * Math.PI) / f;
       const lowFreqWavelen = llama3.originalMaxPosition / llama3.lowFreqFactor;
@@ -104,9 +99,9 @@ export function ropeCosSinCache(
   maxPosition: number,
   rotaryDim: number,
   theta: number,
-  llama3: Llama3Scaling | null = null,
+  scaling: RopeFrequencyScaling | null = null,
 ): Float32Array {
-  const inverse = ropeInverseFrequencies(rotaryDim, theta, llama3);
+  const inverse = ropeInverseFrequencies(rotaryDim, theta, scaling);
   const half = rotaryDim / 2;
   const out = new Float32Array(maxPosition * rotaryDim);
   for (let p = 0; p < maxPosition; p++)
@@ -147,16 +142,42 @@ export function rotaryEmbedding(
   return out;
 }
 
-/** out[t, i] = silu(x[t, i]) * x[t, d + i] over rows of 2d (gate, then up). */
-export function siluAndMul(x: Float32Array, d: number): Float32Array {
+export function silu(x: number): number {
+  return x / (1 + Math.exp(-x));
+}
+
+/** GELU with the tanh approximation (a Hugging Face config's "gelu_pytorch_tanh"). */
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+}
+
+/** out[t, i] = activation(x[t, i]) * x[t, d + i] over rows of 2d (gate, then up). */
+function gatedActivation(x: Float32Array, d: number, activation: (gate: number) => number): Float32Array {
   const rows = x.length / (2 * d);
   const out = new Float32Array(rows * d);
   for (let t = 0; t < rows; t++)
-    for (let i = 0; i < d; i++) {
-      const gate = x[t * 2 * d + i]!;
-      out[t * d + i] = (gate / (1 + Math.exp(-gate))) * x[t * 2 * d + d + i]!;
-    }
+    for (let i = 0; i < d; i++) out[t * d + i] = activation(x[t * 2 * d + i]!) * x[t * 2 * d + d + i]!;
   return out;
+}
+
+/** vt_silu_and_mul: Llama's SwiGLU. */
+export function siluAndMul(x: Float32Array, d: number): Float32Array {
+  return gatedActivation(x, d, silu);
+}
+
+/** vt_gelu_tanh_and_mul: Gemma's GeGLU. */
+export function geluTanhAndMul(x: Float32Array, d: number): Float32Array {
+  return gatedActivation(x, d, geluTanh);
+}
+
+/** cap * tanh(x / cap): Gemma's soft-capping of attention scores and final logits. */
+export function softCap(x: number, cap: number): number {
+  return cap * Math.tanh(x / cap);
+}
+
+/** vt_soft_cap: every value soft-capped. */
+export function softCapAll(x: Float32Array, cap: number): Float32Array {
+  return x.map((v) => softCap(v, cap));
 }
 
 /** out[i, :] = src[indices[i], :] over rows of rowLength values. */
@@ -200,8 +221,9 @@ export function writeKvCache(
  *   q: [numQueries, rows qRowStride apart, numQHeads * headDim at the start of each]
  *   k, v: [contextLength, numKvHeads * headDim]; query j sits at position
  *   contextLength - numQueries + j and attends to positions 0..that (only the last
- *   slidingWindow of them when slidingWindow > 0). GQA: query head h reads KV head
- *   h / (numQHeads / numKvHeads). Returns [numQueries, numQHeads * headDim], computed in f64.
+ *   slidingWindow of them when slidingWindow > 0). Scores are soft-capped when softCap > 0.
+ *   GQA: query head h reads KV head h / (numQHeads / numKvHeads). Returns
+ *   [numQueries, numQHeads * headDim], computed in f64.
  */
 export function attention(
   q: Float32Array,
@@ -216,11 +238,13 @@ export function attention(
     qRowStride?: number;
     scale: number;
     slidingWindow?: number;
+    softCap?: number;
   },
 ): Float32Array {
   const { numQueries, contextLength, numQHeads, numKvHeads, headDim, scale } = a;
   const qRowStride = a.qRowStride ?? numQHeads * headDim;
   const window = a.slidingWindow ?? 0;
+  const cap = a.softCap ?? 0;
   const group = numQHeads / numKvHeads;
   const kvWidth = numKvHeads * headDim;
   const out = new Float32Array(numQueries * numQHeads * headDim);
@@ -236,7 +260,7 @@ export function attention(
       for (let p = first; p <= position; p++) {
         let dot = 0;
         for (let d = 0; d < headDim; d++) dot += q[qBase + d]! * k[p * kvWidth + kvBase + d]!;
-        scores[p] = dot * scale;
+        scores[p] = cap > 0 ? softCap(dot * scale, cap) : dot * scale;
         max = Math.max(max, scores[p]!);
       }
       let total = 0;
@@ -273,6 +297,7 @@ export function pagedAttention(a: {
   blockSize: number;
   scale: number;
   slidingWindow?: number;
+  softCap?: number;
 }): Float32Array {
   const qRowStride = a.qRowStride ?? a.numQHeads * a.headDim;
   const kvWidth = a.numKvHeads * a.headDim;

@@ -1,13 +1,14 @@
 // The Llama-family forward pass as a sequence of native ops over a batch that mixes prefill
 // chunks and decodes (vLLM's flattened layout: all new tokens of all sequences in one row list):
-//   embedding → N × (RMSNorm, QKV, [q/k norm], RoPE, write K/V, paged attention, O,
-//   residual + RMSNorm, gate_up, SiLU·mul, down) → final norm → LM head on the selected rows.
+//   embedding [× scale] → N × (RMSNorm, QKV, [q/k norm], RoPE, write K/V, paged attention, O,
+//   [RMSNorm], residual + RMSNorm, gate_up, SiLU·mul or GELU·mul, down, [RMSNorm]) → final norm →
+//   LM head on the selected rows [→ soft cap]. The bracketed steps are Gemma's.
 import { type Address, offsetAddress } from "../backend/address.ts";
 import type { Backend } from "../backend/backend.ts";
-import { type DType, dtypeBytes } from "../backend/dtype.ts";
+import { type DType, dtypeBytes, roundToDtype } from "../backend/dtype.ts";
 import { GrowableBuffer } from "../backend/growable-buffer.ts";
 import type { PendingBitmask, TokenBitmask } from "../engine/structured-output/token-bitmask.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { layerRope, layerSlidingWindow, type ModelConfig } from "../model/config.ts";
 import type { ModelWeights } from "../model/weights.ts";
 import type { KvCacheTensors } from "./kv-cache-tensors.ts";
 
@@ -116,7 +117,9 @@ export class ModelForward {
   private readonly masks: GrowableBuffer;
   /** Bumps whenever the workspace moves, which invalidates graphs that captured its addresses. */
   workspaceVersion = 0;
-  private readonly cosSin: Address;
+  /** Each layer's rotary table: one per distinct RoPE (Gemma 3's sliding and global layers differ). */
+  private readonly cosSinByLayer: Address[];
+  private readonly cosSinTables: Address[];
   private readonly qkvDim: number;
 
   constructor(
@@ -129,21 +132,20 @@ export class ModelForward {
     this.metadata = new GrowableBuffer(backend);
     this.scratch = new GrowableBuffer(backend);
     this.masks = new GrowableBuffer(backend);
-    const { numHeads, numKvHeads, headDim, maxPositionEmbeddings, ropeScaling } = config;
+    const { numHeads, numKvHeads, headDim, maxPositionEmbeddings, rotaryDim } = config;
     this.qkvDim = (numHeads + 2 * numKvHeads) * headDim;
-    this.cosSin = backend.malloc(maxPositionEmbeddings * headDim * 4);
-    backend.ropeCosSinCache({
-      cosSin: this.cosSin,
-      maxPosition: maxPositionEmbeddings,
-      rotaryDim: headDim,
-      theta: config.ropeTheta,
-      llama3: ropeScaling && {
-        factor: ropeScaling.factor,
-        lowFreqFactor: ropeScaling.lowFreqFactor,
-        highFreqFactor: ropeScaling.highFreqFactor,
-        originalMaxPosition: ropeScaling.originalMaxPositionEmbeddings,
-      },
+    const tables = new Map<string, Address>();
+    this.cosSinByLayer = Array.from({ length: config.numLayers }, (_, layer) => {
+      const rope = layerRope(config, layer);
+      const key = JSON.stringify(rope);
+      const existing = tables.get(key);
+      if (existing !== undefined) return existing;
+      const cosSin = backend.malloc(maxPositionEmbeddings * rotaryDim * 4);
+      backend.ropeCosSinCache({ cosSin, maxPosition: maxPositionEmbeddings, rotaryDim, ...rope });
+      tables.set(key, cosSin);
+      return cosSin;
     });
+    this.cosSinTables = [...tables.values()];
   }
 
   free(): void {
@@ -151,7 +153,7 @@ export class ModelForward {
     this.metadata.free();
     this.scratch.free();
     this.masks.free();
-    this.backend.free(this.cosSin);
+    for (const table of this.cosSinTables) this.backend.free(table);
     this.workspace = null;
   }
 
@@ -189,6 +191,7 @@ export class ModelForward {
     const c = this.config;
     const act = this.actDtype;
     const wd = this.weights.dtype;
+    const nd = this.weights.normDtype;
     const eps = c.rmsNormEps;
     const h = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
@@ -201,6 +204,9 @@ export class ModelForward {
       table: this.weights.embed,
       vocabSize: c.vocabSize,
       hiddenSize: h,
+      // Rounded to the model's dtype first: transformers makes Gemma's normalizer a tensor of the
+      // hidden states' dtype, the model's (the CPU's f32 activations must not make it finer).
+      scale: c.embeddingScale === null ? 1 : roundToDtype(c.embeddingScale, wd),
       out: ws.residual,
       weightDtype: wd,
       actDtype: act,
@@ -217,7 +223,7 @@ export class ModelForward {
         hiddenSize: h,
         eps,
         actDtype: act,
-        weightDtype: wd,
+        weightDtype: nd,
       });
       b.matmul({
         x: ws.normed,
@@ -243,7 +249,7 @@ export class ModelForward {
           rowStride: this.qkvDim,
           eps,
           actDtype: act,
-          weightDtype: wd,
+          weightDtype: nd,
         });
         b.headRmsNorm({
           x: k,
@@ -254,19 +260,19 @@ export class ModelForward {
           rowStride: this.qkvDim,
           eps,
           actDtype: act,
-          weightDtype: wd,
+          weightDtype: nd,
         });
       }
       b.rotaryEmbedding({
         positions: meta.positions,
         q,
         k,
-        cosSin: this.cosSin,
+        cosSin: this.cosSinByLayer[index]!,
         numTokens,
         numQHeads: c.numHeads,
         numKvHeads: c.numKvHeads,
         headDim: c.headDim,
-        rotaryDim: c.headDim,
+        rotaryDim: c.rotaryDim,
         rowStride: this.qkvDim,
         actDtype: act,
       });
@@ -302,8 +308,9 @@ export class ModelForward {
         headDim: c.headDim,
         qRowStride: this.qkvDim,
         blockSize: this.kvCache.blockSize,
-        scale: 1 / Math.sqrt(c.headDim),
-        slidingWindow: c.slidingWindow ?? 0,
+        scale: c.attentionScale,
+        slidingWindow: layerSlidingWindow(c, index),
+        softCap: c.attnLogitSoftcapping ?? 0,
         actDtype: act,
         cacheDtype: this.kvCache.dtype,
       });
@@ -317,16 +324,17 @@ export class ModelForward {
         actDtype: act,
         weightDtype: layer.o.format,
       });
+      if (layer.attentionOutputNorm) this.normInPlace(ws.hidden, layer.attentionOutputNorm, numTokens);
       b.rmsNorm({
         input: ws.hidden,
         residual: ws.residual,
-        weight: layer.postNorm,
+        weight: layer.mlpInputNorm,
         out: ws.normed,
         numTokens,
         hiddenSize: h,
         eps,
         actDtype: act,
-        weightDtype: wd,
+        weightDtype: nd,
       });
       b.matmul({
         x: ws.normed,
@@ -338,7 +346,9 @@ export class ModelForward {
         actDtype: act,
         weightDtype: layer.gateUp.format,
       });
-      b.siluAndMul({ x: ws.gateUp, out: ws.mlp, numTokens, d: c.intermediateSize, actDtype: act });
+      const activation = { x: ws.gateUp, out: ws.mlp, numTokens, d: c.intermediateSize, actDtype: act };
+      if (c.hiddenAct === "gelu_pytorch_tanh") b.geluTanhAndMul(activation);
+      else b.siluAndMul(activation);
       b.matmul({
         x: ws.mlp,
         w: layer.down.address,
@@ -349,6 +359,7 @@ export class ModelForward {
         actDtype: act,
         weightDtype: layer.down.format,
       });
+      if (layer.mlpOutputNorm) this.normInPlace(ws.hidden, layer.mlpOutputNorm, numTokens);
     });
     b.rmsNorm({
       input: ws.hidden,
@@ -359,7 +370,7 @@ export class ModelForward {
       hiddenSize: h,
       eps,
       actDtype: act,
-      weightDtype: wd,
+      weightDtype: nd,
     });
     if (numLogits === 0) return ws.logits;
     // Only the rows that are sampled go through the LM head, the largest matmul of a decode step.
@@ -380,7 +391,24 @@ export class ModelForward {
       actDtype: act,
       weightDtype: this.weights.lmHead.format,
     });
+    const cap = c.finalLogitSoftcapping;
+    if (cap !== null) b.softCap({ x: ws.logits, count: numLogits * c.vocabSize, cap, actDtype: act });
     return ws.logits;
+  }
+
+  /** RMSNorm of rows in place, without a residual add (Gemma's norms of sublayer outputs). */
+  private normInPlace(rows: Address, weight: Address, numTokens: number): void {
+    this.backend.rmsNorm({
+      input: rows,
+      residual: null,
+      weight,
+      out: rows,
+      numTokens,
+      hiddenSize: this.config.hiddenSize,
+      eps: this.config.rmsNormEps,
+      actDtype: this.actDtype,
+      weightDtype: this.weights.normDtype,
+    });
   }
 
   /**

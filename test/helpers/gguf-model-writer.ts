@@ -18,7 +18,8 @@ const FLOAT_TYPES: Record<GgufFloatType, { id: number; dtype: "f32" | "f16" | "b
   BF16: { id: 30, dtype: "bf16", fileType: 32 },
 };
 
-const GGUF_ARCH: Record<Architecture, string> = {
+/** The architectures vllm-ts reads from GGUF files (Gemma and Phi-3 it reads as safetensors only). */
+const GGUF_ARCH: Partial<Record<Architecture, string>> = {
   LlamaForCausalLM: "llama",
   MistralForCausalLM: "llama",
   Qwen2ForCausalLM: "qwen2",
@@ -85,6 +86,7 @@ export interface GgufModelOptions {
 export function ggufModelMetadata(model: RandomModel): Record<string, GgufEntry> {
   const { config } = model;
   const arch = GGUF_ARCH[config.architecture];
+  if (arch === undefined) throw new Error(`no GGUF architecture for ${config.architecture}`);
   const tokenizerJson = JSON.parse(readFileSync(join(model.dir, "tokenizer.json"), "utf8"));
   const tokenizerConfig = JSON.parse(readFileSync(join(model.dir, "tokenizer_config.json"), "utf8"));
   const pre = tokenizerJson.pre_tokenizer?.type === "ByteLevel" ? "gpt-2" : arch === "llama" ? "llama-bpe" : "qwen2";
@@ -114,7 +116,8 @@ export function ggufModelMetadata(model: RandomModel): Record<string, GgufEntry>
  * for long wavelengths, 1 for short ones, a blend between).
  */
 export function ropeFreqsTensor(config: RandomModel["config"]): GgufTensorToWrite {
-  const scaling = config.ropeScaling!;
+  const scaling = config.ropeScaling;
+  if (scaling?.type !== "llama3") throw new Error("ropeFreqsTensor: the config has no llama3 rope_scaling");
   const original = scaling.originalMaxPositionEmbeddings;
   const lowWavelength = original / scaling.lowFreqFactor;
   const highWavelength = original / scaling.highFreqFactor;

@@ -28,8 +28,21 @@ export interface RandomModelOptions {
   /** q/k/v biases for Llama, Mistral and Qwen3 (Qwen2 always has them). */
   attentionBias?: boolean;
   ropeScaling?: RopeScaling;
-  /** Mistral: sliding_window; Qwen2/3: use_sliding_window on every layer. */
+  /** Mistral, Phi-3: sliding_window; Qwen2/3: use_sliding_window on every layer; Gemma: the window
+   * of its sliding layers (default 4096). */
   slidingWindow?: number;
+  /** Gemma 3: every n-th layer is global (config.json's sliding_window_pattern). */
+  slidingWindowPattern?: number;
+  /** Gemma: config.json's attn_logit_softcapping and final_logit_softcapping (null: off). */
+  attnLogitSoftcapping?: number | null;
+  finalLogitSoftcapping?: number | null;
+  /** Gemma: query_pre_attn_scalar (default head_dim). */
+  queryPreAttnScalar?: number;
+  /** Phi-3: partial_rotary_factor. */
+  partialRotaryFactor?: number;
+  /** Gemma 3: written as Gemma3ForConditionalGeneration, the language model's fields in text_config
+   * and its tensors under "language_model.", beside a vision tower's tensor. */
+  visionTower?: boolean;
   maxPositionEmbeddings?: number;
   seed?: number;
   /** Split the weights over two files named by model.safetensors.index.json. */
@@ -50,10 +63,65 @@ const MODEL_TYPE: Record<Architecture, string> = {
   MistralForCausalLM: "mistral",
   Qwen2ForCausalLM: "qwen2",
   Qwen3ForCausalLM: "qwen3",
+  Gemma2ForCausalLM: "gemma2",
+  Gemma3ForCausalLM: "gemma3_text",
+  Phi3ForCausalLM: "phi3",
 };
 
 type Resolved = RandomModelOptions &
-  Required<Omit<RandomModelOptions, "headDim" | "ropeScaling" | "slidingWindow" | "generationConfig">>;
+  Required<
+    Pick<
+      RandomModelOptions,
+      | "architecture"
+      | "dtype"
+      | "hiddenSize"
+      | "intermediateSize"
+      | "numLayers"
+      | "numHeads"
+      | "numKvHeads"
+      | "vocabSize"
+      | "tieWordEmbeddings"
+      | "attentionBias"
+      | "maxPositionEmbeddings"
+      | "seed"
+      | "sharded"
+    >
+  >;
+
+const isGemma = (architecture: Architecture) =>
+  architecture === "Gemma2ForCausalLM" || architecture === "Gemma3ForCausalLM";
+
+/** Gemma's own fields, as its transformers configs write them. */
+function gemmaConfigJson(options: Resolved, headDim: number): Record<string, unknown> {
+  const gemma3 = options.architecture === "Gemma3ForCausalLM";
+  const json: Record<string, unknown> = {
+    hidden_activation: "gelu_pytorch_tanh",
+    rms_norm_eps: 1e-6,
+    head_dim: headDim,
+    query_pre_attn_scalar: options.queryPreAttnScalar ?? headDim,
+    sliding_window: options.slidingWindow ?? 4096,
+    attn_logit_softcapping: options.attnLogitSoftcapping ?? null,
+    final_logit_softcapping: options.finalLogitSoftcapping ?? null,
+    rope_theta: gemma3 ? 1000000 : 10000,
+  };
+  if (gemma3) {
+    json.rope_local_base_freq = 10000;
+    json.sliding_window_pattern = options.slidingWindowPattern ?? 6;
+  }
+  return json;
+}
+
+function ropeScalingJson(scaling: RopeScaling | undefined): Record<string, unknown> | null {
+  if (!scaling) return null;
+  if (scaling.type === "linear") return { rope_type: "linear", factor: scaling.factor };
+  return {
+    rope_type: "llama3",
+    factor: scaling.factor,
+    low_freq_factor: scaling.lowFreqFactor,
+    high_freq_factor: scaling.highFreqFactor,
+    original_max_position_embeddings: scaling.originalMaxPositionEmbeddings,
+  };
+}
 
 function configJson(options: Resolved, specialIds: Record<SpecialToken, number>): Record<string, unknown> {
   const { architecture, slidingWindow, ropeScaling } = options;
@@ -69,15 +137,7 @@ function configJson(options: Resolved, specialIds: Record<SpecialToken, number>)
     num_key_value_heads: options.numKvHeads,
     rms_norm_eps: isQwen ? 1e-6 : 1e-5,
     rope_theta: isQwen ? 1000000 : 10000,
-    rope_scaling: ropeScaling
-      ? {
-          rope_type: "llama3",
-          factor: ropeScaling.factor,
-          low_freq_factor: ropeScaling.lowFreqFactor,
-          high_freq_factor: ropeScaling.highFreqFactor,
-          original_max_position_embeddings: ropeScaling.originalMaxPositionEmbeddings,
-        }
-      : null,
+    rope_scaling: ropeScalingJson(ropeScaling),
     max_position_embeddings: options.maxPositionEmbeddings,
     tie_word_embeddings: options.tieWordEmbeddings,
     vocab_size: options.vocabSize,
@@ -88,15 +148,44 @@ function configJson(options: Resolved, specialIds: Record<SpecialToken, number>)
   };
   if (options.headDim !== undefined) json.head_dim = options.headDim;
   if (architecture !== "Qwen2ForCausalLM") json.attention_bias = options.attentionBias;
-  if (architecture === "MistralForCausalLM") json.sliding_window = slidingWindow ?? null;
+  if (architecture === "MistralForCausalLM" || architecture === "Phi3ForCausalLM")
+    json.sliding_window = slidingWindow ?? null;
+  if (architecture === "Phi3ForCausalLM" && options.partialRotaryFactor !== undefined)
+    json.partial_rotary_factor = options.partialRotaryFactor;
+  if (isGemma(architecture)) {
+    delete json.hidden_act;
+    Object.assign(json, gemmaConfigJson(options, options.headDim ?? options.hiddenSize / options.numHeads));
+  }
   if (isQwen) {
     // As shipped: a window value that stays off unless use_sliding_window says otherwise.
     json.use_sliding_window = slidingWindow !== undefined;
     json.sliding_window = slidingWindow ?? 4096;
     json.max_window_layers = slidingWindow !== undefined ? 0 : options.numLayers;
   }
-  return json;
+  return options.visionTower ? withVisionTower(json) : json;
 }
+
+/** A Gemma3ForConditionalGeneration config.json around a language model's. */
+function withVisionTower(text: Record<string, unknown>): Record<string, unknown> {
+  const { architectures: _, torch_dtype, bos_token_id, eos_token_id, ...textConfig } = text;
+  return {
+    architectures: ["Gemma3ForConditionalGeneration"],
+    model_type: "gemma3",
+    torch_dtype,
+    bos_token_id,
+    eos_token_id,
+    text_config: textConfig,
+    vision_config: { model_type: "siglip_vision_model", hidden_size: 8, patch_size: 2 },
+  };
+}
+
+/** A tensor of the vision tower, which a text-only engine must leave unread. */
+const VISION_TOWER_TENSOR: TensorSpec = {
+  name: "vision_tower.vision_model.embeddings.patch_embedding.weight",
+  shape: [8, 3, 2, 2],
+  scale: 0.1,
+  offset: 0,
+};
 
 interface TensorSpec {
   name: string;
@@ -119,31 +208,39 @@ export type ModelShape = Pick<
   | "vocabSize"
   | "tieWordEmbeddings"
   | "attentionBias"
->;
+> &
+  Partial<Pick<ModelConfig, "tensorPrefix">>;
 
 function tensorSpecs(options: ModelShape): TensorSpec[] {
   const { hiddenSize, intermediateSize, numHeads, numKvHeads, vocabSize, headDim } = options;
   const linear = (name: string, outFeatures: number, inFeatures: number): TensorSpec =>
     // sqrt(3 / fan_in) gives outputs the variance of their inputs.
     ({ name, shape: [outFeatures, inFeatures], scale: Math.sqrt(3 / inFeatures), offset: 0 });
-  const norm = (name: string, size: number): TensorSpec => ({ name, shape: [size], scale: 0.1, offset: 1 });
   const bias = (name: string, size: number): TensorSpec => ({ name, shape: [size], scale: 0.1, offset: 0 });
-  const hasBias = options.architecture === "Qwen2ForCausalLM" || options.attentionBias;
+  const { architecture } = options;
+  const model = `${options.tensorPrefix ?? ""}model`;
+  const gemma = isGemma(architecture);
+  const phi3 = architecture === "Phi3ForCausalLM";
+  // Gemma stores norm weights as offsets from 1.
+  const norm = (name: string, size: number): TensorSpec => ({ name, shape: [size], scale: 0.1, offset: gemma ? 0 : 1 });
+  const hasBias = architecture === "Qwen2ForCausalLM" || options.attentionBias;
   const qSize = numHeads * headDim;
   const kvSize = numKvHeads * headDim;
   // Unit-scale embeddings (and an LM head like them, tied or not) make logits spread by several
   // units, so the top choice stands clear of the next.
   const specs: TensorSpec[] = [
-    { name: "model.embed_tokens.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 },
+    { name: `${model}.embed_tokens.weight`, shape: [vocabSize, hiddenSize], scale: 1, offset: 0 },
   ];
   for (let layer = 0; layer < options.numLayers; layer++) {
-    const prefix = `model.layers.${layer}`;
-    specs.push(
-      norm(`${prefix}.input_layernorm.weight`, hiddenSize),
-      linear(`${prefix}.self_attn.q_proj.weight`, qSize, hiddenSize),
-      linear(`${prefix}.self_attn.k_proj.weight`, kvSize, hiddenSize),
-      linear(`${prefix}.self_attn.v_proj.weight`, kvSize, hiddenSize),
-    );
+    const prefix = `${model}.layers.${layer}`;
+    specs.push(norm(`${prefix}.input_layernorm.weight`, hiddenSize));
+    if (phi3) specs.push(linear(`${prefix}.self_attn.qkv_proj.weight`, qSize + 2 * kvSize, hiddenSize));
+    else
+      specs.push(
+        linear(`${prefix}.self_attn.q_proj.weight`, qSize, hiddenSize),
+        linear(`${prefix}.self_attn.k_proj.weight`, kvSize, hiddenSize),
+        linear(`${prefix}.self_attn.v_proj.weight`, kvSize, hiddenSize),
+      );
     if (hasBias) {
       specs.push(
         bias(`${prefix}.self_attn.q_proj.bias`, qSize),
@@ -151,7 +248,7 @@ function tensorSpecs(options: ModelShape): TensorSpec[] {
         bias(`${prefix}.self_attn.v_proj.bias`, kvSize),
       );
     }
-    if (options.architecture === "Qwen3ForCausalLM") {
+    if (architecture === "Qwen3ForCausalLM" || architecture === "Gemma3ForCausalLM") {
       specs.push(
         norm(`${prefix}.self_attn.q_norm.weight`, headDim),
         norm(`${prefix}.self_attn.k_norm.weight`, headDim),
@@ -160,14 +257,25 @@ function tensorSpecs(options: ModelShape): TensorSpec[] {
     specs.push(
       linear(`${prefix}.self_attn.o_proj.weight`, hiddenSize, qSize),
       norm(`${prefix}.post_attention_layernorm.weight`, hiddenSize),
-      linear(`${prefix}.mlp.gate_proj.weight`, intermediateSize, hiddenSize),
-      linear(`${prefix}.mlp.up_proj.weight`, intermediateSize, hiddenSize),
-      linear(`${prefix}.mlp.down_proj.weight`, hiddenSize, intermediateSize),
     );
+    if (gemma) specs.push(norm(`${prefix}.pre_feedforward_layernorm.weight`, hiddenSize));
+    if (phi3) specs.push(linear(`${prefix}.mlp.gate_up_proj.weight`, 2 * intermediateSize, hiddenSize));
+    else
+      specs.push(
+        linear(`${prefix}.mlp.gate_proj.weight`, intermediateSize, hiddenSize),
+        linear(`${prefix}.mlp.up_proj.weight`, intermediateSize, hiddenSize),
+      );
+    specs.push(linear(`${prefix}.mlp.down_proj.weight`, hiddenSize, intermediateSize));
+    if (gemma) specs.push(norm(`${prefix}.post_feedforward_layernorm.weight`, hiddenSize));
   }
-  specs.push(norm("model.norm.weight", hiddenSize));
+  specs.push(norm(`${model}.norm.weight`, hiddenSize));
   if (!options.tieWordEmbeddings)
-    specs.push({ name: "lm_head.weight", shape: [vocabSize, hiddenSize], scale: 1, offset: 0 });
+    specs.push({
+      name: `${options.tensorPrefix ?? ""}lm_head.weight`,
+      shape: [vocabSize, hiddenSize],
+      scale: 1,
+      offset: 0,
+    });
   return specs;
 }
 
@@ -234,7 +342,12 @@ export async function writeRandomModel(options: RandomModelOptions = {}): Promis
   const dir = await mkdtemp(join(tmpdir(), "vllm-ts-model-"));
   const tensorDtype = dtypeOfTorchName(resolved.dtype);
   const weights = new Map<string, Float32Array>();
-  const tensors = tensorSpecs({ ...resolved, headDim }).map((spec, index): [string, TensorToWrite] => {
+  const tensorPrefix = resolved.visionTower ? "language_model." : "";
+  const specs = [
+    ...tensorSpecs({ ...resolved, headDim, tensorPrefix }),
+    ...(resolved.visionTower ? [VISION_TOWER_TENSOR] : []),
+  ];
+  const tensors = specs.map((spec, index): [string, TensorToWrite] => {
     const data = storedValues(spec, index, resolved.seed, tensorDtype);
     weights.set(spec.name, data);
     return [spec.name, { dtype: tensorDtype, shape: spec.shape, data }];

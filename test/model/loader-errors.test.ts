@@ -163,7 +163,7 @@ describe("config errors", () => {
   test("an unknown architecture lists the supported ones", async () => {
     const error = await loadError(() => parseModelConfig({ architectures: ["GPT2LMHeadModel"] }, "gpt2/config.json"));
     expect(error.message).toBe(
-      "gpt2/config.json: unsupported architecture GPT2LMHeadModel (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
+      "gpt2/config.json: unsupported architecture GPT2LMHeadModel (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM)",
     );
   });
 
@@ -206,7 +206,7 @@ describe("config errors", () => {
     const error = await loadError(() =>
       parseModelConfig({ ...BASE, rope_scaling: { type: "yarn", factor: 4 } }, "c.json"),
     );
-    expect(error.problem).toBe('unsupported rope_scaling type "yarn" (supported: llama3, default)');
+    expect(error.problem).toBe('unsupported rope_scaling type "yarn" (supported: llama3, linear, default)');
     const incomplete = { ...BASE, rope_scaling: { rope_type: "llama3", factor: 8 } };
     expect((await loadError(() => parseModelConfig(incomplete, "c.json"))).problem).toBe(
       'missing required field "rope_scaling.low_freq_factor"',

@@ -1,4 +1,5 @@
-// The model-layer ops (embedding, RMSNorm, rotary embedding, SiLU-and-mul, row gather) against
+// The model-layer ops (embedding, RMSNorm, rotary embedding, SiLU- and GELU-and-mul, soft-capping,
+// row gather) against
 // the TypeScript references, for every weight storage dtype.
 import { describe, expect, test } from "bun:test";
 import { offsetAddress } from "../../src/backend/address.ts";
@@ -45,6 +46,29 @@ describe("vt_embedding", () => {
       });
       expect(device.download(out, tokenIds.length * hiddenSize)).toEqual(ref.embedding(table, hiddenSize, tokenIds));
     });
+
+  test("multiplies every row by the scale (Gemma's sqrt(hidden_size))", () => {
+    const vocabSize = 20;
+    const hiddenSize = 48;
+    const scale = Math.fround(Math.sqrt(hiddenSize));
+    const table = randomValues(vocabSize * hiddenSize, 2);
+    const tokenIds = [5, 19, -1, 0];
+    const out = device.alloc(tokenIds.length * hiddenSize * 4);
+    backend.embedding({
+      tokenIds: device.uploadInt32(tokenIds),
+      numTokens: tokenIds.length,
+      table: device.upload(table),
+      vocabSize,
+      hiddenSize,
+      scale,
+      out,
+      weightDtype: "f32",
+      actDtype: "f32",
+    });
+    expect(device.download(out, tokenIds.length * hiddenSize)).toEqual(
+      ref.embedding(table, hiddenSize, tokenIds, scale),
+    );
+  });
 });
 
 describe("vt_rms_norm", () => {
@@ -125,7 +149,14 @@ describe("vt_head_rms_norm", () => {
 });
 
 describe("vt_rope_cos_sin_cache", () => {
-  const llama3 = { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 8192 };
+  const llama3 = { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 8192 } as const;
+  const linear = { type: "linear", factor: 8 } as const;
+
+  test("linear scaling divides every frequency by the factor", () => {
+    const plain = ref.ropeInverseFrequencies(128, 1000000);
+    const scaled = ref.ropeInverseFrequencies(128, 1000000, linear);
+    expect(scaled).toEqual(plain.map((f) => f / 8));
+  });
 
   test("llama3 scaling keeps high frequencies, divides low ones by factor and blends between", () => {
     const plain = ref.ropeInverseFrequencies(128, 500000);
@@ -148,12 +179,13 @@ describe("vt_rope_cos_sin_cache", () => {
   for (const [name, scaling] of [
     ["no scaling", null],
     ["llama3 scaling", llama3],
+    ["linear scaling", linear],
   ] as const)
     test(`matches cos and sin of position times inverse frequency (${name})`, () => {
       const maxPosition = 3000;
       const rotaryDim = 128;
       const cosSin = device.alloc(maxPosition * rotaryDim * 4);
-      backend.ropeCosSinCache({ cosSin, maxPosition, rotaryDim, theta: 500000, llama3: scaling });
+      backend.ropeCosSinCache({ cosSin, maxPosition, rotaryDim, theta: 500000, scaling });
       const expected = ref.ropeCosSinCache(maxPosition, rotaryDim, 500000, scaling);
       expectClose(device.download(cosSin, expected.length), expected, { rtol: 0, atol: 1e-7 });
     });
@@ -214,6 +246,43 @@ describe("vt_silu_and_mul", () => {
     const out = device.alloc(numTokens * d * 4);
     backend.siluAndMul({ x: device.upload(x), out, numTokens, d, actDtype: "f32" });
     expectClose(device.download(out, numTokens * d), ref.siluAndMul(x, d));
+  });
+});
+
+describe("vt_gelu_tanh_and_mul", () => {
+  test("multiplies gelu_tanh(gate) by up across column pieces", () => {
+    const d = 2500;
+    const numTokens = 3;
+    const x = randomValues(numTokens * 2 * d, 12, 8);
+    const out = device.alloc(numTokens * d * 4);
+    backend.geluTanhAndMul({ x: device.upload(x), out, numTokens, d, actDtype: "f32" });
+    expectClose(device.download(out, numTokens * d), ref.geluTanhAndMul(x, d));
+  });
+
+  test("is the tanh approximation of GELU: gelu_tanh(1) = 0.8411920, gelu_tanh(-3) = -0.0036374", () => {
+    const x = Float32Array.from([1, -3, 1, 1]);
+    const out = device.alloc(2 * 4);
+    backend.geluTanhAndMul({ x: device.upload(x), out, numTokens: 1, d: 2, actDtype: "f32" });
+    expectClose(device.download(out, 2), Float32Array.from([0.841192, -0.0036374]), { rtol: 1e-5, atol: 1e-7 });
+  });
+});
+
+describe("vt_soft_cap", () => {
+  test("squeezes values into (-cap, cap): cap * tanh(x / cap), nearly the identity for small x", () => {
+    const count = 10000;
+    const x = randomValues(count, 13, 100);
+    const address = device.upload(x);
+    backend.softCap({ x: address, count, cap: 30, actDtype: "f32" });
+    const out = device.download(address, count);
+    expectClose(out, ref.softCapAll(x, 30));
+    expect(Math.max(...out.map(Math.abs))).toBeLessThan(30);
+  });
+
+  test("a cap that is not positive is an invalid argument", () => {
+    const x = device.upload(new Float32Array(4));
+    expect(() => backend.softCap({ x, count: 4, cap: 0, actDtype: "f32" })).toThrow(
+      /status 1\): vt_soft_cap: cap must be positive/,
+    );
   });
 });
 
@@ -428,6 +497,27 @@ describe("16-bit activations (CUDA; the CPU backend rejects them)", () => {
         expected.set(rotatedK, kOffset);
         expectClose(device.download(address, qkv.length, act), expected, halfTolerance[act]);
       });
+
+    for (const d of [2048, 2500])
+      test(`vt_gelu_tanh_and_mul in ${act} (d ${d})`, () => {
+        const numTokens = 3;
+        const x = rounded(randomValues(numTokens * 2 * d, 48, 8), act);
+        const out = device.alloc(numTokens * d * 2);
+        const ran = device.ranWithHalfActivations("vt_gelu_tanh_and_mul", () =>
+          backend.geluTanhAndMul({ x: device.upload(x, act), out, numTokens, d, actDtype: act }),
+        );
+        if (ran) expectClose(device.download(out, numTokens * d, act), ref.geluTanhAndMul(x, d), halfTolerance[act]);
+      });
+
+    test(`vt_soft_cap in ${act}`, () => {
+      const count = 3001;
+      const x = rounded(randomValues(count, 49, 60), act);
+      const address = device.upload(x, act);
+      const ran = device.ranWithHalfActivations("vt_soft_cap", () =>
+        backend.softCap({ x: address, count, cap: 30, actDtype: act }),
+      );
+      if (ran) expectClose(device.download(address, count, act), ref.softCapAll(x, 30), halfTolerance[act]);
+    });
 
     for (const d of [2048, 2500])
       test(`vt_silu_and_mul in ${act} (d ${d})`, () => {

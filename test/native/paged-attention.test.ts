@@ -1,6 +1,6 @@
 // vt_paged_attention against the reference definition (plain causal attention over K/V read
 // through the block tables): mixed decode/prefill batches, GQA, head and block sizes, cache
-// dtypes, sliding windows, long (split-K on CUDA) contexts, 16-bit activations (CUDA only), the
+// dtypes, sliding windows, soft-capped scores, long (split-K on CUDA) contexts, 16-bit activations (CUDA only), the
 // padding a captured decode step uses, and the argument checks.
 import { describe, expect, test } from "bun:test";
 import { offsetAddress } from "../../src/backend/address.ts";
@@ -30,6 +30,8 @@ interface Shape {
   /** Activations (q and out); f32 unless set. 16-bit ones need a cache of the same dtype. */
   actDtype?: DType;
   slidingWindow?: number;
+  /** Gemma 2's attention soft-capping (0 or absent: off). */
+  softCap?: number;
   /** Multiplies q, so that the softmax is peaked rather than nearly flat. */
   qScale?: number;
 }
@@ -99,6 +101,7 @@ function prepareBatch(
   const q = rounded(randomValues(numTokens * qRowStride, seed + 3, shape.qScale ?? 1), actDtype);
   const scale = 1 / Math.sqrt(headDim);
   const slidingWindow = shape.slidingWindow ?? 0;
+  const softCap = shape.softCap ?? 0;
 
   const inputs: ReferenceInputs = {
     q,
@@ -115,6 +118,7 @@ function prepareBatch(
     blockSize,
     scale,
     slidingWindow,
+    softCap,
   };
   const outLength = numTokens * numQHeads * headDim;
   return {
@@ -138,6 +142,7 @@ function prepareBatch(
       blockSize,
       scale,
       slidingWindow,
+      softCap,
       actDtype,
       cacheDtype,
     },
@@ -193,6 +198,7 @@ function describeShape(shape: Shape): string {
   ];
   if (shape.actDtype && shape.actDtype !== "f32") parts.unshift(`${shape.actDtype} act`);
   if (shape.slidingWindow) parts.push(`window ${shape.slidingWindow}`);
+  if (shape.softCap) parts.push(`soft cap ${shape.softCap}`);
   return parts.join(", ");
 }
 
@@ -220,6 +226,47 @@ describe("sliding window attends only to the last window positions", () => {
       const shape = { numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype, slidingWindow };
       test(describeShape(shape), () => expectMatchesReference([...mixedBatch, { cached: 100, queryLen: 40 }], shape));
     }
+});
+
+// Scores of a peaked softmax (qScale 6: scaled scores up to ~15) beyond a cap of 5 are squeezed
+// into (-5, 5): without the capping the output would differ by far more than the tolerance.
+describe("soft-capped scores (Gemma 2) match the reference", () => {
+  for (const cacheDtype of ["f32", "bf16"] as DType[])
+    for (const slidingWindow of [0, 20]) {
+      const shape: Shape = {
+        numQHeads: 8,
+        numKvHeads: 2,
+        headDim: 64,
+        blockSize: 16,
+        cacheDtype,
+        slidingWindow,
+        softCap: 5,
+        qScale: 6,
+      };
+      test(describeShape(shape), () => expectMatchesReference([...mixedBatch, { cached: 100, queryLen: 40 }], shape));
+    }
+
+  test("the capping changes the result (the scores do exceed the cap)", () => {
+    const shape: Shape = { numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "f32", qScale: 6 };
+    const capped = prepareBatch(device, mixedBatch, { ...shape, softCap: 5 });
+    const uncapped = prepareBatch(device, mixedBatch, shape);
+    let difference = 0;
+    for (let i = 0; i < capped.expected.length; i++)
+      difference = Math.max(difference, Math.abs(capped.expected[i]! - uncapped.expected[i]!));
+    expect(difference).toBeGreaterThan(0.1);
+  });
+
+  test("long decodes (split-K on CUDA) with a soft cap", () => {
+    expectMatchesReference(longBatch, {
+      numQHeads: 8,
+      numKvHeads: 1,
+      headDim: 128,
+      blockSize: 16,
+      cacheDtype: "f32",
+      softCap: 5,
+      qScale: 4,
+    });
+  });
 });
 
 describe("long contexts and peaked softmax", () => {
@@ -373,6 +420,21 @@ describe("16-bit activations with a cache of the same dtype (CUDA; status 3 on t
       slidingWindow: 20,
     });
   });
+
+  for (const act of ["bf16", "f16"] as DType[])
+    test(`${act}: soft-capped scores over a mixed batch, window 20`, () => {
+      expectHalfActivationsMatch([...mixedBatch, { cached: 100, queryLen: 40 }], {
+        numQHeads: 8,
+        numKvHeads: 2,
+        headDim: 64,
+        blockSize: 16,
+        cacheDtype: act,
+        actDtype: act,
+        slidingWindow: 20,
+        softCap: 5,
+        qScale: 6,
+      });
+    });
 
   test("bf16: one KV head shared by 32 query heads", () => {
     expectHalfActivationsMatch(oddBatch, {
@@ -620,6 +682,13 @@ describe("argument errors", () => {
 
   test("a NULL pointer is an invalid argument naming the op", () => {
     expectFailure((args) => (args.blockTables = NULL_ADDRESS), /status 1\): vt_paged_attention: .*NULL/);
+  });
+
+  test("a negative soft cap is an invalid argument", () => {
+    expectFailure(
+      (args) => (args.softCap = -1),
+      /status 1\): vt_paged_attention: soft_cap must be 0 \(off\) or positive/,
+    );
   });
 
   test("bf16 activations are unsupported with an f32 cache", () => {

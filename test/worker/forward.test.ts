@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import type { Architecture } from "../../src/model/config.ts";
-import { compareWithReference } from "../helpers/forward-schedule.ts";
+import { referenceForward } from "../../src/reference/forward.ts";
+import { compareWithReference, tokens } from "../helpers/forward-schedule.ts";
 import { type RandomModelOptions, writeRandomModel } from "../helpers/random-model.ts";
 
 let backend: Backend;
@@ -32,12 +33,68 @@ const architectures: { architecture: Architecture; options: RandomModelOptions }
   { architecture: "MistralForCausalLM", options: { numHeads: 4, numKvHeads: 4, slidingWindow: 24 } },
   { architecture: "Qwen2ForCausalLM", options: { numHeads: 4, numKvHeads: 2, tieWordEmbeddings: true } },
   { architecture: "Qwen3ForCausalLM", options: { numHeads: 4, numKvHeads: 2, headDim: 32, tieWordEmbeddings: true } },
+  // Layer 0 slides over 16 tokens (shorter than two of the sequences), layer 1 is global; caps of
+  // 2 and 10 that many scores and logits exceed (see below; attention scale 1/sqrt(8), not
+  // 1/sqrt(head_dim)).
+  {
+    architecture: "Gemma2ForCausalLM",
+    options: {
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 16,
+      tieWordEmbeddings: true,
+      slidingWindow: 16,
+      queryPreAttnScalar: 8,
+      attnLogitSoftcapping: 2,
+      finalLogitSoftcapping: 10,
+    },
+  },
+  // Sliding layers with their own RoPE theta, a global one with linear scaling (as Gemma 3 4B).
+  {
+    architecture: "Gemma3ForCausalLM",
+    options: {
+      numHeads: 4,
+      numKvHeads: 1,
+      headDim: 32,
+      numLayers: 3,
+      tieWordEmbeddings: true,
+      slidingWindow: 16,
+      slidingWindowPattern: 3,
+      ropeScaling: { type: "linear", factor: 8 },
+    },
+  },
+  // The language model of a checkpoint with a vision tower (as google/gemma-3-4b-it).
+  {
+    architecture: "Gemma3ForCausalLM",
+    options: {
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 16,
+      tieWordEmbeddings: true,
+      slidingWindow: 16,
+      slidingWindowPattern: 2,
+      visionTower: true,
+    },
+  },
+  { architecture: "Phi3ForCausalLM", options: { numHeads: 4, numKvHeads: 4, slidingWindow: 24 } },
+  { architecture: "Phi3ForCausalLM", options: { numHeads: 4, numKvHeads: 2, partialRotaryFactor: 0.5 } },
 ];
+
+/** What a case sets beyond the architecture, for its test's name. */
+function features(options: RandomModelOptions): string {
+  const parts: string[] = [];
+  if (options.ropeScaling) parts.push(`${options.ropeScaling.type} rope`);
+  if (options.slidingWindow) parts.push("sliding window");
+  if (options.attnLogitSoftcapping || options.finalLogitSoftcapping) parts.push("soft-capping");
+  if (options.partialRotaryFactor) parts.push("partial rotary");
+  if (options.visionTower) parts.push("text part of a checkpoint with a vision tower");
+  return parts.length > 0 ? ` (${parts.join(", ")})` : "";
+}
 
 describe("paged batched forward equals the reference forward", () => {
   for (const { architecture, options } of architectures) {
     for (const blockSize of [16, 32]) {
-      const label = `${architecture}${options.ropeScaling ? " (llama3 rope)" : ""}${options.slidingWindow ? " (sliding window)" : ""}, block size ${blockSize}`;
+      const label = `${architecture}${features(options)}, block size ${blockSize}`;
       test(label, async () => {
         const model = await writeRandomModel({
           architecture,
@@ -50,6 +107,7 @@ describe("paged batched forward equals the reference forward", () => {
         });
         const { maxError, logitScale } = await compareWithReference(backend, model, blockSize, "f32");
         expect(logitScale).toBeGreaterThan(0.5);
+        if (options.finalLogitSoftcapping) expect(logitScale).toBeLessThan(options.finalLogitSoftcapping);
         expect(maxError).toBeLessThanOrEqual(1e-4 * logitScale);
       });
     }
@@ -72,4 +130,52 @@ describe("paged batched forward equals the reference forward", () => {
     // Only the cache's bf16 rounding separates the two; it costs a few parts in a thousand.
     expect(maxError).toBeLessThanOrEqual(2e-2 * logitScale);
   });
+
+  test("the Gemma 2 case's caps are active: uncapped, its logits and attention scores exceed them", async () => {
+    const gemma2 = architectures.find((a) => a.architecture === "Gemma2ForCausalLM")!.options;
+    const model = await writeRandomModel({
+      architecture: "Gemma2ForCausalLM",
+      dtype: "float32",
+      hiddenSize: 64,
+      intermediateSize: 96,
+      numLayers: 2,
+      seed: 11,
+      ...gemma2,
+    });
+    const prompt = tokens(40, model.config.vocabSize, 1);
+    const maxAbs = (values: Float32Array) => values.reduce((max, v) => Math.max(max, Math.abs(v)), 0);
+    const capped = referenceForward(model.config, model.weights, prompt);
+    const uncappedLogits = referenceForward({ ...model.config, finalLogitSoftcapping: null }, model.weights, prompt);
+    const uncappedScores = referenceForward({ ...model.config, attnLogitSoftcapping: null }, model.weights, prompt);
+    expect(maxAbs(uncappedLogits)).toBeGreaterThan(1.2 * gemma2.finalLogitSoftcapping!);
+    expect(maxAbs(capped)).toBeLessThan(gemma2.finalLogitSoftcapping!);
+    // Capping the scores changes the logits by far more than the comparison's tolerance.
+    let difference = 0;
+    for (let i = 0; i < capped.length; i++)
+      difference = Math.max(difference, Math.abs(capped[i]! - uncappedScores[i]!));
+    expect(difference).toBeGreaterThan(0.1);
+  });
+
+  for (const architecture of ["Gemma2ForCausalLM", "Gemma3ForCausalLM", "Phi3ForCausalLM"] as const)
+    test(`bf16 ${architecture} stays close to the reference on the stored weights`, async () => {
+      const model = await writeRandomModel({
+        architecture,
+        dtype: "bfloat16",
+        hiddenSize: 64,
+        intermediateSize: 96,
+        numLayers: 2,
+        numHeads: 4,
+        numKvHeads: 2,
+        headDim: 16,
+        slidingWindow: 16,
+        slidingWindowPattern: 2,
+        attnLogitSoftcapping: architecture === "Gemma2ForCausalLM" ? 2 : null,
+        finalLogitSoftcapping: architecture === "Gemma2ForCausalLM" ? 10 : null,
+        seed: 5,
+      });
+      const { maxError, logitScale, weightDtype } = await compareWithReference(backend, model, 16, "bf16");
+      expect(weightDtype).toBe("bf16");
+      // The cache's bf16 rounding (and with bf16 activations, Gemma's norm weights held as bf16(1 + w)).
+      expect(maxError).toBeLessThanOrEqual(2e-2 * logitScale);
+    });
 });

@@ -32,7 +32,7 @@ afterAll(() => backend.close());
 /** The model's weights with every matrix as it reads back after quantizing to `format`. */
 function quantizedWeights(format: QuantFormat): Map<string, Float32Array> {
   const names = tensorNames(model.config);
-  const matrices = [names.lmHead, ...names.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down])];
+  const matrices = [names.lmHead, ...names.layers.flatMap((l) => [...l.qkv, l.o, ...l.gateUp, l.down])];
   const weights = new Map(model.weights);
   for (const name of matrices) weights.set(name, dequantize(format, quantize(format, model.weights.get(name)!)));
   return weights;

@@ -3,7 +3,7 @@
 // output.weight ties the LM head to the embedding, q biases mean attention biases, q/k norms
 // mean Qwen3's per-head norms.
 import type { DType } from "../../backend/dtype.ts";
-import type { Architecture, ModelConfig, RopeScaling } from "../config.ts";
+import { type Architecture, llamaFamilyDefaults, type ModelConfig, type RopeScaling } from "../config.ts";
 import type { GgufFile } from "./gguf-file.ts";
 import { GgufMetadata } from "./gguf-metadata.ts";
 import { dtypeOfGgmlType } from "./gguf-tensor-store.ts";
@@ -44,7 +44,7 @@ function ropeScaling(
   const freqs = gguf.tensors.get("rope_freqs.weight");
   if (!freqs) return null;
   const stored = freqs.type.name === "F32" ? new Float32Array(freqs.bytes.slice().buffer) : null;
-  const scaling = stored && llama3ScalingOf(stored, headDim, theta);
+  const scaling: RopeScaling | null = stored && llama3ScalingOf(stored, headDim, theta);
   if (!scaling) {
     metadata.fail(
       key,
@@ -98,12 +98,13 @@ export function ggufModelConfig(gguf: GgufFile): ModelConfig {
   const vocabSize = metadata.stringArray("tokenizer.ggml.tokens").length;
   const ropeTheta = metadata.positiveNumber(key("rope.freq_base"), 10000);
   const bosTokenId = metadata.optionalInteger("tokenizer.ggml.bos_token_id") ?? null;
+  const numLayers = metadata.positiveInteger(key("block_count"));
   return {
     architecture: GGUF_ARCHITECTURES[arch]!,
     vocabSize,
     hiddenSize,
     intermediateSize: metadata.positiveInteger(key("feed_forward_length")),
-    numLayers: metadata.positiveInteger(key("block_count")),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
@@ -115,6 +116,7 @@ export function ggufModelConfig(gguf: GgufFile): ModelConfig {
     attentionBias: gguf.tensors.has("blk.0.attn_q.bias"),
     qkNorm: gguf.tensors.has("blk.0.attn_q_norm.weight"),
     slidingWindow: null,
+    ...llamaFamilyDefaults(numLayers, headDim, null),
     dtype: weightsDtype(gguf),
     bosTokenId,
     eosTokenIds: eosTokenIds(metadata),
