@@ -5,8 +5,12 @@
 // the device's copy bandwidth (a large device-to-device memcpy, bytes read + written). A GGUF file
 // as --model gives its own weights instead (the llama.cpp side-by-side benchmark, bench/peer/).
 // Decode steps replay captured graphs as the engine's do, or run op by op with --enforce-eager.
+// --num-layers keeps the first N layers of a large model; --dense-twin runs a mixture of experts'
+// dense twin instead: the same attention and an MLP as wide as the experts a token uses, so the
+// same active parameters per token.
 //   bun bench/forward.ts [--model bench/models/qwen2.5-0.5b | FILE.gguf] [--quantization q8_0|q4_0|q4_k|q5_k|q6_k]
 //                        [--output-json FILE] [--threads N] [--batch-sizes 1,8,32,64] [--enforce-eager]
+//                        [--num-layers N] [--dense-twin]
 import { parseArgs } from "node:util";
 import { activationDtype } from "../src/backend/activation-dtype.ts";
 import { Backend } from "../src/backend/backend.ts";
@@ -30,6 +34,8 @@ const { values: options } = parseArgs({
     "decode-steps": { type: "string", default: "8" },
     "batch-sizes": { type: "string", default: "1,8,32,64" },
     "enforce-eager": { type: "boolean", default: false },
+    "num-layers": { type: "string" },
+    "dense-twin": { type: "boolean", default: false },
   },
 });
 
@@ -48,12 +54,32 @@ async function seconds(run: () => unknown, repeats: number): Promise<number> {
   return (performance.now() - start) / 1000 / repeats;
 }
 
-/** Multiply-accumulate count of one token through every linear layer except the LM head. */
+/** Multiply-accumulate count of one token through every linear layer except the LM head (a
+ * sparse layer's: its router and the experts the token goes to). */
 function linearMacsPerToken(c: ModelConfig): number {
   const qkv = c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim;
   const o = c.numHeads * c.headDim * c.hiddenSize;
-  const mlp = 3 * c.hiddenSize * c.intermediateSize;
-  return c.numLayers * (qkv + o + mlp);
+  let macs = 0;
+  for (let layer = 0; layer < c.numLayers; layer++) {
+    const moe = c.moe?.sparseLayers[layer] ? c.moe : null;
+    const mlp = moe
+      ? c.hiddenSize * (moe.numExperts + 3 * moe.topK * moe.expertIntermediateSize)
+      : 3 * c.hiddenSize * c.intermediateSize;
+    macs += qkv + o + mlp;
+  }
+  return macs;
+}
+
+/**
+ * Expert weight bytes a decode step of `batch` tokens does not read: the experts no token chose,
+ * expected over uniform routing (each expert is skipped by a token with probability 1 - k/E).
+ */
+function unreadExpertBytes(c: ModelConfig, batch: number, bytes: number): number {
+  const moe = c.moe;
+  if (!moe) return 0;
+  const sparse = moe.sparseLayers.filter(Boolean).length;
+  const unused = moe.numExperts * (1 - moe.topK / moe.numExperts) ** batch;
+  return sparse * unused * 3 * moe.expertIntermediateSize * c.hiddenSize * bytes;
 }
 
 /** A batch of `lengths.length` sequences, each computing `newTokens` tokens on top of
@@ -88,7 +114,25 @@ function batchOf(numSeqs: number, newTokens: number, cached: number): ForwardBat
 
 const backend = await Backend.open({ numThreads: Number(options.threads) });
 const ggufFile = options.model!.endsWith(".gguf") ? options.model! : null;
-const config = ggufFile ? ggufModel(ggufFile).config : await loadModelConfig(options.model!);
+const config = resized(ggufFile ? ggufModel(ggufFile).config : await loadModelConfig(options.model!));
+
+/** The model as --num-layers and --dense-twin ask (for dummy weights: only the shapes matter). */
+function resized(c: ModelConfig): ModelConfig {
+  const numLayers = options["num-layers"] === undefined ? c.numLayers : Number(options["num-layers"]);
+  if (!Number.isInteger(numLayers) || numLayers < 1 || numLayers > c.numLayers)
+    throw new Error(`--num-layers must be 1..${c.numLayers}`);
+  const layers = { numLayers, layerTypes: c.layerTypes.slice(0, numLayers) };
+  const moe = c.moe && { ...c.moe, sparseLayers: c.moe.sparseLayers.slice(0, numLayers) };
+  if (!options["dense-twin"]) return { ...c, ...layers, moe };
+  if (!moe) throw new Error("--dense-twin needs a mixture-of-experts model");
+  return {
+    ...c,
+    ...layers,
+    architecture: c.architecture === "Qwen3MoeForCausalLM" ? "Qwen3ForCausalLM" : "LlamaForCausalLM",
+    intermediateSize: moe.topK * moe.expertIntermediateSize,
+    moe: null,
+  };
+}
 const weightDtype = "bf16";
 const actDtype = activationDtype(backend, weightDtype);
 const quantization = (options.quantization ?? null) as QuantFormat | null;
@@ -101,7 +145,11 @@ const weights = ggufFile
 
 /** The formats of the linear layers, as "q5_0+q4_k" when a file mixes them (llama.cpp's Q4_K_M). */
 function matrixFormats(modelWeights: ModelWeights): string {
-  const matrices = modelWeights.layers.flatMap((layer) => [layer.qkv, layer.o, layer.gateUp, layer.down]);
+  const matrices = modelWeights.layers.flatMap((layer) => [
+    layer.qkv,
+    layer.o,
+    ...(layer.experts ? [layer.experts.gateUp, layer.experts.down] : [layer.gateUp!, layer.down!]),
+  ]);
   return [...new Set(matrices.map((matrix) => matrix.format))].join("+");
 }
 const weightFormat = matrixFormats(weights);
@@ -180,8 +228,8 @@ for (const batchSize of batchSizes) {
     stepMs: stepSeconds * 1000,
     tokensPerSecond: batchSize / stepSeconds,
     gflops,
-    // Every weight byte but the embedding's is read once per step, whatever the batch.
-    weightGBps: stepBytes / stepSeconds / 1e9,
+    // Every weight byte but the embedding's (and unused experts') is read once per step.
+    weightGBps: (stepBytes - unreadExpertBytes(config, batchSize, dtypeBytes(weightDtype))) / stepSeconds / 1e9,
   });
 }
 

@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define VT_ABI_VERSION 7
+#define VT_ABI_VERSION 8
 
 typedef enum vt_status {
   VT_OK = 0,

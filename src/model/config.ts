@@ -9,6 +9,7 @@ import { fieldReader, type Json } from "./config-fields.ts";
 import { ModelLoadError, readJsonFile } from "./errors.ts";
 import { gemmaFields } from "./gemma-config.ts";
 import { GEMMA3_MULTIMODAL, GEMMA3_TEXT_TENSOR_PREFIX, gemma3TextConfigOf } from "./gemma3-multimodal-config.ts";
+import { isMoeArchitecture, type MoeConfig, moeFields } from "./moe-config.ts";
 import { phi3Fields } from "./phi3-config.ts";
 
 export type Architecture =
@@ -18,7 +19,9 @@ export type Architecture =
   | "Qwen3ForCausalLM"
   | "Gemma2ForCausalLM"
   | "Gemma3ForCausalLM"
-  | "Phi3ForCausalLM";
+  | "Phi3ForCausalLM"
+  | "Qwen3MoeForCausalLM"
+  | "MixtralForCausalLM";
 
 export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   "LlamaForCausalLM",
@@ -28,6 +31,8 @@ export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   "Gemma2ForCausalLM",
   "Gemma3ForCausalLM",
   "Phi3ForCausalLM",
+  "Qwen3MoeForCausalLM",
+  "MixtralForCausalLM",
 ];
 
 export interface Llama3RopeScaling {
@@ -94,6 +99,8 @@ export interface ModelConfig {
   sandwichNorms: boolean;
   /** Prefix of every tensor name ("language_model." in a Gemma 3 checkpoint with a vision tower). */
   tensorPrefix: string;
+  /** The experts of a mixture-of-experts model (Qwen3-MoE, Mixtral); null for a dense one. */
+  moe: MoeConfig | null;
   /** The checkpoint's torch_dtype. */
   dtype: DType;
   bosTokenId: number | null;
@@ -118,6 +125,7 @@ export function llamaFamilyDefaults(
   | "normWeightsFromOne"
   | "sandwichNorms"
   | "tensorPrefix"
+  | "moe"
 > {
   return {
     layerTypes: Array(numLayers).fill(slidingWindow === null ? "full_attention" : "sliding_attention"),
@@ -131,6 +139,7 @@ export function llamaFamilyDefaults(
     normWeightsFromOne: false,
     sandwichNorms: false,
     tensorPrefix: "",
+    moe: null,
   };
 }
 
@@ -223,7 +232,11 @@ function parseDtype(json: Json, file: string): DType {
 function parseSlidingWindow(json: Json, file: string, architecture: Architecture, numLayers: number): number | null {
   const read = fieldReader(json, file);
   if (architecture === "LlamaForCausalLM" || !read.present("sliding_window")) return null;
-  if (architecture === "MistralForCausalLM" || architecture === "Phi3ForCausalLM")
+  if (
+    architecture === "MistralForCausalLM" ||
+    architecture === "MixtralForCausalLM" ||
+    architecture === "Phi3ForCausalLM"
+  )
     return read.positiveInt("sliding_window");
   // Qwen2/3 configs carry a sliding_window even when it is switched off, and when it is on, only
   // layers from max_window_layers up slide (as in transformers); one window for all layers or
@@ -286,7 +299,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     // Gemma's tie the LM head to the embedding unless told otherwise, as its transformers config.
     tieWordEmbeddings: read.boolean("tie_word_embeddings", isGemma),
     attentionBias: architecture === "Qwen2ForCausalLM" || read.boolean("attention_bias", false),
-    qkNorm: architecture === "Qwen3ForCausalLM",
+    qkNorm: architecture === "Qwen3ForCausalLM" || architecture === "Qwen3MoeForCausalLM",
     slidingWindow,
     ...llamaFamilyDefaults(numLayers, headDim, slidingWindow),
     tensorPrefix: multimodal ? GEMMA3_TEXT_TENSOR_PREFIX : "",
@@ -303,6 +316,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     );
   }
   if (architecture === "Phi3ForCausalLM") return { ...config, ...phi3Fields(fields, file, config) };
+  if (isMoeArchitecture(architecture)) return { ...config, moe: moeFields(fields, file, config) };
   return config;
 }
 

@@ -18,9 +18,42 @@ export interface LayerTensorNames {
   mlpInputNorm: string;
   /** Gemma's norm of the MLP output, before its residual add. */
   mlpOutputNorm: string | null;
-  /** The tensors whose rows, stacked in this order, are the fused gate_up matrix (gate, up). */
+  /** The tensors whose rows, stacked in this order, are the fused gate_up matrix (gate, up);
+   * empty in a sparse layer. */
   gateUp: string[];
-  down: string;
+  /** The MLP's down projection; null in a sparse layer. */
+  down: string | null;
+  /** A sparse layer's router and experts; null in a dense one. */
+  experts: ExpertTensorNames | null;
+}
+
+/** A mixture-of-experts layer's tensors, each expert's stacked in expert order. */
+export interface ExpertTensorNames {
+  /** [num_experts, hidden]: the router's logits per expert. */
+  router: string;
+  /** Expert 0's gate and up, expert 1's, ...: the stacked [num_experts, 2 I, hidden] matrix. */
+  gateUp: string[];
+  /** Each expert's down projection: the stacked [num_experts, hidden, I] matrix. */
+  down: string[];
+}
+
+/** Hugging Face's names of a sparse layer's tensors: Qwen3-MoE's mlp.experts, Mixtral's block_sparse_moe. */
+function expertTensorNames(config: ModelConfig, layerPrefix: string): ExpertTensorNames {
+  const experts = Array.from({ length: config.moe!.numExperts }, (_, e) => e);
+  if (config.architecture === "MixtralForCausalLM") {
+    const p = `${layerPrefix}.block_sparse_moe`;
+    return {
+      router: `${p}.gate.weight`,
+      gateUp: experts.flatMap((e) => [`${p}.experts.${e}.w1.weight`, `${p}.experts.${e}.w3.weight`]),
+      down: experts.map((e) => `${p}.experts.${e}.w2.weight`),
+    };
+  }
+  const p = `${layerPrefix}.mlp`;
+  return {
+    router: `${p}.gate.weight`,
+    gateUp: experts.flatMap((e) => [`${p}.experts.${e}.gate_proj.weight`, `${p}.experts.${e}.up_proj.weight`]),
+    down: experts.map((e) => `${p}.experts.${e}.down_proj.weight`),
+  };
 }
 
 export interface ModelTensorNames {
@@ -52,10 +85,15 @@ export function tensorNames(config: ModelConfig): ModelTensorNames {
         ? `${p}.pre_feedforward_layernorm.weight`
         : `${p}.post_attention_layernorm.weight`,
       mlpOutputNorm: config.sandwichNorms ? `${p}.post_feedforward_layernorm.weight` : null,
-      gateUp: fusedInCheckpoint
-        ? [`${p}.mlp.gate_up_proj.weight`]
-        : [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`],
-      down: `${p}.mlp.down_proj.weight`,
+      ...(config.moe?.sparseLayers[i]
+        ? { gateUp: [], down: null, experts: expertTensorNames(config, p) }
+        : {
+            gateUp: fusedInCheckpoint
+              ? [`${p}.mlp.gate_up_proj.weight`]
+              : [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`],
+            down: `${p}.mlp.down_proj.weight`,
+            experts: null,
+          }),
     });
   }
   return {
@@ -88,7 +126,13 @@ export function expectedShapes(config: ModelConfig): Map<string, number[]> {
     for (const norm of [l.attentionOutputNorm, l.mlpInputNorm, l.mlpOutputNorm]) if (norm) shapes.set(norm, [h]);
     const gateUp = gateUpRows(l.gateUp.length);
     for (const [i, name] of l.gateUp.entries()) shapes.set(name, [gateUp[i]!, h]);
-    shapes.set(l.down, [h, inter]);
+    if (l.down) shapes.set(l.down, [h, inter]);
+    if (l.experts) {
+      const { numExperts, expertIntermediateSize: width } = config.moe!;
+      shapes.set(l.experts.router, [numExperts, h]);
+      for (const name of l.experts.gateUp) shapes.set(name, [width, h]);
+      for (const name of l.experts.down) shapes.set(name, [h, width]);
+    }
   }
   return shapes;
 }

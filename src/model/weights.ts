@@ -41,7 +41,20 @@ export interface LayerWeights {
   mlpInputNorm: Address;
   /** Gemma's norm of the MLP output. */
   mlpOutputNorm: Address | null;
+  /** A dense layer's MLP (null in a sparse one). */
+  gateUp: Matrix | null;
+  down: Matrix | null;
+  /** A sparse layer's router and experts (null in a dense one). */
+  experts: ExpertWeights | null;
+}
+
+/** A mixture-of-experts layer: the router and the experts' matrices, stacked in expert order. */
+export interface ExpertWeights {
+  /** [num_experts, hidden] in the model's dtype (never quantized, as llama.cpp keeps it too). */
+  router: Address;
+  /** [num_experts, 2 I, hidden]: each expert's gate rows, then its up rows. */
   gateUp: Matrix;
+  /** [num_experts, hidden, I]. */
   down: Matrix;
 }
 
@@ -129,8 +142,13 @@ function buildWeights(
   let totalBytes = 0;
   const count = (name: string) => shapes.get(name)!.reduce((a, b) => a * b, 1);
 
-  // One allocation per fused tensor, filled piece by piece in row order.
-  const fused = (parts: (string | null)[], format: (present: string[]) => WeightFormat): Matrix | null => {
+  // One allocation per fused tensor, filled piece by piece in row order. `matrices` > 1 stacks that
+  // many equal matrices (experts), each packed on its own as vt_moe_matmul reads them.
+  const fused = (
+    parts: (string | null)[],
+    format: (present: string[]) => WeightFormat,
+    matrices = 1,
+  ): Matrix | null => {
     const present = parts.filter((p): p is string => p !== null);
     if (present.length === 0) return null;
     const target = format(present);
@@ -146,7 +164,9 @@ function buildWeights(
     // Quantized matrices take the layout the backend's matmul reads, once they are whole.
     if (isQuantFormat(target)) {
       const k = shapes.get(present[0]!)![1]!;
-      backend.packWeights({ w: address, n: elements / k, k, format: target });
+      const n = elements / k / matrices;
+      for (let m = 0; m < matrices; m++)
+        backend.packWeights({ w: offsetAddress(address, m * storageBytes(target, n * k)), n, k, format: target });
     }
     return { address, format: target };
   };
@@ -161,8 +181,23 @@ function buildWeights(
       addOne(backend, address, count(name), normDtype);
     return address;
   };
-  const matrix = (parts: string[]) =>
-    fused(parts, (present) => matrixFormat(present.map(source.formatOf), shapes.get(present[0]!)![1]!, storage))!;
+  const matrix = (parts: string[], matrices = 1) =>
+    fused(
+      parts,
+      (present) => matrixFormat(present.map(source.formatOf), shapes.get(present[0]!)![1]!, storage),
+      matrices,
+    )!;
+  const numExperts = config.moe?.numExperts ?? 0;
+  // The CUDA experts' kernel reads 16-bit and f32 weights only (vt_moe_matmul): say so at load,
+  // not at every request's first step.
+  const experts = (parts: string[]) => {
+    const format = matrixFormat(parts.map(source.formatOf), shapes.get(parts[0]!)![1]!, storage);
+    if (backend.name === "cuda" && isQuantFormat(format))
+      throw new Error(
+        `quantized expert weights (${format}) are not implemented on CUDA yet: load the model unquantized or run it on the CPU`,
+      );
+    return matrix(parts, numExperts);
+  };
 
   try {
     const embed = plain([names.embed])!;
@@ -180,8 +215,13 @@ function buildWeights(
         attentionOutputNorm: norm(l.attentionOutputNorm),
         mlpInputNorm: norm(l.mlpInputNorm)!,
         mlpOutputNorm: norm(l.mlpOutputNorm),
-        gateUp: matrix(l.gateUp),
-        down: matrix([l.down]),
+        gateUp: l.down === null ? null : matrix(l.gateUp),
+        down: l.down === null ? null : matrix([l.down]),
+        experts: l.experts && {
+          router: plain([l.experts.router])!,
+          gateUp: experts(l.experts.gateUp),
+          down: experts(l.experts.down),
+        },
       };
     });
     const finalNorm = norm(names.finalNorm)!;

@@ -80,7 +80,7 @@ export function referenceForward(config: ModelConfig, weights: Weights, tokens: 
     const window = layerSlidingWindow(config, layer);
     const qkvWeight = stacked(weights, l.qkv);
     const qkvBias = l.qkvBias.length > 0 ? stacked(weights, l.qkvBias) : null;
-    const gateUpWeight = stacked(weights, l.gateUp);
+    const gateUpWeight = l.experts ? null : stacked(weights, l.gateUp);
     const keys: Float64Array[][] = [];
     const values: Float64Array[][] = [];
     const queries: Float64Array[][] = [];
@@ -126,10 +126,36 @@ export function referenceForward(config: ModelConfig, weights: Weights, tokens: 
       if (l.attentionOutputNorm) attentionOut = rmsNorm(attentionOut, tensor(weights, l.attentionOutputNorm), config);
       const afterAttention = attentionOut.map((v, i) => v + x[i]!);
       const normed = rmsNorm(afterAttention, tensor(weights, l.mlpInputNorm), config);
-      const inter = config.intermediateSize;
-      const gateUp = linear(normed, gateUpWeight, null, 2 * inter);
-      const activated = Float64Array.from({ length: inter }, (_, i) => activation(gateUp[i]!) * gateUp[inter + i]!);
-      let mlpOut = linear(activated, tensor(weights, l.down), null, h);
+      const mlp = (gate: Float32Array, up: Float32Array | null, down: Float32Array, inter: number) => {
+        const gateUp = linear(normed, gate, null, up ? inter : 2 * inter);
+        const upOut = up ? linear(normed, up, null, inter) : gateUp.subarray(inter);
+        const activated = Float64Array.from({ length: inter }, (_, i) => activation(gateUp[i]!) * upOut[i]!);
+        return linear(activated, down, null, h);
+      };
+      let mlpOut: Float64Array;
+      if (l.experts) {
+        // transformers' sparse MoE block: softmax over the router's logits, the top k, (their
+        // weights renormalized), each chosen expert's MLP, weighted and summed.
+        const { numExperts, topK, expertIntermediateSize: inter, normTopkProb } = config.moe!;
+        const routerLogits = linear(normed, tensor(weights, l.experts.router), null, numExperts);
+        const max = Math.max(...routerLogits);
+        const exps = Array.from(routerLogits, (v) => Math.exp(v - max));
+        const total = exps.reduce((a, b) => a + b, 0);
+        const chosen = exps
+          .map((_, e) => e)
+          .sort((a, b) => routerLogits[b]! - routerLogits[a]! || a - b)
+          .slice(0, topK);
+        const chosenTotal = chosen.reduce((sum, e) => sum + exps[e]! / total, 0);
+        mlpOut = new Float64Array(h);
+        for (const e of chosen) {
+          const weight = exps[e]! / total / (normTopkProb ? chosenTotal : 1);
+          const [gate, up] = [l.experts.gateUp[2 * e]!, l.experts.gateUp[2 * e + 1]!].map((n) => tensor(weights, n));
+          const out = mlp(gate!, up!, tensor(weights, l.experts.down[e]!), inter);
+          for (let i = 0; i < h; i++) mlpOut[i]! += weight * out[i]!;
+        }
+      } else {
+        mlpOut = mlp(gateUpWeight!, null, tensor(weights, l.down!), config.intermediateSize);
+      }
       if (l.mlpOutputNorm) mlpOut = rmsNorm(mlpOut, tensor(weights, l.mlpOutputNorm), config);
       return mlpOut.map((v, i) => v + afterAttention[i]!);
     });

@@ -9,7 +9,7 @@ import { type DType, dtypeBytes, roundToDtype } from "../backend/dtype.ts";
 import { GrowableBuffer } from "../backend/growable-buffer.ts";
 import type { PendingBitmask, TokenBitmask } from "../engine/structured-output/token-bitmask.ts";
 import { layerRope, layerSlidingWindow, type ModelConfig } from "../model/config.ts";
-import type { ModelWeights } from "../model/weights.ts";
+import type { ExpertWeights, ModelWeights } from "../model/weights.ts";
 import type { KvCacheTensors } from "./kv-cache-tensors.ts";
 
 /** One step's batch, as the model runner builds it. Sequence s owns query rows
@@ -101,6 +101,19 @@ interface Workspace {
   attention: Address;
   gateUp: Address;
   mlp: Address;
+  /** A sparse layer's router logits [tokens, experts] and its slots' buffers (expertSlices). */
+  routerLogits: Address;
+  /** int32 [tokens, top_k]. */
+  expertIds: Address;
+  /** f32 [tokens, top_k]. */
+  expertWeights: Address;
+  /** int32 [tokens * top_k]. */
+  sortedSlots: Address;
+  /** int32 [experts + 1]. */
+  expertOffsets: Address;
+  slotGateUp: Address;
+  slotMlp: Address;
+  slotDown: Address;
   selected: Address;
   logits: Address;
   /** int32 token ids chosen on the device. */
@@ -336,29 +349,32 @@ export class ModelForward {
         actDtype: act,
         weightDtype: nd,
       });
-      b.matmul({
-        x: ws.normed,
-        w: layer.gateUp.address,
-        out: ws.gateUp,
-        m: numTokens,
-        n: 2 * c.intermediateSize,
-        k: h,
-        actDtype: act,
-        weightDtype: layer.gateUp.format,
-      });
-      const activation = { x: ws.gateUp, out: ws.mlp, numTokens, d: c.intermediateSize, actDtype: act };
-      if (c.hiddenAct === "gelu_pytorch_tanh") b.geluTanhAndMul(activation);
-      else b.siluAndMul(activation);
-      b.matmul({
-        x: ws.mlp,
-        w: layer.down.address,
-        out: ws.hidden,
-        m: numTokens,
-        n: h,
-        k: c.intermediateSize,
-        actDtype: act,
-        weightDtype: layer.down.format,
-      });
+      if (layer.experts) this.enqueueExperts(layer.experts, numTokens);
+      else {
+        b.matmul({
+          x: ws.normed,
+          w: layer.gateUp!.address,
+          out: ws.gateUp,
+          m: numTokens,
+          n: 2 * c.intermediateSize,
+          k: h,
+          actDtype: act,
+          weightDtype: layer.gateUp!.format,
+        });
+        const activation = { x: ws.gateUp, out: ws.mlp, numTokens, d: c.intermediateSize, actDtype: act };
+        if (c.hiddenAct === "gelu_pytorch_tanh") b.geluTanhAndMul(activation);
+        else b.siluAndMul(activation);
+        b.matmul({
+          x: ws.mlp,
+          w: layer.down!.address,
+          out: ws.hidden,
+          m: numTokens,
+          n: h,
+          k: c.intermediateSize,
+          actDtype: act,
+          weightDtype: layer.down!.format,
+        });
+      }
       if (layer.mlpOutputNorm) this.normInPlace(ws.hidden, layer.mlpOutputNorm, numTokens);
     });
     b.rmsNorm({
@@ -514,6 +530,66 @@ export class ModelForward {
     return this.backend.download(new Int32Array(batch.logitsIndices.length), ids);
   }
 
+  /**
+   * A sparse layer's MLP, from ws.normed to ws.hidden: the router's logits, each token's top-k
+   * experts, the slots (token, choice) grouped by expert, every used expert's gate_up and down
+   * over its slots in one call each, and the slots summed back per token with their weights.
+   */
+  private enqueueExperts(experts: ExpertWeights, numTokens: number): void {
+    const b = this.backend;
+    const ws = this.workspace!;
+    const moe = this.config.moe!;
+    const { numExperts, topK, expertIntermediateSize: width } = moe;
+    const h = this.config.hiddenSize;
+    const act = this.actDtype;
+    const numSlots = numTokens * topK;
+    b.matmul({
+      x: ws.normed,
+      w: experts.router,
+      out: ws.routerLogits,
+      m: numTokens,
+      n: numExperts,
+      k: h,
+      actDtype: act,
+      weightDtype: this.weights.dtype,
+    });
+    b.moeRoute({
+      logits: ws.routerLogits,
+      numTokens,
+      numExperts,
+      topK,
+      renormalize: moe.normTopkProb,
+      actDtype: act,
+      expertIds: ws.expertIds,
+      weights: ws.expertWeights,
+    });
+    const groups = { sortedSlots: ws.sortedSlots, expertOffsets: ws.expertOffsets };
+    b.moeGroup({ expertIds: ws.expertIds, numSlots, numExperts, ...groups });
+    const common = { ...groups, numSlots, numExperts, actDtype: act };
+    b.moeMatmul({
+      ...common,
+      x: ws.normed,
+      slotsPerXRow: topK,
+      w: experts.gateUp.address,
+      out: ws.slotGateUp,
+      n: 2 * width,
+      k: h,
+      weightDtype: experts.gateUp.format,
+    });
+    b.siluAndMul({ x: ws.slotGateUp, out: ws.slotMlp, numTokens: numSlots, d: width, actDtype: act });
+    b.moeMatmul({
+      ...common,
+      x: ws.slotMlp,
+      slotsPerXRow: 1,
+      w: experts.down.address,
+      out: ws.slotDown,
+      n: h,
+      k: width,
+      weightDtype: experts.down.format,
+    });
+    b.moeCombine({ x: ws.slotDown, weights: ws.expertWeights, out: ws.hidden, numTokens, topK, d: h, actDtype: act });
+  }
+
   private ensureWorkspace(numTokens: number, numLogits: number): Workspace {
     const current = this.workspace;
     if (current && current.capacityTokens >= numTokens && current.capacityLogits >= numLogits) return current;
@@ -530,8 +606,10 @@ export class ModelForward {
       normed: capacityTokens * c.hiddenSize,
       qkv: capacityTokens * this.qkvDim,
       attention: capacityTokens * c.numHeads * c.headDim,
-      gateUp: capacityTokens * 2 * c.intermediateSize,
-      mlp: capacityTokens * c.intermediateSize,
+      // A model whose layers are all sparse has no dense MLP to hold.
+      gateUp: hasDenseMlp(c) ? capacityTokens * 2 * c.intermediateSize : 0,
+      mlp: hasDenseMlp(c) ? capacityTokens * c.intermediateSize : 0,
+      ...expertSlices(c, capacityTokens, bytes),
       selected: capacityLogits * c.hiddenSize,
       logits: capacityLogits * c.vocabSize,
       sampled: (capacityLogits * 4) / bytes,
@@ -555,6 +633,14 @@ export class ModelForward {
       attention: slice(sizes.attention),
       gateUp: slice(sizes.gateUp),
       mlp: slice(sizes.mlp),
+      routerLogits: slice(sizes.routerLogits),
+      expertIds: slice(sizes.expertIds),
+      expertWeights: slice(sizes.expertWeights),
+      sortedSlots: slice(sizes.sortedSlots),
+      expertOffsets: slice(sizes.expertOffsets),
+      slotGateUp: slice(sizes.slotGateUp),
+      slotMlp: slice(sizes.slotMlp),
+      slotDown: slice(sizes.slotDown),
       selected: slice(sizes.selected),
       logits: slice(sizes.logits),
       sampled: slice(sizes.sampled),
@@ -658,5 +744,31 @@ export function packStep(
         },
       };
     },
+  };
+}
+
+function hasDenseMlp(c: ModelConfig): boolean {
+  return c.moe === null || c.moe.sparseLayers.some((sparse) => !sparse);
+}
+
+/**
+ * Sizes, in activation elements, of a sparse layer's buffers for `tokens` tokens (all 0 for a
+ * dense model); the int32 and f32 arrays are counted in elements of `bytes` each.
+ */
+function expertSlices(c: ModelConfig, tokens: number, bytes: number) {
+  const moe = c.moe;
+  const experts = moe?.numExperts ?? 0;
+  const slots = tokens * (moe?.topK ?? 0);
+  const width = moe?.expertIntermediateSize ?? 0;
+  const words = (count: number) => Math.ceil((count * 4) / bytes);
+  return {
+    routerLogits: tokens * experts,
+    expertIds: words(slots),
+    expertWeights: words(slots),
+    sortedSlots: words(slots),
+    expertOffsets: moe ? words(experts + 1) : 0,
+    slotGateUp: slots * 2 * width,
+    slotMlp: slots * width,
+    slotDown: slots * c.hiddenSize,
   };
 }

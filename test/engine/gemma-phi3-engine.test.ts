@@ -1,6 +1,6 @@
-// Gemma 2, Gemma 3 and Phi-3 through the whole engine: greedy generation is the same op by op and
-// with decode graphs (whose CPU capture records every op, the new ones included), and on the
-// CUDA backend as on the CPU, over prompts longer than the sliding window.
+// Gemma 2, Gemma 3, Phi-3 and the mixtures of experts through the whole engine: greedy generation
+// is the same op by op and with decode graphs (whose CPU capture records every op, the new ones
+// included), and on the CUDA backend as on the CPU, over prompts longer than the sliding window.
 import { afterAll, describe, expect, test } from "bun:test";
 import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
@@ -38,6 +38,18 @@ const families: { name: string; options: RandomModelOptions }[] = [
   {
     name: "Phi-3 (fused checkpoint tensors, partial rotary)",
     options: { architecture: "Phi3ForCausalLM", partialRotaryFactor: 0.5 },
+  },
+  {
+    name: "Qwen3-MoE (a dense layer, then a sparse one of 8 experts, 2 per token)",
+    options: {
+      architecture: "Qwen3MoeForCausalLM",
+      headDim: 16,
+      experts: { numExperts: 8, topK: 2, width: 32, mlpOnlyLayers: [0] },
+    },
+  },
+  {
+    name: "Mixtral (4 experts, 2 per token)",
+    options: { architecture: "MixtralForCausalLM", experts: { numExperts: 4, topK: 2, width: 48 } },
   },
 ];
 

@@ -38,6 +38,8 @@ export interface RandomModelOptions {
   finalLogitSoftcapping?: number | null;
   /** Gemma: query_pre_attn_scalar (default head_dim). */
   queryPreAttnScalar?: number;
+  /** Qwen3-MoE and Mixtral: the experts (Mixtral's intermediate_size is their width). */
+  experts?: RandomExperts;
   /** Phi-3: partial_rotary_factor. */
   partialRotaryFactor?: number;
   /** Gemma 3: written as Gemma3ForConditionalGeneration, the language model's fields in text_config
@@ -49,6 +51,23 @@ export interface RandomModelOptions {
   sharded?: boolean;
   /** Extra keys for generation_config.json (sampling defaults, say). */
   generationConfig?: Record<string, unknown>;
+}
+
+export interface RandomExperts {
+  numExperts: number;
+  topK: number;
+  width: number;
+  /** Qwen3-MoE: norm_topk_prob (default true), decoder_sparse_step and mlp_only_layers. */
+  normTopkProb?: boolean;
+  decoderSparseStep?: number;
+  mlpOnlyLayers?: number[];
+}
+
+/** Which layers are sparse, by transformers' rule for Qwen's configs (all of Mixtral's). */
+function sparseLayersOf(experts: RandomExperts, numLayers: number): boolean[] {
+  const step = experts.decoderSparseStep ?? 1;
+  const dense = experts.mlpOnlyLayers ?? [];
+  return Array.from({ length: numLayers }, (_, layer) => !dense.includes(layer) && (layer + 1) % step === 0);
 }
 
 export interface RandomModel {
@@ -66,6 +85,8 @@ const MODEL_TYPE: Record<Architecture, string> = {
   Gemma2ForCausalLM: "gemma2",
   Gemma3ForCausalLM: "gemma3_text",
   Phi3ForCausalLM: "phi3",
+  Qwen3MoeForCausalLM: "qwen3_moe",
+  MixtralForCausalLM: "mixtral",
 };
 
 type Resolved = RandomModelOptions &
@@ -125,7 +146,10 @@ function ropeScalingJson(scaling: RopeScaling | undefined): Record<string, unkno
 
 function configJson(options: Resolved, specialIds: Record<SpecialToken, number>): Record<string, unknown> {
   const { architecture, slidingWindow, ropeScaling } = options;
-  const isQwen = architecture === "Qwen2ForCausalLM" || architecture === "Qwen3ForCausalLM";
+  const isQwen =
+    architecture === "Qwen2ForCausalLM" ||
+    architecture === "Qwen3ForCausalLM" ||
+    architecture === "Qwen3MoeForCausalLM";
   const json: Record<string, unknown> = {
     architectures: [architecture],
     model_type: MODEL_TYPE[architecture],
@@ -148,8 +172,29 @@ function configJson(options: Resolved, specialIds: Record<SpecialToken, number>)
   };
   if (options.headDim !== undefined) json.head_dim = options.headDim;
   if (architecture !== "Qwen2ForCausalLM") json.attention_bias = options.attentionBias;
-  if (architecture === "MistralForCausalLM" || architecture === "Phi3ForCausalLM")
+  if (
+    architecture === "MistralForCausalLM" ||
+    architecture === "MixtralForCausalLM" ||
+    architecture === "Phi3ForCausalLM"
+  )
     json.sliding_window = slidingWindow ?? null;
+  const experts = options.experts;
+  if (experts && architecture === "MixtralForCausalLM") {
+    Object.assign(json, {
+      num_local_experts: experts.numExperts,
+      num_experts_per_tok: experts.topK,
+      intermediate_size: experts.width,
+    });
+  } else if (experts) {
+    Object.assign(json, {
+      num_experts: experts.numExperts,
+      num_experts_per_tok: experts.topK,
+      moe_intermediate_size: experts.width,
+      norm_topk_prob: experts.normTopkProb ?? true,
+      decoder_sparse_step: experts.decoderSparseStep ?? 1,
+      mlp_only_layers: experts.mlpOnlyLayers ?? [],
+    });
+  }
   if (architecture === "Phi3ForCausalLM" && options.partialRotaryFactor !== undefined)
     json.partial_rotary_factor = options.partialRotaryFactor;
   if (isGemma(architecture)) {
@@ -209,7 +254,7 @@ export type ModelShape = Pick<
   | "tieWordEmbeddings"
   | "attentionBias"
 > &
-  Partial<Pick<ModelConfig, "tensorPrefix">>;
+  Partial<Pick<ModelConfig, "tensorPrefix" | "moe">>;
 
 function tensorSpecs(options: ModelShape): TensorSpec[] {
   const { hiddenSize, intermediateSize, numHeads, numKvHeads, vocabSize, headDim } = options;
@@ -248,7 +293,11 @@ function tensorSpecs(options: ModelShape): TensorSpec[] {
         bias(`${prefix}.self_attn.v_proj.bias`, kvSize),
       );
     }
-    if (architecture === "Qwen3ForCausalLM" || architecture === "Gemma3ForCausalLM") {
+    if (
+      architecture === "Qwen3ForCausalLM" ||
+      architecture === "Qwen3MoeForCausalLM" ||
+      architecture === "Gemma3ForCausalLM"
+    ) {
       specs.push(
         norm(`${prefix}.self_attn.q_norm.weight`, headDim),
         norm(`${prefix}.self_attn.k_norm.weight`, headDim),
@@ -259,13 +308,28 @@ function tensorSpecs(options: ModelShape): TensorSpec[] {
       norm(`${prefix}.post_attention_layernorm.weight`, hiddenSize),
     );
     if (gemma) specs.push(norm(`${prefix}.pre_feedforward_layernorm.weight`, hiddenSize));
-    if (phi3) specs.push(linear(`${prefix}.mlp.gate_up_proj.weight`, 2 * intermediateSize, hiddenSize));
-    else
-      specs.push(
-        linear(`${prefix}.mlp.gate_proj.weight`, intermediateSize, hiddenSize),
-        linear(`${prefix}.mlp.up_proj.weight`, intermediateSize, hiddenSize),
-      );
-    specs.push(linear(`${prefix}.mlp.down_proj.weight`, hiddenSize, intermediateSize));
+    const moe = options.moe;
+    if (moe?.sparseLayers[layer]) {
+      const mixtral = architecture === "MixtralForCausalLM";
+      const block = mixtral ? `${prefix}.block_sparse_moe` : `${prefix}.mlp`;
+      const [gate, up, down] = mixtral ? ["w1", "w3", "w2"] : ["gate_proj", "up_proj", "down_proj"];
+      const width = moe.expertIntermediateSize;
+      specs.push(linear(`${block}.gate.weight`, moe.numExperts, hiddenSize));
+      for (let e = 0; e < moe.numExperts; e++)
+        specs.push(
+          linear(`${block}.experts.${e}.${gate}.weight`, width, hiddenSize),
+          linear(`${block}.experts.${e}.${up}.weight`, width, hiddenSize),
+          linear(`${block}.experts.${e}.${down}.weight`, hiddenSize, width),
+        );
+    } else {
+      if (phi3) specs.push(linear(`${prefix}.mlp.gate_up_proj.weight`, 2 * intermediateSize, hiddenSize));
+      else
+        specs.push(
+          linear(`${prefix}.mlp.gate_proj.weight`, intermediateSize, hiddenSize),
+          linear(`${prefix}.mlp.up_proj.weight`, intermediateSize, hiddenSize),
+        );
+      specs.push(linear(`${prefix}.mlp.down_proj.weight`, hiddenSize, intermediateSize));
+    }
     if (gemma) specs.push(norm(`${prefix}.post_feedforward_layernorm.weight`, hiddenSize));
   }
   specs.push(norm(`${model}.norm.weight`, hiddenSize));
@@ -277,6 +341,22 @@ function tensorSpecs(options: ModelShape): TensorSpec[] {
       offset: 0,
     });
   return specs;
+}
+
+/** The experts' shape as the tensors are written (the writer's own reading of its options). */
+function writtenExperts(options: Resolved): ModelConfig["moe"] {
+  const experts = options.experts;
+  if (!experts) return null;
+  return {
+    numExperts: experts.numExperts,
+    topK: experts.topK,
+    expertIntermediateSize: experts.width,
+    normTopkProb: experts.normTopkProb ?? true,
+    sparseLayers:
+      options.architecture === "MixtralForCausalLM"
+        ? Array(options.numLayers).fill(true)
+        : sparseLayersOf(experts, options.numLayers),
+  };
 }
 
 /** Tensor k takes hash indices from k * 2^32 on, so no two tensors share values. */
@@ -344,7 +424,7 @@ export async function writeRandomModel(options: RandomModelOptions = {}): Promis
   const weights = new Map<string, Float32Array>();
   const tensorPrefix = resolved.visionTower ? "language_model." : "";
   const specs = [
-    ...tensorSpecs({ ...resolved, headDim, tensorPrefix }),
+    ...tensorSpecs({ ...resolved, headDim, tensorPrefix, moe: writtenExperts(resolved) }),
     ...(resolved.visionTower ? [VISION_TOWER_TENSOR] : []),
   ];
   const tensors = specs.map((spec, index): [string, TensorToWrite] => {

@@ -91,7 +91,7 @@ test("each matrix keeps its file's format; a fused matrix whose parts differ tak
   const loaded = loadModelWeights(backend, await resolveModel(file));
   try {
     const layer = loaded.weights.layers[0]!;
-    expect([layer.qkv.format, layer.o.format, layer.gateUp.format, layer.down.format]).toEqual([
+    expect([layer.qkv.format, layer.o.format, layer.gateUp!.format, layer.down!.format]).toEqual([
       "q6_k",
       "q5_k",
       "q4_k",

@@ -153,6 +153,7 @@ describe("config.json", () => {
       normWeightsFromOne: false,
       sandwichNorms: false,
       tensorPrefix: "",
+      moe: null,
       dtype: "bf16",
       bosTokenId: 128000,
       eosTokenIds: [128001, 128008, 128009],

@@ -78,6 +78,30 @@ const architectures: { architecture: Architecture; options: RandomModelOptions }
   },
   { architecture: "Phi3ForCausalLM", options: { numHeads: 4, numKvHeads: 4, slidingWindow: 24 } },
   { architecture: "Phi3ForCausalLM", options: { numHeads: 4, numKvHeads: 2, partialRotaryFactor: 0.5 } },
+  // Mixtures of experts: a dense first layer (mlp_only_layers) before sparse ones; every other
+  // layer sparse with 64 experts, 8 per token, weights not renormalized; Mixtral's all sparse.
+  {
+    architecture: "Qwen3MoeForCausalLM",
+    options: {
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 16,
+      numLayers: 3,
+      experts: { numExperts: 8, topK: 2, width: 32, mlpOnlyLayers: [0] },
+    },
+  },
+  {
+    architecture: "Qwen3MoeForCausalLM",
+    options: {
+      numHeads: 4,
+      numKvHeads: 4,
+      experts: { numExperts: 64, topK: 8, width: 16, normTopkProb: false, decoderSparseStep: 2 },
+    },
+  },
+  {
+    architecture: "MixtralForCausalLM",
+    options: { numHeads: 4, numKvHeads: 2, experts: { numExperts: 4, topK: 2, width: 48 } },
+  },
 ];
 
 /** What a case sets beyond the architecture, for its test's name. */
@@ -88,6 +112,7 @@ function features(options: RandomModelOptions): string {
   if (options.attnLogitSoftcapping || options.finalLogitSoftcapping) parts.push("soft-capping");
   if (options.partialRotaryFactor) parts.push("partial rotary");
   if (options.visionTower) parts.push("text part of a checkpoint with a vision tower");
+  if (options.experts) parts.push(`${options.experts.numExperts} experts, top ${options.experts.topK}`);
   return parts.length > 0 ? ` (${parts.join(", ")})` : "";
 }
 
