@@ -18,10 +18,12 @@ import { compareChart, kvSparklines } from "../plot/compare.ts";
 import { writePlot } from "../plot/svg.ts";
 import { deviceOf, fixed, formatTable, percent, writeReport } from "../report.ts";
 import { type BenchRequest, type LengthRange, randomRequests, randomTokens } from "../workload.ts";
+import { interleavedRounds, median, medianRun } from "./interleaved-rounds.ts";
 import { emptyTimeline, engineConfig, type RunResult, type RunTimeline, runRequests } from "./offline.ts";
 
 /** The batching policies compared, in the order of the tables and charts. */
 const POLICIES = ["continuous", "static", "static-drop"] as const satisfies readonly EngineConfig["scheduling"][];
+type Policy = (typeof POLICIES)[number];
 
 export interface CompareOptions {
   /** The model and engine; maxNumSeqs caps the static baselines and, with maxModelLen, sizes the default KV budget. */
@@ -36,6 +38,8 @@ export interface CompareOptions {
   suffixLen: number;
   /** Running requests when timing the scheduler alone. */
   schedulerRequests: number;
+  /** Runs of each policy, interleaved round by round (see interleaved-rounds.ts). */
+  rounds: number;
   plot: string | undefined;
   outputJson: string | undefined;
 }
@@ -112,16 +116,26 @@ export async function runCompare(options: CompareOptions): Promise<void> {
         core.close();
       }
     };
-    const timelines = POLICIES.map((name) => ({ name, timeline: emptyTimeline() }));
-    const runPolicy = (index: number) => {
-      const { name, timeline } = timelines[index]!;
+    const policyRuns = await interleavedRounds(POLICIES, options.rounds, async (name) => {
+      const timeline = emptyTimeline();
       const cap = name === "continuous" ? continuousMaxNumSeqs : maxNumSeqs;
-      return run(name, requests, { scheduling: name, maxNumSeqs: cap }, timeline);
-    };
-    const continuousRun = await runPolicy(0);
-    const staticRun = await runPolicy(1);
-    const staticDropRun = await runPolicy(2);
+      return { timeline, result: await run(name, requests, { scheduling: name, maxNumSeqs: cap }, timeline) };
+    });
+    const runsOf = (name: Policy) => policyRuns.get(name)!;
+    // Each policy's figures and chart are those of its run of median elapsed time.
+    const chosenRun = (name: Policy) => medianRun(runsOf(name), (run) => run.result.elapsedSeconds);
+    const timelines = POLICIES.map((name) => ({ name, timeline: chosenRun(name).timeline }));
+    const continuousRun = chosenRun("continuous").result;
+    const staticRun = chosenRun("static").result;
+    const staticDropRun = chosenRun("static-drop").result;
     const runs = [continuousRun, staticRun, staticDropRun];
+    // A ratio compares runs of one round, which met the same machine, then takes the median.
+    const ratioOver = (baseline: Policy) =>
+      median(
+        runsOf("continuous").map(
+          ({ result }, round) => result.outputTokensPerSecond / runsOf(baseline)[round]!.result.outputTokensPerSecond,
+        ),
+      );
     const overhead = schedulerOverhead(options.schedulerRequests, 200);
     const prefixOn = await run("prefix-caching-on", prefixRequests, {
       scheduling: "continuous",
@@ -134,10 +148,7 @@ export async function runCompare(options: CompareOptions): Promise<void> {
       enablePrefixCaching: false,
     });
     // Continuous batching's output throughput over each baseline's.
-    const throughputRatio = {
-      static: continuousRun.outputTokensPerSecond / staticRun.outputTokensPerSecond,
-      staticDrop: continuousRun.outputTokensPerSecond / staticDropRun.outputTokensPerSecond,
-    };
+    const throughputRatio = { static: ratioOver("static"), staticDrop: ratioOver("static-drop") };
 
     console.log(`${model.name} on ${backend.description}, ${model.weights.dtype} weights`);
     console.log(
@@ -148,6 +159,8 @@ export async function runCompare(options: CompareOptions): Promise<void> {
       name,
       fixed(r.outputTokensPerSecond, 1),
       fixed(r.requestsPerSecond),
+      fixed(r.elapsedSeconds, 2),
+      fixed(r.cpuSeconds, 2),
       fixed(r.timeToFirstToken.mean, 3),
       fixed(r.timeToFirstToken.p99, 3),
       fixed(r.latency.mean, 3),
@@ -163,6 +176,8 @@ export async function runCompare(options: CompareOptions): Promise<void> {
           "policy",
           "out tok/s",
           "req/s",
+          "elapsed s",
+          "CPU s",
           "mean TTFT s",
           "p99 TTFT s",
           "mean E2E s",
@@ -179,6 +194,17 @@ export async function runCompare(options: CompareOptions): Promise<void> {
       `continuous / static output throughput: ${fixed(throughputRatio.static)}x; ` +
         `continuous / static-drop: ${fixed(throughputRatio.staticDrop)}x`,
     );
+    if (options.rounds > 1) {
+      const elapsed = POLICIES.map(
+        (name) =>
+          `${name} ${runsOf(name)
+            .map((run) => fixed(run.result.elapsedSeconds))
+            .join("/")}`,
+      );
+      console.log(
+        `median of ${options.rounds} interleaved rounds (each policy's median run, the ratios' median); elapsed s by round: ${elapsed.join(", ")}`,
+      );
+    }
     console.log("KV slots allocated over time (same time scale, full height = the whole cache):");
     for (const line of kvSparklines(timelines)) console.log(line);
     console.log(
@@ -218,6 +244,7 @@ export async function runCompare(options: CompareOptions): Promise<void> {
         kvCacheMemory,
         prefixLen,
         suffixLen,
+        rounds: options.rounds,
         seed: coreOptions.seed,
         dtype: model.weights.dtype,
         engine: engineConfig(coreOptions),
@@ -227,6 +254,16 @@ export async function runCompare(options: CompareOptions): Promise<void> {
         static: staticRun,
         staticDrop: staticDropRun,
         throughputRatio,
+        // Every run's elapsed and CPU seconds, by policy, in round order.
+        rounds: Object.fromEntries(
+          POLICIES.map((name) => [
+            name,
+            runsOf(name).map(({ result }) => ({
+              elapsedSeconds: result.elapsedSeconds,
+              cpuSeconds: result.cpuSeconds,
+            })),
+          ]),
+        ),
         schedulerOverhead: overhead,
         prefixCaching: {
           on: prefixOn,

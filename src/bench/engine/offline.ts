@@ -23,6 +23,11 @@ export interface RunResult {
   promptTokens: number;
   outputTokens: number;
   elapsedSeconds: number;
+  /**
+   * CPU time of the whole process (every thread) over the run: the work it did, which the
+   * machine's other load hardly changes, unlike the elapsed time.
+   */
+  cpuSeconds: number;
   steps: number;
   requestsPerSecond: number;
   totalTokensPerSecond: number;
@@ -96,6 +101,7 @@ export async function runRequests(
 ): Promise<RunResult> {
   const progress = new Progress(label, requests.length, options.progress ?? true);
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
   const firstToken = new Map<string, number>();
   const finished = new Map<string, number>();
   const rejected = new Set<number>();
@@ -186,6 +192,7 @@ export async function runRequests(
   }
   progress.done();
   const elapsedSeconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuAtStart);
   const stats = core.stats();
   const promptTokens = requests.reduce(
     (sum, request, index) => sum + (rejected.has(index) ? 0 : request.promptTokenIds.length),
@@ -197,6 +204,7 @@ export async function runRequests(
     promptTokens,
     outputTokens,
     elapsedSeconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     steps,
     requestsPerSecond: finished.size / elapsedSeconds,
     totalTokensPerSecond: (promptTokens + outputTokens) / elapsedSeconds,

@@ -58,6 +58,12 @@ export default defineCommand({
       default: "256",
       description: "Running requests when timing the scheduler alone",
     },
+    rounds: {
+      type: "string",
+      default: "1",
+      description:
+        "Runs of each batching policy, interleaved (the order rotating each round); each policy's figures are its median run's, each ratio the median of the rounds', so that a burst of other load on the machine does not decide the comparison",
+    },
     ...reportArgs,
     ...plotArgs,
   },
@@ -74,6 +80,7 @@ export default defineCommand({
       const prefixLen = integer("prefix-len", args["prefix-len"], 1);
       const suffixLen = integer("suffix-len", args["suffix-len"], 1);
       const schedulerRequests = integer("scheduler-requests", args["scheduler-requests"], 1);
+      const rounds = integer("rounds", args.rounds, 1);
       const plot = plotPath(args.plot);
       if (input.high + output.high > maxModelLen)
         throw new UsageError(
@@ -92,6 +99,7 @@ export default defineCommand({
         prefixLen,
         suffixLen,
         schedulerRequests,
+        rounds,
         plot,
         outputJson: args["output-json"],
       });
