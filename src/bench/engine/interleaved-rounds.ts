@@ -1,7 +1,7 @@
 // Several configurations measured round by round, the order rotating from round to round, each
-// figure then taken from a configuration's median run: a burst of other load on a shared machine
-// falls on one run of one configuration, not on every run of it, as when each runs all its
-// repetitions back to back.
+// then represented by its fastest run. Another job on a shared machine only ever slows a run
+// down, and in bursts: interleaved, a burst falls on a run of each configuration in turn rather
+// than on all the runs of one, and the fastest run of each is the one it disturbed least.
 
 /** Runs `measure` for every key in every round; returns each key's runs in round order. */
 export async function interleavedRounds<K extends string, R>(
@@ -21,15 +21,8 @@ export async function interleavedRounds<K extends string, R>(
   return runs;
 }
 
-/** The middle value (the lower of the two middle ones for an even count). */
-export function median(values: readonly number[]): number {
-  if (values.length === 0) throw new RangeError("the median of no values");
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
-}
-
-/** The run whose `value` is the median of the runs'. */
-export function medianRun<R>(runs: readonly R[], value: (run: R) => number): R {
-  const middle = median(runs.map(value));
-  return runs.find((run) => value(run) === middle)!;
+/** The run of least `seconds` (the first of equals). */
+export function fastestRun<R>(runs: readonly R[], seconds: (run: R) => number): R {
+  if (runs.length === 0) throw new RangeError("the fastest of no runs");
+  return runs.reduce((best, run) => (seconds(run) < seconds(best) ? run : best));
 }

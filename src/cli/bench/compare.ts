@@ -62,7 +62,7 @@ export default defineCommand({
       type: "string",
       default: "1",
       description:
-        "Runs of each batching policy, interleaved (the order rotating each round); each policy's figures are its median run's, each ratio the median of the rounds', so that a burst of other load on the machine does not decide the comparison",
+        "Runs of each batching policy, interleaved (the order rotating each round); each policy's figures are its fastest run's, so that a burst of other load on the machine does not decide the comparison",
     },
     ...reportArgs,
     ...plotArgs,
