@@ -4,7 +4,7 @@ import { defineCommand } from "citty";
 export default defineCommand({
   meta: {
     name: "bench",
-    description: "Benchmark throughput, latency, a running server, static vs continuous batching, or kernels",
+    description: "Benchmark throughput, latency, a running server, continuous vs static batching, or kernels",
   },
   subCommands: {
     throughput: () => import("./bench/throughput.ts").then((m) => m.default),

@@ -94,7 +94,7 @@ async function run(): Promise<void> {
     }
     if (core.hasUnfinishedRequests()) {
       const outputs = await core.step();
-      const numScheduledTokens = core.lastStepTiming?.numScheduledTokens ?? 0;
+      const numScheduledTokens = core.lastStep?.numScheduledTokens ?? 0;
       post({ type: "outputs", outputs, stats: core.stats(), numScheduledTokens });
       await yieldToMessages();
     } else {

@@ -53,18 +53,23 @@ export interface KvCacheSize {
   maxTokens: number;
 }
 
-/** Where the time of the latest step went: the scheduler's bookkeeping vs the model. */
-export interface StepTiming {
+/** What the latest step ran, and where its time went: the scheduler's bookkeeping vs the model. */
+export interface StepSummary {
   /** schedule() plus updateFromOutput(). */
   scheduleMs: number;
   /** Building the batch, the forward pass and sampling. */
   executeMs: number;
   numScheduledTokens: number;
   numRequests: number;
+  /**
+   * Fraction of the KV blocks held while the step ran, as scheduled: stats() after the step no
+   * longer counts what its finished requests freed at its end.
+   */
+  kvCacheUsage: number;
 }
 
 export class EngineCore {
-  lastStepTiming: StepTiming | null = null;
+  lastStep: StepSummary | null = null;
   /** Steps that ran (or tried to run) the model. */
   private numModelSteps = 0;
   readonly structuredOutputs: StructuredOutputManager;
@@ -73,6 +78,11 @@ export class EngineCore {
   private readonly grammarsInFlight = new Set<Promise<void>>();
   /** Requests whose grammar failed to compile, reported by the next step. */
   private rejected: Request[] = [];
+  /**
+   * Logprobs of sampled tokens not reported yet, in sampling order: a static batch reports its
+   * tokens only when it ends, and the samples of its finished rows, which come last, never.
+   */
+  private readonly unreportedLogprobs = new Map<string, TokenLogprobs[]>();
 
   private constructor(
     readonly config: Required<EngineConfig>,
@@ -128,9 +138,9 @@ export class EngineCore {
     });
     const limits = { maxNumBatchedTokens: config.maxNumBatchedTokens, maxNumSeqs: config.maxNumSeqs, maxModelLen };
     const scheduler: EngineScheduler =
-      config.scheduling === "static"
-        ? new StaticScheduler({ kvCacheManager, ...limits })
-        : new Scheduler({ kvCacheManager, ...limits, enableChunkedPrefill: config.enableChunkedPrefill });
+      config.scheduling === "continuous"
+        ? new Scheduler({ kvCacheManager, ...limits, enableChunkedPrefill: config.enableChunkedPrefill })
+        : new StaticScheduler({ kvCacheManager, ...limits, dropFinishedRows: config.scheduling === "static-drop" });
     const runner = new ModelRunner(backend, model, kvCache, {
       enforceEager: config.enforceEager,
       maxNumSeqs: config.maxNumSeqs,
@@ -171,6 +181,7 @@ export class EngineCore {
     for (const id of ids) {
       this.compiling.delete(id);
       this.structuredOutputs.free(id);
+      this.unreportedLogprobs.delete(id);
     }
     this.scheduler.abort(ids);
   }
@@ -199,21 +210,33 @@ export class EngineCore {
     }
     const executedAt = performance.now();
     this.structuredOutputs.accept(sampled);
+    for (const [id, { logprobs }] of sampled) {
+      if (logprobs === null) continue;
+      const queue = this.unreportedLogprobs.get(id) ?? [];
+      queue.push(logprobs);
+      this.unreportedLogprobs.set(id, queue);
+    }
     const tokenIds = new Map([...sampled].map(([id, token]) => [id, [token.tokenId]]));
     const outputs = this.scheduler.updateFromOutput(scheduled, tokenIds);
     for (const output of outputs) if (output.finished) this.structuredOutputs.free(output.requestId);
     outputs.push(...this.rejected.map((request) => engineCoreOutput(request, [])));
     this.rejected = [];
-    this.lastStepTiming = {
+    this.lastStep = {
       scheduleMs: scheduledAt - started + (performance.now() - executedAt),
       executeMs: executedAt - scheduledAt,
       numScheduledTokens: scheduled.totalNumScheduledTokens,
       numRequests: scheduled.numScheduledTokens.size,
+      kvCacheUsage: scheduled.stats.kvCacheUsage,
     };
-    return outputs.map((output) => {
-      const logprobs = sampled.get(output.requestId)?.logprobs;
-      return { ...output, logprobs: logprobs && output.newTokenIds.length > 0 ? [logprobs] : null };
-    });
+    return outputs.map((output) => ({ ...output, logprobs: this.takeLogprobs(output) }));
+  }
+
+  /** The logprobs of an output's new tokens (null unless asked for); a finished request's rest goes. */
+  private takeLogprobs(output: EngineCoreOutput): TokenLogprobs[] | null {
+    const queue = this.unreportedLogprobs.get(output.requestId);
+    if (output.finished) this.unreportedLogprobs.delete(output.requestId);
+    if (queue === undefined || output.newTokenIds.length === 0) return null;
+    return queue.splice(0, output.newTokenIds.length);
   }
 
   /**
@@ -226,7 +249,10 @@ export class EngineCore {
     logger.error(
       `a step of ${ids.length} request(s) failed; they end with an error and the engine goes on: ${error instanceof Error ? (error.stack ?? reason) : reason}`,
     );
-    for (const id of ids) this.structuredOutputs.free(id);
+    for (const id of ids) {
+      this.structuredOutputs.free(id);
+      this.unreportedLogprobs.delete(id);
+    }
     const failed = this.scheduler.abort(ids, `the engine failed while running this request: ${reason}`);
     // The step ends as any other (nothing sampled; the failed requests are gone), with the
     // admission rejections it owes.

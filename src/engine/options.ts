@@ -112,9 +112,10 @@ export const ENGINE_OPTIONS = {
     description: "Split long prompts over several steps",
   },
   scheduling: {
-    value: { kind: "choice", choices: ["continuous", "static"] },
+    value: { kind: "choice", choices: ["continuous", "static", "static-drop"] },
     default: "continuous",
-    description: "static: the traditional baseline (whole batches, max-length KV), for benchmarks",
+    description:
+      "Baselines for benchmarks, both forming whole batches with max-length KV reserved per sequence: static is Hugging Face generate()'s static batching (prompts padded to the batch's longest, finished rows computed until the batch ends, every output returned at the batch's end); static-drop stops computing a row once it finishes and returns it at once",
   },
   kvCacheMemory: {
     value: { kind: "bytes" },

@@ -32,6 +32,22 @@ export interface CachedRequestData {
   samplesNextToken: boolean;
 }
 
+/**
+ * Prompt padding computed and thrown away, as Hugging Face generate() pads a static batch's prompts
+ * to the longest (--scheduling static). The runner computes it as a sequence of its own beside its
+ * request: positions numComputedTokens .. numComputedTokens + numTokens - 1 of the padding, reading
+ * the request's block table but writing no KV (slot -1), never sampled. So it costs the forward
+ * work padding costs while no real sequence ever attends to it: the request's tokens are those it
+ * gets unpadded, as Hugging Face's attention mask makes them.
+ */
+export interface PaddingRow {
+  /** The request whose prompt it pads (the runner holds its block table). */
+  requestId: string;
+  /** Padding tokens computed in earlier steps. */
+  numComputedTokens: number;
+  numTokens: number;
+}
+
 export interface SchedulerStepStats {
   numRunning: number;
   numWaiting: number;
@@ -48,6 +64,8 @@ export interface SchedulerOutput {
   scheduledCachedRequests: CachedRequestData[];
   numScheduledTokens: Map<string, number>;
   totalNumScheduledTokens: number;
+  /** Padding computed beside the requests this step; its tokens count against the step's budget. */
+  paddingRows: PaddingRow[];
   /** Preempted this step: the runner drops their state (they come back as new requests). */
   preemptedRequestIds: string[];
   /** Finished or aborted since the previous step: the runner drops their state. */

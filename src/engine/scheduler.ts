@@ -150,6 +150,7 @@ export class Scheduler implements EngineScheduler {
       scheduledCachedRequests,
       numScheduledTokens,
       totalNumScheduledTokens: this.maxNumBatchedTokens - tokenBudget,
+      paddingRows: [],
       preemptedRequestIds,
       stats: {
         numRunning: this.running.length,

@@ -145,7 +145,7 @@ export class ModelRunner {
       });
       scheduled.push({ id: r.requestId, start: r.numComputedTokens, samples: r.samplesNextToken });
     }
-    if (scheduled.length === 0) return new Map();
+    if (scheduled.length === 0 && output.paddingRows.length === 0) return new Map();
 
     const batch = this.buildBatch(output, scheduled);
     const sampling = scheduled.filter((s) => s.samples);
@@ -155,7 +155,7 @@ export class ModelRunner {
     // while the model runs.
     const bitmask = sampling.length > 0 && bitmaskOf ? bitmaskOf(sampling.map((s) => s.id)) : null;
     if (sampling.length === 0) {
-      // Only prefill chunks this step: their K/V is all that is needed.
+      // Only prefill chunks (or padding) this step: their K/V is all that is needed.
       this.forward.forward(batch);
     } else if (states.every(isDeviceSamplable)) {
       // vt_sample on either backend: one seed gives the same tokens on the CPU and on CUDA, and only
@@ -205,18 +205,27 @@ export class ModelRunner {
     return state;
   }
 
+  /**
+   * The requests' rows, then each padding row as a sequence of its own after them: token 0 at
+   * its own positions, slot -1 so it writes no K/V, attending (through its request's block table)
+   * only to its own causal window, never sampled. Its outputs are thrown away; what it read does
+   * not matter, and no real sequence reads anything of it.
+   */
   private buildBatch(
     output: SchedulerOutput,
     scheduled: { id: string; start: number; samples: boolean }[],
   ): ForwardBatch {
-    const numTokens = output.totalNumScheduledTokens;
+    const { paddingRows } = output;
+    const numTokens = paddingRows.reduce((sum, pad) => sum + pad.numTokens, output.totalNumScheduledTokens);
+    const numSeqs = scheduled.length + paddingRows.length;
     const tokenIds = new Int32Array(numTokens);
     const positions = new Int32Array(numTokens);
     const slotMapping = new Int32Array(numTokens);
-    const queryStartLoc = new Int32Array(scheduled.length + 1);
-    const seqLens = new Int32Array(scheduled.length);
-    const maxBlocksPerSeq = Math.max(...scheduled.map((s) => this.state(s.id).blockIds.length));
-    const blockTables = new Int32Array(scheduled.length * maxBlocksPerSeq);
+    const queryStartLoc = new Int32Array(numSeqs + 1);
+    const seqLens = new Int32Array(numSeqs);
+    const tableOwners = [...scheduled.map((s) => s.id), ...paddingRows.map((pad) => pad.requestId)];
+    const maxBlocksPerSeq = Math.max(...tableOwners.map((id) => this.state(id).blockIds.length));
+    const blockTables = new Int32Array(numSeqs * maxBlocksPerSeq);
     const logitsIndices: number[] = [];
     const bs = this.blockSize;
     let row = 0;
@@ -233,6 +242,16 @@ export class ModelRunner {
       seqLens[i] = s.start + n;
       blockTables.set(state.blockIds, i * maxBlocksPerSeq);
       if (s.samples) logitsIndices.push(row - 1);
+    });
+    paddingRows.forEach((pad, p) => {
+      const i = scheduled.length + p;
+      for (let j = 0; j < pad.numTokens; j++, row++) {
+        positions[row] = pad.numComputedTokens + j;
+        slotMapping[row] = -1;
+      }
+      queryStartLoc[i + 1] = row;
+      seqLens[i] = pad.numComputedTokens + pad.numTokens;
+      blockTables.set(this.state(pad.requestId).blockIds, i * maxBlocksPerSeq);
     });
     return {
       tokenIds,

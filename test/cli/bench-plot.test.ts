@@ -1,5 +1,6 @@
 // `dist/vllm-ts bench compare|serve --plot`: the SVG is a standalone document with the panels,
-// one bar per request per policy, and headless Chromium draws it as a picture that is not blank.
+// one bar per request per policy (and a static batch's idle waits), and headless Chromium draws it
+// as a picture that is not blank.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,9 +18,9 @@ const COMPARE = [
   "--num-prompts",
   String(NUM_PROMPTS),
   "--input-len",
-  "16",
+  "8:24",
   "--output-len",
-  "8",
+  "4:12",
   "--max-model-len",
   "128",
   "--max-num-seqs",
@@ -102,14 +103,14 @@ function inkFraction(png: Buffer): { width: number; height: number; ink: number 
 
 describe("bench compare --plot", () => {
   test(
-    "draws both policies' request timelines and the KV memory as a standalone SVG that Chromium renders",
+    "draws every policy's request timelines and the KV memory as a standalone SVG that Chromium renders",
     () => {
       const file = join(dir, "compare.svg");
       const { stdout, stderr, exitCode } = bench(["compare", ...COMPARE, "--plot", file]);
       expect(stderr).toBe("");
       expect(exitCode).toBe(0);
-      expect(stdout).toMatch(/static\s+\|[▁▂▃▄▅▆▇█ ]+\|/);
-      expect(stdout).toMatch(/continuous\s+\|[▁▂▃▄▅▆▇█ ]+\|/);
+      for (const policy of ["continuous", "static", "static-drop"])
+        expect(stdout).toMatch(new RegExp(`${policy}\\s+\\|[▁▂▃▄▅▆▇█ ]+\\|`));
 
       const svg = readFileSync(file, "utf8");
       expect(svg.startsWith("<svg ")).toBe(true);
@@ -118,17 +119,24 @@ describe("bench compare --plot", () => {
       expect(svg).toMatch(/ viewBox="0 0 \d+ \d+"/);
       expect(svg).toMatch(/ width="\d+" height="\d+"/);
       for (const title of [
-        "static batching: 8 requests",
         "continuous batching: 8 requests",
+        "static batching: 8 requests",
+        "static-drop batching: 8 requests",
         "KV cache memory over time",
+        "KV capacity: ",
         "seconds since start",
         "waiting (arrival to first scheduled)",
+        "idle: done, returned when its batch ends",
         "continuous: slots holding tokens",
+        "static-drop: allocated slots",
       ]) {
         expect(svg).toContain(title);
       }
-      for (const policy of ["static", "continuous"])
+      for (const policy of ["continuous", "static", "static-drop"])
         expect(ganttOf(svg, policy).match(/<rect class="run"/g)).toHaveLength(NUM_PROMPTS);
+      // Outputs of 4 to 12 tokens: some request of a static batch is done before the batch is.
+      expect(ganttOf(svg, "static")).toContain(`<rect class="idle"`);
+      for (const policy of ["continuous", "static-drop"]) expect(ganttOf(svg, policy)).not.toContain(`class="idle"`);
       // Every opened element is closed (or self-closing): a rough well-formedness check.
       const opened = svg.match(/<[a-z][^>]*>/g)!.filter((tag) => !tag.endsWith("/>")).length;
       expect(svg.match(/<\/[a-z]+>/g)!.length).toBe(opened);

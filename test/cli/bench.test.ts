@@ -220,7 +220,7 @@ describe("bench latency", () => {
 
 describe("bench compare", () => {
   test(
-    "static batching wastes more KV than paged continuous batching on the same requests",
+    "continuous batching against both static baselines on the same requests: waste, idle waits, the ratios",
     () => {
       const { stdout, report } = bench("compare", [
         "--device",
@@ -228,9 +228,9 @@ describe("bench compare", () => {
         "--num-prompts",
         "8",
         "--input-len",
-        "16",
+        "8:24",
         "--output-len",
-        "8",
+        "4:12",
         "--max-model-len",
         "128",
         "--max-num-seqs",
@@ -241,22 +241,58 @@ describe("bench compare", () => {
         "8",
         "--scheduler-requests",
         "32",
+        "--rounds",
+        "3",
       ]);
       expect(stdout).toContain("continuous / static output throughput");
+      expect(stdout).toContain("continuous / static-drop:");
+      expect(stdout).toContain("each policy's fastest of 3 interleaved rounds");
       expectReportHeader(report, "bench compare");
-      const { static: staticRun, continuous, prefixCaching, throughputRatio, schedulerOverhead } = report.results;
-      expectCompleteRun(staticRun, 8, 8 * 16, 8 * 8);
-      expectCompleteRun(continuous, 8, 8 * 16, 8 * 8);
-      expect(staticRun.kvWasteRatio).toBeGreaterThan(continuous.kvWasteRatio);
-      expect(staticRun.maxConcurrentRequests).toBeLessThanOrEqual(4);
-      // 4 sequences of max-model-len 128 make the budget; 24-token requests need 2 blocks of 16 each.
-      expect(staticRun.sequencesThatFit).toBe(4);
-      expect(continuous.sequencesThatFit).toBe(16);
-      expect(throughputRatio).toBeCloseTo(continuous.outputTokensPerSecond / staticRun.outputTokensPerSecond, 6);
+      const {
+        continuous,
+        static: staticRun,
+        staticDrop,
+        prefixCaching,
+        throughputRatio,
+        schedulerOverhead,
+      } = report.results;
+      const { promptTokens, outputTokens } = continuous;
+      expect(promptTokens).toBeWithin(8 * 8, 8 * 24 + 1);
+      expect(outputTokens).toBeWithin(8 * 4, 8 * 12 + 1);
+      for (const run of [continuous, staticRun, staticDrop]) expectCompleteRun(run, 8, promptTokens, outputTokens);
+      for (const run of [staticRun, staticDrop]) {
+        expect(run.kvWasteRatio).toBeGreaterThan(continuous.kvWasteRatio);
+        expect(run.maxConcurrentRequests).toBeLessThanOrEqual(4);
+        // 4 sequences of max-model-len 128 make the budget.
+        expect(run.sequencesThatFit).toBe(4);
+      }
+      expect(continuous.sequencesThatFit).toBeGreaterThan(4);
+      // Each policy's figures are its fastest run's of the three.
+      const { rounds } = report.results;
+      for (const [name, run] of [
+        ["continuous", continuous],
+        ["static", staticRun],
+        ["static-drop", staticDrop],
+      ] as const) {
+        const elapsed = rounds[name]
+          .map((r: { elapsedSeconds: number }) => r.elapsedSeconds)
+          .sort((a: number, b: number) => a - b);
+        expect(elapsed).toHaveLength(3);
+        expect(run.elapsedSeconds).toBe(elapsed[0]);
+        expect(run.cpuSeconds).toBeGreaterThan(0);
+      }
+      // A static batch returns every request at its end: each first token comes with the last.
+      expect(staticRun.timeToFirstToken).toEqual(staticRun.latency);
+      expect(staticDrop.timeToFirstToken.mean).toBeLessThan(staticDrop.latency.mean);
+      expect(throughputRatio.static).toBeCloseTo(continuous.outputTokensPerSecond / staticRun.outputTokensPerSecond, 6);
+      expect(throughputRatio.staticDrop).toBeCloseTo(
+        continuous.outputTokensPerSecond / staticDrop.outputTokensPerSecond,
+        6,
+      );
       expect(schedulerOverhead).toMatchObject({ runningRequests: 32 });
       expect(schedulerOverhead.msPerStep).toBeGreaterThan(0);
-      expectCompleteRun(prefixCaching.on, 8, 8 * 40, 8 * 8);
-      expectCompleteRun(prefixCaching.off, 8, 8 * 40, 8 * 8);
+      expectCompleteRun(prefixCaching.on, 8, 8 * 40, outputTokens);
+      expectCompleteRun(prefixCaching.off, 8, 8 * 40, outputTokens);
       expect(prefixCaching.on.prefixCacheHitRate).toBeGreaterThan(0);
       expect(prefixCaching.off.prefixCacheHitRate).toBe(0);
     },

@@ -97,7 +97,7 @@ describe("reading the flags", () => {
       [{ "block-size": "0" }, /--block-size must be an integer >= 1, got "0"/],
       [{ "gpu-memory-utilization": "1.5" }, /--gpu-memory-utilization must be in \(0, 1\], got "1.5"/],
       [{ "kv-cache-memory": "lots" }, /--kv-cache-memory must be a size like 4GiB/],
-      [{ scheduling: "fifo" }, /--scheduling must be one of continuous, static, got "fifo"/],
+      [{ scheduling: "fifo" }, /--scheduling must be one of continuous, static, static-drop, got "fifo"/],
     ];
     for (const [args, message] of cases) expect(() => optionsFromFlags(ENGINE_OPTIONS, args)).toThrow(message);
   });

@@ -115,4 +115,19 @@ describe("the engine on the CUDA backend", () => {
     expect(batch.at(-1)).toEqual(alone!);
     expect(eager).toEqual(alone!);
   });
+
+  test("static batching's padding rows and finished rows leave the greedy tokens the CPU's continuous ones", async () => {
+    // Prompts of 1 to 13 tokens padded to the longest; outputs of 4 to 13 tokens, so rows finish
+    // early and decode on (in replayed graphs too) until the batch ends.
+    const params = prompts.map((_, i) => new SamplingParams({ temperature: 0, maxTokens: 4 + 3 * i, ignoreEos: true }));
+    const cpu = await tokens(llm({ device: "cpu" }), params);
+    const graphs = await tokens(llm({ libraryPath: cudaLibraryUnderTest, scheduling: "static" }), params);
+    const eager = await tokens(
+      llm({ libraryPath: cudaLibraryUnderTest, scheduling: "static", enforceEager: true }),
+      params,
+    );
+    expect(cpu.map((t) => t.length)).toEqual([4, 7, 10, 13]);
+    expect(graphs).toEqual(cpu);
+    expect(eager).toEqual(cpu);
+  });
 });

@@ -87,12 +87,23 @@ describe("LLM.generate", () => {
     expect(second.tokenIds).toEqual((await alone(uncached, `${prefix}second one`, greedy(8))).tokenIds);
   });
 
-  test("static batching produces the same tokens as continuous batching", async () => {
-    const continuous = await llm().generate(prompts, greedy(10));
-    const staticOutputs = await llm({ scheduling: "static", maxModelLen: 64 }).generate(prompts, greedy(10));
-    staticOutputs.forEach((r, i) => {
-      expect(r.outputs[0]!.tokenIds).toEqual(continuous[i]!.outputs[0]!.tokenIds);
-    });
+  test("both static baselines produce continuous batching's tokens: padding and finished rows change nothing", async () => {
+    // Prompts of different lengths (padded to the longest) ending at different steps (finished
+    // rows computed on), with logprobs, which wait with their tokens for the batch's end.
+    const params = prompts.map(
+      (_, i) => new SamplingParams({ temperature: 0, maxTokens: 3 + 2 * i, ignoreEos: true, logprobs: 1 }),
+    );
+    const continuous = await llm().generate(prompts, params);
+    for (const scheduling of ["static", "static-drop"] as const) {
+      const outputs = await llm({ scheduling, maxModelLen: 64, maxNumSeqs: 4 }).generate(prompts, params);
+      outputs.forEach((r, i) => {
+        const { tokenIds, logprobs, finishReason } = r.outputs[0]!;
+        expect(tokenIds).toEqual(continuous[i]!.outputs[0]!.tokenIds);
+        expect(tokenIds).toHaveLength(3 + 2 * i);
+        expect(finishReason).toBe("length");
+        expect(logprobs!.map(({ top }) => top[0]!.tokenId)).toEqual(tokenIds);
+      });
+    }
   });
 
   test("n > 1 with a seed: samples differ from each other and repeat across runs", async () => {

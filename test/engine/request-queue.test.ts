@@ -56,7 +56,7 @@ describe("aborting a large queue", () => {
       const scheduler =
         kind === "continuous"
           ? new Scheduler({ kvCacheManager: kvCache(), ...limits, enableChunkedPrefill: true })
-          : new StaticScheduler({ kvCacheManager: kvCache(), ...limits });
+          : new StaticScheduler({ kvCacheManager: kvCache(), ...limits, dropFinishedRows: false });
       const requestIds = Array.from({ length: NUM_REQUESTS }, (_, i) => `r${i}`);
       for (const id of requestIds) scheduler.addRequest(makeRequest(id, [1, 2, 3]));
       // Every other one first, from the back, so that no removal is at an end of the queue.

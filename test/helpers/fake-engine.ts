@@ -2,7 +2,8 @@
 // runner keeps its own per-request state from the scheduler outputs alone, as a real runner does,
 // writes each computed token id into a simulated paged KV cache through the block table, and
 // "samples" from what it reads back there, so a wrong block table or a bad prefix hit changes the
-// tokens. The fake model is greedy: the next token is a fixed function of the last three.
+// tokens. The fake model is greedy: the next token is a fixed function of the last three. Padding
+// rows (static batching's) are counted, and write nothing.
 
 import type { KVCacheManager } from "../../src/engine/kv-cache-manager.ts";
 import { RequestGenerator } from "../../src/engine/random.ts";
@@ -54,6 +55,8 @@ interface RunnerRequestState {
 
 /** The model runner's side: per-request state and a simulated paged KV cache of token ids. */
 export class FakeRunner {
+  /** Padding tokens computed, by the request they pad. */
+  readonly paddingTokens = new Map<string, number>();
   private readonly states = new Map<string, RunnerRequestState>();
   private readonly slots: Int32Array;
 
@@ -84,6 +87,14 @@ export class FakeRunner {
         throw new Error(`runner: ${data.requestId} given tokens ${data.newTokenIds}, runner has ${known}`);
       }
       computed.push({ ...data, end: this.write(state, start, output, data.requestId) });
+    }
+    for (const { requestId, numComputedTokens, numTokens } of output.paddingRows) {
+      if (!this.states.has(requestId)) throw new Error(`runner: padding of ${requestId}, whose block table it lacks`);
+      const computed = this.paddingTokens.get(requestId) ?? 0;
+      if (numComputedTokens !== computed) {
+        throw new Error(`runner: padding of ${requestId} starts at ${numComputedTokens}, ${computed} computed`);
+      }
+      this.paddingTokens.set(requestId, computed + numTokens);
     }
     // Every write of the step lands before any read, as a forward writes K/V before attention.
     const sampled = new Map<string, number[]>();
@@ -208,8 +219,13 @@ export class FakeEngine {
     if (total !== output.totalNumScheduledTokens || numRecords !== output.numScheduledTokens.size) {
       throw new Error(`inconsistent scheduler output: ${total} tokens, ${numRecords} records`);
     }
-    if (total > this.maxNumBatchedTokens) {
-      throw new Error(`${total} tokens scheduled, budget ${this.maxNumBatchedTokens}`);
+    let padding = 0;
+    for (const { numTokens } of output.paddingRows) {
+      if (!(numTokens >= 1)) throw new Error(`a padding row of ${numTokens} tokens`);
+      padding += numTokens;
+    }
+    if (total + padding > this.maxNumBatchedTokens) {
+      throw new Error(`${total} tokens and ${padding} of padding scheduled, budget ${this.maxNumBatchedTokens}`);
     }
     if (output.numScheduledTokens.size > this.maxNumSeqs) {
       throw new Error(`${output.numScheduledTokens.size} requests scheduled, cap ${this.maxNumSeqs}`);

@@ -1,11 +1,14 @@
 // `vllm-ts bench compare`: the seed document's experiment, in one process on the same requests
-// and the same KV memory: continuous batching with paged KV against static batching (whole
-// batches, KV reserved for max-model-len per sequence). Then the scheduler's time per step alone
-// with many running requests, and a shared-prefix workload with prefix caching on and off.
+// and the same KV memory: continuous batching with paged KV against the two static baselines
+// (whole batches, KV reserved for max-model-len per sequence): Hugging Face generate()'s static
+// batching, and static-drop, which stops and returns each row as it finishes. Then the
+// scheduler's time per step alone with many running requests, and a shared-prefix workload with
+// prefix caching on and off.
 import type { CoreOptions } from "../../engine/core-protocol.ts";
 import { EngineCore } from "../../engine/engine-core.ts";
 import { KVCacheManager } from "../../engine/kv-cache-manager.ts";
 import { openModelOnDevice } from "../../engine/model-on-device.ts";
+import type { EngineConfig } from "../../engine/options.ts";
 import { RequestGenerator } from "../../engine/random.ts";
 import { Request } from "../../engine/request.ts";
 import { SamplingParams } from "../../engine/sampling-params.ts";
@@ -15,10 +18,15 @@ import { compareChart, kvSparklines } from "../plot/compare.ts";
 import { writePlot } from "../plot/svg.ts";
 import { deviceOf, fixed, formatTable, percent, writeReport } from "../report.ts";
 import { type BenchRequest, type LengthRange, randomRequests, randomTokens } from "../workload.ts";
+import { fastestRun, interleavedRounds } from "./interleaved-rounds.ts";
 import { emptyTimeline, engineConfig, type RunResult, type RunTimeline, runRequests } from "./offline.ts";
 
+/** The batching policies compared, in the order of the tables and charts. */
+const POLICIES = ["continuous", "static", "static-drop"] as const satisfies readonly EngineConfig["scheduling"][];
+type Policy = (typeof POLICIES)[number];
+
 export interface CompareOptions {
-  /** The model and engine; maxNumSeqs caps the static baseline and, with maxModelLen, sizes the default KV budget. */
+  /** The model and engine; maxNumSeqs caps the static baselines and, with maxModelLen, sizes the default KV budget. */
   core: CoreOptions & Required<Pick<CoreOptions, "maxNumSeqs" | "maxModelLen">>;
   /** Most running sequences of continuous batching. */
   continuousMaxNumSeqs: number;
@@ -30,6 +38,8 @@ export interface CompareOptions {
   suffixLen: number;
   /** Running requests when timing the scheduler alone. */
   schedulerRequests: number;
+  /** Runs of each policy, interleaved round by round (see interleaved-rounds.ts). */
+  rounds: number;
   plot: string | undefined;
   outputJson: string | undefined;
 }
@@ -86,7 +96,7 @@ export async function runCompare(options: CompareOptions): Promise<void> {
     const run = async (
       label: string,
       workload: BenchRequest[],
-      overrides: { scheduling: "static" | "continuous"; maxNumSeqs: number; enablePrefixCaching?: boolean },
+      overrides: { scheduling: EngineConfig["scheduling"]; maxNumSeqs: number; enablePrefixCaching?: boolean },
       timeline?: RunTimeline,
     ) => {
       const core = EngineCore.create(backend, model, { ...engineConfig(coreOptions), kvCacheMemory, ...overrides });
@@ -98,25 +108,27 @@ export async function runCompare(options: CompareOptions): Promise<void> {
           workload.length;
         // Static batching reserves max-model-len per sequence; paged KV only the blocks a sequence fills.
         const sequencesThatFit =
-          overrides.scheduling === "static"
-            ? Math.floor(core.kvCacheSize.maxTokens / maxModelLen)
-            : Math.floor(core.kvCacheSize.numBlocks / meanBlocks);
+          overrides.scheduling === "continuous"
+            ? Math.floor(core.kvCacheSize.numBlocks / meanBlocks)
+            : Math.floor(core.kvCacheSize.maxTokens / maxModelLen);
         return { ...result, maxNumSeqs: overrides.maxNumSeqs, sequencesThatFit, kvCacheSize: core.kvCacheSize };
       } finally {
         core.close();
       }
     };
-    const timelines = [
-      { name: "static", timeline: emptyTimeline() },
-      { name: "continuous", timeline: emptyTimeline() },
-    ];
-    const staticRun = await run("static", requests, { scheduling: "static", maxNumSeqs }, timelines[0]!.timeline);
-    const continuousRun = await run(
-      "continuous",
-      requests,
-      { scheduling: "continuous", maxNumSeqs: continuousMaxNumSeqs },
-      timelines[1]!.timeline,
-    );
+    const policyRuns = await interleavedRounds(POLICIES, options.rounds, async (name) => {
+      const timeline = emptyTimeline();
+      const cap = name === "continuous" ? continuousMaxNumSeqs : maxNumSeqs;
+      return { timeline, result: await run(name, requests, { scheduling: name, maxNumSeqs: cap }, timeline) };
+    });
+    const runsOf = (name: Policy) => policyRuns.get(name)!;
+    // Each policy's figures and chart are those of its fastest run.
+    const chosenRun = (name: Policy) => fastestRun(runsOf(name), (run) => run.result.elapsedSeconds);
+    const timelines = POLICIES.map((name) => ({ name, timeline: chosenRun(name).timeline }));
+    const continuousRun = chosenRun("continuous").result;
+    const staticRun = chosenRun("static").result;
+    const staticDropRun = chosenRun("static-drop").result;
+    const runs = [continuousRun, staticRun, staticDropRun];
     const overhead = schedulerOverhead(options.schedulerRequests, 200);
     const prefixOn = await run("prefix-caching-on", prefixRequests, {
       scheduling: "continuous",
@@ -128,7 +140,11 @@ export async function runCompare(options: CompareOptions): Promise<void> {
       maxNumSeqs: continuousMaxNumSeqs,
       enablePrefixCaching: false,
     });
-    const throughputRatio = continuousRun.outputTokensPerSecond / staticRun.outputTokensPerSecond;
+    // Continuous batching's output throughput over each baseline's.
+    const throughputRatio = {
+      static: continuousRun.outputTokensPerSecond / staticRun.outputTokensPerSecond,
+      staticDrop: continuousRun.outputTokensPerSecond / staticDropRun.outputTokensPerSecond,
+    };
 
     console.log(`${model.name} on ${backend.description}, ${model.weights.dtype} weights`);
     console.log(
@@ -139,9 +155,12 @@ export async function runCompare(options: CompareOptions): Promise<void> {
       name,
       fixed(r.outputTokensPerSecond, 1),
       fixed(r.requestsPerSecond),
+      fixed(r.elapsedSeconds, 2),
+      fixed(r.cpuSeconds, 2),
+      fixed(r.timeToFirstToken.mean, 3),
+      fixed(r.timeToFirstToken.p99, 3),
       fixed(r.latency.mean, 3),
       fixed(r.latency.p99, 3),
-      fixed(r.timeToFirstToken.mean, 3),
       percent(r.kvWasteRatio),
       String(r.maxConcurrentRequests),
       String(r.sequencesThatFit),
@@ -153,19 +172,35 @@ export async function runCompare(options: CompareOptions): Promise<void> {
           "policy",
           "out tok/s",
           "req/s",
-          "mean lat s",
-          "p99 lat s",
+          "elapsed s",
+          "CPU s",
           "mean TTFT s",
+          "p99 TTFT s",
+          "mean E2E s",
+          "p99 E2E s",
           "KV waste",
           "most running",
           "fit in KV",
           "sched ms/step",
         ],
-        row("static", staticRun),
-        row("continuous", continuousRun),
+        ...runs.map((r, i) => row(POLICIES[i]!, r)),
       ]),
     );
-    console.log(`continuous / static output throughput: ${fixed(throughputRatio)}x`);
+    console.log(
+      `continuous / static output throughput: ${fixed(throughputRatio.static)}x; ` +
+        `continuous / static-drop: ${fixed(throughputRatio.staticDrop)}x`,
+    );
+    if (options.rounds > 1) {
+      const elapsed = POLICIES.map(
+        (name) =>
+          `${name} ${runsOf(name)
+            .map((run) => fixed(run.result.elapsedSeconds))
+            .join("/")}`,
+      );
+      console.log(
+        `each policy's fastest of ${options.rounds} interleaved rounds; elapsed s by round: ${elapsed.join(", ")}`,
+      );
+    }
     console.log("KV slots allocated over time (same time scale, full height = the whole cache):");
     for (const line of kvSparklines(timelines)) console.log(line);
     console.log(
@@ -205,14 +240,26 @@ export async function runCompare(options: CompareOptions): Promise<void> {
         kvCacheMemory,
         prefixLen,
         suffixLen,
+        rounds: options.rounds,
         seed: coreOptions.seed,
         dtype: model.weights.dtype,
         engine: engineConfig(coreOptions),
       },
       results: {
-        static: staticRun,
         continuous: continuousRun,
+        static: staticRun,
+        staticDrop: staticDropRun,
         throughputRatio,
+        // Every run's elapsed and CPU seconds, by policy, in round order.
+        rounds: Object.fromEntries(
+          POLICIES.map((name) => [
+            name,
+            runsOf(name).map(({ result }) => ({
+              elapsedSeconds: result.elapsedSeconds,
+              cpuSeconds: result.cpuSeconds,
+            })),
+          ]),
+        ),
         schedulerOverhead: overhead,
         prefixCaching: {
           on: prefixOn,

@@ -23,6 +23,11 @@ export interface RunResult {
   promptTokens: number;
   outputTokens: number;
   elapsedSeconds: number;
+  /**
+   * CPU time of the whole process (every thread) over the run: the work it did, which the
+   * machine's other load hardly changes, unlike the elapsed time.
+   */
+  cpuSeconds: number;
   steps: number;
   requestsPerSecond: number;
   totalTokensPerSecond: number;
@@ -59,13 +64,22 @@ export interface RequestTimes {
   arrival: number;
   /** Start of the first step that scheduled it. */
   admitted: number | null;
+  /** Its first token reached the client. */
   firstToken: number | null;
+  /** End of the step that generated its last token; a static batch returns it only when it ends. */
+  generated: number | null;
+  /** It was returned, whole. */
   finished: number | null;
 }
 
+/** One step's KV cache: what it held while it ran, what held tokens once it ended. */
 export interface KvSample {
+  /** The step's start and end. */
+  started: number;
   seconds: number;
+  /** Slots allocated (or reserved) while the step ran, as it was scheduled. */
   allocatedSlots: number;
+  /** Slots holding a token at the step's end. */
   tokensStored: number;
 }
 
@@ -87,13 +101,15 @@ export async function runRequests(
 ): Promise<RunResult> {
   const progress = new Progress(label, requests.length, options.progress ?? true);
   const started = performance.now();
+  const cpuAtStart = process.cpuUsage();
   const firstToken = new Map<string, number>();
   const finished = new Map<string, number>();
   const rejected = new Set<number>();
   const timeline = options.timeline;
   if (timeline) timeline.maxSlots = core.kvCacheSize.maxTokens;
-  // Requests added but not yet scheduled, watched only when a timeline is asked for.
+  // Requests not yet scheduled, and requests not yet done generating, watched only for a timeline.
   const waiting = new Map<Request, RequestTimes>();
+  const generating = new Map<Request, RequestTimes>();
   const secondsNow = () => (performance.now() - started) / 1000;
   requests.forEach((request, index) => {
     const engineRequest = new Request({
@@ -109,9 +125,16 @@ export async function runRequests(
     });
     core.addRequest(engineRequest);
     if (timeline) {
-      const times: RequestTimes = { arrival: secondsNow(), admitted: null, firstToken: null, finished: null };
+      const times: RequestTimes = {
+        arrival: secondsNow(),
+        admitted: null,
+        firstToken: null,
+        generated: null,
+        finished: null,
+      };
       timeline.requests.push(times);
       waiting.set(engineRequest, times);
+      generating.set(engineRequest, times);
     }
   });
   let steps = 0;
@@ -127,19 +150,31 @@ export async function runRequests(
     steps++;
     const now = secondsNow();
     const stats = core.stats();
+    const step = core.lastStep!;
     if (timeline) {
-      timeline.kv.push({ seconds: now, allocatedSlots: stats.allocatedSlots, tokensStored: stats.tokensStored });
+      const { numBlocks, blockSize } = core.kvCacheSize;
+      timeline.kv.push({
+        started: stepStarted,
+        seconds: now,
+        allocatedSlots: Math.round(step.kvCacheUsage * numBlocks) * blockSize,
+        tokensStored: stats.tokensStored,
+      });
       for (const [request, times] of waiting) {
         if (request.status === "WAITING") continue;
         times.admitted = stepStarted;
         waiting.delete(request);
       }
+      for (const [request, times] of generating) {
+        if (!request.isFinished) continue;
+        times.generated = now;
+        generating.delete(request);
+      }
     }
     wasteWeighted += stats.wasteRatio * stats.allocatedSlots;
     slotsWeighted += stats.allocatedSlots;
     maxRunning = Math.max(maxRunning, stats.numRunning);
-    scheduleMs += core.lastStepTiming!.scheduleMs;
-    executeMs += core.lastStepTiming!.executeMs;
+    scheduleMs += step.scheduleMs;
+    executeMs += step.executeMs;
     for (const output of outputs) {
       outputTokens += output.newTokenIds.length;
       const index = Number(output.requestId.slice(label.length + 1));
@@ -157,6 +192,7 @@ export async function runRequests(
   }
   progress.done();
   const elapsedSeconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuAtStart);
   const stats = core.stats();
   const promptTokens = requests.reduce(
     (sum, request, index) => sum + (rejected.has(index) ? 0 : request.promptTokenIds.length),
@@ -168,6 +204,7 @@ export async function runRequests(
     promptTokens,
     outputTokens,
     elapsedSeconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     steps,
     requestsPerSecond: finished.size / elapsedSeconds,
     totalTokensPerSecond: (promptTokens + outputTokens) / elapsedSeconds,

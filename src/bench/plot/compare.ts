@@ -1,5 +1,6 @@
 // `bench compare --plot`: a request timeline (Gantt chart) per batching policy on one time axis,
-// and the KV memory both hold over time; plus the terminal's one-line view of the latter.
+// and the KV memory each holds over time against the cache's capacity; plus the terminal's
+// one-line view of the latter.
 import type { RunTimeline } from "../engine/offline.ts";
 import { sparkline } from "../report.ts";
 import { Axes, COLORS, escapeXml, legend, type Series, svgDocument } from "./svg.ts";
@@ -14,12 +15,19 @@ const LEFT = 80;
 const PLOT_WIDTH = WIDTH - LEFT - 30;
 const WAIT_COLOR = COLORS.orange;
 const RUN_COLOR = COLORS.blue;
+/** A static batch's 空等待: the request is done, but returned only when its batch ends. */
+const IDLE_COLOR = COLORS.red;
 const FIRST_TOKEN_COLOR = COLORS.green;
+/** One colour per policy in the KV panel: allocated slots solid, slots holding tokens dashed. */
+const POLICY_COLORS = [COLORS.blue, COLORS.orange, COLORS.green, COLORS.purple];
 
 const endOf = (timeline: RunTimeline) =>
   Math.max(0, ...timeline.kv.map((sample) => sample.seconds), ...timeline.requests.map((r) => r.finished ?? 0));
 
-/** One row per request: waiting from arrival to admission, running until it finishes. */
+/**
+ * One row per request: waiting from arrival to admission, running until its last token is
+ * generated, then idle until it is returned (a static batch returns all its requests at its end).
+ */
 function gantt(axes: Axes, policy: PolicyTimeline, rowHeight: number): string {
   const { y } = axes.frame;
   const bar = Math.max(1, rowHeight * 0.8);
@@ -28,8 +36,10 @@ function gantt(axes: Axes, policy: PolicyTimeline, rowHeight: number): string {
     const top = Number((y + row * rowHeight + (rowHeight - bar) / 2).toFixed(2));
     const end = request.finished ?? request.admitted ?? request.arrival;
     const admitted = request.admitted ?? end;
+    const generated = Math.min(request.generated ?? end, end);
     const label =
       `request ${row}: arrived ${request.arrival.toFixed(3)} s, admitted ${admitted.toFixed(3)} s, ` +
+      `last token generated ${request.generated?.toFixed(3) ?? "-"} s, ` +
       `first token ${request.firstToken?.toFixed(3) ?? "-"} s, finished ${request.finished?.toFixed(3) ?? "-"} s`;
     parts.push(`<g><title>${label}</title>`);
     if (admitted > request.arrival)
@@ -37,8 +47,12 @@ function gantt(axes: Axes, policy: PolicyTimeline, rowHeight: number): string {
         `<rect class="wait" x="${axes.x(request.arrival)}" y="${top}" width="${Math.max(0.5, axes.x(admitted) - axes.x(request.arrival))}" height="${bar}" fill="${WAIT_COLOR}"/>`,
       );
     parts.push(
-      `<rect class="run" x="${axes.x(admitted)}" y="${top}" width="${Math.max(0.5, axes.x(end) - axes.x(admitted))}" height="${bar}" fill="${RUN_COLOR}"/>`,
+      `<rect class="run" x="${axes.x(admitted)}" y="${top}" width="${Math.max(0.5, axes.x(generated) - axes.x(admitted))}" height="${bar}" fill="${RUN_COLOR}"/>`,
     );
+    if (end > generated)
+      parts.push(
+        `<rect class="idle" x="${axes.x(generated)}" y="${top}" width="${Math.max(0.5, axes.x(end) - axes.x(generated))}" height="${bar}" fill="${IDLE_COLOR}"/>`,
+      );
     if (request.firstToken !== null)
       parts.push(
         `<line x1="${axes.x(request.firstToken)}" y1="${top}" x2="${axes.x(request.firstToken)}" y2="${top + bar}" stroke="${FIRST_TOKEN_COLOR}" stroke-width="1.5"/>`,
@@ -53,7 +67,10 @@ function gantt(axes: Axes, policy: PolicyTimeline, rowHeight: number): string {
   return parts.join("\n");
 }
 
-/** Gantt panels for each policy over the same seconds, then KV slots allocated and filled. */
+/**
+ * Gantt panels for each policy over the same seconds, then KV slots allocated and filled under
+ * the cache's capacity (every policy runs with the same KV memory).
+ */
 export function compareChart(policies: readonly PolicyTimeline[]): string {
   const end = Math.max(1e-3, ...policies.map((p) => endOf(p.timeline)));
   const numRequests = Math.max(1, ...policies.map((p) => p.timeline.requests.length));
@@ -68,6 +85,7 @@ export function compareChart(policies: readonly PolicyTimeline[]): string {
     legend(LEFT, top, [
       { label: "waiting (arrival to first scheduled)", color: WAIT_COLOR },
       { label: "running", color: RUN_COLOR },
+      { label: "idle: done, returned when its batch ends", color: IDLE_COLOR },
       { label: "first token", color: FIRST_TOKEN_COLOR, line: true },
       { label: "finished", color: COLORS.ink, line: true },
     ]),
@@ -90,38 +108,45 @@ export function compareChart(policies: readonly PolicyTimeline[]): string {
   }
   const maxSlots = Math.max(1, ...policies.map((p) => p.timeline.maxSlots));
   const kvAxes = new Axes({ x: LEFT, y: top, width: PLOT_WIDTH, height: 220 }, end, maxSlots);
-  const palette = [
-    [COLORS.orange, COLORS.red],
-    [COLORS.blue, COLORS.purple],
-  ] as const;
+  const capacity: Series = {
+    label: `KV capacity: ${maxSlots} token slots`,
+    color: COLORS.gray,
+    dashed: true,
+    points: [
+      [0, maxSlots],
+      [kvAxes.xMax, maxSlots],
+    ],
+  };
   const series: Series[] = policies.flatMap((policy, i) => {
-    const [allocated, stored] = palette[i % palette.length]!;
+    const color = POLICY_COLORS[i % POLICY_COLORS.length]!;
+    const { kv } = policy.timeline;
+    // A step holds what it allocated from its start; everything is free again after the last one.
+    const allocated = kv.map((s) => [s.started, s.allocatedSlots] as const);
+    const last = kv.at(-1);
     return [
       {
         label: `${policy.name}: allocated slots`,
-        color: allocated,
-        points: [[0, 0], ...policy.timeline.kv.map((s) => [s.seconds, s.allocatedSlots] as const)],
+        color,
+        points: [[0, 0], ...allocated, ...(last ? [[last.seconds, 0] as const] : [])],
       },
       {
         label: `${policy.name}: slots holding tokens`,
-        color: stored,
+        color,
         dashed: true,
-        points: [[0, 0], ...policy.timeline.kv.map((s) => [s.seconds, s.tokensStored] as const)],
+        points: [[0, 0], ...kv.map((s) => [s.seconds, s.tokensStored] as const)],
       },
     ];
   });
-  parts.push(
-    kvAxes.draw(`KV cache memory over time (capacity ${maxSlots} token slots)`, "seconds since start", "token slots"),
-  );
-  parts.push(kvAxes.lines(series, true));
-  parts.push(
-    legend(
-      LEFT,
-      top + 220 + 55,
-      series.map((s) => ({ label: s.label, color: s.color, line: true })),
-    ),
-  );
-  const height = top + 220 + 75;
+  parts.push(kvAxes.draw("KV cache memory over time", "seconds since start", "token slots"));
+  parts.push(kvAxes.lines([capacity, ...series], true));
+  // A legend row per policy (the capacity first), so that any number of policies fits the width.
+  const rows = policies.map((_, i) => series.slice(2 * i, 2 * i + 2));
+  rows[0]?.unshift(capacity);
+  rows.forEach((row, r) => {
+    const items = row.map((s) => ({ label: s.label, color: s.color, line: true }));
+    parts.push(legend(LEFT, top + 220 + 55 + 18 * r, items));
+  });
+  const height = top + 220 + 75 + 18 * Math.max(0, rows.length - 1);
   return svgDocument(WIDTH, height, "bench compare: request timelines and KV memory", parts.join("\n"));
 }
 
@@ -134,7 +159,7 @@ function kvUseOverTime(timeline: RunTimeline, end: number, columns: number): num
   for (let column = 0; column < columns; column++) {
     const at = (column * end) / columns;
     if (at > runEnd) break;
-    while (next < timeline.kv.length && timeline.kv[next]!.seconds <= at) current = timeline.kv[next++]!.allocatedSlots;
+    while (next < timeline.kv.length && timeline.kv[next]!.started <= at) current = timeline.kv[next++]!.allocatedSlots;
     values.push(current / Math.max(1, timeline.maxSlots));
   }
   return values;

@@ -1,6 +1,7 @@
-// `vllm-ts bench compare`: static batching (max-length KV) against continuous batching (paged KV)
-// on the same requests and memory, the scheduler's time per step alone, and prefix caching on and
-// off; src/bench/engine/compare.ts runs the experiment.
+// `vllm-ts bench compare`: continuous batching (paged KV) against the static baselines (max-length
+// KV; Hugging Face generate()'s static batching, and static-drop) on the same requests and memory,
+// the scheduler's time per step alone, and prefix caching on and off; src/bench/engine/compare.ts
+// runs the experiment.
 import { defineCommand } from "citty";
 import { runCompare } from "../../bench/engine/compare.ts";
 import { UsageError } from "../../usage-error.ts";
@@ -8,14 +9,14 @@ import { coreOptions, engineArgs, integer, modelArgs } from "../engine-args.ts";
 import { lengthRange, plotArgs, plotPath, rangeRatio, reportArgs } from "./bench-args.ts";
 import { runBench } from "./run-bench.ts";
 
-/** Without --max-model-len the static baseline would reserve the model's whole context per sequence. */
+/** Without --max-model-len the static baselines would reserve the model's whole context per sequence. */
 const DEFAULT_MAX_MODEL_LEN = 512;
 
 export default defineCommand({
   meta: {
     name: "compare",
     description:
-      "Static batching (max-length KV) vs continuous batching (paged KV) on the same requests and memory; prefix caching on vs off",
+      "Continuous batching (paged KV) vs static batching (max-length KV) as Hugging Face generate() does it and as static-drop, on the same requests and memory; prefix caching on vs off",
   },
   args: {
     ...modelArgs,
@@ -23,7 +24,7 @@ export default defineCommand({
     "max-num-seqs": {
       type: "string",
       default: "64",
-      description: "Most sequences of the static baseline (also sizes the default KV budget)",
+      description: "Most sequences of a static batch (also sizes the default KV budget)",
     },
     "continuous-max-num-seqs": {
       type: "string",
@@ -57,6 +58,12 @@ export default defineCommand({
       default: "256",
       description: "Running requests when timing the scheduler alone",
     },
+    rounds: {
+      type: "string",
+      default: "1",
+      description:
+        "Runs of each batching policy, interleaved (the order rotating each round); each policy's figures are its fastest run's, so that a burst of other load on the machine does not decide the comparison",
+    },
     ...reportArgs,
     ...plotArgs,
   },
@@ -73,6 +80,7 @@ export default defineCommand({
       const prefixLen = integer("prefix-len", args["prefix-len"], 1);
       const suffixLen = integer("suffix-len", args["suffix-len"], 1);
       const schedulerRequests = integer("scheduler-requests", args["scheduler-requests"], 1);
+      const rounds = integer("rounds", args.rounds, 1);
       const plot = plotPath(args.plot);
       if (input.high + output.high > maxModelLen)
         throw new UsageError(
@@ -91,6 +99,7 @@ export default defineCommand({
         prefixLen,
         suffixLen,
         schedulerRequests,
+        rounds,
         plot,
         outputJson: args["output-json"],
       });
