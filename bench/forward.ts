@@ -16,7 +16,7 @@ import { activationDtype } from "../src/backend/activation-dtype.ts";
 import { Backend } from "../src/backend/backend.ts";
 import { dtypeBytes } from "../src/backend/dtype.ts";
 import { ALL_QUANT_FORMATS, type QuantFormat } from "../src/backend/weight-format.ts";
-import { loadModelConfig, type ModelConfig } from "../src/model/config.ts";
+import { type Architecture, loadModelConfig, type ModelConfig } from "../src/model/config.ts";
 import { ggufModel, ggufTensorStore } from "../src/model/gguf/gguf-model.ts";
 import { dummyWeights, loadWeightsFromStore, type ModelWeights } from "../src/model/weights.ts";
 import { DecodeGraphs } from "../src/worker/decode-graphs.ts";
@@ -112,6 +112,12 @@ function batchOf(numSeqs: number, newTokens: number, cached: number): ForwardBat
   };
 }
 
+/** The dense family a mixture's attention belongs to (Qwen2's q/k/v bias, Qwen3's q/k norm). */
+const DENSE_TWINS: Partial<Record<Architecture, Architecture>> = {
+  Qwen2MoeForCausalLM: "Qwen2ForCausalLM",
+  Qwen3MoeForCausalLM: "Qwen3ForCausalLM",
+};
+
 const backend = await Backend.open({ numThreads: Number(options.threads) });
 const ggufFile = options.model!.endsWith(".gguf") ? options.model! : null;
 const config = resized(ggufFile ? ggufModel(ggufFile).config : await loadModelConfig(options.model!));
@@ -128,8 +134,9 @@ function resized(c: ModelConfig): ModelConfig {
   return {
     ...c,
     ...layers,
-    architecture: c.architecture === "Qwen3MoeForCausalLM" ? "Qwen3ForCausalLM" : "LlamaForCausalLM",
-    intermediateSize: moe.topK * moe.expertIntermediateSize,
+    architecture: DENSE_TWINS[c.architecture] ?? "LlamaForCausalLM",
+    // The shared expert (Qwen2-MoE) is active for every token too.
+    intermediateSize: moe.topK * moe.expertIntermediateSize + (moe.sharedExpertIntermediateSize ?? 0),
     moe: null,
   };
 }
@@ -149,6 +156,7 @@ function matrixFormats(modelWeights: ModelWeights): string {
     layer.qkv,
     layer.o,
     ...(layer.experts ? [layer.experts.gateUp, layer.experts.down] : [layer.gateUp!, layer.down!]),
+    ...(layer.experts?.sharedExpert ? [layer.experts.sharedExpert.gateUp, layer.experts.sharedExpert.down] : []),
   ]);
   return [...new Set(matrices.map((matrix) => matrix.format))].join("+");
 }

@@ -119,16 +119,19 @@ vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots_per_x_row,
 }
 
 // Memory-bound; a thread owns whole tokens.
-vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, void* out, int32_t num_tokens,
-                         int32_t top_k, int32_t d, vt_dtype act_dtype) {
+vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, const void* shared,
+                         const void* shared_gate, void* out, int32_t num_tokens, int32_t top_k, int32_t d,
+                         vt_dtype act_dtype) {
   const char* op = "vt_moe_combine";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
-  VT_TRY(vt::check_moe_combine_args(op, x, weights, out, num_tokens, top_k, d));
-  VT_CAPTURE_OR_RUN(ctx, vt_moe_combine, x, weights, out, num_tokens, top_k, d, act_dtype);
+  VT_TRY(vt::check_moe_combine_args(op, x, weights, shared, shared_gate, out, num_tokens, top_k, d));
+  VT_CAPTURE_OR_RUN(ctx, vt_moe_combine, x, weights, shared, shared_gate, out, num_tokens, top_k, d, act_dtype);
   const auto* in = static_cast<const float*>(x);
+  const auto* shared_rows = static_cast<const float*>(shared);
+  const auto* shared_logits = static_cast<const float*>(shared_gate);
   auto* y = static_cast<float*>(out);
-#pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_tokens) * top_k * d)) schedule(static)
+#pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_tokens) * (top_k + 1) * d)) schedule(static)
   for (int32_t t = 0; t < num_tokens; t++) {
     float* row = y + size_t(t) * d;
     std::fill_n(row, d, 0.0f);
@@ -138,6 +141,11 @@ vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, v
 #pragma omp simd
       for (int32_t i = 0; i < d; i++) row[i] += weight * slot[i];
     }
+    if (shared_rows == nullptr) continue;
+    const float gate = 1.0f / (1.0f + std::exp(-shared_logits[t]));
+    const float* shared_row = shared_rows + size_t(t) * d;
+#pragma omp simd
+    for (int32_t i = 0; i < d; i++) row[i] += gate * shared_row[i];
   }
   return vt::ok();
 }

@@ -113,14 +113,15 @@ __global__ void moe_matmul_kernel(const A* x, int32_t slots_per_x_row, const W* 
 }
 
 template <class A>
-__global__ void moe_combine_kernel(const A* x, const float* weights, A* out, int32_t num_tokens, int32_t top_k,
-                                   int32_t d) {
+__global__ void moe_combine_kernel(const A* x, const float* weights, const A* shared, const A* shared_gate, A* out,
+                                   int32_t num_tokens, int32_t top_k, int32_t d) {
   const size_t count = size_t(num_tokens) * d;
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
     const size_t t = i / d, column = i - t * d;
     float sum = 0;
     for (int32_t j = 0; j < top_k; j++)
       sum += weights[t * top_k + j] * to_float(x[(t * top_k + j) * size_t(d) + column]);
+    if (shared != nullptr) sum += to_float(shared[i]) / (1.0f + expf(-to_float(shared_gate[t])));
     out[i] = from_float<A>(sum);
   }
 }
@@ -185,19 +186,21 @@ vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots_per_x_row,
   return launch_status(op);
 }
 
-vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, void* out, int32_t num_tokens,
-                         int32_t top_k, int32_t d, vt_dtype act_dtype) {
+vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, const void* shared,
+                         const void* shared_gate, void* out, int32_t num_tokens, int32_t top_k, int32_t d,
+                         vt_dtype act_dtype) {
   const char* op = "vt_moe_combine";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
-  VT_TRY(vt::check_moe_combine_args(op, x, weights, out, num_tokens, top_k, d));
+  VT_TRY(vt::check_moe_combine_args(op, x, weights, shared, shared_gate, out, num_tokens, top_k, d));
   if (num_tokens == 0 || d == 0) return vt::ok();
   const unsigned blocks = grid_blocks(ctx, ceil_div(size_t(num_tokens) * d, kCombineThreads), kCombineThreads);
   with_dtype(act_dtype, [&](auto a) {
     using A = typename decltype(a)::type;
     auto kernel = &moe_combine_kernel<A>;
-    VT_LAUNCH(kernel, blocks, kCombineThreads, 0, ctx->stream, static_cast<const A*>(x), weights, static_cast<A*>(out),
-              num_tokens, top_k, d);
+    VT_LAUNCH(kernel, blocks, kCombineThreads, 0, ctx->stream, static_cast<const A*>(x), weights,
+              static_cast<const A*>(shared), static_cast<const A*>(shared_gate), static_cast<A*>(out), num_tokens,
+              top_k, d);
   });
   return launch_status(op);
 }

@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define VT_ABI_VERSION 8
+#define VT_ABI_VERSION 9
 
 typedef enum vt_status {
   VT_OK = 0,
@@ -314,12 +314,16 @@ vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots_per_x_row,
                         int32_t num_experts, int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype);
 
 /*
- * Combining: out[t, :] = sum_j weights[t, j] * x[t * top_k + j, :], accumulated in f32.
- * x: act [num_tokens * top_k, d]; weights: device f32 [num_tokens, top_k]; out: act
- * [num_tokens, d].
+ * Combining: out[t, :] = sum_j weights[t, j] * x[t * top_k + j, :]
+ *                        + sigmoid(shared_gate[t]) * shared[t, :]     (when shared is not NULL)
+ * accumulated in f32. The second term is Qwen2-MoE's shared expert: an MLP every token goes
+ * through, scaled by a gate of its own. x: act [num_tokens * top_k, d]; weights: device f32
+ * [num_tokens, top_k]; shared: act [num_tokens, d] or NULL; shared_gate: act [num_tokens] (one
+ * logit per token), NULL exactly when shared is; out: act [num_tokens, d].
  */
-vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, void* out, int32_t num_tokens,
-                         int32_t top_k, int32_t d, vt_dtype act_dtype);
+vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, const void* shared,
+                         const void* shared_gate, void* out, int32_t num_tokens, int32_t top_k, int32_t d,
+                         vt_dtype act_dtype);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Paged KV cache                                                                              */

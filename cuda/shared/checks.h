@@ -180,12 +180,15 @@ inline vt_status check_moe_matmul_args(const char* op, const void* x, int32_t sl
   return VT_OK;
 }
 
-inline vt_status check_moe_combine_args(const char* op, const void* x, const float* weights, const void* out,
-                                        int32_t num_tokens, int32_t top_k, int32_t d) {
+inline vt_status check_moe_combine_args(const char* op, const void* x, const float* weights, const void* shared,
+                                        const void* shared_gate, const void* out, int32_t num_tokens, int32_t top_k,
+                                        int32_t d) {
   VT_REQUIRE(num_tokens >= 0 && d >= 0, op,
              "negative size (num_tokens " + std::to_string(num_tokens) + ", d " + std::to_string(d) + ")");
   VT_REQUIRE(top_k >= 1 && top_k <= kMoeMaxTopK, op,
              "top_k must be 1.." + std::to_string(kMoeMaxTopK) + ", got " + std::to_string(top_k));
+  VT_REQUIRE((shared == nullptr) == (shared_gate == nullptr), op,
+             "shared and shared_gate must both be given or both be NULL");
   if (num_tokens > 0 && d > 0) VT_REQUIRE(x && weights && out, op, "x, weights or out is NULL");
   return VT_OK;
 }

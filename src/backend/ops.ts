@@ -316,10 +316,14 @@ export class NativeOps {
     );
   }
 
-  /** out[t] = sum over j of weights[t, j] * x[t * topK + j]. */
+  /**
+   * out[t] = sum over j of weights[t, j] * x[t * topK + j], plus sigmoid(sharedGate[t]) * shared[t]
+   * when a shared expert is given (Qwen2-MoE).
+   */
   moeCombine(a: {
     x: Address;
     weights: Address;
+    shared?: { x: Address; gate: Address } | null;
     out: Address;
     numTokens: number;
     topK: number;
@@ -328,7 +332,18 @@ export class NativeOps {
   }): void {
     this.check(
       "vt_moe_combine",
-      this.s.vt_moe_combine(this.context, a.x, a.weights, a.out, a.numTokens, a.topK, a.d, code(a.actDtype)),
+      this.s.vt_moe_combine(
+        this.context,
+        a.x,
+        a.weights,
+        a.shared?.x ?? null,
+        a.shared?.gate ?? null,
+        a.out,
+        a.numTokens,
+        a.topK,
+        a.d,
+        code(a.actDtype),
+      ),
     );
   }
 

@@ -20,6 +20,7 @@ export type Architecture =
   | "Gemma2ForCausalLM"
   | "Gemma3ForCausalLM"
   | "Phi3ForCausalLM"
+  | "Qwen2MoeForCausalLM"
   | "Qwen3MoeForCausalLM"
   | "MixtralForCausalLM";
 
@@ -31,6 +32,7 @@ export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   "Gemma2ForCausalLM",
   "Gemma3ForCausalLM",
   "Phi3ForCausalLM",
+  "Qwen2MoeForCausalLM",
   "Qwen3MoeForCausalLM",
   "MixtralForCausalLM",
 ];
@@ -99,7 +101,7 @@ export interface ModelConfig {
   sandwichNorms: boolean;
   /** Prefix of every tensor name ("language_model." in a Gemma 3 checkpoint with a vision tower). */
   tensorPrefix: string;
-  /** The experts of a mixture-of-experts model (Qwen3-MoE, Mixtral); null for a dense one. */
+  /** The experts of a mixture-of-experts model (Qwen2-MoE, Qwen3-MoE, Mixtral); null for a dense one. */
   moe: MoeConfig | null;
   /** The checkpoint's torch_dtype. */
   dtype: DType;
@@ -298,7 +300,10 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     maxPositionEmbeddings: read.positiveInt("max_position_embeddings", 2048),
     // Gemma's tie the LM head to the embedding unless told otherwise, as its transformers config.
     tieWordEmbeddings: read.boolean("tie_word_embeddings", isGemma),
-    attentionBias: architecture === "Qwen2ForCausalLM" || read.boolean("attention_bias", false),
+    // Qwen2's q/k/v always have a bias; Qwen2-MoE's unless its config says otherwise.
+    attentionBias:
+      architecture === "Qwen2ForCausalLM" ||
+      (architecture === "Qwen2MoeForCausalLM" ? read.boolean("qkv_bias", true) : read.boolean("attention_bias", false)),
     qkNorm: architecture === "Qwen3ForCausalLM" || architecture === "Qwen3MoeForCausalLM",
     slidingWindow,
     ...llamaFamilyDefaults(numLayers, headDim, slidingWindow),

@@ -1,7 +1,7 @@
 // What a mixture-of-experts model adds to a Llama-family config: how many experts each sparse
 // layer has, how many a token goes to, their MLP width, whether the chosen experts' weights are
-// renormalized, and which layers are sparse (Qwen's decoder_sparse_step and mlp_only_layers; every
-// layer in Mixtral). Qwen2-MoE's shared expert is refused until the engine has it.
+// renormalized, which layers are sparse (Qwen's decoder_sparse_step and mlp_only_layers; every
+// layer in Mixtral), and Qwen2-MoE's shared expert.
 import type { Architecture, ModelConfig } from "./config.ts";
 import { fieldReader, type Json } from "./config-fields.ts";
 import { ModelLoadError } from "./errors.ts";
@@ -16,9 +16,18 @@ export interface MoeConfig {
   normTopkProb: boolean;
   /** Per layer: sparse (experts) or a dense MLP of intermediate_size. */
   sparseLayers: boolean[];
+  /**
+   * Qwen2-MoE: the width of the shared expert, an MLP every token of a sparse layer goes through
+   * beside its routed experts, its output scaled by sigmoid(shared_expert_gate · x); null without.
+   */
+  sharedExpertIntermediateSize: number | null;
 }
 
-export const MOE_ARCHITECTURES: readonly Architecture[] = ["Qwen3MoeForCausalLM", "MixtralForCausalLM"];
+export const MOE_ARCHITECTURES: readonly Architecture[] = [
+  "Qwen2MoeForCausalLM",
+  "Qwen3MoeForCausalLM",
+  "MixtralForCausalLM",
+];
 
 export function isMoeArchitecture(architecture: Architecture): boolean {
   return MOE_ARCHITECTURES.includes(architecture);
@@ -50,6 +59,7 @@ export function moeFields(
       expertIntermediateSize: read.positiveInt("intermediate_size"),
       normTopkProb: true,
       sparseLayers: Array(config.numLayers).fill(true),
+      sharedExpertIntermediateSize: null,
     };
   }
   const step = read.positiveInt("decoder_sparse_step", 1);
@@ -66,5 +76,7 @@ export function moeFields(
       { length: config.numLayers },
       (_, layer) => !(denseLayers as number[]).includes(layer) && (layer + 1) % step === 0,
     ),
+    sharedExpertIntermediateSize:
+      config.architecture === "Qwen2MoeForCausalLM" ? read.positiveInt("shared_expert_intermediate_size") : null,
   };
 }

@@ -35,9 +35,24 @@ export interface ExpertTensorNames {
   gateUp: string[];
   /** Each expert's down projection: the stacked [num_experts, hidden, I] matrix. */
   down: string[];
+  /** Qwen2-MoE's shared expert; null in other families. */
+  sharedExpert: SharedExpertTensorNames | null;
 }
 
-/** Hugging Face's names of a sparse layer's tensors: Qwen3-MoE's mlp.experts, Mixtral's block_sparse_moe. */
+/** Qwen2-MoE's shared expert: a dense MLP of its own width, and its gate's [1, hidden] row. */
+export interface SharedExpertTensorNames {
+  /** Gate, then up: the fused [2 S, hidden] matrix. */
+  gateUp: string[];
+  /** [hidden, S]. */
+  down: string;
+  /** [1, hidden]: the logit of sigmoid(gate · x), the shared expert's weight per token. */
+  gate: string;
+}
+
+/**
+ * Hugging Face's names of a sparse layer's tensors: Qwen2/3-MoE's mlp.experts (and Qwen2-MoE's
+ * mlp.shared_expert), Mixtral's block_sparse_moe.
+ */
 function expertTensorNames(config: ModelConfig, layerPrefix: string): ExpertTensorNames {
   const experts = Array.from({ length: config.moe!.numExperts }, (_, e) => e);
   if (config.architecture === "MixtralForCausalLM") {
@@ -46,6 +61,7 @@ function expertTensorNames(config: ModelConfig, layerPrefix: string): ExpertTens
       router: `${p}.gate.weight`,
       gateUp: experts.flatMap((e) => [`${p}.experts.${e}.w1.weight`, `${p}.experts.${e}.w3.weight`]),
       down: experts.map((e) => `${p}.experts.${e}.w2.weight`),
+      sharedExpert: null,
     };
   }
   const p = `${layerPrefix}.mlp`;
@@ -53,6 +69,14 @@ function expertTensorNames(config: ModelConfig, layerPrefix: string): ExpertTens
     router: `${p}.gate.weight`,
     gateUp: experts.flatMap((e) => [`${p}.experts.${e}.gate_proj.weight`, `${p}.experts.${e}.up_proj.weight`]),
     down: experts.map((e) => `${p}.experts.${e}.down_proj.weight`),
+    sharedExpert:
+      config.moe!.sharedExpertIntermediateSize === null
+        ? null
+        : {
+            gateUp: [`${p}.shared_expert.gate_proj.weight`, `${p}.shared_expert.up_proj.weight`],
+            down: `${p}.shared_expert.down_proj.weight`,
+            gate: `${p}.shared_expert_gate.weight`,
+          },
   };
 }
 
@@ -132,6 +156,13 @@ export function expectedShapes(config: ModelConfig): Map<string, number[]> {
       shapes.set(l.experts.router, [numExperts, h]);
       for (const name of l.experts.gateUp) shapes.set(name, [width, h]);
       for (const name of l.experts.down) shapes.set(name, [h, width]);
+      const shared = l.experts.sharedExpert;
+      if (shared) {
+        const sharedWidth = config.moe!.sharedExpertIntermediateSize!;
+        for (const name of shared.gateUp) shapes.set(name, [sharedWidth, h]);
+        shapes.set(shared.down, [h, sharedWidth]);
+        shapes.set(shared.gate, [1, h]);
+      }
     }
   }
   return shapes;

@@ -56,6 +56,18 @@ export interface ExpertWeights {
   gateUp: Matrix;
   /** [num_experts, hidden, I]. */
   down: Matrix;
+  /** Qwen2-MoE's shared expert; null in other families. */
+  sharedExpert: SharedExpertWeights | null;
+}
+
+/** Qwen2-MoE's shared expert: a dense SwiGLU MLP of width S, and its gate. */
+export interface SharedExpertWeights {
+  /** [2 S, hidden]: gate rows, then up rows. */
+  gateUp: Matrix;
+  /** [hidden, S]. */
+  down: Matrix;
+  /** [1, hidden] in the model's dtype (never quantized, as the router). */
+  gate: Address;
 }
 
 export interface ModelWeights {
@@ -221,6 +233,11 @@ function buildWeights(
           router: plain([l.experts.router])!,
           gateUp: experts(l.experts.gateUp),
           down: experts(l.experts.down),
+          sharedExpert: l.experts.sharedExpert && {
+            gateUp: matrix(l.experts.sharedExpert.gateUp),
+            down: matrix([l.experts.sharedExpert.down]),
+            gate: plain([l.experts.sharedExpert.gate])!,
+          },
         },
       };
     });

@@ -5,6 +5,7 @@
 import { roundToDtype } from "../backend/dtype.ts";
 import { layerRope, layerSlidingWindow, type ModelConfig } from "../model/config.ts";
 import { tensorNames } from "../model/weight-names.ts";
+import { sigmoid } from "./moe.ts";
 import { geluTanh, ropeInverseFrequencies, silu, softCap } from "./ops.ts";
 
 type Weights = Map<string, Float32Array>;
@@ -152,6 +153,14 @@ export function referenceForward(config: ModelConfig, weights: Weights, tokens: 
           const [gate, up] = [l.experts.gateUp[2 * e]!, l.experts.gateUp[2 * e + 1]!].map((n) => tensor(weights, n));
           const out = mlp(gate!, up!, tensor(weights, l.experts.down[e]!), inter);
           for (let i = 0; i < h; i++) mlpOut[i]! += weight * out[i]!;
+        }
+        // Qwen2-MoE's shared expert: every token's, scaled by sigmoid of its own gate.
+        const shared = l.experts.sharedExpert;
+        if (shared) {
+          const [gate, up] = shared.gateUp.map((n) => tensor(weights, n));
+          const out = mlp(gate!, up!, tensor(weights, shared.down), config.moe!.sharedExpertIntermediateSize!);
+          const scale = sigmoid(linear(normed, tensor(weights, shared.gate), null, 1)[0]!);
+          for (let i = 0; i < h; i++) mlpOut[i]! += scale * out[i]!;
         }
       } else {
         mlpOut = mlp(gateUpWeight!, null, tensor(weights, l.down!), config.intermediateSize);

@@ -1,5 +1,5 @@
 // Plain references of the mixture-of-experts ops (vt_moe_route, vt_moe_group, vt_moe_matmul,
-// vt_moe_combine): f64 loops, rounded to f32 where the native op stores f32.
+// vt_moe_combine with Qwen2-MoE's shared expert): f64 loops, rounded to f32 where the native op stores f32.
 import type { Indices } from "./ops.ts";
 
 export interface Routing {
@@ -80,15 +80,37 @@ export function moeMatmul(a: {
   return out;
 }
 
-/** out[t, :] = sum over j of weights[t, j] * x[t * topK + j, :]. */
-export function moeCombine(x: Float32Array, weights: Float32Array, topK: number, d: number): Float32Array {
+/** Qwen2-MoE's shared expert: its MLP output for every token, and one gate logit per token. */
+export interface SharedExpertOutput {
+  x: Float32Array;
+  gate: Float32Array;
+}
+
+/**
+ * out[t, :] = sum over j of weights[t, j] * x[t * topK + j, :], plus sigmoid(shared.gate[t]) *
+ * shared.x[t, :] when a shared expert is given.
+ */
+export function moeCombine(
+  x: Float32Array,
+  weights: Float32Array,
+  topK: number,
+  d: number,
+  shared: SharedExpertOutput | null = null,
+): Float32Array {
   const numTokens = weights.length / topK;
   const out = new Float32Array(numTokens * d);
-  for (let t = 0; t < numTokens; t++)
+  for (let t = 0; t < numTokens; t++) {
+    const gate = shared === null ? 0 : sigmoid(shared.gate[t]!);
     for (let i = 0; i < d; i++) {
       let sum = 0;
       for (let j = 0; j < topK; j++) sum += weights[t * topK + j]! * x[(t * topK + j) * d + i]!;
+      if (shared !== null) sum += gate * shared.x[t * d + i]!;
       out[t * d + i] = sum;
     }
+  }
   return out;
+}
+
+export function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
 }

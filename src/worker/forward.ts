@@ -9,7 +9,7 @@ import { type DType, dtypeBytes, roundToDtype } from "../backend/dtype.ts";
 import { GrowableBuffer } from "../backend/growable-buffer.ts";
 import type { PendingBitmask, TokenBitmask } from "../engine/structured-output/token-bitmask.ts";
 import { layerRope, layerSlidingWindow, type ModelConfig } from "../model/config.ts";
-import type { ExpertWeights, ModelWeights } from "../model/weights.ts";
+import type { ExpertWeights, ModelWeights, SharedExpertWeights } from "../model/weights.ts";
 import type { KvCacheTensors } from "./kv-cache-tensors.ts";
 
 /** One step's batch, as the model runner builds it. Sequence s owns query rows
@@ -114,6 +114,9 @@ interface Workspace {
   slotGateUp: Address;
   slotMlp: Address;
   slotDown: Address;
+  /** Qwen2-MoE's shared expert: its output [tokens, hidden] and gate logits [tokens]. */
+  sharedOut: Address;
+  sharedGate: Address;
   selected: Address;
   logits: Address;
   /** int32 token ids chosen on the device. */
@@ -587,7 +590,61 @@ export class ModelForward {
       k: width,
       weightDtype: experts.down.format,
     });
-    b.moeCombine({ x: ws.slotDown, weights: ws.expertWeights, out: ws.hidden, numTokens, topK, d: h, actDtype: act });
+    const shared = experts.sharedExpert && this.enqueueSharedExpert(experts.sharedExpert, numTokens);
+    b.moeCombine({
+      x: ws.slotDown,
+      weights: ws.expertWeights,
+      shared,
+      out: ws.hidden,
+      numTokens,
+      topK,
+      d: h,
+      actDtype: act,
+    });
+  }
+
+  /**
+   * Qwen2-MoE's shared expert on ws.normed: its MLP's output into ws.sharedOut and its gate's
+   * logit per token into ws.sharedGate, which vt_moe_combine adds to the routed experts' sum.
+   */
+  private enqueueSharedExpert(shared: SharedExpertWeights, numTokens: number): { x: Address; gate: Address } {
+    const b = this.backend;
+    const ws = this.workspace!;
+    const width = this.config.moe!.sharedExpertIntermediateSize!;
+    const h = this.config.hiddenSize;
+    const act = this.actDtype;
+    b.matmul({
+      x: ws.normed,
+      w: shared.gateUp.address,
+      out: ws.gateUp,
+      m: numTokens,
+      n: 2 * width,
+      k: h,
+      actDtype: act,
+      weightDtype: shared.gateUp.format,
+    });
+    b.siluAndMul({ x: ws.gateUp, out: ws.mlp, numTokens, d: width, actDtype: act });
+    b.matmul({
+      x: ws.mlp,
+      w: shared.down.address,
+      out: ws.sharedOut,
+      m: numTokens,
+      n: h,
+      k: width,
+      actDtype: act,
+      weightDtype: shared.down.format,
+    });
+    b.matmul({
+      x: ws.normed,
+      w: shared.gate,
+      out: ws.sharedGate,
+      m: numTokens,
+      n: 1,
+      k: h,
+      actDtype: act,
+      weightDtype: this.weights.dtype,
+    });
+    return { x: ws.sharedOut, gate: ws.sharedGate };
   }
 
   private ensureWorkspace(numTokens: number, numLogits: number): Workspace {
@@ -606,9 +663,9 @@ export class ModelForward {
       normed: capacityTokens * c.hiddenSize,
       qkv: capacityTokens * this.qkvDim,
       attention: capacityTokens * c.numHeads * c.headDim,
-      // A model whose layers are all sparse has no dense MLP to hold.
-      gateUp: hasDenseMlp(c) ? capacityTokens * 2 * c.intermediateSize : 0,
-      mlp: hasDenseMlp(c) ? capacityTokens * c.intermediateSize : 0,
+      // The dense MLP's buffers, which Qwen2-MoE's shared expert uses too.
+      gateUp: capacityTokens * 2 * denseMlpWidth(c),
+      mlp: capacityTokens * denseMlpWidth(c),
       ...expertSlices(c, capacityTokens, bytes),
       selected: capacityLogits * c.hiddenSize,
       logits: capacityLogits * c.vocabSize,
@@ -641,6 +698,8 @@ export class ModelForward {
       slotGateUp: slice(sizes.slotGateUp),
       slotMlp: slice(sizes.slotMlp),
       slotDown: slice(sizes.slotDown),
+      sharedOut: slice(sizes.sharedOut),
+      sharedGate: slice(sizes.sharedGate),
       selected: slice(sizes.selected),
       logits: slice(sizes.logits),
       sampled: slice(sizes.sampled),
@@ -747,8 +806,13 @@ export function packStep(
   };
 }
 
-function hasDenseMlp(c: ModelConfig): boolean {
-  return c.moe === null || c.moe.sparseLayers.some((sparse) => !sparse);
+/**
+ * The widest MLP that runs densely (every token through it): a dense layer's, or the shared
+ * expert of a sparse one; 0 when every layer is sparse without one.
+ */
+function denseMlpWidth(c: ModelConfig): number {
+  const dense = c.moe === null || c.moe.sparseLayers.some((sparse) => !sparse) ? c.intermediateSize : 0;
+  return Math.max(dense, c.moe?.sharedExpertIntermediateSize ?? 0);
 }
 
 /**
@@ -770,5 +834,7 @@ function expertSlices(c: ModelConfig, tokens: number, bytes: number) {
     slotGateUp: slots * 2 * width,
     slotMlp: slots * width,
     slotDown: slots * c.hiddenSize,
+    sharedOut: moe?.sharedExpertIntermediateSize ? tokens * c.hiddenSize : 0,
+    sharedGate: moe?.sharedExpertIntermediateSize ? tokens : 0,
   };
 }

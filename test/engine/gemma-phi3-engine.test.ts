@@ -51,6 +51,14 @@ const families: { name: string; options: RandomModelOptions }[] = [
     name: "Mixtral (4 experts, 2 per token)",
     options: { architecture: "MixtralForCausalLM", experts: { numExperts: 4, topK: 2, width: 48 } },
   },
+  {
+    name: "Qwen2-MoE (8 experts, 4 per token, and a shared expert)",
+    options: {
+      architecture: "Qwen2MoeForCausalLM",
+      attentionBias: true,
+      experts: { numExperts: 8, topK: 4, width: 24, normTopkProb: false, sharedWidth: 64 },
+    },
+  },
 ];
 
 // Two prompts longer than the window of 16.

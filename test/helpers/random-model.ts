@@ -38,7 +38,7 @@ export interface RandomModelOptions {
   finalLogitSoftcapping?: number | null;
   /** Gemma: query_pre_attn_scalar (default head_dim). */
   queryPreAttnScalar?: number;
-  /** Qwen3-MoE and Mixtral: the experts (Mixtral's intermediate_size is their width). */
+  /** Qwen2/3-MoE and Mixtral: the experts (Mixtral's intermediate_size is their width). */
   experts?: RandomExperts;
   /** Phi-3: partial_rotary_factor. */
   partialRotaryFactor?: number;
@@ -57,10 +57,12 @@ export interface RandomExperts {
   numExperts: number;
   topK: number;
   width: number;
-  /** Qwen3-MoE: norm_topk_prob (default true), decoder_sparse_step and mlp_only_layers. */
+  /** Qwen2/3-MoE: norm_topk_prob (default true), decoder_sparse_step and mlp_only_layers. */
   normTopkProb?: boolean;
   decoderSparseStep?: number;
   mlpOnlyLayers?: number[];
+  /** Qwen2-MoE: shared_expert_intermediate_size (required there). */
+  sharedWidth?: number;
 }
 
 /** Which layers are sparse, by transformers' rule for Qwen's configs (all of Mixtral's). */
@@ -85,6 +87,7 @@ const MODEL_TYPE: Record<Architecture, string> = {
   Gemma2ForCausalLM: "gemma2",
   Gemma3ForCausalLM: "gemma3_text",
   Phi3ForCausalLM: "phi3",
+  Qwen2MoeForCausalLM: "qwen2_moe",
   Qwen3MoeForCausalLM: "qwen3_moe",
   MixtralForCausalLM: "mixtral",
 };
@@ -149,6 +152,7 @@ function configJson(options: Resolved, specialIds: Record<SpecialToken, number>)
   const isQwen =
     architecture === "Qwen2ForCausalLM" ||
     architecture === "Qwen3ForCausalLM" ||
+    architecture === "Qwen2MoeForCausalLM" ||
     architecture === "Qwen3MoeForCausalLM";
   const json: Record<string, unknown> = {
     architectures: [architecture],
@@ -171,7 +175,9 @@ function configJson(options: Resolved, specialIds: Record<SpecialToken, number>)
     use_cache: true,
   };
   if (options.headDim !== undefined) json.head_dim = options.headDim;
-  if (architecture !== "Qwen2ForCausalLM") json.attention_bias = options.attentionBias;
+  // Qwen2's q/k/v always have biases; Qwen2-MoE's by its qkv_bias.
+  if (architecture === "Qwen2MoeForCausalLM") json.qkv_bias = options.attentionBias;
+  else if (architecture !== "Qwen2ForCausalLM") json.attention_bias = options.attentionBias;
   if (
     architecture === "MistralForCausalLM" ||
     architecture === "MixtralForCausalLM" ||
@@ -194,6 +200,7 @@ function configJson(options: Resolved, specialIds: Record<SpecialToken, number>)
       decoder_sparse_step: experts.decoderSparseStep ?? 1,
       mlp_only_layers: experts.mlpOnlyLayers ?? [],
     });
+    if (architecture === "Qwen2MoeForCausalLM") json.shared_expert_intermediate_size = experts.sharedWidth;
   }
   if (architecture === "Phi3ForCausalLM" && options.partialRotaryFactor !== undefined)
     json.partial_rotary_factor = options.partialRotaryFactor;
@@ -321,6 +328,14 @@ function tensorSpecs(options: ModelShape): TensorSpec[] {
           linear(`${block}.experts.${e}.${up}.weight`, width, hiddenSize),
           linear(`${block}.experts.${e}.${down}.weight`, hiddenSize, width),
         );
+      const sharedWidth = moe.sharedExpertIntermediateSize;
+      if (sharedWidth !== null)
+        specs.push(
+          linear(`${block}.shared_expert.gate_proj.weight`, sharedWidth, hiddenSize),
+          linear(`${block}.shared_expert.up_proj.weight`, sharedWidth, hiddenSize),
+          linear(`${block}.shared_expert.down_proj.weight`, hiddenSize, sharedWidth),
+          linear(`${block}.shared_expert_gate.weight`, 1, hiddenSize),
+        );
     } else {
       if (phi3) specs.push(linear(`${prefix}.mlp.gate_up_proj.weight`, 2 * intermediateSize, hiddenSize));
       else
@@ -356,6 +371,7 @@ function writtenExperts(options: Resolved): ModelConfig["moe"] {
       options.architecture === "MixtralForCausalLM"
         ? Array(options.numLayers).fill(true)
         : sparseLayersOf(experts, options.numLayers),
+    sharedExpertIntermediateSize: options.architecture === "Qwen2MoeForCausalLM" ? experts.sharedWidth! : null,
   };
 }
 

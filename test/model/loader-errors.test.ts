@@ -163,7 +163,7 @@ describe("config errors", () => {
   test("an unknown architecture lists the supported ones", async () => {
     const error = await loadError(() => parseModelConfig({ architectures: ["GPT2LMHeadModel"] }, "gpt2/config.json"));
     expect(error.message).toBe(
-      "gpt2/config.json: unsupported architecture GPT2LMHeadModel (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM)",
+      "gpt2/config.json: unsupported architecture GPT2LMHeadModel (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM)",
     );
   });
 

@@ -1,4 +1,4 @@
-// Mixture-of-experts config.json files (Qwen3-MoE, Mixtral) read into the experts' shape and the
+// Mixture-of-experts config.json files (Qwen2-MoE, Qwen3-MoE, Mixtral) read into the experts' shape and the
 // layers that are sparse, and what the engine does not implement refused with the field named.
 import { describe, expect, test } from "bun:test";
 import { loadModelConfig, parseModelConfig } from "../../src/model/config.ts";
@@ -6,6 +6,8 @@ import { expectedShapes } from "../../src/model/weight-names.ts";
 
 const QWEN3_30B_A3B = await loadModelConfig("bench/models/qwen3-30b-a3b");
 const MIXTRAL_8X7B = await loadModelConfig("bench/models/mixtral-8x7b");
+const QWEN15_MOE_A27B = await loadModelConfig("bench/models/qwen1.5-moe-a2.7b");
+const QWEN15_MOE_JSON: Record<string, unknown> = await Bun.file("bench/models/qwen1.5-moe-a2.7b/config.json").json();
 
 describe("mixture-of-experts configs", () => {
   test("Qwen3-30B-A3B: 128 experts of width 768, 8 per token renormalized, every layer sparse, Qwen3 attention", () => {
@@ -15,6 +17,7 @@ describe("mixture-of-experts configs", () => {
       expertIntermediateSize: 768,
       normTopkProb: true,
       sparseLayers: Array(48).fill(true),
+      sharedExpertIntermediateSize: null,
     });
     expect(QWEN3_30B_A3B.qkNorm).toBe(true);
     const shapes = expectedShapes(QWEN3_30B_A3B);
@@ -31,6 +34,7 @@ describe("mixture-of-experts configs", () => {
       expertIntermediateSize: 14336,
       normTopkProb: true,
       sparseLayers: Array(32).fill(true),
+      sharedExpertIntermediateSize: null,
     });
     expect(MIXTRAL_8X7B.slidingWindow).toBeNull();
     const shapes = expectedShapes(MIXTRAL_8X7B);
@@ -70,9 +74,34 @@ describe("mixture-of-experts configs", () => {
     expect(() => qwen({ mlp_only_layers: [6] })).toThrow(/"mlp_only_layers" must be a list of layer indices below 6/);
   });
 
-  test("Qwen2-MoE (a shared expert beside the routed ones) is not supported yet, and says so", () => {
-    expect(() => parseModelConfig({ architectures: ["Qwen2MoeForCausalLM"], hidden_size: 64 }, "config.json")).toThrow(
-      /unsupported architecture Qwen2MoeForCausalLM/,
+  test("Qwen1.5-MoE-A2.7B: 60 experts of width 1408, 4 per token, and a shared expert of width 5632 with its gate", () => {
+    expect(QWEN15_MOE_A27B.moe).toEqual({
+      numExperts: 60,
+      topK: 4,
+      expertIntermediateSize: 1408,
+      normTopkProb: false,
+      sparseLayers: Array(24).fill(true),
+      sharedExpertIntermediateSize: 5632,
+    });
+    // Qwen2's attention: q/k/v biases, no q/k norm.
+    expect(QWEN15_MOE_A27B.attentionBias).toBe(true);
+    expect(QWEN15_MOE_A27B.qkNorm).toBe(false);
+    expect(QWEN15_MOE_A27B.slidingWindow).toBeNull();
+    const shapes = expectedShapes(QWEN15_MOE_A27B);
+    expect(shapes.get("model.layers.3.mlp.gate.weight")).toEqual([60, 2048]);
+    expect(shapes.get("model.layers.3.mlp.experts.59.gate_proj.weight")).toEqual([1408, 2048]);
+    expect(shapes.get("model.layers.3.mlp.shared_expert.up_proj.weight")).toEqual([5632, 2048]);
+    expect(shapes.get("model.layers.3.mlp.shared_expert.down_proj.weight")).toEqual([2048, 5632]);
+    expect(shapes.get("model.layers.3.mlp.shared_expert_gate.weight")).toEqual([1, 2048]);
+    expect(shapes.get("model.layers.3.self_attn.k_proj.bias")).toEqual([2048]);
+  });
+
+  test("Qwen2-MoE needs its shared expert's width; qkv_bias false drops the biases", () => {
+    const raw = { ...QWEN15_MOE_JSON };
+    delete raw.shared_expert_intermediate_size;
+    expect(() => parseModelConfig(raw, "config.json")).toThrow(
+      /missing required field "shared_expert_intermediate_size"/,
     );
+    expect(parseModelConfig({ ...QWEN15_MOE_JSON, qkv_bias: false }, "config.json").attentionBias).toBe(false);
   });
 });

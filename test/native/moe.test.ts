@@ -1,5 +1,6 @@
-// The mixture-of-experts ops (route, group, the experts' matmuls, combine) against the plain
-// references, and the four chained into one MoE layer against a dense f64 computation.
+// The mixture-of-experts ops (route, group, the experts' matmuls, combine with and without a
+// shared expert) against the plain references, and the four chained into one MoE layer against a
+// dense f64 computation.
 import { describe, expect, test } from "bun:test";
 import { offsetAddress } from "../../src/backend/address.ts";
 import type { DType } from "../../src/backend/dtype.ts";
@@ -243,6 +244,39 @@ describe("vt_moe_combine", () => {
       actDtype: "f32",
     });
     expectClose(device.download(out, numTokens * d), ref.moeCombine(x, weights, topK, d), { rtol: 1e-5, atol: 1e-6 });
+  });
+
+  test("a shared expert's rows are added, each scaled by the sigmoid of its token's gate logit", () => {
+    const numTokens = 6;
+    const topK = 2;
+    const d = 45;
+    const x = randomValues(numTokens * topK * d, 43);
+    const weights = randomValues(numTokens * topK, 44).map(Math.abs);
+    const shared = { x: randomValues(numTokens * d, 45), gate: randomValues(numTokens, 46, 8) };
+    // Gates far out on both sides: the shared expert all but off, and fully on.
+    shared.gate[0] = -30;
+    shared.gate[1] = 30;
+    const out = device.alloc(numTokens * d * 4);
+    backend.moeCombine({
+      x: device.upload(x),
+      weights: device.upload(weights),
+      shared: { x: device.upload(shared.x), gate: device.upload(shared.gate) },
+      out,
+      numTokens,
+      topK,
+      d,
+      actDtype: "f32",
+    });
+    const actual = device.download(out, numTokens * d);
+    const expected = ref.moeCombine(x, weights, topK, d, shared);
+    expectClose(actual, expected, { rtol: 1e-5, atol: 1e-6 });
+    const routedOnly = ref.moeCombine(x, weights, topK, d);
+    expectClose(actual.subarray(0, d), routedOnly.subarray(0, d), { rtol: 1e-5, atol: 1e-6 });
+    expectClose(
+      actual.subarray(d, 2 * d),
+      routedOnly.subarray(d, 2 * d).map((v, i) => v + shared.x[d + i]!),
+      { rtol: 1e-5, atol: 1e-6 },
+    );
   });
 });
 

@@ -79,7 +79,8 @@ const architectures: { architecture: Architecture; options: RandomModelOptions }
   { architecture: "Phi3ForCausalLM", options: { numHeads: 4, numKvHeads: 4, slidingWindow: 24 } },
   { architecture: "Phi3ForCausalLM", options: { numHeads: 4, numKvHeads: 2, partialRotaryFactor: 0.5 } },
   // Mixtures of experts: a dense first layer (mlp_only_layers) before sparse ones; every other
-  // layer sparse with 64 experts, 8 per token, weights not renormalized; Mixtral's all sparse.
+  // layer sparse with 64 experts, 8 per token, weights not renormalized; Mixtral's all sparse;
+  // Qwen2-MoE's shared expert.
   {
     architecture: "Qwen3MoeForCausalLM",
     options: {
@@ -102,6 +103,17 @@ const architectures: { architecture: Architecture; options: RandomModelOptions }
     architecture: "MixtralForCausalLM",
     options: { numHeads: 4, numKvHeads: 2, experts: { numExperts: 4, topK: 2, width: 48 } },
   },
+  // Qwen2-MoE: a shared expert wider than the dense layer's MLP (whose buffers it uses).
+  {
+    architecture: "Qwen2MoeForCausalLM",
+    options: {
+      numHeads: 4,
+      numKvHeads: 2,
+      numLayers: 3,
+      attentionBias: true,
+      experts: { numExperts: 8, topK: 4, width: 16, normTopkProb: false, mlpOnlyLayers: [1], sharedWidth: 160 },
+    },
+  },
 ];
 
 /** What a case sets beyond the architecture, for its test's name. */
@@ -113,6 +125,7 @@ function features(options: RandomModelOptions): string {
   if (options.partialRotaryFactor) parts.push("partial rotary");
   if (options.visionTower) parts.push("text part of a checkpoint with a vision tower");
   if (options.experts) parts.push(`${options.experts.numExperts} experts, top ${options.experts.topK}`);
+  if (options.experts?.sharedWidth) parts.push("shared expert");
   return parts.length > 0 ? ` (${parts.join(", ")})` : "";
 }
 

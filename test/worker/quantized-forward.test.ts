@@ -41,6 +41,7 @@ function quantizedWeights(format: QuantFormat, of: RandomModel = model): Map<str
       ...l.gateUp,
       ...(l.down ? [l.down] : []),
       ...(l.experts ? [...l.experts.gateUp, ...l.experts.down] : []),
+      ...(l.experts?.sharedExpert ? [...l.experts.sharedExpert.gateUp, l.experts.sharedExpert.down] : []),
     ]),
   ];
   const weights = new Map(of.weights);
