@@ -1,6 +1,6 @@
 // The stages that measure: decode paged-attention bandwidth, prefill attention and matmul against
-// PyTorch, CUDA graphs against eager decode, end-to-end throughput against Hugging Face generate,
-// and nano-vllm's workload. Each is a fraction of a baseline taken in the same run; a dry run
+// PyTorch, CUDA graphs against eager decode, async scheduling against steps in turns, end-to-end
+// throughput against Hugging Face generate, and nano-vllm's workload. Each is a fraction of a baseline taken in the same run; a dry run
 // runs the same commands on tiny shapes (figures meaningless, commands proven).
 
 import { join } from "node:path";
@@ -251,57 +251,103 @@ const dummyModel = (model: string) => [
   "cuda",
 ];
 
+/**
+ * Decode milliseconds per token of `bench latency` at each batch size, without and with `flag`:
+ * the batch's time after its last first token, per later token. Null and the failed command's
+ * outcome when one fails.
+ */
+async function decodeWithAndWithout(
+  context: CheckContext,
+  run: StageRun,
+  model: string,
+  flag: string,
+  batches: number[],
+): Promise<{ perToken: Map<number, { without: number; with: number }> } | { failed: StageOutcome }> {
+  const [inputLen, outputLen] = context.dryRun ? [8, 4] : [128, 64];
+  const perToken = new Map<number, { without: number; with: number }>();
+  for (const batch of batches) {
+    const times: number[] = [];
+    for (const withFlag of [false, true]) {
+      const json = join(context.raw, `latency-b${batch}${withFlag ? flag : ""}.json`);
+      const args = [
+        "bench",
+        "latency",
+        ...dummyModel(model),
+        "--batch-size",
+        String(batch),
+        "--input-len",
+        String(inputLen),
+        "--output-len",
+        String(outputLen),
+        "--num-iters",
+        "3",
+        "--num-iters-warmup",
+        "1",
+        "--max-num-seqs",
+        String(Math.max(...batches)),
+        "--max-model-len",
+        "1024",
+        ...(withFlag ? [flag] : []),
+        "--output-json",
+        json,
+      ];
+      const result = await vllm(context, run, args);
+      if (result.exitCode !== 0)
+        return {
+          failed: {
+            status: commandStatus([result]),
+            summary: `batch ${batch}${withFlag ? ` ${flag}` : ""}: ${failureLine(result)}`,
+          },
+        };
+      const { latency, timeToFirstTokenOfBatch } = readJson<LatencyReport>(json).results;
+      times.push((latency.mean - timeToFirstTokenOfBatch.mean) / (outputLen - 1));
+    }
+    perToken.set(batch, { without: times[0]!, with: times[1]! });
+  }
+  return { perToken };
+}
+
 const graphs: Stage = {
   name: "graphs",
   title: "CUDA graphs against eager decode steps",
   limitSeconds: 60,
   dryLimitSeconds: 120,
   async run(context, run) {
-    const [inputLen, outputLen, batches] = context.dryRun ? [8, 4, [1, 4]] : [128, 64, [1, 32]];
+    const batches = context.dryRun ? [1, 4] : [1, 32];
+    const measured = await decodeWithAndWithout(context, run, context.models.llama, "--enforce-eager", batches);
+    if ("failed" in measured) return measured.failed;
     const figures: Record<string, Figure> = {};
     const lines: string[] = [];
-    for (const batch of batches) {
-      const perToken: Record<string, number> = {};
-      for (const eager of [false, true]) {
-        const json = join(context.raw, `latency-b${batch}${eager ? "-eager" : ""}.json`);
-        const args = [
-          "bench",
-          "latency",
-          ...dummyModel(context.models.llama),
-          "--batch-size",
-          String(batch),
-          "--input-len",
-          String(inputLen),
-          "--output-len",
-          String(outputLen),
-          "--num-iters",
-          "3",
-          "--num-iters-warmup",
-          "1",
-          "--max-num-seqs",
-          String(Math.max(...batches)),
-          "--max-model-len",
-          "1024",
-          ...(eager ? ["--enforce-eager"] : []),
-          "--output-json",
-          json,
-        ];
-        const result = await vllm(context, run, args);
-        if (result.exitCode !== 0)
-          return {
-            status: commandStatus([result]),
-            summary: `batch ${batch}${eager ? " eager" : ""}: ${failureLine(result)}`,
-            figures,
-          };
-        const { latency, timeToFirstTokenOfBatch } = readJson<LatencyReport>(json).results;
-        // The decode steps alone: the batch's time after its last first token, per later token.
-        perToken[eager ? "eager" : "graphs"] = (latency.mean - timeToFirstTokenOfBatch.mean) / (outputLen - 1);
-      }
-      figures[`b${batch}_ms_per_token_graphs`] = round(perToken.graphs! * 1000, 3);
-      figures[`b${batch}_ms_per_token_eager`] = round(perToken.eager! * 1000, 3);
-      figures[`b${batch}_eager_over_graphs`] = round(perToken.eager! / perToken.graphs!, 2);
+    for (const [batch, { without: graphed, with: eager }] of measured.perToken) {
+      figures[`b${batch}_ms_per_token_graphs`] = round(graphed * 1000, 3);
+      figures[`b${batch}_ms_per_token_eager`] = round(eager * 1000, 3);
+      figures[`b${batch}_eager_over_graphs`] = round(eager / graphed, 2);
       lines.push(
         `batch ${batch}: ${figures[`b${batch}_ms_per_token_eager`]} ms eager, ${figures[`b${batch}_ms_per_token_graphs`]} ms graphs (${figures[`b${batch}_eager_over_graphs`]}x)`,
+      );
+    }
+    return { status: "passed", summary: lines.join("; "), figures };
+  },
+};
+
+/** A small model's decode step is short, so the host's share of it is the largest there. */
+const asyncScheduling: Stage = {
+  name: "async-scheduling",
+  title: "Async scheduling (host work beside the device's step) against steps in turns, Qwen3-0.6B shape",
+  limitSeconds: 60,
+  dryLimitSeconds: 120,
+  async run(context, run) {
+    const batches = context.dryRun ? [1, 4] : [1, 64];
+    const measured = await decodeWithAndWithout(context, run, context.models.qwen3, "--async-scheduling", batches);
+    if ("failed" in measured) return measured.failed;
+    const figures: Record<string, Figure> = {};
+    const lines: string[] = [];
+    for (const [batch, { without: inTurns, with: overlapped }] of measured.perToken) {
+      figures[`b${batch}_ms_per_token_in_turns`] = round(inTurns * 1000, 3);
+      figures[`b${batch}_ms_per_token_async`] = round(overlapped * 1000, 3);
+      figures[`b${batch}_in_turns_over_async`] = round(inTurns / overlapped, 2);
+      lines.push(
+        `batch ${batch}: ${figures[`b${batch}_ms_per_token_in_turns`]} ms in turns, ${figures[`b${batch}_ms_per_token_async`]} ms async (${figures[`b${batch}_in_turns_over_async`]}x)`,
       );
     }
     return { status: "passed", summary: lines.join("; "), figures };
@@ -429,5 +475,6 @@ export const figureStages: Stage[] = [
   throughput,
   hfGenerate,
   graphs,
+  asyncScheduling,
   nanoVllm,
 ];

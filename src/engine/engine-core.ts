@@ -6,11 +6,11 @@ import { dtypeBytes } from "../backend/dtype.ts";
 import { logger } from "../logger.ts";
 import type { EngineModel } from "../model/load-model.ts";
 import { KvCacheTensors } from "../worker/kv-cache-tensors.ts";
-import { ModelRunner } from "../worker/model-runner.ts";
+import { type LaunchedStep, ModelRunner } from "../worker/model-runner.ts";
 import { KVCacheManager } from "./kv-cache-manager.ts";
 import { defaultEngineConfig, type EngineConfig } from "./options.ts";
 import type { Request } from "./request.ts";
-import type { TokenLogprobs } from "./sampler.ts";
+import type { SampledToken, TokenLogprobs } from "./sampler.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { EngineScheduler } from "./scheduler-interface.ts";
 import {
@@ -20,6 +20,7 @@ import {
   type SchedulerStats,
 } from "./scheduler-output.ts";
 import { StaticScheduler } from "./static-scheduler.ts";
+import { StepTimer } from "./step-timer.ts";
 import type { GrammarVocabSource } from "./structured-output/grammar-protocol.ts";
 import { StructuredOutputManager } from "./structured-output/manager.ts";
 
@@ -46,6 +47,20 @@ export interface StepOutput extends EngineCoreOutput {
   logprobs: TokenLogprobs[] | null;
 }
 
+/** A step launched on the device (or that failed to launch), not yet collected. */
+interface RunningStep {
+  scheduled: SchedulerOutput;
+  launched: LaunchedStep | null;
+  error: unknown;
+}
+
+/** A step whose tokens came back, or its failure. */
+interface CollectedStep {
+  scheduled: SchedulerOutput;
+  sampled: Map<string, SampledToken> | null;
+  error: unknown;
+}
+
 export interface KvCacheSize {
   numBlocks: number;
   blockSize: number;
@@ -57,7 +72,7 @@ export interface KvCacheSize {
 export interface StepSummary {
   /** schedule() plus updateFromOutput(). */
   scheduleMs: number;
-  /** Building the batch, the forward pass and sampling. */
+  /** Building the batch, the forward pass and sampling (launching the step and waiting for it). */
   executeMs: number;
   numScheduledTokens: number;
   numRequests: number;
@@ -76,6 +91,8 @@ export class EngineCore {
   /** Constrained requests whose grammar is compiling: they wait here, the batch does not. */
   private readonly compiling = new Map<string, Request>();
   private readonly grammarsInFlight = new Set<Promise<void>>();
+  /** With async scheduling, the step left running on the device by the last step() call. */
+  private inFlight: RunningStep | null = null;
   /** Requests whose grammar failed to compile, reported by the next step. */
   private rejected: Request[] = [];
   /**
@@ -137,9 +154,20 @@ export class EngineCore {
       enablePrefixCaching: config.enablePrefixCaching,
     });
     const limits = { maxNumBatchedTokens: config.maxNumBatchedTokens, maxNumSeqs: config.maxNumSeqs, maxModelLen };
+    if (config.asyncScheduling && config.scheduling !== "continuous")
+      throw new RangeError(`--async-scheduling needs --scheduling continuous, not ${config.scheduling}`);
+    if (config.asyncScheduling && backend.name === "cpu")
+      logger.warn(
+        "--async-scheduling on the CPU overlaps nothing (a step runs on the engine's own thread) and reports each token one step later",
+      );
     const scheduler: EngineScheduler =
       config.scheduling === "continuous"
-        ? new Scheduler({ kvCacheManager, ...limits, enableChunkedPrefill: config.enableChunkedPrefill })
+        ? new Scheduler({
+            kvCacheManager,
+            ...limits,
+            enableChunkedPrefill: config.enableChunkedPrefill,
+            asyncScheduling: config.asyncScheduling,
+          })
         : new StaticScheduler({ kvCacheManager, ...limits, dropFinishedRows: config.scheduling === "static-drop" });
     const runner = new ModelRunner(backend, model, kvCache, {
       enforceEager: config.enforceEager,
@@ -187,28 +215,81 @@ export class EngineCore {
   }
 
   hasUnfinishedRequests(): boolean {
-    return this.scheduler.hasUnfinishedRequests() || this.compiling.size > 0 || this.rejected.length > 0;
+    return (
+      this.scheduler.hasUnfinishedRequests() ||
+      this.compiling.size > 0 ||
+      this.rejected.length > 0 ||
+      this.inFlight !== null
+    );
   }
 
   stats(): SchedulerStats {
     return this.scheduler.stats();
   }
 
-  /** One iteration of continuous batching. */
+  /**
+   * One iteration of continuous batching: schedule a step, run it, report what it produced. With
+   * async scheduling the step is left running and the previous one is reported instead: the host
+   * schedules step N+1 while the device computes step N, and reports step N while it computes
+   * step N+1 (vLLM's async scheduling). What is left on the host between two steps is building the
+   * next batch.
+   */
   async step(): Promise<StepOutput[]> {
     // Nothing to run but grammars compiling: wait for them rather than spin.
-    if (!this.scheduler.hasUnfinishedRequests() && this.rejected.length === 0) await Promise.all(this.grammarsInFlight);
-    const started = performance.now();
-    const scheduled = this.scheduler.schedule();
-    const scheduledAt = performance.now();
-    let sampled: Awaited<ReturnType<ModelRunner["execute"]>>;
+    if (this.inFlight === null && !this.scheduler.hasUnfinishedRequests() && this.rejected.length === 0)
+      await Promise.all(this.grammarsInFlight);
+    const timer = new StepTimer();
+    const previous = this.inFlight;
+    this.inFlight = null;
+    // A grammar takes each token before it masks the next one: constrained requests run in turns.
+    const scheduled = previous !== null && !this.mayOverlap() ? null : timer.host(() => this.scheduler.schedule());
+    const done = previous && timer.device(() => this.collect(previous));
+    const step = scheduled && (await timer.deviceAsync(() => this.launch(scheduled)));
+    const outputs = done ? timer.host(() => this.report(done)) : [];
+    if (step?.launched === null) outputs.push(...this.failStep(step.scheduled, step.error));
+    // An empty step is over at once: left in flight, it would keep an idle engine stepping.
+    else if (step && this.mayOverlap() && step.scheduled.numScheduledTokens.size > 0) this.inFlight = step;
+    else if (step) outputs.push(...timer.host(() => this.report(timer.device(() => this.collect(step)))));
+    this.lastStep = {
+      scheduleMs: timer.hostMs,
+      executeMs: timer.deviceMs,
+      numScheduledTokens: scheduled?.totalNumScheduledTokens ?? 0,
+      numRequests: scheduled?.numScheduledTokens.size ?? 0,
+      kvCacheUsage: scheduled?.stats.kvCacheUsage ?? this.scheduler.stats().kvCacheUsage,
+    };
+    return outputs;
+  }
+
+  /** Whether the step just launched may keep running while the host goes on. */
+  private mayOverlap(): boolean {
+    return this.config.asyncScheduling && !this.structuredOutputs.hasConstrainedRequests();
+  }
+
+  /** Enqueues a scheduled step on the device; a failure is kept for report(). */
+  private async launch(scheduled: SchedulerOutput): Promise<RunningStep> {
     try {
       if (++this.numModelSteps === INJECTED_FAULT_STEP) throw new Error("a fault injected for testing");
-      sampled = await this.runner.execute(scheduled, (ids) => this.structuredOutputs.bitmask(ids));
+      const launched = await this.runner.launch(scheduled, (ids) => this.structuredOutputs.bitmask(ids));
+      return { scheduled, launched, error: null };
     } catch (error) {
-      return this.failStep(scheduled, error);
+      return { scheduled, launched: null, error };
     }
-    const executedAt = performance.now();
+  }
+
+  /** Waits for a launched step's tokens. */
+  private collect(step: RunningStep): CollectedStep {
+    if (step.launched === null) return { scheduled: step.scheduled, sampled: null, error: step.error };
+    try {
+      return { scheduled: step.scheduled, sampled: step.launched.collect(), error: null };
+    } catch (error) {
+      return { scheduled: step.scheduled, sampled: null, error };
+    }
+  }
+
+  /** A finished step's tokens into the grammars and the scheduler; the outputs to report. */
+  private report(step: CollectedStep): StepOutput[] {
+    const { scheduled, sampled } = step;
+    if (sampled === null) return this.failStep(scheduled, step.error);
     this.structuredOutputs.accept(sampled);
     for (const [id, { logprobs }] of sampled) {
       if (logprobs === null) continue;
@@ -221,13 +302,6 @@ export class EngineCore {
     for (const output of outputs) if (output.finished) this.structuredOutputs.free(output.requestId);
     outputs.push(...this.rejected.map((request) => engineCoreOutput(request, [])));
     this.rejected = [];
-    this.lastStep = {
-      scheduleMs: scheduledAt - started + (performance.now() - executedAt),
-      executeMs: executedAt - scheduledAt,
-      numScheduledTokens: scheduled.totalNumScheduledTokens,
-      numRequests: scheduled.numScheduledTokens.size,
-      kvCacheUsage: scheduled.stats.kvCacheUsage,
-    };
     return outputs.map((output) => ({ ...output, logprobs: this.takeLogprobs(output) }));
   }
 
@@ -242,6 +316,8 @@ export class EngineCore {
   /**
    * A step that threw fails the requests it ran (their blocks freed, each with the error, a 500 for
    * its client) and no others: the engine goes on with the next step. vLLM's engine would die.
+   * With async scheduling, the step scheduled after it may still run them: they are no longer
+   * live when it reports, so nothing of theirs is reported twice.
    */
   private failStep(scheduled: SchedulerOutput, error: unknown): StepOutput[] {
     const ids = [...scheduled.numScheduledTokens.keys()];

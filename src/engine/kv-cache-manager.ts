@@ -41,6 +41,8 @@ interface BlockTable {
   numCachedBlocks: number;
   /** Tokens the blocks were allocated for: computed, or being computed this step. */
   numTokens: number;
+  /** Of those, how many were not sampled yet at allocation (async scheduling). */
+  numUnknownTokens: number;
 }
 
 /**
@@ -113,12 +115,15 @@ export class KVCacheManager {
    * enough free blocks (cached free blocks count as free: they are evicted). With prefix caching
    * on, the blocks that become full are registered in the prefix cache. As in vLLM, prefix hits
    * are not yet in request.numComputedTokens (0 for a waiting request): the scheduler adds them,
-   * with the new tokens, once the allocation has succeeded.
+   * with the new tokens, once the allocation has succeeded. numUnknownTokens of the new tokens
+   * are not in request.allTokenIds yet (async scheduling: sampled by a step still running): they
+   * get slots, and their block is registered once their ids are known.
    */
   allocateSlots(
     request: KVRequest,
     numNewTokens: number,
     newComputedBlocks: readonly KVCacheBlock[] = [],
+    numUnknownTokens = 0,
   ): KVCacheBlock[] | null {
     if (!Number.isInteger(numNewTokens) || numNewTokens < 0) {
       throw new RangeError(`allocateSlots: numNewTokens must be a non-negative integer, got ${numNewTokens}`);
@@ -132,10 +137,11 @@ export class KVCacheManager {
       );
     }
     const numTokens = request.numComputedTokens + newComputedBlocks.length * this.blockSize + numNewTokens;
-    if (numTokens > request.allTokenIds.length) {
+    if (numTokens > request.allTokenIds.length + numUnknownTokens) {
       throw new RangeError(
         `allocateSlots: request ${request.requestId} would hold ${numTokens} tokens but has only ` +
-          `${request.allTokenIds.length}`,
+          `${request.allTokenIds.length}` +
+          (numUnknownTokens > 0 ? ` and ${numUnknownTokens} not yet sampled` : ""),
       );
     }
     const numRequiredBlocks = Math.max(
@@ -147,16 +153,17 @@ export class KVCacheManager {
     if (numRequiredBlocks > this.blockPool.numFreeBlocks - numFreeHits) return null;
 
     this.blockPool.touch(newComputedBlocks);
-    const blockTable = table ?? { blocks: [], numCachedBlocks: 0, numTokens: 0 };
+    const blockTable = table ?? { blocks: [], numCachedBlocks: 0, numTokens: 0, numUnknownTokens: 0 };
     blockTable.blocks.push(...newComputedBlocks);
     blockTable.numCachedBlocks += newComputedBlocks.length;
     const newBlocks = this.blockPool.getNewBlocks(numRequiredBlocks);
     blockTable.blocks.push(...newBlocks);
     blockTable.numTokens = numTokens;
+    blockTable.numUnknownTokens = numUnknownTokens;
     this.blockTables.set(request.requestId, blockTable);
 
     if (this.enablePrefixCaching) {
-      const numFullBlocks = Math.floor(numTokens / this.blockSize);
+      const numFullBlocks = Math.floor(Math.min(numTokens, request.allTokenIds.length) / this.blockSize);
       if (numFullBlocks > blockTable.numCachedBlocks) {
         const blockHashes = this.updateBlockHashes(request);
         this.blockPool.cacheFullBlocks(blockTable.blocks, blockHashes, blockTable.numCachedBlocks, numFullBlocks);
@@ -253,7 +260,7 @@ export class KVCacheManager {
 
   private checkBlockTable(request: KVRequest, table: BlockTable): void {
     const { requestId, numComputedTokens, allTokenIds } = request;
-    const { blocks, numTokens, numCachedBlocks } = table;
+    const { blocks, numTokens, numCachedBlocks, numUnknownTokens } = table;
     const seen = new Set<KVCacheBlock>();
     for (const block of blocks) {
       if (seen.has(block)) {
@@ -267,8 +274,11 @@ export class KVCacheManager {
           `(block size ${this.blockSize})`,
       );
     }
-    if (numTokens > allTokenIds.length) {
-      invariantViolated(`request ${requestId} has slots for ${numTokens} tokens but ${allTokenIds.length} tokens`);
+    if (numTokens > allTokenIds.length + numUnknownTokens) {
+      invariantViolated(
+        `request ${requestId} has slots for ${numTokens} tokens but ${allTokenIds.length} tokens` +
+          ` and ${numUnknownTokens} being sampled`,
+      );
     }
     if (numComputedTokens > numTokens) {
       invariantViolated(`request ${requestId} has ${numComputedTokens} computed tokens but slots for ${numTokens}`);

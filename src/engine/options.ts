@@ -126,6 +126,12 @@ export const ENGINE_OPTIONS = {
     default: 0.9,
     description: "Fraction of device memory for weights, activations and KV cache",
   },
+  asyncScheduling: {
+    value: { kind: "boolean" },
+    default: false,
+    description:
+      "Schedule the next step while the device computes the current one, and report each step while the next one computes (continuous scheduling only; steps with a grammar-constrained request still run in turns)",
+  },
   enforceEager: {
     value: { kind: "boolean" },
     default: false,

@@ -148,6 +148,17 @@ export class Request implements KVRequest {
     return false;
   }
 
+  /**
+   * Whether `numMoreTokens` more outputs would end the request by length (maxTokens, or no position
+   * left): with async scheduling, a request whose in-flight token is its last is not scheduled again.
+   */
+  finishesByLengthWith(numMoreTokens: number, maxModelLen: number): boolean {
+    return (
+      this.numOutputTokens + numMoreTokens >= this.samplingParams.maxTokens ||
+      this.numTokens + numMoreTokens >= maxModelLen
+    );
+  }
+
   /** Marks the request rejected at admission, with a message the client can act on. */
   reject(error: string): void {
     this.status = "FINISHED_IGNORED";

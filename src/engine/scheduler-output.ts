@@ -3,6 +3,7 @@
 // how those records are made from a request.
 import type { FinishReason, Request } from "./request.ts";
 import type { SamplingParams } from "./sampling-params.ts";
+import { type InFlight, NOTHING_IN_FLIGHT } from "./step-protocol.ts";
 
 /** A request the runner holds no state for: scheduled for the first time, or resumed. */
 export interface NewRequestData {
@@ -23,7 +24,10 @@ export interface NewRequestData {
 /** A request the runner already holds, scheduled again (decode, or the next prefill chunk). */
 export interface CachedRequestData {
   requestId: string;
-  /** Token ids of this step's positions: the last sampled token for a decode, else a chunk. */
+  /**
+   * Token ids of this step's positions: the last sampled token for a decode, else a chunk. With
+   * async scheduling a token sampled by the step still running is left out: the runner has it.
+   */
   newTokenIds: readonly number[];
   /** Blocks appended to its block table this step. */
   newBlockIds: readonly number[];
@@ -122,19 +126,23 @@ export function newRequestData(request: Request, blockIds: readonly number[], nu
   };
 }
 
-/** The record of a request the runner already holds, computing numNewTokens tokens this step. */
+/**
+ * The record of a request the runner already holds, computing numNewTokens tokens this step after
+ * what the steps still in flight compute (async scheduling; nothing otherwise).
+ */
 export function cachedRequestData(
   request: Request,
   numNewTokens: number,
   newBlockIds: readonly number[],
+  inFlight: InFlight = NOTHING_IN_FLIGHT,
 ): CachedRequestData {
-  const start = request.numComputedTokens;
+  const start = request.numComputedTokens + inFlight.numTokens;
   return {
     requestId: request.requestId,
     newTokenIds: request.allTokenIds.slice(start, start + numNewTokens),
     newBlockIds,
     numComputedTokens: start,
-    samplesNextToken: start + numNewTokens === request.numTokens,
+    samplesNextToken: start + numNewTokens === request.numTokens + (inFlight.samples ? 1 : 0),
   };
 }
 

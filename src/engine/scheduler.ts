@@ -11,6 +11,7 @@ import {
   type CachedRequestData,
   cachedRequestData,
   type EngineCoreOutput,
+  engineCoreOutput,
   type NewRequestData,
   newRequestData,
   type SchedulerOutput,
@@ -30,6 +31,11 @@ export interface SchedulerOptions extends SchedulerLimits {
    * one long prompt cannot take a whole step's budget from the others.
    */
   longPrefillTokenThreshold?: number;
+  /**
+   * vLLM's async scheduling: the next step may be scheduled while the previous one still runs
+   * (before its updateFromOutput), each request it samples counted as one token longer.
+   */
+  asyncScheduling?: boolean;
 }
 
 export class Scheduler implements EngineScheduler {
@@ -45,7 +51,7 @@ export class Scheduler implements EngineScheduler {
   private readonly waiting = new RequestQueue();
   /** Admission order: the last one is the newest, the first to be preempted. */
   private readonly running: Request[] = [];
-  private readonly step = new StepProtocol();
+  private readonly step: StepProtocol;
   private numPreemptions = 0;
   private numAdmittedTokens = 0;
   private numPrefixHitTokens = 0;
@@ -70,6 +76,7 @@ export class Scheduler implements EngineScheduler {
     this.maxModelLen = maxModelLen;
     this.enableChunkedPrefill = enableChunkedPrefill;
     this.longPrefillTokenThreshold = threshold;
+    this.step = new StepProtocol(options.asyncScheduling ? 2 : 1);
   }
 
   get numRunning(): number {
@@ -102,15 +109,26 @@ export class Scheduler implements EngineScheduler {
     const numScheduledTokens = new Map<string, number>();
     const preemptedRequestIds: string[] = [];
 
-    // Running requests first: they hold blocks, and finishing them frees memory soonest.
+    // Running requests first: they hold blocks, and finishing them frees memory soonest. What a
+    // step still running computes for one (async scheduling) counts as computed, and the token it
+    // samples as known but for its id.
     for (let i = 0; i < this.running.length && tokenBudget > 0; i++) {
       const request = this.running[i]!;
-      const numUncomputed = request.numTokens - request.numComputedTokens;
+      const inFlight = this.step.inFlight(request.requestId);
+      const numUnknown = inFlight.samples ? 1 : 0;
+      // Its token in flight will be its last: nothing to compute after it.
+      if (numUnknown > 0 && request.finishesByLengthWith(numUnknown, this.maxModelLen)) continue;
+      const numUncomputed = request.numTokens + numUnknown - request.numComputedTokens - inFlight.numTokens;
       const numNewTokens = Math.min(this.chunk(numUncomputed), tokenBudget);
-      const newBlocks = this.allocateOrPreempt(request, numNewTokens, preemptedRequestIds);
+      const newBlocks = this.allocateOrPreempt(
+        request,
+        inFlight.numTokens + numNewTokens,
+        numUnknown,
+        preemptedRequestIds,
+      );
       if (newBlocks === null) break;
       const newBlockIds = newBlocks.map((block) => block.blockId);
-      scheduledCachedRequests.push(cachedRequestData(request, numNewTokens, newBlockIds));
+      scheduledCachedRequests.push(cachedRequestData(request, numNewTokens, newBlockIds, inFlight));
       numScheduledTokens.set(request.requestId, numNewTokens);
       tokenBudget -= numNewTokens;
     }
@@ -165,6 +183,7 @@ export class Scheduler implements EngineScheduler {
     sampledTokenIds: ReadonlyMap<string, readonly number[]>,
   ): EngineCoreOutput[] {
     const outputs = this.step.accept(output);
+    outputs.push(...this.applyToPreempted(output, sampledTokenIds));
     const live = (requestId: string) => {
       const request = this.requests.get(requestId);
       return request?.status === "RUNNING" ? request : undefined;
@@ -173,6 +192,26 @@ export class Scheduler implements EngineScheduler {
     outputs.push(
       ...applyStepResults(output, sampledTokenIds, live, this.maxModelLen, (request) => this.remove(request)),
     );
+    return outputs;
+  }
+
+  /**
+   * With async scheduling a request can be preempted by the next step's schedule() while this step
+   * still computed it. The token it sampled is the request's all the same (drawn again, a seeded
+   * request's stream would change); its computed tokens went with its blocks.
+   */
+  private applyToPreempted(
+    output: SchedulerOutput,
+    sampledTokenIds: ReadonlyMap<string, readonly number[]>,
+  ): EngineCoreOutput[] {
+    const outputs: EngineCoreOutput[] = [];
+    for (const [requestId, tokenIds] of sampledTokenIds) {
+      const request = this.requests.get(requestId);
+      if (request?.status !== "PREEMPTED" || !output.numScheduledTokens.has(requestId)) continue;
+      const newTokenIds = request.appendSampledTokens(tokenIds, this.maxModelLen);
+      if (request.isFinished) this.remove(request);
+      outputs.push(engineCoreOutput(request, newTokenIds));
+    }
     return outputs;
   }
 
@@ -252,10 +291,11 @@ export class Scheduler implements EngineScheduler {
   private allocateOrPreempt(
     request: Request,
     numNewTokens: number,
+    numUnknownTokens: number,
     preemptedRequestIds: string[],
   ): KVCacheBlock[] | null {
     for (;;) {
-      const newBlocks = this.kvCacheManager.allocateSlots(request, numNewTokens);
+      const newBlocks = this.kvCacheManager.allocateSlots(request, numNewTokens, [], numUnknownTokens);
       if (newBlocks !== null) return newBlocks;
       const victim = this.running.pop()!;
       this.preempt(victim);

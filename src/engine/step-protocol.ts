@@ -1,6 +1,7 @@
-// The step bookkeeping both schedulers share: schedule() and updateFromOutput() alternate, the
-// scheduled requests advance by what they computed and take their sampled tokens, rejections and
-// requests finished between steps are reported with the next step.
+// The step bookkeeping both schedulers share: schedule() and updateFromOutput() take turns (with
+// async scheduling, one step ahead), the scheduled requests advance by what they computed and take
+// their sampled tokens, rejections and requests finished between steps are reported with the next
+// step.
 import type { Request } from "./request.ts";
 import { type EngineCoreOutput, engineCoreOutput, type SchedulerOutput } from "./scheduler-output.ts";
 
@@ -32,9 +33,19 @@ export function applyStepResults(
   return outputs;
 }
 
+/** What the steps scheduled but not yet updated compute for one request. */
+export interface InFlight {
+  numTokens: number;
+  /** One of those steps samples the request's next token, whose id is not known yet. */
+  samples: boolean;
+}
+
+export const NOTHING_IN_FLIGHT: InFlight = { numTokens: 0, samples: false };
+
 /**
- * The bookkeeping both schedulers share around a step: schedule() and updateFromOutput() must
- * alternate, requests rejected at admission and requests finished between steps are reported with
+ * The bookkeeping both schedulers share around a step: schedule() and updateFromOutput() take
+ * turns (with async scheduling the next schedule() may come once before the previous step's
+ * update), requests rejected at admission and requests finished between steps are reported with
  * the next step.
  */
 export class StepProtocol {
@@ -42,12 +53,22 @@ export class StepProtocol {
   readonly rejected: Request[] = [];
   /** Finished or aborted since the last schedule(): the runner drops their state. */
   readonly finishedRequestIds = new Set<string>();
-  private pending: SchedulerOutput | null = null;
+  /** Outputs scheduled and not yet updated, oldest first. */
+  private readonly pending: SchedulerOutput[] = [];
+  /** Per request, what the pending outputs compute. */
+  private readonly inFlightByRequest = new Map<string, InFlight>();
+
+  /** maxInFlight: 1, or 2 with async scheduling (step N+1 scheduled while step N runs). */
+  constructor(private readonly maxInFlight = 1) {}
 
   /** At the start of schedule(). */
   beginSchedule(): void {
-    if (this.pending !== null) {
-      throw new Error("schedule() called again before updateFromOutput() of the previous step");
+    if (this.pending.length >= this.maxInFlight) {
+      throw new Error(
+        this.maxInFlight === 1
+          ? "schedule() called again before updateFromOutput() of the previous step"
+          : `schedule() called with ${this.pending.length} steps not yet updated`,
+      );
     }
   }
 
@@ -55,16 +76,43 @@ export class StepProtocol {
   issue(parts: Omit<SchedulerOutput, "finishedRequestIds">): SchedulerOutput {
     const output: SchedulerOutput = { ...parts, finishedRequestIds: [...this.finishedRequestIds] };
     this.finishedRequestIds.clear();
-    this.pending = output;
+    this.pending.push(output);
+    this.recordInFlight(output);
     return output;
   }
 
-  /** At the start of updateFromOutput(): checks the alternation; returns the rejections owed. */
-  accept(output: SchedulerOutput): EngineCoreOutput[] {
-    if (output !== this.pending) {
-      throw new Error("updateFromOutput() must be given the output of the last schedule()");
+  private recordInFlight(output: SchedulerOutput): void {
+    const sampling = samplingRequestIds(output);
+    for (const [id, numTokens] of output.numScheduledTokens) {
+      const previous = this.inFlightByRequest.get(id) ?? NOTHING_IN_FLIGHT;
+      this.inFlightByRequest.set(id, {
+        numTokens: previous.numTokens + numTokens,
+        samples: previous.samples || sampling.has(id),
+      });
     }
-    this.pending = null;
+  }
+
+  /** At the start of updateFromOutput(): checks the order; returns the rejections owed. */
+  accept(output: SchedulerOutput): EngineCoreOutput[] {
+    if (output !== this.pending[0]) {
+      throw new Error("updateFromOutput() must be given the output of the oldest schedule() not yet updated");
+    }
+    this.pending.shift();
+    this.inFlightByRequest.clear();
+    for (const later of this.pending) this.recordInFlight(later);
     return this.rejected.splice(0).map((request) => engineCoreOutput(request, []));
   }
+
+  /** What the steps scheduled and not yet updated compute for the request (nothing when in step). */
+  inFlight(requestId: string): InFlight {
+    return this.inFlightByRequest.get(requestId) ?? NOTHING_IN_FLIGHT;
+  }
+}
+
+/** The requests whose next token the output's step samples. */
+export function samplingRequestIds(output: SchedulerOutput): Set<string> {
+  const ids = new Set<string>();
+  for (const r of output.scheduledNewRequests) if (r.samplesNextToken) ids.add(r.requestId);
+  for (const r of output.scheduledCachedRequests) if (r.samplesNextToken) ids.add(r.requestId);
+  return ids;
 }

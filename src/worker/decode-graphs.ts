@@ -88,6 +88,15 @@ export class DecodeGraphs {
    * bitmask, the masks are awaited while the graph runs and applied before sampling.
    */
   async run(batch: ForwardBatch, params: DeviceSamplingParams, bitmask: PendingBitmask = null): Promise<Int32Array> {
+    return (await this.launch(batch, params, bitmask))();
+  }
+
+  /** run() without the wait: launches the graph and returns what downloads the ids once they exist. */
+  async launch(
+    batch: ForwardBatch,
+    params: DeviceSamplingParams,
+    bitmask: PendingBitmask = null,
+  ): Promise<() => Int32Array> {
     this.forward.checkPositions(batch.positions);
     const numSeqs = batch.seqLens.length;
     const padded = this.sizes.find((n) => n >= numSeqs)!;
@@ -101,7 +110,7 @@ export class DecodeGraphs {
       this.forward.applyBitmask(step.logits, padded, await bitmask);
       this.forward.enqueueSample(step.logits, padded, step.sampling);
     }
-    return this.backend.download(new Int32Array(numSeqs), step.sampling.out);
+    return () => this.backend.download(new Int32Array(numSeqs), step.sampling.out);
   }
 
   free(): void {

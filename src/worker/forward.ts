@@ -449,6 +449,15 @@ export class ModelForward {
    * any: only ids come back. A pending bitmask is awaited only once the forward pass is enqueued.
    */
   async sample(batch: ForwardBatch, params: DeviceSamplingParams, bitmask: PendingBitmask = null): Promise<Int32Array> {
+    return (await this.launchSample(batch, params, bitmask))();
+  }
+
+  /** sample() without the wait: enqueues it all and returns what downloads the ids once they exist. */
+  async launchSample(
+    batch: ForwardBatch,
+    params: DeviceSamplingParams,
+    bitmask: PendingBitmask = null,
+  ): Promise<() => Int32Array> {
     this.checkPositions(batch.positions);
     const shape = batchShape(batch);
     this.reserve(shape.numTokens, shape.numLogits);
@@ -459,7 +468,7 @@ export class ModelForward {
     const logits = this.enqueue(meta, shape);
     this.applyBitmask(logits, shape.numLogits, await bitmask);
     this.enqueueSample(logits, shape.numLogits, sampling);
-    return this.backend.download(new Int32Array(shape.numLogits), sampling.out);
+    return () => this.backend.download(new Int32Array(shape.numLogits), sampling.out);
   }
 
   /** Sets the logits of the tokens each mask forbids to -inf: only the masks cross to the device. */

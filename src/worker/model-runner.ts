@@ -78,8 +78,18 @@ export interface ModelRunnerOptions {
 /** vLLM captures decode graphs up to 512 sequences; larger steps are compute-bound anyway. */
 const MAX_GRAPH_BATCH = 512;
 
+/** A step enqueued on the device (ModelRunner.launch). */
+export interface LaunchedStep {
+  /** Waits for the step; the sampled token of each request whose output asked for one. */
+  collect(): Map<string, SampledToken>;
+}
+
+const NOTHING_LAUNCHED: LaunchedStep = { collect: () => new Map() };
+
 export class ModelRunner {
   private readonly requests = new Map<string, RunnerRequestState>();
+  /** A step launched and not collected yet, whose buffers the next launch would overwrite. */
+  private uncollected = false;
   /** Kept across preemption (until the request finishes) so a seeded stream never restarts. */
   private readonly generators = new Map<string, RequestGenerator>();
   private readonly forward: ModelForward;
@@ -109,10 +119,14 @@ export class ModelRunner {
   }
 
   /**
-   * Runs one step; returns the sampled token of each request whose output asked for one. Rows
-   * with a grammar sample only what their mask allows.
+   * Runs one step in two halves: launch() enqueues it on the device and returns without waiting
+   * (on a device that runs ops asynchronously); collect() waits and returns the sampled token of
+   * each request whose output asked for one. Rows with a grammar sample only what their mask
+   * allows. The host may schedule the next step and report the previous one in between (async
+   * scheduling). The next launch must come after collect(): the step's buffers are reused.
    */
-  async execute(output: SchedulerOutput, bitmaskOf: BitmaskProvider | null = null): Promise<Map<string, SampledToken>> {
+  async launch(output: SchedulerOutput, bitmaskOf: BitmaskProvider | null = null): Promise<LaunchedStep> {
+    if (this.uncollected) throw new Error("model runner: a step was launched before the previous one was collected");
     for (const id of output.finishedRequestIds) {
       this.requests.delete(id);
       this.generators.delete(id);
@@ -145,30 +159,34 @@ export class ModelRunner {
       });
       scheduled.push({ id: r.requestId, start: r.numComputedTokens, samples: r.samplesNextToken });
     }
-    if (scheduled.length === 0 && output.paddingRows.length === 0) return new Map();
+    if (scheduled.length === 0 && output.paddingRows.length === 0) return NOTHING_LAUNCHED;
 
     const batch = this.buildBatch(output, scheduled);
     const sampling = scheduled.filter((s) => s.samples);
     const states = sampling.map((s) => this.state(s.id));
-    const sampled = new Map<string, SampledToken>();
     // Asked for before the forward pass, awaited after it: the grammar thread fills the masks
     // while the model runs.
     const bitmask = sampling.length > 0 && bitmaskOf ? bitmaskOf(sampling.map((s) => s.id)) : null;
     if (sampling.length === 0) {
       // Only prefill chunks (or padding) this step: their K/V is all that is needed.
       this.forward.forward(batch);
-    } else if (states.every(isDeviceSamplable)) {
+      return NOTHING_LAUNCHED;
+    }
+    let collectTokens: () => SampledToken[];
+    if (states.every(isDeviceSamplable)) {
       // vt_sample on either backend: one seed gives the same tokens on the CPU and on CUDA, and only
       // token ids (not a vocabulary of logits per row) come back to the host.
       const params = deviceSamplingParams(states);
-      const ids = this.graphs?.canRun(batch)
-        ? await this.graphs.run(batch, params, bitmask)
-        : await this.forward.sample(batch, params, bitmask);
-      const logprobs = this.deviceLogprobs(states, ids);
-      sampling.forEach((s, i) => {
-        sampled.set(s.id, { tokenId: ids[i]!, logprobs: logprobs[i]! });
-      });
+      const pendingIds = this.graphs?.canRun(batch)
+        ? await this.graphs.launch(batch, params, bitmask)
+        : await this.forward.launchSample(batch, params, bitmask);
+      collectTokens = () => {
+        const ids = pendingIds();
+        const logprobs = this.deviceLogprobs(states, ids);
+        return states.map((_, i) => ({ tokenId: ids[i]!, logprobs: logprobs[i]! }));
+      };
     } else {
+      // Penalties and logit biases need the logits on the host: nothing overlaps such a step.
       const logits = await this.forward.logits(batch, bitmask);
       const rows: SamplingRow[] = states.map((state) => ({
         params: state.params,
@@ -177,12 +195,22 @@ export class ModelRunner {
         generator: state.generator,
         eosTokenIds: state.eosTokenIds,
       }));
-      sample(logits, this.model.config.vocabSize, rows).forEach((token, i) => {
-        sampled.set(sampling[i]!.id, token);
-      });
+      const tokens = sample(logits, this.model.config.vocabSize, rows);
+      collectTokens = () => tokens;
     }
-    for (const [id, token] of sampled) this.state(id).tokenIds.push(token.tokenId);
-    return sampled;
+    this.uncollected = true;
+    return {
+      collect: () => {
+        this.uncollected = false;
+        const tokens = collectTokens();
+        const sampled = new Map<string, SampledToken>();
+        sampling.forEach((s, i) => {
+          sampled.set(s.id, tokens[i]!);
+          states[i]!.tokenIds.push(tokens[i]!.tokenId);
+        });
+        return sampled;
+      },
+    };
   }
 
   /** Each row's logprobs (null unless asked for), from log-softmax rows computed on the device. */

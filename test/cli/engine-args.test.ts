@@ -30,6 +30,7 @@ describe("the option table", () => {
       enableChunkedPrefill: true,
       scheduling: "continuous",
       gpuMemoryUtilization: 0.9,
+      asyncScheduling: false,
       enforceEager: false,
     });
   });

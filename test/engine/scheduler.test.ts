@@ -26,6 +26,7 @@ interface Setup {
   maxModelLen?: number;
   enableChunkedPrefill?: boolean;
   longPrefillTokenThreshold?: number;
+  asyncScheduling?: boolean;
 }
 
 function setup(config: Setup = {}) {
@@ -38,6 +39,7 @@ function setup(config: Setup = {}) {
     maxModelLen: config.maxModelLen ?? 64,
     enableChunkedPrefill: config.enableChunkedPrefill ?? true,
     longPrefillTokenThreshold: config.longPrefillTokenThreshold ?? 0,
+    asyncScheduling: config.asyncScheduling ?? false,
   };
   const scheduler = new Scheduler(options);
   const engine = new FakeEngine({ ...options, scheduler });
@@ -394,9 +396,102 @@ describe("stop conditions", () => {
   });
 });
 
+describe("async scheduling", () => {
+  test("step N+1 is scheduled before step N is reported: a decode goes with its token left out", () => {
+    const { scheduler, engine } = setup({ asyncScheduling: true });
+    const { make, expected } = requestFactory(31, 64);
+    engine.add(make("a", 6, { maxTokens: 5 }));
+    const prefill = scheduler.schedule();
+    expect(prefill.scheduledNewRequests[0]).toMatchObject({ numComputedTokens: 0, samplesNextToken: true });
+    // The prompt's step has not been reported; the next one already decodes the token it samples.
+    const decode = scheduler.schedule();
+    expect(decode.scheduledCachedRequests).toEqual([
+      { requestId: "a", newTokenIds: [], newBlockIds: [], numComputedTokens: 6, samplesNextToken: true },
+    ]);
+    expect(() => scheduler.schedule()).toThrow(/2 steps not yet updated/);
+    expect(() => scheduler.updateFromOutput(decode, new Map())).toThrow(/oldest schedule\(\) not yet updated/);
+    const a = expected.get("a")!;
+    expect(scheduler.updateFromOutput(prefill, new Map([["a", [a[0]!]]]))[0]!.newTokenIds).toEqual([a[0]!]);
+    expect(scheduler.updateFromOutput(decode, new Map([["a", [a[1]!]]]))[0]!.newTokenIds).toEqual([a[1]!]);
+  });
+
+  test("a request whose token in flight is its last is not scheduled again", () => {
+    const { engine } = setup({ asyncScheduling: true });
+    const { make, expected } = requestFactory(32, 64);
+    engine.add(make("a", 5, { maxTokens: 3 }), make("b", 7, { maxTokens: 1 }));
+    engine.runUntilIdle();
+    const computed = (id: string) =>
+      engine.steps.reduce((sum, { output }) => sum + (output.numScheduledTokens.get(id) ?? 0), 0);
+    // Prompt and every output token but the last: nothing computed in vain.
+    expect(computed("a")).toBe(5 + 2);
+    expect(computed("b")).toBe(7);
+    expect(engine.tokens.get("a")).toEqual(expected.get("a")!);
+    expect(engine.tokens.get("b")).toEqual(expected.get("b")!);
+  });
+
+  test("a request preempted while its step was in flight keeps the token that step sampled", () => {
+    const { scheduler } = setup({ asyncScheduling: true, numBlocks: 4, blockSize: 4, maxModelLen: 16 });
+    const a = makeRequest("a", [1, 2, 3, 4, 5, 6, 7], { maxTokens: 3 });
+    const b = makeRequest("b", [8, 9, 10, 11, 12, 13, 14], { maxTokens: 8 });
+    scheduler.addRequest(a);
+    scheduler.addRequest(b);
+    const prefill = scheduler.schedule(); // both prompts: all four blocks
+    const first = scheduler.schedule(); // both decode into their second block
+    scheduler.updateFromOutput(
+      prefill,
+      new Map([
+        ["a", [100]],
+        ["b", [200]],
+      ]),
+    );
+    // a's next token needs a third block: the newest request, b, gives its blocks back while
+    // `first` still computes it.
+    const second = scheduler.schedule();
+    expect(second.preemptedRequestIds).toEqual(["b"]);
+    expect(b.status).toBe("PREEMPTED");
+    const reported = scheduler.updateFromOutput(
+      first,
+      new Map([
+        ["a", [101]],
+        ["b", [201]],
+      ]),
+    );
+    expect(reported.find((o) => o.requestId === "b")).toMatchObject({ newTokenIds: [201], finished: false });
+    expect(b.outputTokenIds).toEqual([200, 201]);
+    expect(b.numComputedTokens).toBe(0);
+    expect(scheduler.updateFromOutput(second, new Map([["a", [102]]]))[0]).toMatchObject({ finished: true });
+    scheduler.checkInvariants();
+    // Resumed once a is done, it recomputes prompt and both tokens, and samples its third.
+    const resumed = scheduler.schedule();
+    expect(resumed.scheduledNewRequests.find((r) => r.requestId === "b")?.tokenIds).toEqual([
+      8, 9, 10, 11, 12, 13, 14, 200, 201,
+    ]);
+  });
+
+  test("a request that stops on EOS runs one step in vain, whose token is dropped", () => {
+    const { engine } = setup({ asyncScheduling: true });
+    const prompt = randomTokens(makeRng(33), 6);
+    const eos = referenceOutput(prompt, { maxTokens: 8 }, 64)[2]!;
+    const init = { maxTokens: 8, eosTokenIds: [eos] };
+    engine.add(makeRequest("a", prompt, init));
+    engine.runUntilIdle();
+    expect(engine.finished.get("a")).toMatchObject({ finishReason: "stop" });
+    expect(engine.tokens.get("a")).toEqual(referenceOutput(prompt, init, 64));
+    expect(engine.tokens.get("a")!.length).toBe(3);
+    const computed = engine.steps.reduce((sum, { output }) => sum + (output.numScheduledTokens.get("a") ?? 0), 0);
+    // The prompt, the positions of the first two outputs, and the EOS's, scheduled before it was known.
+    expect(computed).toBe(6 + 3);
+  });
+});
+
 describe("randomized workload", () => {
-  for (const enableChunkedPrefill of [true, false]) {
-    test(`2000 steps of arrivals, shared prefixes and aborts keep every invariant (chunked prefill ${enableChunkedPrefill})`, () => {
+  for (const [enableChunkedPrefill, asyncScheduling] of [
+    [true, false],
+    [false, false],
+    [true, true],
+    [false, true],
+  ]) {
+    test(`2000 steps of arrivals, shared prefixes and aborts keep every invariant (chunked prefill ${enableChunkedPrefill}${asyncScheduling ? ", async scheduling" : ""})`, () => {
       const numBlocks = 40;
       const maxModelLen = 128;
       const { kvCacheManager, scheduler, engine } = setup({
@@ -406,8 +501,9 @@ describe("randomized workload", () => {
         maxNumBatchedTokens: 128,
         maxNumSeqs: 8,
         enableChunkedPrefill,
+        asyncScheduling,
       });
-      const random = makeRng(enableChunkedPrefill ? 15 : 16);
+      const random = makeRng((enableChunkedPrefill ? 15 : 16) + (asyncScheduling ? 2 : 0));
       const int = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
       const prefixes = Array.from({ length: 3 }, () => randomTokens(random, int(8, 60)));
       const expected = new Map<string, number[]>();

@@ -137,6 +137,11 @@ export interface FakeEngineOptions {
   kvCacheManager: KVCacheManager;
   maxNumBatchedTokens: number;
   maxNumSeqs: number;
+  /**
+   * The engine core's async scheduling: each step schedules and runs step N+1, then reports step
+   * N (the runner has N's tokens; the scheduler learns them after scheduling N+1).
+   */
+  asyncScheduling?: boolean;
 }
 
 export interface StepRecord {
@@ -159,23 +164,34 @@ export class FakeEngine {
   readonly finished = new Map<string, EngineCoreOutput>();
   private readonly maxNumBatchedTokens: number;
   private readonly maxNumSeqs: number;
+  private readonly asyncScheduling: boolean;
+  /** With async scheduling, the step run but not yet reported to the scheduler. */
+  private inFlight: { output: SchedulerOutput; sampled: Map<string, number[]> } | null = null;
 
   constructor(options: FakeEngineOptions) {
     this.scheduler = options.scheduler;
     this.runner = new FakeRunner(options.kvCacheManager.numBlocks, options.kvCacheManager.blockSize);
     this.maxNumBatchedTokens = options.maxNumBatchedTokens;
     this.maxNumSeqs = options.maxNumSeqs;
+    this.asyncScheduling = options.asyncScheduling ?? false;
   }
 
   add(...requests: Request[]): void {
     for (const request of requests) this.scheduler.addRequest(request);
   }
 
+  /** One step; with async scheduling, the outputs are those of the step before. */
   step(): StepRecord {
     const output = this.scheduler.schedule();
     this.scheduler.checkInvariants();
     this.checkBudgets(output);
-    const outputs = this.scheduler.updateFromOutput(output, this.runner.execute(output));
+    const sampled = this.runner.execute(output);
+    const previous = this.inFlight;
+    this.inFlight = null;
+    const outputs = previous ? this.scheduler.updateFromOutput(previous.output, previous.sampled) : [];
+    // As the engine core: an empty step is reported at once, or an idle engine would keep stepping.
+    if (this.asyncScheduling && output.numScheduledTokens.size > 0) this.inFlight = { output, sampled };
+    else outputs.push(...this.scheduler.updateFromOutput(output, sampled));
     this.scheduler.checkInvariants();
     for (const result of outputs) {
       const tokens = this.tokens.get(result.requestId) ?? [];
@@ -191,7 +207,7 @@ export class FakeEngine {
   /** Steps until no request is left; returns the number of steps taken. */
   runUntilIdle(maxSteps = 10_000): number {
     let numSteps = 0;
-    while (this.scheduler.hasUnfinishedRequests()) {
+    while (this.scheduler.hasUnfinishedRequests() || this.inFlight !== null) {
       if (++numSteps > maxSteps) throw new Error(`not idle after ${maxSteps} steps`);
       this.step();
     }

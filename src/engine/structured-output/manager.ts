@@ -57,6 +57,11 @@ export class StructuredOutputManager {
     });
   }
 
+  /** Whether any request has a compiled grammar (one still compiling is not scheduled yet). */
+  hasConstrainedRequests(): boolean {
+    return this.constrained.size > 0;
+  }
+
   /**
    * Asks for the masks of a step's sampled rows (in order); null without a round trip when none
    * of them has a grammar.
