@@ -37,6 +37,12 @@ export function isMoeArchitecture(architecture: Architecture): boolean {
 const MAX_EXPERTS = 1024;
 const MAX_TOP_K = 32;
 
+/** Why vt_moe_route cannot route this many experts, or null when it can. */
+export function expertCountsProblem(numExperts: number, topK: number): string | null {
+  if (numExperts <= MAX_EXPERTS && topK <= Math.min(numExperts, MAX_TOP_K)) return null;
+  return `${numExperts} experts with ${topK} per token: supported are up to ${MAX_EXPERTS} experts and ${MAX_TOP_K} (at most all) per token`;
+}
+
 export function moeFields(
   fields: Json,
   file: string,
@@ -46,12 +52,8 @@ export function moeFields(
   const mixtral = config.architecture === "MixtralForCausalLM";
   const numExperts = read.positiveInt(mixtral ? "num_local_experts" : "num_experts");
   const topK = read.positiveInt("num_experts_per_tok");
-  if (numExperts > MAX_EXPERTS || topK > Math.min(numExperts, MAX_TOP_K)) {
-    throw new ModelLoadError(
-      file,
-      `${numExperts} experts with ${topK} per token: supported are up to ${MAX_EXPERTS} experts and ${MAX_TOP_K} (at most all) per token`,
-    );
-  }
+  const problem = expertCountsProblem(numExperts, topK);
+  if (problem !== null) throw new ModelLoadError(file, problem);
   if (mixtral) {
     return {
       numExperts,

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeFromF32 } from "../../src/backend/dtype.ts";
 import type { Architecture } from "../../src/model/config.ts";
+import { expectedShapes } from "../../src/model/weight-names.ts";
 import { byteLevelTokenizerMetadata } from "./gguf-tokenizer-metadata.ts";
 import { f32, type GgufEntry, type GgufTensorToWrite, ggufBytes, str, u32 } from "./gguf-writer.ts";
 import type { RandomModel } from "./random-model.ts";
@@ -22,8 +23,11 @@ const FLOAT_TYPES: Record<GgufFloatType, { id: number; dtype: "f32" | "f16" | "b
 const GGUF_ARCH: Partial<Record<Architecture, string>> = {
   LlamaForCausalLM: "llama",
   MistralForCausalLM: "llama",
+  MixtralForCausalLM: "llama",
   Qwen2ForCausalLM: "qwen2",
   Qwen3ForCausalLM: "qwen3",
+  Qwen2MoeForCausalLM: "qwen2moe",
+  Qwen3MoeForCausalLM: "qwen3moe",
 };
 
 const LAYER_PARTS: [string, string][] = [
@@ -41,12 +45,31 @@ const LAYER_PARTS: [string, string][] = [
   ["mlp.gate_proj.weight", "ffn_gate.weight"],
   ["mlp.up_proj.weight", "ffn_up.weight"],
   ["mlp.down_proj.weight", "ffn_down.weight"],
+  ["mlp.gate.weight", "ffn_gate_inp.weight"],
+  ["block_sparse_moe.gate.weight", "ffn_gate_inp.weight"],
+  ["mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"],
+  ["mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"],
+  ["mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"],
+  ["mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"],
 ];
+
+/** An expert's matrix: its layer, its projection in llama.cpp's terms, its index. */
+const EXPERT = /^model\.layers\.(\d+)\.(?:mlp|block_sparse_moe)\.experts\.(\d+)\.(\w+)\.weight$/;
+const EXPERT_PROJECTIONS: Record<string, string> = {
+  gate_proj: "gate",
+  up_proj: "up",
+  down_proj: "down",
+  w1: "gate",
+  w3: "up",
+  w2: "down",
+};
 
 export function llamaCppName(name: string): string {
   if (name === "model.embed_tokens.weight") return "token_embd.weight";
   if (name === "model.norm.weight") return "output_norm.weight";
   if (name === "lm_head.weight") return "output.weight";
+  const expert = EXPERT.exec(name);
+  if (expert) return `blk.${expert[1]}.ffn_${EXPERT_PROJECTIONS[expert[3]!]}_exps.weight`;
   const match = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
   const part = LAYER_PARTS.find(([hf]) => hf === match?.[2]);
   if (!match || !part) throw new Error(`no llama.cpp name for ${name}`);
@@ -103,6 +126,14 @@ export function ggufModelMetadata(model: RandomModel): Record<string, GgufEntry>
     [`${arch}.attention.value_length`]: u32(config.headDim),
     [`${arch}.attention.layer_norm_rms_epsilon`]: f32(config.rmsNormEps),
     [`${arch}.rope.freq_base`]: f32(config.ropeTheta),
+    ...(config.moe && {
+      [`${arch}.expert_count`]: u32(config.moe.numExperts),
+      [`${arch}.expert_used_count`]: u32(config.moe.topK),
+      ...(arch !== "llama" && { [`${arch}.expert_feed_forward_length`]: u32(config.moe.expertIntermediateSize) }),
+      ...(config.moe.sharedExpertIntermediateSize !== null && {
+        [`${arch}.expert_shared_feed_forward_length`]: u32(config.moe.sharedExpertIntermediateSize),
+      }),
+    }),
     ...byteLevelTokenizerMetadata(tokenizerJson, tokenizerConfig, {
       pre,
       vocabSize: config.vocabSize,
@@ -147,44 +178,52 @@ export function ggufModelTensors(
   const { config } = model;
   const float = FLOAT_TYPES[type];
   const permuted = GGUF_ARCH[config.architecture] === "llama";
+  const shapes = expectedShapes(config);
   const extra = config.ropeScaling ? [ropeFreqsTensor(config)] : [];
-  return [
-    ...extra,
-    ...[...model.weights].map(([name, values]) => {
-      const rows = rowsOf(model, name);
-      const heads = /q_proj\.(weight|bias)$/.test(name)
-        ? config.numHeads
-        : /k_proj\.(weight|bias)$/.test(name)
-          ? config.numKvHeads
-          : null;
-      const data = permuted && heads !== null ? permuteLlamaRows(values, rows ?? values.length, heads) : values;
-      // The converter keeps 1-D tensors (norms, biases) in F32 whatever the file's type.
-      const stored = rows === null ? FLOAT_TYPES.F32 : float;
-      const shape = rows === null ? [values.length] : [rows, values.length / rows];
-      const quantized = rows === null ? null : quantize(name, data);
-      if (quantized) return { name: llamaCppName(name), shape, ...quantized };
-      return { name: llamaCppName(name), typeId: stored.id, shape, data: encodeFromF32(data, stored.dtype) };
-    }),
-  ];
+  const tensors: GgufTensorToWrite[] = [];
+  // The experts of one layer's projection, stacked in expert order: [experts, rows, columns].
+  const stacks = new Map<string, { first: string; matrices: Float32Array[]; shape: number[] }>();
+  for (const [name, values] of model.weights) {
+    const shape = shapes.get(name)!;
+    // The converter keeps 1-D tensors (norms, biases) in F32 whatever the file's type, and stores
+    // the shared expert's one-row gate as a vector.
+    const rows = shape.length === 2 && !name.endsWith("shared_expert_gate.weight") ? shape[0]! : null;
+    const heads = /q_proj\.(weight|bias)$/.test(name)
+      ? config.numHeads
+      : /k_proj\.(weight|bias)$/.test(name)
+        ? config.numKvHeads
+        : null;
+    const data = permuted && heads !== null ? permuteLlamaRows(values, rows ?? values.length, heads) : values;
+    const ggufName = llamaCppName(name);
+    if (EXPERT.test(name)) {
+      const stack = stacks.get(ggufName) ?? { first: name, matrices: [], shape };
+      stack.matrices[Number(EXPERT.exec(name)![2])] = data;
+      stacks.set(ggufName, stack);
+      continue;
+    }
+    tensors.push(ggufTensor(ggufName, name, data, rows === null ? [values.length] : shape, float, quantize));
+  }
+  for (const [ggufName, { first, matrices, shape }] of stacks) {
+    const stacked = new Float32Array(matrices.reduce((sum, m) => sum + m.length, 0));
+    matrices.forEach((matrix, e) => stacked.set(matrix, e * matrix.length));
+    tensors.push(ggufTensor(ggufName, first, stacked, [matrices.length, ...shape], float, quantize));
+  }
+  return [...extra, ...tensors];
 }
 
-/** Rows of a 2-D tensor of the model, null for a 1-D one. */
-function rowsOf(model: RandomModel, name: string): number | null {
-  const { config } = model;
-  if (name === "model.embed_tokens.weight" || name === "lm_head.weight") return config.vocabSize;
-  if (!name.endsWith("_proj.weight")) return null;
-  const q = config.numHeads * config.headDim;
-  const kv = config.numKvHeads * config.headDim;
-  const rows: Record<string, number> = {
-    q_proj: q,
-    k_proj: kv,
-    v_proj: kv,
-    o_proj: config.hiddenSize,
-    gate_proj: config.intermediateSize,
-    up_proj: config.intermediateSize,
-    down_proj: config.hiddenSize,
-  };
-  return rows[/\.(\w+_proj)\.weight$/.exec(name)![1]!]!;
+/** One tensor as the file stores it: quantized if asked, else a matrix in `float`, a vector in F32. */
+function ggufTensor(
+  ggufName: string,
+  name: string,
+  data: Float32Array,
+  shape: number[],
+  float: (typeof FLOAT_TYPES)[GgufFloatType],
+  quantize: GgufQuantizer,
+): GgufTensorToWrite {
+  const stored = shape.length === 1 ? FLOAT_TYPES.F32 : float;
+  const quantized = shape.length === 1 ? null : quantize(name, data);
+  if (quantized) return { name: ggufName, shape, ...quantized };
+  return { name: ggufName, typeId: stored.id, shape, data: encodeFromF32(data, stored.dtype) };
 }
 
 /** Writes the model as one GGUF file; returns its path. */

@@ -1,6 +1,7 @@
 // A model read from a GGUF file is the model its safetensors folder holds: the same config, the
-// same tensors under the same names (Llama's q/k rows put back), and the engine computes the same
-// logprobs and greedy tokens from either, for F32, F16 and BF16 files of each architecture.
+// same tensors under the same names (Llama's q/k rows put back, a mixture's stacked experts one
+// tensor each), and the engine computes the same logprobs and greedy tokens from either, for F32,
+// F16 and BF16 files of each architecture.
 import { afterAll, describe, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -11,7 +12,7 @@ import type { Architecture } from "../../src/model/config.ts";
 import { ggufModel, ggufTensorStore } from "../../src/model/gguf/gguf-model.ts";
 import { openSafetensors } from "../../src/model/safetensors.ts";
 import { type GgufFloatType, writeGgufModel } from "../helpers/gguf-model-writer.ts";
-import { str, u32 } from "../helpers/gguf-writer.ts";
+import { f32, str, u32 } from "../helpers/gguf-writer.ts";
 import { type RandomModel, type RandomModelOptions, writeRandomModel } from "../helpers/random-model.ts";
 
 const dirs: string[] = [];
@@ -43,6 +44,16 @@ const LLAMA31_SCALING = {
 
 const TORCH_NAME: Record<GgufFloatType, TorchDtypeName> = { F32: "float32", F16: "float16", BF16: "bfloat16" };
 
+/** Mixtures of experts as llama.cpp stores them: qwen3moe, qwen2moe (a shared expert), llama (Mixtral). */
+const MIXTURES: [Architecture, RandomModelOptions][] = [
+  ["Qwen3MoeForCausalLM", { experts: { numExperts: 8, topK: 2, width: 32 } }],
+  [
+    "Qwen2MoeForCausalLM",
+    { attentionBias: true, experts: { numExperts: 8, topK: 4, width: 32, normTopkProb: false, sharedWidth: 48 } },
+  ],
+  ["MixtralForCausalLM", { experts: { numExperts: 4, topK: 2, width: 96 } }],
+];
+
 describe("config from GGUF metadata", () => {
   const cases: [Architecture, RandomModelOptions][] = [
     ["LlamaForCausalLM", { tieWordEmbeddings: false }],
@@ -50,9 +61,15 @@ describe("config from GGUF metadata", () => {
     ["Qwen2ForCausalLM", { tieWordEmbeddings: true }],
     ["Qwen3ForCausalLM", { tieWordEmbeddings: false, headDim: 32 }],
     ["LlamaForCausalLM", { ropeScaling: LLAMA31_SCALING }],
+    ...MIXTURES,
   ];
   for (const [architecture, options] of cases) {
-    test(`${architecture}${options.ropeScaling ? " (Llama 3.1's RoPE scaling, as rope_freqs)" : ""}: every field the engine uses matches config.json's`, async () => {
+    const feature = options.ropeScaling
+      ? " (Llama 3.1's RoPE scaling, as rope_freqs)"
+      : options.experts
+        ? " (experts)"
+        : "";
+    test(`${architecture}${feature}: every field the engine uses matches config.json's`, async () => {
       const model = await randomModel({ architecture, dtype: "bfloat16", ...options });
       const { config, generationConfig } = ggufModel(await writeGgufModel(model, { type: "BF16" }));
       const expected = model.config;
@@ -95,7 +112,7 @@ describe("config from GGUF metadata", () => {
       throw new Error("loaded");
     };
     expect(await refusal({ "general.architecture": str("gemma2") })).toContain(
-      'metadata "general.architecture" is "gemma2", which is not supported (supported: llama, qwen2, qwen3)',
+      'metadata "general.architecture" is "gemma2", which is not supported (supported: llama, qwen2, qwen3, qwen2moe, qwen3moe)',
     );
     expect(await refusal({ "llama.rope.scaling.type": str("yarn") })).toContain(
       'metadata "llama.rope.scaling.type" is "yarn"; only unscaled RoPE',
@@ -104,6 +121,14 @@ describe("config from GGUF metadata", () => {
       'metadata "llama.block_count" must be an integer, got "two"',
     );
     expect(await refusal({ "split.count": u32(3) })).toContain("one of 3 parts of a split model");
+    // Experts in a llama file (Mixtral) that the router could not serve, or scaled as DeepSeek's.
+    expect(await refusal({ "llama.expert_count": u32(2000), "llama.expert_used_count": u32(2) })).toContain(
+      'metadata "llama.expert_used_count" (2000 experts with 2 per token: supported are up to 1024 experts',
+    );
+    const experts = { "llama.expert_count": u32(8), "llama.expert_used_count": u32(2) };
+    expect(await refusal({ ...experts, "llama.expert_weights_scale": f32(2.5) })).toContain(
+      'metadata "llama.expert_weights_scale" is 2.5; only unscaled routing weights are supported',
+    );
   });
 
   test("rope_freqs that are not Llama 3.1's scaling are refused", async () => {
@@ -127,9 +152,15 @@ describe("config from GGUF metadata", () => {
 });
 
 describe("tensors from GGUF", () => {
-  for (const architecture of ["LlamaForCausalLM", "Qwen2ForCausalLM"] as const) {
-    test(`${architecture}: every tensor has the safetensors bytes under its Hugging Face name`, async () => {
-      const model = await randomModel({ architecture, numKvHeads: 4 });
+  const cases: [Architecture, RandomModelOptions][] = [
+    ["LlamaForCausalLM", {}],
+    ["Qwen2ForCausalLM", {}],
+    // Stacked experts, one Hugging Face tensor each; Mixtral's q/k rows permuted as Llama's.
+    ...MIXTURES.slice(1),
+  ];
+  for (const [architecture, options] of cases) {
+    test(`${architecture}${options.experts ? " (experts)" : ""}: every tensor has the safetensors bytes under its Hugging Face name`, async () => {
+      const model = await randomModel({ architecture, numKvHeads: 4, ...options });
       const file = await writeGgufModel(model, { type: "F32" });
       const gguf = ggufTensorStore(file, model.config);
       const safetensors = openSafetensors(model.dir);
@@ -146,6 +177,19 @@ describe("tensors from GGUF", () => {
       }
     });
   }
+
+  test("experts stored one per tensor (conversions older than stacked experts) are refused", async () => {
+    const [architecture, options] = MIXTURES[2]!;
+    const model = await randomModel({ architecture, ...options });
+    const { ggufBytes } = await import("../helpers/gguf-writer.ts");
+    const { ggufModelMetadata, ggufModelTensors } = await import("../helpers/gguf-model-writer.ts");
+    const old = { name: "blk.0.ffn_gate.0.weight", typeId: 0, shape: [96, 64], data: new Uint8Array(96 * 64 * 4) };
+    const file = join(model.dir, "unstacked.gguf");
+    await Bun.write(file, ggufBytes(ggufModelMetadata(model), [...ggufModelTensors(model, "F32"), old]));
+    expect(() => ggufTensorStore(file, ggufModel(file).config)).toThrow(
+      "tensor blk.0.ffn_gate.0.weight holds one expert of a layer: a conversion older than llama.cpp's stacked experts",
+    );
+  });
 
   test("a tensor of a type the engine does not load is refused by name and type, its raw blocks still readable", async () => {
     const model = await randomModel({ architecture: "Qwen3ForCausalLM" });
@@ -190,9 +234,17 @@ describe("the engine on a GGUF file", () => {
     const file = await writeGgufModel(model, { type: "F32" });
     expect(await generate(file)).toEqual(await generate(model.dir));
   });
-  for (const [architecture, type] of cases) {
-    test(`${architecture} in ${type}: the same prompt ids, tokens and logprobs as the safetensors folder`, async () => {
-      const model = await randomModel({ architecture, dtype: TORCH_NAME[type], seed: 5 });
+  const withMixtures: [Architecture, GgufFloatType, RandomModelOptions][] = [
+    ...cases.map(([architecture, type]): [Architecture, GgufFloatType, RandomModelOptions] => [architecture, type, {}]),
+    ...MIXTURES.map(([architecture, options], i): [Architecture, GgufFloatType, RandomModelOptions] => [
+      architecture,
+      (["BF16", "F16", "F32"] as const)[i]!,
+      options,
+    ]),
+  ];
+  for (const [architecture, type, options] of withMixtures) {
+    test(`${architecture}${options.experts ? " (experts)" : ""} in ${type}: the same prompt ids, tokens and logprobs as the safetensors folder`, async () => {
+      const model = await randomModel({ architecture, dtype: TORCH_NAME[type], seed: 5, ...options });
       const file = await writeGgufModel(model, { type });
       const [fromFolder, fromGguf] = [await generate(model.dir), await generate(file)];
       expect(fromGguf).toEqual(fromFolder);

@@ -1,7 +1,8 @@
 // GGUF files with quantized tensors, as a Q4_K_M file mixes them (Q4_K attention and gate/up,
 // Q5_K output projection, Q6_K down projection and LM head, a Q8_0 embedding): the engine's
 // logits equal the reference forward's on the dequantized weights, with blocks written by this
-// project's quantizer and, where llama.cpp's library is installed, by llama.cpp's own.
+// project's quantizer and, where llama.cpp's library is installed, by llama.cpp's own; and a
+// mixture of experts whose stacked experts are quantized so.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Backend } from "../../src/backend/backend.ts";
 import { QUANT_FORMATS, type QuantFormat } from "../../src/backend/weight-format.ts";
@@ -101,6 +102,38 @@ test("each matrix keeps its file's format; a fused matrix whose parts differ tak
   } finally {
     loaded.weights.free();
   }
+});
+
+// Every expert chosen for every token: the quantized activations move the router's logits a
+// little, which would change a top-k choice where two logits nearly tie, and the comparison with
+// the reference would then measure that discrete choice instead of the quantized blocks.
+test("a mixture of experts in Q4_K_M (stacked quantized experts, the shared expert's too; the router kept in F32): the logits are the reference forward's on the dequantized weights", async () => {
+  const moe = await writeRandomModel({
+    architecture: "Qwen2MoeForCausalLM",
+    ...QUANTIZABLE_SHAPE,
+    attentionBias: true,
+    experts: { numExperts: 4, topK: 4, width: 256, normTopkProb: false, sharedWidth: 256 },
+    seed: 29,
+  });
+  // llama.cpp's quantizer leaves the router (ffn_gate_inp) unquantized.
+  const isRouter = (name: string) => name.endsWith(".mlp.gate.weight");
+  const quantizer: GgufQuantizer = (name, rows) =>
+    isRouter(name) ? null : { typeId: GGML_TYPE_IDS[formatOf(name)], data: quantize(formatOf(name), rows) };
+  const file = await writeGgufModel(moe, { type: "F32", file: `${moe.dir}/q4_k_m.gguf`, quantize: quantizer });
+  const stored = new Map(moe.weights);
+  for (const [name, values] of moe.weights)
+    if (name.endsWith(".weight") && values.length > moe.config.hiddenSize && !isRouter(name))
+      stored.set(name, dequantize(formatOf(name), quantize(formatOf(name), values)));
+  const { rows, logitScale } = await compareWithReference(
+    backend,
+    { ...moe, dir: file },
+    16,
+    "f32",
+    { dtype: "float32" },
+    stored,
+  );
+  expect(logitScale).toBeGreaterThan(0.5);
+  expectQuantizedRowsClose(rows, logitScale, backend.name);
 });
 
 if (missingReason !== null) console.warn(`skipped the llama.cpp-quantized file: ${missingReason}`);

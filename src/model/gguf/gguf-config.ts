@@ -6,14 +6,20 @@ import type { DType } from "../../backend/dtype.ts";
 import { type Architecture, llamaFamilyDefaults, type ModelConfig, type RopeScaling } from "../config.ts";
 import type { GgufFile } from "./gguf-file.ts";
 import { GgufMetadata } from "./gguf-metadata.ts";
+import { ggufMoeConfig } from "./gguf-moe-config.ts";
 import { dtypeOfGgmlType } from "./gguf-tensor-store.ts";
 import { llama3ScalingOf } from "./rope-freqs.ts";
 
-/** GGUF architecture names and the model classes they are; Mistral files say "llama". */
+/**
+ * GGUF architecture names and the model classes they are; Mistral files say "llama", and so do
+ * Mixtral's, whose experts make them MixtralForCausalLM.
+ */
 export const GGUF_ARCHITECTURES: Record<string, Architecture> = {
   llama: "LlamaForCausalLM",
   qwen2: "Qwen2ForCausalLM",
   qwen3: "Qwen3ForCausalLM",
+  qwen2moe: "Qwen2MoeForCausalLM",
+  qwen3moe: "Qwen3MoeForCausalLM",
 };
 
 export function ggufArchitecture(metadata: GgufMetadata): string {
@@ -99,11 +105,13 @@ export function ggufModelConfig(gguf: GgufFile): ModelConfig {
   const ropeTheta = metadata.positiveNumber(key("rope.freq_base"), 10000);
   const bosTokenId = metadata.optionalInteger("tokenizer.ggml.bos_token_id") ?? null;
   const numLayers = metadata.positiveInteger(key("block_count"));
+  const intermediateSize = metadata.positiveInteger(key("feed_forward_length"));
+  const moe = ggufMoeConfig(metadata, arch, numLayers, intermediateSize);
   return {
-    architecture: GGUF_ARCHITECTURES[arch]!,
+    architecture: arch === "llama" && moe !== null ? "MixtralForCausalLM" : GGUF_ARCHITECTURES[arch]!,
     vocabSize,
     hiddenSize,
-    intermediateSize: metadata.positiveInteger(key("feed_forward_length")),
+    intermediateSize,
     numLayers,
     numHeads,
     numKvHeads,
@@ -117,6 +125,7 @@ export function ggufModelConfig(gguf: GgufFile): ModelConfig {
     qkNorm: gguf.tensors.has("blk.0.attn_q_norm.weight"),
     slidingWindow: null,
     ...llamaFamilyDefaults(numLayers, headDim, null),
+    moe,
     dtype: weightsDtype(gguf),
     bosTokenId,
     eosTokenIds: eosTokenIds(metadata),

@@ -33,13 +33,17 @@ export function ggufModel(file: string): { config: ModelConfig; generationConfig
   };
 }
 
-/** The weights under Hugging Face names; Llama's q/k rows, permuted by llama.cpp's converter, put back. */
+/**
+ * The weights under Hugging Face names; the q/k rows of llama files (Llama, Mistral, Mixtral),
+ * permuted by llama.cpp's converter, put back.
+ */
 export function ggufTensorStore(file: string, config: ModelConfig): GgufTensorStore {
-  const permuted = config.architecture === "LlamaForCausalLM";
-  return openGgufTensorStore(
-    openGgufFile(file),
-    permuted ? { numHeads: config.numHeads, numKvHeads: config.numKvHeads } : null,
-  );
+  const mixtral = config.architecture === "MixtralForCausalLM";
+  const permuted = config.architecture === "LlamaForCausalLM" || mixtral;
+  return openGgufTensorStore(openGgufFile(file), {
+    permutedHeads: permuted ? { numHeads: config.numHeads, numKvHeads: config.numKvHeads } : null,
+    experts: config.moe && { numExperts: config.moe.numExperts, mixtral },
+  });
 }
 
 export function loadGgufTokenizer(file: string): ModelTokenizer {

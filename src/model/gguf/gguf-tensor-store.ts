@@ -1,5 +1,5 @@
 // A GGUF file's tensors under their Hugging Face names, rows in Hugging Face order (Llama's q/k
-// rows put back), for the weight loader. Each tensor is also available raw: its ggml type and its
+// rows put back; a mixture's stacked experts one matrix per expert), for the weight loader. Each tensor is also available raw: its ggml type and its
 // row-ordered bytes, which is what a loader of quantized blocks reads.
 import type { DType } from "../../backend/dtype.ts";
 import { ALL_QUANT_FORMATS, QUANT_FORMATS, type QuantFormat } from "../../backend/weight-format.ts";
@@ -7,7 +7,12 @@ import { ModelLoadError } from "../errors.ts";
 import type { TensorStore } from "../tensor-store.ts";
 import type { GgmlType } from "./ggml-types.ts";
 import type { GgufFile } from "./gguf-file.ts";
-import { huggingFaceNameOf } from "./gguf-tensor-names.ts";
+import {
+  type ExpertNaming,
+  type GgufSource,
+  huggingFaceTensorsOf,
+  isUnstackedExpertTensor,
+} from "./gguf-tensor-names.ts";
 import { unpermuteLlamaQkRows } from "./llama-qk-rows.ts";
 
 export interface GgufStoredTensor {
@@ -63,19 +68,33 @@ function permutedHeadCount(ggufName: string, heads: PermutedHeads | null): numbe
   return null;
 }
 
-export function openGgufTensorStore(gguf: GgufFile, permutedHeads: PermutedHeads | null): GgufTensorStore {
-  const ggufNames = new Map<string, string>();
+/** How the file's tensors are read back: Llama's permuted q/k rows, a mixture's stacked experts. */
+export interface GgufLayout {
+  permutedHeads: PermutedHeads | null;
+  experts: ExpertNaming | null;
+}
+
+export function openGgufTensorStore(gguf: GgufFile, layout: GgufLayout): GgufTensorStore {
+  const sources = new Map<string, GgufSource>();
   for (const ggufName of gguf.tensors.keys()) {
-    const name = huggingFaceNameOf(ggufName);
-    if (name !== null) ggufNames.set(name, ggufName);
+    if (isUnstackedExpertTensor(ggufName))
+      throw new ModelLoadError(
+        gguf.file,
+        `tensor ${ggufName} holds one expert of a layer: a conversion older than llama.cpp's stacked experts (ffn_*_exps); convert the model again`,
+      );
+    for (const [name, source] of huggingFaceTensorsOf(ggufName, layout.experts)) sources.set(name, source);
   }
 
   const raw = (name: string): GgufStoredTensor => {
-    const ggufName = ggufNames.get(name);
-    if (ggufName === undefined)
-      throw new ModelLoadError(gguf.file, `tensor "${name}" not found in the model's weights`);
+    const source = sources.get(name);
+    if (source === undefined) throw new ModelLoadError(gguf.file, `tensor "${name}" not found in the model's weights`);
+    const { ggufName, expert } = source;
     const { type, shape, bytes } = gguf.tensors.get(ggufName)!;
-    const heads = permutedHeadCount(ggufName, permutedHeads);
+    if (expert !== null) return expertMatrix(gguf.file, { ggufName, type, shape, bytes }, expert);
+    // Qwen2-MoE's shared-expert gate is one row, which llama.cpp stores as a vector.
+    if (name.endsWith(".shared_expert_gate.weight") && shape.length === 1)
+      return { ggufName, type, shape: [1, shape[0]!], bytes };
+    const heads = permutedHeadCount(ggufName, layout.permutedHeads);
     if (heads === null) return { ggufName, type, shape, bytes };
     if (shape[0]! % (2 * heads) !== 0) {
       throw new ModelLoadError(gguf.file, `tensor ${ggufName}: ${shape[0]} rows do not split into ${heads} heads`);
@@ -84,9 +103,23 @@ export function openGgufTensorStore(gguf: GgufFile, permutedHeads: PermutedHeads
   };
 
   return {
-    has: (name) => ggufNames.has(name),
-    names: () => [...ggufNames.keys()],
+    has: (name) => sources.has(name),
+    names: () => [...sources.keys()],
     raw,
     tensor: (name) => asEngineTensor(gguf.file, raw(name)),
+  };
+}
+
+/** One expert's [rows, columns] matrix of a stacked [experts, rows, columns] tensor (whole rows of blocks). */
+function expertMatrix(file: string, stacked: GgufStoredTensor, expert: number): GgufStoredTensor {
+  const { ggufName, type, shape, bytes } = stacked;
+  if (shape.length !== 3)
+    throw new ModelLoadError(file, `tensor ${ggufName} has shape [${shape}], not [experts, rows, columns]`);
+  const perExpert = bytes.byteLength / shape[0]!;
+  return {
+    ggufName: `${ggufName} (expert ${expert})`,
+    type,
+    shape: shape.slice(1),
+    bytes: bytes.subarray(expert * perExpert, (expert + 1) * perExpert),
   };
 }
