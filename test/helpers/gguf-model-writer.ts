@@ -205,7 +205,9 @@ export function ggufModelTensors(
   }
   for (const [ggufName, { first, matrices, shape }] of stacks) {
     const stacked = new Float32Array(matrices.reduce((sum, m) => sum + m.length, 0));
-    matrices.forEach((matrix, e) => stacked.set(matrix, e * matrix.length));
+    matrices.forEach((matrix, e) => {
+      stacked.set(matrix, e * matrix.length);
+    });
     tensors.push(ggufTensor(ggufName, first, stacked, [matrices.length, ...shape], float, quantize));
   }
   return [...extra, ...tensors];
