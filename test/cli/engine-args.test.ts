@@ -127,6 +127,7 @@ describe("--models-config", () => {
       scheduling: "static",
       kvCacheMemory: "8MiB",
       gpuMemoryUtilization: 0.25,
+      asyncScheduling: false,
       enforceEager: true,
     };
     expect(

@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { loadTokenizer } from "../../src/model/tokenizer.ts";
 import { referenceForward } from "../../src/reference/forward.ts";
 import { writeGgufModel } from "../helpers/gguf-model-writer.ts";
-import { writeRandomModel } from "../helpers/random-model.ts";
+import { TINY_SHAPE, writeRandomModel } from "../helpers/random-model.ts";
 
 const built = resolve(import.meta.dir, "../../dist/vllm-ts");
 let executable: string;
@@ -65,12 +65,7 @@ describe("dist/vllm-ts generate", () => {
   test("greedy continuation of a model directory equals the reference forward's", async () => {
     const model = await writeRandomModel({
       architecture: "LlamaForCausalLM",
-      dtype: "float32",
-      hiddenSize: 64,
-      intermediateSize: 96,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
+      ...TINY_SHAPE,
       seed: 3,
     });
     const tokenizer = await loadTokenizer(model.dir);

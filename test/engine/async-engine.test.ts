@@ -6,7 +6,7 @@ import { AsyncEngine } from "../../src/engine/async-engine.ts";
 import { LLM } from "../../src/engine/llm.ts";
 import type { CompletionDelta } from "../../src/engine/output-processor.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
-import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
+import { type RandomModel, TINY_SHAPE, writeRandomModel } from "../helpers/random-model.ts";
 
 let model: RandomModel;
 let engine: AsyncEngine;
@@ -14,12 +14,7 @@ let engine: AsyncEngine;
 beforeAll(async () => {
   model = await writeRandomModel({
     architecture: "LlamaForCausalLM",
-    dtype: "float32",
-    hiddenSize: 64,
-    intermediateSize: 96,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
+    ...TINY_SHAPE,
     seed: 8,
     maxPositionEmbeddings: 512,
   });

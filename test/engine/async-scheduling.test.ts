@@ -11,18 +11,13 @@ import { Request } from "../../src/engine/request.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
 import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
 import { cudaLibraryUnderTest } from "../helpers/cuda-library.ts";
-import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
+import { type RandomModel, TINY_SHAPE, writeRandomModel } from "../helpers/random-model.ts";
 
 let model: RandomModel;
 beforeAll(async () => {
   model = await writeRandomModel({
     architecture: "Qwen3ForCausalLM",
-    dtype: "float32",
-    hiddenSize: 64,
-    intermediateSize: 96,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
+    ...TINY_SHAPE,
     headDim: 16,
     seed: 23,
     maxPositionEmbeddings: 256,

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
 import { cudaLibraryUnderTest } from "../helpers/cuda-library.ts";
-import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
+import { type RandomModel, TINY_SHAPE, writeRandomModel } from "../helpers/random-model.ts";
 
 let model: RandomModel;
 const engines: LLM[] = [];
@@ -13,12 +13,7 @@ const engines: LLM[] = [];
 beforeAll(async () => {
   model = await writeRandomModel({
     architecture: "Qwen3ForCausalLM",
-    dtype: "float32",
-    hiddenSize: 64,
-    intermediateSize: 96,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
+    ...TINY_SHAPE,
     headDim: 32,
     maxPositionEmbeddings: 256,
     seed: 3,

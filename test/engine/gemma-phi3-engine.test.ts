@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
 import { cudaLibraryUnderTest } from "../helpers/cuda-library.ts";
-import { type RandomModelOptions, writeRandomModel } from "../helpers/random-model.ts";
+import { type RandomModelOptions, TINY_SHAPE, writeRandomModel } from "../helpers/random-model.ts";
 
 const engines: LLM[] = [];
 afterAll(async () => {
@@ -72,12 +72,7 @@ describe("greedy generation agrees across execution paths", () => {
   for (const { name, options } of families)
     test(name, async () => {
       const model = await writeRandomModel({
-        dtype: "float32",
-        hiddenSize: 64,
-        intermediateSize: 96,
-        numLayers: 2,
-        numHeads: 4,
-        numKvHeads: 2,
+        ...TINY_SHAPE,
         maxPositionEmbeddings: 256,
         seed: 7,
         ...options,

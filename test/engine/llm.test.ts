@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { LLM, type LLMOptions } from "../../src/engine/llm.ts";
 import { SamplingParams } from "../../src/engine/sampling-params.ts";
 import { KvCacheTensors } from "../../src/worker/kv-cache-tensors.ts";
-import { type RandomModel, writeRandomModel } from "../helpers/random-model.ts";
+import { type RandomModel, TINY_SHAPE, writeRandomModel } from "../helpers/random-model.ts";
 
 let model: RandomModel;
 const open: LLM[] = [];
@@ -19,12 +19,7 @@ function llm(options: LLMOptions = {}): LLM {
 beforeAll(async () => {
   model = await writeRandomModel({
     architecture: "Qwen3ForCausalLM",
-    dtype: "float32",
-    hiddenSize: 64,
-    intermediateSize: 96,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
+    ...TINY_SHAPE,
     headDim: 16,
     seed: 21,
     maxPositionEmbeddings: 256,

@@ -12,6 +12,16 @@ import { type TensorToWrite, writeSafetensors } from "../../src/model/safetensor
 import { fillUniform } from "../../src/model/uniform-hash.ts";
 import { type SpecialToken, tinyTokenizerFiles } from "./tiny-tokenizer.ts";
 
+/** The smallest shape most engine tests use: two layers, four heads over two KV heads, f32. */
+export const TINY_SHAPE = {
+  dtype: "float32",
+  hiddenSize: 64,
+  intermediateSize: 96,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+} as const;
+
 export interface RandomModelOptions {
   architecture?: Architecture;
   /** config.json's torch_dtype. */

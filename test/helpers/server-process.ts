@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Subprocess } from "bun";
-import { writeRandomModel } from "./random-model.ts";
+import { TINY_SHAPE, writeRandomModel } from "./random-model.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
 const START_TIMEOUT_MS = 30_000;
@@ -24,12 +24,7 @@ export interface ServerProcess {
 export async function writeServerTestModel(): Promise<string> {
   const model = await writeRandomModel({
     architecture: "Qwen3ForCausalLM",
-    dtype: "float32",
-    hiddenSize: 64,
-    intermediateSize: 96,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
+    ...TINY_SHAPE,
     headDim: 16,
     maxPositionEmbeddings: 512,
   });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { writeRandomModel } from "../helpers/random-model.ts";
+import { TINY_SHAPE, writeRandomModel } from "../helpers/random-model.ts";
 import { metricValue, type ServerProcess, startServer, writeServerTestModel } from "../helpers/server-process.ts";
 
 const EXECUTABLE = resolve(import.meta.dir, "../../dist/vllm-ts");
@@ -23,12 +23,7 @@ beforeAll(async () => {
   llamaDir = (
     await writeRandomModel({
       architecture: "LlamaForCausalLM",
-      dtype: "float32",
-      hiddenSize: 64,
-      intermediateSize: 96,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
+      ...TINY_SHAPE,
       maxPositionEmbeddings: 256,
       seed: 7,
     })
