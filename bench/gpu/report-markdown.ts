@@ -84,6 +84,12 @@ const FIGURE_ROWS: { label: string; target: string; value: (f: (stage: string, k
     value: (f) => `${text(f("graphs", "b1_eager_over_graphs"))}, ${text(f("graphs", "b32_eager_over_graphs"))}`,
   },
   {
+    label: "async scheduling: decode latency per token, in turns / async, Qwen3-0.6B shape, batch 1 and 64",
+    target: "(recorded)",
+    value: (f) =>
+      `${text(f("async-scheduling", "b1_in_turns_over_async"))}, ${text(f("async-scheduling", "b64_in_turns_over_async"))}`,
+  },
+  {
     label: "nano-vllm's workload (Qwen3-0.6B shape), output tokens/s",
     target: "(recorded)",
     value: (f) => text(f("nano-vllm", "output_tokens_per_second")),

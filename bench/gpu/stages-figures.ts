@@ -307,52 +307,69 @@ async function decodeWithAndWithout(
   return { perToken };
 }
 
-const graphs: Stage = {
+/**
+ * A stage that times decode per token with and without `flag` at batch 1 and a larger batch:
+ * each side's ms per token under its label, and the slower side's over the faster one's.
+ */
+function flagComparisonStage(spec: {
+  name: string;
+  title: string;
+  model: (context: CheckContext) => string;
+  flag: string;
+  largeBatch: number;
+  /** Figure labels (underscores read as spaces in the summary). */
+  labels: { without: string; with: string };
+  /** Which side is expected to be slower: the ratio is slower over faster. */
+  slower: "with" | "without";
+}): Stage {
+  return {
+    name: spec.name,
+    title: spec.title,
+    limitSeconds: 60,
+    dryLimitSeconds: 120,
+    async run(context, run) {
+      const batches = context.dryRun ? [1, 4] : [1, spec.largeBatch];
+      const measured = await decodeWithAndWithout(context, run, spec.model(context), spec.flag, batches);
+      if ("failed" in measured) return measured.failed;
+      const [slow, fast] = spec.slower === "with" ? (["with", "without"] as const) : (["without", "with"] as const);
+      const [slowLabel, fastLabel] = [spec.labels[slow], spec.labels[fast]];
+      const figures: Record<string, Figure> = {};
+      const lines: string[] = [];
+      const text = (label: string) => label.replaceAll("_", " ");
+      for (const [batch, perToken] of measured.perToken) {
+        const slowMs = round(perToken[slow] * 1000, 3);
+        const fastMs = round(perToken[fast] * 1000, 3);
+        const ratio = round(perToken[slow] / perToken[fast], 2);
+        figures[`b${batch}_ms_per_token_${slowLabel}`] = slowMs;
+        figures[`b${batch}_ms_per_token_${fastLabel}`] = fastMs;
+        figures[`b${batch}_${slowLabel}_over_${fastLabel}`] = ratio;
+        lines.push(`batch ${batch}: ${slowMs} ms ${text(slowLabel)}, ${fastMs} ms ${text(fastLabel)} (${ratio}x)`);
+      }
+      return { status: "passed", summary: lines.join("; "), figures };
+    },
+  };
+}
+
+const graphs = flagComparisonStage({
   name: "graphs",
   title: "CUDA graphs against eager decode steps",
-  limitSeconds: 60,
-  dryLimitSeconds: 120,
-  async run(context, run) {
-    const batches = context.dryRun ? [1, 4] : [1, 32];
-    const measured = await decodeWithAndWithout(context, run, context.models.llama, "--enforce-eager", batches);
-    if ("failed" in measured) return measured.failed;
-    const figures: Record<string, Figure> = {};
-    const lines: string[] = [];
-    for (const [batch, { without: graphed, with: eager }] of measured.perToken) {
-      figures[`b${batch}_ms_per_token_graphs`] = round(graphed * 1000, 3);
-      figures[`b${batch}_ms_per_token_eager`] = round(eager * 1000, 3);
-      figures[`b${batch}_eager_over_graphs`] = round(eager / graphed, 2);
-      lines.push(
-        `batch ${batch}: ${figures[`b${batch}_ms_per_token_eager`]} ms eager, ${figures[`b${batch}_ms_per_token_graphs`]} ms graphs (${figures[`b${batch}_eager_over_graphs`]}x)`,
-      );
-    }
-    return { status: "passed", summary: lines.join("; "), figures };
-  },
-};
+  model: (context) => context.models.llama,
+  flag: "--enforce-eager",
+  largeBatch: 32,
+  labels: { without: "graphs", with: "eager" },
+  slower: "with",
+});
 
 /** A small model's decode step is short, so the host's share of it is the largest there. */
-const asyncScheduling: Stage = {
+const asyncScheduling = flagComparisonStage({
   name: "async-scheduling",
   title: "Async scheduling (host work beside the device's step) against steps in turns, Qwen3-0.6B shape",
-  limitSeconds: 60,
-  dryLimitSeconds: 120,
-  async run(context, run) {
-    const batches = context.dryRun ? [1, 4] : [1, 64];
-    const measured = await decodeWithAndWithout(context, run, context.models.qwen3, "--async-scheduling", batches);
-    if ("failed" in measured) return measured.failed;
-    const figures: Record<string, Figure> = {};
-    const lines: string[] = [];
-    for (const [batch, { without: inTurns, with: overlapped }] of measured.perToken) {
-      figures[`b${batch}_ms_per_token_in_turns`] = round(inTurns * 1000, 3);
-      figures[`b${batch}_ms_per_token_async`] = round(overlapped * 1000, 3);
-      figures[`b${batch}_in_turns_over_async`] = round(inTurns / overlapped, 2);
-      lines.push(
-        `batch ${batch}: ${figures[`b${batch}_ms_per_token_in_turns`]} ms in turns, ${figures[`b${batch}_ms_per_token_async`]} ms async (${figures[`b${batch}_in_turns_over_async`]}x)`,
-      );
-    }
-    return { status: "passed", summary: lines.join("; "), figures };
-  },
-};
+  model: (context) => context.models.qwen3,
+  flag: "--async-scheduling",
+  largeBatch: 64,
+  labels: { without: "in_turns", with: "async" },
+  slower: "without",
+});
 
 /** The seed's comparison: the same random requests through vllm-ts and through HF generate. */
 const THROUGHPUT = { numPrompts: 256, inputLen: 512, outputLen: 256, hfBatchSize: 128 };

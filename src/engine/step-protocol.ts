@@ -53,10 +53,11 @@ export class StepProtocol {
   readonly rejected: Request[] = [];
   /** Finished or aborted since the last schedule(): the runner drops their state. */
   readonly finishedRequestIds = new Set<string>();
-  /** Outputs scheduled and not yet updated, oldest first. */
-  private readonly pending: SchedulerOutput[] = [];
-  /** Per request, what the pending outputs compute. */
-  private readonly inFlightByRequest = new Map<string, InFlight>();
+  /**
+   * Outputs scheduled and not yet updated, oldest first, each with the requests it samples (found
+   * when first asked: only async scheduling asks).
+   */
+  private readonly pending: { output: SchedulerOutput; sampling: Set<string> | null }[] = [];
 
   /** maxInFlight: 1, or 2 with async scheduling (step N+1 scheduled while step N runs). */
   constructor(private readonly maxInFlight = 1) {}
@@ -76,41 +77,37 @@ export class StepProtocol {
   issue(parts: Omit<SchedulerOutput, "finishedRequestIds">): SchedulerOutput {
     const output: SchedulerOutput = { ...parts, finishedRequestIds: [...this.finishedRequestIds] };
     this.finishedRequestIds.clear();
-    this.pending.push(output);
-    this.recordInFlight(output);
+    this.pending.push({ output, sampling: null });
     return output;
-  }
-
-  private recordInFlight(output: SchedulerOutput): void {
-    const sampling = samplingRequestIds(output);
-    for (const [id, numTokens] of output.numScheduledTokens) {
-      const previous = this.inFlightByRequest.get(id) ?? NOTHING_IN_FLIGHT;
-      this.inFlightByRequest.set(id, {
-        numTokens: previous.numTokens + numTokens,
-        samples: previous.samples || sampling.has(id),
-      });
-    }
   }
 
   /** At the start of updateFromOutput(): checks the order; returns the rejections owed. */
   accept(output: SchedulerOutput): EngineCoreOutput[] {
-    if (output !== this.pending[0]) {
+    if (output !== this.pending[0]?.output) {
       throw new Error("updateFromOutput() must be given the output of the oldest schedule() not yet updated");
     }
     this.pending.shift();
-    this.inFlightByRequest.clear();
-    for (const later of this.pending) this.recordInFlight(later);
     return this.rejected.splice(0).map((request) => engineCoreOutput(request, []));
   }
 
   /** What the steps scheduled and not yet updated compute for the request (nothing when in step). */
   inFlight(requestId: string): InFlight {
-    return this.inFlightByRequest.get(requestId) ?? NOTHING_IN_FLIGHT;
+    let inFlight = NOTHING_IN_FLIGHT;
+    for (const entry of this.pending) {
+      const numTokens = entry.output.numScheduledTokens.get(requestId);
+      if (numTokens === undefined) continue;
+      entry.sampling ??= samplingRequestIds(entry.output);
+      inFlight = {
+        numTokens: inFlight.numTokens + numTokens,
+        samples: inFlight.samples || entry.sampling.has(requestId),
+      };
+    }
+    return inFlight;
   }
 }
 
 /** The requests whose next token the output's step samples. */
-export function samplingRequestIds(output: SchedulerOutput): Set<string> {
+function samplingRequestIds(output: SchedulerOutput): Set<string> {
   const ids = new Set<string>();
   for (const r of output.scheduledNewRequests) if (r.samplesNextToken) ids.add(r.requestId);
   for (const r of output.scheduledCachedRequests) if (r.samplesNextToken) ids.add(r.requestId);

@@ -5,8 +5,7 @@
 import { roundToDtype } from "../backend/dtype.ts";
 import { layerRope, layerSlidingWindow, type ModelConfig } from "../model/config.ts";
 import { tensorNames } from "../model/weight-names.ts";
-import { sigmoid } from "./moe.ts";
-import { geluTanh, ropeInverseFrequencies, silu, softCap } from "./ops.ts";
+import { geluTanh, ropeInverseFrequencies, sigmoid, silu, softCap } from "./ops.ts";
 
 type Weights = Map<string, Float32Array>;
 

@@ -1,6 +1,6 @@
 // Plain references of the mixture-of-experts ops (vt_moe_route, vt_moe_group, vt_moe_matmul,
 // vt_moe_combine with Qwen2-MoE's shared expert): f64 loops, rounded to f32 where the native op stores f32.
-import type { Indices } from "./ops.ts";
+import { type Indices, sigmoid } from "./ops.ts";
 
 export interface Routing {
   /** [numTokens, topK]: the chosen experts of each token, best first. */
@@ -109,8 +109,4 @@ export function moeCombine(
     }
   }
   return out;
-}
-
-export function sigmoid(x: number): number {
-  return 1 / (1 + Math.exp(-x));
 }

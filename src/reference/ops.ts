@@ -142,6 +142,10 @@ export function rotaryEmbedding(
   return out;
 }
 
+export function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
 export function silu(x: number): number {
   return x / (1 + Math.exp(-x));
 }

@@ -27,7 +27,7 @@ export function ggufMoeConfig(
   if (problem !== null) metadata.fail(key("expert_used_count"), `(${problem})`);
   // A scale on the routing weights is other architectures' (DeepSeek's); llama.cpp applies it
   // whenever the file sets it.
-  const scale = metadata.has(key("expert_weights_scale")) ? metadata.positiveNumber(key("expert_weights_scale")) : 1;
+  const scale = metadata.positiveNumber(key("expert_weights_scale"), 1);
   if (scale !== 1)
     metadata.fail(key("expert_weights_scale"), `is ${scale}; only unscaled routing weights are supported`);
   return {
