@@ -19,7 +19,7 @@
 #include "quant.h"
 
 // GCC 12 flags (as -Wuninitialized) the undefined pass-through operand of AVX-512 intrinsics; a
-// false positive, as in matmul.cpp.
+// false positive, as simd.h silences too.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

@@ -1,5 +1,6 @@
 // vt_matmul on the CPU: out[m, n] = x[m, k] · w[n, k]^T + bias[n], x and out in f32, w and
 // bias in f32, f16 or bf16 (kept in their dtype, widened to f32 in registers), f32 accumulation.
+// With bf16 weights, x is rounded to bf16 as it is read (matmul_bf16_pairs.h), on every variant.
 //
 // Both paths split the output columns evenly across the context's threads: a thread owns
 // out[:, its columns] and reads only its rows of w, so there are no barriers and no shared writes.
@@ -9,11 +10,10 @@
 //    DRAM once (software-prefetched a tile ahead); k is blocked so x stays in L2 and the 8 rows
 //    of w in L1 across the passes of x. Its bound is DRAM bandwidth in weight bytes per second;
 //    from m ~ 8 (bf16) or 16 (f32) the FMAs take over.
-//  - Packed path (prefill, m >= 32; AVX-512 only): compute-bound. Per block of <= 512 k-values
-//    and 512 KiB worth of columns, a thread packs w transposed and widened to f32 into panels of
-//    48 columns; an 8 x 48 micro-kernel (24 zmm accumulators) broadcasts x from its rows (an
-//    8 x kc slice, in L1) and streams the panels from L2. Its bound is the f32 FMA peak (two
-//    512-bit FMAs per cycle on Zen 5); packing costs O(n k), amortised over the m rows.
+//  - Packed path (prefill, m >= 32; AVX-512 only; packed_gemm.h): compute-bound. w is packed
+//    into panels of f32 (widened) and multiplied with f32 FMAs, whose peak bounds it (two
+//    512-bit FMAs per cycle on Zen 5); with AVX512-BF16, bf16 w is packed as pairs instead and
+//    multiplied with vdpbf16ps, twice the products per instruction.
 // Builds without AVX-512 use the dot path for every m, with AVX2+FMA or plain scalar code.
 // Quantized w has kernels of its own (interleaved_dot.cpp), columns split by groups of 16 rows.
 #include <omp.h>
@@ -24,15 +24,12 @@
 #include "checks.h"
 #include "common.h"
 #include "interleaved_quant.h"
+#include "matmul_bf16_pairs.h"
+#include "matmul_problem.h"
 #include "op.h"
+#include "packed_gemm.h"
 #include "quantized_activations.h"
 #include "simd.h"
-
-// GCC 12 also flags (as -Wuninitialized) the undefined pass-through operand of the AVX-512
-// extract intrinsics used by the reductions; a false positive, like the one simd.h silences.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 
 namespace {
 
@@ -69,15 +66,7 @@ constexpr int kDotCols = 4;
 constexpr size_t kDotXBlockBytes = 256 * 1024;
 constexpr size_t kDotWTileBytes = 32 * 1024;
 
-struct Problem {
-  const float* x;
-  const void* w;
-  const float* bias;  // f32, or null
-  float* out;
-  int m, n, k;
-  size_t ldo;            // elements between rows of out (n, or more when w is a slice of the columns)
-  bool batch_invariant;  // every m on the dot path, whose rows do not depend on m
-};
+using Problem = vt::cpu::MatmulProblem;
 
 // out[i0.., j0..] (+)= x[i0 + i, kb:ke] · w[j0 + j, kb:ke] for i < R, j < C. The first k block
 // stores (adding the bias), later ones accumulate.
@@ -105,6 +94,7 @@ void dot_tile(const Problem& p, int i0, int j0, int kb, int ke, bool first) {
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {
       simd::vec xv = simd::load(x + i * k + q);
+      if constexpr (D == VT_BF16) xv = simd::round_bf16(xv);
 #pragma GCC unroll 8
       for (int j = 0; j < C; j++) acc[i][j] = simd::fma(xv, wv[j], acc[i][j]);
     }
@@ -114,7 +104,8 @@ void dot_tile(const Problem& p, int i0, int j0, int kb, int ke, bool first) {
     alignas(64) float xt[R][W] = {};
     alignas(64) float wt[C][W] = {};
     for (int t = q; t < ke; t++) {
-      for (int i = 0; i < R; i++) xt[i][t - q] = x[i * k + t];
+      for (int i = 0; i < R; i++)
+        xt[i][t - q] = D == VT_BF16 ? vt::bf16_to_f32(vt::f32_to_bf16(x[i * k + t])) : x[i * k + t];
       for (int j = 0; j < C; j++) wt[j][t - q] = vt::load(p.w, D, w0 + j * k + t);
     }
     for (int i = 0; i < R; i++)
@@ -153,9 +144,12 @@ void dot_rows(const Problem& p, int j0, int kb, int ke, bool first) {
 // Columns [jb, je) of out, all rows.
 template <vt_dtype D>
 void dot_columns(const Problem& p, int jb, int je) {
-  // With a single pass of x rows over each tile, w never needs to stay in L1.
-  const size_t x_fit = kDotXBlockBytes / (size_t(p.m) * 4);
-  const size_t fit = p.m <= kDotRows ? x_fit : std::min(x_fit, kDotWTileBytes / (kDotCols * sizeof_dtype<D>));
+  // With a single pass of x rows over each tile, w never needs to stay in L1. Batch-invariant
+  // products block k as for one row whatever m is: each k block's sum is rounded on its own, so
+  // blocks that depended on m would make a row's result depend on the rows beside it.
+  const int m = p.batch_invariant ? 1 : p.m;
+  const size_t x_fit = kDotXBlockBytes / (size_t(m) * 4);
+  const size_t fit = m <= kDotRows ? x_fit : std::min(x_fit, kDotWTileBytes / (kDotCols * sizeof_dtype<D>));
   const int block = int(std::max<size_t>(256, fit) / 64 * 64);
   for (int kb = 0; kb < p.k; kb += block) {
     const int ke = std::min(p.k, kb + block);
@@ -168,39 +162,7 @@ void dot_columns(const Problem& p, int jb, int je) {
 // ---- packed path (AVX-512) ---------------------------------------------------------------
 
 #if defined(__AVX512F__)
-constexpr int kMr = 8;                             // rows of x per micro-tile
-constexpr int kNr = 48;                            // columns per packed panel (3 zmm)
-constexpr int kMaxKc = 512;                        // k per block: an 8 x 512 slice of x is 16 KiB of L1
-constexpr size_t kPackedBlockFloats = 128 * 1024;  // 512 KiB of packed w per block, in L2
-
-// Transposes 16 rows of 16 f32 in place (r[i][j] -> r[j][i]).
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  __m512 u[16];
-  for (int g = 0; g < 4; g++) {
-    __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
-    __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
-    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-  // u[4g + c] holds, in 128-bit lane L, column 4L + c of rows 4g..4g+3.
-  for (int c = 0; c < 4; c++) {
-    __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
-    __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xee);
-    __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
-    __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xee);
-    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-    r[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
-    r[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
-  }
-}
+namespace packed = vt::cpu::packed;
 
 template <vt_dtype D>
 inline __m512 load_weights_masked(const void* base, size_t i, int count) {
@@ -214,146 +176,34 @@ inline __m512 load_weights_masked(const void* base, size_t i, int count) {
   }
 }
 
-// Packs w[j0 + j, kb + q] for j < cols, q < kc as f32 panels of kNr columns: panel P holds
-// element (q, j) at P * kc * kNr + q * width + (j - P * kNr), width = its columns rounded up to
-// 16. Columns past `cols` are zero so the micro-kernel can run whole vectors.
+// w widened to f32 panels, multiplied with f32 FMAs (packed_gemm.h's Panels).
 template <vt_dtype D>
-void pack_panels(const void* w, size_t k, int n, int j0, int cols, int kb, int kc, float* packed) {
-  for (int jv = 0; jv < cols; jv += 16) {
-    // As in the dot path: fetch the same columns of the next 16 rows (into L2) while these are
-    // read, so the short row segments never wait on DRAM.
-    const int next_row = std::min(j0 + jv + 16, n);
-    const int next_rows = std::min(16, n - next_row);
-    const int panel = jv / kNr;
-    const int panel_cols = std::min(kNr, cols - panel * kNr);
-    const int width = (panel_cols + 15) / 16 * 16;
-    float* dst = packed + size_t(panel) * kc * kNr + (jv - panel * kNr);
-    const int rows = std::min(16, cols - jv);
-    for (int q = 0; q < kc; q += 16) {
-      const int count = std::min(16, kc - q);
-      for (int j = 0; j < next_rows; j++)
-        __builtin_prefetch(static_cast<const char*>(w) + ((size_t(next_row) + j) * k + kb + q) * sizeof_dtype<D>, 0, 2);
-      __m512 r[16];
-      for (int j = 0; j < 16; j++) {
-        if (j >= rows) {
-          r[j] = _mm512_setzero_ps();
-        } else {
-          const size_t at = size_t(j0 + jv + j) * k + size_t(kb + q);
-          r[j] = count == 16 ? load_weights<D>(w, at) : load_weights_masked<D>(w, at, count);
-        }
-      }
-      transpose16(r);
-      for (int t = 0; t < count; t++) _mm512_storeu_ps(dst + size_t(q + t) * width, r[t]);
-    }
-  }
-}
+struct F32Panels {
+  using X = float;
+  static constexpr int kKPerRow = 1;
+  static constexpr size_t kWeightBytes = sizeof_dtype<D>;
 
-// out[R rows, 16*V columns (the last `cols` of them valid)] (+)= x rows · packed panel.
-template <int R, int V>
-void micro_kernel(const float* x, size_t ldx, const float* panel, int kc, float* out, size_t ldo, int cols,
-                  const float* bias, bool first) {
-  // The tile of out is read back at the end; fetching it into L2 now hides the miss behind
-  // the k loop.
-  if (!first)
-    for (int i = 0; i < R; i++)
-      for (int v = 0; v < V; v++) _mm_prefetch(reinterpret_cast<const char*>(out + i * ldo + 16 * v), _MM_HINT_T1);
-  __m512 acc[R][V];
-  for (int i = 0; i < R; i++)
-    for (int v = 0; v < V; v++) acc[i][v] = _mm512_setzero_ps();
-  for (int q = 0; q < kc; q++) {
-    __m512 b[V];
-    for (int v = 0; v < V; v++) b[v] = _mm512_loadu_ps(panel + size_t(q) * 16 * V + 16 * v);
-#pragma GCC unroll 8
-    for (int i = 0; i < R; i++) {
-      __m512 a = _mm512_set1_ps(x[i * ldx + q]);
-      for (int v = 0; v < V; v++) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
-    }
+  static __m512 load_weights(const Problem& p, size_t at, int count) {
+    return count == 16 ? ::load_weights<D>(p.w, at) : load_weights_masked<D>(p.w, at, count);
   }
-  for (int v = 0; v < V; v++) {
-    const int valid = std::min(16, cols - 16 * v);
-    const __mmask16 mask = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
-    const __m512 add =
-        first ? (bias ? _mm512_maskz_loadu_ps(mask, bias + 16 * v) : _mm512_setzero_ps()) : _mm512_setzero_ps();
-    for (int i = 0; i < R; i++) {
-      float* o = out + i * ldo + 16 * v;
-      const __m512 base = first ? add : _mm512_maskz_loadu_ps(mask, o);
-      _mm512_mask_storeu_ps(o, mask, _mm512_add_ps(base, acc[i][v]));
-    }
-  }
-}
 
-// Rows i..i+R of out, columns jc..jc+cols from the packed block: panels inner, so the
-// R x kc slice of x stays in L1 while the packed block streams from L2.
-template <int R>
-void micro_panels(const Problem& p, int i, int kb, int kc, const float* packed, int jc, int cols) {
-  const size_t k = size_t(p.k), n = p.ldo;
-  const float* x = p.x + i * k + kb;
-  const bool first = kb == 0;
-  for (int pj = 0; pj < cols; pj += kNr) {
-    const int panel_cols = std::min(kNr, cols - pj);
-    const float* panel = packed + size_t(pj / kNr) * kc * kNr;
-    float* out = p.out + i * n + jc + pj;
-    const float* bias = p.bias ? p.bias + jc + pj : nullptr;
-    switch ((panel_cols + 15) / 16) {
-      case 3:
-        micro_kernel<R, 3>(x, k, panel, kc, out, n, panel_cols, bias, first);
-        break;
-      case 2:
-        micro_kernel<R, 2>(x, k, panel, kc, out, n, panel_cols, bias, first);
-        break;
-      default:
-        micro_kernel<R, 1>(x, k, panel, kc, out, n, panel_cols, bias, first);
-        break;
+  // x as it is, or rounded to bf16 for bf16 weights.
+  static const float* x_rows(const Problem& p, int i, int rows, int kb, int kc, float* room, size_t& ldx) {
+    const float* x = p.x + size_t(i) * p.k + kb;
+    if constexpr (D != VT_BF16) {
+      ldx = size_t(p.k);
+      return x;
     }
+    for (int r = 0; r < rows; r++)
+#pragma omp simd
+      for (int q = 0; q < kc; q++) room[r * kc + q] = vt::bf16_to_f32(vt::f32_to_bf16(x[size_t(r) * p.k + q]));
+    ldx = size_t(kc);
+    return room;
   }
-}
 
-template <vt_dtype D>
-void packed_columns(const Problem& p, int jb, int je) {
-  // Per thread and kept between calls: a fresh 512 KiB buffer per call would cost page faults.
-  thread_local std::vector<float> packed;
-  // Even k blocks (each pass over k re-reads and re-writes the tile of out), and as many
-  // columns as fit the packed-block budget.
-  const int k_blocks = (p.k + kMaxKc - 1) / kMaxKc;
-  const int block_k = ((p.k + k_blocks - 1) / k_blocks + 15) / 16 * 16;
-  const int block_cols = std::max<int>(kNr, int(kPackedBlockFloats / size_t(block_k)) / kNr * kNr);
-  packed.resize(size_t(block_k) * block_cols);
-  for (int kb = 0; kb < p.k; kb += block_k) {
-    const int kc = std::min(block_k, p.k - kb);
-    for (int jc = jb; jc < je; jc += block_cols) {
-      const int cols = std::min(block_cols, je - jc);
-      const float* b = packed.data();
-      pack_panels<D>(p.w, size_t(p.k), p.n, jc, cols, kb, kc, packed.data());
-      int i = 0;
-      for (; i + kMr <= p.m; i += kMr) micro_panels<kMr>(p, i, kb, kc, b, jc, cols);
-      switch (p.m - i) {
-        case 7:
-          micro_panels<7>(p, i, kb, kc, b, jc, cols);
-          break;
-        case 6:
-          micro_panels<6>(p, i, kb, kc, b, jc, cols);
-          break;
-        case 5:
-          micro_panels<5>(p, i, kb, kc, b, jc, cols);
-          break;
-        case 4:
-          micro_panels<4>(p, i, kb, kc, b, jc, cols);
-          break;
-        case 3:
-          micro_panels<3>(p, i, kb, kc, b, jc, cols);
-          break;
-        case 2:
-          micro_panels<2>(p, i, kb, kc, b, jc, cols);
-          break;
-        case 1:
-          micro_panels<1>(p, i, kb, kc, b, jc, cols);
-          break;
-        default:
-          break;
-      }
-    }
-  }
-}
+  static __m512 broadcast_x(const float* x) { return _mm512_set1_ps(*x); }
+  static __m512 multiply_add(__m512 a, __m512 b, __m512 acc) { return _mm512_fmadd_ps(a, b, acc); }
+};
 
 // Below this many rows, packing w costs more than the micro-kernel saves (measured on Zen 5:
 // the two paths meet between m = 16 and 32).
@@ -363,7 +213,12 @@ constexpr int kPackedMinRows = 32;
 template <vt_dtype D>
 void run_columns(const Problem& p, int jb, int je) {
 #if defined(__AVX512F__)
-  if (p.m >= kPackedMinRows && !p.batch_invariant) return packed_columns<D>(p, jb, je);
+  if (p.m >= kPackedMinRows && !p.batch_invariant) {
+#if defined(__AVX512BF16__)
+    if constexpr (D == VT_BF16) return vt::cpu::bf16::pairs_columns(p, jb, je);
+#endif
+    return packed::packed_columns<F32Panels<D>>(p, jb, je);
+  }
 #endif
   dot_columns<D>(p, jb, je);
 }

@@ -10,6 +10,8 @@
 // Softmax is online (flash-attention style): one pass over the context in chunks of kChunkKeys
 // keys (read through the block table key by key, so chunks may span blocks), carrying per row the
 // running maximum, the running sum of exponentials and the unnormalised output, all in f32.
+// Where head_dim is whole vectors, the products read K and V straight from the cache in its dtype
+// (widened in registers); otherwise each chunk's rows are first converted to zero-padded f32.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -61,7 +63,8 @@ struct Task {
 // A thread's working set for one task, reused across its tasks.
 struct Scratch {
   std::vector<float> q, acc, scores, keys, values, row_max, row_sum, corrections;
-  std::vector<const float*> key_rows, value_rows;
+  std::vector<const void*> key_rows, value_rows;
+  std::vector<size_t> offsets, next_offsets;  // cache elements of this chunk's keys, and the next's
   Scratch(int rows, int padded_dim)
       : q(size_t(rows) * padded_dim),
         acc(size_t(rows) * padded_dim),
@@ -72,54 +75,65 @@ struct Scratch {
         row_sum(rows),
         corrections(rows),
         key_rows(kChunkKeys),
-        value_rows(kChunkKeys) {}
+        value_rows(kChunkKeys),
+        offsets(kChunkKeys),
+        next_offsets(kChunkKeys) {}
 };
 
-// A cache slot's element offset for one KV head, through the sequence's block table.
-inline size_t cache_offset(const Problem& p, const int32_t* block_table, int32_t key, int kv_head) {
-  size_t slot = size_t(block_table[key / p.block_size]) * p.block_size + key % p.block_size;
-  return (slot * p.num_kv_heads + kv_head) * size_t(p.head_dim);
+// The cache element offsets of keys [first_key, first_key + count) of KV head kv_head, through the
+// sequence's block table: one division per chunk, then slot by slot (K and V share them).
+void cache_offsets(const Problem& p, const int32_t* block_table, int32_t first_key, int count, int kv_head,
+                   size_t* offsets) {
+  const size_t slot_elements = size_t(p.num_kv_heads) * p.head_dim, head = size_t(kv_head) * p.head_dim;
+  int32_t block = first_key / p.block_size, in_block = first_key % p.block_size;
+  for (int j = 0; j < count; j++) {
+    offsets[j] = (size_t(block_table[block]) * p.block_size + in_block) * slot_elements + head;
+    if (++in_block == p.block_size) {
+      in_block = 0;
+      block++;
+    }
+  }
 }
 
-// Pointers to the cache rows of keys [first_key, first_key + count) of one KV head, as f32 rows
-// of padded_dim: straight into an f32 cache whose head_dim is whole vectors, else converted and
-// zero-padded into scratch.
-void load_cache_rows(const Problem& p, const void* cache, const int32_t* block_table, int32_t first_key, int count,
-                     int kv_head, float* scratch, const float** rows) {
+// Pointers to the cache rows at `offsets`, as they are (the products widen them in registers).
+void point_at_cache_rows(const Problem& p, const void* cache, const size_t* offsets, int count, const void** rows) {
+  const size_t element_bytes = vt::dtype_bytes(p.cache_dtype);
+  for (int j = 0; j < count; j++) rows[j] = static_cast<const char*>(cache) + offsets[j] * element_bytes;
+}
+
+// The cache rows at `offsets` converted to f32 rows of padded_dim, zero-padded, in scratch: for a
+// head_dim that is not whole vectors, where reading the rows as they are would run past them.
+void convert_cache_rows(const Problem& p, const void* cache, const size_t* offsets, int count, float* scratch,
+                        const void** rows) {
   const int D = p.head_dim, Dp = p.padded_dim;
   for (int j = 0; j < count; j++) {
-    size_t element = cache_offset(p, block_table, first_key + j, kv_head);
-    if (p.cache_dtype == VT_F32 && D == Dp) {
-      rows[j] = static_cast<const float*>(cache) + element;
-      continue;
-    }
     float* dst = scratch + size_t(j) * Dp;
     int d = 0;
-    if (p.cache_dtype == VT_F32) {
-      for (; d + W <= D; d += W) store(dst + d, load(static_cast<const float*>(cache) + element + d));
-    } else {
-      const uint16_t* src = static_cast<const uint16_t*>(cache) + element;
-      if (p.cache_dtype == VT_BF16)
-        for (; d + W <= D; d += W) store(dst + d, load_bf16(src + d));
-      else
-        for (; d + W <= D; d += W) store(dst + d, load_f16(src + d));
-    }
-    for (; d < D; d++) dst[d] = vt::load(cache, p.cache_dtype, element + d);
+    for (; d < D; d++) dst[d] = vt::load(cache, p.cache_dtype, offsets[j] + d);
     for (; d < Dp; d++) dst[d] = 0.0f;
     rows[j] = dst;
   }
 }
 
-// Asks for the cache lines of the same rows ahead of use: a head's rows are num_kv_heads *
+// Asks for the cache lines of the rows at `offsets` ahead of use: a head's rows are num_kv_heads *
 // head_dim apart and its blocks scattered, a pattern the hardware prefetchers follow poorly.
-void prefetch_cache_rows(const Problem& p, const void* cache, const int32_t* block_table, int32_t first_key, int count,
-                         int kv_head) {
+void prefetch_cache_rows(const Problem& p, const void* cache, const size_t* offsets, int count) {
   const size_t element_bytes = vt::dtype_bytes(p.cache_dtype), row_bytes = p.head_dim * element_bytes;
   for (int j = 0; j < count; j++) {
-    const char* row =
-        static_cast<const char*>(cache) + cache_offset(p, block_table, first_key + j, kv_head) * element_bytes;
+    const char* row = static_cast<const char*>(cache) + offsets[j] * element_bytes;
     for (size_t offset = 0; offset < row_bytes; offset += 64) __builtin_prefetch(row + offset);
   }
+}
+
+// W values of a cache row (or a converted f32 row) from element d, widened to f32.
+template <vt_dtype C>
+inline vec load_row(const void* row, int d) {
+  if constexpr (C == VT_F32)
+    return load(static_cast<const float*>(row) + d);
+  else if constexpr (C == VT_BF16)
+    return load_bf16(static_cast<const uint16_t*>(row) + d);
+  else
+    return load_f16(static_cast<const uint16_t*>(row) + d);
 }
 
 // The two products below are blocked over up to 4 rows x 4 keys (scores) or 4 rows x 4 vectors
@@ -127,17 +141,22 @@ void prefetch_cache_rows(const Problem& p, const void* cache, const int32_t* blo
 // loads than FMAs per cycle, and these loops would otherwise wait on loads.
 
 // scores[r][j] = q[r] . k[j] for R rows (q and scores already offset to the first) and keys
-// [0, count). The four sums of a row share one reduction.
-template <int R>
-void score_rows(const float* q, int Dp, const float* const* key_rows, int count, float* scores) {
-  int j = 0;
-  for (; j + 4 <= count; j += 4) {
+// [0, count), four keys at a time sharing one reduction. The last group repeats its last key
+// where keys run out (a row of scores has room for kChunkKeys, a multiple of 4, and softmax_step
+// overwrites what lies past count): every score is then summed the same
+// way wherever its chunk ends, so a token's scores do not depend on the tokens computed beside
+// it (what --batch-invariant needs).
+template <vt_dtype C, int R>
+void score_rows(const float* q, int Dp, const void* const* key_rows, int count, float* scores) {
+  for (int j = 0; j < count; j += 4) {
+    const void* keys[4];
+    for (int c = 0; c < 4; c++) keys[c] = key_rows[std::min(j + c, count - 1)];
     vec a[R][4];
     for (int r = 0; r < R; r++)
       for (int c = 0; c < 4; c++) a[r][c] = zero();
     for (int d = 0; d < Dp; d += W) {
       vec k[4];
-      for (int c = 0; c < 4; c++) k[c] = load(key_rows[j + c] + d);
+      for (int c = 0; c < 4; c++) k[c] = load_row<C>(keys[c], d);
       for (int r = 0; r < R; r++) {
         vec qv = load(q + size_t(r) * Dp + d);
         for (int c = 0; c < 4; c++) a[r][c] = fma(qv, k[c], a[r][c]);
@@ -145,29 +164,24 @@ void score_rows(const float* q, int Dp, const float* const* key_rows, int count,
     }
     for (int r = 0; r < R; r++) reduce_add4(a[r][0], a[r][1], a[r][2], a[r][3], scores + r * kScoreStride + j);
   }
-  for (; j < count; j++)
-    for (int r = 0; r < R; r++) {
-      vec a = zero();
-      for (int d = 0; d < Dp; d += W) a = fma(load(q + size_t(r) * Dp + d), load(key_rows[j] + d), a);
-      scores[r * kScoreStride + j] = reduce_add(a);
-    }
 }
 
-void compute_scores(const float* q, int Dp, const float* const* key_rows, int count, int row_begin, int row_end,
+template <vt_dtype C>
+void compute_scores(const float* q, int Dp, const void* const* key_rows, int count, int row_begin, int row_end,
                     float* scores) {
   int r = row_begin;
-  for (; r + 4 <= row_end; r += 4) score_rows<4>(q + size_t(r) * Dp, Dp, key_rows, count, scores + r * kScoreStride);
+  for (; r + 4 <= row_end; r += 4) score_rows<C, 4>(q + size_t(r) * Dp, Dp, key_rows, count, scores + r * kScoreStride);
   const float* qr = q + size_t(r) * Dp;
   float* sr = scores + r * kScoreStride;
   switch (row_end - r) {
     case 3:
-      score_rows<3>(qr, Dp, key_rows, count, sr);
+      score_rows<C, 3>(qr, Dp, key_rows, count, sr);
       break;
     case 2:
-      score_rows<2>(qr, Dp, key_rows, count, sr);
+      score_rows<C, 2>(qr, Dp, key_rows, count, sr);
       break;
     case 1:
-      score_rows<1>(qr, Dp, key_rows, count, sr);
+      score_rows<C, 1>(qr, Dp, key_rows, count, sr);
       break;
     default:
       break;
@@ -198,9 +212,9 @@ float softmax_step(float* s, int count, int valid_begin, int valid_end, float& r
 
 // acc[r][d0 .. d0 + NB*W) = acc[r] * corrections[r] + sum_j weights[r][j] * v[j] for R rows
 // (acc, weights and corrections already offset to the first), all R x NB sums in registers.
-template <int R, int NB>
-void accumulate_block(float* acc, int Dp, const float* weights, const float* corrections,
-                      const float* const* value_rows, int count, int d0) {
+template <vt_dtype C, int R, int NB>
+void accumulate_block(float* acc, int Dp, const float* weights, const float* corrections, const void* const* value_rows,
+                      int count, int d0) {
   vec a[R][NB];
   for (int r = 0; r < R; r++) {
     vec c = set1(corrections[r]);
@@ -208,7 +222,7 @@ void accumulate_block(float* acc, int Dp, const float* weights, const float* cor
   }
   for (int j = 0; j < count; j++) {
     vec v[NB];
-    for (int b = 0; b < NB; b++) v[b] = load(value_rows[j] + d0 + b * W);
+    for (int b = 0; b < NB; b++) v[b] = load_row<C>(value_rows[j], d0 + b * W);
     for (int r = 0; r < R; r++) {
       vec w = set1(weights[r * kScoreStride + j]);
       for (int b = 0; b < NB; b++) a[r][b] = fma(w, v[b], a[r][b]);
@@ -218,32 +232,33 @@ void accumulate_block(float* acc, int Dp, const float* weights, const float* cor
     for (int b = 0; b < NB; b++) store(acc + size_t(r) * Dp + d0 + b * W, a[r][b]);
 }
 
-template <int R>
-void accumulate_rows(float* acc, int Dp, const float* weights, const float* corrections, const float* const* value_rows,
+template <vt_dtype C, int R>
+void accumulate_rows(float* acc, int Dp, const float* weights, const float* corrections, const void* const* value_rows,
                      int count) {
   int d0 = 0;
-  for (; d0 + 4 * W <= Dp; d0 += 4 * W) accumulate_block<R, 4>(acc, Dp, weights, corrections, value_rows, count, d0);
+  for (; d0 + 4 * W <= Dp; d0 += 4 * W) accumulate_block<C, R, 4>(acc, Dp, weights, corrections, value_rows, count, d0);
   switch ((Dp - d0) / W) {
     case 3:
-      accumulate_block<R, 3>(acc, Dp, weights, corrections, value_rows, count, d0);
+      accumulate_block<C, R, 3>(acc, Dp, weights, corrections, value_rows, count, d0);
       break;
     case 2:
-      accumulate_block<R, 2>(acc, Dp, weights, corrections, value_rows, count, d0);
+      accumulate_block<C, R, 2>(acc, Dp, weights, corrections, value_rows, count, d0);
       break;
     case 1:
-      accumulate_block<R, 1>(acc, Dp, weights, corrections, value_rows, count, d0);
+      accumulate_block<C, R, 1>(acc, Dp, weights, corrections, value_rows, count, d0);
       break;
     default:
       break;
   }
 }
 
-void accumulate(float* acc, int Dp, const float* weights, const float* corrections, const float* const* value_rows,
+template <vt_dtype C>
+void accumulate(float* acc, int Dp, const float* weights, const float* corrections, const void* const* value_rows,
                 int count, int row_begin, int row_end) {
   int r = row_begin;
   auto rows = [&](auto block_rows) {
     constexpr int R = decltype(block_rows)::value;
-    accumulate_rows<R>(acc + size_t(r) * Dp, Dp, weights + r * kScoreStride, corrections + r, value_rows, count);
+    accumulate_rows<C, R>(acc + size_t(r) * Dp, Dp, weights + r * kScoreStride, corrections + r, value_rows, count);
   };
   for (; r + 4 <= row_end; r += 4) rows(std::integral_constant<int, 4>{});
   switch (row_end - r) {
@@ -270,6 +285,9 @@ void soft_cap_scores(float* scores, int count, int row_begin, int row_end, float
   }
 }
 
+// C: the dtype the products read K and V in: the cache's, or f32 when Convert copies each chunk's
+// rows to padded f32 first.
+template <vt_dtype C, bool Convert>
 void run_task(const Problem& p, const Task& task, Scratch& s) {
   const int G = p.group, D = p.head_dim, Dp = p.padded_dim;
   const int tokens = task.end_token - task.first_token, rows = tokens * G;
@@ -290,22 +308,31 @@ void run_task(const Problem& p, const Task& task, Scratch& s) {
   std::fill(s.row_sum.begin(), s.row_sum.begin() + rows, 0.0f);
 
   const int32_t* block_table = p.block_tables + size_t(task.seq) * p.max_blocks_per_seq;
-  for (int32_t key = p.window_start(first_position); key <= last_position; key += kChunkKeys) {
+  const int32_t first_key = p.window_start(first_position);
+  cache_offsets(p, block_table, first_key, std::min(kChunkKeys, last_position + 1 - first_key), task.kv_head,
+                s.offsets.data());
+  for (int32_t key = first_key; key <= last_position; key += kChunkKeys) {
     const int32_t end = std::min(last_position + 1, key + kChunkKeys);
     const int count = end - key;
     if (end <= last_position) {
       const int next_count = std::min(last_position + 1, end + kChunkKeys) - end;
-      prefetch_cache_rows(p, p.k_cache, block_table, end, next_count, task.kv_head);
-      prefetch_cache_rows(p, p.v_cache, block_table, end, next_count, task.kv_head);
+      cache_offsets(p, block_table, end, next_count, task.kv_head, s.next_offsets.data());
+      prefetch_cache_rows(p, p.k_cache, s.next_offsets.data(), next_count);
+      prefetch_cache_rows(p, p.v_cache, s.next_offsets.data(), next_count);
     }
     // Tokens before `key` see none of this chunk (causal); tokens whose window starts after it
     // see none either. The rest form one run of tokens.
     int token_begin = std::max(0, key - first_position), token_end = tokens;
     while (token_end > token_begin && p.window_start(first_position + token_end - 1) >= end) token_end--;
     if (token_begin < token_end) {
-      load_cache_rows(p, p.k_cache, block_table, key, count, task.kv_head, s.keys.data(), s.key_rows.data());
-      load_cache_rows(p, p.v_cache, block_table, key, count, task.kv_head, s.values.data(), s.value_rows.data());
-      compute_scores(s.q.data(), Dp, s.key_rows.data(), count, token_begin * G, token_end * G, s.scores.data());
+      if constexpr (Convert) {
+        convert_cache_rows(p, p.k_cache, s.offsets.data(), count, s.keys.data(), s.key_rows.data());
+        convert_cache_rows(p, p.v_cache, s.offsets.data(), count, s.values.data(), s.value_rows.data());
+      } else {
+        point_at_cache_rows(p, p.k_cache, s.offsets.data(), count, s.key_rows.data());
+        point_at_cache_rows(p, p.v_cache, s.offsets.data(), count, s.value_rows.data());
+      }
+      compute_scores<C>(s.q.data(), Dp, s.key_rows.data(), count, token_begin * G, token_end * G, s.scores.data());
       if (p.soft_cap > 0.0f) soft_cap_scores(s.scores.data(), count, token_begin * G, token_end * G, p.soft_cap);
       for (int i = token_begin; i < token_end; i++) {
         const int32_t position = first_position + i;
@@ -315,9 +342,10 @@ void run_task(const Problem& p, const Task& task, Scratch& s) {
           s.corrections[r] = softmax_step(s.scores.data() + size_t(r) * kScoreStride, count, valid_begin, valid_end,
                                           s.row_max[r], s.row_sum[r]);
       }
-      accumulate(s.acc.data(), Dp, s.scores.data(), s.corrections.data(), s.value_rows.data(), count, token_begin * G,
-                 token_end * G);
+      accumulate<C>(s.acc.data(), Dp, s.scores.data(), s.corrections.data(), s.value_rows.data(), count,
+                    token_begin * G, token_end * G);
     }
+    std::swap(s.offsets, s.next_offsets);
   }
 
   for (int i = 0; i < tokens; i++)
@@ -422,8 +450,16 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
 #pragma omp parallel num_threads(threads)
   {
     Scratch scratch(tile_tokens * p.group, p.padded_dim);
+    auto run = [&](auto C, auto convert) {
 #pragma omp for schedule(dynamic, 1)
-    for (size_t i = 0; i < tasks.size(); i++) run_task(p, tasks[i], scratch);
+      for (size_t i = 0; i < tasks.size(); i++)
+        run_task<decltype(C)::value, decltype(convert)::value>(p, tasks[i], scratch);
+    };
+    // Rows of whole vectors are read in place; others go through padded f32 copies.
+    if (p.head_dim == p.padded_dim)
+      vt::with_dtype(cache_dtype, [&](auto C) { run(C, std::false_type{}); });
+    else
+      run(std::integral_constant<vt_dtype, VT_F32>{}, std::true_type{});
   }
   return vt::ok();
 }

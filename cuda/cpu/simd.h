@@ -13,9 +13,11 @@
 #endif
 
 // GCC 12's AVX-512 intrinsics seed their unused result operand with `__Y = __Y`, which
-// -Wmaybe-uninitialized reports wherever they inline (GCC bug 105593, fixed in GCC 13).
+// -Wmaybe-uninitialized (and, for the extracts in the reductions, -Wuninitialized) reports
+// wherever they inline (GCC bug 105593, fixed in GCC 13).
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 namespace vt::simd {
@@ -62,6 +64,14 @@ inline vec load_f16(const uint16_t* p) {
 inline vec load_bf16(const uint16_t* p) {
   __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+// Each lane rounded to the nearest bf16 (ties to even), as vt::f32_to_bf16; a NaN stays a NaN.
+inline vec round_bf16(vec v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i up = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+  const vec rounded = _mm512_castsi512_ps(_mm512_and_si512(up, _mm512_set1_epi32(int(0xffff0000u))));
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), rounded, v);
 }
 
 // exp(x) for x <= 0 (softmax weights after subtracting the running maximum).
@@ -113,6 +123,13 @@ inline vec load_bf16(const uint16_t* p) {
   __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
+inline vec round_bf16(vec v) {
+  const __m256i bits = _mm256_castps_si256(v);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+  const __m256i up = _mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff)));
+  const vec rounded = _mm256_castsi256_ps(_mm256_and_si256(up, _mm256_set1_epi32(int(0xffff0000u))));
+  return _mm256_blendv_ps(rounded, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
 
 // exp(x) for x <= 0; n >= -126 after the clamp, so 2^n is a normal float built from its bits.
 inline vec exp_nonpositive(vec x) {
@@ -147,6 +164,7 @@ inline float reduce_max(vec v) { return v; }
 inline void reduce_add4(vec a, vec b, vec c, vec d, float* out) { out[0] = a, out[1] = b, out[2] = c, out[3] = d; }
 inline vec load_f16(const uint16_t* p) { return f16_to_f32(*p); }
 inline vec load_bf16(const uint16_t* p) { return bf16_to_f32(*p); }
+inline vec round_bf16(vec v) { return bf16_to_f32(f32_to_bf16(v)); }
 inline vec exp_nonpositive(vec x) { return x < kExpUnderflow ? 0.0f : std::exp(x); }
 
 #endif

@@ -254,7 +254,8 @@ vt_status vt_soft_cap(vt_context* ctx, void* x, size_t count, float cap, vt_dtyp
  *   x: act [m, k]; w: weight [n, k]; bias: weight [n] or NULL; out: act [m, n]. Accumulates in
  *   f32. out must not alias x. weight_dtype may be a quantized format (k a multiple of its
  *   block; rows of w are n rows of blocks, passed through vt_pack_weights); the bias is then in
- *   act_dtype.
+ *   act_dtype. The CPU library reads x at the weights' precision, as llama.cpp does: rounded to
+ *   bf16 for bf16 weights, quantized to int8 per block for quantized ones.
  */
 vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m, int32_t n,
                     int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype);

@@ -20,6 +20,8 @@ function checkMatmul(on: Device, m: number, n: number, k: number, weightDtype: D
   const w = rounded(randomValues(n * k, seed + 1), weightDtype);
   const bias = withBias ? rounded(randomValues(n, seed + 2), weightDtype) : null;
   const out = on.alloc(m * n * 4);
+  // With bf16 weights the CPU multiplies x rounded to bf16, as llama.cpp does; CUDA keeps f32 x.
+  const xRead = on.backend.name === "cpu" && weightDtype === "bf16" ? rounded(x, "bf16") : x;
   on.backend.matmul({
     x: on.upload(x),
     w: on.upload(w, weightDtype),
@@ -33,7 +35,10 @@ function checkMatmul(on: Device, m: number, n: number, k: number, weightDtype: D
   });
   // f32 accumulation of k products of size <= 1 drifts like sqrt(k) roundings of a sum of size
   // ~sqrt(k); any indexing mistake is off by far more.
-  expectClose(on.download(out, m * n), referenceMatmul(x, w, bias, m, n, k), { rtol: 0, atol: 1e-5 * Math.sqrt(k) });
+  expectClose(on.download(out, m * n), referenceMatmul(xRead, w, bias, m, n, k), {
+    rtol: 0,
+    atol: 1e-5 * Math.sqrt(k),
+  });
 }
 
 const halfDtypes = ["bf16", "f16"] as const;
@@ -81,6 +86,7 @@ describe("vt_matmul", () => {
     [32, 63, 257],
     [130, 1000, 257],
     [130, 257, 1000],
+    [40, 100, 1025],
   ];
   let seed = 100;
   for (const [m, n, k] of shapes)
@@ -132,6 +138,7 @@ describe("vt_matmul", () => {
     try {
       checkMatmul(threeThreads, 5, 1000, 300, "bf16", true, 7);
       checkMatmul(threeThreads, 70, 1000, 300, "f16", true, 8);
+      checkMatmul(threeThreads, 70, 1000, 301, "bf16", true, 9);
     } finally {
       threeThreads.freeAll();
       threeThreads.backend.close();
@@ -143,7 +150,8 @@ describe("vt_matmul", () => {
       expect(() => backend.setBatchInvariant(true)).toThrow(/status 3\).*not implemented on CUDA/);
       return;
     }
-    const [m, n, k] = [64, 200, 300];
+    // k spans several of the dot path's k blocks at m = 64 and one at m = 1.
+    const [m, n, k] = [64, 200, 1500];
     const x = randomValues(m * k, 3);
     backend.setBatchInvariant(true);
     try {

@@ -589,6 +589,31 @@ describe("batch edge cases", () => {
       expect(out.subarray(8 * 64, 16 * 64).every((x) => x === 0)).toBe(true);
     });
 
+  // What --batch-invariant needs of the CPU kernel: a token attends the same way alone (a decode,
+  // its last chunk of keys ending at its position) as inside a prefill chunk (the chunk ending
+  // further on), so recomputing a preempted request's tokens together gives the same bits.
+  if (backend.name === "cpu")
+    test("a token's output is bit-identical as a decode and inside a prefill chunk", () => {
+      const shape: Shape = { numQHeads: 8, numKvHeads: 2, headDim: 64, blockSize: 16, cacheDtype: "bf16" };
+      const chunk = prepareBatch(device, [{ cached: 45, queryLen: 20 }], shape);
+      const together = runBatch(chunk, shape);
+      const rowLength = shape.numQHeads * shape.headDim;
+      // Tokens 0, 5 and 19 of the chunk (positions 45, 50, 64): 14, 19 and 1 keys in their last chunk of 32.
+      for (const token of [0, 5, 19]) {
+        const out = device.alloc(rowLength * 4);
+        backend.pagedAttention({
+          ...chunk.args,
+          out,
+          q: offsetAddress(chunk.args.q, token * chunk.args.qRowStride * 4),
+          seqLens: device.uploadInt32(Int32Array.of(45 + token + 1)),
+          queryStartLoc: device.uploadInt32(Int32Array.of(0, 1)),
+          numTokens: 1,
+          maxQueryLen: 1,
+        });
+        expect(device.download(out, rowLength)).toEqual(together.subarray(token * rowLength, (token + 1) * rowLength));
+      }
+    });
+
   test("the result does not depend on the number of threads", async () => {
     const single = new Device(await Backend.open({ device: "cpu", numThreads: 1 }));
     try {
