@@ -183,8 +183,8 @@ struct F32Panels {
   static constexpr int kKPerRow = 1;
   static constexpr size_t kWeightBytes = sizeof_dtype<D>;
 
-  static __m512 load_weights(const Problem& p, size_t at, int count) {
-    return count == 16 ? ::load_weights<D>(p.w, at) : load_weights_masked<D>(p.w, at, count);
+  static __m512 weight_segment(const Problem& p, size_t at, int count) {
+    return count == 16 ? load_weights<D>(p.w, at) : load_weights_masked<D>(p.w, at, count);
   }
 
   // x as it is, or rounded to bf16 for bf16 weights.

@@ -21,7 +21,7 @@ struct Pairs {
   static constexpr int kKPerRow = 2;
   static constexpr size_t kWeightBytes = 2;
 
-  static __m512 load_weights(const MatmulProblem& p, size_t at, int count) {
+  static __m512 weight_segment(const MatmulProblem& p, size_t at, int count) {
     const __mmask32 mask = count == 32 ? ~__mmask32(0) : __mmask32((1u << count) - 1);
     return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(p.w) + at));
   }

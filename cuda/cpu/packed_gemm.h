@@ -81,7 +81,7 @@ inline void store_tile(const __m512 (&acc)[R][V], float* out, size_t ldo, int co
 // element (r, j) (the r-th group of Panels::kKPerRow k-values of column j) at
 // P * rows * kNr + r * width + (j - P * kNr), rows = kc / kKPerRow rounded up, width = the
 // panel's columns rounded up to 16. Each 16 x 16 transpose turns 16 rows of w (16 elements
-// each, as Panels::load_weights reads them) into 16 vectors of one element of 16 columns.
+// each, as Panels::weight_segment reads them) into 16 vectors of one element of 16 columns.
 // Columns past `cols`, and k-values past kc, are zero so the micro-kernel runs whole vectors.
 template <typename Panels>
 void pack_panels(const MatmulProblem& p, int j0, int cols, int kb, int kc, float* out) {
@@ -105,7 +105,7 @@ void pack_panels(const MatmulProblem& p, int j0, int cols, int kb, int kc, float
         __builtin_prefetch(w + (size_t(next_row) + j) * row_bytes + size_t(kb + q) * Panels::kWeightBytes, 0, 2);
       __m512 r[16];
       for (int j = 0; j < 16; j++)
-        r[j] = j < rows ? Panels::load_weights(p, size_t(j0 + jv + j) * p.k + kb + q, count) : _mm512_setzero_ps();
+        r[j] = j < rows ? Panels::weight_segment(p, size_t(j0 + jv + j) * p.k + kb + q, count) : _mm512_setzero_ps();
       transpose16(r);
       for (int t = 0; t < (count + per - 1) / per; t++) _mm512_storeu_ps(dst + size_t(q / per + t) * width, r[t]);
     }
@@ -176,7 +176,7 @@ void row_tile(const Block<Panels>& b, int i) {
 //   Panels::X                     the element type x is multiplied in
 //   Panels::kKPerRow              k-values per packed element (1, or 2 for pairs)
 //   Panels::kWeightBytes          bytes per element of w
-//   Panels::load_weights(p, at, count)
+//   Panels::weight_segment(p, at, count)
 //                                 16 packed elements of w from element `at` (count k-values, the
 //                                 rest zero), as the 32-bit lanes of a vector
 //   Panels::x_rows(p, i, rows, kb, kc, room, ldx)
