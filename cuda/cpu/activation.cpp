@@ -44,7 +44,7 @@ vt_status vt_silu_and_mul(vt_context* ctx, const void* x, void* out, int32_t num
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_gated_activation_args(op, x, out, num_tokens, d));
-  VT_CAPTURE_OR_RUN(ctx, vt_silu_and_mul, x, out, num_tokens, d, act_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_silu_and_mul, x, out, num_tokens, d, act_dtype);
   gated_activation<silu>(ctx, x, out, num_tokens, d);
   return vt::ok();
 }
@@ -55,7 +55,7 @@ vt_status vt_gelu_tanh_and_mul(vt_context* ctx, const void* x, void* out, int32_
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_gated_activation_args(op, x, out, num_tokens, d));
-  VT_CAPTURE_OR_RUN(ctx, vt_gelu_tanh_and_mul, x, out, num_tokens, d, act_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_gelu_tanh_and_mul, x, out, num_tokens, d, act_dtype);
   gated_activation<gelu_tanh>(ctx, x, out, num_tokens, d);
   return vt::ok();
 }

@@ -10,11 +10,16 @@
 #include "status.h"
 #include "vllm_ts.h"
 
+namespace vt::cpu {
+class Stream;
+}
+
 struct vt_context {
-  int32_t num_threads;           // OpenMP threads used by every op of this context
-  bool batch_invariant = false;  // vt_context_set_batch_invariant
-  vt_graph* capture = nullptr;   // the graph being captured (graph.h), or null
-  int32_t caller_cpu = -1;       // the CPU no worker is pinned to (cpu_topology.h); -1: none
+  int32_t num_threads;                // OpenMP threads used by every op of this context
+  bool batch_invariant = false;       // vt_context_set_batch_invariant
+  vt_graph* capture = nullptr;        // the graph being captured (graph.h), or null
+  int32_t caller_cpu = -1;            // the CPU no worker is pinned to (cpu_topology.h); -1: none
+  vt::cpu::Stream* stream = nullptr;  // vt_context_set_async's thread (stream.h), or null
 };
 
 namespace vt {

@@ -38,7 +38,7 @@ vt_status vt_convert(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void*
   const char* op = "vt_convert";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_convert_args(op, dst, dst_dtype, src, src_dtype, count));
-  VT_CAPTURE_OR_RUN(ctx, vt_convert, dst, dst_dtype, src, src_dtype, count);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_convert, dst, dst_dtype, src, src_dtype, count);
   if (count == 0) return vt::ok();
   if (dst_dtype == src_dtype)
     return vt_memcpy(ctx, dst, src, vt::storage_bytes(src_dtype, count), VT_COPY_DEVICE_TO_DEVICE);
@@ -59,7 +59,7 @@ vt_status vt_fill_uniform(vt_context* ctx, void* dst, vt_dtype dtype, size_t cou
   const char* op = "vt_fill_uniform";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_fill_uniform_args(op, dst, dtype, count));
-  VT_CAPTURE_OR_RUN(ctx, vt_fill_uniform, dst, dtype, count, seed, scale);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_fill_uniform, dst, dtype, count, seed, scale);
   if (count == 0) return vt::ok();
   vt::with_dtype(dtype, [&](auto D) {
 #pragma omp parallel for num_threads(vt::threads_for(ctx, count)) schedule(static)

@@ -14,8 +14,9 @@ namespace vt::cpu {
 std::vector<int> one_cpu_per_core();
 
 // Pins OpenMP thread t > 0 of a num_threads team to cpus[t % cpus.size()]. The calling thread
-// (the engine's, which runs thread 0 of every team) stays unpinned, and with as many threads as
-// cores no worker is placed on cpus[0], which the scheduler leaves to it.
+// (the engine's, or the context's stream thread: the one that runs thread 0 of every team) stays
+// unpinned, and with as many threads as cores no worker is placed on cpus[0], which the scheduler
+// leaves to it.
 void pin_workers(int num_threads, const std::vector<int>& cpus);
 
 // Pins the calling thread to `cpu` for its lifetime and then restores its affinity: a graph's

@@ -15,8 +15,8 @@ vt_status vt_embedding(vt_context* ctx, const int32_t* token_ids, int32_t num_to
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "weight_dtype", weight_dtype));
   VT_TRY(vt::check_embedding_args(op, token_ids, table, out, num_tokens, vocab_size, hidden_size));
-  VT_CAPTURE_OR_RUN(ctx, vt_embedding, token_ids, num_tokens, table, vocab_size, hidden_size, scale, out, weight_dtype,
-                    act_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_embedding, token_ids, num_tokens, table, vocab_size, hidden_size, scale, out,
+                         weight_dtype, act_dtype);
   auto* y = static_cast<float*>(out);
   vt::with_dtype(weight_dtype, [&](auto W) {
 #pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_tokens) * hidden_size)) schedule(static)

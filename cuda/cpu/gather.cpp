@@ -14,7 +14,7 @@ vt_status vt_gather_rows(vt_context* ctx, void* dst, const void* src, const int3
   const char* op = "vt_gather_rows";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_gather_rows_args(op, dst, src, indices, num_rows));
-  VT_CAPTURE_OR_RUN(ctx, vt_gather_rows, dst, src, indices, num_rows, row_bytes);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_gather_rows, dst, src, indices, num_rows, row_bytes);
   for (int32_t i = 0; i < num_rows; i++)
     VT_REQUIRE(indices[i] >= 0, op, "indices[" + std::to_string(i) + "] is negative");
   auto* d = static_cast<char*>(dst);

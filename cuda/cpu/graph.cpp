@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cpu_topology.h"
+#include "stream.h"
 
 namespace vt::cpu {
 
@@ -22,6 +23,27 @@ vt_status refuse_while_capturing(const vt_context* ctx, const char* op) {
   return fail(VT_ERR_INVALID_ARGUMENT, std::string(op) + ": not allowed while a graph is being captured");
 }
 
+bool queued_elsewhere(const vt_context* ctx) { return ctx->stream != nullptr && !Stream::on_stream_thread(); }
+
+vt_status queue(vt_context* ctx, std::function<vt_status()> job) { return ctx->stream->enqueue(std::move(job)); }
+
+vt_status wait_for_stream(vt_context* ctx) { return queued_elsewhere(ctx) ? ctx->stream->drain() : VT_OK; }
+
+vt_status run_on_stream(vt_context* ctx, std::function<vt_status()> job) {
+  VT_TRY(ctx->stream->enqueue(std::move(job)));
+  return ctx->stream->drain();
+}
+
+namespace {
+
+// Stops at the first op that fails; its message is vt_last_error's.
+vt_status replay(const vt_graph* graph) {
+  for (const auto& call : graph->ops) VT_TRY(call());
+  return ok();
+}
+
+}  // namespace
+
 }  // namespace vt::cpu
 
 extern "C" {
@@ -30,6 +52,7 @@ vt_status vt_graph_begin_capture(vt_context* ctx) {
   const char* op = "vt_graph_begin_capture";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_REQUIRE(ctx->capture == nullptr, op, "a graph is already being captured");
+  VT_TRY(vt::cpu::wait_for_stream(ctx));  // a queued op reads ctx->capture when it runs
   ctx->capture = new (std::nothrow) vt_graph;
   if (!ctx->capture) return vt::fail(VT_ERR_OUT_OF_MEMORY, std::string(op) + ": out of host memory");
   return vt::ok();
@@ -45,18 +68,18 @@ vt_status vt_graph_end_capture(vt_context* ctx, vt_graph** out) {
   return vt::ok();
 }
 
-// Stops at the first op that fails; its message is vt_last_error's.
 vt_status vt_graph_launch(vt_context* ctx, vt_graph* graph) {
   const char* op = "vt_graph_launch";
   VT_REQUIRE(ctx && graph, op, "ctx or graph is NULL");
   VT_TRY(vt::cpu::refuse_while_capturing(ctx, op));
+  if (vt::cpu::queued_elsewhere(ctx)) return vt::cpu::queue(ctx, [graph] { return vt::cpu::replay(graph); });
   vt::cpu::CallerPin pin(ctx->caller_cpu);
-  for (const auto& call : graph->ops) VT_TRY(call());
-  return vt::ok();
+  return vt::cpu::replay(graph);
 }
 
 vt_status vt_graph_destroy(vt_context* ctx, vt_graph* graph) {
   VT_REQUIRE(ctx && graph, "vt_graph_destroy", "ctx or graph is NULL");
+  VT_TRY(vt::cpu::wait_for_stream(ctx));  // a queued replay may still read it
   delete graph;
   return vt::ok();
 }

@@ -34,8 +34,8 @@ vt_status vt_write_kv_cache(vt_context* ctx, const void* k, const void* v, void*
   VT_TRY(vt::check_storage_dtype(op, "cache_dtype", cache_dtype));
   VT_TRY(vt::check_write_kv_cache_sizes(op, num_tokens, num_kv_heads, head_dim, block_size));
   VT_TRY(vt::check_write_kv_cache_args(op, k, v, k_cache, v_cache, slot_mapping, num_kv_heads, head_dim, row_stride));
-  VT_CAPTURE_OR_RUN(ctx, vt_write_kv_cache, k, v, k_cache, v_cache, slot_mapping, num_tokens, num_kv_heads, head_dim,
-                    row_stride, block_size, act_dtype, cache_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_write_kv_cache, k, v, k_cache, v_cache, slot_mapping, num_tokens, num_kv_heads,
+                         head_dim, row_stride, block_size, act_dtype, cache_dtype);
   const int32_t width = num_kv_heads * head_dim;
   auto* key = static_cast<const float*>(k);
   auto* value = static_cast<const float*>(v);
@@ -59,7 +59,8 @@ vt_status vt_copy_blocks(vt_context* ctx, void* cache, int32_t num_planes, size_
   const char* op = "vt_copy_blocks";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_copy_blocks_args(op, cache, block_pairs, num_planes, num_pairs));
-  VT_CAPTURE_OR_RUN(ctx, vt_copy_blocks, cache, num_planes, plane_stride_bytes, block_bytes, block_pairs, num_pairs);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_copy_blocks, cache, num_planes, plane_stride_bytes, block_bytes, block_pairs,
+                         num_pairs);
   // Device memory is host memory here, so the pairs can be checked as a swap's are.
   VT_TRY(vt::check_host_block_pairs(op, block_pairs, num_pairs));
   auto* bytes = static_cast<char*>(cache);
@@ -75,6 +76,8 @@ vt_status vt_swap_blocks(vt_context* ctx, void* dst, size_t dst_plane_stride_byt
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_swap_blocks_args(op, dst, src, block_pairs, num_planes, num_pairs, kind));
   VT_TRY(vt::cpu::refuse_while_capturing(ctx, op));  // host copies, as on CUDA
+  VT_RUN_ON_STREAM_AND_WAIT(ctx, vt_swap_blocks, dst, dst_plane_stride_bytes, src, src_plane_stride_bytes, num_planes,
+                            block_bytes, block_pairs, num_pairs, kind);
   copy_block_pairs(ctx, static_cast<char*>(dst), dst_plane_stride_bytes, static_cast<const char*>(src),
                    src_plane_stride_bytes, num_planes, block_bytes, block_pairs, num_pairs);
   return vt::ok();

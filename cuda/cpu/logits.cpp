@@ -15,7 +15,7 @@ vt_status vt_argmax(vt_context* ctx, const void* logits, int32_t* out, int32_t n
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_logits_args(op, logits, out, num_rows, vocab_size));
-  VT_CAPTURE_OR_RUN(ctx, vt_argmax, logits, out, num_rows, vocab_size, act_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_argmax, logits, out, num_rows, vocab_size, act_dtype);
   auto* x = static_cast<const float*>(logits);
 #pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_rows) * vocab_size)) schedule(static)
   for (int32_t r = 0; r < num_rows; r++) {
@@ -33,7 +33,7 @@ vt_status vt_log_softmax(vt_context* ctx, const void* logits, const float* tempe
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_logits_args(op, logits, out, num_rows, vocab_size));
-  VT_CAPTURE_OR_RUN(ctx, vt_log_softmax, logits, temperatures, out, num_rows, vocab_size, act_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_log_softmax, logits, temperatures, out, num_rows, vocab_size, act_dtype);
   auto* x = static_cast<const float*>(logits);
 #pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_rows) * vocab_size)) schedule(static)
   for (int32_t r = 0; r < num_rows; r++) {

@@ -231,7 +231,7 @@ extern "C" vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, co
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_matmul_args(op, x, w, out, m, n, k, weight_dtype));
-  VT_CAPTURE_OR_RUN(ctx, vt_matmul, x, w, bias, out, m, n, k, act_dtype, weight_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_matmul, x, w, bias, out, m, n, k, act_dtype, weight_dtype);
   if (m == 0) return vt::ok();
   const bool quantized = vt::quant::is_quantized(weight_dtype);
 
@@ -288,6 +288,7 @@ extern "C" vt_status vt_pack_weights(vt_context* ctx, void* w, int32_t n, int32_
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_pack_weights_args(op, w, n, k, dtype));
   VT_TRY(vt::cpu::refuse_while_capturing(ctx, op));  // replaying it would pack the packed blocks again
+  VT_RUN_ON_STREAM_AND_WAIT(ctx, vt_pack_weights, w, n, k, dtype);
   vt::cpu::interleaved::pack_matrix(static_cast<uint8_t*>(w), n, k, dtype, ctx->num_threads);
   return vt::ok();
 }

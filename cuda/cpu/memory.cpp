@@ -71,6 +71,7 @@ vt_status vt_malloc(vt_context* ctx, size_t bytes, void** out) {
 vt_status vt_free(vt_context* ctx, void* ptr) {
   VT_REQUIRE(ctx, "vt_free", "ctx is NULL");
   VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_free"));
+  VT_TRY(vt::cpu::wait_for_stream(ctx));  // a queued op may still use it
   std::free(ptr);
   return vt::ok();
 }
@@ -84,6 +85,7 @@ vt_status vt_malloc_host(vt_context* ctx, size_t bytes, void** out) {
 vt_status vt_free_host(vt_context* ctx, void* ptr) {
   VT_REQUIRE(ctx, "vt_free_host", "ctx is NULL");
   VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_free_host"));
+  VT_TRY(vt::cpu::wait_for_stream(ctx));  // a queued op may still use it
   std::free(ptr);
   return vt::ok();
 }
@@ -92,8 +94,17 @@ vt_status vt_free_host(vt_context* ctx, void* ptr) {
 vt_status vt_memcpy(vt_context* ctx, void* dst, const void* src, size_t bytes, vt_copy_kind kind) {
   VT_REQUIRE(ctx, "vt_memcpy", "ctx is NULL");
   VT_TRY(vt::check_memcpy_args("vt_memcpy", dst, src, bytes, kind));
-  if (kind != VT_COPY_DEVICE_TO_DEVICE) VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_memcpy"));
-  VT_CAPTURE_OR_RUN(ctx, vt_memcpy, dst, src, bytes, kind);
+  // Host memory is copied before the call returns (the caller may reuse it at once), after the ops
+  // queued before it; a copy between device buffers is an op like any other.
+  if (kind != VT_COPY_DEVICE_TO_DEVICE) {
+    VT_TRY(vt::cpu::refuse_while_capturing(ctx, "vt_memcpy"));
+    // A copy one thread makes (a step's inputs, its tokens) is made here once the queue is done: a
+    // hand-off to the stream's thread and back would cost more than the copy.
+    if (vt::threads_for(ctx, bytes / 64) > 1) VT_RUN_ON_STREAM_AND_WAIT(ctx, vt_memcpy, dst, src, bytes, kind);
+    VT_TRY(vt::cpu::wait_for_stream(ctx));
+  } else {
+    VT_RECORD_QUEUE_OR_RUN(ctx, vt_memcpy, dst, src, bytes, kind);
+  }
   if (bytes == 0) return vt::ok();
   copy_bytes(ctx, dst, src, bytes);
   return vt::ok();
@@ -104,7 +115,7 @@ vt_status vt_memset(vt_context* ctx, void* ptr, int32_t value, size_t bytes) {
   VT_REQUIRE(ctx, "vt_memset", "ctx is NULL");
   if (bytes == 0) return vt::ok();
   VT_REQUIRE(ptr, "vt_memset", "ptr is NULL");
-  VT_CAPTURE_OR_RUN(ctx, vt_memset, ptr, value, bytes);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_memset, ptr, value, bytes);
   auto* p = static_cast<char*>(ptr);
   int threads = vt::threads_for(ctx, bytes / 64);
   size_t piece = (bytes / threads + kAlignment - 1) / kAlignment * kAlignment;

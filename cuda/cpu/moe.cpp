@@ -38,8 +38,8 @@ vt_status vt_moe_route(vt_context* ctx, const void* logits, int32_t num_tokens, 
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_moe_route_args(op, logits, num_tokens, num_experts, top_k, expert_ids, weights));
-  VT_CAPTURE_OR_RUN(ctx, vt_moe_route, logits, num_tokens, num_experts, top_k, renormalize, act_dtype, expert_ids,
-                    weights);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_moe_route, logits, num_tokens, num_experts, top_k, renormalize, act_dtype, expert_ids,
+                         weights);
   const auto* all = static_cast<const float*>(logits);
 #pragma omp parallel for num_threads(vt::threads_for(ctx, size_t(num_tokens) * num_experts)) schedule(static)
   for (int32_t t = 0; t < num_tokens; t++) {
@@ -73,7 +73,7 @@ vt_status vt_moe_group(vt_context* ctx, const int32_t* expert_ids, int32_t num_s
   const char* op = "vt_moe_group";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_moe_group_args(op, expert_ids, num_slots, num_experts, sorted_slots, expert_offsets));
-  VT_CAPTURE_OR_RUN(ctx, vt_moe_group, expert_ids, num_slots, num_experts, sorted_slots, expert_offsets);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_moe_group, expert_ids, num_slots, num_experts, sorted_slots, expert_offsets);
   for (int32_t s = 0; s < num_slots; s++)
     VT_REQUIRE(expert_ids[s] >= 0 && expert_ids[s] < num_experts, op,
                "expert_ids[" + std::to_string(s) + "] is not an expert");
@@ -93,8 +93,8 @@ vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots_per_x_row,
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_moe_matmul_args(op, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots, num_experts,
                                    n, k, weight_dtype));
-  VT_CAPTURE_OR_RUN(ctx, vt_moe_matmul, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots,
-                    num_experts, n, k, act_dtype, weight_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_moe_matmul, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots,
+                         num_experts, n, k, act_dtype, weight_dtype);
   if (num_slots == 0) return vt::ok();
   VT_TRY(check_groups(op, sorted_slots, expert_offsets, num_slots, num_experts));
   const auto* rows = static_cast<const float*>(x);
@@ -126,7 +126,7 @@ vt_status vt_moe_combine(vt_context* ctx, const void* x, const float* weights, c
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_moe_combine_args(op, x, weights, shared, shared_gate, out, num_tokens, top_k, d));
-  VT_CAPTURE_OR_RUN(ctx, vt_moe_combine, x, weights, shared, shared_gate, out, num_tokens, top_k, d, act_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_moe_combine, x, weights, shared, shared_gate, out, num_tokens, top_k, d, act_dtype);
   const auto* in = static_cast<const float*>(x);
   const auto* shared_rows = static_cast<const float*>(shared);
   const auto* shared_logits = static_cast<const float*>(shared_gate);

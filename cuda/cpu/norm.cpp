@@ -30,8 +30,8 @@ vt_status vt_rms_norm(vt_context* ctx, const void* input, void* residual, const 
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "weight_dtype", weight_dtype));
   VT_TRY(vt::check_rms_norm_args(op, input, weight, out, num_tokens, hidden_size));
-  VT_CAPTURE_OR_RUN(ctx, vt_rms_norm, input, residual, weight, out, num_tokens, hidden_size, eps, act_dtype,
-                    weight_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_rms_norm, input, residual, weight, out, num_tokens, hidden_size, eps, act_dtype,
+                         weight_dtype);
   auto* x = static_cast<const float*>(input);
   auto* r = static_cast<float*>(residual);
   auto* y = static_cast<float*>(out);
@@ -60,8 +60,8 @@ vt_status vt_head_rms_norm(vt_context* ctx, void* x, const void* weight, int32_t
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_storage_dtype(op, "weight_dtype", weight_dtype));
   VT_TRY(vt::check_head_rms_norm_args(op, x, weight, num_tokens, num_heads, head_dim, row_stride));
-  VT_CAPTURE_OR_RUN(ctx, vt_head_rms_norm, x, weight, num_tokens, num_heads, head_dim, row_stride, eps, act_dtype,
-                    weight_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_head_rms_norm, x, weight, num_tokens, num_heads, head_dim, row_stride, eps, act_dtype,
+                         weight_dtype);
   auto* data = static_cast<float*>(x);
   vt::with_dtype(weight_dtype, [&](auto W) {
 #pragma omp parallel for collapse(2) num_threads(vt::threads_for(ctx, size_t(num_tokens) * num_heads * head_dim)) \

@@ -402,9 +402,10 @@ vt_status vt_paged_attention(vt_context* ctx, void* out, const void* q, const vo
   VT_TRY(vt::check_paged_attention_sizes(op, num_seqs, num_tokens, max_blocks_per_seq));
   VT_TRY(vt::check_paged_attention_args(op, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
                                         num_q_heads, num_kv_heads, head_dim, q_row_stride, block_size, soft_cap));
-  VT_CAPTURE_OR_RUN(ctx, vt_paged_attention, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
-                    num_seqs, num_tokens, max_query_len, max_seq_len, max_blocks_per_seq, num_q_heads, num_kv_heads,
-                    head_dim, q_row_stride, block_size, scale, sliding_window, soft_cap, act_dtype, cache_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_paged_attention, out, q, k_cache, v_cache, block_tables, seq_lens, query_start_loc,
+                         num_seqs, num_tokens, max_query_len, max_seq_len, max_blocks_per_seq, num_q_heads,
+                         num_kv_heads, head_dim, q_row_stride, block_size, scale, sliding_window, soft_cap, act_dtype,
+                         cache_dtype);
 
   Problem p{static_cast<float*>(out),
             static_cast<const float*>(q),

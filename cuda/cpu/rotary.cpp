@@ -47,8 +47,8 @@ vt_status vt_rope_cos_sin_cache(vt_context* ctx, float* cos_sin, int32_t max_pos
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_rope_cos_sin_cache_args(op, cos_sin, max_position, rotary_dim, theta, scaling_type, factor,
                                            low_freq_factor, high_freq_factor, original_max_position));
-  VT_CAPTURE_OR_RUN(ctx, vt_rope_cos_sin_cache, cos_sin, max_position, rotary_dim, theta, scaling_type, factor,
-                    low_freq_factor, high_freq_factor, original_max_position);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_rope_cos_sin_cache, cos_sin, max_position, rotary_dim, theta, scaling_type, factor,
+                         low_freq_factor, high_freq_factor, original_max_position);
   std::vector<double> inv_freq = inverse_frequencies(rotary_dim, theta, scaling_type, factor, low_freq_factor,
                                                      high_freq_factor, original_max_position);
   int32_t half = rotary_dim / 2;
@@ -73,8 +73,8 @@ vt_status vt_rotary_embedding(vt_context* ctx, const int32_t* positions, void* q
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_rotary_embedding_args(op, positions, q, k, cos_sin, num_tokens, num_q_heads, num_kv_heads, head_dim,
                                          rotary_dim, row_stride));
-  VT_CAPTURE_OR_RUN(ctx, vt_rotary_embedding, positions, q, k, cos_sin, num_tokens, num_q_heads, num_kv_heads, head_dim,
-                    rotary_dim, row_stride, act_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_rotary_embedding, positions, q, k, cos_sin, num_tokens, num_q_heads, num_kv_heads,
+                         head_dim, rotary_dim, row_stride, act_dtype);
   for (int32_t t = 0; t < num_tokens; t++)
     VT_REQUIRE(positions[t] >= 0, op, "positions[" + std::to_string(t) + "] is negative");
   int32_t half = rotary_dim / 2;

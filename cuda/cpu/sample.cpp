@@ -125,8 +125,8 @@ vt_status vt_sample(vt_context* ctx, const void* logits, int32_t num_rows, int32
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_sample_args(op, logits, out, num_rows, vocab_size, temperatures, top_k, top_p, min_p, uniforms));
-  VT_CAPTURE_OR_RUN(ctx, vt_sample, logits, num_rows, vocab_size, act_dtype, temperatures, top_k, top_p, min_p,
-                    uniforms, out);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_sample, logits, num_rows, vocab_size, act_dtype, temperatures, top_k, top_p, min_p,
+                         uniforms, out);
   if (num_rows == 0) return vt::ok();
 
   const int threads = std::min(vt::threads_for(ctx, size_t(num_rows) * vocab_size), int(num_rows));

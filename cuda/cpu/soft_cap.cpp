@@ -19,7 +19,7 @@ vt_status vt_soft_cap(vt_context* ctx, void* x, size_t count, float cap, vt_dtyp
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_soft_cap_args(op, x, count, cap));
-  VT_CAPTURE_OR_RUN(ctx, vt_soft_cap, x, count, cap, act_dtype);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_soft_cap, x, count, cap, act_dtype);
   auto* values = static_cast<float*>(x);
   const size_t pieces = (count + kPiece - 1) / kPiece;
 #pragma omp parallel for num_threads(vt::threads_for(ctx, count)) schedule(static)

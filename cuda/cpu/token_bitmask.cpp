@@ -29,8 +29,8 @@ vt_status vt_apply_token_bitmask(vt_context* ctx, void* logits, int32_t num_rows
   VT_TRY(vt::check_act_dtype(op, act_dtype));
   VT_TRY(vt::check_apply_token_bitmask_args(op, logits, num_rows, vocab_size, bitmask, words_per_row, row_indices,
                                             num_masked_rows));
-  VT_CAPTURE_OR_RUN(ctx, vt_apply_token_bitmask, logits, num_rows, vocab_size, act_dtype, bitmask, words_per_row,
-                    row_indices, num_masked_rows);
+  VT_RECORD_QUEUE_OR_RUN(ctx, vt_apply_token_bitmask, logits, num_rows, vocab_size, act_dtype, bitmask, words_per_row,
+                         row_indices, num_masked_rows);
   if (num_masked_rows == 0) return vt::ok();
   for (int32_t i = 0; i < num_masked_rows; i++)
     VT_REQUIRE(row_indices[i] >= 0 && row_indices[i] < num_rows, op,

@@ -118,6 +118,13 @@ vt_status vt_context_set_batch_invariant(vt_context* ctx, int32_t enabled) {
   return vt::ok();
 }
 
+// A CUDA stream already runs ops asynchronously.
+vt_status vt_context_set_async(vt_context* ctx, int32_t enabled) {
+  (void)enabled;
+  VT_REQUIRE(ctx, "vt_context_set_async", "ctx is NULL");
+  return vt::ok();
+}
+
 vt_status vt_synchronize(vt_context* ctx) {
   const char* op = "vt_synchronize";
   VT_REQUIRE(ctx, op, "ctx is NULL");

@@ -36,7 +36,7 @@
 extern "C" {
 #endif
 
-#define VT_ABI_VERSION 9
+#define VT_ABI_VERSION 10
 
 typedef enum vt_status {
   VT_OK = 0,
@@ -120,6 +120,16 @@ vt_status vt_context_destroy(vt_context* ctx);
  * CUDA returns VT_ERR_UNSUPPORTED.
  */
 vt_status vt_context_set_batch_invariant(vt_context* ctx, int32_t enabled);
+
+/*
+ * Asynchronous ops on the CPU backend: with enabled, the context's ops run on a thread of its own,
+ * in the order they were called (a stream, as on CUDA). An op or vt_graph_launch checks its
+ * arguments and returns at once; vt_memcpy to or from the host, vt_swap_blocks, vt_synchronize,
+ * vt_free and the other calls that are not ops wait for the queued ops first, and return the first
+ * failure among them. Disabled (the default), every op has run when it returns, on the calling
+ * thread and the workers. CUDA ops are always asynchronous: enabled changes nothing there.
+ */
+vt_status vt_context_set_async(vt_context* ctx, int32_t enabled);
 
 /* Block until every op enqueued on ctx has finished. */
 vt_status vt_synchronize(vt_context* ctx);

@@ -144,6 +144,14 @@ export class Backend extends NativeOps {
     this.check("vt_context_set_batch_invariant", this.s.vt_context_set_batch_invariant(this.context, enabled ? 1 : 0));
   }
 
+  /**
+   * Asynchronous ops: on the CPU, the context's ops and graph launches run in order on a thread of
+   * its own and return at once, so the host goes on while a step computes (CUDA ops always do).
+   */
+  setAsync(enabled: boolean): void {
+    this.check("vt_context_set_async", this.s.vt_context_set_async(this.context, enabled ? 1 : 0));
+  }
+
   synchronize(): void {
     this.check("vt_synchronize", this.s.vt_synchronize(this.context));
   }

@@ -156,10 +156,9 @@ export class EngineCore {
     const limits = { maxNumBatchedTokens: config.maxNumBatchedTokens, maxNumSeqs: config.maxNumSeqs, maxModelLen };
     if (config.asyncScheduling && config.scheduling !== "continuous")
       throw new RangeError(`--async-scheduling needs --scheduling continuous, not ${config.scheduling}`);
-    if (config.asyncScheduling && backend.name === "cpu")
-      logger.warn(
-        "--async-scheduling on the CPU overlaps nothing (a step runs on the engine's own thread) and reports each token one step later",
-      );
+    // The CPU runs a step on a thread of its own only then: the host's work between steps is
+    // hidden, but it shares the cores with the step's threads.
+    backend.setAsync(config.asyncScheduling);
     const scheduler: EngineScheduler =
       config.scheduling === "continuous"
         ? new Scheduler({
