@@ -124,10 +124,12 @@ vt_status vt_context_set_batch_invariant(vt_context* ctx, int32_t enabled);
 /*
  * Asynchronous ops on the CPU backend: with enabled, the context's ops run on a thread of its own,
  * in the order they were called (a stream, as on CUDA). An op or vt_graph_launch checks its
- * arguments and returns at once; vt_memcpy to or from the host, vt_swap_blocks, vt_synchronize,
- * vt_free and the other calls that are not ops wait for the queued ops first, and return the first
- * failure among them. Disabled (the default), every op has run when it returns, on the calling
- * thread and the workers. CUDA ops are always asynchronous: enabled changes nothing there.
+ * arguments and returns at once. The calls that copy host memory or free, repack or reconfigure
+ * what ops use (vt_memcpy to or from the host, vt_swap_blocks, vt_pack_weights, vt_free,
+ * vt_free_host, vt_synchronize, vt_graph_begin_capture, vt_graph_destroy, the vt_context_set_*)
+ * wait for the queued ops first and return the first failure among them. Disabled (the default),
+ * every op has run when it returns, on the calling thread and the workers. CUDA ops are always
+ * asynchronous: enabled changes nothing there.
  */
 vt_status vt_context_set_async(vt_context* ctx, int32_t enabled);
 

@@ -105,9 +105,15 @@ VT_QUANT_INLINE void float_to_half(float f, uint8_t* p) {
   p[1] = uint8_t(h >> 8);
 }
 
+// The larger and smaller of a running bound and a value; a NaN value leaves the bound, as fmaxf
+// and fminf do. Plain comparisons, because g++ calls libm's fmaxf and fminf (their NaN rules
+// block inlining), which took a third of quantizing a model on load.
+VT_QUANT_INLINE float larger(float bound, float v) { return v > bound ? v : bound; }
+VT_QUANT_INLINE float smaller(float bound, float v) { return v < bound ? v : bound; }
+
 VT_QUANT_INLINE float max_abs(const float* x, int n) {
   float m = 0.0f;
-  for (int i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+  for (int i = 0; i < n; i++) m = larger(m, fabsf(x[i]));
   return m;
 }
 
@@ -363,8 +369,8 @@ VT_QUANT_INLINE void quantize_q451(vt_dtype type, const float* x, uint8_t* b) {
     const int levels = type == VT_Q4_1 ? 15 : 31;
     float lo = x[0], hi = x[0];
     for (int i = 1; i < 32; i++) {
-      lo = fminf(lo, x[i]);
-      hi = fmaxf(hi, x[i]);
+      lo = smaller(lo, x[i]);
+      hi = larger(hi, x[i]);
     }
     float_to_half((hi - lo) / float(levels), b);
     float_to_half(lo, b + 2);
@@ -387,13 +393,13 @@ VT_QUANT_INLINE void quantize_q45_k(const float* x, uint8_t* b, bool five) {
   for (int j = 0; j < 8; j++) {
     float lo = 0.0f, hi = 0.0f;
     for (int l = 0; l < 32; l++) {
-      lo = fminf(lo, x[32 * j + l]);
-      hi = fmaxf(hi, x[32 * j + l]);
+      lo = smaller(lo, x[32 * j + l]);
+      hi = larger(hi, x[32 * j + l]);
     }
     scale[j] = (hi - lo) / float(levels);
     min[j] = -lo;
-    max_scale = fmaxf(max_scale, scale[j]);
-    max_min = fmaxf(max_min, min[j]);
+    max_scale = larger(max_scale, scale[j]);
+    max_min = larger(max_min, min[j]);
   }
   const float d = max_scale / 63.0f, dmin = max_min / 63.0f;
   float_to_half(d, b);
@@ -427,7 +433,7 @@ VT_QUANT_INLINE void quantize_q6_k(const float* x, uint8_t* b) {
   float scale[16], max_scale = 0.0f;
   for (int j = 0; j < 16; j++) {
     scale[j] = max_abs(x + 16 * j, 16) / 31.0f;
-    max_scale = fmaxf(max_scale, scale[j]);
+    max_scale = larger(max_scale, scale[j]);
   }
   const float d = max_scale / 127.0f;
   float_to_half(d, b + 208);
