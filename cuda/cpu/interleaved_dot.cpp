@@ -55,6 +55,18 @@ struct XRows {
 
 constexpr int kStep = 4 * kGroupRows;  // bytes of a slab of 4 bytes per row
 
+// The weights stream from memory once per call, and these kernels spend more cycles per byte than
+// a copy: the hardware prefetchers alone left Q4_K decode reading 38 GB/s where bf16 reads 45. So
+// the kernels ask for the bytes kPrefetchBytes ahead of those they read (Q4_K decode: 1.5x).
+// Prefetches never fault: those past the last block are harmless.
+constexpr size_t kPrefetchBytes = 4096;
+
+// Prefetches the `count` bytes kPrefetchBytes after `at`: a whole block of the 32-value formats, a
+// quarter of a K-quant block (a few KiB for 16 rows) at a time.
+inline void prefetch_ahead(const uint8_t* at, size_t count) {
+  for (size_t line = 0; line < count; line += 64) __builtin_prefetch(at + kPrefetchBytes + line, 0, 0);
+}
+
 template <int M>
 void dot_q8_0(const XRows& x, const uint8_t* group, int count, F32x16* out) {
   constexpr Layout kLayout = q8_0_layout();
@@ -63,6 +75,7 @@ void dot_q8_0(const XRows& x, const uint8_t* group, int count, F32x16* out) {
   for (int i = 0; i < M; i++) out[i] = zero_f();
   for (int b = 0; b < count; b++) {
     const uint8_t* p = group + size_t(b) * kBlockBytes;
+    prefetch_ahead(p, kBlockBytes);
     const F32x16 d = halves(p + kD);
     I32x16 w[8];
     for (int s = 0; s < 8; s++) w[s] = load(p + kQuants + kStep * s);
@@ -95,6 +108,7 @@ void dot_q4_x(const XRows& x, const uint8_t* group, int count, F32x16* out) {
   for (int i = 0; i < M; i++) out[i] = zero_f();
   for (int b = 0; b < count; b++) {
     const uint8_t* p = group + size_t(b) * kBlockBytes;
+    prefetch_ahead(p, kBlockBytes);
     const F32x16 d = halves(p + kD);
     I32x16 low[4], high[4];
     const I32x16 bits = kFifth ? load(p + kHigh) : zero();
@@ -160,6 +174,7 @@ void dot_q45_k(const XRows& x, const uint8_t* group, int count, F32x16* out) {
     for (int i = 0; i < M; i++) sums[i] = mins[i] = zero();
     // Chunks 2q and 2q + 1 come from the low and high nibbles of the same 8 slabs.
     for (int q = 0; q < 4; q++) {
+      prefetch_ahead(p + q * kBlockBytes / 4, kBlockBytes / 4);
       // One row of x alone has too few independent chains to cover dpbusd's latency: it takes two
       // per chunk (steps alternating), summed after.
       constexpr int kChains = M == 1 ? 2 : 1;
@@ -221,6 +236,7 @@ void dot_q6_k(const XRows& x, const uint8_t* group, int count, F32x16* out) {
     // Half h of the super-block holds chunks 4h..4h + 3; each 16-value half of a chunk has a scale.
     for (int h = 0; h < 2; h++)
       for (int half = 0; half < 2; half++) {
+        prefetch_ahead(p + (2 * h + half) * kBlockBytes / 4, kBlockBytes / 4);
         I32x16 chunk[4][M];
         for (int g = 0; g < 4; g++)
           for (int i = 0; i < M; i++) chunk[g][i] = zero();
