@@ -36,6 +36,9 @@ struct XRows {
   const float* scales;
   const int16_t* sums;
   size_t k, blocks, groups16;  // per row: values, blocks, 16-value sums
+  // Whether the kernel prefetches the weights: only the first pass over a group of rows (rows 0..3
+  // of x) reads them from memory; the later ones find them in cache.
+  bool prefetch;
 
   XRows(const QuantizedActivations& x, int i0)
       : q(x.q.data() + size_t(i0) * size_t(x.k)),
@@ -43,7 +46,8 @@ struct XRows {
         sums(x.sums.data() + size_t(i0) * size_t(x.k / 16)),
         k(size_t(x.k)),
         blocks(size_t(x.k / x.block)),
-        groups16(size_t(x.k / 16)) {}
+        groups16(size_t(x.k / 16)),
+        prefetch(i0 == 0) {}
 
   // Four int8 values of row i from position `at`, for dot4.
   const int8_t* four(int i, int at) const { return q + size_t(i) * k + size_t(at); }
@@ -75,7 +79,7 @@ void dot_q8_0(const XRows& x, const uint8_t* group, int count, F32x16* out) {
   for (int i = 0; i < M; i++) out[i] = zero_f();
   for (int b = 0; b < count; b++) {
     const uint8_t* p = group + size_t(b) * kBlockBytes;
-    prefetch_ahead(p, kBlockBytes);
+    if (x.prefetch) prefetch_ahead(p, kBlockBytes);
     const F32x16 d = halves(p + kD);
     I32x16 w[8];
     for (int s = 0; s < 8; s++) w[s] = load(p + kQuants + kStep * s);
@@ -108,7 +112,7 @@ void dot_q4_x(const XRows& x, const uint8_t* group, int count, F32x16* out) {
   for (int i = 0; i < M; i++) out[i] = zero_f();
   for (int b = 0; b < count; b++) {
     const uint8_t* p = group + size_t(b) * kBlockBytes;
-    prefetch_ahead(p, kBlockBytes);
+    if (x.prefetch) prefetch_ahead(p, kBlockBytes);
     const F32x16 d = halves(p + kD);
     I32x16 low[4], high[4];
     const I32x16 bits = kFifth ? load(p + kHigh) : zero();
@@ -174,7 +178,7 @@ void dot_q45_k(const XRows& x, const uint8_t* group, int count, F32x16* out) {
     for (int i = 0; i < M; i++) sums[i] = mins[i] = zero();
     // Chunks 2q and 2q + 1 come from the low and high nibbles of the same 8 slabs.
     for (int q = 0; q < 4; q++) {
-      prefetch_ahead(p + q * kBlockBytes / 4, kBlockBytes / 4);
+      if (x.prefetch) prefetch_ahead(p + q * kBlockBytes / 4, kBlockBytes / 4);
       // One row of x alone has too few independent chains to cover dpbusd's latency: it takes two
       // per chunk (steps alternating), summed after.
       constexpr int kChains = M == 1 ? 2 : 1;
@@ -236,7 +240,7 @@ void dot_q6_k(const XRows& x, const uint8_t* group, int count, F32x16* out) {
     // Half h of the super-block holds chunks 4h..4h + 3; each 16-value half of a chunk has a scale.
     for (int h = 0; h < 2; h++)
       for (int half = 0; half < 2; half++) {
-        prefetch_ahead(p + (2 * h + half) * kBlockBytes / 4, kBlockBytes / 4);
+        if (x.prefetch) prefetch_ahead(p + (2 * h + half) * kBlockBytes / 4, kBlockBytes / 4);
         I32x16 chunk[4][M];
         for (int g = 0; g < 4; g++)
           for (int i = 0; i < M; i++) chunk[g][i] = zero();
