@@ -11,7 +11,6 @@ import { parseArgs } from "node:util";
 import { Graph } from "../src/backend/graph.ts";
 import { deviceOf, fixed, formatTable, writeReport } from "../src/bench/report.ts";
 import { randomRequests } from "../src/bench/workload.ts";
-import type { CoreOptions } from "../src/engine/core-protocol.ts";
 import { EngineCore } from "../src/engine/engine-core.ts";
 import { openModelOnDevice } from "../src/engine/model-on-device.ts";
 import { RequestGenerator } from "../src/engine/random.ts";
@@ -34,12 +33,17 @@ const batchSizes = options["batch-sizes"]!.split(",").map(Number);
 const inputLen = Number(options["input-len"]);
 const outputLen = Number(options["output-len"]);
 const rounds = Number(options.rounds);
+const positive = (value: number) => Number.isInteger(value) && value >= 1;
+if (!batchSizes.every(positive)) throw new Error("--batch-sizes must be positive integers separated by commas");
+if (![inputLen, outputLen, rounds].every(positive))
+  throw new Error("--input-len, --output-len and --rounds must be positive integers");
+if (options.device !== "cpu" && options.device !== "cuda") throw new Error("--device must be cpu or cuda");
 
 const bench = await openModelOnDevice({
   model: options.model,
   loadFormat: "dummy",
   dtype: "bfloat16",
-  device: options.device as CoreOptions["device"],
+  device: options.device,
   numThreads: Number(options.threads),
 });
 

@@ -42,17 +42,19 @@ std::vector<int> one_cpu_per_core() {
   return cpus;
 }
 
+void pin_this_thread(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);  // best effort: a failure only costs speed
+}
+
 void pin_workers(int num_threads, const std::vector<int>& cpus) {
   if (num_threads < 2 || cpus.size() < 2) return;
 #pragma omp parallel num_threads(num_threads)
   {
     int t = omp_get_thread_num();
-    if (t > 0) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(cpus[size_t(t) % cpus.size()], &set);
-      pthread_setaffinity_np(pthread_self(), sizeof set, &set);  // best effort: a failure only costs speed
-    }
+    if (t > 0) pin_this_thread(cpus[size_t(t) % cpus.size()]);
   }
 }
 

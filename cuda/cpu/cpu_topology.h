@@ -13,6 +13,9 @@ namespace vt::cpu {
 // sibling), in ascending order; never empty.
 std::vector<int> one_cpu_per_core();
 
+// Pins the calling thread to `cpu` for good (CallerPin for a while).
+void pin_this_thread(int cpu);
+
 // Pins OpenMP thread t > 0 of a num_threads team to cpus[t % cpus.size()]. The calling thread
 // (the engine's, or the context's stream thread: the one that runs thread 0 of every team) stays
 // unpinned, and with as many threads as cores no worker is placed on cpus[0], which the scheduler

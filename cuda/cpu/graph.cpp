@@ -5,7 +5,6 @@
 #include <string>
 
 #include "cpu_topology.h"
-#include "stream.h"
 
 namespace vt::cpu {
 
@@ -21,17 +20,6 @@ vt_status record(vt_context* ctx, std::function<vt_status()> call) {
 vt_status refuse_while_capturing(const vt_context* ctx, const char* op) {
   if (ctx->capture == nullptr) return VT_OK;
   return fail(VT_ERR_INVALID_ARGUMENT, std::string(op) + ": not allowed while a graph is being captured");
-}
-
-bool queued_elsewhere(const vt_context* ctx) { return ctx->stream != nullptr && !Stream::on_stream_thread(); }
-
-vt_status queue(vt_context* ctx, std::function<vt_status()> job) { return ctx->stream->enqueue(std::move(job)); }
-
-vt_status wait_for_stream(vt_context* ctx) { return queued_elsewhere(ctx) ? ctx->stream->drain() : VT_OK; }
-
-vt_status run_on_stream(vt_context* ctx, std::function<vt_status()> job) {
-  VT_TRY(ctx->stream->enqueue(std::move(job)));
-  return ctx->stream->drain();
 }
 
 namespace {
@@ -72,7 +60,7 @@ vt_status vt_graph_launch(vt_context* ctx, vt_graph* graph) {
   const char* op = "vt_graph_launch";
   VT_REQUIRE(ctx && graph, op, "ctx or graph is NULL");
   VT_TRY(vt::cpu::refuse_while_capturing(ctx, op));
-  if (vt::cpu::queued_elsewhere(ctx)) return vt::cpu::queue(ctx, [graph] { return vt::cpu::replay(graph); });
+  if (vt::cpu::queued_elsewhere(ctx)) return ctx->stream->enqueue([graph] { return vt::cpu::replay(graph); });
   vt::cpu::CallerPin pin(ctx->caller_cpu);
   return vt::cpu::replay(graph);
 }

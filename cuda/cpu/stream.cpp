@@ -1,11 +1,9 @@
 // The CPU stream (stream.h): one thread, a queue of calls, and the first failure kept for drain().
 #include "stream.h"
 
-#include <pthread.h>
-#include <sched.h>
-
 #include <new>
 
+#include "common.h"
 #include "cpu_topology.h"
 #include "status.h"
 
@@ -14,7 +12,7 @@ namespace {
 thread_local bool is_stream_thread = false;
 }  // namespace
 
-Stream::Stream(int num_threads, int cpu) : thread_([this, num_threads, cpu] { run(num_threads, cpu); }) {}
+Stream::Stream(int num_threads, int cpu) : thread_([this, num_threads, cpu] { serve(num_threads, cpu); }) {}
 
 Stream::~Stream() {
   {
@@ -51,17 +49,17 @@ vt_status Stream::drain() {
   return failure == VT_OK ? ok() : fail(failure, message);
 }
 
-void Stream::run(int num_threads, int cpu) {
+vt_status Stream::run_and_wait(std::function<vt_status()> job) {
+  VT_TRY(enqueue(std::move(job)));
+  return drain();
+}
+
+void Stream::serve(int num_threads, int cpu) {
   is_stream_thread = true;
   // This thread leads OpenMP teams of its own, whose workers are new threads: pin them as the
   // context's, before this thread's own pin narrows the CPUs one_cpu_per_core() sees.
   pin_workers(num_threads, one_cpu_per_core());
-  if (cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof set, &set);  // best effort: a failure only costs speed
-  }
+  if (cpu >= 0) pin_this_thread(cpu);
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     work_ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
@@ -82,5 +80,9 @@ void Stream::run(int num_threads, int cpu) {
     if (jobs_.empty()) idle_.notify_all();
   }
 }
+
+bool queued_elsewhere(const vt_context* ctx) { return ctx->stream != nullptr && !Stream::on_stream_thread(); }
+
+vt_status wait_for_stream(vt_context* ctx) { return queued_elsewhere(ctx) ? ctx->stream->drain() : VT_OK; }
 
 }  // namespace vt::cpu

@@ -35,11 +35,15 @@ class Stream {
   // for the calling thread's vt_last_error, and forgets it.
   vt_status drain();
 
+  // Queues `job` and waits for it (drain()).
+  vt_status run_and_wait(std::function<vt_status()> job);
+
   // Whether the calling thread is this stream's: a queued op runs there, not queued again.
   static bool on_stream_thread();
 
  private:
-  void run(int num_threads, int cpu);
+  // The thread's loop.
+  void serve(int num_threads, int cpu);
 
   std::mutex mutex_;
   std::condition_variable work_ready_;  // the thread waits for jobs (or for stopping)
@@ -52,4 +56,19 @@ class Stream {
   std::thread thread_;
 };
 
+// Whether a call on this thread goes to ctx's stream rather than running here.
+bool queued_elsewhere(const vt_context* ctx);
+
+// With a stream, waits for the queued ops and returns their first failure; without one, VT_OK.
+vt_status wait_for_stream(vt_context* ctx);
+
 }  // namespace vt::cpu
+
+// Placed in a call that is not an op (host copies, repacking), after its checks: with a stream, the
+// call runs there, after the queued ops, and returns when it is done, so its parallel work reuses
+// that thread's OpenMP workers (two sets of workers on the same cores would make libgomp's
+// barriers sleep instead of spin).
+#define VT_RUN_ON_STREAM_AND_WAIT(ctx, fn, ...)                                                                     \
+  do {                                                                                                              \
+    if (vt::cpu::queued_elsewhere(ctx)) return (ctx)->stream->run_and_wait([=] { return fn((ctx), __VA_ARGS__); }); \
+  } while (0)
