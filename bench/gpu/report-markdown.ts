@@ -73,6 +73,13 @@ const FIGURE_ROWS: { label: string; target: string; value: (f: (stage: string, k
     value: (f) => range(f("moe-matmul", "moe_t1_fraction_of_peak_min"), f("moe-matmul", "moe_t1_fraction_of_peak_max")),
   },
   {
+    label:
+      "MoE matmul with Q4_K experts, 1 token, used experts' weight bandwidth fraction of peak; TFLOP/s at 256 tokens",
+    target: "(recorded)",
+    value: (f) =>
+      `${range(f("moe-matmul-q4k", "moe_t1_fraction_of_peak_min"), f("moe-matmul-q4k", "moe_t1_fraction_of_peak_max"))}; ${text(f("moe-matmul-q4k", "moe_tflops_max"))}`,
+  },
+  {
     label: "end to end, output tokens/s: vllm-ts / HF generate",
     target: "14-24x",
     value: (f) =>

@@ -1,7 +1,9 @@
 // vt_matmul for 16-bit activations and weights (f16 or bf16, the same) beyond the few rows
 // gemv.cuh takes, when cuBLAS is absent: a tiled GEMM on the tensor cores through nvcuda::wmma
 // (16 x 16 x 16 fragments, 16-bit inputs, f32 accumulators). Quantized weights (quant.cu) use
-// the same kernel with w's tiles dequantized to the activations' dtype as they are staged.
+// the same kernel with w's tiles dequantized to the activations' dtype as they are staged, and
+// the experts of a mixture (moe_matmul.cu) run its tile (gemm_tile) over the rows routed to
+// one expert; tile_operands.cuh has the operands.
 //
 // Bound: tensor-core throughput for large m (prefill), weight bandwidth for m up to a few dozen.
 // The tensor cores are fed from shared memory, so the tiles are sized for the ratio of shared
@@ -33,85 +35,31 @@
 #pragma once
 
 #include "common.cuh"
+#include "tile_operands.cuh"
 #include "vec.cuh"
 
 namespace vt::gpu::matmul {
 
-constexpr int kTcThreads = 256;
-constexpr int kTcSlice = 32;                   // k per shared-memory stage
-constexpr int kTcStride = kTcSlice + 8;        // padded shared row, in elements
-constexpr int kTcChunksPerRow = kTcSlice / 8;  // 16-byte chunks per staged row
+constexpr int kTcStride = kTcSlice + 8;  // padded shared row, in elements
 constexpr int kTcWarpsM = 2, kTcWarpsN = 4;
 constexpr int kTcSmallTileMaxRows = 64;  // m up to this uses 64 x 64 tiles
-
-// One thread's share of a staged ROWS x 32 tile: 16-byte chunks tid, tid + 256, ...
-template <class T, int ROWS>
-struct TileRegs {
-  static constexpr int kChunks = ROWS * kTcChunksPerRow / kTcThreads;
-  static_assert(kChunks >= 1 && ROWS * kTcChunksPerRow % kTcThreads == 0, "tile rows must fill the block");
-  Pack<T, 8> chunk[kChunks];
-};
-
-// Reads rows row0.. of src (rows valid rows of k elements) at k0.. into regs, zero-filling
-// whatever lies outside the matrix.
-template <bool kVectorLoads, class T, int ROWS>
-__device__ __forceinline__ void fetch_tile(const T* __restrict__ src, int rows, int row0, int k0, int k,
-                                           TileRegs<T, ROWS>& regs) {
-  const T zero = from_float<T>(0.0f);
-#pragma unroll
-  for (int i = 0; i < TileRegs<T, ROWS>::kChunks; i++) {
-    const int c = int(threadIdx.x) + i * kTcThreads;
-    const int r = row0 + c / kTcChunksPerRow;
-    const int q = k0 + (c % kTcChunksPerRow) * 8;
-    const T* p = src + size_t(r) * size_t(k) + q;
-    if constexpr (kVectorLoads) {
-      // k % 8 == 0: a chunk is entirely inside the row or entirely past its end.
-      if (r < rows && q < k) {
-        VT_CHECK_ALIGNED(p, 16);
-        regs.chunk[i] = *reinterpret_cast<const Pack<T, 8>*>(p);
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; e++) regs.chunk[i].v[e] = zero;
-      }
-    } else {
-#pragma unroll
-      for (int e = 0; e < 8; e++) regs.chunk[i].v[e] = r < rows && q + e < k ? p[e] : zero;
-    }
-  }
-}
-
-// The w operand as stored: rows of k 16-bit values, read like x.
-template <class T>
-struct HalfWeights {
-  const T* w;
-  template <bool kVectorLoads, int ROWS>
-  __device__ __forceinline__ void fetch(int n, int row0, int k0, int k, TileRegs<T, ROWS>& regs) const {
-    fetch_tile<kVectorLoads>(w, n, row0, k0, k, regs);
-  }
-};
 
 template <class T, int ROWS>
 __device__ __forceinline__ void stage_tile(T* tile, const TileRegs<T, ROWS>& regs) {
 #pragma unroll
   for (int i = 0; i < TileRegs<T, ROWS>::kChunks; i++) {
-    const int c = int(threadIdx.x) + i * kTcThreads;
-    T* to = tile + (c / kTcChunksPerRow) * kTcStride + (c % kTcChunksPerRow) * 8;
+    T* to = tile + TileRegs<T, ROWS>::row_of(i) * kTcStride + TileRegs<T, ROWS>::column_of(i);
     VT_CHECK_ALIGNED(to, 16);
     *reinterpret_cast<Pack<T, 8>*>(to) = regs.chunk[i];
   }
 }
 
-// Launch: grid (ceil(n / BN), ceil(m / BM)), 256 threads. T: __half or __nv_bfloat16. W: where
-// the w tiles come from (HalfWeights, or quant.cu's quantized rows, dequantized as staged); its
-// fetch fills a thread's chunks of the BN x 32 tile as fetch_tile does.
-// Two resident blocks per SM (<= 128 registers: 64 of them accumulators for 128 x 128 tiles;
-// 2 x 40 KiB of shared memory), so one block's MMAs overlap the other's barrier and staging.
-// The element-wise staging (k % 8 != 0, rare) holds too many addresses for that and would spill
-// heavily: it runs one block per SM.
-template <class T, class W, int BM, int BN, bool kVectorLoads>
-__global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
-    gemm_tensor_core_kernel(const T* __restrict__ x, const W w, const T* __restrict__ bias, T* __restrict__ out, int m,
-                            int n, int k, bool vector_stores) {
+// One BM x BN tile of out = x · w^T (+ bias), the columns from col0: x, w and out are operands of
+// tile_operands.cuh (x and out already at the tile's rows; w's rows are the output columns).
+// Every thread of the block must call it (it synchronizes the block).
+template <class T, int BM, int BN, bool kVectorLoads, class X, class W, class Out>
+__device__ __forceinline__ void gemm_tile(const X& x, const W& w, const T* __restrict__ bias, const Out& out, int col0,
+                                          int n, int k, bool vector_stores) {
   namespace wmma = nvcuda::wmma;
   constexpr int kWarpRows = BM / kTcWarpsM, kWarpCols = BN / kTcWarpsN;
   constexpr int FM = kWarpRows / 16, FN = kWarpCols / 16;
@@ -124,7 +72,6 @@ __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
 
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int warp_m = warp / kTcWarpsN, warp_n = warp % kTcWarpsN;
-  const int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
 
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
 #pragma unroll
@@ -134,7 +81,7 @@ __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
 
   TileRegs<T, BM> x_regs;
   TileRegs<T, BN> w_regs;
-  fetch_tile<kVectorLoads>(x, m, row0, 0, k, x_regs);
+  x.template fetch<kVectorLoads>(0, k, x_regs);
   w.template fetch<kVectorLoads>(n, col0, 0, k, w_regs);
   stage_tile(tiles, x_regs);
   stage_tile(tiles + BM * kTcStride, w_regs);
@@ -144,7 +91,7 @@ __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
   for (int s = 0; s < slices; s++) {
     const bool more = s + 1 < slices;
     if (more) {
-      fetch_tile<kVectorLoads>(x, m, row0, (s + 1) * kTcSlice, k, x_regs);
+      x.template fetch<kVectorLoads>((s + 1) * kTcSlice, k, x_regs);
       w.template fetch<kVectorLoads>(n, col0, (s + 1) * kTcSlice, k, w_regs);
     }
     const T* xs = tiles + (s % 2) * kStageElems;
@@ -185,7 +132,7 @@ __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
     for (int j = 0; j < FN; j++) {
       wmma::store_matrix_sync(scratch, acc[i][j], 16, wmma::mem_row_major);
       __syncwarp();
-      const int r = row0 + warp_m * kWarpRows + i * 16 + frag_row;
+      T* o = out.row(warp_m * kWarpRows + i * 16 + frag_row);
       const int c0 = col0 + warp_n * kWarpCols + j * 16 + frag_col;
       float v[8];
 #pragma unroll
@@ -193,8 +140,8 @@ __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
         v[e] = scratch[frag_row * 16 + frag_col + e];
         if (bias && c0 + e < n) v[e] += to_float(bias[c0 + e]);
       }
-      if (r < m) {
-        T* o = out + size_t(r) * size_t(n) + c0;
+      if (o != nullptr) {
+        o += c0;
         if (vector_stores && c0 + 8 <= n) {
           store_floats<8>(o, v);
         } else {
@@ -206,6 +153,21 @@ __global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
       __syncwarp();  // the scratch is rewritten by the next fragment
     }
   }
+}
+
+// Launch: grid (ceil(n / BN), ceil(m / BM)), 256 threads. T: __half or __nv_bfloat16. W: where
+// the w tiles come from (HalfWeights, or QuantizedWeights, dequantized as staged).
+// Two resident blocks per SM (<= 128 registers: 64 of them accumulators for 128 x 128 tiles;
+// 2 x 40 KiB of shared memory), so one block's MMAs overlap the other's barrier and staging.
+// The element-wise staging (k % 8 != 0, rare) holds too many addresses for that and would spill
+// heavily: it runs one block per SM.
+template <class T, class W, int BM, int BN, bool kVectorLoads>
+__global__ void __launch_bounds__(kTcThreads, kVectorLoads ? 2 : 1)
+    gemm_tensor_core_kernel(const T* __restrict__ x, const W w, const T* __restrict__ bias, T* __restrict__ out, int m,
+                            int n, int k, bool vector_stores) {
+  const int row0 = blockIdx.y * BM;
+  gemm_tile<T, BM, BN, kVectorLoads>(DenseRows<T>{x, m, row0}, w, bias, DenseOutput<T>{out, m, row0, n},
+                                     blockIdx.x * BN, n, k, vector_stores);
 }
 
 // vector_loads: k % 8 == 0 and x (and w, when W reads it with vector loads) 16-byte aligned.

@@ -1,27 +1,17 @@
 // Mixture of experts on CUDA: routing with a warp per token, grouping in one block (a thread per
-// expert counts and then lists its slots, so the order is deterministic without atomics), the
-// experts' matmuls in one launch over (column tile, expert), and combining as an elementwise loop.
-//
-// The matmul kernel is a gather GEMV: a warp owns one output column of one expert and takes that
-// expert's slots kRows at a time, so decode, where an expert has a slot or two, reads each used
-// expert's weights once and an unused expert's not at all (its blocks return at once). Prefill
-// re-reads them every kRows slots; a tiled kernel for many slots per expert is future work, and
-// quantized expert weights are refused here until it exists. Nothing is read on the host, so a
-// step with these ops can be captured in a graph.
+// expert counts and then lists its slots, so the order is deterministic without atomics), and
+// combining as an elementwise loop; the experts' matmuls are moe_matmul.cu. Nothing is read on
+// the host, so a step with these ops can be captured in a graph.
 #include <cmath>
-#include <string>
 
 #include "checks.h"
 #include "common.cuh"
-#include "quant.h"
 #include "vec.cuh"
 
 namespace vt::gpu {
 namespace {
 
-constexpr int kRouteWarps = 4;   // tokens per routing block
-constexpr int kMatmulWarps = 8;  // output columns per matmul block
-constexpr int kRows = 4;         // slots a warp takes per pass over an expert's column
+constexpr int kRouteWarps = 4;  // tokens per routing block
 constexpr int kCombineThreads = 256;
 
 // The top_k are chosen by repeated warp arg-max over the logits (the lowest id among equals),
@@ -84,34 +74,6 @@ __global__ void moe_group_kernel(const int32_t* expert_ids, int32_t num_slots, i
   if (e == 0) expert_offsets[num_experts] = start[num_experts];
 }
 
-template <class A, class W>
-__global__ void moe_matmul_kernel(const A* x, int32_t slots_per_x_row, const W* w, const int32_t* sorted_slots,
-                                  const int32_t* expert_offsets, A* out, int32_t n, int32_t k) {
-  const int32_t expert = blockIdx.y;
-  const int32_t first = expert_offsets[expert], last = expert_offsets[expert + 1];
-  const int lane = threadIdx.x % kWarpSize;
-  const int32_t column = blockIdx.x * kMatmulWarps + threadIdx.x / kWarpSize;
-  if (first >= last || column >= n) return;
-  const W* weights = w + (size_t(expert) * n + column) * k;
-  for (int32_t r = first; r < last; r += kRows) {
-    const int rows = min(kRows, last - r);
-    const A* inputs[kRows];
-#pragma unroll
-    for (int i = 0; i < kRows; i++) inputs[i] = x + size_t(sorted_slots[r + min(i, rows - 1)] / slots_per_x_row) * k;
-    float sums[kRows] = {};
-    for (int32_t j = lane; j < k; j += kWarpSize) {
-      const float weight = to_float(weights[j]);
-#pragma unroll
-      for (int i = 0; i < kRows; i++) sums[i] += weight * to_float(inputs[i][j]);
-    }
-#pragma unroll
-    for (int i = 0; i < kRows; i++) {
-      const float total = warp_sum(sums[i]);
-      if (i < rows && lane == 0) out[size_t(sorted_slots[r + i]) * n + column] = from_float<A>(total);
-    }
-  }
-}
-
 template <class A>
 __global__ void moe_combine_kernel(const A* x, const float* weights, const A* shared, const A* shared_gate, A* out,
                                    int32_t num_tokens, int32_t top_k, int32_t d) {
@@ -157,32 +119,6 @@ vt_status vt_moe_group(vt_context* ctx, const int32_t* expert_ids, int32_t num_s
   const unsigned threads = ceil_div(num_experts, kWarpSize) * kWarpSize;
   VT_LAUNCH(moe_group_kernel, 1, threads, 0, ctx->stream, expert_ids, num_slots, num_experts, sorted_slots,
             expert_offsets);
-  return launch_status(op);
-}
-
-vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots_per_x_row, const void* w,
-                        const int32_t* sorted_slots, const int32_t* expert_offsets, void* out, int32_t num_slots,
-                        int32_t num_experts, int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype) {
-  const char* op = "vt_moe_matmul";
-  VT_REQUIRE(ctx, op, "ctx is NULL");
-  VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
-  VT_TRY(vt::check_moe_matmul_args(op, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots, num_experts,
-                                   n, k, weight_dtype));
-  if (vt::quant::is_quantized(weight_dtype))
-    return vt::fail(VT_ERR_UNSUPPORTED, std::string(op) +
-                                            ": quantized expert weights are not implemented on CUDA (got " +
-                                            vt::dtype_name(weight_dtype) + ")");
-  if (num_slots == 0) return vt::ok();
-  const dim3 grid(ceil_div(n, kMatmulWarps), num_experts);
-  with_dtype(act_dtype, [&](auto a) {
-    using A = typename decltype(a)::type;
-    with_dtype(weight_dtype, [&](auto b) {
-      using W = typename decltype(b)::type;
-      auto kernel = &moe_matmul_kernel<A, W>;
-      VT_LAUNCH(kernel, grid, kMatmulWarps * kWarpSize, 0, ctx->stream, static_cast<const A*>(x), slots_per_x_row,
-                static_cast<const W*>(w), sorted_slots, expert_offsets, static_cast<A*>(out), n, k);
-    });
-  });
   return launch_status(op);
 }
 

@@ -51,28 +51,6 @@ __global__ void quant_gemv_kernel(const TX* x, const uint8_t* w, const TX* bias,
   }
 }
 
-// The tensor-core kernel's w operand: rows of quantized blocks, each thread's 16-byte chunk of a
-// staged tile (8 consecutive values of one row) dequantized and rounded to T.
-template <class T>
-struct QuantizedWeights {
-  const uint8_t* w;
-  vt_dtype type;
-  size_t row_bytes;
-  template <bool, int ROWS>
-  __device__ __forceinline__ void fetch(int n, int row0, int k0, int k, matmul::TileRegs<T, ROWS>& regs) const {
-#pragma unroll
-    for (int i = 0; i < matmul::TileRegs<T, ROWS>::kChunks; i++) {
-      const int c = int(threadIdx.x) + i * matmul::kTcThreads;
-      const int r = row0 + c / matmul::kTcChunksPerRow;
-      const int q = k0 + (c % matmul::kTcChunksPerRow) * 8;
-      float values[8] = {};
-      if (r < n && q < k) quant::dequantize_eight(type, w + size_t(r) * row_bytes, q, values);
-#pragma unroll
-      for (int e = 0; e < 8; e++) regs.chunk[i].v[e] = from_float<T>(values[e]);
-    }
-  }
-};
-
 constexpr int kTile = 64, kTileK = 32, kThreadsPerSide = 16;  // 256 threads, 4 x 4 outputs each
 
 template <class TX>
@@ -173,8 +151,8 @@ vt_status quantized_matmul(vt_context* ctx, const void* x, const void* w, const 
     } else if constexpr (!std::is_same_v<TX, float>) {
       const size_t row_bytes = size_t(k / quant::block_elements(weight_dtype)) * quant::block_bytes(weight_dtype);
       // k is whole blocks of 32 or 256 values, so only x's alignment decides the loads.
-      matmul::launch_gemm_tensor_core(ctx->stream, xt, QuantizedWeights<TX>{wq, weight_dtype, row_bytes}, bt, ot, m, n,
-                                      k, is_aligned(xt, 16));
+      matmul::launch_gemm_tensor_core(ctx->stream, xt, matmul::QuantizedWeights<TX>{wq, weight_dtype, row_bytes}, bt,
+                                      ot, m, n, k, is_aligned(xt, 16));
     } else {
       auto kernel = &quant_gemm_kernel<TX>;
       const dim3 grid(unsigned(ceil_div(n, kTile)), unsigned(ceil_div(m, kTile)));

@@ -200,17 +200,6 @@ function buildWeights(
       matrices,
     )!;
   const numExperts = config.moe?.numExperts ?? 0;
-  // The CUDA experts' kernel reads 16-bit and f32 weights only (vt_moe_matmul): say so at load,
-  // not at every request's first step.
-  const experts = (parts: string[]) => {
-    const format = matrixFormat(parts.map(source.formatOf), shapes.get(parts[0]!)![1]!, storage);
-    if (backend.name === "cuda" && isQuantFormat(format))
-      throw new Error(
-        `quantized expert weights (${format}) are not implemented on CUDA yet: load the model unquantized or run it on the CPU`,
-      );
-    return matrix(parts, numExperts);
-  };
-
   try {
     const embed = plain([names.embed])!;
     const layers = names.layers.map((l): LayerWeights => {
@@ -231,8 +220,8 @@ function buildWeights(
         down: l.down === null ? null : matrix([l.down]),
         experts: l.experts && {
           router: plain([l.experts.router])!,
-          gateUp: experts(l.experts.gateUp),
-          down: experts(l.experts.down),
+          gateUp: matrix(l.experts.gateUp, numExperts),
+          down: matrix(l.experts.down, numExperts),
           sharedExpert: l.experts.sharedExpert && {
             gateUp: matrix(l.experts.sharedExpert.gateUp),
             down: matrix([l.experts.sharedExpert.down]),

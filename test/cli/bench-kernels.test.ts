@@ -407,6 +407,34 @@ describe("bench kernels on the CPU backend", () => {
   );
 
   test(
+    "the moe sweep with quantized experts (--weight-format q8_0): each used expert's blocks read once",
+    () => {
+      const { report } = benchKernels("sweep-moe-q8_0", [
+        "--device",
+        "cpu",
+        "--sweep",
+        "moe",
+        "--moe-model",
+        "tiny",
+        "--moe-tokens",
+        "3",
+        "--weight-format",
+        "q8_0",
+        ...QUICK,
+      ]);
+      expect(report.moe.failed).toEqual([]);
+      expect(report.moe.results).toMatchObject([
+        { model: "tiny", layer: "gate_up", n: 64, k: 64, weight_dtype: "q8_0" },
+        { model: "tiny", layer: "down", n: 64, k: 32, weight_dtype: "q8_0" },
+      ]);
+      // Q8_0: 34 bytes per block of 32 values.
+      for (const r of report.moe.results)
+        expect(r.weight_gbs).toBeCloseTo((r.experts_used * (r.n * r.k * 34)) / 32 / r.time_us / 1e3, 1);
+    },
+    SLOW,
+  );
+
+  test(
     "a decode case that does not fit in the memory allowed is skipped, and says what it needs",
     () => {
       const { stdout, report } = benchKernels("sweep-skip", [

@@ -3,7 +3,13 @@
 // dense f64 computation.
 import { describe, expect, test } from "bun:test";
 import { offsetAddress } from "../../src/backend/address.ts";
-import type { DType } from "../../src/backend/dtype.ts";
+import { type DType, encodeFromF32 } from "../../src/backend/dtype.ts";
+import {
+  ALL_QUANT_FORMATS,
+  QUANT_FORMATS,
+  type QuantFormat,
+  type WeightFormat,
+} from "../../src/backend/weight-format.ts";
 import * as ref from "../../src/reference/moe.ts";
 import { dequantize, quantize, quantizeActivations } from "../../src/reference/quant.ts";
 import { expectClose, NULL_ADDRESS, randomValues, rounded, useTestDevice } from "../helpers/native.ts";
@@ -46,6 +52,23 @@ function group(expertIds: Int32Array, numExperts: number) {
     offsets: device.downloadInt32(expertOffsets, numExperts + 1),
     addresses: { sortedSlots, expertOffsets },
   };
+}
+
+/** Stacked experts' quantized matrices on the device, each packed on its own. */
+function uploadExperts(format: QuantFormat, blocks: Uint8Array, numExperts: number, n: number, k: number) {
+  const w = device.alloc(blocks.byteLength);
+  backend.upload(w, blocks);
+  const expertBytes = blocks.byteLength / numExperts;
+  for (let e = 0; e < numExperts; e++) backend.packWeights({ w: offsetAddress(w, e * expertBytes), n, k, format });
+  return w;
+}
+
+/** Expert ids with the given count of slots each, in an order shuffled by `seed`. */
+function shuffledExpertIds(slotsPerExpert: number[], seed: number): Int32Array {
+  const ids = Int32Array.from(slotsPerExpert.flatMap((count, e) => new Array<number>(count).fill(e)));
+  const keys = randomValues(ids.length, seed);
+  const order = Array.from(ids.keys()).sort((a, b) => keys[a]! - keys[b]!);
+  return Int32Array.from(order, (i) => ids[i]!);
 }
 
 describe("vt_moe_route", () => {
@@ -158,21 +181,21 @@ describe("vt_moe_matmul", () => {
       });
 
   // Quantized experts: each expert's matrix packed on its own, as a GGUF file's stacked experts
-  // would be; the CPU computes them as vt_matmul does (activations in int8 per block).
-  test("quantized expert weights (q4_k): on the CPU as vt_matmul computes them; refused on CUDA", () => {
-    const numExperts = 3;
-    const n = 16;
-    const k = 256;
-    const expertIds = Int32Array.from([2, 0, 2, 2]);
-    const numSlots = expertIds.length;
-    const x = randomValues(numSlots * k, 61);
-    const blocks = quantize("q4_k", randomValues(numExperts * n * k, 62, 0.5));
-    const w = device.alloc(blocks.byteLength);
-    backend.upload(w, blocks);
-    const expertBytes = blocks.byteLength / numExperts;
-    const groups = group(expertIds, numExperts);
-    const out = device.alloc(numSlots * n * 4);
-    const run = () =>
+  // would be. The CPU multiplies x quantized to int8 per block, as its vt_matmul does; the CUDA
+  // gather GEMV keeps x in f32.
+  test.each(ALL_QUANT_FORMATS)(
+    "quantized expert weights (%s): each slot times its expert's dequantized matrix",
+    (format) => {
+      const numExperts = 3;
+      const n = 20;
+      const k = QUANT_FORMATS[format].blockElements === 32 ? 96 : 256;
+      const expertIds = Int32Array.from([2, 0, 2, 2, 0, 2, 2]);
+      const numSlots = expertIds.length;
+      const x = randomValues(numSlots * k, 61);
+      const blocks = quantize(format, randomValues(numExperts * n * k, 62, 0.5));
+      const w = uploadExperts(format, blocks, numExperts, n, k);
+      const groups = group(expertIds, numExperts);
+      const out = device.alloc(numSlots * n * 4);
       backend.moeMatmul({
         x: device.upload(x),
         slotsPerXRow: 1,
@@ -184,26 +207,20 @@ describe("vt_moe_matmul", () => {
         n,
         k,
         actDtype: "f32",
-        weightDtype: "q4_k",
+        weightDtype: format,
       });
-    if (backend.name !== "cpu") {
-      expect(run).toThrow(/status 3\): vt_moe_matmul: quantized expert weights are not implemented on CUDA/);
-      return;
-    }
-    for (let e = 0; e < numExperts; e++)
-      backend.packWeights({ w: offsetAddress(w, e * expertBytes), n, k, format: "q4_k" });
-    run();
-    const expected = ref.moeMatmul({
-      x: quantizeActivations(x, "q4_k"),
-      slotsPerXRow: 1,
-      w: dequantize("q4_k", blocks),
-      groups: ref.moeGroup(expertIds, numExperts),
-      out: new Float32Array(numSlots * n),
-      n,
-      k,
-    });
-    expectClose(device.download(out, numSlots * n), expected, { rtol: 1e-4, atol: 1e-4 });
-  });
+      const expected = ref.moeMatmul({
+        x: backend.name === "cpu" ? quantizeActivations(x, format) : x,
+        slotsPerXRow: 1,
+        w: dequantize(format, blocks),
+        groups: ref.moeGroup(expertIds, numExperts),
+        out: new Float32Array(numSlots * n),
+        n,
+        k,
+      });
+      expectClose(device.download(out, numSlots * n), expected, { rtol: 1e-4, atol: 1e-4 });
+    },
+  );
 
   test("offsets that do not cover the slots are refused where the host reads them (CPU)", () => {
     if (backend.name !== "cpu") return;
@@ -226,6 +243,88 @@ describe("vt_moe_matmul", () => {
       }),
     ).toThrow(/vt_moe_matmul: expert_offsets must start at 0 and end at num_slots/);
   });
+});
+
+// 16-bit activations (the CUDA backend's model path): below 8 slots per expert on average the
+// gather GEMV, past it the tensor cores' tile over each expert's slots: 64-row tiles up to 64
+// slots per expert on average, 128-row ones beyond, an expert's slots spread over several tiles
+// (the last one partial), experts with none, n off the tile widths, x of tokens or of slots, and
+// once x unaligned (element-wise loads). Plain weights in the activations' dtype and quantized
+// ones. The CPU computes in f32 and refuses them (status 3).
+describe("vt_moe_matmul with 16-bit activations", () => {
+  const halfUlp = { bf16: 2 ** -8, f16: 2 ** -11 } as const;
+  type Case = [
+    weights: "plain" | QuantFormat,
+    slotsPerExpert: number[],
+    n: number,
+    slotsPerXRow: number,
+    dtype: "bf16" | "f16",
+    xOffset: number,
+  ];
+  const cases: Case[] = [
+    ["plain", [2, 0, 5, 1], 40, 1, "bf16", 0],
+    ["q4_k", [2, 0, 5, 1], 40, 2, "f16", 0],
+    ["plain", [0, 150, 3, 37], 72, 2, "bf16", 0],
+    ["plain", [0, 150, 3, 37], 72, 1, "f16", 2],
+    ["q8_0", [0, 150, 3, 37], 136, 1, "bf16", 0],
+    ["q4_k", [300, 0, 1, 41], 72, 2, "bf16", 0],
+    ["q6_k", [300, 0, 1, 41], 136, 1, "f16", 0],
+  ];
+  test.each(cases)(
+    "%s weights, slots per expert %j, n = %i, %i slot(s) per x row, %s (x offset %i bytes)",
+    (weights, slotsPerExpert, n, slotsPerXRow, dtype, xOffset) => {
+      const numExperts = slotsPerExpert.length;
+      const k = weights === "plain" ? 72 : QUANT_FORMATS[weights].blockElements === 32 ? 96 : 256;
+      const expertIds = shuffledExpertIds(slotsPerExpert, 81);
+      const numSlots = expertIds.length;
+      const xRows = numSlots / slotsPerXRow;
+      const x = rounded(randomValues(xRows * k, 82), dtype);
+      const xBase = device.alloc(xRows * k * 2 + xOffset);
+      const xAddress = offsetAddress(xBase, xOffset);
+      backend.upload(xAddress, encodeFromF32(x, dtype));
+      const values = randomValues(numExperts * n * k, 83, 0.5);
+      const blocks = weights === "plain" ? null : quantize(weights, values);
+      const w =
+        blocks === null
+          ? device.upload(values, dtype)
+          : uploadExperts(weights as QuantFormat, blocks, numExperts, n, k);
+      const weightDtype: WeightFormat = weights === "plain" ? dtype : weights;
+      const groups = group(expertIds, numExperts);
+      const out = device.alloc(numSlots * n * 2);
+      const ran = device.ranWithHalfActivations("vt_moe_matmul", () =>
+        backend.moeMatmul({
+          x: xAddress,
+          slotsPerXRow,
+          w,
+          ...groups.addresses,
+          out,
+          numSlots,
+          numExperts,
+          n,
+          k,
+          actDtype: dtype,
+          weightDtype,
+        }),
+      );
+      if (!ran) return;
+      // The tiled kernel rounds dequantized weights to the activations' dtype as it stages them.
+      const tiled = numSlots >= 8 * numExperts;
+      const wRead = blocks === null ? rounded(values, dtype) : dequantize(weights as QuantFormat, blocks);
+      const expected = ref.moeMatmul({
+        x,
+        slotsPerXRow,
+        w: tiled ? rounded(wRead, dtype) : wRead,
+        groups: ref.moeGroup(expertIds, numExperts),
+        out: new Float32Array(numSlots * n),
+        n,
+        k,
+      });
+      expectClose(device.download(out, numSlots * n, dtype), expected, {
+        rtol: halfUlp[dtype],
+        atol: 1e-5 * Math.sqrt(k),
+      });
+    },
+  );
 });
 
 describe("vt_moe_combine", () => {

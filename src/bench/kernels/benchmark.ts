@@ -41,7 +41,7 @@ export interface KernelsBenchOptions {
   /** Size of the device copy that measures the bandwidth baseline. */
   copyBytes: number;
   /** The matmul sweep's weights: bf16, or a quantized format. */
-  matmulWeights: WeightFormat;
+  weightFormat: WeightFormat;
   /** The sweeps to run; null for the quick look at every op. */
   sweeps: KernelSweep[] | null;
   /** JSON of bench/torch_baseline.py to compare the prefill and matmul sweeps with. */
@@ -148,7 +148,7 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
           {
             model,
             rowCounts: grids.matmulRows,
-            weightDtype: options.matmulWeights,
+            weightDtype: options.weightFormat,
             actDtype,
             coldBytes,
             timing,
@@ -162,7 +162,7 @@ export async function runKernelsBenchmark(options: KernelsBenchOptions): Promise
           shapes: options.moeShapes,
           tokenCounts: grids.moeTokens,
           actDtype,
-          weightDtype: STORAGE_DTYPE,
+          weightDtype: options.weightFormat,
           timing,
         };
         const sweep = runMoeSweep(backend, setup, baselines);

@@ -3,11 +3,14 @@
 // once: bound by the weights' bytes) and prefill-sized batches (bound by compute, in TFLOP/s).
 // Each call routes a different set of random router logits, so successive calls read other
 // experts, as successive layers would, instead of finding the last call's experts in cache.
+
+import { offsetAddress } from "../../backend/address.ts";
 import type { Address, Backend } from "../../backend/backend.ts";
 import { type DType, dtypeBytes } from "../../backend/dtype.ts";
+import { storageBytes, type WeightFormat } from "../../backend/weight-format.ts";
 import { formatTable } from "../report.ts";
 import { errorMessage, type FailedCase, type MemoryBaselines } from "./decode-attention-sweep.ts";
-import { bestSeconds, figure, round, type TimingOptions } from "./timing.ts";
+import { bestSeconds, figure, fillWeights, round, type TimingOptions } from "./timing.ts";
 
 /** A mixture-of-experts layer's shape. */
 export interface MoeShape {
@@ -52,7 +55,7 @@ export interface MoeRow {
   n: number;
   k: number;
   act_dtype: DType;
-  weight_dtype: DType;
+  weight_dtype: WeightFormat;
   time_us: number;
   tflops: number;
   /** The used experts' weight bytes per second: the bound at few tokens. */
@@ -65,7 +68,7 @@ export interface MoeSetup {
   shapes: MoeShape[];
   tokenCounts: number[];
   actDtype: DType;
-  weightDtype: DType;
+  weightDtype: WeightFormat;
   timing: TimingOptions;
 }
 
@@ -131,11 +134,13 @@ function timeShape(
   try {
     const expertsUsed = routings.reduce((sum, r) => sum + r.expertsUsed, 0) / routings.length;
     return layers.map(({ layer, n, k, xRows, slotsPerXRow }) => {
-      const w = backend.malloc(numExperts * n * k * dtypeBytes(weightDtype));
+      const expertBytes = storageBytes(weightDtype, n * k);
+      const w = backend.malloc(numExperts * expertBytes);
       const x = backend.malloc(xRows * k * dtypeBytes(actDtype));
       const out = backend.malloc(slots * n * dtypeBytes(actDtype));
       allocated.push(w, x, out);
-      backend.fillUniform(w, weightDtype, numExperts * n * k, 23, 0.05);
+      for (let e = 0; e < numExperts; e++)
+        fillWeights(backend, offsetAddress(w, e * expertBytes), weightDtype, n, k, 23 + e);
       backend.fillUniform(x, actDtype, xRows * k, 29, 1);
       const seconds = bestSeconds(backend, setup.timing, (call) => {
         const routing = routings[call % ROUTINGS]!;
@@ -154,7 +159,7 @@ function timeShape(
           weightDtype,
         });
       });
-      const weightGBps = (expertsUsed * n * k * dtypeBytes(weightDtype)) / seconds / 1e9;
+      const weightGBps = (expertsUsed * expertBytes) / seconds / 1e9;
       return {
         model: shape.name,
         layer,

@@ -98,7 +98,15 @@ export interface MatmulResult {
  * copies to fill `coldBytes`, as in a forward pass where every layer's weights come from DRAM.
  */
 /** Random weights [n, k] in `format`: quantized ones are random values quantized and packed on the device. */
-function fillWeights(backend: Backend, w: Address, format: WeightFormat, n: number, k: number, seed: number): void {
+/** Fills w [n, k] with small uniform values in `format`, quantized and packed as vt_matmul reads them. */
+export function fillWeights(
+  backend: Backend,
+  w: Address,
+  format: WeightFormat,
+  n: number,
+  k: number,
+  seed: number,
+): void {
   if (!isQuantFormat(format)) {
     backend.fillUniform(w, format, n * k, seed, 0.05);
     return;

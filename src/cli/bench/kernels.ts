@@ -72,7 +72,7 @@ export default defineCommand({
     "weight-format": {
       type: "string",
       default: "bf16",
-      description: `matmul: the weights' format, bf16 or quantized (${ALL_QUANT_FORMATS.join(", ")})`,
+      description: `matmul and moe: the weights' format, bf16 or quantized (${ALL_QUANT_FORMATS.join(", ")})`,
     },
     "block-size": { type: "string", default: "16", description: "Sweeps: tokens per KV-cache block" },
     "memory-fraction": {
@@ -135,7 +135,7 @@ export default defineCommand({
         coldBytes,
         copyBytes,
         sweeps,
-        matmulWeights: choice("weight-format", args["weight-format"], ["bf16", ...ALL_QUANT_FORMATS] as const),
+        weightFormat: choice("weight-format", args["weight-format"], ["bf16", ...ALL_QUANT_FORMATS] as const),
         torchBaseline: args["torch-baseline"],
         modelDir: args.model,
         memoryFraction,

@@ -1,0 +1,259 @@
+// vt_moe_matmul on CUDA: the experts' linear layers of a mixture in one launch, over the slots
+// vt_moe_group sorted by expert. Two kernels, picked on the host by the average slots per expert
+// (the counts themselves stay on the device, so a step with this op can be captured in a graph):
+//   few (decode): a gather GEMV. A warp owns one output column of one expert and takes that
+//     expert's slots kGemvSlots at a time, each lane reading a step of the column's weights (16
+//     bytes of a plain row, or a chunk of 32 quantized values with its scales) and multiplying
+//     it with those slots' rows of x. So each used expert's weights are read once, in their
+//     stored size, and an unused expert's not at all (its blocks return at once).
+//   many (prefill), 16-bit activations, weights quantized or in the activations' dtype: the
+//     tensor cores' tile (gemm_tensor_core.cuh's gemm_tile) over each expert's slots, BM at a
+//     time, x's rows gathered by slot and the outputs scattered back to their slots. Block b
+//     along x takes the b-th of all the experts' tiles, found by a scan of the experts' counts;
+//     the grid is sized for the most tiles the slots can make, and blocks past the last return.
+//   Otherwise (f32 activations, mixed 16-bit dtypes: tests) the gather GEMV at any count.
+#include <algorithm>
+#include <type_traits>
+
+#include "checks.h"
+#include "common.cuh"
+#include "gemm_tensor_core.cuh"
+#include "quant.h"
+#include "vec.cuh"
+
+namespace vt::gpu {
+namespace {
+
+constexpr int kGemvWarps = 8;  // output columns per block of the gather GEMV
+constexpr int kGemvSlots = 4;  // slots a warp takes per pass over an expert's column
+// The tiled kernel from this many slots per expert on average: below it, most experts' tiles
+// would be nearly empty while the GEMV reads the same weight bytes.
+constexpr int kTiledMinSlotsPerExpert = 8;
+
+// One output column's weights as stored, read kStep values (one 16-byte load, or 1) at a time.
+template <class W, int S>
+struct PlainColumn {
+  static constexpr int kStep = S;
+  const W* row;
+  __device__ __forceinline__ void read(int step, float (&values)[S]) const {
+    if constexpr (S == 1)
+      values[0] = to_float(row[step]);
+    else
+      load_floats<S>(row + size_t(step) * S, values);
+  }
+};
+
+template <class W, int S>
+struct PlainExperts {
+  static constexpr int kStep = S;
+  const W* w;
+  int32_t n, k;
+  __device__ __forceinline__ PlainColumn<W, S> column(int32_t expert, int32_t j) const {
+    return {w + (size_t(expert) * n + j) * size_t(k)};
+  }
+};
+
+// One output column's quantized blocks, read a chunk of 32 values (which shares its scales) at a
+// time.
+struct QuantizedColumn {
+  static constexpr int kStep = 32;
+  const uint8_t* row;
+  vt_dtype type;
+  __device__ __forceinline__ void read(int step, float (&values)[32]) const {
+    quant::dequantize_chunk(type, row, step, values);
+  }
+};
+
+struct QuantizedExperts {
+  static constexpr int kStep = 32;
+  const uint8_t* w;
+  vt_dtype type;
+  size_t row_bytes;
+  int32_t n;
+  __device__ __forceinline__ QuantizedColumn column(int32_t expert, int32_t j) const {
+    return {w + (size_t(expert) * n + j) * row_bytes, type};
+  }
+};
+
+template <class A, class Experts>
+__global__ void moe_gemv_kernel(const A* x, int32_t slots_per_x_row, const Experts experts, const int32_t* sorted_slots,
+                                const int32_t* expert_offsets, A* out, int32_t n, int32_t k) {
+  constexpr int S = Experts::kStep;
+  const int32_t expert = blockIdx.y;
+  const int32_t first = expert_offsets[expert], last = expert_offsets[expert + 1];
+  const int lane = threadIdx.x % kWarpSize;
+  const int32_t column = blockIdx.x * kGemvWarps + threadIdx.x / kWarpSize;
+  if (first >= last || column >= n) return;
+  const auto weights = experts.column(expert, column);
+  for (int32_t r = first; r < last; r += kGemvSlots) {
+    const int rows = min(kGemvSlots, last - r);
+    const A* inputs[kGemvSlots];
+#pragma unroll
+    for (int i = 0; i < kGemvSlots; i++)
+      inputs[i] = x + size_t(sorted_slots[r + min(i, rows - 1)] / slots_per_x_row) * k;
+    float sums[kGemvSlots] = {};
+    for (int32_t step = lane; step < k / S; step += kWarpSize) {
+      float values[S];
+      weights.read(step, values);
+#pragma unroll
+      for (int i = 0; i < kGemvSlots; i++) {
+        const A* in = inputs[i] + size_t(step) * S;
+#pragma unroll
+        for (int l = 0; l < S; l++) sums[i] += values[l] * to_float(in[l]);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kGemvSlots; i++) {
+      const float total = warp_sum(sums[i]);
+      if (i < rows && lane == 0) out[size_t(sorted_slots[r + i]) * n + column] = from_float<A>(total);
+    }
+  }
+}
+
+// Run by the first warp: which expert's tile `tile` is (experts in order, each with
+// ceil(count / BM) tiles), its first sorted slot and its slot count. expert stays -1 past the
+// last tile.
+template <int BM>
+__device__ __forceinline__ void find_tile(const int32_t* expert_offsets, int32_t num_experts, int32_t tile,
+                                          int32_t& expert, int32_t& first, int32_t& count) {
+  const int lane = threadIdx.x;
+  int32_t before = 0;  // tiles of the experts already scanned
+  for (int32_t e0 = 0; e0 < num_experts && before <= tile; e0 += kWarpSize) {
+    const int32_t e = e0 + lane;
+    const int32_t slots = e < num_experts ? expert_offsets[e + 1] - expert_offsets[e] : 0;
+    const int32_t tiles = (slots + BM - 1) / BM;
+    int32_t through = tiles;  // inclusive prefix sum over the warp
+#pragma unroll
+    for (int d = 1; d < kWarpSize; d *= 2) {
+      const int32_t v = __shfl_up_sync(0xffffffffu, through, d);
+      if (lane >= d) through += v;
+    }
+    const int32_t start = before + through - tiles;
+    if (tile >= start && tile < start + tiles) {
+      expert = e;
+      first = expert_offsets[e] + (tile - start) * BM;
+      count = min(BM, slots - (tile - start) * BM);
+    }
+    before += __shfl_sync(0xffffffffu, through, kWarpSize - 1);
+  }
+}
+
+// Launch: grid (most tiles the slots can make, ceil(n / BN)), 256 threads.
+template <class A, class W, int BM, int BN, bool kVectorLoads>
+__global__ void __launch_bounds__(matmul::kTcThreads, kVectorLoads ? 2 : 1)
+    moe_gemm_kernel(const A* __restrict__ x, int32_t slots_per_x_row, const W w, const int32_t* sorted_slots,
+                    const int32_t* expert_offsets, int32_t num_experts, A* __restrict__ out, int32_t n, int32_t k,
+                    bool vector_stores) {
+  __shared__ int32_t tile_expert, tile_first, tile_count;
+  if (threadIdx.x == 0) tile_expert = -1;
+  __syncwarp();
+  if (threadIdx.x < kWarpSize)
+    find_tile<BM>(expert_offsets, num_experts, int32_t(blockIdx.x), tile_expert, tile_first, tile_count);
+  __syncthreads();
+  if (tile_expert < 0) return;  // the whole block: past the last tile
+  const int32_t* slots = sorted_slots + tile_first;
+  matmul::gemm_tile<A, BM, BN, kVectorLoads>(
+      matmul::GatheredRows<A, BM>(x, k, slots_per_x_row, slots, tile_count),
+      w.skip_rows(size_t(tile_expert) * size_t(n), k), static_cast<const A*>(nullptr),
+      matmul::SlotOutput<A>{out, slots, tile_count, n}, int(blockIdx.y) * BN, n, k, vector_stores);
+}
+
+template <class A, class W, int B>
+void launch_moe_gemm_tiles(vt_context* ctx, const A* x, int32_t slots_per_x_row, const W& w,
+                           const int32_t* sorted_slots, const int32_t* expert_offsets, A* out, int32_t num_slots,
+                           int32_t num_experts, int32_t n, int32_t k, bool vector_loads) {
+  // Each used expert's last tile may be partial: at most one per expert beyond num_slots / B.
+  const unsigned most_tiles = unsigned(num_slots / B + std::min(num_slots, num_experts));
+  const dim3 grid(most_tiles, ceil_div(size_t(n), B));
+  const bool vector_stores = n % 8 == 0 && is_aligned(out, 16);
+  if (vector_loads) {
+    auto kernel = &moe_gemm_kernel<A, W, B, B, true>;
+    VT_LAUNCH(kernel, grid, matmul::kTcThreads, 0, ctx->stream, x, slots_per_x_row, w, sorted_slots, expert_offsets,
+              num_experts, out, n, k, vector_stores);
+  } else {
+    auto kernel = &moe_gemm_kernel<A, W, B, B, false>;
+    VT_LAUNCH(kernel, grid, matmul::kTcThreads, 0, ctx->stream, x, slots_per_x_row, w, sorted_slots, expert_offsets,
+              num_experts, out, n, k, vector_stores);
+  }
+}
+
+// The tiled kernel, its tiles sized as the dense GEMM sizes them for m = slots per expert.
+template <class A, class W>
+void launch_moe_gemm(vt_context* ctx, const A* x, int32_t slots_per_x_row, const W& w, const int32_t* sorted_slots,
+                     const int32_t* expert_offsets, A* out, int32_t num_slots, int32_t num_experts, int32_t n,
+                     int32_t k, bool vector_loads) {
+  if (num_slots <= matmul::kTcSmallTileMaxRows * num_experts)
+    launch_moe_gemm_tiles<A, W, 64>(ctx, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots,
+                                    num_experts, n, k, vector_loads);
+  else
+    launch_moe_gemm_tiles<A, W, 128>(ctx, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots,
+                                     num_experts, n, k, vector_loads);
+}
+
+template <class A, class Experts>
+void launch_moe_gemv(vt_context* ctx, const A* x, int32_t slots_per_x_row, const Experts& experts,
+                     const int32_t* sorted_slots, const int32_t* expert_offsets, A* out, int32_t num_experts, int32_t n,
+                     int32_t k) {
+  const dim3 grid(ceil_div(n, kGemvWarps), num_experts);
+  auto kernel = &moe_gemv_kernel<A, Experts>;
+  VT_LAUNCH(kernel, grid, kGemvWarps * kWarpSize, 0, ctx->stream, x, slots_per_x_row, experts, sorted_slots,
+            expert_offsets, out, n, k);
+}
+
+}  // namespace
+}  // namespace vt::gpu
+
+using namespace vt::gpu;
+
+extern "C" vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots_per_x_row, const void* w,
+                                   const int32_t* sorted_slots, const int32_t* expert_offsets, void* out,
+                                   int32_t num_slots, int32_t num_experts, int32_t n, int32_t k, vt_dtype act_dtype,
+                                   vt_dtype weight_dtype) {
+  const char* op = "vt_moe_matmul";
+  VT_REQUIRE(ctx, op, "ctx is NULL");
+  VT_TRY(vt::check_storage_dtype(op, "act_dtype", act_dtype));
+  VT_TRY(vt::check_moe_matmul_args(op, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots, num_experts,
+                                   n, k, weight_dtype));
+  if (num_slots == 0) return vt::ok();
+  const bool quantized = vt::quant::is_quantized(weight_dtype);
+  const bool tiled = act_dtype != VT_F32 && (quantized || weight_dtype == act_dtype) &&
+                     num_slots >= kTiledMinSlotsPerExpert * num_experts;
+  with_dtype(act_dtype, [&](auto a) {
+    using A = typename decltype(a)::type;
+    const auto* xa = static_cast<const A*>(x);
+    auto* outa = static_cast<A*>(out);
+    const size_t row_bytes =
+        quantized ? size_t(k / vt::quant::block_elements(weight_dtype)) * vt::quant::block_bytes(weight_dtype) : 0;
+    const auto* wq = static_cast<const uint8_t*>(w);
+    if constexpr (!std::is_same_v<A, float>) {
+      if (tiled) {
+        // k is whole blocks of quantized weights; plain ones start every expert aligned when k % 8 == 0.
+        const bool vector_loads = k % 8 == 0 && is_aligned(x, 16) && (quantized || is_aligned(w, 16));
+        if (quantized)
+          launch_moe_gemm(ctx, xa, slots_per_x_row, matmul::QuantizedWeights<A>{wq, weight_dtype, row_bytes},
+                          sorted_slots, expert_offsets, outa, num_slots, num_experts, n, k, vector_loads);
+        else
+          launch_moe_gemm(ctx, xa, slots_per_x_row, matmul::HalfWeights<A>{static_cast<const A*>(w)}, sorted_slots,
+                          expert_offsets, outa, num_slots, num_experts, n, k, vector_loads);
+        return;
+      }
+    }
+    if (quantized) {
+      launch_moe_gemv(ctx, xa, slots_per_x_row, QuantizedExperts{wq, weight_dtype, row_bytes, n}, sorted_slots,
+                      expert_offsets, outa, num_experts, n, k);
+      return;
+    }
+    with_dtype(weight_dtype, [&](auto b) {
+      using W = typename decltype(b)::type;
+      constexpr int kVec = 16 / int(sizeof(W));
+      const auto* ww = static_cast<const W*>(w);
+      if (k % kVec == 0 && is_aligned(w, 16))
+        launch_moe_gemv(ctx, xa, slots_per_x_row, PlainExperts<W, kVec>{ww, n, k}, sorted_slots, expert_offsets, outa,
+                        num_experts, n, k);
+      else
+        launch_moe_gemv(ctx, xa, slots_per_x_row, PlainExperts<W, 1>{ww, n, k}, sorted_slots, expert_offsets, outa,
+                        num_experts, n, k);
+    });
+  });
+  return launch_status(op);
+}
