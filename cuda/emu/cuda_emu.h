@@ -134,6 +134,11 @@ inline float __int_as_float(int i) {
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __ffs(unsigned x) { return __builtin_ffs(int(x)); }
 inline int __clz(unsigned x) { return x == 0 ? 32 : __builtin_clz(x); }
+// The four signed bytes of a times those of b, summed into c.
+inline int __dp4a(int a, int b, int c) {
+  for (int i = 0; i < 4; i++) c += int(int8_t(a >> (8 * i))) * int(int8_t(b >> (8 * i)));
+  return c;
+}
 template <class T>
 inline T __ldg(const T* p) {
   return *p;

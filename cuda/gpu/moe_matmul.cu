@@ -3,9 +3,10 @@
 // (the counts themselves stay on the device, so a step with this op can be captured in a graph):
 //   few (decode): a gather GEMV. A warp owns one output column of one expert and takes that
 //     expert's slots kGemvSlots at a time, each lane reading a step of the column's weights (16
-//     bytes of a plain row, or a chunk of 32 quantized values with its scales) and multiplying
-//     it with those slots' rows of x. So each used expert's weights are read once, in their
-//     stored size, and an unused expert's not at all (its blocks return at once).
+//     bytes of a plain row, or a chunk of 32 quantized values with its scales, multiplied by
+//     dp4a with x's rows quantized to int8 beforehand, as vt_matmul's decode does) and
+//     multiplying it with those slots' rows of x. So each used expert's weights are read once,
+//     in their stored size, and an unused expert's not at all (its blocks return at once).
 //   many (prefill), 16-bit activations, weights quantized or in the activations' dtype: the
 //     tensor cores' tile (gemm_tensor_core.cuh's gemm_tile) over each expert's slots, BM at a
 //     time, x's rows gathered by slot and the outputs scattered back to their slots. Block b
@@ -18,7 +19,9 @@
 #include "checks.h"
 #include "common.cuh"
 #include "gemm_tensor_core.cuh"
+#include "quant.cuh"
 #include "quant.h"
+#include "quant_dot.cuh"
 #include "vec.cuh"
 
 namespace vt::gpu {
@@ -53,28 +56,6 @@ struct PlainExperts {
   }
 };
 
-// One output column's quantized blocks, read a chunk of 32 values (which shares its scales) at a
-// time.
-struct QuantizedColumn {
-  static constexpr int kStep = 32;
-  const uint8_t* row;
-  vt_dtype type;
-  __device__ __forceinline__ void read(int step, float (&values)[32]) const {
-    quant::dequantize_chunk(type, row, step, values);
-  }
-};
-
-struct QuantizedExperts {
-  static constexpr int kStep = 32;
-  const uint8_t* w;
-  vt_dtype type;
-  size_t row_bytes;
-  int32_t n;
-  __device__ __forceinline__ QuantizedColumn column(int32_t expert, int32_t j) const {
-    return {w + (size_t(expert) * n + j) * row_bytes, type};
-  }
-};
-
 template <class A, class Experts>
 __global__ void moe_gemv_kernel(const A* x, int32_t slots_per_x_row, const Experts experts, const int32_t* sorted_slots,
                                 const int32_t* expert_offsets, A* out, int32_t n, int32_t k) {
@@ -101,6 +82,38 @@ __global__ void moe_gemv_kernel(const A* x, int32_t slots_per_x_row, const Exper
 #pragma unroll
         for (int l = 0; l < S; l++) sums[i] += values[l] * to_float(in[l]);
       }
+    }
+#pragma unroll
+    for (int i = 0; i < kGemvSlots; i++) {
+      const float total = warp_sum(sums[i]);
+      if (i < rows && lane == 0) out[size_t(sorted_slots[r + i]) * n + column] = from_float<A>(total);
+    }
+  }
+}
+
+// The gather GEMV over quantized experts: x's rows quantized to int8 beforehand, each chunk of
+// a column's weights decoded once per pass and multiplied with the pass's slots by dp4a.
+template <class A, vt_dtype F>
+__global__ void moe_quant_gemv_kernel(const quant_dot::QuantizedRows x, int32_t slots_per_x_row,
+                                      const uint8_t* __restrict__ w, const int32_t* sorted_slots,
+                                      const int32_t* expert_offsets, A* out, int32_t n, int32_t k) {
+  const int32_t expert = blockIdx.y;
+  const int32_t first = expert_offsets[expert], last = expert_offsets[expert + 1];
+  const int lane = threadIdx.x % kWarpSize;
+  const int32_t column = blockIdx.x * kGemvWarps + threadIdx.x / kWarpSize;
+  if (first >= last || column >= n) return;
+  const size_t row_bytes = size_t(k / quant::block_elements(F)) * quant::block_bytes(F);
+  const uint8_t* weights = w + (size_t(expert) * n + column) * row_bytes;
+  for (int32_t r = first; r < last; r += kGemvSlots) {
+    const int rows = min(kGemvSlots, last - r);
+    int x_rows[kGemvSlots];
+#pragma unroll
+    for (int i = 0; i < kGemvSlots; i++) x_rows[i] = sorted_slots[r + min(i, rows - 1)] / slots_per_x_row;
+    float sums[kGemvSlots] = {};
+    for (int c = lane; c < k / 32; c += kWarpSize) {
+      const quant_dot::WeightChunk chunk = quant_dot::weight_chunk<F>(weights, c);
+#pragma unroll
+      for (int i = 0; i < kGemvSlots; i++) sums[i] += quant_dot::chunk_dot(chunk, x, x_rows[i], c);
     }
 #pragma unroll
     for (int i = 0; i < kGemvSlots; i++) {
@@ -216,8 +229,18 @@ extern "C" vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots
                                    n, k, weight_dtype));
   if (num_slots == 0) return vt::ok();
   const bool quantized = vt::quant::is_quantized(weight_dtype);
+  const int32_t x_rows = num_slots / slots_per_x_row;
+  // The quantized GEMV quantizes x into the context's scratch; when it would not fit, 16-bit
+  // activations take the tiled kernel, which reads x as it is.
+  const bool gemv_fits = !quantized || quant_dot::QuantizedRows::bytes(
+                                           x_rows, k, vt::quant::block_elements(weight_dtype)) <= ctx->scratch_bytes;
   const bool tiled = act_dtype != VT_F32 && (quantized || weight_dtype == act_dtype) &&
-                     num_slots >= kTiledMinSlotsPerExpert * num_experts;
+                     (num_slots >= kTiledMinSlotsPerExpert * num_experts || !gemv_fits);
+  if (quantized) {
+    VT_TRY(check_quantized_weights(op, w, weight_dtype));
+    VT_REQUIRE(tiled || gemv_fits, op,
+               "x quantized to int8 for f32 activations needs more than the context's scratch: fewer slots per call");
+  }
   with_dtype(act_dtype, [&](auto a) {
     using A = typename decltype(a)::type;
     const auto* xa = static_cast<const A*>(x);
@@ -239,8 +262,13 @@ extern "C" vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots
       }
     }
     if (quantized) {
-      launch_moe_gemv(ctx, xa, slots_per_x_row, QuantizedExperts{wq, weight_dtype, row_bytes, n}, sorted_slots,
-                      expert_offsets, outa, num_experts, n, k);
+      const auto xq = quant_dot::QuantizedRows::in(ctx->scratch, x_rows, k, vt::quant::block_elements(weight_dtype));
+      quant_dot::quantize_rows(ctx->stream, xa, x_rows, xq);
+      quant_dot::with_format(weight_dtype, [&](auto format) {
+        auto kernel = &moe_quant_gemv_kernel<A, decltype(format)::value>;
+        VT_LAUNCH(kernel, dim3(ceil_div(n, kGemvWarps), num_experts), kGemvWarps * kWarpSize, 0, ctx->stream, xq,
+                  slots_per_x_row, wq, sorted_slots, expert_offsets, outa, n, k);
+      });
       return;
     }
     with_dtype(weight_dtype, [&](auto b) {

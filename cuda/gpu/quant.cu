@@ -1,8 +1,11 @@
 // Quantized weight formats on the GPU (cuda/shared/quant.h's blocks): vt_convert's quantizing
 // and dequantizing, and vt_matmul with quantized weights.
-//   m <= 8 (decode): one warp per output column; each lane takes whole chunks of 32 values of the
-//     row (every 32nd chunk), their scales read once, so w is read once, in its quantized size,
-//     and x (m rows) from L1/L2.
+//   m <= 8 (decode): each block quantizes x to int8 into shared memory (quant_dot.cuh; all of it
+//     at once for one row up to k = 32768), then each warp takes 2 output columns; each lane
+//     takes whole chunks of 32 values of the rows (every 32nd chunk) with wide loads, their
+//     scales read once, and multiplies them with every row of x by dp4a, so w is read once, in
+//     its quantized size. Quantizing in the block spares a kernel launch per matmul, which at
+//     a few microseconds per decode matmul would cost as much as the weights' bytes.
 //   m > 8 (prefill), 16-bit activations: gemm_tensor_core.cuh's wmma kernel, its w tiles
 //     dequantized to the activations' dtype as they are staged (8 values per thread and chunk,
 //     the chunk's scales decoded once); w is read once per block row of the output, as the
@@ -10,44 +13,75 @@
 //   m > 8, f32 activations (tests, f32 models): 64 x 64 output tiles on the CUDA cores; per step
 //     of 32 k-values the block dequantizes its 64 rows of w and loads 64 rows of x into shared
 //     memory as f32, and each thread accumulates a 4 x 4 patch with FMAs.
+#include <string>
 #include <type_traits>
 
 #include "checks.h"
 #include "gemm_tensor_core.cuh"
 #include "quant.cuh"
+#include "quant_dot.cuh"
 
 namespace vt::gpu {
 namespace {
 
 constexpr int kMaxGemvRows = 8;
-constexpr int kGemvWarps = 4;  // output columns per block of the decode kernel
+constexpr int kGemvWarps = 8;
+constexpr int kGemvColumnsPerWarp = 2;  // each chunk of x read from shared memory serves both
+constexpr int kGemvColumns = kGemvWarps * kGemvColumnsPerWarp;
+// Shared memory for x quantized: up to 32 KiB of int8 values (all of k at m = 1 up to 32768).
+constexpr int kGemvSharedValues = 32 * 1024;
 
-template <class TX>
-__global__ void quant_gemv_kernel(const TX* x, const uint8_t* w, const TX* bias, TX* out, int m, int n, int k,
-                                  vt_dtype type) {
+// Values of each row of x a block quantizes at a time: whole scale blocks, m rows in the buffer.
+inline int gemv_tile_values(int m, int k) {
+  const int fit = kGemvSharedValues / m / 256 * 256;
+  return k < fit ? k : fit;
+}
+
+// Decode: the block quantizes x (m rows, a tile of tile_values of each row at a time) into shared
+// memory, then each warp multiplies its kGemvColumnsPerWarp columns of w with it, each lane a
+// chunk of 32 values at a time. Launch: grid ceil(n / kGemvColumns), kGemvWarps warps.
+template <class TX, vt_dtype F>
+__global__ void __launch_bounds__(kGemvWarps* kWarpSize)
+    quant_gemv_kernel(const TX* __restrict__ x, const uint8_t* __restrict__ w, const TX* __restrict__ bias,
+                      TX* __restrict__ out, int m, int n, int k, int tile_values) {
+  constexpr int kBlock = F == VT_Q4_K || F == VT_Q5_K || F == VT_Q6_K ? 256 : 32;
+  __shared__ __align__(16) int8_t tile_q[kGemvSharedValues];
+  __shared__ __align__(16) float tile_d[kGemvSharedValues / 32];
+  __shared__ __align__(16) int32_t tile_sums[kGemvSharedValues / 16];
   const int lane = threadIdx.x % kWarpSize;
-  const int j = blockIdx.x * kGemvWarps + threadIdx.x / kWarpSize;
-  if (j >= n) return;
-  const uint8_t* row = w + size_t(j) * (k / quant::block_elements(type)) * quant::block_bytes(type);
-  float acc[kMaxGemvRows] = {};
-  for (int c = lane; c < k / 32; c += kWarpSize) {
-    float values[32];
-    quant::dequantize_chunk(type, row, c, values);
+  const int j0 = blockIdx.x * kGemvColumns + threadIdx.x / kWarpSize * kGemvColumnsPerWarp;
+  const size_t row_bytes = size_t(k / kBlock) * quant::block_bytes(F);
+  float acc[kGemvColumnsPerWarp][kMaxGemvRows] = {};
+  for (int t0 = 0; t0 < k; t0 += tile_values) {
+    const int columns = min(tile_values, k - t0);
+    const quant_dot::QuantizedRows xq{tile_q, tile_d, tile_sums, columns, kBlock};
+    __syncthreads();  // every warp is done with the previous tile
+    const int groups = m * (columns / 8);
+    for (int g0 = 0; g0 < groups; g0 += kGemvWarps * kWarpSize)
+      quant_dot::quantize_group<kBlock / 8>(x, k, t0, columns, g0 + int(threadIdx.x), groups, xq);
+    __syncthreads();
+    for (int c = lane; c < columns / 32; c += kWarpSize) {
 #pragma unroll
-    for (int i = 0; i < kMaxGemvRows; i++) {
-      if (i >= m) break;
-      const TX* xc = x + size_t(i) * k + 32 * c;
-      float sum = 0.0f;
+      for (int col = 0; col < kGemvColumnsPerWarp; col++) {
+        if (j0 + col >= n) break;
+        const quant_dot::WeightChunk chunk = quant_dot::weight_chunk<F>(w + size_t(j0 + col) * row_bytes, t0 / 32 + c);
 #pragma unroll
-      for (int l = 0; l < 32; l++) sum += values[l] * to_float(xc[l]);
-      acc[i] += sum;
+        for (int i = 0; i < kMaxGemvRows; i++) {
+          if (i >= m) break;
+          acc[col][i] += quant_dot::chunk_dot(chunk, xq, i, c);
+        }
+      }
     }
   }
 #pragma unroll
-  for (int i = 0; i < kMaxGemvRows; i++) {
-    if (i >= m) break;
-    const float sum = warp_sum(acc[i]);
-    if (lane == 0) out[size_t(i) * n + j] = from_float<TX>(sum + (bias ? to_float(bias[j]) : 0.0f));
+  for (int col = 0; col < kGemvColumnsPerWarp; col++) {
+    const int j = j0 + col;
+#pragma unroll
+    for (int i = 0; i < kMaxGemvRows; i++) {
+      if (i >= m) break;
+      const float sum = warp_sum(acc[col][i]);
+      if (lane == 0 && j < n) out[size_t(i) * n + j] = from_float<TX>(sum + (bias ? to_float(bias[j]) : 0.0f));
+    }
   }
 }
 
@@ -121,6 +155,14 @@ __global__ void convert_blocks_kernel(void* dst, const void* src, size_t blocks,
 
 }  // namespace
 
+vt_status check_quantized_weights(const char* op, const void* w, vt_dtype weight_dtype) {
+  const size_t alignment = quant_dot::weight_alignment(weight_dtype);
+  VT_REQUIRE(is_aligned(w, alignment), op,
+             std::string("w must start ") + std::to_string(alignment) + "-byte aligned for " +
+                 vt::dtype_name(weight_dtype) + " weights");
+  return vt::ok();
+}
+
 vt_status convert_quantized(vt_context* ctx, void* dst, vt_dtype dst_dtype, const void* src, vt_dtype src_dtype,
                             size_t count) {
   const bool dequantize = quant::is_quantized(src_dtype);
@@ -138,6 +180,7 @@ vt_status convert_quantized(vt_context* ctx, void* dst, vt_dtype dst_dtype, cons
 
 vt_status quantized_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m,
                            int32_t n, int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype) {
+  VT_TRY(check_quantized_weights("vt_matmul", w, weight_dtype));
   const auto* wq = static_cast<const uint8_t*>(w);
   with_dtype(act_dtype, [&](auto tag) {
     using TX = typename decltype(tag)::type;
@@ -145,9 +188,11 @@ vt_status quantized_matmul(vt_context* ctx, const void* x, const void* w, const 
     const auto* bt = static_cast<const TX*>(bias);
     auto* ot = static_cast<TX*>(out);
     if (m <= kMaxGemvRows) {
-      auto kernel = &quant_gemv_kernel<TX>;
-      VT_LAUNCH(kernel, unsigned(ceil_div(n, kGemvWarps)), kGemvWarps * kWarpSize, 0, ctx->stream, xt, wq, bt, ot, m, n,
-                k, weight_dtype);
+      quant_dot::with_format(weight_dtype, [&](auto format) {
+        auto kernel = &quant_gemv_kernel<TX, decltype(format)::value>;
+        VT_LAUNCH(kernel, unsigned(ceil_div(n, kGemvColumns)), kGemvWarps * kWarpSize, 0, ctx->stream, xt, wq, bt, ot,
+                  m, n, k, gemv_tile_values(m, k));
+      });
     } else if constexpr (!std::is_same_v<TX, float>) {
       const size_t row_bytes = size_t(k / quant::block_elements(weight_dtype)) * quant::block_bytes(weight_dtype);
       // k is whole blocks of 32 or 256 values, so only x's alignment decides the loads.

@@ -267,7 +267,9 @@ vt_status vt_soft_cap(vt_context* ctx, void* x, size_t count, float cap, vt_dtyp
  *   f32. out must not alias x. weight_dtype may be a quantized format (k a multiple of its
  *   block; rows of w are n rows of blocks, passed through vt_pack_weights); the bias is then in
  *   act_dtype. The CPU library reads x at the weights' precision, as llama.cpp does: rounded to
- *   bf16 for bf16 weights, quantized to int8 per block for quantized ones.
+ *   bf16 for bf16 weights, quantized to int8 per block for quantized ones. The CUDA library
+ *   quantizes x to int8 per block for quantized weights when m <= 8 (decode), and needs them to
+ *   start aligned to 16 bytes (Q4_K, Q5_K), 4 (Q4_1, Q5_1) or 2 (the others).
  */
 vt_status vt_matmul(vt_context* ctx, const void* x, const void* w, const void* bias, void* out, int32_t m, int32_t n,
                     int32_t k, vt_dtype act_dtype, vt_dtype weight_dtype);

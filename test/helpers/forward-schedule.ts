@@ -134,12 +134,12 @@ export async function compareWithReference(
 }
 
 /**
- * Every row within f32 rounding of the reference on the weights as stored, except that the CPU
- * multiplies quantized weights with int8 activations (quantized per block, 1/254 of its largest
- * value at most): those move logits by about a percent of their scale.
+ * Every row close to the reference on the weights as stored: decode multiplies quantized weights
+ * with activations quantized to int8 per block (1/254 of its largest value at most), as
+ * llama.cpp does, on the CPU and CUDA alike; that moves logits by about a percent of their scale.
  */
-export function expectQuantizedRowsClose(rows: Comparison["rows"], logitScale: number, backendName: string): void {
-  expectRowsWithin(rows, (backendName === "cpu" ? 3e-2 : 1e-4) * logitScale);
+export function expectQuantizedRowsClose(rows: Comparison["rows"], logitScale: number): void {
+  expectRowsWithin(rows, 3e-2 * logitScale);
 }
 
 /** Every logit of every row within `tolerance` of the reference's. */

@@ -181,8 +181,7 @@ describe("vt_moe_matmul", () => {
       });
 
   // Quantized experts: each expert's matrix packed on its own, as a GGUF file's stacked experts
-  // would be. The CPU multiplies x quantized to int8 per block, as its vt_matmul does; the CUDA
-  // gather GEMV keeps x in f32.
+  // would be. x is quantized to int8 per block, as vt_matmul's decode does, on both backends.
   test.each(ALL_QUANT_FORMATS)(
     "quantized expert weights (%s): each slot times its expert's dequantized matrix",
     (format) => {
@@ -210,7 +209,7 @@ describe("vt_moe_matmul", () => {
         weightDtype: format,
       });
       const expected = ref.moeMatmul({
-        x: backend.name === "cpu" ? quantizeActivations(x, format) : x,
+        x: quantizeActivations(x, format),
         slotsPerXRow: 1,
         w: dequantize(format, blocks),
         groups: ref.moeGroup(expertIds, numExperts),
@@ -307,11 +306,12 @@ describe("vt_moe_matmul with 16-bit activations", () => {
         }),
       );
       if (!ran) return;
-      // The tiled kernel rounds dequantized weights to the activations' dtype as it stages them.
+      // The tiled kernel rounds dequantized weights to the activations' dtype as it stages them;
+      // the gather GEMV multiplies quantized ones with x quantized to int8.
       const tiled = numSlots >= 8 * numExperts;
       const wRead = blocks === null ? rounded(values, dtype) : dequantize(weights as QuantFormat, blocks);
       const expected = ref.moeMatmul({
-        x,
+        x: blocks !== null && !tiled ? quantizeActivations(x, weights as QuantFormat) : x,
         slotsPerXRow,
         w: tiled ? rounded(wRead, dtype) : wRead,
         groups: ref.moeGroup(expertIds, numExperts),

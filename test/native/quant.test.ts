@@ -4,6 +4,7 @@
 // shapes, with a bias; f32 activations, and on CUDA 16-bit ones through the tensor-core path);
 // the argument checks. The reference's block layouts are tested in test/reference/quant.test.ts.
 import { describe, expect, test } from "bun:test";
+import { offsetAddress } from "../../src/backend/address.ts";
 import type { Address } from "../../src/backend/backend.ts";
 import { encodeFromF32 } from "../../src/backend/dtype.ts";
 import { ALL_QUANT_FORMATS, QUANT_FORMATS, type QuantFormat } from "../../src/backend/weight-format.ts";
@@ -72,10 +73,33 @@ describe.each(ALL_QUANT_FORMATS)("%s", (format: QuantFormat) => {
       actDtype: "f32",
       weightDtype: format,
     });
-    // The CPU multiplies x quantized to int8 per block, as llama.cpp does; the CUDA kernels keep
-    // x in f32.
-    const xRead = backend.name === "cpu" ? quantizeActivations(x, format) : x;
+    // x quantized to int8 per block, as llama.cpp does: on the CPU always, on CUDA in the decode
+    // kernel (m <= 8; its tiled kernels keep x in f32).
+    const xRead = backend.name === "cpu" || m <= 8 ? quantizeActivations(x, format) : x;
     const expected = referenceMatmul(xRead, dequantize(format, blocks), bias, m, n, k);
+    expectClose(device.download(out, m * n), expected, { rtol: 0, atol: 1e-5 * Math.sqrt(k) });
+  });
+
+  // CUDA's decode kernel quantizes x into shared memory 4096 values of 8 rows at a time: k past
+  // that takes a second, partial tile.
+  test("vt_matmul with m = 8 and k = 4352 (two tiles of x) matches the product with the dequantized weights", () => {
+    const m = 8;
+    const n = 20;
+    const k = 4352;
+    const x = randomValues(m * k, 14);
+    const blocks = quantize(format, weightLike(n * k, 15));
+    const out = device.alloc(m * n * 4);
+    backend.matmul({
+      x: device.upload(x),
+      w: uploadWeights(format, blocks, n, k),
+      out,
+      m,
+      n,
+      k,
+      actDtype: "f32",
+      weightDtype: format,
+    });
+    const expected = referenceMatmul(quantizeActivations(x, format), dequantize(format, blocks), null, m, n, k);
     expectClose(device.download(out, m * n), expected, { rtol: 0, atol: 1e-5 * Math.sqrt(k) });
   });
 });
@@ -117,9 +141,13 @@ describe.each(["q4_0", "q5_1", "q4_k", "q6_k"] as const)("%s with 16-bit activat
       }),
     );
     if (!ran) return;
-    // The tensor-core path (m > 8) also rounds the dequantized weights to the activations' dtype.
+    // The decode kernel (m <= 8) quantizes x to int8; the tensor-core path rounds the dequantized
+    // weights to the activations' dtype.
     const weights = dequantize(format, blocks);
-    const expected = referenceMatmul(x, m > 8 ? rounded(weights, dtype) : weights, bias, m, n, k);
+    const expected =
+      m > 8
+        ? referenceMatmul(x, rounded(weights, dtype), bias, m, n, k)
+        : referenceMatmul(quantizeActivations(x, format), weights, bias, m, n, k);
     expectClose(device.download(out, m * n, dtype), expected, { rtol: halfUlp[dtype], atol: 1e-5 * Math.sqrt(k) });
   });
 });
@@ -136,6 +164,18 @@ describe("argument checks", () => {
     expect(() => backend.convert(w, "f32", w, "q4_k", 100)).toThrow(
       /count 100 is not a multiple of q4_k's block of 256/,
     );
+  });
+
+  // The CUDA kernels read Q4_K's blocks 16 bytes at a time (the CPU packs its own copy).
+  test("on CUDA, quantized weights must start aligned for the kernels' loads", () => {
+    if (backend.name !== "cuda") return;
+    const x = device.upload(randomValues(256, 1));
+    const w = device.alloc(1024);
+    const out = device.alloc(4);
+    const at = (offset: number) => () =>
+      backend.matmul({ x, w: offsetAddress(w, offset), out, m: 1, n: 1, k: 256, actDtype: "f32", weightDtype: "q4_k" });
+    expect(at(8)).toThrow(/vt_matmul: w must start 16-byte aligned for q4_k weights/);
+    at(16)();
   });
 
   test("vt_pack_weights takes whole blocks of a quantized format", () => {
