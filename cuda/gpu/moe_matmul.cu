@@ -2,17 +2,19 @@
 // vt_moe_group sorted by expert. Two kernels, picked on the host by the average slots per expert
 // (the counts themselves stay on the device, so a step with this op can be captured in a graph):
 //   few (decode): a gather GEMV. A warp owns one output column of one expert and takes that
-//     expert's slots kGemvSlots at a time, each lane reading a step of the column's weights (16
-//     bytes of a plain row, or a chunk of 32 quantized values with its scales, multiplied by
-//     dp4a with x's rows quantized to int8 beforehand, as vt_matmul's decode does) and
-//     multiplying it with those slots' rows of x. So each used expert's weights are read once,
-//     in their stored size, and an unused expert's not at all (its blocks return at once).
-//   many (prefill), 16-bit activations, weights quantized or in the activations' dtype: the
-//     tensor cores' tile (gemm_tensor_core.cuh's gemm_tile) over each expert's slots, BM at a
+//     expert's slots kGemvSlots at a time; each lane reads a step of the column's weights (16
+//     bytes of a plain row, or a chunk of 32 quantized values with its scales) and multiplies it
+//     with those slots' rows of x (quantized weights by dp4a, x's rows quantized to int8
+//     beforehand, as vt_matmul's decode does). So each used expert's weights are read once, in
+//     their stored size, and an unused expert's not at all (its blocks return at once).
+//   many (prefill), 16-bit activations, weights quantized or in the activations' dtype, x and w
+//     16-byte aligned with k % 8 == 0 (always so for the engine's buffers): the tensor cores'
+//     tile (gemm_tensor_core.cuh's gemm_tile) over each expert's slots, BM at a
 //     time, x's rows gathered by slot and the outputs scattered back to their slots. Block b
 //     along x takes the b-th of all the experts' tiles, found by a scan of the experts' counts;
 //     the grid is sized for the most tiles the slots can make, and blocks past the last return.
-//   Otherwise (f32 activations, mixed 16-bit dtypes: tests) the gather GEMV at any count.
+//   Otherwise (f32 activations, mixed 16-bit dtypes, unaligned rows: tests) the gather GEMV at
+//   any count.
 #include <algorithm>
 #include <type_traits>
 
@@ -152,8 +154,9 @@ __device__ __forceinline__ void find_tile(const int32_t* expert_offsets, int32_t
 }
 
 // Launch: grid (most tiles the slots can make, ceil(n / BN)), 256 threads.
-template <class A, class W, int BM, int BN, bool kVectorLoads>
-__global__ void __launch_bounds__(matmul::kTcThreads, kVectorLoads ? 2 : 1)
+// x's rows, w's and out's are read and written 16 bytes at a time (the caller checks alignment).
+template <class A, class W, int BM, int BN>
+__global__ void __launch_bounds__(matmul::kTcThreads, 2)
     moe_gemm_kernel(const A* __restrict__ x, int32_t slots_per_x_row, const W w, const int32_t* sorted_slots,
                     const int32_t* expert_offsets, int32_t num_experts, A* __restrict__ out, int32_t n, int32_t k,
                     bool vector_stores) {
@@ -165,42 +168,36 @@ __global__ void __launch_bounds__(matmul::kTcThreads, kVectorLoads ? 2 : 1)
   __syncthreads();
   if (tile_expert < 0) return;  // the whole block: past the last tile
   const int32_t* slots = sorted_slots + tile_first;
-  matmul::gemm_tile<A, BM, BN, kVectorLoads>(
-      matmul::GatheredRows<A, BM>(x, k, slots_per_x_row, slots, tile_count),
-      w.skip_rows(size_t(tile_expert) * size_t(n), k), static_cast<const A*>(nullptr),
-      matmul::SlotOutput<A>{out, slots, tile_count, n}, int(blockIdx.y) * BN, n, k, vector_stores);
+  matmul::gemm_tile<A, BM, BN, true>(matmul::GatheredRows<A, BM>(x, k, slots_per_x_row, slots, tile_count),
+                                     w.skip_rows(size_t(tile_expert) * size_t(n), k), static_cast<const A*>(nullptr),
+                                     matmul::SlotOutput<A>{out, slots, tile_count, n}, int(blockIdx.y) * BN, n, k,
+                                     vector_stores);
 }
 
 template <class A, class W, int B>
 void launch_moe_gemm_tiles(vt_context* ctx, const A* x, int32_t slots_per_x_row, const W& w,
                            const int32_t* sorted_slots, const int32_t* expert_offsets, A* out, int32_t num_slots,
-                           int32_t num_experts, int32_t n, int32_t k, bool vector_loads) {
+                           int32_t num_experts, int32_t n, int32_t k) {
   // Each used expert's last tile may be partial: at most one per expert beyond num_slots / B.
   const unsigned most_tiles = unsigned(num_slots / B + std::min(num_slots, num_experts));
   const dim3 grid(most_tiles, ceil_div(size_t(n), B));
   const bool vector_stores = n % 8 == 0 && is_aligned(out, 16);
-  if (vector_loads) {
-    auto kernel = &moe_gemm_kernel<A, W, B, B, true>;
-    VT_LAUNCH(kernel, grid, matmul::kTcThreads, 0, ctx->stream, x, slots_per_x_row, w, sorted_slots, expert_offsets,
-              num_experts, out, n, k, vector_stores);
-  } else {
-    auto kernel = &moe_gemm_kernel<A, W, B, B, false>;
-    VT_LAUNCH(kernel, grid, matmul::kTcThreads, 0, ctx->stream, x, slots_per_x_row, w, sorted_slots, expert_offsets,
-              num_experts, out, n, k, vector_stores);
-  }
+  auto kernel = &moe_gemm_kernel<A, W, B, B>;
+  VT_LAUNCH(kernel, grid, matmul::kTcThreads, 0, ctx->stream, x, slots_per_x_row, w, sorted_slots, expert_offsets,
+            num_experts, out, n, k, vector_stores);
 }
 
 // The tiled kernel, its tiles sized as the dense GEMM sizes them for m = slots per expert.
 template <class A, class W>
 void launch_moe_gemm(vt_context* ctx, const A* x, int32_t slots_per_x_row, const W& w, const int32_t* sorted_slots,
                      const int32_t* expert_offsets, A* out, int32_t num_slots, int32_t num_experts, int32_t n,
-                     int32_t k, bool vector_loads) {
+                     int32_t k) {
   if (num_slots <= matmul::kTcSmallTileMaxRows * num_experts)
     launch_moe_gemm_tiles<A, W, 64>(ctx, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots,
-                                    num_experts, n, k, vector_loads);
+                                    num_experts, n, k);
   else
     launch_moe_gemm_tiles<A, W, 128>(ctx, x, slots_per_x_row, w, sorted_slots, expert_offsets, out, num_slots,
-                                     num_experts, n, k, vector_loads);
+                                     num_experts, n, k);
 }
 
 template <class A, class Experts>
@@ -234,12 +231,15 @@ extern "C" vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots
   // activations take the tiled kernel, which reads x as it is.
   const bool gemv_fits = !quantized || quant_dot::QuantizedRows::bytes(
                                            x_rows, k, vt::quant::block_elements(weight_dtype)) <= ctx->scratch_bytes;
-  const bool tiled = act_dtype != VT_F32 && (quantized || weight_dtype == act_dtype) &&
+  // The tiled kernel's 16-byte loads: k is whole blocks of quantized weights, and plain ones
+  // start every expert aligned when k % 8 == 0.
+  const bool tile_loads = k % 8 == 0 && is_aligned(x, 16) && (quantized || is_aligned(w, 16));
+  const bool tiled = act_dtype != VT_F32 && (quantized || weight_dtype == act_dtype) && tile_loads &&
                      (num_slots >= kTiledMinSlotsPerExpert * num_experts || !gemv_fits);
   if (quantized) {
     VT_TRY(check_quantized_weights(op, w, weight_dtype));
     VT_REQUIRE(tiled || gemv_fits, op,
-               "x quantized to int8 for f32 activations needs more than the context's scratch: fewer slots per call");
+               "x quantized to int8 would need more than the context's scratch: fewer slots per call");
   }
   with_dtype(act_dtype, [&](auto a) {
     using A = typename decltype(a)::type;
@@ -250,14 +250,12 @@ extern "C" vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots
     const auto* wq = static_cast<const uint8_t*>(w);
     if constexpr (!std::is_same_v<A, float>) {
       if (tiled) {
-        // k is whole blocks of quantized weights; plain ones start every expert aligned when k % 8 == 0.
-        const bool vector_loads = k % 8 == 0 && is_aligned(x, 16) && (quantized || is_aligned(w, 16));
         if (quantized)
           launch_moe_gemm(ctx, xa, slots_per_x_row, matmul::QuantizedWeights<A>{wq, weight_dtype, row_bytes},
-                          sorted_slots, expert_offsets, outa, num_slots, num_experts, n, k, vector_loads);
+                          sorted_slots, expert_offsets, outa, num_slots, num_experts, n, k);
         else
           launch_moe_gemm(ctx, xa, slots_per_x_row, matmul::HalfWeights<A>{static_cast<const A*>(w)}, sorted_slots,
-                          expert_offsets, outa, num_slots, num_experts, n, k, vector_loads);
+                          expert_offsets, outa, num_slots, num_experts, n, k);
         return;
       }
     }

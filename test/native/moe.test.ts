@@ -248,8 +248,8 @@ describe("vt_moe_matmul", () => {
 // gather GEMV, past it the tensor cores' tile over each expert's slots: 64-row tiles up to 64
 // slots per expert on average, 128-row ones beyond, an expert's slots spread over several tiles
 // (the last one partial), experts with none, n off the tile widths, x of tokens or of slots, and
-// once x unaligned (element-wise loads). Plain weights in the activations' dtype and quantized
-// ones. The CPU computes in f32 and refuses them (status 3).
+// once x unaligned (which the tiled kernel's 16-byte loads leave to the gather GEMV). Plain
+// weights in the activations' dtype and quantized ones. The CPU computes in f32 and refuses them (status 3).
 describe("vt_moe_matmul with 16-bit activations", () => {
   const halfUlp = { bf16: 2 ** -8, f16: 2 ** -11 } as const;
   type Case = [
