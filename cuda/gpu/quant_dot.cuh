@@ -1,13 +1,16 @@
 // Dot products of quantized weights with activations quantized to int8, as llama.cpp's CUDA
 // decode kernels (and this project's CPU kernels) compute them: the weights' integer values meet
 // x's through dp4a, four products per instruction, and the scales are applied once per 16 or 32
-// values. Dequantizing every weight to f32 instead costs a conversion and an FMA per weight per
-// row of x, which made the decode GEMV issue-bound far below HBM bandwidth.
+// values. Dequantizing every weight to f32 instead costs a byte load, a conversion and an FMA
+// per weight per row of x: about 300 instructions per 18 bytes of Q4_K, too many to issue at
+// HBM bandwidth (an estimate by count; the GPU check measures it).
 //
-// x is quantized first (quantize_rows): per block of the weights' format (32 values, or 256 for
-// the K-quants) the scale d = max |x| / 127 and q = round(x / d) in int8, exactly as
-// src/reference/quant.ts's quantizeActivations; with each 16 values' sum of q, for the formats
-// whose weights carry an offset (Q4_0's -8, a min, Q6_K's -32).
+// x is quantized first (quantize_group: by the decode GEMV's blocks into shared memory, or by
+// quantize_rows into the context's scratch for the experts' gather GEMV): per block of the
+// weights' format (32 values, or 256 for the K-quants) the scale d = max |x| / 127 and
+// q = round(x / d) in int8, exactly as src/reference/quant.ts's quantizeActivations; with each
+// 16 values' sum of q, for the formats whose weights carry an offset (Q4_0's -8, a min, Q6_K's
+// -32).
 //
 // A weight chunk (32 values that share their scales) is decoded into 8 words of 4 int8 values in
 // order (WeightChunk), with a scale and an offset coefficient for each half of 16:
