@@ -145,8 +145,6 @@ struct WeightChunk {
   float offset[2];
 };
 
-__device__ __forceinline__ float half_at(const uint8_t* p) { return quant::half_to_float(p); }
-
 // Little-endian 32-bit word at p, 2-byte aligned.
 __device__ __forceinline__ uint32_t word_of_halves(const uint8_t* p) {
   VT_CHECK_ALIGNED(p, 2);
@@ -204,7 +202,7 @@ __device__ __forceinline__ WeightChunk weight_chunk(const uint8_t* __restrict__ 
     const uint8_t* b = row + size_t(c) * 34;
 #pragma unroll
     for (int i = 0; i < 8; i++) chunk.q[i] = int32_t(word_of_halves(b + 2 + 4 * i));
-    set_uniform(chunk, half_at(b), 0.0f);
+    set_uniform(chunk, quant::half_to_float(b), 0.0f);
   } else if constexpr (F == VT_Q4_0 || F == VT_Q5_0) {
     constexpr bool five = F == VT_Q5_0;
     const uint8_t* b = row + size_t(c) * (five ? 22 : 18);
@@ -214,7 +212,7 @@ __device__ __forceinline__ WeightChunk weight_chunk(const uint8_t* __restrict__ 
     for (int i = 0; i < 4; i++) bytes[i] = word_of_halves(qs + 4 * i);
     split_nibbles(bytes, chunk.q);
     if constexpr (five) add_fifth_bits(word_of_halves(b + 2), chunk.q);
-    const float d = half_at(b);
+    const float d = quant::half_to_float(b);
     set_uniform(chunk, d, quant::mul(d, five ? -16.0f : -8.0f));
   } else if constexpr (F == VT_Q4_1 || F == VT_Q5_1) {
     constexpr bool five = F == VT_Q5_1;
@@ -263,7 +261,7 @@ __device__ __forceinline__ WeightChunk weight_chunk(const uint8_t* __restrict__ 
       const uint32_t high = (word_of_halves(qh + 4 * i) >> high_shift) & 0x03030303u;
       chunk.q[i] = int32_t(low | (high << 4));
     }
-    const float d = half_at(b + 208);
+    const float d = quant::half_to_float(b + 208);
     const auto* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * h + 2 * g);
 #pragma unroll
     for (int half = 0; half < 2; half++) {

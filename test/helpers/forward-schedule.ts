@@ -139,11 +139,7 @@ export async function compareWithReference(
  * llama.cpp does, on the CPU and CUDA alike; that moves logits by about a percent of their scale.
  */
 export function expectQuantizedRowsClose(rows: Comparison["rows"], logitScale: number): void {
-  expectRowsWithin(rows, 3e-2 * logitScale);
-}
-
-/** Every logit of every row within `tolerance` of the reference's. */
-export function expectRowsWithin(rows: Comparison["rows"], tolerance: number): void {
+  const tolerance = 3e-2 * logitScale;
   for (const { actual, expected, stepTokens } of rows) {
     let worst = 0;
     for (let v = 0; v < actual.length; v++) worst = Math.max(worst, Math.abs(actual[v]! - expected[v]!));
