@@ -11,8 +11,9 @@ Needs only torch (a CUDA build for --device cuda, the default):
 
 Timing follows src/bench/kernels/timing.ts exactly: one warm-up call, then samples of as many
 back-to-back calls as fill about 2 ms followed by one synchronize, repeated for at least
---min-time-ms and --repeats samples; the fastest sample's time per call counts. Matmul weights
-rotate through --cold-mib of copies so that they come from DRAM, as ours do.
+--min-time-ms and --repeats samples; the fastest sample's time per call counts. On CUDA a sample
+is one replay of a CUDA graph of its calls, so that the host's launches are not what is timed.
+Matmul weights rotate through --cold-mib of copies so that they come from DRAM, as ours do.
 
 Prefill attention is one causal chunk per sequence: q, k and v of query_len tokens each, laid out
 token-major ([batch, tokens, heads, head_dim], viewed as [batch, heads, tokens, head_dim]) as a
@@ -81,30 +82,66 @@ class Timer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def best_seconds(self, run):
+    def best_seconds(self, run, rotation=1):
         """Seconds of one call of run(call_index), as timing.ts's bestSeconds measures them."""
-        call = 0
-        run(call)
-        call += 1
+        run(0)
         self.sync()
         t0 = time.perf_counter()
-        run(call)
-        call += 1
+        run(1)
         self.sync()
         single = time.perf_counter() - t0
-        calls = min(10_000, max(1, math.ceil(self.sample_seconds / max(single, 1e-9))))
-        best = single
-        start = time.perf_counter()
-        sample = 1
-        while sample <= self.min_repeats or time.perf_counter() - start < self.min_seconds:
+
+        def calls_for(seconds_per_call):
+            calls = min(10_000, math.ceil(self.sample_seconds / max(seconds_per_call, 1e-9)))
+            return max(1, math.ceil(calls / rotation)) * rotation
+
+        if self.device.type == "cuda":
+            return self.fastest_graph_replay(run, calls_for, single)
+        calls = calls_for(single)
+        next_call = [2]
+
+        def sample():
             s0 = time.perf_counter()
             for _ in range(calls):
-                run(call)
-                call += 1
+                run(next_call[0])
+                next_call[0] += 1
             self.sync()
-            best = min(best, (time.perf_counter() - s0) / calls)
-            sample += 1
+            return (time.perf_counter() - s0) / calls
+
+        return self.fastest_sample(single, sample)
+
+    def fastest_sample(self, best, sample):
+        start = time.perf_counter()
+        count = 1
+        while count <= self.min_repeats or time.perf_counter() - start < self.min_seconds:
+            best = min(best, sample())
+            count += 1
         return best
+
+    def fastest_graph_replay(self, run, calls_for, single):
+        """Samples replay a CUDA graph of their calls, as timing.ts's do on CUDA."""
+        def capture(calls):
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                for call in range(calls):
+                    run(call)
+            return graph
+
+        def replay_seconds(graph):
+            s0 = time.perf_counter()
+            graph.replay()
+            self.sync()
+            return time.perf_counter() - s0
+
+        calls = calls_for(single)
+        graph = capture(calls)
+        estimate = replay_seconds(graph) / calls
+        if calls_for(estimate) > calls:
+            del graph
+            calls = calls_for(estimate)
+            graph = capture(calls)
+            replay_seconds(graph)
+        return self.fastest_sample(min(single, estimate), lambda: replay_seconds(graph) / calls)
 
 
 def copy_bandwidth_gbs(timer, device, nbytes):
@@ -124,7 +161,8 @@ def time_matmuls(timer, device, model, row_counts, cold_bytes):
         out = torch.empty(max(row_counts), n, dtype=torch.bfloat16, device=device)
         for m in row_counts:
             xm, outm = x[:m], out[:m]
-            seconds = timer.best_seconds(lambda call: torch.matmul(xm, copies[call % len(copies)].t(), out=outm))
+            seconds = timer.best_seconds(lambda call: torch.matmul(xm, copies[call % len(copies)].t(), out=outm),
+                                         len(copies))
             rows.append({"layer": name, "m": m, "n": n, "k": k, "time_us": seconds * 1e6,
                          "tflops": 2 * m * n * k / seconds / 1e12, "weight_gbs": weight_bytes / seconds / 1e9})
         del copies, x, out

@@ -35,10 +35,9 @@ constexpr int kGemvSlots = 4;  // slots a warp takes per pass over an expert's c
 // would be nearly empty while the GEMV reads the same weight bytes.
 constexpr int kTiledMinSlotsPerExpert = 8;
 
-// One output column's weights as stored, read kStep values (one 16-byte load, or 1) at a time.
+// One output column's weights as stored, read S values (one 16-byte load, or 1) at a time.
 template <class W, int S>
 struct PlainColumn {
-  static constexpr int kStep = S;
   const W* row;
   __device__ __forceinline__ void read(int step, float (&values)[S]) const {
     if constexpr (S == 1)

@@ -1,11 +1,12 @@
 // Quantized weight formats on the GPU (cuda/shared/quant.h's blocks): vt_convert's quantizing
 // and dequantizing, and vt_matmul with quantized weights.
-//   m <= 8 (decode): each block quantizes x to int8 into shared memory (quant_dot.cuh; all of it
-//     at once for one row up to k = 32768), then each warp takes 2 output columns; each lane
-//     takes whole chunks of 32 values of the rows (every 32nd chunk) with wide loads, their
-//     scales read once, and multiplies them with every row of x by dp4a, so w is read once, in
-//     its quantized size. Quantizing in the block spares a kernel launch per matmul, which at
-//     a few microseconds per decode matmul would cost as much as the weights' bytes.
+//   m <= 8 (decode): each block asks L2 for the first weights of its columns (prefetch_tile),
+//     quantizes x to int8 into shared memory meanwhile (quant_dot.cuh; all of it at once for
+//     one row up to k = 32768), then each warp takes 2 output columns; each lane takes whole
+//     chunks of 32 values of the rows (every 32nd chunk) with wide loads, their scales read
+//     once, and multiplies them with every row of x by dp4a, so w is read once, in its
+//     quantized size. Quantizing in the block spares a kernel launch per matmul, which at a few
+//     microseconds per decode matmul would cost as much as the weights' bytes.
 //   m > 8 (prefill), 16-bit activations: gemm_tensor_core.cuh's wmma kernel, its w tiles
 //     dequantized to the activations' dtype as they are staged (8 values per thread and chunk,
 //     the chunk's scales decoded once); w is read once per block row of the output, as the
@@ -37,6 +38,22 @@ inline int gemv_tile_values(int m, int k) {
   return k < fit ? k : fit;
 }
 
+// The first bytes of a tile of the warp's columns of w (the tile's values from `first_byte` of
+// each row, tile_bytes of them), asked of L2 a 128-byte line per lane: half the lanes take each
+// column, 2 KiB of it. The gemv asks before it quantizes x, so that the weights' DRAM latency
+// (about a microsecond under load) overlaps the quantizing and its barriers instead of following
+// them: a small layer's weights take only about 2 µs to read at m = 1 (4096 x 4096 in Q4_K on an
+// H200), and most of its 2304-byte rows are on their way by then.
+__device__ __forceinline__ void prefetch_tile(const uint8_t* w, size_t row_bytes, int j0, int n, size_t first_byte,
+                                              size_t tile_bytes) {
+  constexpr int kLanesPerColumn = kWarpSize / kGemvColumnsPerWarp;
+  static_assert(kWarpSize % kGemvColumnsPerWarp == 0, "whole lanes per column");
+  const int lane = threadIdx.x % kWarpSize;
+  const int j = j0 + lane / kLanesPerColumn;
+  const size_t line = size_t(lane % kLanesPerColumn) * 128;
+  if (j < n && line < tile_bytes) vt_prefetch_l2(w + size_t(j) * row_bytes + first_byte + line);
+}
+
 // Decode: the block quantizes x (m rows, a tile of tile_values of each row at a time) into shared
 // memory, then each warp multiplies its kGemvColumnsPerWarp columns of w with it, each lane a
 // chunk of 32 values at a time. Launch: grid ceil(n / kGemvColumns), kGemvWarps warps.
@@ -55,6 +72,8 @@ __global__ void __launch_bounds__(kGemvWarps* kWarpSize)
   for (int t0 = 0; t0 < k; t0 += tile_values) {
     const int columns = min(tile_values, k - t0);
     const quant_dot::QuantizedRows xq{tile_q, tile_d, tile_sums, columns, kBlock};
+    const size_t block_bytes = quant::block_bytes(F);
+    prefetch_tile(w, row_bytes, j0, n, size_t(t0 / kBlock) * block_bytes, size_t(columns / kBlock) * block_bytes);
     __syncthreads();  // every warp is done with the previous tile
     const int groups = m * (columns / 8);
     for (int g0 = 0; g0 < groups; g0 += kGemvWarps * kWarpSize)

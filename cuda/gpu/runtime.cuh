@@ -8,7 +8,9 @@
 // and one restriction: no __CUDA_ARCH__ checks and no inline PTX, so that every line of a kernel
 // runs in the emulation too. A vector access (8 or 16 bytes at once) states its alignment with
 // VT_CHECK_ALIGNED(pointer, bytes): free on the GPU (where a misaligned one faults), checked in
-// the emulation (where x86 would quietly allow it).
+// the emulation (where x86 would quietly allow it). vt_prefetch_l2(pointer) asks the GPU's L2
+// for the 128-byte line holding pointer without waiting for it; in the emulation it reads the
+// byte, so that AddressSanitizer catches a prefetch outside the buffer, as nothing on a GPU does.
 #pragma once
 
 #if defined(__CUDACC__)
@@ -28,6 +30,10 @@
 
 #define VT_CHECK_ALIGNED(pointer, bytes) ((void)0)
 
+__device__ __forceinline__ void vt_prefetch_l2(const void* pointer) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(pointer));
+}
+
 #else
 
 #include "cuda_emu.h"
@@ -38,5 +44,7 @@
 #define VT_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(::emu::dynamic_shared_memory())
 
 #define VT_CHECK_ALIGNED(pointer, bytes) ::emu::check_aligned((pointer), (bytes), __FILE__, __LINE__)
+
+inline void vt_prefetch_l2(const void* pointer) { (void)*static_cast<const volatile unsigned char*>(pointer); }
 
 #endif

@@ -10,6 +10,7 @@ import { cpuVariants } from "#embedded-libraries";
 import { parseJunit } from "../../bench/gpu/junit.ts";
 import { renderMarkdown, type StageReport } from "../../bench/gpu/report-markdown.ts";
 import { runCommand } from "../../bench/gpu/run-command.ts";
+import { fractionTogether } from "../../bench/gpu/stages-figures.ts";
 
 const KIT = resolve(import.meta.dir, "../../build/gpu-kit");
 const KIT_LIMIT_BYTES = 60 * 2 ** 20;
@@ -109,6 +110,19 @@ describe("Bun's JUnit report", () => {
   });
 });
 
+describe("stage figures", () => {
+  test("the fraction of peak of matmuls run one after the other weighs each by its time", () => {
+    // 10 µs at 0.8 and 30 µs at 0.6: (8 + 18) / 40 of the peak's bytes per µs.
+    const rows = [
+      { time_us: 10, fraction_of_peak_bandwidth: 0.8 },
+      { time_us: 30, fraction_of_peak_bandwidth: 0.6 },
+      { time_us: 99 },
+    ];
+    expect(fractionTogether(rows)).toBe(0.65);
+    expect(fractionTogether([{ time_us: 5 }])).toBeNull();
+  });
+});
+
 describe("gpu-report.md", () => {
   const stage = (name: string, figures: StageReport["figures"]): StageReport => ({
     name,
@@ -134,6 +148,11 @@ describe("gpu-report.md", () => {
           b256_c32768: 0.88,
         }),
         stage("hf-generate", { vllm_ts_over_hf: 15.5, output_tokens_per_second: 1000 }),
+        stage("quantized-matmul", {
+          q4k_m1_fraction_of_peak_min: 0.55,
+          q4k_m1_fraction_of_peak_max: 0.8,
+          q4k_m1_fraction_of_peak_layers: 0.74,
+        }),
       ],
     });
     expect(markdown).toStartWith("# GPU check: NVIDIA H200");
@@ -142,6 +161,9 @@ describe("gpu-report.md", () => {
     );
     expect(markdown).toContain("| end to end, output tokens/s: vllm-ts / HF generate | 14-24x | 15.5 (- / 1000) |");
     expect(markdown).toContain("| matmul vs torch.matmul, default path, m >= 256 (min over layers) | >= 0.9 | - |");
+    expect(markdown).toContain(
+      "| Q4_K matmul, m = 1 (Llama-3.1-8B layers), weight bandwidth fraction of peak (min .. max; the four layers one after the other) | >= 0.70 | 0.55 .. 0.8; 0.74 |",
+    );
     expect(markdown).toContain("| batch \\ context | 1024 | 32768 |");
     expect(markdown).toContain("| 256 | 0.5 | 0.88 |");
     expect(markdown).toContain("| 1 | 0.01 | - |");

@@ -2,7 +2,8 @@
 // refused before it is tokenized, and long text below that is tokenized (and conversations
 // rendered) on the model's tokenizer thread, so /health keeps answering meanwhile: within 250 ms,
 // or, on a machine so loaded that the request itself takes longer, within a quarter of the
-// request's time (a thread blocked by the work would leave /health waiting for most of it).
+// request's time (a thread blocked by the work would leave /health waiting for most of it), in
+// one of two tries.
 // The demo model, as the issue probed it: a 4096-token context and Qwen3's tokenizer (no token
 // stands for more than 128 bytes, times 3 for its NFC normalizer: 1.5 MB at most).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -26,7 +27,7 @@ const LONG_TEXT = "hello world ".repeat(120_000);
 
 /** Sends a body (built beforehand, so that the client's own work does not delay its polls) and
  * polls /health until the answer arrives; gives the slowest /health, and what it must stay under. */
-async function whilePolling(
+async function pollingOnce(
   path: string,
   body: string,
 ): Promise<{ response: Response; slowestHealthMs: number; healthBoundMs: number }> {
@@ -51,6 +52,17 @@ async function whilePolling(
   done = true;
   await polling;
   return { response, slowestHealthMs, healthBoundMs: Math.max(HEALTH_BOUND_MS, requestMs / 4) };
+}
+
+/** pollingOnce, and once more if a /health was slower than its bound: a moment of load on a shared
+ * machine (CI's 2 cores) can stall one poll, where a thread blocked by the work stalls every try.
+ * The requests here change nothing on the server, so sending one twice is harmless. */
+async function whilePolling(
+  path: string,
+  body: string,
+): Promise<{ response: Response; slowestHealthMs: number; healthBoundMs: number }> {
+  const first = await pollingOnce(path, body);
+  return first.slowestHealthMs < first.healthBoundMs ? first : pollingOnce(path, body);
 }
 
 interface Answer {

@@ -142,23 +142,28 @@ function timeShape(
       for (let e = 0; e < numExperts; e++)
         fillWeights(backend, offsetAddress(w, e * expertBytes), weightDtype, n, k, 23 + e);
       backend.fillUniform(x, actDtype, xRows * k, 29, 1);
-      const seconds = bestSeconds(backend, setup.timing, (call) => {
-        const routing = routings[call % ROUTINGS]!;
-        backend.moeMatmul({
-          x,
-          slotsPerXRow,
-          w,
-          sortedSlots: routing.sortedSlots,
-          expertOffsets: routing.expertOffsets,
-          out,
-          numSlots: slots,
-          numExperts,
-          n,
-          k,
-          actDtype,
-          weightDtype,
-        });
-      });
+      const seconds = bestSeconds(
+        backend,
+        setup.timing,
+        (call) => {
+          const routing = routings[call % ROUTINGS]!;
+          backend.moeMatmul({
+            x,
+            slotsPerXRow,
+            w,
+            sortedSlots: routing.sortedSlots,
+            expertOffsets: routing.expertOffsets,
+            out,
+            numSlots: slots,
+            numExperts,
+            n,
+            k,
+            actDtype,
+            weightDtype,
+          });
+        },
+        ROUTINGS,
+      );
       const weightGBps = (expertsUsed * expertBytes) / seconds / 1e9;
       return {
         model: shape.name,

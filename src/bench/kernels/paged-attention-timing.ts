@@ -106,30 +106,34 @@ export function timePagedAttention(
     backend.upload(lens, seqLens);
     backend.upload(starts, queryStartLoc);
     const tableBytes = 4 * c.numSeqs * perSeq;
-    return bestSeconds(backend, options, (call) =>
-      backend.pagedAttention({
-        out,
-        q,
-        kCache,
-        vCache,
-        blockTables: offsetAddress(tables, (call % copies) * tableBytes),
-        seqLens: lens,
-        queryStartLoc: starts,
-        numSeqs: c.numSeqs,
-        numTokens,
-        maxQueryLen: c.queryLen,
-        maxSeqLen: c.seqLen,
-        maxBlocksPerSeq: perSeq,
-        numQHeads: c.numQHeads,
-        numKvHeads: c.numKvHeads,
-        headDim: c.headDim,
-        qRowStride: c.numQHeads * c.headDim,
-        blockSize: c.blockSize,
-        scale: 1 / Math.sqrt(c.headDim),
-        slidingWindow: 0,
-        actDtype: c.actDtype,
-        cacheDtype: c.cacheDtype,
-      }),
+    return bestSeconds(
+      backend,
+      options,
+      (call) =>
+        backend.pagedAttention({
+          out,
+          q,
+          kCache,
+          vCache,
+          blockTables: offsetAddress(tables, (call % copies) * tableBytes),
+          seqLens: lens,
+          queryStartLoc: starts,
+          numSeqs: c.numSeqs,
+          numTokens,
+          maxQueryLen: c.queryLen,
+          maxSeqLen: c.seqLen,
+          maxBlocksPerSeq: perSeq,
+          numQHeads: c.numQHeads,
+          numKvHeads: c.numKvHeads,
+          headDim: c.headDim,
+          qRowStride: c.numQHeads * c.headDim,
+          blockSize: c.blockSize,
+          scale: 1 / Math.sqrt(c.headDim),
+          slidingWindow: 0,
+          actDtype: c.actDtype,
+          cacheDtype: c.cacheDtype,
+        }),
+      copies,
     );
   } finally {
     addresses.forEach((address) => {

@@ -1,7 +1,7 @@
 // Timing of native ops against baselines measured in the same run (the device's copy bandwidth,
 // the best matmul rate), shared by `vllm-ts bench kernels` and bench/matmul.ts. Paged attention
 // has its own file (paged-attention-timing.ts).
-import type { Address, Backend } from "../../backend/backend.ts";
+import type { Address, Backend, Graph } from "../../backend/backend.ts";
 import { type DType, dtypeBytes } from "../../backend/dtype.ts";
 import { isQuantFormat, storageBytes, type WeightFormat } from "../../backend/weight-format.ts";
 
@@ -31,32 +31,88 @@ const MAX_CALLS_PER_SAMPLE = 10_000;
 /**
  * Seconds of one call: the fastest sample's time divided by its calls, after a warm-up call. On a
  * machine shared with other work (CI, a laptop) slower samples measure the neighbours, not the
- * kernel. `run` gets a running call index so that it can rotate through cold copies of its
- * inputs. Ops slower than a sample (every CPU matmul worth timing) are timed one call at a time.
+ * kernel. `run` gets a running call index so that it can rotate through `rotation` cold copies of
+ * its inputs; a sample holds whole rotations. Ops slower than a sample (every CPU matmul worth
+ * timing) are timed one call at a time.
+ *
+ * On CUDA a sample is one replay of a graph of its calls, as the engine replays a decode step
+ * (src/worker/decode-graphs.ts): called one by one, each call costs an FFI call and a kernel
+ * launch on the host, which can take longer than a small kernel runs (a Q4_K matmul at m = 1
+ * reads its weights in 2 to 14 µs on an H200), and the figure would time the launches.
  */
-export function bestSeconds(backend: Backend, options: TimingOptions, run: (call: number) => void): number {
-  let call = 0;
-  run(call++);
+export function bestSeconds(
+  backend: Backend,
+  options: TimingOptions,
+  run: (call: number) => void,
+  rotation = 1,
+): number {
+  run(0);
   backend.synchronize();
   const t0 = performance.now();
-  run(call++);
+  run(1);
   backend.synchronize();
   const single = (performance.now() - t0) / 1000;
   const sampleSeconds = options.sampleSeconds ?? DEFAULT_SAMPLE_SECONDS;
-  const callsPerSample = Math.min(MAX_CALLS_PER_SAMPLE, Math.max(1, Math.ceil(sampleSeconds / Math.max(single, 1e-9))));
-  let best = single;
-  const start = performance.now();
-  for (
-    let sample = 1;
-    sample <= options.minRepeats || performance.now() - start < options.minSeconds * 1000;
-    sample++
-  ) {
+  const callsFor = (secondsPerCall: number) => {
+    const calls = Math.min(MAX_CALLS_PER_SAMPLE, Math.ceil(sampleSeconds / Math.max(secondsPerCall, 1e-9)));
+    return Math.max(1, Math.ceil(calls / rotation)) * rotation;
+  };
+  if (backend.name === "cuda") return fastestGraphReplay(backend, options, run, callsFor, single);
+  const calls = callsFor(single);
+  let call = 2;
+  return fastestSample(options, single, () => {
     const s0 = performance.now();
-    for (let i = 0; i < callsPerSample; i++) run(call++);
+    for (let i = 0; i < calls; i++) run(call++);
     backend.synchronize();
-    best = Math.min(best, (performance.now() - s0) / 1000 / callsPerSample);
-  }
+    return (performance.now() - s0) / 1000 / calls;
+  });
+}
+
+/** The fastest of `best` and at least options.minRepeats samples taken over options.minSeconds. */
+function fastestSample(options: TimingOptions, best: number, sample: () => number): number {
+  const start = performance.now();
+  for (let n = 1; n <= options.minRepeats || performance.now() - start < options.minSeconds * 1000; n++)
+    best = Math.min(best, sample());
   return best;
+}
+
+/**
+ * bestSeconds on CUDA. The single call timed first includes the host's round trip to the GPU
+ * (tens of microseconds), so for a small kernel it asks for too few calls per sample: the graph
+ * is captured again with as many calls as its first replay shows fill a sample, so that each
+ * replay's own launch and synchronize stay a small part of it.
+ */
+function fastestGraphReplay(
+  backend: Backend,
+  options: TimingOptions,
+  run: (call: number) => void,
+  callsFor: (secondsPerCall: number) => number,
+  single: number,
+): number {
+  const capture = (calls: number) =>
+    backend.captureGraph(() => {
+      for (let call = 0; call < calls; call++) run(call);
+    });
+  const replaySeconds = (graph: Graph) => {
+    const s0 = performance.now();
+    graph.launch();
+    backend.synchronize();
+    return (performance.now() - s0) / 1000;
+  };
+  let calls = callsFor(single);
+  let graph = capture(calls);
+  try {
+    const estimate = replaySeconds(graph) / calls;
+    if (callsFor(estimate) > calls) {
+      graph.destroy();
+      calls = callsFor(estimate);
+      graph = capture(calls);
+      replaySeconds(graph);
+    }
+    return fastestSample(options, Math.min(single, estimate), () => replaySeconds(graph) / calls);
+  } finally {
+    graph.destroy();
+  }
 }
 
 /** Device-to-device copy bandwidth, read + write, in GB/s: the memory-bound ops' baseline. */
@@ -92,12 +148,6 @@ export interface MatmulResult {
   weightGBps: number;
 }
 
-/**
- * vt_matmul at each row count of the shape, activations in `actDtype` (what the model computes in
- * on this backend: f32 on the CPU, the weights' dtype on CUDA). Weights rotate through enough
- * copies to fill `coldBytes`, as in a forward pass where every layer's weights come from DRAM.
- */
-/** Random weights [n, k] in `format`: quantized ones are random values quantized and packed on the device. */
 /** Fills w [n, k] with small uniform values in `format`, quantized and packed as vt_matmul reads them. */
 export function fillWeights(
   backend: Backend,
@@ -121,6 +171,11 @@ export function fillWeights(
   }
 }
 
+/**
+ * vt_matmul at each row count of the shape, activations in `actDtype` (what the model computes in
+ * on this backend: f32 on the CPU, the weights' dtype on CUDA). Weights rotate through enough
+ * copies to fill `coldBytes`, as in a forward pass where every layer's weights come from DRAM.
+ */
 export function timeMatmul(
   backend: Backend,
   options: TimingOptions,
@@ -143,8 +198,11 @@ export function timeMatmul(
       fillWeights(backend, w, weightDtype, n, k, 2 + c);
     }
     return shape.rowCounts.map((m) => {
-      const seconds = bestSeconds(backend, options, (call) =>
-        backend.matmul({ x, w: copies[call % copies.length]!, out, m, n, k, actDtype, weightDtype }),
+      const seconds = bestSeconds(
+        backend,
+        options,
+        (call) => backend.matmul({ x, w: copies[call % copies.length]!, out, m, n, k, actDtype, weightDtype }),
+        copies.length,
       );
       return {
         n,
