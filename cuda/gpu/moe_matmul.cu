@@ -1,20 +1,23 @@
 // vt_moe_matmul on CUDA: the experts' linear layers of a mixture in one launch, over the slots
 // vt_moe_group sorted by expert. Two kernels, picked on the host by the average slots per expert
 // (the counts themselves stay on the device, so a step with this op can be captured in a graph):
-//   few (decode): a gather GEMV. A warp owns one output column of one expert and takes that
-//     expert's slots kGemvSlots at a time; each lane reads a step of the column's weights (16
-//     bytes of a plain row, or a chunk of 32 quantized values with its scales) and multiplies it
-//     with those slots' rows of x (quantized weights by dp4a, x's rows quantized to int8
-//     beforehand, as vt_matmul's decode does). So each used expert's weights are read once, in
-//     their stored size, and an unused expert's not at all (its blocks return at once).
+//   few (decode): a gather GEMV. Block b along x takes the b-th tile of kGemvSlots sorted slots
+//     of one expert, and a warp one output column of that expert; each lane reads a step of the
+//     column's weights (16 bytes of a plain row, or a chunk of 32 quantized values with its
+//     scales) and multiplies it with the tile's rows of x (quantized weights by dp4a, x's rows
+//     quantized to int8 beforehand, as vt_matmul's decode does). So each used expert's weights
+//     are read once from DRAM, in their stored size (its tiles' blocks share them through L2),
+//     and an unused expert's not at all.
 //   many (prefill), 16-bit activations, weights quantized or in the activations' dtype, x and w
 //     16-byte aligned with k % 8 == 0 (always so for the engine's buffers): the tensor cores'
-//     tile (gemm_tensor_core.cuh's gemm_tile) over each expert's slots, BM at a
-//     time, x's rows gathered by slot and the outputs scattered back to their slots. Block b
-//     along x takes the b-th of all the experts' tiles, found by a scan of the experts' counts;
-//     the grid is sized for the most tiles the slots can make, and blocks past the last return.
+//     tile (gemm_tensor_core.cuh's gemm_tile) over each expert's slots, BM at a time, x's rows
+//     gathered by slot and the outputs scattered back to their slots.
 //   Otherwise (f32 activations, mixed 16-bit dtypes, unaligned rows: tests) the gather GEMV at
 //   any count.
+//   Both find their block's tile (block_tile) by a scan of the experts' counts: the grid is sized
+//   for the most tiles the slots can make, and blocks past the last return. So a step of one
+//   token launches blocks for its top-k experts' tiles, not for every expert of the layer (128
+//   in Qwen3-30B-A3B, whose blocks would nearly all return at once, but each at a block's cost).
 #include <algorithm>
 #include <type_traits>
 
@@ -30,7 +33,7 @@ namespace vt::gpu {
 namespace {
 
 constexpr int kGemvWarps = 8;  // output columns per block of the gather GEMV
-constexpr int kGemvSlots = 4;  // slots a warp takes per pass over an expert's column
+constexpr int kGemvSlots = 4;  // slots of a gather GEMV block's tile, each weight read serves them all
 // The tiled kernel from this many slots per expert on average: below it, most experts' tiles
 // would be nearly empty while the GEMV reads the same weight bytes.
 constexpr int kTiledMinSlotsPerExpert = 8;
@@ -56,73 +59,6 @@ struct PlainExperts {
     return {w + (size_t(expert) * n + j) * size_t(k)};
   }
 };
-
-template <class A, class Experts>
-__global__ void moe_gemv_kernel(const A* x, int32_t slots_per_x_row, const Experts experts, const int32_t* sorted_slots,
-                                const int32_t* expert_offsets, A* out, int32_t n, int32_t k) {
-  constexpr int S = Experts::kStep;
-  const int32_t expert = blockIdx.y;
-  const int32_t first = expert_offsets[expert], last = expert_offsets[expert + 1];
-  const int lane = threadIdx.x % kWarpSize;
-  const int32_t column = blockIdx.x * kGemvWarps + threadIdx.x / kWarpSize;
-  if (first >= last || column >= n) return;
-  const auto weights = experts.column(expert, column);
-  for (int32_t r = first; r < last; r += kGemvSlots) {
-    const int rows = min(kGemvSlots, last - r);
-    const A* inputs[kGemvSlots];
-#pragma unroll
-    for (int i = 0; i < kGemvSlots; i++)
-      inputs[i] = x + size_t(sorted_slots[r + min(i, rows - 1)] / slots_per_x_row) * k;
-    float sums[kGemvSlots] = {};
-    for (int32_t step = lane; step < k / S; step += kWarpSize) {
-      float values[S];
-      weights.read(step, values);
-#pragma unroll
-      for (int i = 0; i < kGemvSlots; i++) {
-        const A* in = inputs[i] + size_t(step) * S;
-#pragma unroll
-        for (int l = 0; l < S; l++) sums[i] += values[l] * to_float(in[l]);
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < kGemvSlots; i++) {
-      const float total = warp_sum(sums[i]);
-      if (i < rows && lane == 0) out[size_t(sorted_slots[r + i]) * n + column] = from_float<A>(total);
-    }
-  }
-}
-
-// The gather GEMV over quantized experts: x's rows quantized to int8 beforehand, each chunk of
-// a column's weights decoded once per pass and multiplied with the pass's slots by dp4a.
-template <class A, vt_dtype F>
-__global__ void moe_quant_gemv_kernel(const quant_dot::QuantizedRows x, int32_t slots_per_x_row,
-                                      const uint8_t* __restrict__ w, const int32_t* sorted_slots,
-                                      const int32_t* expert_offsets, A* out, int32_t n, int32_t k) {
-  const int32_t expert = blockIdx.y;
-  const int32_t first = expert_offsets[expert], last = expert_offsets[expert + 1];
-  const int lane = threadIdx.x % kWarpSize;
-  const int32_t column = blockIdx.x * kGemvWarps + threadIdx.x / kWarpSize;
-  if (first >= last || column >= n) return;
-  const size_t row_bytes = size_t(k / quant::block_elements(F)) * quant::block_bytes(F);
-  const uint8_t* weights = w + (size_t(expert) * n + column) * row_bytes;
-  for (int32_t r = first; r < last; r += kGemvSlots) {
-    const int rows = min(kGemvSlots, last - r);
-    int x_rows[kGemvSlots];
-#pragma unroll
-    for (int i = 0; i < kGemvSlots; i++) x_rows[i] = sorted_slots[r + min(i, rows - 1)] / slots_per_x_row;
-    float sums[kGemvSlots] = {};
-    for (int c = lane; c < k / 32; c += kWarpSize) {
-      const quant_dot::WeightChunk chunk = quant_dot::weight_chunk<F>(weights, c);
-#pragma unroll
-      for (int i = 0; i < kGemvSlots; i++) sums[i] += quant_dot::chunk_dot(chunk, x, x_rows[i], c);
-    }
-#pragma unroll
-    for (int i = 0; i < kGemvSlots; i++) {
-      const float total = warp_sum(sums[i]);
-      if (i < rows && lane == 0) out[size_t(sorted_slots[r + i]) * n + column] = from_float<A>(total);
-    }
-  }
-}
 
 // Run by the first warp: which expert's tile `tile` is (experts in order, each with
 // ceil(count / BM) tiles), its first sorted slot and its slot count. expert stays -1 past the
@@ -152,6 +88,91 @@ __device__ __forceinline__ void find_tile(const int32_t* expert_offsets, int32_t
   }
 }
 
+// The tile of sorted slots block `tile` takes: find_tile run by the block's first warp and shared
+// with the rest. Every thread of the block calls it.
+struct ExpertTile {
+  int32_t expert, first, count;
+};
+
+template <int BM>
+__device__ __forceinline__ ExpertTile block_tile(const int32_t* expert_offsets, int32_t num_experts, int32_t tile) {
+  __shared__ ExpertTile shared;
+  if (threadIdx.x == 0) shared.expert = -1;
+  __syncwarp();
+  if (threadIdx.x < kWarpSize)
+    find_tile<BM>(expert_offsets, num_experts, tile, shared.expert, shared.first, shared.count);
+  __syncthreads();
+  return shared;
+}
+
+// Each used expert's last tile may be partial: at most one per expert beyond num_slots / BM.
+inline unsigned most_tiles(int32_t num_slots, int32_t num_experts, int bm) {
+  return unsigned(num_slots / bm + std::min(num_slots, num_experts));
+}
+
+// Launch: grid (most_tiles(kGemvSlots), ceil(n / kGemvWarps)), kGemvWarps warps.
+template <class A, class Experts>
+__global__ void moe_gemv_kernel(const A* x, int32_t slots_per_x_row, const Experts experts, const int32_t* sorted_slots,
+                                const int32_t* expert_offsets, int32_t num_experts, A* out, int32_t n, int32_t k) {
+  constexpr int S = Experts::kStep;
+  const ExpertTile tile = block_tile<kGemvSlots>(expert_offsets, num_experts, int32_t(blockIdx.x));
+  const int lane = threadIdx.x % kWarpSize;
+  const int32_t column = blockIdx.y * kGemvWarps + threadIdx.x / kWarpSize;
+  if (tile.expert < 0 || column >= n) return;
+  const auto weights = experts.column(tile.expert, column);
+  const int32_t* slots = sorted_slots + tile.first;
+  const A* inputs[kGemvSlots];
+#pragma unroll
+  for (int i = 0; i < kGemvSlots; i++) inputs[i] = x + size_t(slots[min(i, tile.count - 1)] / slots_per_x_row) * k;
+  float sums[kGemvSlots] = {};
+  for (int32_t step = lane; step < k / S; step += kWarpSize) {
+    float values[S];
+    weights.read(step, values);
+#pragma unroll
+    for (int i = 0; i < kGemvSlots; i++) {
+      const A* in = inputs[i] + size_t(step) * S;
+#pragma unroll
+      for (int l = 0; l < S; l++) sums[i] += values[l] * to_float(in[l]);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kGemvSlots; i++) {
+    const float total = warp_sum(sums[i]);
+    if (i < tile.count && lane == 0) out[size_t(slots[i]) * n + column] = from_float<A>(total);
+  }
+}
+
+// The gather GEMV over quantized experts: x's rows quantized to int8 beforehand, each chunk of
+// a column's weights decoded once and multiplied with the tile's slots by dp4a. Launch as
+// moe_gemv_kernel.
+template <class A, vt_dtype F>
+__global__ void moe_quant_gemv_kernel(const quant_dot::QuantizedRows x, int32_t slots_per_x_row,
+                                      const uint8_t* __restrict__ w, const int32_t* sorted_slots,
+                                      const int32_t* expert_offsets, int32_t num_experts, A* out, int32_t n,
+                                      int32_t k) {
+  const ExpertTile tile = block_tile<kGemvSlots>(expert_offsets, num_experts, int32_t(blockIdx.x));
+  const int lane = threadIdx.x % kWarpSize;
+  const int32_t column = blockIdx.y * kGemvWarps + threadIdx.x / kWarpSize;
+  if (tile.expert < 0 || column >= n) return;
+  const size_t row_bytes = size_t(k / quant::block_elements(F)) * quant::block_bytes(F);
+  const uint8_t* weights = w + (size_t(tile.expert) * n + column) * row_bytes;
+  const int32_t* slots = sorted_slots + tile.first;
+  int x_rows[kGemvSlots];
+#pragma unroll
+  for (int i = 0; i < kGemvSlots; i++) x_rows[i] = slots[min(i, tile.count - 1)] / slots_per_x_row;
+  float sums[kGemvSlots] = {};
+  for (int c = lane; c < k / 32; c += kWarpSize) {
+    const quant_dot::WeightChunk chunk = quant_dot::weight_chunk<F>(weights, c);
+#pragma unroll
+    for (int i = 0; i < kGemvSlots; i++) sums[i] += quant_dot::chunk_dot(chunk, x, x_rows[i], c);
+  }
+#pragma unroll
+  for (int i = 0; i < kGemvSlots; i++) {
+    const float total = warp_sum(sums[i]);
+    if (i < tile.count && lane == 0) out[size_t(slots[i]) * n + column] = from_float<A>(total);
+  }
+}
+
 // Launch: grid (most tiles the slots can make, ceil(n / BN)), 256 threads.
 // x's rows, w's and out's are read and written 16 bytes at a time (the caller checks alignment).
 template <class A, class W, int BM, int BN>
@@ -159,17 +180,12 @@ __global__ void __launch_bounds__(matmul::kTcThreads, 2)
     moe_gemm_kernel(const A* __restrict__ x, int32_t slots_per_x_row, const W w, const int32_t* sorted_slots,
                     const int32_t* expert_offsets, int32_t num_experts, A* __restrict__ out, int32_t n, int32_t k,
                     bool vector_stores) {
-  __shared__ int32_t tile_expert, tile_first, tile_count;
-  if (threadIdx.x == 0) tile_expert = -1;
-  __syncwarp();
-  if (threadIdx.x < kWarpSize)
-    find_tile<BM>(expert_offsets, num_experts, int32_t(blockIdx.x), tile_expert, tile_first, tile_count);
-  __syncthreads();
-  if (tile_expert < 0) return;  // the whole block: past the last tile
-  const int32_t* slots = sorted_slots + tile_first;
-  matmul::gemm_tile<A, BM, BN, true>(matmul::GatheredRows<A, BM>(x, k, slots_per_x_row, slots, tile_count),
-                                     w.skip_rows(size_t(tile_expert) * size_t(n), k), static_cast<const A*>(nullptr),
-                                     matmul::SlotOutput<A>{out, slots, tile_count, n}, int(blockIdx.y) * BN, n, k,
+  const ExpertTile tile = block_tile<BM>(expert_offsets, num_experts, int32_t(blockIdx.x));
+  if (tile.expert < 0) return;  // the whole block: past the last tile
+  const int32_t* slots = sorted_slots + tile.first;
+  matmul::gemm_tile<A, BM, BN, true>(matmul::GatheredRows<A, BM>(x, k, slots_per_x_row, slots, tile.count),
+                                     w.skip_rows(size_t(tile.expert) * size_t(n), k), static_cast<const A*>(nullptr),
+                                     matmul::SlotOutput<A>{out, slots, tile.count, n}, int(blockIdx.y) * BN, n, k,
                                      vector_stores);
 }
 
@@ -177,9 +193,7 @@ template <class A, class W, int B>
 void launch_moe_gemm_tiles(vt_context* ctx, const A* x, int32_t slots_per_x_row, const W& w,
                            const int32_t* sorted_slots, const int32_t* expert_offsets, A* out, int32_t num_slots,
                            int32_t num_experts, int32_t n, int32_t k) {
-  // Each used expert's last tile may be partial: at most one per expert beyond num_slots / B.
-  const unsigned most_tiles = unsigned(num_slots / B + std::min(num_slots, num_experts));
-  const dim3 grid(most_tiles, ceil_div(size_t(n), B));
+  const dim3 grid(most_tiles(num_slots, num_experts, B), ceil_div(size_t(n), B));
   const bool vector_stores = n % 8 == 0 && is_aligned(out, 16);
   auto kernel = &moe_gemm_kernel<A, W, B, B>;
   VT_LAUNCH(kernel, grid, matmul::kTcThreads, 0, ctx->stream, x, slots_per_x_row, w, sorted_slots, expert_offsets,
@@ -199,14 +213,19 @@ void launch_moe_gemm(vt_context* ctx, const A* x, int32_t slots_per_x_row, const
                                      num_experts, n, k);
 }
 
+// The gather GEMVs' grid: blocks for tiles of slots (only the used experts' ones do work) by
+// groups of columns.
+inline dim3 gemv_grid(int32_t num_slots, int32_t num_experts, int32_t n) {
+  return dim3(most_tiles(num_slots, num_experts, kGemvSlots), ceil_div(n, kGemvWarps));
+}
+
 template <class A, class Experts>
 void launch_moe_gemv(vt_context* ctx, const A* x, int32_t slots_per_x_row, const Experts& experts,
-                     const int32_t* sorted_slots, const int32_t* expert_offsets, A* out, int32_t num_experts, int32_t n,
-                     int32_t k) {
-  const dim3 grid(ceil_div(n, kGemvWarps), num_experts);
+                     const int32_t* sorted_slots, const int32_t* expert_offsets, A* out, int32_t num_slots,
+                     int32_t num_experts, int32_t n, int32_t k) {
   auto kernel = &moe_gemv_kernel<A, Experts>;
-  VT_LAUNCH(kernel, grid, kGemvWarps * kWarpSize, 0, ctx->stream, x, slots_per_x_row, experts, sorted_slots,
-            expert_offsets, out, n, k);
+  VT_LAUNCH(kernel, gemv_grid(num_slots, num_experts, n), kGemvWarps * kWarpSize, 0, ctx->stream, x, slots_per_x_row,
+            experts, sorted_slots, expert_offsets, num_experts, out, n, k);
 }
 
 }  // namespace
@@ -263,8 +282,8 @@ extern "C" vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots
       quant_dot::quantize_rows(ctx->stream, xa, x_rows, xq);
       quant_dot::with_format(weight_dtype, [&](auto format) {
         auto kernel = &moe_quant_gemv_kernel<A, decltype(format)::value>;
-        VT_LAUNCH(kernel, dim3(ceil_div(n, kGemvWarps), num_experts), kGemvWarps * kWarpSize, 0, ctx->stream, xq,
-                  slots_per_x_row, wq, sorted_slots, expert_offsets, outa, n, k);
+        VT_LAUNCH(kernel, gemv_grid(num_slots, num_experts, n), kGemvWarps * kWarpSize, 0, ctx->stream, xq,
+                  slots_per_x_row, wq, sorted_slots, expert_offsets, num_experts, outa, n, k);
       });
       return;
     }
@@ -274,10 +293,10 @@ extern "C" vt_status vt_moe_matmul(vt_context* ctx, const void* x, int32_t slots
       const auto* ww = static_cast<const W*>(w);
       if (k % kVec == 0 && is_aligned(w, 16))
         launch_moe_gemv(ctx, xa, slots_per_x_row, PlainExperts<W, kVec>{ww, n, k}, sorted_slots, expert_offsets, outa,
-                        num_experts, n, k);
+                        num_slots, num_experts, n, k);
       else
         launch_moe_gemv(ctx, xa, slots_per_x_row, PlainExperts<W, 1>{ww, n, k}, sorted_slots, expert_offsets, outa,
-                        num_experts, n, k);
+                        num_slots, num_experts, n, k);
     });
   });
   return launch_status(op);

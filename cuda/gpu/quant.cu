@@ -1,6 +1,6 @@
 // Quantized weight formats on the GPU (cuda/shared/quant.h's blocks): vt_convert's quantizing
 // and dequantizing, and vt_matmul with quantized weights.
-//   m <= 8 (decode): each block asks L2 for the first weights of its columns (prefetch_tile),
+//   m <= 8 (decode): each block asks L2 for the first weights of its columns (WeightPrefetch),
 //     quantizes x to int8 into shared memory meanwhile (quant_dot.cuh; all of it at once for
 //     one row up to k = 32768), then each warp takes 2 output columns; each lane takes whole
 //     chunks of 32 values of the rows (every 32nd chunk) with wide loads, their scales read
@@ -38,21 +38,45 @@ inline int gemv_tile_values(int m, int k) {
   return k < fit ? k : fit;
 }
 
-// The first bytes of a tile of the warp's columns of w (the tile's values from `first_byte` of
-// each row, tile_bytes of them), asked of L2 a 128-byte line per lane: half the lanes take each
-// column, 2 KiB of it. The gemv asks before it quantizes x, so that the weights' DRAM latency
-// (about a microsecond under load) overlaps the quantizing and its barriers instead of following
-// them: a small layer's weights take only about 2 µs to read at m = 1 (4096 x 4096 in Q4_K on an
-// H200), and most of its 2304-byte rows are on their way by then.
-__device__ __forceinline__ void prefetch_tile(const uint8_t* w, size_t row_bytes, int j0, int n, size_t first_byte,
-                                              size_t tile_bytes) {
-  constexpr int kLanesPerColumn = kWarpSize / kGemvColumnsPerWarp;
+// The gemv streams its weights through L2 a window ahead of its loads, as each warp has only a
+// few loads in flight: with 2 blocks per SM (a 4096-column layer fills 256 blocks), one round
+// trip to DRAM (most of a microsecond under load) per pass over 32 chunks would leave most of the
+// bandwidth unused, while L2 answers in a fraction of that. Prefetches are hints: they fetch lines
+// and wait for nothing.
+//   - Before the block quantizes x, each warp asks for the first window of its columns' rows in
+//     the tile, a 128-byte line per lane (half the lanes per column), so that the quantizing and
+//     its barriers overlap the DRAM latency: a small layer's weights take only about 2 µs to read
+//     at m = 1 (4096 x 4096 in Q4_K on an H200), and most of its 2304-byte rows are on the way.
+//   - Then each lane, as it loads chunk c, asks for the bytes a window after it, so the lines
+//     come in ahead of the loads over the rest of the row.
+template <vt_dtype F>
+struct WeightPrefetch {
+  static constexpr int kLanesPerColumn = kWarpSize / kGemvColumnsPerWarp;
   static_assert(kWarpSize % kGemvColumnsPerWarp == 0, "whole lanes per column");
-  const int lane = threadIdx.x % kWarpSize;
-  const int j = j0 + lane / kLanesPerColumn;
-  const size_t line = size_t(lane % kLanesPerColumn) * 128;
-  if (j < n && line < tile_bytes) vt_prefetch_l2(w + size_t(j) * row_bytes + first_byte + line);
-}
+  static constexpr size_t kWindow = kLanesPerColumn * 128;
+  static constexpr int kChunksPerBlock = quant::block_elements(F) / 32;
+  // The warp's first column's row of w from the tile's first byte on, its bytes in the tile, and
+  // the distance between two columns' rows.
+  const uint8_t* tile;
+  size_t tile_bytes, row_bytes;
+
+  // About where chunk c's bytes are in the tile (a K-quant's block keeps a chunk's parts in
+  // several places).
+  __device__ __forceinline__ static size_t chunk_position(int c) {
+    constexpr size_t block = quant::block_bytes(F);
+    return size_t(c / kChunksPerBlock) * block + size_t(c % kChunksPerBlock) * (block / kChunksPerBlock);
+  }
+  __device__ __forceinline__ void first_window(int columns) const {
+    const int lane = threadIdx.x % kWarpSize;
+    const int col = lane / kLanesPerColumn;
+    const size_t line = size_t(lane % kLanesPerColumn) * 128;
+    if (col < columns && line < tile_bytes) vt_prefetch_l2(tile + size_t(col) * row_bytes + line);
+  }
+  __device__ __forceinline__ void ahead_of(int col, int c) const {
+    const size_t ahead = chunk_position(c) + kWindow;
+    if (ahead < tile_bytes) vt_prefetch_l2(tile + size_t(col) * row_bytes + ahead);
+  }
+};
 
 // Decode: the block quantizes x (m rows, a tile of tile_values of each row at a time) into shared
 // memory, then each warp multiplies its kGemvColumnsPerWarp columns of w with it, each lane a
@@ -61,7 +85,7 @@ template <class TX, vt_dtype F>
 __global__ void __launch_bounds__(kGemvWarps* kWarpSize)
     quant_gemv_kernel(const TX* __restrict__ x, const uint8_t* __restrict__ w, const TX* __restrict__ bias,
                       TX* __restrict__ out, int m, int n, int k, int tile_values) {
-  constexpr int kBlock = F == VT_Q4_K || F == VT_Q5_K || F == VT_Q6_K ? 256 : 32;
+  constexpr int kBlock = quant::block_elements(F);
   __shared__ __align__(16) int8_t tile_q[kGemvSharedValues];
   __shared__ __align__(16) float tile_d[kGemvSharedValues / 32];
   __shared__ __align__(16) int32_t tile_sums[kGemvSharedValues / 16];
@@ -72,8 +96,10 @@ __global__ void __launch_bounds__(kGemvWarps* kWarpSize)
   for (int t0 = 0; t0 < k; t0 += tile_values) {
     const int columns = min(tile_values, k - t0);
     const quant_dot::QuantizedRows xq{tile_q, tile_d, tile_sums, columns, kBlock};
-    const size_t block_bytes = quant::block_bytes(F);
-    prefetch_tile(w, row_bytes, j0, n, size_t(t0 / kBlock) * block_bytes, size_t(columns / kBlock) * block_bytes);
+    constexpr size_t kBlockBytes = quant::block_bytes(F);
+    const WeightPrefetch<F> prefetch{w + size_t(j0) * row_bytes + size_t(t0 / kBlock) * kBlockBytes,
+                                     size_t(columns / kBlock) * kBlockBytes, row_bytes};
+    prefetch.first_window(min(kGemvColumnsPerWarp, n - j0));
     __syncthreads();  // every warp is done with the previous tile
     const int groups = m * (columns / 8);
     for (int g0 = 0; g0 < groups; g0 += kGemvWarps * kWarpSize)
@@ -83,6 +109,7 @@ __global__ void __launch_bounds__(kGemvWarps* kWarpSize)
 #pragma unroll
       for (int col = 0; col < kGemvColumnsPerWarp; col++) {
         if (j0 + col >= n) break;
+        prefetch.ahead_of(col, c);
         const quant_dot::WeightChunk chunk = quant_dot::weight_chunk<F>(w + size_t(j0 + col) * row_bytes, t0 / 32 + c);
 #pragma unroll
         for (int i = 0; i < kMaxGemvRows; i++) {

@@ -34,10 +34,12 @@ VT_QUANT_INLINE float mul(float a, float b) { return a * b; }
 VT_QUANT_INLINE bool is_quantized(vt_dtype d) { return d >= VT_Q8_0 && d <= VT_Q5_1; }
 
 // Elements per block.
-VT_QUANT_INLINE int block_elements(vt_dtype d) { return d == VT_Q4_K || d == VT_Q5_K || d == VT_Q6_K ? 256 : 32; }
+VT_QUANT_INLINE constexpr int block_elements(vt_dtype d) {
+  return d == VT_Q4_K || d == VT_Q5_K || d == VT_Q6_K ? 256 : 32;
+}
 
 // Bytes per block.
-VT_QUANT_INLINE int block_bytes(vt_dtype d) {
+VT_QUANT_INLINE constexpr int block_bytes(vt_dtype d) {
   switch (d) {
     case VT_Q8_0:
       return 34;
