@@ -1,7 +1,8 @@
 // Mixture of experts on CUDA: routing with a warp per token, grouping in one block (a thread per
-// expert counts and then lists its slots, so the order is deterministic without atomics), and
-// combining as an elementwise loop; the experts' matmuls are moe_matmul.cu. Nothing is read on
-// the host, so a step with these ops can be captured in a graph.
+// expert and part of the slots counts and then lists its slots, so the order is deterministic
+// without atomics), and combining as an elementwise loop; the experts' matmuls are
+// moe_matmul.cu. Nothing is read on the host, so a step with these ops can be captured in a
+// graph.
 #include <cmath>
 
 #include "checks.h"
@@ -50,28 +51,55 @@ __global__ void moe_route_kernel(const A* logits, int32_t num_tokens, int32_t nu
     for (int32_t j = 0; j < top_k; j++) weights[size_t(t) * top_k + j] /= chosen;
 }
 
-// One block; thread e < num_experts owns expert e.
-__global__ void moe_group_kernel(const int32_t* expert_ids, int32_t num_slots, int32_t num_experts,
-                                 int32_t* sorted_slots, int32_t* expert_offsets) {
+constexpr int kGroupThreads = 1024;
+// Parts of the slots at most: each expert's thread of the first part then sums this many counts.
+constexpr int kGroupMaxParts = 64;
+static_assert(kGroupThreads >= kMoeMaxExperts, "a thread for every expert");
+
+// One block of kGroupThreads: thread t owns expert t % num_experts in part t / num_experts of
+// the slots (contiguous parts, as many as the threads allow up to kGroupMaxParts), so a
+// prefill's tens of thousands of slots are scanned by up to 64 threads per expert rather than
+// one. Each thread counts its expert's slots in its part, then lists them in order from where
+// the experts before its own and the parts before its own end: the order is deterministic
+// without atomics.
+__global__ void __launch_bounds__(kGroupThreads)
+    moe_group_kernel(const int32_t* expert_ids, int32_t num_slots, int32_t num_experts, int32_t* sorted_slots,
+                     int32_t* expert_offsets) {
+  // [part][expert]: a thread's count, then its expert's slots in the parts before its own.
+  __shared__ int32_t before[kGroupThreads];
   __shared__ int32_t start[kMoeMaxExperts + 1];
-  const int32_t e = threadIdx.x;
-  if (e < num_experts) {
+  const int32_t parts = min(kGroupMaxParts, kGroupThreads / num_experts);
+  const int32_t e = int32_t(threadIdx.x) % num_experts, part = int32_t(threadIdx.x) / num_experts;
+  const int32_t per_part = (num_slots + parts - 1) / parts;
+  const int32_t first = min(num_slots, part * per_part), last = min(num_slots, first + per_part);
+  const bool owner = part < parts;
+  if (owner) {
     int32_t count = 0;
-    for (int32_t s = 0; s < num_slots; s++) count += expert_ids[s] == e;
-    start[e + 1] = count;
+    for (int32_t s = first; s < last; s++) count += expert_ids[s] == e;
+    before[threadIdx.x] = count;
   }
-  if (e == 0) start[0] = 0;
   __syncthreads();
-  if (e == 0)
+  if (int32_t(threadIdx.x) < num_experts) {
+    int32_t running = 0;
+    for (int32_t p = 0; p < parts; p++) {
+      const int32_t count = before[p * num_experts + e];
+      before[p * num_experts + e] = running;
+      running += count;
+    }
+    start[e + 1] = running;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    start[0] = 0;
     for (int32_t i = 0; i < num_experts; i++) start[i + 1] += start[i];
+  }
   __syncthreads();
-  if (e < num_experts) {
-    expert_offsets[e] = start[e];
-    int32_t next = start[e];
-    for (int32_t s = 0; s < num_slots; s++)
+  if (owner) {
+    int32_t next = start[e] + before[threadIdx.x];
+    for (int32_t s = first; s < last; s++)
       if (expert_ids[s] == e) sorted_slots[next++] = s;
   }
-  if (e == 0) expert_offsets[num_experts] = start[num_experts];
+  for (int32_t i = int32_t(threadIdx.x); i <= num_experts; i += kGroupThreads) expert_offsets[i] = start[i];
 }
 
 template <class A>
@@ -116,8 +144,7 @@ vt_status vt_moe_group(vt_context* ctx, const int32_t* expert_ids, int32_t num_s
   const char* op = "vt_moe_group";
   VT_REQUIRE(ctx, op, "ctx is NULL");
   VT_TRY(vt::check_moe_group_args(op, expert_ids, num_slots, num_experts, sorted_slots, expert_offsets));
-  const unsigned threads = ceil_div(num_experts, kWarpSize) * kWarpSize;
-  VT_LAUNCH(moe_group_kernel, 1, threads, 0, ctx->stream, expert_ids, num_slots, num_experts, sorted_slots,
+  VT_LAUNCH(moe_group_kernel, 1, kGroupThreads, 0, ctx->stream, expert_ids, num_slots, num_experts, sorted_slots,
             expert_offsets);
   return launch_status(op);
 }

@@ -135,6 +135,19 @@ describe("vt_moe_group", () => {
     expect(Array.from(one.sortedSlots)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(Array.from(group(new Int32Array(0), 4).offsets)).toEqual([0, 0, 0, 0, 0]);
   });
+
+  for (const numExperts of [1, 8, 60, 128, 1024])
+    test(`a prefill's slots (30,011 over ${numExperts} experts, some more used than others) keep their order per expert`, () => {
+      // 30,011 slots split into parts that do not divide them; the draw is skewed towards low ids.
+      const uniform = randomValues(30_011, 40 + numExperts);
+      const expertIds = Int32Array.from(uniform, (u) =>
+        Math.min(numExperts - 1, Math.floor(((u + 1) / 2) ** 3 * numExperts)),
+      );
+      const actual = group(expertIds, numExperts);
+      const expected = ref.moeGroup(expertIds, numExperts);
+      expect(Array.from(actual.offsets)).toEqual(Array.from(expected.offsets));
+      expect(Array.from(actual.sortedSlots)).toEqual(Array.from(expected.sortedSlots));
+    });
 });
 
 describe("vt_moe_matmul", () => {
