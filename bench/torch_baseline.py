@@ -119,10 +119,19 @@ class Timer:
         return best
 
     def fastest_graph_replay(self, run, calls_for, single):
-        """Samples replay a CUDA graph of their calls, as timing.ts's do on CUDA."""
+        """Samples replay a CUDA graph of their calls, as timing.ts's do on CUDA. The calls are
+        captured on the stream they warmed up on, so that cuBLAS's handle and workspace for that
+        stream exist before the capture (creating them is not allowed during one)."""
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            run(0)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        self.sync()
+
         def capture(calls):
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            with torch.cuda.graph(graph, stream=stream):
                 for call in range(calls):
                     run(call)
             return graph
