@@ -60,6 +60,11 @@ struct PlainExperts {
   }
 };
 
+// Experts whose counts a lane of find_tile loads at once: 4 per lane, 128 per pass of the warp,
+// so that a mixture of up to 128 experts (Qwen3-30B-A3B's) costs one round trip to memory before
+// its block knows its tile, not one per 32 experts.
+constexpr int kScanLoads = 4;
+
 // Run by the first warp: which expert's tile `tile` is (experts in order, each with
 // ceil(count / BM) tiles), its first sorted slot and its slot count. expert stays -1 past the
 // last tile.
@@ -68,23 +73,31 @@ __device__ __forceinline__ void find_tile(const int32_t* expert_offsets, int32_t
                                           int32_t& expert, int32_t& first, int32_t& count) {
   const int lane = threadIdx.x;
   int32_t before = 0;  // tiles of the experts already scanned
-  for (int32_t e0 = 0; e0 < num_experts && before <= tile; e0 += kWarpSize) {
-    const int32_t e = e0 + lane;
-    const int32_t slots = e < num_experts ? expert_offsets[e + 1] - expert_offsets[e] : 0;
-    const int32_t tiles = (slots + BM - 1) / BM;
-    int32_t through = tiles;  // inclusive prefix sum over the warp
+  for (int32_t e0 = 0; e0 < num_experts && before <= tile; e0 += kWarpSize * kScanLoads) {
+    int32_t slots[kScanLoads];
 #pragma unroll
-    for (int d = 1; d < kWarpSize; d *= 2) {
-      const int32_t v = __shfl_up_sync(0xffffffffu, through, d);
-      if (lane >= d) through += v;
+    for (int j = 0; j < kScanLoads; j++) {
+      const int32_t e = e0 + j * kWarpSize + lane;
+      slots[j] = e < num_experts ? expert_offsets[e + 1] - expert_offsets[e] : 0;
     }
-    const int32_t start = before + through - tiles;
-    if (tile >= start && tile < start + tiles) {
-      expert = e;
-      first = expert_offsets[e] + (tile - start) * BM;
-      count = min(BM, slots - (tile - start) * BM);
+#pragma unroll
+    for (int j = 0; j < kScanLoads; j++) {
+      const int32_t e = e0 + j * kWarpSize + lane;
+      const int32_t tiles = (slots[j] + BM - 1) / BM;
+      int32_t through = tiles;  // inclusive prefix sum over the warp
+#pragma unroll
+      for (int d = 1; d < kWarpSize; d *= 2) {
+        const int32_t v = __shfl_up_sync(0xffffffffu, through, d);
+        if (lane >= d) through += v;
+      }
+      const int32_t start = before + through - tiles;
+      if (tile >= start && tile < start + tiles) {
+        expert = e;
+        first = expert_offsets[e] + (tile - start) * BM;
+        count = min(BM, slots[j] - (tile - start) * BM);
+      }
+      before += __shfl_sync(0xffffffffu, through, kWarpSize - 1);
     }
-    before += __shfl_sync(0xffffffffu, through, kWarpSize - 1);
   }
 }
 

@@ -281,6 +281,10 @@ describe("vt_moe_matmul with 16-bit activations", () => {
     ["q8_0", [0, 150, 3, 37], 136, 1, "bf16", 0],
     ["q4_k", [300, 0, 1, 41], 72, 2, "bf16", 0],
     ["q6_k", [300, 0, 1, 41], 136, 1, "f16", 0],
+    // More experts than the tile scan loads in one pass (128), a few used on either side of it.
+    ["plain", Array.from({ length: 200 }, (_, e) => (e % 37 === 5 ? 3 : 0)), 40, 1, "bf16", 0],
+    ["q4_k", Array.from({ length: 200 }, (_, e) => (e % 37 === 5 ? 3 : 0)), 40, 1, "bf16", 0],
+    ["plain", Array.from({ length: 160 }, (_, e) => (e % 3 === 0 ? 24 : 0)), 40, 1, "bf16", 0],
   ];
   test.each(cases)(
     "%s weights, slots per expert %j, n = %i, %i slot(s) per x row, %s (x offset %i bytes)",
